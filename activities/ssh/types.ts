@@ -1,0 +1,66 @@
+// The contract every remote effect goes through. One pool per worker process (see pool.ts).
+import type { Inventory, Node } from '../../inventory/schema';
+
+export interface SshTarget {
+  /** Inventory node name: every error and audit record names it. */
+  node: string;
+  host: string;
+  port: number;
+  username: string;
+  privateKeyPath: string;
+  knownHostsPath: string;
+  connectTimeoutMs: number;
+}
+
+export function sshTargetFor(inv: Pick<Inventory, 'ssh'>, node: Node): SshTarget {
+  return {
+    node: node.name,
+    host: node.address,
+    port: node.sshPort,
+    username: node.sshUser,
+    privateKeyPath: inv.ssh.privateKeyPath,
+    knownHostsPath: inv.ssh.knownHostsPath,
+    connectTimeoutMs: inv.ssh.connectTimeoutSeconds * 1000,
+  };
+}
+
+/** What the audit log keeps of one remote command. */
+export interface CommandRecord {
+  node: string;
+  command: string;
+  exitCode: number | null;
+  signal?: string;
+  durationMs: number;
+  /** Set when the command was found already running or finished and was not started again. */
+  reattached?: boolean;
+}
+
+export interface CommandResult extends CommandRecord {
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  timeoutMs?: number;
+  stdin?: string;
+  signal?: AbortSignal;
+}
+
+export interface DetachedOptions {
+  /** Unique per workflow, step and operator retry; an activity retry reuses it to reattach. */
+  key: string;
+  command: string;
+  /** Remote directory for run state; may start with $HOME. */
+  stateDir: string;
+  pollMs?: number;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Called at every poll with the output's tail, for heartbeats and progress. */
+  onProgress?: (tail: string) => void;
+}
+
+/** Runs commands on nodes. Activities depend on this interface, never on ssh2 directly. */
+export interface RemoteRunner {
+  run(target: SshTarget, command: string, opts?: RunOptions): Promise<CommandResult>;
+  runDetached(target: SshTarget, opts: DetachedOptions): Promise<CommandResult>;
+}

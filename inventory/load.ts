@@ -1,0 +1,171 @@
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { COMMAND_PLACEHOLDERS, DEFAULT_COMMANDS, placeholdersIn, type CommandName } from './commands';
+import { inventorySchema, type Inventory, type InventoryInput, type Node, type Service, type Role } from './schema';
+
+export class InventoryError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'} in the inventory:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'InventoryError';
+  }
+}
+
+const DEFAULT_SERVICES: Record<Role, Service[]> = {
+  controller: [
+    { unit: 'devstack@n-super-cond', kind: 'conductor' },
+    { unit: 'devstack@n-cond-cell1', kind: 'conductor' },
+    { unit: 'devstack@n-sch', kind: 'scheduler' },
+    { unit: 'devstack@n-api-meta', kind: 'metadata' },
+    { unit: 'devstack@n-novnc-cell1', kind: 'console' },
+  ],
+  api: [{ unit: 'devstack@n-api', kind: 'api' }],
+  compute: [{ unit: 'devstack@n-cpu', kind: 'compute' }],
+  lb: [],
+};
+
+const DEFAULT_CONFIGS: Record<Role, string[]> = {
+  controller: ['/etc/nova/nova.conf', '/etc/nova/nova_cell1.conf'],
+  api: ['/etc/nova/nova.conf'],
+  compute: ['/etc/nova/nova-cpu.conf'],
+  lb: [],
+};
+
+/** Names a path the way an operator reads it: `nodes[1] (apicomp).api.haproxyServer`. */
+function describePath(path: readonly PropertyKey[], raw: unknown): string {
+  let out = '';
+  let cursor: unknown = raw;
+  for (const key of path) {
+    if (typeof key === 'number') {
+      out += `[${key}]`;
+      cursor = Array.isArray(cursor) ? cursor[key] : undefined;
+      const name = cursor && typeof cursor === 'object' ? (cursor as { name?: unknown }).name : undefined;
+      if (typeof name === 'string') out += ` (${name})`;
+    } else {
+      out += out ? `.${String(key)}` : String(key);
+      cursor = cursor && typeof cursor === 'object' ? (cursor as Record<string, unknown>)[String(key)] : undefined;
+    }
+  }
+  return out || '(top level)';
+}
+
+function zodProblems(error: z.ZodError, raw: unknown): string[] {
+  return error.issues.map((issue) => {
+    const where = describePath(issue.path, raw);
+    if (issue.code === 'unrecognized_keys') return `${where}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    return `${where}: ${issue.message}`;
+  });
+}
+
+function uniq<T>(items: T[]): T[] {
+  return [...new Set(items)];
+}
+
+/** Validates an already-parsed document; the single entry point for YAML, JSON and tests. */
+export function validateInventory(raw: unknown, source = 'inventory'): Inventory {
+  const parsed = inventorySchema.safeParse(raw);
+  if (!parsed.success) throw new InventoryError(source, zodProblems(parsed.error, raw));
+  const inv = parsed.data;
+  const problems: string[] = [];
+  const where = (i: number) => `nodes[${i}] (${inv.nodes[i]!.name})`;
+
+  const nodes: Node[] = inv.nodes.map((n) => {
+    const services = n.services ?? uniq(n.roles).flatMap((r) => DEFAULT_SERVICES[r]);
+    const api = n.roles.includes('api')
+      ? { haproxyServer: n.api?.haproxyServer ?? n.name, url: n.api?.url ?? `http://${n.address.includes(':') ? `[${n.address}]` : n.address}:8774` }
+      : undefined;
+    return {
+      name: n.name,
+      address: n.address,
+      sshPort: n.sshPort ?? inv.ssh.port,
+      sshUser: n.sshUser ?? inv.ssh.user,
+      roles: uniq(n.roles),
+      novaHost: n.novaHost ?? n.name,
+      ...(api ? { api } : {}),
+      ...(n.lb ? { lb: n.lb } : {}),
+      services,
+      configFiles: n.configFiles ?? uniq(n.roles.flatMap((r) => DEFAULT_CONFIGS[r])),
+    };
+  });
+
+  const seen = new Map<string, number>();
+  nodes.forEach((n, i) => {
+    const before = seen.get(n.name);
+    if (before !== undefined) problems.push(`${where(i)}.name: "${n.name}" is already used by nodes[${before}]`);
+    else seen.set(n.name, i);
+    if (n.roles.includes('lb') && !n.lb) problems.push(`${where(i)}.lb.socket: an lb node must say how its HAProxy runtime socket is reached`);
+    if (!n.roles.includes('lb') && n.lb) problems.push(`${where(i)}.lb: only a node with the lb role has an HAProxy socket`);
+    if (!n.roles.includes('api') && inv.nodes[i]!.api) problems.push(`${where(i)}.api: only a node with the api role serves nova-api`);
+  });
+  const servers = new Map<string, number>();
+  nodes.forEach((n, i) => {
+    const names = [n.api?.haproxyServer, ...n.services.map((s) => s.haproxyServer)].filter((s): s is string => !!s);
+    for (const s of uniq(names)) {
+      const before = servers.get(s);
+      if (before !== undefined) problems.push(`${where(i)}.api.haproxyServer: server "${s}" is already used by nodes[${before}] (${nodes[before]!.name})`);
+      else servers.set(s, i);
+    }
+  });
+  const addresses = new Map<string, number>();
+  nodes.forEach((n, i) => {
+    const key = `${n.address}:${n.sshPort}`;
+    const before = addresses.get(key);
+    if (before !== undefined) problems.push(`${where(i)}.address: ${key} is already used by nodes[${before}] (${nodes[before]!.name})`);
+    else addresses.set(key, i);
+  });
+
+  const controllers = nodes.filter((n) => n.roles.includes('controller'));
+  if (controllers.length !== 1) problems.push(`nodes: exactly one node must have the controller role (found ${controllers.length}${controllers.length ? `: ${controllers.map((c) => c.name).join(', ')}` : ''})`);
+  const apiNodes = nodes.filter((n) => n.api);
+  if (apiNodes.length < 2) problems.push(`nodes: a zero-downtime upgrade needs at least two nodes with the api role (found ${apiNodes.length})`);
+  if (!nodes.some((n) => n.roles.includes('lb'))) problems.push('nodes: at least one node must have the lb role (the HAProxy in front of nova-api)');
+  const tempestHost = inv.tempest.host ?? controllers[0]?.name ?? nodes[0]!.name;
+  if (!seen.has(tempestHost)) problems.push(`tempest.host: "${tempestHost}" is not a node in this inventory`);
+  const computeHosts = new Set(nodes.filter((n) => n.roles.includes('compute')).map((n) => n.novaHost));
+  inv.compute.exclude.forEach((h, i) => {
+    if (!computeHosts.has(h) && !seen.has(h)) problems.push(`compute.exclude[${i}]: "${h}" is neither a compute node nor a nova host in this inventory`);
+  });
+
+  const commands = { ...DEFAULT_COMMANDS, ...Object.fromEntries(Object.entries(inv.commands).filter(([, v]) => v !== undefined)) } as Record<CommandName, string>;
+  for (const [name, template] of Object.entries(commands) as [CommandName, string][]) {
+    const allowed = COMMAND_PLACEHOLDERS[name];
+    for (const p of uniq(placeholdersIn(template))) {
+      if (!allowed.includes(p)) {
+        problems.push(`commands.${name}: unknown placeholder {${p}}; this template may use ${allowed.length ? allowed.map((a) => `{${a}}`).join(', ') : 'no placeholders'}`);
+      }
+    }
+  }
+
+  if (problems.length) throw new InventoryError(source, problems);
+  return {
+    ...inv,
+    nodes,
+    commands,
+    vip: { url: inv.vip.url, computeEndpointUrl: inv.vip.computeEndpointUrl ?? `${inv.vip.url}/v2.1` },
+    tempest: { host: tempestHost, enabled: inv.tempest.enabled },
+    controller: controllers[0]!.name,
+  };
+}
+
+export function parseInventoryText(text: string, source: string): Inventory {
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length) {
+    throw new InventoryError(source, doc.errors.map((e) => `YAML syntax (line ${e.linePos?.[0]?.line ?? '?'}): ${e.message.split('\n')[0]}`));
+  }
+  return validateInventory(doc.toJS() as unknown, source);
+}
+
+export function loadInventory(path: string): Inventory {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new InventoryError(path, [`cannot read the file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+  }
+  return parseInventoryText(text, path);
+}
+
+export type { InventoryInput };

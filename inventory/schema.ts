@@ -1,0 +1,208 @@
+// The one inventory schema: the CLI validates a YAML file against it at the edge, and the
+// workflow receives the parsed, defaulted result. Only paths to secrets ever appear here.
+import { z } from 'zod';
+import { DEFAULT_COMMANDS, COMMAND_PLACEHOLDERS, type CommandName } from './commands';
+
+// HAProxy accepts letters, digits, '-', '_', '.' and ':' in proxy and server names. Anything
+// else (';' or a newline above all) could smuggle a second runtime command into a batch.
+export const HAPROXY_NAME = /^[A-Za-z0-9_.:-]+$/;
+const haproxyName = z.string().regex(HAPROXY_NAME, "must be a valid HAProxy name (letters, digits, '-', '_', '.', ':')");
+
+const nodeName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must start with a letter or digit and hold only letters, digits, ".", "_" or "-"');
+const version = z.string().regex(/^\d+\.\d+\.\d+([.-][0-9A-Za-z.-]+)?$/, 'must be a release version such as 31.0.0');
+const httpUrl = z
+  .string()
+  .url('must be a URL')
+  .refine((u) => /^https?:\/\//.test(u), 'must be an http:// or https:// URL')
+  .transform((u) => u.replace(/\/+$/, ''));
+const port = z.number().int().min(1).max(65535);
+const seconds = z.number().positive();
+
+export const ROLES = ['controller', 'api', 'compute', 'lb'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const SERVICE_KINDS = ['conductor', 'scheduler', 'api', 'metadata', 'console', 'compute', 'other'] as const;
+export type ServiceKind = (typeof SERVICE_KINDS)[number];
+
+const serviceSchema = z
+  .object({
+    unit: z.string().regex(/^[A-Za-z0-9@_.:-]+$/, 'must be a systemd unit name'),
+    kind: z.enum(SERVICE_KINDS),
+    // A service with an HAProxy server is drained, restarted and enabled like nova-api
+    // instead of being restarted in place.
+    haproxyServer: haproxyName.optional(),
+  })
+  .strict();
+export type Service = z.infer<typeof serviceSchema>;
+
+const lbSocketSchema = z.discriminatedUnion('via', [
+  z
+    .object({
+      via: z.literal('ssh'),
+      path: z.string().min(1).default('/var/run/haproxy.sock'),
+      sudo: z.boolean().default(true),
+    })
+    .strict(),
+  z.object({ via: z.literal('unix'), path: z.string().min(1) }).strict(),
+  z.object({ via: z.literal('tcp'), host: z.string().min(1), port }).strict(),
+]);
+export type LbSocket = z.infer<typeof lbSocketSchema>;
+
+const nodeSchema = z
+  .object({
+    name: nodeName,
+    address: z.string().min(1),
+    sshPort: port.optional(),
+    sshUser: z.string().min(1).optional(),
+    roles: z.array(z.enum(ROLES)).min(1, 'must name at least one role'),
+    // nova's own name for the host (`openstack compute service list`), when it differs.
+    novaHost: z.string().min(1).optional(),
+    api: z
+      .object({
+        haproxyServer: haproxyName.optional(),
+        url: httpUrl.optional(),
+      })
+      .strict()
+      .optional(),
+    lb: z.object({ socket: lbSocketSchema }).strict().optional(),
+    services: z.array(serviceSchema).optional(),
+    configFiles: z.array(z.string().min(1)).optional(),
+  })
+  .strict();
+export type NodeInput = z.infer<typeof nodeSchema>;
+
+const commandsSchema = z
+  .object(Object.fromEntries(Object.keys(DEFAULT_COMMANDS).map((k) => [k, z.string().min(1).optional()])) as Record<
+    CommandName,
+    z.ZodOptional<z.ZodString>
+  >)
+  .strict();
+
+export const inventorySchema = z
+  .object({
+    cloud: nodeName,
+    release: z.object({ from: version, to: version }).strict(),
+    ssh: z
+      .object({
+        user: z.string().min(1).default('root'),
+        port: port.default(22),
+        privateKeyPath: z.string().min(1),
+        knownHostsPath: z.string().min(1),
+        connectTimeoutSeconds: seconds.default(10),
+      })
+      .strict(),
+    // Where detached runs keep their pid, output and exit code on each node.
+    remoteStateDir: z.string().min(1).default('$HOME/.nova-upgrade'),
+    vip: z
+      .object({
+        url: httpUrl,
+        // What keystone's compute endpoint should say; nova's versioned root behind the VIP.
+        computeEndpointUrl: httpUrl.optional(),
+      })
+      .strict(),
+    haproxy: z
+      .object({
+        backend: haproxyName.default('nova-api'),
+        drainMode: z.enum(['weight', 'disable', 'drain']).default('drain'),
+        switchover: z.enum(['rolling', 'monotonic']).default('rolling'),
+      })
+      .strict()
+      .default({ backend: 'nova-api', drainMode: 'drain', switchover: 'rolling' }),
+    openstack: z
+      .object({
+        // Name of the clouds.yaml entry the openstack CLI uses on the controller: a reference,
+        // never a password.
+        osCloud: z.string().min(1).default('devstack-admin'),
+      })
+      .strict()
+      .default({ osCloud: 'devstack-admin' }),
+    cells: z
+      .array(z.object({ name: z.string().min(1), configFile: z.string().min(1) }).strict())
+      .min(1)
+      .default([
+        { name: 'cell0', configFile: '/etc/nova/nova.conf' },
+        { name: 'cell1', configFile: '/etc/nova/nova_cell1.conf' },
+      ]),
+    compute: z
+      .object({
+        batchSize: z.number().int().min(1).default(5),
+        exclude: z.array(z.string().min(1)).default([]),
+      })
+      .strict()
+      .default({ batchSize: 5, exclude: [] }),
+    tempest: z
+      .object({
+        host: nodeName.optional(),
+        enabled: z.boolean().default(true),
+      })
+      .strict()
+      .default({ enabled: true }),
+    probe: z
+      .object({
+        enabled: z.boolean().default(true),
+        ratePerSecond: z.number().positive().default(20),
+        clients: z.number().int().min(1).default(4),
+        paths: z.array(z.string().startsWith('/')).min(1).default(['/', '/v2.1/']),
+        requestTimeoutSeconds: seconds.default(10),
+        // Failed requests tolerated before the run holds for the operator.
+        maxFailures: z.number().int().min(0).default(0),
+      })
+      .strict()
+      .default({ enabled: true, ratePerSecond: 20, clients: 4, paths: ['/', '/v2.1/'], requestTimeoutSeconds: 10, maxFailures: 0 }),
+    timeouts: z
+      .object({
+        commandSeconds: seconds.default(900),
+        drainSeconds: seconds.default(300),
+        settleSeconds: seconds.default(3),
+        serviceUpSeconds: seconds.default(180),
+        tempestSeconds: seconds.default(3600),
+        pollSeconds: seconds.default(1),
+      })
+      .strict()
+      .default({ commandSeconds: 900, drainSeconds: 300, settleSeconds: 3, serviceUpSeconds: 180, tempestSeconds: 3600, pollSeconds: 1 }),
+    retry: z
+      .object({
+        maximumAttempts: z.number().int().min(1).default(5),
+        initialIntervalSeconds: seconds.default(2),
+        maximumIntervalSeconds: seconds.default(60),
+      })
+      .strict()
+      .default({ maximumAttempts: 5, initialIntervalSeconds: 2, maximumIntervalSeconds: 60 }),
+    notify: z.object({ webhookUrl: httpUrl.optional() }).strict().default({}),
+    window: z
+      .object({ end: z.iso.datetime({ offset: true }).optional() })
+      .strict()
+      .default({}),
+    commands: commandsSchema.default({}),
+    nodes: z.array(nodeSchema).min(1, 'must list at least one node'),
+  })
+  .strict();
+
+export type InventoryInput = z.input<typeof inventorySchema>;
+type Parsed = z.output<typeof inventorySchema>;
+
+/** A node with every default filled in: what activities and workflows work with. */
+export interface Node {
+  name: string;
+  address: string;
+  sshPort: number;
+  sshUser: string;
+  roles: Role[];
+  novaHost: string;
+  api?: { haproxyServer: string; url: string };
+  lb?: { socket: LbSocket };
+  services: Service[];
+  configFiles: string[];
+}
+
+export type Inventory = Omit<Parsed, 'nodes' | 'commands'> & {
+  nodes: Node[];
+  commands: Record<CommandName, string>;
+  vip: { url: string; computeEndpointUrl: string };
+  tempest: { host: string; enabled: boolean };
+  /** The node that runs nova-manage, nova-status and the openstack CLI. */
+  controller: string;
+};
+
+export { COMMAND_PLACEHOLDERS };
+export type { CommandName };
