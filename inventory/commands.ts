@@ -23,6 +23,11 @@ export const DEFAULT_COMMANDS = {
   endpointList: 'OS_CLOUD={osCloud} openstack endpoint list --service compute --interface public -f json',
   endpointSet: 'OS_CLOUD={osCloud} openstack endpoint set --url {url} {endpointId}',
   tempest: 'cd /opt/stack/tempest && tempest run --smoke',
+  /** `lb setup`: exits 0 with "Configuration file is valid", 1 on errors; warnings still exit 0. */
+  haproxyCheckConfig: '/usr/sbin/haproxy -c -f {config}',
+  // reload-or-restart: a node set up for the first time has no HAProxy running to reload.
+  haproxyReload: 'sudo systemctl reload-or-restart haproxy',
+  keepalivedRestart: 'sudo systemctl restart keepalived',
 } as const;
 
 export type CommandName = keyof typeof DEFAULT_COMMANDS;
@@ -48,6 +53,9 @@ export const COMMAND_PLACEHOLDERS: Record<CommandName, readonly string[]> = {
   endpointList: ['osCloud'],
   endpointSet: ['osCloud', 'url', 'endpointId'],
   tempest: [],
+  haproxyCheckConfig: ['config', 'node'],
+  haproxyReload: ['config', 'pidFile', 'node'],
+  keepalivedRestart: ['config', 'node'],
 };
 
 const PLACEHOLDER = /\{([A-Za-z][A-Za-z0-9]*)\}/g;

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { COMMAND_PLACEHOLDERS, DEFAULT_COMMANDS, placeholdersIn, type CommandName } from './commands';
-import { inventorySchema, type Inventory, type InventoryInput, type Node, type Service, type Role } from './schema';
+import { inventorySchema, IPV4, type Inventory, type InventoryInput, type LoadBalancerSettings, type Node, type Service, type Role } from './schema';
 
 export class InventoryError extends Error {
   constructor(
@@ -64,6 +64,70 @@ function uniq<T>(items: T[]): T[] {
   return [...new Set(items)];
 }
 
+type Parsed = z.output<typeof inventorySchema>;
+
+/** host:port of an http(s) URL, with the scheme's port when the URL names none. */
+export function hostPort(url: string): { host: string; port: number } {
+  const u = new URL(url);
+  return { host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80 };
+}
+
+/**
+ * The loadBalancer section with its defaults resolved. Checked only when the section is there,
+ * so an inventory written for the upgrade alone is judged exactly as before.
+ */
+function resolveLoadBalancer(inv: Parsed, nodes: Node[], problems: string[], where: (i: number) => string): LoadBalancerSettings | undefined {
+  const lb = inv.loadBalancer;
+  if (!lb) return undefined;
+  const vip = hostPort(inv.vip.url);
+  if (!lb.vipAddress && !IPV4.test(vip.host)) problems.push(`vip.url: host "${vip.host}" is not an IPv4 address, so keepalived cannot hold it; set loadBalancer.vipAddress`);
+  const frontendPort = lb.frontendPort ?? vip.port;
+  if (lb.frontendPort !== undefined && lb.frontendPort !== vip.port) problems.push(`loadBalancer.frontendPort: ${lb.frontendPort} differs from the port of vip.url (${vip.port}); the probe and keystone would call a port HAProxy does not serve`);
+
+  const lbIndexes = nodes.map((n, i) => (n.lb ? i : -1)).filter((i) => i >= 0);
+  const priorities = new Map<number, number>();
+  const members = lbIndexes.map((i, rank) => {
+    const own = inv.nodes[i]!.lb!;
+    const priority = own.priority ?? 101 - rank;
+    const before = priorities.get(priority);
+    if (before !== undefined) problems.push(`${where(i)}.lb.priority: ${priority} is already the keepalived priority of ${where(before)}; equal priorities leave the VIP's owner to chance`);
+    else priorities.set(priority, i);
+    if (priority < 1) problems.push(`${where(i)}.lb.priority: the default priority ${priority} is below 1; give each LB node a priority`);
+    return { node: nodes[i]!.name, priority, interface: own.interface ?? lb.interface, files: { ...lb.files, ...Object.fromEntries(Object.entries(own.files ?? {}).filter(([, v]) => v !== undefined)) } };
+  });
+
+  // HAProxy would start with two servers on one address and count every request twice.
+  const addresses = new Map<string, number>();
+  const servers: LoadBalancerSettings['servers'] = [];
+  nodes.forEach((n, i) => {
+    if (!n.api) return;
+    const { host, port } = hostPort(n.api.url);
+    servers.push({ name: n.api.haproxyServer, node: n.name, host, port });
+    if (port < 1 || port > 65535) problems.push(`${where(i)}.api.url: port ${port} is not a TCP port, 1 to 65535`);
+    const key = `${host}:${port}`;
+    const before = addresses.get(key);
+    if (before !== undefined) problems.push(`${where(i)}.api.url: ${key} is already the address of HAProxy server "${nodes[before]!.api!.haproxyServer}" (${where(before)}); each server needs its own address`);
+    else addresses.set(key, i);
+    n.services.forEach((s, j) => {
+      if (s.haproxyServer && s.haproxyServer !== n.api!.haproxyServer) problems.push(`${where(i)}.services[${j}].haproxyServer: lb setup cannot place server "${s.haproxyServer}": only a node's api.url gives a server its address`);
+    });
+  });
+
+  return {
+    vipAddress: lb.vipAddress ?? vip.host,
+    vipPrefixLength: lb.vipPrefixLength,
+    virtualRouterId: lb.virtualRouterId,
+    advertIntervalSeconds: lb.advertIntervalSeconds,
+    frontendName: lb.frontendName,
+    frontendPort,
+    log: lb.log,
+    healthCheck: lb.healthCheck,
+    sudo: lb.sudo,
+    members,
+    servers,
+  };
+}
+
 /** Validates an already-parsed document; the single entry point for YAML, JSON and tests. */
 export function validateInventory(raw: unknown, source = 'inventory'): Inventory {
   const parsed = inventorySchema.safeParse(raw);
@@ -85,7 +149,7 @@ export function validateInventory(raw: unknown, source = 'inventory'): Inventory
       roles: uniq(n.roles),
       novaHost: n.novaHost ?? n.name,
       ...(api ? { api } : {}),
-      ...(n.lb ? { lb: n.lb } : {}),
+      ...(n.lb ? { lb: { socket: n.lb.socket } } : {}),
       services,
       configFiles: n.configFiles ?? uniq(n.roles.flatMap((r) => DEFAULT_CONFIGS[r])),
     };
@@ -139,14 +203,18 @@ export function validateInventory(raw: unknown, source = 'inventory'): Inventory
     }
   }
 
+  const loadBalancer = resolveLoadBalancer(inv, nodes, problems, where);
+
   if (problems.length) throw new InventoryError(source, problems);
+  const { loadBalancer: _section, ...rest } = inv;
   return {
-    ...inv,
+    ...rest,
     nodes,
     commands,
     vip: { url: inv.vip.url, computeEndpointUrl: inv.vip.computeEndpointUrl ?? `${inv.vip.url}/v2.1` },
     tempest: { host: tempestHost, enabled: inv.tempest.enabled },
     controller: controllers[0]!.name,
+    ...(loadBalancer ? { loadBalancer } : {}),
   };
 }
 

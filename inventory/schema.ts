@@ -48,6 +48,87 @@ const lbSocketSchema = z.discriminatedUnion('via', [
 ]);
 export type LbSocket = z.infer<typeof lbSocketSchema>;
 
+// Only `nova-upgrade lb setup` reads what follows: the upgrade itself talks to the socket alone.
+// Paths end up inside haproxy.cfg and keepalived.conf, whose parsers split on whitespace.
+const absPath = z.string().regex(/^\/[^\s'"]*$/, 'must be an absolute path without spaces or quotes');
+const ifName = z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'must be a network interface name (up to 15 letters, digits, "_", ".", ":", "@", "-")');
+const IPV4_OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+export const IPV4 = new RegExp(`^${IPV4_OCTET}(\\.${IPV4_OCTET}){3}$`);
+const lbPort = z.number().int('must be a TCP port, 1 to 65535').min(1, 'must be a TCP port, 1 to 65535').max(65535, 'must be a TCP port, 1 to 65535');
+
+export const LB_FILE_DEFAULTS = {
+  haproxyConfig: '/etc/haproxy/haproxy.cfg',
+  keepalivedConfig: '/etc/keepalived/keepalived.conf',
+  // HAProxy reads it at every start; Debian keeps /var/lib/haproxy for HAProxy's own state.
+  serverState: '/var/lib/haproxy/server-state',
+  // Debian's unit passes -p /run/haproxy.pid; keepalived's track script reads it.
+  haproxyPid: '/run/haproxy.pid',
+  sysctl: '/etc/sysctl.d/60-nova-upgrade-lb.conf',
+} as const;
+export type LbFiles = { -readonly [K in keyof typeof LB_FILE_DEFAULTS]: string };
+
+const lbFileOverrides = z.object(Object.fromEntries(Object.keys(LB_FILE_DEFAULTS).map((k) => [k, absPath.optional()])) as Record<keyof LbFiles, z.ZodOptional<typeof absPath>>).strict();
+
+const lbNodeSchema = z
+  .object({
+    socket: lbSocketSchema,
+    // keepalived priority; default 101 for the first LB node, one less for each next one.
+    priority: z.number().int().min(1, 'must be a VRRP priority, 1 to 254').max(254, 'must be a VRRP priority, 1 to 254').optional(),
+    interface: ifName.optional(),
+    files: lbFileOverrides.optional(),
+  })
+  .strict();
+
+const loadBalancerSchema = z
+  .object({
+    // Default: the host of vip.url, which must then be an IPv4 address.
+    vipAddress: z.string().regex(IPV4, 'must be an IPv4 address').optional(),
+    vipPrefixLength: z.number().int().min(1).max(32).default(32),
+    interface: ifName.default('eth0'),
+    virtualRouterId: z.number().int().min(1, 'must be a VRRP router id, 1 to 255').max(255, 'must be a VRRP router id, 1 to 255').default(50),
+    advertIntervalSeconds: z.number().int().min(1).max(255).default(1),
+    frontendName: haproxyName.default('nova-api-vip'),
+    // Default: the port of vip.url.
+    frontendPort: lbPort.optional(),
+    log: z.string().regex(/^[^\n#]+$/, 'must be one line of HAProxy log target').default('/dev/log local0'),
+    healthCheck: z
+      .object({ path: z.string().regex(/^\/\S*$/, 'must be a URL path without spaces'), intervalSeconds: seconds })
+      .strict()
+      .default({ path: '/', intervalSeconds: 2 }),
+    // Whether file writes, sysctl and `haproxy -c` on the LB nodes go through `sudo -n`.
+    sudo: z.boolean().default(true),
+    files: z
+      .object(Object.fromEntries(Object.entries(LB_FILE_DEFAULTS).map(([k, v]) => [k, absPath.default(v)])) as Record<keyof LbFiles, z.ZodDefault<typeof absPath>>)
+      .strict()
+      .default({ ...LB_FILE_DEFAULTS }),
+  })
+  .strict();
+
+/** One LB node's keepalived and file settings, defaults filled in. */
+export interface LoadBalancerMember {
+  node: string;
+  priority: number;
+  interface: string;
+  files: LbFiles;
+}
+
+/** The loadBalancer section resolved: VIP and frontend port known, every LB node's priority set. */
+export interface LoadBalancerSettings {
+  vipAddress: string;
+  vipPrefixLength: number;
+  virtualRouterId: number;
+  advertIntervalSeconds: number;
+  frontendName: string;
+  frontendPort: number;
+  log: string;
+  healthCheck: { path: string; intervalSeconds: number };
+  sudo: boolean;
+  /** In inventory order. */
+  members: LoadBalancerMember[];
+  /** The backend's servers, from each api node's url. */
+  servers: Array<{ name: string; node: string; host: string; port: number }>;
+}
+
 const nodeSchema = z
   .object({
     name: nodeName,
@@ -64,7 +145,7 @@ const nodeSchema = z
       })
       .strict()
       .optional(),
-    lb: z.object({ socket: lbSocketSchema }).strict().optional(),
+    lb: lbNodeSchema.optional(),
     services: z.array(serviceSchema).optional(),
     configFiles: z.array(z.string().min(1)).optional(),
   })
@@ -174,6 +255,7 @@ export const inventorySchema = z
       .strict()
       .default({}),
     commands: commandsSchema.default({}),
+    loadBalancer: loadBalancerSchema.optional(),
     nodes: z.array(nodeSchema).min(1, 'must list at least one node'),
   })
   .strict();
@@ -195,13 +277,15 @@ export interface Node {
   configFiles: string[];
 }
 
-export type Inventory = Omit<Parsed, 'nodes' | 'commands'> & {
+export type Inventory = Omit<Parsed, 'nodes' | 'commands' | 'loadBalancer'> & {
   nodes: Node[];
   commands: Record<CommandName, string>;
   vip: { url: string; computeEndpointUrl: string };
   tempest: { host: string; enabled: boolean };
   /** The node that runs nova-manage, nova-status and the openstack CLI. */
   controller: string;
+  /** Present only when the inventory has a loadBalancer section (what `lb setup` needs). */
+  loadBalancer?: LoadBalancerSettings;
 };
 
 export { COMMAND_PLACEHOLDERS };

@@ -1,7 +1,7 @@
 // A real OpenSSH sshd for one lab node or one test: its own host key, its own address and
 // port, and an environment that points the node's commands at its own root.
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 
@@ -31,6 +31,8 @@ export interface SshdOptions {
   authorizedKeys: string;
   /** Set in every session (sshd's SetEnv overrides the login defaults, PATH included). */
   env?: Record<string, string>;
+  /** sshd's MaxSessions (channels per connection); OpenSSH's own default is 10. */
+  maxSessions?: number;
 }
 
 export interface SshdHandle {
@@ -108,7 +110,7 @@ export async function startSshd(opts: SshdOptions): Promise<SshdHandle> {
     // The lab's files live under the project directory, whose modes sshd would otherwise judge.
     'StrictModes no',
     'PrintMotd no',
-    'MaxSessions 64',
+    `MaxSessions ${opts.maxSessions ?? 64}`,
     'MaxStartups 64:30:128',
     'LogLevel INFO',
     ...(env ? [`SetEnv ${env}`] : []),
@@ -137,15 +139,38 @@ export async function startSshd(opts: SshdOptions): Promise<SshdHandle> {
   };
 }
 
+/** Per-connection sshd processes: they call setsid(), so they are not in the listener's group. */
+function childPids(parent: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // The command name may hold spaces and parentheses; fields resume after the last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent) children.push(Number(entry));
+    } catch {
+      // The process exited while we looked.
+    }
+  }
+  return children;
+}
+
+/** Stops the listener and ends its open connections, as a node going down would. */
 export function stopSshd(dir: string, signal: NodeJS.Signals = 'SIGTERM'): void {
   const pid = sshdPid(dir);
-  if (pid) {
+  if (!pid) return;
+  const connections = childPids(pid);
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    process.kill(pid, signal);
+  }
+  for (const child of connections) {
     try {
-      // Session children belong to the same process group only if sshd was started detached,
-      // which startSshd does; killing the group ends open sessions too.
-      process.kill(-pid, signal);
+      process.kill(child, signal);
     } catch {
-      process.kill(pid, signal);
+      // Already gone.
     }
   }
 }

@@ -57,6 +57,12 @@ export interface DetachedOptions {
   signal?: AbortSignal;
   /** Called at every poll with the output's tail, for heartbeats and progress. */
   onProgress?: (tail: string) => void;
+  /**
+   * Whether an abort of `signal` kills the remote run (true) or only stops waiting for it
+   * (false, so a later attempt reattaches). Default: kill, except for Temporal's
+   * WORKER_SHUTDOWN, TIMED_OUT, PAUSED and RESET cancellations (see detached.ts).
+   */
+  killOnAbort?: (reason: unknown) => boolean;
 }
 
 /** Runs commands on nodes. Activities depend on this interface, never on ssh2 directly. */

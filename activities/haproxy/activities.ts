@@ -1,0 +1,354 @@
+// HAProxy steps of the API rolling restart, as Temporal activities. Every LB holding the VIP
+// (or able to take it over) must agree, so each step acts on every LB in the input.
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { RemoteRunner } from '../ssh/types';
+import { checkName, commands, describeSocket, HaproxyRuntime, type CliLevel, type LbTarget, type RuntimeClientOptions, type RuntimeCommand } from './runtimeApi';
+import { CHECK_PASSED, drainedBy, parseServersState, satisfiesDrain, serverStats, type DrainMode, type ServerStat, type ServerState } from './stats';
+
+export type { LbTarget } from './runtimeApi';
+export type { DrainMode } from './stats';
+
+export interface HaproxyDeps {
+  runner: RemoteRunner;
+  /** Test hook: sees every payload sent to a socket. */
+  onSend?: RuntimeClientOptions['onSend'];
+}
+
+/** Configured weight per LB node, per server: what enableApiServer restores. */
+export type RecordedWeights = Record<string, Record<string, number>>;
+
+export interface LbServerInput {
+  lbs: LbTarget[];
+  backend: string;
+  server: string;
+}
+
+export interface PerLb {
+  lb: string;
+  alreadyDone: boolean;
+  detail: string;
+}
+
+export interface StepResult {
+  summary: string;
+  alreadyDone: boolean;
+  perLb: PerLb[];
+}
+
+export interface SessionCount {
+  lb: string;
+  scur: number;
+  qcur: number;
+  /** Idle pooled server connections: not sessions, and not closed by draining. */
+  idleConnections: number;
+  status: string;
+}
+
+export interface ServerCounters {
+  status: string;
+  weight: number;
+  scur: number;
+  wretr: number;
+  wredis: number;
+  econ: number;
+  eresp: number;
+}
+
+function context(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
+
+async function pause(ms: number): Promise<void> {
+  // Context.sleep ends early with a CancelledFailure when the workflow cancels the activity.
+  const ctx = context();
+  if (ctx) await ctx.sleep(ms);
+  else await new Promise((r) => setTimeout(r, ms));
+}
+
+function heartbeat(details: unknown): void {
+  context()?.heartbeat(details);
+}
+
+/** Acts on every LB; one unreachable LB does not stop the others, and the retry finds them done. */
+async function onEveryLb<T>(lbs: LbTarget[], fn: (lb: LbTarget) => Promise<T>): Promise<T[]> {
+  if (lbs.length === 0) throw ApplicationFailure.create({ type: 'HaproxyNoLoadBalancers', message: 'no LB nodes given', nonRetryable: true });
+  const results = await Promise.allSettled(lbs.map(fn));
+  const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+  if (failures.length) {
+    // A non-retryable failure needs the operator whatever the other LBs said; report it first.
+    throw failures.find((f) => f instanceof ApplicationFailure && f.nonRetryable) ?? failures[0];
+  }
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
+/** Before anything is sent: a name with `;` or a newline would be a second runtime command. */
+function checkNames(backend: string, servers: string[]): void {
+  checkName('backend', backend);
+  servers.forEach((s) => checkName('server', s));
+}
+
+function noSuchServer(lb: LbTarget, backend: string, server: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: 'HaproxyNoSuchServer',
+    message: `HAProxy on LB ${lb.node} (${describeSocket(lb.socket)}) has no server ${server} in backend ${backend}`,
+    nonRetryable: true,
+    details: [{ lb: lb.node, backend, server }],
+  });
+}
+
+export function createHaproxyActivities(deps: HaproxyDeps) {
+  const client = (lb: LbTarget) => new HaproxyRuntime(lb, { runner: deps.runner, onSend: deps.onSend });
+
+  async function stateOf(lb: LbTarget, backend: string): Promise<Map<string, ServerState>> {
+    const text = await client(lb).one(commands.showServersState(backend));
+    return new Map(parseServersState(text).map((s) => [s.server, s]));
+  }
+
+  async function oneState(lb: LbTarget, backend: string, server: string): Promise<ServerState> {
+    checkNames(backend, [server]);
+    const s = (await stateOf(lb, backend)).get(server);
+    if (!s) throw noSuchServer(lb, backend, server);
+    return s;
+  }
+
+  async function statsOf(lb: LbTarget, backend: string): Promise<Map<string, ServerStat>> {
+    return serverStats(await client(lb).one(commands.showStat(backend)), backend);
+  }
+
+  async function oneStat(lb: LbTarget, backend: string, server: string): Promise<ServerStat> {
+    checkNames(backend, [server]);
+    const s = (await statsOf(lb, backend)).get(server);
+    if (!s) throw noSuchServer(lb, backend, server);
+    return s;
+  }
+
+  /**
+   * Runs in a step of its own before any drain, so a drain retried after a crash never records
+   * the 0 it set itself. `state drain` and `state maint` keep srv_uweight; only weight 0 loses it,
+   * and then srv_iweight (the config file's weight) is the truthful answer.
+   */
+  async function recordServerWeights(input: { lbs: LbTarget[]; backend: string; servers: string[] }): Promise<{ summary: string; weights: RecordedWeights; notes: string[] }> {
+    checkNames(input.backend, input.servers);
+    const notes: string[] = [];
+    const per = await onEveryLb(input.lbs, async (lb) => {
+      const states = await stateOf(lb, input.backend);
+      const weights: Record<string, number> = {};
+      for (const server of input.servers) {
+        const s = states.get(server);
+        if (!s) throw noSuchServer(lb, input.backend, server);
+        if (s.uweight === 0) {
+          weights[server] = s.iweight;
+          notes.push(`${lb.node}: ${input.backend}/${server} is already at weight 0; recording its configured weight ${s.iweight}`);
+        } else {
+          weights[server] = s.uweight;
+          const by = drainedBy(s);
+          if (by) notes.push(`${lb.node}: ${input.backend}/${server} is already drained (${by}); its weight ${s.uweight} is kept while drained`);
+        }
+      }
+      return [lb.node, weights] as const;
+    });
+    const weights = Object.fromEntries(per);
+    const summary = `recorded weights of ${input.backend} on ${per.length} LB(s): ${per.map(([lb, w]) => `${lb} ${Object.entries(w).map(([s, n]) => `${s}=${n}`).join(' ')}`).join('; ')}${notes.length ? ` (${notes.join('; ')})` : ''}`;
+    return { summary, weights, notes };
+  }
+
+  /** Stops new traffic to the server on every LB; the mode is the inventory's haproxy.drainMode. */
+  async function drainApiServer(input: LbServerInput & { mode: DrainMode }): Promise<StepResult> {
+    const { backend, server, mode } = input;
+    const drain = mode === 'weight' ? commands.setWeight(backend, server, 0) : commands.setState(backend, server, mode === 'disable' ? 'maint' : 'drain');
+    const perLb = await onEveryLb(input.lbs, async (lb): Promise<PerLb> => {
+      const before = await oneState(lb, backend, server);
+      if (satisfiesDrain(before, mode)) return { lb: lb.node, alreadyDone: true, detail: `already ${drainedBy(before)}` };
+      await client(lb).one(drain);
+      const after = await oneState(lb, backend, server);
+      if (!satisfiesDrain(after, mode)) {
+        throw ApplicationFailure.create({ type: 'HaproxyDrainNotApplied', message: `on LB ${lb.node}, \`${drain.text}\` was accepted but ${backend}/${server} reads admin state ${after.adminState}, weight ${after.uweight}`, nonRetryable: false });
+      }
+      return { lb: lb.node, alreadyDone: false, detail: drain.text };
+    });
+    const alreadyDone = perLb.every((p) => p.alreadyDone);
+    return { alreadyDone, perLb, summary: `${backend}/${server} drained (${mode}) on ${perLb.map((p) => `${p.lb}: ${p.alreadyDone ? p.detail : 'now'}`).join(', ')}` };
+  }
+
+  /**
+   * Waits until no LB has a session or a queued request for the server, for settleMs in a row.
+   * What this does NOT prove: with weight 0 or `state drain` HAProxy still sends requests that
+   * carry the server's persistence cookie (only maintenance refuses them), so scur can rise
+   * again; and scur 0 only means no stream is active, not that pooled idle keep-alive TCP
+   * connections to the server are closed (see idleConnections). Neither should hurt a server
+   * that finishes in-flight requests on SIGTERM, but the timeout never forces anything: it
+   * hands the decision (wait more, `shutdownSessions`, abort) to the operator.
+   */
+  async function waitForNoSessions(input: LbServerInput & { settleMs: number; timeoutMs: number; pollMs: number }): Promise<{ summary: string; counts: SessionCount[]; waitedMs: number }> {
+    const { backend, server } = input;
+    const started = Date.now();
+    let zeroSince: number | undefined;
+    for (;;) {
+      const counts = await onEveryLb(input.lbs, async (lb): Promise<SessionCount> => {
+        const s = await oneStat(lb, backend, server);
+        return { lb: lb.node, scur: s.scur, qcur: s.qcur, idleConnections: s.idleConnections, status: s.status };
+      });
+      const now = Date.now();
+      const idle = counts.every((c) => c.scur === 0 && c.qcur === 0);
+      zeroSince = idle ? (zeroSince ?? now) : undefined;
+      heartbeat({ counts, zeroForMs: zeroSince === undefined ? 0 : now - zeroSince });
+      const show = counts.map((c) => `${c.lb} scur=${c.scur} qcur=${c.qcur}`).join(', ');
+      if (zeroSince !== undefined && now - zeroSince >= input.settleMs) {
+        return { summary: `${backend}/${server} has had no sessions on any LB for ${now - zeroSince} ms (${show})`, counts, waitedMs: now - started };
+      }
+      if (now - started >= input.timeoutMs) {
+        throw ApplicationFailure.create({
+          type: 'DrainTimeout',
+          message: `${backend}/${server} still has sessions after ${Math.round((now - started) / 1000)} s: ${show}; nothing was shut down`,
+          nonRetryable: true,
+          details: [{ backend, server, counts }],
+        });
+      }
+      await pause(input.pollMs);
+    }
+  }
+
+  /** Cuts the server's live sessions on every LB. Only on the operator's explicit choice. */
+  async function shutdownSessions(input: LbServerInput): Promise<StepResult> {
+    const { backend, server } = input;
+    const cmd = commands.shutdownSessions(backend, server);
+    const perLb = await onEveryLb(input.lbs, async (lb): Promise<PerLb> => {
+      const before = await oneStat(lb, backend, server);
+      await client(lb).one(cmd);
+      return { lb: lb.node, alreadyDone: before.scur === 0, detail: `${before.scur} session(s) shut down` };
+    });
+    return { alreadyDone: perLb.every((p) => p.alreadyDone), perLb, summary: `shut down sessions of ${backend}/${server}: ${perLb.map((p) => `${p.lb} ${p.detail}`).join(', ')}` };
+  }
+
+  /** `state ready` plus the weight recordServerWeights saw; a missing record fails, never a guess. */
+  async function enableApiServer(input: LbServerInput & { weights: RecordedWeights }): Promise<StepResult> {
+    const { backend, server } = input;
+    const perLb = await onEveryLb(input.lbs, async (lb): Promise<PerLb> => {
+      const weight = input.weights[lb.node]?.[server];
+      if (weight === undefined) {
+        throw ApplicationFailure.create({ type: 'HaproxyNoRecordedWeight', message: `no recorded weight for ${backend}/${server} on LB ${lb.node}; refusing to guess one`, nonRetryable: true, details: [{ lb: lb.node, backend, server }] });
+      }
+      const before = await oneState(lb, backend, server);
+      if (!before.forcedMaint && !before.forcedDrain && before.uweight === weight) return { lb: lb.node, alreadyDone: true, detail: `already ready at weight ${weight}` };
+      // One connection; the marker after each command attributes the weight answer correctly.
+      await client(lb).execute([commands.setState(backend, server, 'ready'), commands.setWeight(backend, server, weight)]);
+      const after = await oneState(lb, backend, server);
+      if (after.forcedMaint || after.forcedDrain || after.uweight !== weight) {
+        throw ApplicationFailure.create({ type: 'HaproxyEnableNotApplied', message: `on LB ${lb.node}, ${backend}/${server} reads admin state ${after.adminState}, weight ${after.uweight} after enabling at weight ${weight}`, nonRetryable: false });
+      }
+      return { lb: lb.node, alreadyDone: false, detail: `ready at weight ${weight}` };
+    });
+    return { alreadyDone: perLb.every((p) => p.alreadyDone), perLb, summary: `${backend}/${server} enabled on ${perLb.map((p) => `${p.lb} (${p.detail})`).join(', ')}` };
+  }
+
+  /**
+   * Monotonic switchover: on each LB, in ONE connection, the upgraded server is enabled before
+   * the old ones are drained, so the backend never has neither old nor new code in service and
+   * no LB lags between the two commands. Commands already in effect are not sent again.
+   */
+  async function switchOverApiServers(input: { lbs: LbTarget[]; backend: string; enable: string; drain: string[]; mode: DrainMode; weights: RecordedWeights }): Promise<StepResult> {
+    const { backend, enable, mode } = input;
+    checkNames(backend, [enable, ...input.drain]);
+    const perLb = await onEveryLb(input.lbs, async (lb): Promise<PerLb> => {
+      const weight = input.weights[lb.node]?.[enable];
+      if (weight === undefined) {
+        throw ApplicationFailure.create({ type: 'HaproxyNoRecordedWeight', message: `no recorded weight for ${backend}/${enable} on LB ${lb.node}; refusing to guess one`, nonRetryable: true, details: [{ lb: lb.node, backend, server: enable }] });
+      }
+      const states = await stateOf(lb, backend);
+      const need = (server: string) => states.get(server) ?? Promise.reject(noSuchServer(lb, backend, server));
+      const batch: RuntimeCommand[] = [];
+      const e = await need(enable);
+      if (e.forcedMaint || e.forcedDrain) batch.push(commands.setState(backend, enable, 'ready'));
+      if (e.uweight !== weight) batch.push(commands.setWeight(backend, enable, weight));
+      for (const server of input.drain) {
+        if (!satisfiesDrain(await need(server), mode)) batch.push(mode === 'weight' ? commands.setWeight(backend, server, 0) : commands.setState(backend, server, mode === 'disable' ? 'maint' : 'drain'));
+      }
+      if (batch.length === 0) return { lb: lb.node, alreadyDone: true, detail: 'already switched over' };
+      await client(lb).execute(batch);
+      return { lb: lb.node, alreadyDone: false, detail: batch.map((c) => c.text).join('; ') };
+    });
+    return { alreadyDone: perLb.every((p) => p.alreadyDone), perLb, summary: `${backend}: ${enable} enabled and ${input.drain.join(', ')} drained (${mode}) on ${perLb.map((p) => p.lb).join(', ')}` };
+  }
+
+  /**
+   * Measured on 2.6.12: right after `state ready` a healthy server reads "UP 1/3" until fall-1
+   * more checks pass, and one coming out of maintenance still down reads "UP 1/3" with the stale
+   * check_status from before maintenance until its first check fails. A server drained by
+   * weight or `state drain` that was restarted between two checks reads plain "UP" with a stale
+   * L7OK until the next check. So: exact "UP", a passed last check, on every LB, held for
+   * stableMs, which should cover the backend's longest check interval (HAProxy's default 2 s).
+   */
+  async function waitForServerUp(input: LbServerInput & { timeoutMs: number; pollMs: number; stableMs?: number }): Promise<{ summary: string; statuses: Record<string, string>; waitedMs: number }> {
+    const { backend, server } = input;
+    const stableMs = input.stableMs ?? 2000;
+    const started = Date.now();
+    let upSince: number | undefined;
+    for (;;) {
+      const seen = await onEveryLb(input.lbs, async (lb) => [lb.node, await oneStat(lb, backend, server)] as const);
+      const statuses = Object.fromEntries(seen.map(([lb, s]) => [lb, `${s.status} ${s.checkStatus}`.trim()]));
+      const now = Date.now();
+      const up = seen.every(([, s]) => s.status === 'UP' && CHECK_PASSED.has(s.checkStatus));
+      upSince = up ? (upSince ?? now) : undefined;
+      heartbeat({ statuses, upForMs: upSince === undefined ? 0 : now - upSince });
+      const show = Object.entries(statuses).map(([lb, s]) => `${lb}: ${s}`).join(', ');
+      if (upSince !== undefined && now - upSince >= stableMs) return { summary: `${backend}/${server} is UP on every LB (${show})`, statuses, waitedMs: now - started };
+      if (now - started >= input.timeoutMs) {
+        throw ApplicationFailure.create({ type: 'ServerNotUp', message: `${backend}/${server} is not UP on every LB after ${Math.round((now - started) / 1000)} s: ${show}`, nonRetryable: true, details: [{ backend, server, statuses }] });
+      }
+      await pause(input.pollMs);
+    }
+  }
+
+  /** The counters the zero-downtime proof compares before and after the restart. */
+  async function readBackendCounters(input: { lbs: LbTarget[]; backend: string }): Promise<{ summary: string; counters: Record<string, Record<string, ServerCounters>> }> {
+    const per = await onEveryLb(input.lbs, async (lb) => {
+      const stats = await statsOf(lb, input.backend);
+      const servers = Object.fromEntries(
+        [...stats.values()].map((s) => [s.server, { status: s.status, weight: s.weight, scur: s.scur, wretr: s.wretr, wredis: s.wredis, econ: s.econ, eresp: s.eresp }]),
+      );
+      return [lb.node, servers] as const;
+    });
+    const counters = Object.fromEntries(per);
+    const total = (k: 'wretr' | 'wredis' | 'econ' | 'eresp') => per.reduce((n, [, s]) => n + Object.values(s).reduce((m, c) => m + c[k], 0), 0);
+    return { counters, summary: `${input.backend} on ${per.length} LB(s): wretr=${total('wretr')} wredis=${total('wredis')} econ=${total('econ')} eresp=${total('eresp')}` };
+  }
+
+  /**
+   * Preflight, changing nothing. The socket level comes from `show cli level` (2.6 has it at
+   * every level and it answers "admin", "operator" or "user"), which is the truthful check:
+   * `set server`, `shutdown sessions` need admin, while `show stat`, `show servers state`,
+   * `show sess` and even `show fd` work at operator level (measured), so no read would tell.
+   */
+  async function checkLoadBalancers(input: { lbs: LbTarget[]; backend: string; servers: string[] }): Promise<{ summary: string; levels: Record<string, CliLevel> }> {
+    checkNames(input.backend, input.servers);
+    const per = await onEveryLb(input.lbs, async (lb) => {
+      const { answers, level } = await client(lb).execute([commands.showStat(input.backend)]);
+      const stats = serverStats(answers[0]!.text, input.backend);
+      const problems: string[] = [];
+      if (level !== 'admin') problems.push(`${lb.node}: ${describeSocket(lb.socket)} grants level ${level}, draining needs level admin`);
+      for (const server of input.servers) {
+        const s = stats.get(server);
+        if (!s) problems.push(`${lb.node}: backend ${input.backend} has no server ${server}`);
+        else if (s.status !== 'UP') problems.push(`${lb.node}: ${input.backend}/${server} is ${s.status}${s.checkStatus ? ` (${s.checkStatus})` : ''}, not UP`);
+      }
+      return { lb: lb.node, level, problems };
+    });
+    const problems = per.flatMap((p) => p.problems);
+    if (problems.length) {
+      throw ApplicationFailure.create({ type: 'HaproxyPreflightFailed', message: `load balancer preflight failed: ${problems.join('; ')}`, nonRetryable: true, details: [{ problems }] });
+    }
+    return {
+      levels: Object.fromEntries(per.map((p) => [p.lb, p.level])),
+      summary: `${per.length} LB(s) reachable at level admin; ${input.servers.map((s) => `${input.backend}/${s}`).join(', ')} UP on all`,
+    };
+  }
+
+  return { recordServerWeights, drainApiServer, waitForNoSessions, shutdownSessions, enableApiServer, switchOverApiServers, waitForServerUp, readBackendCounters, checkLoadBalancers };
+}
+
+export type HaproxyActivities = ReturnType<typeof createHaproxyActivities>;

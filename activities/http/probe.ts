@@ -1,0 +1,290 @@
+// The VIP probe: steady real traffic through the VIP for the whole upgrade window, so
+// "zero downtime" is measured, not assumed. Each client sends its requests one after another,
+// like a user's session, which is what makes "saw an older API after a newer one" meaningful.
+import { activityContext } from '../nova/common';
+import { httpGet, HttpRequestError } from './get';
+import { LatencyHistogram, type LatencySummary } from './latency';
+import { compareMicroversions, parseVersionDocument } from './versions';
+
+export type ProbeFailureKind = 'connection' | 'timeout' | 'http5xx' | 'http4xx' | 'invalidVersionDocument';
+
+export interface ProbeFailure {
+  at: string;
+  client: number;
+  path: string;
+  kind: ProbeFailureKind;
+  reason: string;
+}
+
+export interface VipProbeOptions {
+  /** The VIP's base URL; paths are appended to it. */
+  url: string;
+  paths: string[];
+  ratePerSecond?: number;
+  clients?: number;
+  requestTimeoutMs?: number;
+  /** Stop after this long (the caller's choice). */
+  stopAfterMs?: number;
+  /** Stop after this long whatever happens: a forgotten probe must not run for ever. */
+  maxDurationMs: number;
+  /**
+   * Ask for `latest`, so that nova answers on versioned paths with its max microversion in
+   * OpenStack-API-Version; the version documents say it in their body anyway.
+   */
+  requestLatestMicroversion?: boolean;
+}
+
+export interface ClientSnapshot {
+  client: number;
+  requests: number;
+  failures: number;
+  versionDecreases: number;
+  maxMicroversion: string | null;
+  /** Max microversions as this client saw them change, in order (first 20 changes). */
+  versionsInOrder: string[];
+}
+
+export interface ProbeSnapshot {
+  requests: number;
+  failedRequests: number;
+  failuresByKind: Partial<Record<ProbeFailureKind, number>>;
+  firstFailures: ProbeFailure[];
+  latencyMs: LatencySummary;
+  versionDecreases: number;
+  maxMicroversionSeen: string | null;
+  /** Requests answered by each backend, from HAProxy's X-Lab-Node header when present. */
+  requestsByBackend: Record<string, number>;
+  perClient: ClientSnapshot[];
+  durationSeconds: number;
+  running: boolean;
+  stoppedBecause?: 'stopped' | 'stopAfter' | 'maxDuration' | 'cancelled';
+}
+
+const MAX_FIRST_FAILURES = 20;
+const MAX_VERSION_CHANGES = 20;
+const MAX_BACKENDS = 64;
+const VERSION_PATH = /^\/(v2(\.1)?\/?)?$/;
+
+interface ClientState {
+  requests: number;
+  failures: number;
+  versionDecreases: number;
+  max: string | null;
+  last: string | null;
+  versionsInOrder: string[];
+}
+
+function header(h: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** The max microversion a response reveals: from a version document, else from the headers. */
+export function microversionOf(path: string, body: string, headers: Record<string, string | string[] | undefined>, askedLatest: boolean): string | undefined {
+  if (VERSION_PATH.test(path)) {
+    try {
+      return parseVersionDocument(body).maxMicroversion;
+    } catch {
+      return undefined;
+    }
+  }
+  // Without `latest` in the request these headers echo the version used, not the max.
+  if (!askedLatest) return undefined;
+  const modern = /compute\s+(\d+\.\d+)/.exec(header(headers, 'openstack-api-version') ?? '');
+  if (modern) return modern[1];
+  const legacy = /^(\d+\.\d+)$/.exec((header(headers, 'x-openstack-nova-api-version') ?? '').trim());
+  return legacy?.[1];
+}
+
+export class VipProbe {
+  private readonly opts: Required<Omit<VipProbeOptions, 'stopAfterMs'>> & { stopAfterMs?: number };
+  private readonly latency = new LatencyHistogram();
+  private readonly clients: ClientState[];
+  private readonly failuresByKind: Partial<Record<ProbeFailureKind, number>> = {};
+  private readonly firstFailures: ProbeFailure[] = [];
+  private readonly byBackend = new Map<string, number>();
+  private requests = 0;
+  private failed = 0;
+  private startedAt = 0;
+  private endedAt = 0;
+  private stopping = false;
+  private stoppedBecause?: ProbeSnapshot['stoppedBecause'];
+  private readonly wake = new Set<() => void>();
+  private loops: Promise<void>[] = [];
+  private timers: NodeJS.Timeout[] = [];
+  private finished?: Promise<ProbeSnapshot>;
+  private resolveDone!: (s: ProbeSnapshot) => void;
+  /** Resolves with the final snapshot once the probe has stopped, for whatever reason. */
+  readonly done: Promise<ProbeSnapshot>;
+
+  constructor(opts: VipProbeOptions) {
+    if (!opts.paths.length) throw new Error('the probe needs at least one path');
+    if (!(opts.maxDurationMs > 0)) throw new Error('the probe needs a positive maxDurationMs');
+    this.opts = {
+      ratePerSecond: 20,
+      clients: 4,
+      requestTimeoutMs: 10_000,
+      requestLatestMicroversion: true,
+      ...opts,
+      url: opts.url.replace(/\/+$/, ''),
+    };
+    this.clients = Array.from({ length: this.opts.clients }, () => ({ requests: 0, failures: 0, versionDecreases: 0, max: null, last: null, versionsInOrder: [] }));
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
+  }
+
+  start(): void {
+    if (this.startedAt) throw new Error('the probe was already started');
+    this.startedAt = Date.now();
+    this.timers.push(setTimeout(() => void this.stop('maxDuration'), this.opts.maxDurationMs));
+    if (this.opts.stopAfterMs !== undefined) this.timers.push(setTimeout(() => void this.stop('stopAfter'), Math.min(this.opts.stopAfterMs, this.opts.maxDurationMs)));
+    this.loops = this.clients.map((_, i) => this.runClient(i));
+  }
+
+  /** Stops sending, lets requests in flight finish (bounded by their timeout), returns the totals. */
+  stop(reason: NonNullable<ProbeSnapshot['stoppedBecause']> = 'stopped'): Promise<ProbeSnapshot> {
+    if (this.finished) return this.finished;
+    this.stopping = true;
+    this.stoppedBecause = reason;
+    this.timers.forEach(clearTimeout);
+    this.wake.forEach((w) => w());
+    this.finished = Promise.all(this.loops).then(() => {
+      this.endedAt = Date.now();
+      const s = this.snapshot();
+      this.resolveDone(s);
+      return s;
+    });
+    return this.finished;
+  }
+
+  snapshot(): ProbeSnapshot {
+    let max: string | null = null;
+    for (const c of this.clients) if (c.max && (!max || compareMicroversions(c.max, max) > 0)) max = c.max;
+    const end = this.endedAt || Date.now();
+    return {
+      requests: this.requests,
+      failedRequests: this.failed,
+      failuresByKind: { ...this.failuresByKind },
+      firstFailures: [...this.firstFailures],
+      latencyMs: this.latency.summary(),
+      versionDecreases: this.clients.reduce((n, c) => n + c.versionDecreases, 0),
+      maxMicroversionSeen: max,
+      requestsByBackend: Object.fromEntries(this.byBackend),
+      perClient: this.clients.map((c, client) => ({
+        client,
+        requests: c.requests,
+        failures: c.failures,
+        versionDecreases: c.versionDecreases,
+        maxMicroversion: c.max,
+        versionsInOrder: [...c.versionsInOrder],
+      })),
+      durationSeconds: this.startedAt ? Math.round((end - this.startedAt) / 100) / 10 : 0,
+      running: !!this.startedAt && !this.endedAt,
+      ...(this.stoppedBecause ? { stoppedBecause: this.stoppedBecause } : {}),
+    };
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.wake.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.wake.add(done);
+    });
+  }
+
+  private async runClient(index: number): Promise<void> {
+    const interval = (1000 * this.opts.clients) / this.opts.ratePerSecond;
+    // Staggered so that the clients together send at an even rate.
+    let next = this.startedAt + (index * interval) / this.opts.clients;
+    let n = index;
+    while (!this.stopping) {
+      const wait = next - Date.now();
+      if (wait > 0) await this.pause(wait);
+      if (this.stopping) break;
+      const path = this.opts.paths[n++ % this.opts.paths.length]!;
+      await this.request(index, path);
+      // A slow answer delays this client's next request rather than bunching them up later.
+      next = Math.max(next + interval, Date.now());
+    }
+  }
+
+  private async request(index: number, path: string): Promise<void> {
+    const c = this.clients[index]!;
+    const began = performance.now();
+    const headers: Record<string, string> = this.opts.requestLatestMicroversion
+      ? { 'OpenStack-API-Version': 'compute latest', 'X-OpenStack-Nova-API-Version': 'latest' }
+      : {};
+    this.requests++;
+    c.requests++;
+    try {
+      const res = await httpGet(this.opts.url + path, { timeoutMs: this.opts.requestTimeoutMs, headers });
+      this.latency.record(performance.now() - began);
+      const backend = header(res.headers, 'x-lab-node');
+      if (backend && (this.byBackend.has(backend) || this.byBackend.size < MAX_BACKENDS)) this.byBackend.set(backend, (this.byBackend.get(backend) ?? 0) + 1);
+      if (res.status >= 500) return this.fail(index, path, 'http5xx', `HTTP ${res.status}${backend ? ` from ${backend}` : ''}`);
+      if (res.status >= 400) return this.fail(index, path, 'http4xx', `HTTP ${res.status}${backend ? ` from ${backend}` : ''}`);
+      const mv = microversionOf(path, res.body, res.headers, this.opts.requestLatestMicroversion);
+      if (mv === undefined && VERSION_PATH.test(path) && res.status < 300) {
+        return this.fail(index, path, 'invalidVersionDocument', `HTTP ${res.status} without a version document${backend ? ` from ${backend}` : ''}`);
+      }
+      if (mv !== undefined) this.sawVersion(c, mv);
+    } catch (e) {
+      this.latency.record(performance.now() - began);
+      if (e instanceof HttpRequestError) this.fail(index, path, e.kind, e.message);
+      else this.fail(index, path, 'connection', (e as Error).message);
+    }
+  }
+
+  private sawVersion(c: ClientState, mv: string): void {
+    if (c.max && compareMicroversions(mv, c.max) < 0) c.versionDecreases++;
+    if (!c.max || compareMicroversions(mv, c.max) > 0) c.max = mv;
+    if (mv !== c.last && c.versionsInOrder.length < MAX_VERSION_CHANGES) c.versionsInOrder.push(mv);
+    c.last = mv;
+  }
+
+  private fail(client: number, path: string, kind: ProbeFailureKind, reason: string): void {
+    this.failed++;
+    this.clients[client]!.failures++;
+    this.failuresByKind[kind] = (this.failuresByKind[kind] ?? 0) + 1;
+    if (this.firstFailures.length < MAX_FIRST_FAILURES) this.firstFailures.push({ at: new Date().toISOString(), client, path, kind, reason });
+  }
+}
+
+export interface RunVipProbeInput extends Omit<VipProbeOptions, 'maxDurationMs'> {
+  maxDurationMs: number;
+  heartbeatEveryMs?: number;
+}
+
+/**
+ * Runs until cancelled, stopAfterMs or maxDurationMs, heartbeating the aggregates. Cancelled
+ * by the workflow, it still completes with the aggregates (cancel it with
+ * WAIT_CANCELLATION_COMPLETED to receive them); only aggregates are returned, since a
+ * per-request series would outgrow Temporal's payload limit. Needs a heartbeat timeout for
+ * the cancellation to arrive.
+ */
+export async function runVipProbe(input: RunVipProbeInput): Promise<ProbeSnapshot> {
+  const ctx = activityContext();
+  const probe = new VipProbe(input);
+  probe.start();
+  const beat = setInterval(() => ctx?.heartbeat(probe.snapshot()), input.heartbeatEveryMs ?? 1000);
+  try {
+    const cancelled = ctx ? ctx.cancelled.then(() => false, () => true) : new Promise<boolean>(() => undefined);
+    const stoppedByCancel = await Promise.race([probe.done.then(() => false), cancelled]);
+    if (!stoppedByCancel) return await probe.done;
+    const result = await probe.stop('cancelled');
+    // A worker shutting down or a timed-out attempt is not the workflow asking to stop: let
+    // Temporal retry it rather than report a short window as the whole one.
+    if (!ctx?.cancellationDetails?.cancelRequested) throw await ctx!.cancelled.catch((e: unknown) => e);
+    return result;
+  } finally {
+    clearInterval(beat);
+    await probe.stop();
+  }
+}
+
+export function createProbeActivities() {
+  return { runVipProbe };
+}

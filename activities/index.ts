@@ -1,0 +1,32 @@
+// Every effect on the world, grouped by the system it touches. The worker registers the
+// object this returns; workflows see only its type.
+import { createHaproxyActivities } from './haproxy/activities';
+import { createProbeActivities } from './http/probe';
+import { createVersionActivities } from './http/versions';
+import { createComputeActivities } from './nova/computes';
+import { createConfigActivities } from './nova/config';
+import { createKeystoneActivities } from './nova/keystone';
+import { createManageActivities } from './nova/manage';
+import { createServiceActivities } from './nova/services';
+import type { RemoteRunner } from './ssh/types';
+import { createTempestActivities } from './tempest/run';
+
+export interface ActivityDeps {
+  runner: RemoteRunner;
+}
+
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...createHaproxyActivities(deps),
+    ...createManageActivities(deps),
+    ...createConfigActivities(deps),
+    ...createServiceActivities(deps),
+    ...createComputeActivities(deps),
+    ...createKeystoneActivities(deps),
+    ...createTempestActivities(deps),
+    ...createVersionActivities(),
+    ...createProbeActivities(),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -1,0 +1,110 @@
+// What every nova activity shares: the audit record, operator-readable failures, heartbeats
+// that also work when a plain caller (a test, the lab harness) runs the code outside Temporal.
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { CommandRecord, CommandResult, RemoteRunner, SshTarget } from '../ssh/types';
+
+export interface NovaDeps {
+  runner: RemoteRunner;
+}
+
+/** Inputs of activities that run a command detached on the node. */
+export interface DetachedInput {
+  target: SshTarget;
+  command: string;
+  /** Unique per workflow, step and operator retry: an activity retry reattaches with it. */
+  key: string;
+  /** The inventory's remoteStateDir. */
+  stateDir: string;
+  timeoutMs?: number;
+}
+
+export function toRecord(r: CommandResult): CommandRecord {
+  const rec: CommandRecord = { node: r.node, command: r.command, exitCode: r.exitCode, durationMs: r.durationMs };
+  if (r.signal !== undefined) rec.signal = r.signal;
+  if (r.reattached !== undefined) rec.reattached = r.reattached;
+  return rec;
+}
+
+export function lastLines(text: string, count = 20): string {
+  const lines = text.replace(/\s+$/, '').split(/\r?\n/);
+  return lines.slice(-count).join('\n');
+}
+
+export function outputOf(r: CommandResult): string {
+  return r.stderr.trim() ? `${r.stdout}\n${r.stderr}` : r.stdout;
+}
+
+export function nonRetryable(type: string, message: string, details?: Record<string, unknown>): ApplicationFailure {
+  return ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : undefined });
+}
+
+/** Outside an activity (tests, the lab harness) there is no context and nothing to heartbeat. */
+export function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
+
+export function heartbeat(details: unknown): void {
+  activityContext()?.heartbeat(details);
+}
+
+export function cancellationSignal(): AbortSignal | undefined {
+  return activityContext()?.cancellationSignal;
+}
+
+/**
+ * Reads must succeed for the activity to decide anything; a failing read is worth a retry
+ * (keystone restarting, a busy database), and the retry policy bounds it.
+ */
+export async function runRead(runner: RemoteRunner, target: SshTarget, command: string, commands: CommandRecord[], timeoutMs?: number): Promise<CommandResult> {
+  const r = await runner.run(target, command, { timeoutMs, signal: cancellationSignal() });
+  commands.push(toRecord(r));
+  if (r.exitCode !== 0) {
+    throw new Error(`on ${target.node}, \`${command}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5) || '(no output)'}`);
+  }
+  return r;
+}
+
+/**
+ * A detached command's outcome is fixed by its key: a retry reattaches to the same finished
+ * run and would see the same exit code, so a failure here needs an operator, not a retry.
+ */
+export async function runDetachedOrFail(runner: RemoteRunner, input: DetachedInput, what: string, commands: CommandRecord[], progress?: (tail: string) => unknown): Promise<CommandResult> {
+  const r = await runner.runDetached(input.target, {
+    key: input.key,
+    command: input.command,
+    stateDir: input.stateDir,
+    timeoutMs: input.timeoutMs,
+    signal: cancellationSignal(),
+    onProgress: (tail) => heartbeat(progress ? progress(tail) : { step: what, tail: lastLines(tail, 5) }),
+  });
+  commands.push(toRecord(r));
+  if (r.exitCode !== 0) {
+    throw nonRetryable('CommandFailed', `${what} failed on ${input.target.node}: \`${input.command}\` exited ${r.exitCode ?? r.signal}. Last output:\n${lastLines(outputOf(r))}`, {
+      node: input.target.node,
+      command: input.command,
+      exitCode: r.exitCode,
+      tail: lastLines(outputOf(r)),
+    });
+  }
+  return r;
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

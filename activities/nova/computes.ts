@@ -1,0 +1,202 @@
+// Compute services during the upgrade: disabled so the scheduler sends no new work to a
+// compute being restarted, drained of in-flight tasks, checked to heartbeat on new code,
+// and enabled again.
+import type { CommandRecord, SshTarget } from '../ssh/types';
+import { cancellationSignal, heartbeat, lastLines, nonRetryable, outputOf, runRead, sleep, toRecord, type NovaDeps } from './common';
+import { isTaskInProgress, parseNovaTimestamp, parseServerTasks, parseServiceList, type ComputeServiceRecord, type ServerTask } from './serviceList';
+
+const COMPUTE = 'nova-compute';
+
+export interface SetComputeServicesInput {
+  /** The controller, where the openstack CLI runs. */
+  target: SshTarget;
+  listCommand: string;
+  /** nova host names. */
+  hosts: string[];
+}
+
+export interface DisableComputeServicesInput extends SetComputeServicesInput {
+  /** host → rendered computeServiceDisable command. */
+  disableCommands: Record<string, string>;
+  /** The reason the commands set; with `--long` in listCommand it tells our disables from an operator's. */
+  reason?: string;
+}
+
+export interface EnableComputeServicesInput extends SetComputeServicesInput {
+  /** host → rendered computeServiceEnable command. */
+  enableCommands: Record<string, string>;
+}
+
+export interface SetComputeServicesResult {
+  summary: string;
+  alreadyDone: boolean;
+  /** Hosts this call changed. */
+  changed: string[];
+  /** Hosts already in the wanted state. */
+  unchanged: string[];
+  /** Hosts found disabled for a reason other than ours (only knowable with --long). */
+  disabledByOthers: string[];
+  commands: CommandRecord[];
+}
+
+export interface WaitForNoTasksInput {
+  target: SshTarget;
+  /** host → rendered serverTasksOnHost command. */
+  commandsPerHost: Record<string, string>;
+  timeoutMs: number;
+  pollMs?: number;
+}
+
+export interface WaitForComputesUpInput {
+  target: SshTarget;
+  listCommand: string;
+  hosts: string[];
+  /** When the computes were restarted (ISO 8601); one instant or one per host. */
+  restartedAfter: string | Record<string, string>;
+  timeoutMs: number;
+  pollMs?: number;
+}
+
+export interface FindOrphanedServicesInput {
+  target: SshTarget;
+  listCommand: string;
+  /** nova host names of every inventory node. */
+  knownHosts: string[];
+  /** `host/binary` of every service the inventory runs; without it only unknown hosts count. */
+  knownServices?: string[];
+}
+
+export interface OrphanedService {
+  id: string | number;
+  binary: string;
+  host: string;
+  status: string;
+  state: string;
+  updatedAt: string | null;
+  reason: string;
+}
+
+export function createComputeActivities(deps: NovaDeps) {
+  const { runner } = deps;
+
+  async function listServices(target: SshTarget, listCommand: string, commands: CommandRecord[]): Promise<ComputeServiceRecord[]> {
+    return parseServiceList((await runRead(runner, target, listCommand, commands)).stdout);
+  }
+
+  function computeOf(records: ComputeServiceRecord[], host: string, node: string): ComputeServiceRecord {
+    const found = records.filter((r) => r.Binary === COMPUTE && r.Host === host);
+    if (found.length !== 1) {
+      throw nonRetryable('ComputeServiceNotFound', `nova knows ${found.length} nova-compute services on host "${host}" (asked on ${node}); check the inventory's novaHost`, { host, count: found.length });
+    }
+    return found[0]!;
+  }
+
+  async function setStatus(input: SetComputeServicesInput, wanted: 'enabled' | 'disabled', commandsByHost: Record<string, string>, reason?: string): Promise<SetComputeServicesResult> {
+    const { target, listCommand, hosts } = input;
+    const commands: CommandRecord[] = [];
+    const records = await listServices(target, listCommand, commands);
+    const changed: string[] = [];
+    const unchanged: string[] = [];
+    const disabledByOthers: string[] = [];
+    for (const host of hosts) {
+      const svc = computeOf(records, host, target.node);
+      if (svc.Status === wanted) {
+        unchanged.push(host);
+        const theirReason = svc['Disabled Reason'];
+        if (wanted === 'disabled' && reason && theirReason && theirReason !== reason) disabledByOthers.push(host);
+        continue;
+      }
+      const command = commandsByHost[host];
+      if (!command) throw nonRetryable('MissingCommand', `no command was given to set nova-compute on ${host} ${wanted}`, { host });
+      const r = await runner.run(target, command, { timeoutMs: 60_000, signal: cancellationSignal() });
+      commands.push(toRecord(r));
+      if (r.exitCode !== 0) throw new Error(`on ${target.node}, \`${command}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5)}`);
+      changed.push(host);
+    }
+    if (changed.length) {
+      const after = await listServices(target, listCommand, commands);
+      const wrong = hosts.filter((h) => computeOf(after, h, target.node).Status !== wanted);
+      if (wrong.length) throw new Error(`nova-compute on ${wrong.join(', ')} is still not ${wanted} after setting it`);
+    }
+    const verb = wanted === 'disabled' ? 'disabled' : 'enabled';
+    const summary = changed.length
+      ? `${verb} nova-compute on ${changed.join(', ')}${unchanged.length ? ` (${unchanged.join(', ')} already ${verb})` : ''}`
+      : `nova-compute already ${verb} on ${hosts.join(', ')}`;
+    return { summary, alreadyDone: changed.length === 0, changed, unchanged, disabledByOthers, commands };
+  }
+
+  function disableComputeServices(input: DisableComputeServicesInput): Promise<SetComputeServicesResult> {
+    return setStatus(input, 'disabled', input.disableCommands, input.reason);
+  }
+
+  function enableComputeServices(input: EnableComputeServicesInput): Promise<SetComputeServicesResult> {
+    return setStatus(input, 'enabled', input.enableCommands);
+  }
+
+  async function waitForNoTasksInProgress(input: WaitForNoTasksInput): Promise<{ summary: string; polls: number; commands: CommandRecord[] }> {
+    const commands: CommandRecord[] = [];
+    const deadline = Date.now() + input.timeoutMs;
+    const hosts = Object.keys(input.commandsPerHost);
+    for (let polls = 1; ; polls++) {
+      const busy: Array<ServerTask & { host: string }> = [];
+      for (const host of hosts) {
+        const tasks = parseServerTasks((await runRead(runner, input.target, input.commandsPerHost[host]!, commands)).stdout);
+        busy.push(...tasks.filter(isTaskInProgress).map((t) => ({ ...t, host })));
+      }
+      if (!busy.length) return { summary: `no server tasks in progress on ${hosts.join(', ')}`, polls, commands: commands.slice(-hosts.length) };
+      const list = busy.map((b) => `${b.ID} (${b['Task State']}) on ${b.host}`);
+      if (Date.now() >= deadline) {
+        throw new Error(`after ${Math.round(input.timeoutMs / 1000)} s servers still have tasks in progress: ${list.slice(0, 10).join(', ')}${list.length > 10 ? ` and ${list.length - 10} more` : ''}`);
+      }
+      heartbeat({ polls, inProgress: list.slice(0, 10) });
+      await sleep(input.pollMs ?? 2000, cancellationSignal());
+    }
+  }
+
+  // A service stays "up" for service_down_time (60 s) after its last heartbeat, so "up" alone
+  // could be the old process's last report: only a heartbeat newer than the restart counts.
+  async function waitForComputesUp(input: WaitForComputesUpInput): Promise<{ summary: string; polls: number; commands: CommandRecord[] }> {
+    const commands: CommandRecord[] = [];
+    const deadline = Date.now() + input.timeoutMs;
+    const since = (host: string) => Date.parse(typeof input.restartedAfter === 'string' ? input.restartedAfter : (input.restartedAfter[host] ?? ''));
+    for (const host of input.hosts) {
+      if (Number.isNaN(since(host))) throw nonRetryable('BadInput', `no valid restart time for ${host}`, { host });
+    }
+    for (let polls = 1; ; polls++) {
+      const records = await listServices(input.target, input.listCommand, commands);
+      const waiting: string[] = [];
+      for (const host of input.hosts) {
+        const svc = computeOf(records, host, input.target.node);
+        const updated = parseNovaTimestamp(svc['Updated At']);
+        if (svc.State !== 'up') waiting.push(`${host} is ${svc.State}`);
+        else if (updated === undefined || updated <= since(host)) waiting.push(`${host} last reported at ${svc['Updated At'] ?? 'never'} UTC, before its restart`);
+      }
+      if (!waiting.length) return { summary: `nova-compute reports up on new code on ${input.hosts.join(', ')}`, polls, commands: commands.slice(-1) };
+      if (Date.now() >= deadline) throw new Error(`after ${Math.round(input.timeoutMs / 1000)} s: ${waiting.join('; ')}`);
+      heartbeat({ polls, waiting });
+      await sleep(input.pollMs ?? 2000, cancellationSignal());
+    }
+  }
+
+  // Stale records (a renamed host, a decommissioned compute) still count towards nova's
+  // minimum service version and make the upgrade check warn or fail; the workflow decides.
+  async function findOrphanedServices(input: FindOrphanedServicesInput): Promise<{ summary: string; orphans: OrphanedService[]; commands: CommandRecord[] }> {
+    const commands: CommandRecord[] = [];
+    const records = await listServices(input.target, input.listCommand, commands);
+    const hosts = new Set(input.knownHosts);
+    const services = input.knownServices ? new Set(input.knownServices) : undefined;
+    const orphans: OrphanedService[] = [];
+    for (const r of records) {
+      let reason: string | undefined;
+      if (!hosts.has(r.Host)) reason = `host ${r.Host} is not in the inventory`;
+      else if (services && r.State === 'down' && !services.has(`${r.Host}/${r.Binary}`)) reason = `${r.Binary} on ${r.Host} is down and not in the inventory`;
+      if (reason) {
+        orphans.push({ id: r.ID, binary: r.Binary, host: r.Host, status: r.Status, state: r.State, updatedAt: r['Updated At'] ?? null, reason });
+      }
+    }
+    const summary = orphans.length ? `${orphans.length} service record${orphans.length === 1 ? '' : 's'} nova knows but the inventory does not: ${orphans.map((o) => `${o.binary}@${o.host}`).join(', ')}` : 'every service nova knows is in the inventory';
+    return { summary, orphans, commands };
+  }
+
+  return { disableComputeServices, enableComputeServices, waitForNoTasksInProgress, waitForComputesUp, findOrphanedServices };
+}

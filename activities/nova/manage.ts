@@ -1,0 +1,196 @@
+// The database half of the runbook: new code, placement, api_db and cell db schema syncs, the
+// pre-flight `nova-status upgrade check`, and the online data migrations after the upgrade.
+import type { CommandRecord, SshTarget } from '../ssh/types';
+import { activityContext, heartbeat, lastLines, nonRetryable, outputOf, runDetachedOrFail, runRead, toRecord, cancellationSignal, type DetachedInput, type NovaDeps } from './common';
+import { parseUpgradeCheckOutput, type UpgradeCheck } from './novaStatus';
+import { parseOnlineMigrationsOutput, type MigrationRow } from './onlineMigrations';
+
+export interface InstallCodeInput extends DetachedInput {
+  /** The rendered codeVersion command; prints the installed release. */
+  versionCommand: string;
+  version: string;
+}
+
+export interface StepResult {
+  summary: string;
+  alreadyDone: boolean;
+  commands: CommandRecord[];
+}
+
+export interface InstallCodeResult extends StepResult {
+  installedVersion: string;
+}
+
+export interface UpgradeCheckInput {
+  target: SshTarget;
+  command: string;
+  timeoutMs?: number;
+}
+
+export interface UpgradeCheckResult {
+  summary: string;
+  outcome: 'success' | 'warning';
+  checks: UpgradeCheck[];
+  /** Checks that warned: the next gate shows them to the operator. */
+  warnings: UpgradeCheck[];
+  commands: CommandRecord[];
+}
+
+export interface OnlineDataMigrationsInput {
+  target: SshTarget;
+  /** The rendered onlineDataMigrations command (with --max-count). */
+  command: string;
+  /** Each round runs detached under `<keyPrefix>-round-<n>`. */
+  keyPrefix: string;
+  stateDir: string;
+  maxRounds: number;
+  roundTimeoutMs?: number;
+}
+
+export interface OnlineDataMigrationsResult {
+  summary: string;
+  alreadyDone: boolean;
+  rounds: number;
+  /** The last round's table. */
+  table: MigrationRow[];
+  tableText: string;
+  commands: CommandRecord[];
+}
+
+/** What a migrations round heartbeats; a retry after a worker death resumes from it. */
+export interface MigrationsProgress {
+  round: number;
+}
+
+function versionFrom(output: string): string {
+  const lines = output.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  return lines[lines.length - 1] ?? '';
+}
+
+export function createManageActivities(deps: NovaDeps) {
+  const { runner } = deps;
+
+  async function installedVersion(target: SshTarget, command: string, commands: CommandRecord[]): Promise<string> {
+    // nova-manage of old releases prints --version on stderr (argparse did so before py3.4).
+    return versionFrom(outputOf(await runRead(runner, target, command, commands)));
+  }
+
+  async function installCode(input: InstallCodeInput): Promise<InstallCodeResult> {
+    const commands: CommandRecord[] = [];
+    const node = input.target.node;
+    const before = await installedVersion(input.target, input.versionCommand, commands);
+    if (before === input.version) {
+      return { summary: `nova ${input.version} is already installed on ${node}`, alreadyDone: true, installedVersion: before, commands };
+    }
+    await runDetachedOrFail(runner, input, `installing nova ${input.version}`, commands);
+    const after = await installedVersion(input.target, input.versionCommand, commands);
+    if (after !== input.version) {
+      throw nonRetryable('CodeVersionMismatch', `after installing nova ${input.version} on ${node}, \`${input.versionCommand}\` reports "${after}"; check the install command`, {
+        node,
+        expected: input.version,
+        found: after,
+      });
+    }
+    return { summary: `installed nova ${input.version} on ${node} (was ${before || 'unknown'})`, alreadyDone: false, installedVersion: after, commands };
+  }
+
+  // Schema syncs apply only the migrations a database lacks, so running one again is a no-op:
+  // they are idempotent by nature and there is no state worth checking first.
+  async function upgradePlacement(input: DetachedInput): Promise<StepResult> {
+    const commands: CommandRecord[] = [];
+    await runDetachedOrFail(runner, input, 'upgrading placement', commands);
+    return { summary: `upgraded placement on ${input.target.node} (placement-manage db sync is idempotent)`, alreadyDone: false, commands };
+  }
+
+  async function syncApiDb(input: DetachedInput): Promise<StepResult> {
+    const commands: CommandRecord[] = [];
+    await runDetachedOrFail(runner, input, 'nova-manage api_db sync', commands);
+    return { summary: `synced the nova API database from ${input.target.node} (api_db sync is idempotent)`, alreadyDone: false, commands };
+  }
+
+  async function syncCellDb(input: DetachedInput & { cell: string }): Promise<StepResult> {
+    const commands: CommandRecord[] = [];
+    await runDetachedOrFail(runner, input, `nova-manage db sync for ${input.cell}`, commands);
+    return { summary: `synced the ${input.cell} database from ${input.target.node} (db sync is idempotent)`, alreadyDone: false, commands };
+  }
+
+  async function runUpgradeCheck(input: UpgradeCheckInput): Promise<UpgradeCheckResult> {
+    const { target, command } = input;
+    const r = await runner.run(target, command, { timeoutMs: input.timeoutMs, signal: cancellationSignal() });
+    const commands = [toRecord(r)];
+    const checks = parseUpgradeCheckOutput(r.stdout);
+    const warnings = checks.filter((c) => c.result === 'Warning');
+    const failures = checks.filter((c) => c.result === 'Failure');
+    const describe = (cs: UpgradeCheck[]) => cs.map((c) => `${c.check}: ${c.details ?? '(no details)'}`).join('; ');
+    // oslo.upgradecheck exits with the worst result's code; a code without a table that
+    // agrees with it means nova-status did not get to print one.
+    if (r.exitCode === 0 && checks.length && !warnings.length && !failures.length) {
+      return { summary: `nova-status upgrade check passed on ${target.node} (${checks.length} checks)`, outcome: 'success', checks, warnings, commands };
+    }
+    if (r.exitCode === 1 && warnings.length && !failures.length) {
+      return { summary: `nova-status upgrade check warns on ${target.node}: ${describe(warnings)}`, outcome: 'warning', checks, warnings, commands };
+    }
+    if (r.exitCode === 2 && failures.length) {
+      throw nonRetryable('UpgradeCheckFailed', `nova-status upgrade check failed on ${target.node}: ${describe(failures)}`, { node: target.node, command, failures, checks });
+    }
+    if (r.exitCode === 255) {
+      throw nonRetryable('UpgradeCheckError', `nova-status upgrade check raised an error on ${target.node} (\`${command}\` exited 255):\n${lastLines(outputOf(r))}`, { node: target.node, command });
+    }
+    throw nonRetryable('UpgradeCheckUnreadable', `\`${command}\` on ${target.node} exited ${r.exitCode ?? r.signal} with ${checks.length} readable checks; output:\n${lastLines(outputOf(r))}`, {
+      node: target.node,
+      command,
+      exitCode: r.exitCode,
+    });
+  }
+
+  async function runOnlineDataMigrations(input: OnlineDataMigrationsInput): Promise<OnlineDataMigrationsResult> {
+    const { target, command } = input;
+    const commands: CommandRecord[] = [];
+    const resumed = activityContext()?.info.heartbeatDetails as MigrationsProgress | undefined;
+    // A round in flight when the worker died runs on under its key; resuming at that round
+    // reattaches to it instead of starting a second copy.
+    let round = typeof resumed?.round === 'number' && resumed.round >= 1 ? resumed.round : 1;
+    for (; round <= input.maxRounds; round++) {
+      heartbeat({ round } satisfies MigrationsProgress);
+      const r = await runner.runDetached(target, {
+        key: `${input.keyPrefix}-round-${round}`,
+        command,
+        stateDir: input.stateDir,
+        timeoutMs: input.roundTimeoutMs,
+        signal: cancellationSignal(),
+        onProgress: () => heartbeat({ round } satisfies MigrationsProgress),
+      });
+      commands.push(toRecord(r));
+      const out = parseOnlineMigrationsOutput(r.stdout);
+      if (r.exitCode === 0) {
+        const migrated = out.rows.reduce((n, row) => n + row.completed, 0);
+        const alreadyDone = round === 1 && migrated === 0;
+        const summary = alreadyDone
+          ? `online data migrations had nothing left to migrate (${target.node})`
+          : `online data migrations complete after ${round} round${round === 1 ? '' : 's'} (${target.node})`;
+        return { summary, alreadyDone, rounds: round, table: out.rows, tableText: out.table, commands };
+      }
+      if (r.exitCode === 1) continue;
+      if (r.exitCode === 2) {
+        throw nonRetryable('OnlineDataMigrationsFailed', `online data migrations failed in round ${round} on ${target.node}${out.errors.length ? ` (${out.errors.join(', ')})` : ''}; see nova-manage's log. Table:\n${out.table}`, {
+          node: target.node,
+          command,
+          round,
+          table: out.rows,
+          errors: out.errors,
+        });
+      }
+      if (r.exitCode === 127) {
+        throw nonRetryable('OnlineDataMigrationsBadInput', `nova-manage rejected \`${command}\` on ${target.node} as bad input (exit 127): ${lastLines(outputOf(r), 3)}`, { node: target.node, command });
+      }
+      throw nonRetryable('CommandFailed', `\`${command}\` on ${target.node} exited ${r.exitCode ?? r.signal} in round ${round}:\n${lastLines(outputOf(r))}`, { node: target.node, command, round });
+    }
+    throw nonRetryable('OnlineDataMigrationsIncomplete', `online data migrations on ${target.node} still had work after ${input.maxRounds} rounds; run more rounds or raise --max-count`, {
+      node: target.node,
+      command,
+      rounds: input.maxRounds,
+    });
+  }
+
+  return { installCode, upgradePlacement, syncApiDb, syncCellDb, runUpgradeCheck, runOnlineDataMigrations };
+}

@@ -1,0 +1,184 @@
+// Restarting, stopping, starting and HUPing nova's systemd units, each checked against what
+// systemd says first so that a retry after a worker died never restarts a service twice.
+import type { CommandRecord, SshTarget } from '../ssh/types';
+import { cancellationSignal, heartbeat, lastLines, nonRetryable, outputOf, runRead, sleep, toRecord, type NovaDeps } from './common';
+
+export interface ServiceState {
+  mainPid: number;
+  activeState: string;
+  subState: string;
+  /** Microseconds since boot when the main process started; 0 when it never did. */
+  startedMonotonic: number;
+}
+
+/** Parses `systemctl show --property=…` (key=value lines, in systemd's order, not ours). */
+export function parseServiceState(output: string): ServiceState {
+  const props = new Map<string, string>();
+  for (const line of output.split(/\r?\n/)) {
+    const eq = line.indexOf('=');
+    if (eq > 0) props.set(line.slice(0, eq).trim(), line.slice(eq + 1).trim());
+  }
+  const activeState = props.get('ActiveState');
+  if (activeState === undefined) throw new Error(`systemctl show printed no ActiveState: ${lastLines(output, 5) || '(nothing)'}`);
+  return {
+    mainPid: Number(props.get('MainPID') ?? 0) || 0,
+    activeState,
+    subState: props.get('SubState') ?? '',
+    startedMonotonic: Number(props.get('ExecMainStartTimestampMonotonic') ?? 0) || 0,
+  };
+}
+
+interface UnitInput {
+  target: SshTarget;
+  unit: string;
+  /** The rendered serviceState command. */
+  stateCommand: string;
+  /** e.g. `systemctl status --no-pager -n 30 <unit>` or a journalctl; shown when the unit fails. */
+  statusCommand?: string;
+  timeoutMs?: number;
+  pollMs?: number;
+}
+
+export interface RestartServiceInput extends UnitInput {
+  restartCommand: string;
+  /** readServiceState's answer taken before the restart was first attempted. */
+  before: { mainPid: number; startedMonotonic: number };
+  key: string;
+  stateDir: string;
+}
+
+export interface StopServiceInput extends UnitInput {
+  stopCommand: string;
+}
+
+export interface StartServiceInput extends UnitInput {
+  startCommand: string;
+}
+
+export interface HupServiceInput {
+  target: SshTarget;
+  unit: string;
+  command: string;
+}
+
+export interface ServiceStepResult {
+  summary: string;
+  alreadyDone: boolean;
+  state: ServiceState;
+  commands: CommandRecord[];
+}
+
+const isActive = (s: ServiceState) => s.activeState === 'active';
+// A unit whose main process exited with an error stops in "failed"; it is stopped all the same.
+const isStopped = (s: ServiceState) => s.activeState === 'inactive' || s.activeState === 'failed';
+const isNewProcess = (s: ServiceState, before: RestartServiceInput['before']) => s.mainPid !== before.mainPid || s.startedMonotonic !== before.startedMonotonic;
+
+export function createServiceActivities(deps: NovaDeps) {
+  const { runner } = deps;
+
+  async function stateOf(input: UnitInput, commands: CommandRecord[]): Promise<ServiceState> {
+    return parseServiceState((await runRead(runner, input.target, input.stateCommand, commands)).stdout);
+  }
+
+  async function failedToStart(input: UnitInput, state: ServiceState, commands: CommandRecord[], why: string): Promise<never> {
+    let status = '';
+    if (input.statusCommand) {
+      // systemctl status exits 3 for a dead unit; its output is what matters.
+      const r = await runner.run(input.target, input.statusCommand, { timeoutMs: 30_000 }).catch(() => undefined);
+      if (r) {
+        commands.push(toRecord(r));
+        status = lastLines(outputOf(r), 30);
+      }
+    }
+    throw nonRetryable('ServiceFailedToStart', `${input.unit} on ${input.target.node} ${why} (ActiveState=${state.activeState}, SubState=${state.subState})${status ? `:\n${status}` : ''}`, {
+      node: input.target.node,
+      unit: input.unit,
+      state,
+      status,
+    });
+  }
+
+  /** Polls until `done` holds; systemd may report "activating" for a while after a start. */
+  async function waitFor(input: UnitInput, commands: CommandRecord[], done: (s: ServiceState) => boolean, settled: (s: ServiceState) => boolean): Promise<ServiceState> {
+    const deadline = Date.now() + (input.timeoutMs ?? 120_000);
+    for (;;) {
+      const s = await stateOf(input, commands);
+      if (done(s) || settled(s) || Date.now() >= deadline) return s;
+      heartbeat({ unit: input.unit, activeState: s.activeState, subState: s.subState });
+      await sleep(input.pollMs ?? 500, cancellationSignal());
+    }
+  }
+
+  async function readServiceState(input: { target: SshTarget; command: string }): Promise<ServiceState & { summary: string; commands: CommandRecord[] }> {
+    const commands: CommandRecord[] = [];
+    const state = parseServiceState((await runRead(runner, input.target, input.command, commands)).stdout);
+    return { ...state, summary: `${input.target.node}: ${state.activeState}/${state.subState}, main pid ${state.mainPid}`, commands };
+  }
+
+  async function restartService(input: RestartServiceInput): Promise<ServiceStepResult> {
+    const { target, unit, before } = input;
+    const commands: CommandRecord[] = [];
+    const now = await stateOf(input, commands);
+    if (isActive(now) && isNewProcess(now, before)) {
+      return { summary: `${unit} on ${target.node} already restarted (main pid ${before.mainPid} → ${now.mainPid})`, alreadyDone: true, state: now, commands };
+    }
+    const r = await runner.runDetached(target, {
+      key: input.key,
+      command: input.restartCommand,
+      stateDir: input.stateDir,
+      timeoutMs: input.timeoutMs,
+      signal: cancellationSignal(),
+      onProgress: () => heartbeat({ unit, step: 'restarting' }),
+    });
+    commands.push(toRecord(r));
+    // systemctl restart exits non-zero when the unit fails to come up; the unit's own state
+    // and status say why, so they decide rather than the exit code alone.
+    const after = await waitFor(input, commands, (s) => isActive(s) && isNewProcess(s, before), (s) => s.activeState === 'failed' || r.exitCode !== 0);
+    if (!isActive(after) || !isNewProcess(after, before)) {
+      const why = isActive(after) ? 'is still running its old process after the restart' : 'did not become active after the restart';
+      await failedToStart(input, after, commands, `${why} (\`${input.restartCommand}\` exited ${r.exitCode ?? r.signal})`);
+    }
+    return { summary: `restarted ${unit} on ${target.node} (main pid ${before.mainPid} → ${after.mainPid})`, alreadyDone: false, state: after, commands };
+  }
+
+  async function stopService(input: StopServiceInput): Promise<ServiceStepResult> {
+    const { target, unit } = input;
+    const commands: CommandRecord[] = [];
+    const now = await stateOf(input, commands);
+    if (isStopped(now)) return { summary: `${unit} on ${target.node} is already stopped`, alreadyDone: true, state: now, commands };
+    const r = await runner.run(target, input.stopCommand, { timeoutMs: input.timeoutMs ?? 120_000, signal: cancellationSignal() });
+    commands.push(toRecord(r));
+    const after = await waitFor(input, commands, isStopped, () => false);
+    if (!isStopped(after)) {
+      throw new Error(`${unit} on ${target.node} is still ${after.activeState} after \`${input.stopCommand}\` (exit ${r.exitCode}): ${lastLines(outputOf(r), 5)}`);
+    }
+    return { summary: `stopped ${unit} on ${target.node}`, alreadyDone: false, state: after, commands };
+  }
+
+  async function startService(input: StartServiceInput): Promise<ServiceStepResult> {
+    const { target, unit } = input;
+    const commands: CommandRecord[] = [];
+    const now = await stateOf(input, commands);
+    if (isActive(now)) return { summary: `${unit} on ${target.node} is already running (main pid ${now.mainPid})`, alreadyDone: true, state: now, commands };
+    const r = await runner.run(target, input.startCommand, { timeoutMs: input.timeoutMs ?? 120_000, signal: cancellationSignal() });
+    commands.push(toRecord(r));
+    const after = await waitFor(input, commands, isActive, (s) => s.activeState === 'failed');
+    if (!isActive(after)) await failedToStart(input, after, commands, `did not become active after \`${input.startCommand}\` (exit ${r.exitCode})`);
+    return { summary: `started ${unit} on ${target.node} (main pid ${after.mainPid})`, alreadyDone: false, state: after, commands };
+  }
+
+  // Not idempotent, but a second HUP only makes a nova service reload its config and reset
+  // its logging once more, so a retry is harmless. uwsgi's nova-api takes HUP as a full
+  // reload that drops in-flight requests: the workflow restarts n-api behind a drained
+  // backend instead and never HUPs it.
+  async function hupService(input: HupServiceInput): Promise<{ summary: string; commands: CommandRecord[] }> {
+    const { target, unit, command } = input;
+    const r = await runner.run(target, command, { timeoutMs: 30_000, signal: cancellationSignal() });
+    if (r.exitCode !== 0) {
+      throw new Error(`sending HUP to ${unit} on ${target.node} failed: \`${command}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5)}`);
+    }
+    return { summary: `sent HUP to ${unit} on ${target.node}`, commands: [toRecord(r)] };
+  }
+
+  return { readServiceState, restartService, stopService, startService, hupService };
+}

@@ -1,0 +1,276 @@
+// Long or non-idempotent commands run detached on the node, claimed with an atomic mkdir, so
+// an activity retried after its worker died reattaches to the first run instead of starting a
+// second one. The run directory is the record: command, pid, output, exit status.
+import { createHash } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/common';
+import * as fail from './errors';
+import { abortReason } from './exec';
+import { DEFAULT_OUTPUT_LIMIT_BYTES } from './outputTail';
+import { killProcessGroupScript, remotePath, shQuote } from './shell';
+import type { CommandResult, DetachedOptions, RunOptions, SshTarget } from './types';
+
+export interface CommandRunner {
+  run(target: SshTarget, command: string, opts?: RunOptions): Promise<CommandResult>;
+}
+
+export interface DetachedSettings {
+  killGraceMs: number;
+  /** Output bytes fetched at each poll for onProgress; small, as it crosses the wire every poll. */
+  progressTailBytes?: number;
+  /** Output bytes kept in the final result. */
+  outputLimitBytes?: number;
+  /** How long a claimed run may go without recording its pid before it counts as lost. */
+  startGraceMs?: number;
+  /** Bound on one status poll, so a hung node cannot stall the wait forever. */
+  pollTimeoutMs?: number;
+}
+
+// Temporal cancels running activities with these reasons when the run should outlive this
+// attempt: the worker is going away, or the server gave up on it and will retry elsewhere.
+// The retry reattaches; killing here would make it find a cancelled run instead.
+const LEAVE_RUNNING_ON = new Set(['WORKER_SHUTDOWN', 'TIMED_OUT', 'PAUSED', 'RESET', 'HEARTBEAT_DETAILS_CONVERSION_FAILED']);
+
+/** Kill on a real cancellation (the workflow asked, or is gone); leave running otherwise. */
+export function defaultKillOnAbort(reason: unknown): boolean {
+  return !(reason instanceof Error && LEAVE_RUNNING_ON.has(reason.message));
+}
+
+/** A directory name that is safe on any filesystem and distinct for distinct keys. */
+export function safeRunKey(key: string): string {
+  const cleaned = key.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[.-]+/, '');
+  if (cleaned === key && cleaned.length > 0 && cleaned.length <= 120) return cleaned;
+  const digest = createHash('sha256').update(key).digest('hex').slice(0, 12);
+  return `${cleaned.slice(0, 100)}-${digest}`;
+}
+
+const OUTPUT_MARK = '--- nova-upgrade detached output ---';
+
+function runDirAssignment(opts: DetachedOptions): string {
+  return `runs=${remotePath(opts.stateDir)}/runs\nd="$runs"/${shQuote(safeRunKey(opts.key))}`;
+}
+
+// Prints the run's state, its resolved directory, then the tail of its output. The exit
+// file is checked again after a dead pid: the run may have finished between the two checks.
+function statusScript(tailBytes: number): string {
+  return `
+exited() { echo "exited $(cat "$d/exit") $(cat "$d/started_at" 2>/dev/null || echo -) $(cat "$d/finished_at" 2>/dev/null || echo -)"; }
+if [ ! -d "$d" ]; then echo missing
+elif [ -f "$d/exit" ]; then exited
+elif [ -f "$d/cancelled" ]; then echo "cancelled $(head -n 1 "$d/cancelled")"
+elif [ -f "$d/pid" ]; then
+  pid=$(cat "$d/pid")
+  boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)
+  if [ -n "$boot" ] && [ -f "$d/boot_id" ] && [ "$(cat "$d/boot_id")" != "$boot" ]; then echo "lost rebooted $pid"
+  elif kill -0 "$pid" 2>/dev/null; then echo "running $pid"
+  elif [ -f "$d/exit" ]; then exited
+  else echo "lost died $pid"
+  fi
+else echo starting
+fi
+(cd "$d" 2>/dev/null && pwd) || echo "$d"
+printf '%s\n' ${shQuote(OUTPUT_MARK)}
+tail -c ${tailBytes} "$d/output" 2>/dev/null
+true`;
+}
+
+// The run itself: records its pid (= its process group, thanks to setsid), then its exit
+// status through a rename so a reader never sees a half-written file.
+const RUN_WRAPPER =
+  'echo $$ > pid.tmp && mv pid.tmp pid; [ -f cancelled ] && exit 0; ' +
+  'sh -c "$1" > output 2>&1 < /dev/null; rc=$?; date +%s > finished_at; echo "$rc" > exit.tmp && mv exit.tmp exit';
+
+function claimScript(opts: DetachedOptions, tailBytes: number): string {
+  return `${runDirAssignment(opts)}
+mkdir -p "$runs" || exit 1
+if mkdir "$d" 2>/dev/null; then
+  echo claimed
+  boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null) && [ -n "$boot" ] && echo "$boot" > "$d/boot_id"
+  date +%s > "$d/started_at"
+  printf '%s\\n' ${shQuote(opts.command)} > "$d/command"
+  (cd "$d" && exec setsid nohup sh -c ${shQuote(RUN_WRAPPER)} nova-upgrade-run ${shQuote(opts.command)} > /dev/null 2>&1 < /dev/null) &
+  i=0
+  while [ ! -f "$d/pid" ] && [ "$i" -lt 50 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i + 1)); done
+else
+  echo reattached
+fi
+${statusScript(tailBytes)}`;
+}
+
+function killScript(opts: DetachedOptions, why: string, graceMs: number): string {
+  return `${runDirAssignment(opts)}
+if [ -d "$d" ] && [ ! -f "$d/exit" ]; then
+  printf '%s\\n' ${shQuote(why)} > "$d/cancelled"
+  if [ -f "$d/pid" ]; then
+${killProcessGroupScript('"$(cat "$d/pid")"', graceMs)}
+  fi
+fi
+true`;
+}
+
+type RunState =
+  | { kind: 'exited'; exitCode: number | null; startedAt?: number; finishedAt?: number }
+  | { kind: 'running'; pid: number }
+  | { kind: 'starting' | 'missing' }
+  | { kind: 'cancelled'; why: string }
+  | { kind: 'lost'; cause: 'rebooted' | 'died'; pid: number };
+
+interface Status {
+  state: RunState;
+  dir: string;
+  tail: string;
+}
+
+function epochOrUndefined(text: string | undefined): number | undefined {
+  return text && /^\d+$/.test(text) ? Number(text) : undefined;
+}
+
+function parseStatus(stdout: string): Status {
+  const mark = stdout.indexOf(`\n${OUTPUT_MARK}\n`);
+  const head = (mark >= 0 ? stdout.slice(0, mark) : stdout).split('\n');
+  const tail = mark >= 0 ? stdout.slice(mark + OUTPUT_MARK.length + 2) : '';
+  const [kind, ...rest] = (head[head.length - 2] ?? '').split(' ');
+  const dir = head[head.length - 1] ?? '';
+  let state: RunState;
+  switch (kind) {
+    case 'exited':
+      state = {
+        kind,
+        exitCode: /^-?\d+$/.test(rest[0] ?? '') ? Number(rest[0]) : null,
+        startedAt: epochOrUndefined(rest[1]),
+        finishedAt: epochOrUndefined(rest[2]),
+      };
+      break;
+    case 'running':
+      state = { kind, pid: Number(rest[0]) };
+      break;
+    case 'cancelled':
+      state = { kind, why: rest.join(' ') };
+      break;
+    case 'lost':
+      state = { kind, cause: rest[0] === 'rebooted' ? 'rebooted' : 'died', pid: Number(rest[1]) };
+      break;
+    case 'starting':
+      state = { kind };
+      break;
+    default:
+      state = { kind: 'missing' };
+  }
+  return { state, dir, tail };
+}
+
+class AbortedWait extends Error {
+  constructor(readonly reason: Error) {
+    super(reason.message);
+  }
+}
+
+/** Resolves with `work`, or rejects as soon as `signal` aborts (leaving `work` to finish alone). */
+function unlessAborted<T>(work: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return work;
+  work.catch(() => undefined);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(new AbortedWait(abortReason(signal)));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export async function runDetached(
+  runner: CommandRunner,
+  target: SshTarget,
+  opts: DetachedOptions,
+  settings: DetachedSettings,
+): Promise<CommandResult> {
+  const pollMs = opts.pollMs ?? 1000;
+  const progressBytes = settings.progressTailBytes ?? 4096;
+  const finalBytes = settings.outputLimitBytes ?? DEFAULT_OUTPUT_LIMIT_BYTES;
+  const startGraceMs = settings.startGraceMs ?? 10_000;
+  const pollOpts: RunOptions = { timeoutMs: settings.pollTimeoutMs ?? 60_000 };
+  const where = fail.where(target);
+  const began = Date.now();
+  const deadline = opts.timeoutMs ? began + opts.timeoutMs : Infinity;
+  const describe = (dir: string) => `detached run "${opts.key}" on ${where} (${dir})`;
+
+  const script = async (body: string) => {
+    const result = await runner.run(target, body, pollOpts);
+    if (result.exitCode !== 0) {
+      throw ApplicationFailure.create({
+        type: fail.SshFailureType.DetachedRunFailedToStart,
+        nonRetryable: false,
+        message: `cannot manage detached run "${opts.key}" on ${where} under ${opts.stateDir}: exit ${result.exitCode}: ${result.stderr.trim()}`,
+      });
+    }
+    return result.stdout;
+  };
+  const poll = async (tailBytes: number) => parseStatus(await script(`${runDirAssignment(opts)}\n${statusScript(tailBytes)}`));
+  const kill = (why: string) => script(killScript(opts, why, settings.killGraceMs));
+
+  try {
+    if (opts.signal?.aborted) throw new AbortedWait(abortReason(opts.signal));
+    const claimOutput = await unlessAborted(script(claimScript(opts, progressBytes)), opts.signal);
+    const reattached = claimOutput.startsWith('reattached');
+    let status = parseStatus(claimOutput);
+    let startingSince: number | undefined;
+    for (;;) {
+      const { state } = status;
+      opts.onProgress?.(status.tail);
+      if (state.kind === 'exited') {
+        const final = status.tail.length < progressBytes ? status : await poll(finalBytes);
+        const remoteMs =
+          state.startedAt !== undefined && state.finishedAt !== undefined ? (state.finishedAt - state.startedAt) * 1000 : undefined;
+        return {
+          node: target.node,
+          command: opts.command,
+          exitCode: state.exitCode,
+          durationMs: reattached && remoteMs !== undefined ? remoteMs : Date.now() - began,
+          stdout: final.tail,
+          stderr: '',
+          ...(reattached ? { reattached: true } : {}),
+        };
+      }
+      if (state.kind === 'cancelled') {
+        throw ApplicationFailure.create({
+          type: fail.SshFailureType.DetachedRunCancelled,
+          nonRetryable: true,
+          message: `${describe(status.dir)} was stopped earlier (${state.why}) and is not restarted; use a new key to run it again`,
+        });
+      }
+      if (state.kind === 'starting') startingSince ??= Date.now();
+      if (state.kind === 'lost' || state.kind === 'missing' || (state.kind === 'starting' && Date.now() - startingSince! > startGraceMs)) {
+        const what =
+          state.kind === 'lost'
+            ? `its process (pid ${state.pid}) is gone without recording an exit status${state.cause === 'rebooted' ? ' and the node has rebooted since it started' : ''}`
+            : state.kind === 'missing'
+              ? 'its run directory has disappeared'
+              : 'its process never recorded a pid';
+        throw ApplicationFailure.create({
+          type: fail.SshFailureType.DetachedRunLost,
+          nonRetryable: true,
+          message:
+            `${describe(status.dir)} was claimed but ${what}; it was NOT restarted, since it may have done part of its ` +
+            `work. Inspect ${status.dir}/output, then remove ${status.dir} to run it again under the same key, or use a new key`,
+        });
+      }
+      if (Date.now() >= deadline) {
+        await kill(`timed out after ${opts.timeoutMs} ms`);
+        throw ApplicationFailure.create({
+          type: fail.SshFailureType.CommandTimedOut,
+          // A retry with this key would only find the killed run.
+          nonRetryable: true,
+          message: `${describe(status.dir)}: \`${fail.brief(opts.command)}\` did not finish within ${opts.timeoutMs} ms and its process group was killed`,
+        });
+      }
+      await unlessAborted(pause(Math.max(0, Math.min(pollMs, deadline - Date.now()))), opts.signal);
+      status = await unlessAborted(poll(progressBytes), opts.signal);
+    }
+  } catch (err) {
+    if (!(err instanceof AbortedWait)) throw err;
+    if ((opts.killOnAbort ?? defaultKillOnAbort)(err.reason)) {
+      await kill(`cancelled: ${err.reason.message}`);
+    }
+    throw err.reason;
+  }
+}

@@ -1,0 +1,264 @@
+// One pool per worker process: connections to a node are shared by every activity running on
+// the worker, so hundreds of concurrent commands cost a handful of handshakes per node.
+import type { Client } from 'ssh2';
+import { openConnection } from './connect';
+import { runDetached } from './detached';
+import * as fail from './errors';
+import { ChannelNotOpened, abortReason, execCommand } from './exec';
+import { DEFAULT_OUTPUT_LIMIT_BYTES } from './outputTail';
+import type { CommandResult, DetachedOptions, RemoteRunner, RunOptions, SshTarget } from './types';
+
+export interface SshPoolOptions {
+  /** Connections opened to one node before further commands queue. */
+  maxConnectionsPerHost?: number;
+  /**
+   * Commands sharing one connection. OpenSSH allows 10 sessions per connection by default
+   * (MaxSessions); 8 leaves room for the extra channel that kills a cancelled command.
+   */
+  maxChannelsPerConnection?: number;
+  /** Bytes kept from the end of stdout and of stderr. */
+  outputLimitBytes?: number;
+  /** An unused connection is closed after this long. */
+  idleTimeoutMs?: number;
+  keepaliveIntervalMs?: number;
+  keepaliveCountMax?: number;
+  /** Between TERM and KILL when stopping a remote process group. */
+  killGraceMs?: number;
+}
+
+export interface SshPoolStats {
+  /** Connections that completed a handshake since the pool was made: reuse keeps this low. */
+  connectionsOpened: number;
+  connectionsOpen: number;
+  commandsRunning: number;
+  commandsQueued: number;
+  /** Sessions a node refused below our per-connection cap (its MaxSessions is lower). */
+  sessionsRefused: number;
+}
+
+interface PooledConnection {
+  ready: Promise<Client>;
+  client?: Client;
+  active: number;
+  /** Lowered when the server refuses a session before our own cap is reached. */
+  channelLimit: number;
+  lastRefusalAt: number;
+  dead: boolean;
+  idleTimer?: NodeJS.Timeout;
+}
+
+interface Waiter {
+  /** A connection with a channel already reserved, or undefined to look again. */
+  wake: (conn: PooledConnection | undefined) => void;
+}
+
+interface HostSlot {
+  connections: PooledConnection[];
+  waiters: Waiter[];
+}
+
+const CHANNEL_OPEN_ATTEMPTS = 4;
+const REFUSAL_MEMORY_MS = 30_000;
+
+export class SshPool implements RemoteRunner {
+  private readonly slots = new Map<string, HostSlot>();
+  private readonly settings: Required<SshPoolOptions>;
+  private opened = 0;
+  private sessionsRefused = 0;
+  private closed = false;
+
+  constructor(options: SshPoolOptions = {}) {
+    this.settings = {
+      maxConnectionsPerHost: options.maxConnectionsPerHost ?? 4,
+      maxChannelsPerConnection: options.maxChannelsPerConnection ?? 8,
+      outputLimitBytes: options.outputLimitBytes ?? DEFAULT_OUTPUT_LIMIT_BYTES,
+      idleTimeoutMs: options.idleTimeoutMs ?? 120_000,
+      keepaliveIntervalMs: options.keepaliveIntervalMs ?? 15_000,
+      keepaliveCountMax: options.keepaliveCountMax ?? 3,
+      killGraceMs: options.killGraceMs ?? 5_000,
+    };
+  }
+
+  async run(target: SshTarget, command: string, opts: RunOptions = {}): Promise<CommandResult> {
+    const slot = this.slotFor(target);
+    for (let attempt = 1; ; attempt++) {
+      const conn = await this.acquire(slot, target, opts.signal);
+      try {
+        return await execCommand({
+          client: conn.client!,
+          target,
+          command,
+          opts,
+          outputLimitBytes: this.settings.outputLimitBytes,
+          killGraceMs: this.settings.killGraceMs,
+        });
+      } catch (err) {
+        if (!(err instanceof ChannelNotOpened)) throw err;
+        if (attempt >= CHANNEL_OPEN_ATTEMPTS) throw fail.connectFailed(target, err.reason);
+        // The command never started, so trying again cannot run it twice.
+        if (err.refusedByServer) {
+          // Either the node's MaxSessions is below our cap, or sshd has not yet reaped a
+          // session we just closed; both pass, so the limit is restored after a quiet spell.
+          this.sessionsRefused++;
+          conn.channelLimit = Math.max(1, conn.active - 1);
+          conn.lastRefusalAt = Date.now();
+        } else {
+          this.drop(slot, conn);
+        }
+      } finally {
+        this.release(slot, conn);
+      }
+    }
+  }
+
+  runDetached(target: SshTarget, opts: DetachedOptions): Promise<CommandResult> {
+    return runDetached(this, target, opts, { killGraceMs: this.settings.killGraceMs });
+  }
+
+  stats(): SshPoolStats {
+    let connectionsOpen = 0;
+    let commandsRunning = 0;
+    let commandsQueued = 0;
+    for (const slot of this.slots.values()) {
+      connectionsOpen += slot.connections.filter((c) => c.client).length;
+      commandsRunning += slot.connections.reduce((n, c) => n + c.active, 0);
+      commandsQueued += slot.waiters.length;
+    }
+    return { connectionsOpened: this.opened, connectionsOpen, commandsRunning, commandsQueued, sessionsRefused: this.sessionsRefused };
+  }
+
+  /** Ends every connection. Detached runs keep running on their nodes; plain commands may too. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const closing: Promise<void>[] = [];
+    for (const slot of this.slots.values()) {
+      for (const waiter of slot.waiters.splice(0)) waiter.wake(undefined);
+      for (const conn of slot.connections.splice(0)) {
+        conn.dead = true;
+        clearTimeout(conn.idleTimer);
+        const client = conn.client;
+        if (!client) continue;
+        closing.push(
+          new Promise((resolve) => {
+            const timer = setTimeout(() => {
+              client.destroy();
+              resolve();
+            }, 1000);
+            client.once('close', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            client.end();
+          }),
+        );
+      }
+    }
+    this.slots.clear();
+    await Promise.all(closing);
+  }
+
+  private slotFor(target: SshTarget): HostSlot {
+    const key = `${target.username}@${target.host}:${target.port} ${target.privateKeyPath} ${target.knownHostsPath}`;
+    let slot = this.slots.get(key);
+    if (!slot) {
+      slot = { connections: [], waiters: [] };
+      this.slots.set(key, slot);
+    }
+    return slot;
+  }
+
+  private async acquire(slot: HostSlot, target: SshTarget, signal?: AbortSignal): Promise<PooledConnection> {
+    for (;;) {
+      if (signal?.aborted) throw abortReason(signal);
+      if (this.closed) throw new Error(`ssh pool is closed; not running commands on ${fail.where(target)}`);
+      for (const c of slot.connections) {
+        if (c.channelLimit < this.settings.maxChannelsPerConnection && Date.now() - c.lastRefusalAt > REFUSAL_MEMORY_MS) {
+          c.channelLimit = this.settings.maxChannelsPerConnection;
+        }
+      }
+      let conn = slot.connections.find((c) => !c.dead && c.active < c.channelLimit);
+      if (!conn && slot.connections.length < this.settings.maxConnectionsPerHost) conn = this.connect(slot, target);
+      if (conn) {
+        clearTimeout(conn.idleTimer);
+        conn.active++;
+      } else {
+        // A connection handed over by release() comes with its channel already counted.
+        conn = await this.waitForChannel(slot, signal);
+        if (!conn) continue;
+      }
+      try {
+        await conn.ready;
+        return conn;
+      } catch (err) {
+        this.release(slot, conn);
+        throw err;
+      }
+    }
+  }
+
+  private waitForChannel(slot: HostSlot, signal?: AbortSignal): Promise<PooledConnection | undefined> {
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        slot.waiters.splice(slot.waiters.indexOf(waiter), 1);
+        reject(abortReason(signal!));
+      };
+      const waiter: Waiter = {
+        wake: (conn) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(conn);
+        },
+      };
+      slot.waiters.push(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  private connect(slot: HostSlot, target: SshTarget): PooledConnection {
+    const conn: PooledConnection = {
+      ready: openConnection(target, this.settings),
+      active: 0,
+      channelLimit: this.settings.maxChannelsPerConnection,
+      lastRefusalAt: 0,
+      dead: false,
+    };
+    slot.connections.push(conn);
+    conn.ready.then(
+      (client) => {
+        this.opened++;
+        conn.client = client;
+        if (conn.dead || this.closed) return client.end();
+        client.once('close', () => this.drop(slot, conn));
+      },
+      () => this.drop(slot, conn),
+    );
+    // The connection's failure reaches callers through acquire(); this only marks it handled.
+    conn.ready.catch(() => undefined);
+    return conn;
+  }
+
+  /** Forgets a broken connection; the next command on that node opens a fresh one. */
+  private drop(slot: HostSlot, conn: PooledConnection): void {
+    if (conn.dead) return;
+    conn.dead = true;
+    clearTimeout(conn.idleTimer);
+    const index = slot.connections.indexOf(conn);
+    if (index >= 0) slot.connections.splice(index, 1);
+    conn.client?.end();
+    // Room for a new connection now: let queued commands look again.
+    for (const waiter of slot.waiters.splice(0)) waiter.wake(undefined);
+  }
+
+  private release(slot: HostSlot, conn: PooledConnection): void {
+    const next = !conn.dead && conn.active <= conn.channelLimit ? slot.waiters.shift() : undefined;
+    if (next) {
+      // Hand the channel over still counted, so a newcomer cannot overtake a queued command.
+      next.wake(conn);
+      return;
+    }
+    conn.active--;
+    if (!conn.dead && conn.active === 0) {
+      conn.idleTimer = setTimeout(() => this.drop(slot, conn), this.settings.idleTimeoutMs);
+      conn.idleTimer.unref();
+    }
+  }
+}

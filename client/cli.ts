@@ -1,0 +1,177 @@
+// nova-upgrade: the operator's entry point. Every failure ends in one sentence and a non-zero
+// exit code; stack traces are for bugs, shown only with NOVA_UPGRADE_DEBUG=1.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { InventoryError, loadInventory } from '../inventory/load';
+import { isPhase, PHASES, type Phase } from '../workflows/definitions';
+import { planUpgrade } from '../workflows/plan';
+import { UpgradePhase, UpgradeStatus } from '../workflows/searchAttributes';
+import { connectClient, ConnectionError, resolveConnection, type ConnectionFlags } from './connection';
+import { changedLines, progressTable } from './render';
+import { approvePhase, CliError, decide, requestAbort, startUpgrade, viewUpgrade } from './upgrades';
+import { watchUpgrade } from './watch';
+
+function phases(value: string): Phase[] {
+  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (list.includes('all')) return [...PHASES];
+  for (const p of list) if (!isPhase(p)) throw new InvalidArgumentError(`unknown phase "${p}"; phases are ${PHASES.join(', ')} (or all)`);
+  return list as Phase[];
+}
+
+function phase(value: string): Phase {
+  if (!isPhase(value)) throw new InvalidArgumentError(`unknown phase "${value}"; phases are ${PHASES.join(', ')}`);
+  return value;
+}
+
+function withConnection(cmd: Command): Command {
+  return cmd
+    .option('--address <host:port>', 'Temporal frontend (env TEMPORAL_ADDRESS)')
+    .option('--namespace <name>', 'Temporal namespace (env TEMPORAL_NAMESPACE)')
+    .option('--profile <name>', 'envconfig profile (env TEMPORAL_PROFILE)')
+    .option('--tls-cert <path>', 'mTLS client certificate')
+    .option('--tls-key <path>', 'mTLS client key')
+    .option('--tls-ca <path>', 'CA bundle for the server certificate')
+    .option('--tls-server-name <name>', 'server name to verify')
+    .option('--api-key-file <path>', 'file holding an API key (Temporal Cloud); env TEMPORAL_API_KEY')
+    .option('--task-queue <name>', 'task queue (env NOVA_UPGRADE_TASK_QUEUE)');
+}
+
+async function client(flags: ConnectionFlags) {
+  const conn = resolveConnection(flags);
+  return { conn, client: await connectClient(conn) };
+}
+
+function print(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('nova-upgrade')
+    .description("OpenStack nova's zero-downtime upgrade as a durable Temporal workflow")
+    .showHelpAfterError()
+    .exitOverride();
+
+  withConnection(program.command('start'))
+    .description('start an upgrade from an inventory file')
+    .requiredOption('-i, --inventory <file>', 'inventory YAML')
+    .option('--workflow-id <id>', 'override the id derived from the cloud name')
+    .addOption(new Option('--auto-approve <phases>', `comma-separated phases whose gate opens by itself (${PHASES.join(', ')}, all)`).argParser(phases).default([]))
+    .option('--dry-run', 'print every command, host by host, and change nothing')
+    .action(async (o: ConnectionFlags & { inventory: string; workflowId?: string; autoApprove: Phase[]; dryRun?: boolean }) => {
+      const inv = loadInventory(o.inventory);
+      if (o.dryRun) {
+        let phaseName = '';
+        for (const s of planUpgrade(inv)) {
+          if (s.phase !== phaseName) print(`\n== ${(phaseName = s.phase)}${o.autoApprove.includes(s.phase) ? ' (auto-approved)' : ' (waits for approval)'}`);
+          print(`- ${s.title}`);
+          for (const c of s.commands) print(`    [${c.node}] ${c.command}`);
+        }
+        print('\nDry run: nothing was started and no host was contacted.');
+        return;
+      }
+      const { conn, client: c } = await client(o);
+      const handle = await startUpgrade(c, conn.taskQueue, inv, { ...(o.workflowId ? { workflowId: o.workflowId } : {}), autoApprove: o.autoApprove });
+      print(`started upgrade ${handle.workflowId} (nova ${inv.release.from} → ${inv.release.to} on ${inv.cloud})`);
+      print(`  watch:   nova-upgrade watch ${handle.workflowId}`);
+      print(`  approve: nova-upgrade approve ${handle.workflowId}`);
+    });
+
+  withConnection(program.command('approve <workflowId>'))
+    .description("approve the pending phase's gate")
+    .option('--phase <phase>', 'the phase you mean (refused if another is pending)', phase)
+    .option('--comment <text>', 'recorded with the approval')
+    .action(async (id: string, o: ConnectionFlags & { phase?: Phase; comment?: string }) => {
+      const { conn, client: c } = await client(o);
+      const rec = await approvePhase(c, conn.taskQueue, id, o.phase, o.comment);
+      print(`approved ${rec.phase} as ${rec.approver}`);
+    });
+
+  for (const action of ['retry', 'skip', 'shutdown-sessions'] as const) {
+    const cmd = withConnection(program.command(`${action} <workflowId>`))
+      .description(action === 'retry' ? 'run the held step again' : action === 'skip' ? 'skip the held step (recorded with the reason)' : "close the drained server's remaining sessions, then wait again")
+      .option('--step <id>', 'the held step you mean (refused if another is held)');
+    if (action === 'skip') cmd.requiredOption('--reason <text>', 'why it is safe to skip');
+    cmd.action(async (id: string, o: ConnectionFlags & { step?: string; reason?: string }) => {
+      const { conn, client: c } = await client(o);
+      print(await decide(c, conn.taskQueue, id, { action, ...(o.step ? { stepId: o.step } : {}), ...(o.reason ? { reason: o.reason } : {}) }));
+    });
+  }
+
+  withConnection(program.command('abort <workflowId>'))
+    .description('stop at the next safe point, leaving no API server drained and no service stopped')
+    .option('--reason <text>', 'recorded with the abort')
+    .action(async (id: string, o: ConnectionFlags & { reason?: string }) => {
+      const { client: c } = await client(o);
+      await requestAbort(c, id, o.reason);
+      print(`abort requested for ${id}; it stops at the next safe point ("nova-upgrade watch ${id}")`);
+    });
+
+  withConnection(program.command('status <workflowId>'))
+    .description('phases and steps of an upgrade')
+    .option('--json', 'machine-readable')
+    .action(async (id: string, o: ConnectionFlags & { json?: boolean }) => {
+      const { client: c } = await client(o);
+      const view = await viewUpgrade(c, id);
+      if (o.json) return print(JSON.stringify(view, null, 2));
+      if (view.running) return print(progressTable(view.progress));
+      print(`upgrade ${id} is ${view.status}`);
+      if (view.result) print(view.result.steps.map((s) => `  ${s.status.padEnd(10)} ${s.title}${s.alreadyDone ? ' (already done)' : ''}`).join('\n'));
+    });
+
+  withConnection(program.command('watch <workflowId>'))
+    .description('live progress until the next gate, hold or the end')
+    .action(async (id: string, o: ConnectionFlags) => {
+      const { client: c } = await client(o);
+      await watchUpgrade(c, id, { tty: Boolean(process.stdout.isTTY), render: progressTable, changes: changedLines, out: print });
+    });
+
+  withConnection(program.command('list'))
+    .description('upgrades known to this namespace')
+    .action(async (o: ConnectionFlags) => {
+      const { client: c } = await client(o);
+      for await (const wf of c.workflow.list({ query: `WorkflowType = 'novaUpgrade'` })) {
+        const sa = wf.typedSearchAttributes;
+        print(`${wf.workflowId.padEnd(32)} ${wf.status.name.padEnd(11)} ${(sa.get(UpgradePhase) ?? '-').padEnd(15)} ${(sa.get(UpgradeStatus) ?? '-').padEnd(17)} started ${wf.startTime.toISOString()}`);
+      }
+    });
+
+  withConnection(program.command('worker'))
+    .description('run a worker for the upgrade workflows and their activities')
+    .action(async (o: ConnectionFlags) => {
+      const { runWorker } = await import('../worker/main');
+      await runWorker(o);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number };
+    if (typeof e.code === 'string' && e.code.startsWith('commander.')) return e.exitCode ?? 2;
+    if (err instanceof InventoryError) {
+      process.stderr.write(`${err.message}\nNothing was started and no host was contacted.\n`);
+      return 2;
+    }
+    if (err instanceof CliError || err instanceof ConnectionError) {
+      process.stderr.write(`nova-upgrade: ${err.message}\n`);
+      return (err as CliError).exitCode ?? 1;
+    }
+    process.stderr.write(`nova-upgrade: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (process.env.NOVA_UPGRADE_DEBUG) console.error(err);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,312 @@
+// The lab: a local stand-in for the seed's two-node devstack (controller + apicomp, HAProxy
+// on a VIP in front of both nova-apis) that the tool can upgrade for real over SSH.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { startHaproxy, haproxyPid, stopHaproxy } from './haproxy';
+import { installLab } from './install';
+import { labHaproxyConfig } from './haproxyConfig';
+import { labInventory, renderLabInventory } from './labInventory';
+import { writeNodeFiles } from './nodeFiles';
+import { initCloud, ONLINE_MIGRATIONS } from './node/cloud';
+import { readJsonOr, writeJson } from './node/env';
+import { nodeLayout, stateLayout, type NodeConfig, NOVA_UNITS } from './node/layout';
+import { isUnitProcess, readHeartbeat, readUnitFile, unitStatus, type UnitFile } from './node/units';
+import { ensureKeyPair, sshdPid, startSshd, stopSshd } from './sshd';
+import { API_PORT, planTopology, type LabLb, type LabNodePlan } from './topology';
+import { waitForBackends } from './haproxySocket';
+
+export interface LabOptions {
+  stateDir?: string;
+  /** Three octets inside 127.0.0.0/8: nodes at .2, .3, …, the VIP at .100. */
+  subnet?: string;
+  apiNodes?: number;
+  computeOnlyNodes?: number;
+  lbNodes?: number;
+  fromVersion?: string;
+  toVersion?: string;
+  /** A system sshd may hold port 22 on every address. */
+  sshPort?: number;
+  /** nova-api's drain time after SIGTERM before in-flight requests are dropped. */
+  apiMercySeconds?: number;
+  serviceDownSeconds?: number;
+  /** Rows each online data migration has left to do when the cloud is first created. */
+  pendingMigrations?: Record<string, number>;
+}
+
+export type ResolvedLabOptions = Required<LabOptions>;
+
+export interface LabNode extends LabNodePlan {
+  root: string;
+  apiUrl?: string;
+  /** Environment a session on this node gets from sshd; for running node commands locally. */
+  env: Record<string, string>;
+}
+
+export interface LabInfo {
+  stateDir: string;
+  inventoryPath: string;
+  vipUrl: string;
+  privateKeyPath: string;
+  knownHostsPath: string;
+  binDir: string;
+  options: ResolvedLabOptions;
+  nodes: LabNode[];
+  lbs: Array<LabLb & { dir: string; socket: string; pid: number }>;
+  /** Wall time of this labUp call. */
+  upMs: number;
+}
+
+export const DEFAULT_STATE_DIR = resolve(__dirname, existsSync(join(__dirname, '..', 'package.json')) ? '..' : join('..', '..'), '.state', 'lab');
+
+function resolveOptions(o: LabOptions): ResolvedLabOptions {
+  const stateDir = resolve(o.stateDir ?? DEFAULT_STATE_DIR);
+  // sshd's SetEnv and the command templates would split a path with spaces.
+  if (/[\s"'\\$`]/.test(stateDir)) throw new Error(`lab state directory must not contain spaces, quotes or shell metacharacters: ${stateDir}`);
+  return {
+    stateDir,
+    subnet: o.subnet ?? '127.0.1',
+    apiNodes: o.apiNodes ?? 2,
+    computeOnlyNodes: o.computeOnlyNodes ?? 0,
+    lbNodes: o.lbNodes ?? 1,
+    fromVersion: o.fromVersion ?? '30.0.0',
+    toVersion: o.toVersion ?? '31.0.0',
+    sshPort: o.sshPort ?? 2222,
+    apiMercySeconds: o.apiMercySeconds ?? 10,
+    serviceDownSeconds: o.serviceDownSeconds ?? 10,
+    pendingMigrations: o.pendingMigrations ?? { populate_instance_compute_id: 120, populate_dev_uuids: 7, populate_user_id: 30 },
+  };
+}
+
+function nodeEnvVars(stateDir: string, n: LabNodePlan): Record<string, string> {
+  const s = stateLayout(stateDir);
+  const root = s.node(n.name);
+  return { PATH: `${s.bin}:/usr/local/bin:/usr/bin:/bin`, HOME: root, NOVA_LAB_ROOT: root, NOVA_LAB_NODE: n.name, NOVA_LAB_STATE: stateDir };
+}
+
+function describe(o: ResolvedLabOptions): Pick<LabInfo, 'nodes' | 'lbs'> {
+  const s = stateLayout(o.stateDir);
+  const { nodes, lbs } = planTopology(o);
+  return {
+    nodes: nodes.map((n) => ({
+      ...n,
+      root: s.node(n.name),
+      ...(n.roles.includes('api') ? { apiUrl: `http://${n.address}:${API_PORT}` } : {}),
+      env: nodeEnvVars(o.stateDir, n),
+    })),
+    lbs: lbs.map((b) => ({ ...b, dir: s.haproxy(b.node), socket: join(s.haproxy(b.node), 'haproxy.sock'), pid: haproxyPid(s.haproxy(b.node)) ?? 0 })),
+  };
+}
+
+const run = promisify(execFile);
+
+/** Runs a stand-in on a node without SSH: what labUp uses to start the node's services. */
+export async function runOnNode(node: Pick<LabNode, 'env'>, cmd: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return run(join(node.env.PATH!.split(':')[0]!, cmd), args, { env: { ...node.env }, cwd: node.env.HOME, timeout: 60_000 });
+}
+
+/** Brings the lab up, reusing whatever already runs; safe to call again at any time. */
+export async function labUp(opts: LabOptions = {}): Promise<LabInfo> {
+  const t0 = Date.now();
+  const o = resolveOptions(opts);
+  const s = stateLayout(o.stateDir);
+  const { nodes, lbs } = describe(o);
+  const controller = nodes[0]!;
+  mkdirSync(o.stateDir, { recursive: true });
+  writeJson(s.labJson, o);
+  installLab(o.stateDir);
+  const key = ensureKeyPair(s.privateKey);
+
+  for (const n of nodes) {
+    const l = nodeLayout(n.root);
+    mkdirSync(l.run, { recursive: true });
+    const config: NodeConfig = { name: n.name, address: n.address, apiPort: API_PORT, units: n.units, apiMercySeconds: o.apiMercySeconds, serviceDownSeconds: o.serviceDownSeconds };
+    writeJson(l.config, config);
+    writeNodeFiles({ root: n.root, name: n.name, address: n.address, controllerAddress: controller.address, isController: n.roles.includes('controller'), isCompute: n.roles.includes('compute') }, o.fromVersion);
+  }
+  initCloud(o.stateDir, {
+    controller: controller.name,
+    computeHosts: nodes.filter((n) => n.roles.includes('compute')).map((n) => n.name),
+    release: o.fromVersion,
+    // devstack registers nova-api directly; pointing keystone at the VIP is the upgrade's job.
+    endpointUrl: `${controller.apiUrl}/v2.1`,
+    placementUrl: `http://${controller.address}/placement`,
+    pendingMigrations: Object.fromEntries(ONLINE_MIGRATIONS.map((m) => [m, o.pendingMigrations[m] ?? 0])),
+  });
+
+  const sshds = await Promise.all(
+    nodes.map((n) => startSshd({ name: n.name, dir: nodeLayout(n.root).sshd, address: n.address, port: n.sshPort, authorizedKeys: key.publicKey, env: n.env })),
+  );
+  writeFileSync(s.knownHosts, `${sshds.map((h) => h.knownHostsLine).join('\n')}\n`);
+
+  // One systemctl per node, starting its units in devstack's order; started ones are kept.
+  await Promise.all(nodes.filter((n) => n.units.length).map((n) => runOnNode(n, 'systemctl', ['start', ...n.units])));
+
+  const apiNodes = nodes.filter((n) => n.roles.includes('api'));
+  const started = await Promise.all(
+    lbs.map(async (b) => {
+      const config = labHaproxyConfig({ dir: b.dir, bind: { address: b.address, port: b.port }, backend: 'nova-api', servers: apiNodes.map((n) => ({ name: n.name, address: n.address, port: API_PORT })) });
+      const h = await startHaproxy({ dir: b.dir, config });
+      await waitForBackends(b.socket, 'nova-api', apiNodes.map((n) => n.name), 10_000);
+      return { ...b, pid: h.pid };
+    }),
+  );
+
+  writeFileSync(s.inventory, renderLabInventory(labInventory({ stateDir: o.stateDir, fromVersion: o.fromVersion, toVersion: o.toVersion, sshPort: o.sshPort, nodes, lbs })));
+  return {
+    stateDir: o.stateDir,
+    inventoryPath: s.inventory,
+    vipUrl: `http://${lbs[0]!.address}:${lbs[0]!.port}`,
+    privateKeyPath: s.privateKey,
+    knownHostsPath: s.knownHosts,
+    binDir: s.bin,
+    options: o,
+    nodes,
+    lbs: started,
+    upMs: Date.now() - t0,
+  };
+}
+
+function readOptions(stateDir: string): ResolvedLabOptions | undefined {
+  const o = readJsonOr<ResolvedLabOptions | undefined>(stateLayout(resolve(stateDir)).labJson, undefined);
+  return o ? { ...o, stateDir: resolve(stateDir) } : undefined;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Pids of live processes whose environment names this lab: every session and service on a node has it. */
+function labProcesses(stateDir: string): number[] {
+  const marker = `\0NOVA_LAB_STATE=${stateDir}\0`;
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)
+    .map(Number)
+    .filter((pid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') return false;
+        return `\0${readFileSync(`/proc/${pid}/environ`, 'utf8')}`.includes(marker);
+      } catch {
+        return false;
+      }
+    });
+}
+
+/** What sessions left running (a detached upgrade step, a hung tempest) goes down with the lab. */
+async function sweepSessions(stateDir: string): Promise<void> {
+  const signal = (pids: number[], sig: NodeJS.Signals) =>
+    pids.forEach((pid) => {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        /* already gone */
+      }
+    });
+  signal(labProcesses(stateDir), 'SIGTERM');
+  const deadline = Date.now() + 2000;
+  while (labProcesses(stateDir).length && Date.now() < deadline) await sleep(25);
+  signal(labProcesses(stateDir), 'SIGKILL');
+}
+
+/** Stops every process the lab started (services, HAProxy, sshd); the state stays on disk. */
+export async function labDown(stateDir: string = DEFAULT_STATE_DIR): Promise<void> {
+  const o = readOptions(stateDir);
+  if (!o) return;
+  const { nodes, lbs } = describe(o);
+  const running: Array<{ node: LabNode; unit: string; file: UnitFile }> = [];
+  for (const n of nodes) {
+    const l = nodeLayout(n.root);
+    for (const unit of n.units) {
+      const file = readUnitFile({ node: l }, unit);
+      if (!file) continue;
+      writeJson(l.unitState(unit), { ...file, active: false });
+      if (isUnitProcess(file.pid, n.root, unit)) {
+        running.push({ node: n, unit, file });
+        process.kill(file.pid, 'SIGTERM');
+      }
+    }
+  }
+  // Tearing down is not an upgrade: nova-api gets a short grace, not its full mercy.
+  const deadline = Date.now() + 3000;
+  let left = running;
+  while (left.length) {
+    left = left.filter((r) => isUnitProcess(r.file.pid, r.node.root, r.unit));
+    if (!left.length) break;
+    if (Date.now() > deadline) {
+      for (const r of left) process.kill(r.file.pid, 'SIGKILL');
+    }
+    await sleep(25);
+  }
+  await sweepSessions(o.stateDir);
+  await Promise.all(lbs.map((b) => stopHaproxy(b.dir)));
+  for (const n of nodes) stopSshd(nodeLayout(n.root).sshd);
+  const sshDeadline = Date.now() + 5000;
+  while (nodes.some((n) => sshdPid(nodeLayout(n.root).sshd)) && Date.now() < sshDeadline) await sleep(25);
+}
+
+export interface LabStatus {
+  stateDir: string;
+  up: boolean;
+  nodes: Array<{
+    name: string;
+    address: string;
+    roles: string[];
+    codeVersion: string;
+    sshd: number | undefined;
+    services: Array<{ unit: string; activeState: string; pid: number; version?: string }>;
+  }>;
+  haproxy: Array<{ node: string; frontend: string; pid: number | undefined }>;
+}
+
+export function labStatus(stateDir: string = DEFAULT_STATE_DIR): LabStatus {
+  const o = readOptions(stateDir);
+  if (!o) return { stateDir: resolve(stateDir), up: false, nodes: [], haproxy: [] };
+  const { nodes, lbs } = describe(o);
+  const status: LabStatus = {
+    stateDir: o.stateDir,
+    up: false,
+    nodes: nodes.map((n) => {
+      const l = nodeLayout(n.root);
+      const config = readJsonOr<NodeConfig>(l.config, { name: n.name, address: n.address, apiPort: API_PORT, units: n.units, apiMercySeconds: 0, serviceDownSeconds: 0 });
+      const env = { node: l, root: n.root, config };
+      return {
+        name: n.name,
+        address: n.address,
+        roles: n.roles,
+        codeVersion: existsSync(l.codeVersion) ? readFileSync(l.codeVersion, 'utf8').trim() : 'none',
+        sshd: sshdPid(l.sshd),
+        services: n.units.map((unit) => {
+          const u = unitStatus(env, unit);
+          const hb = u.mainPid ? readHeartbeat(env, unit) : undefined;
+          return { unit, activeState: u.activeState, pid: u.mainPid, ...(hb ? { version: hb.version } : {}) };
+        }),
+      };
+    }),
+    haproxy: lbs.map((b) => ({ node: b.node, frontend: `${b.address}:${b.port}`, pid: haproxyPid(b.dir) })),
+  };
+  status.up = status.nodes.every((n) => n.sshd && n.services.every((s) => s.activeState === 'active')) && status.haproxy.every((h) => h.pid);
+  return status;
+}
+
+/** One line of a node's events log: `start devstack@n-api pid=… version=… via=… at=…`. */
+export interface LabEvent {
+  verb: string;
+  unit: string;
+  fields: Record<string, string>;
+}
+
+export function labEvents(stateDir: string, node: string): LabEvent[] {
+  const path = nodeLayout(stateLayout(resolve(stateDir)).node(node)).events;
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [verb = '', unit = '', ...kv] = line.split(' ');
+      return { verb, unit, fields: Object.fromEntries(kv.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)])) };
+    });
+}
+
+export { NOVA_UNITS };
+export { addOrphanService } from './node/cloud';
+export { FAULTS } from './node/layout';

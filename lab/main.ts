@@ -1,0 +1,56 @@
+// `tsx lab/main.ts up|down|status`: the lab from a shell, for demos and for poking at it.
+import { Command } from 'commander';
+import { DEFAULT_STATE_DIR, labDown, labStatus, labUp } from './lab';
+
+const program = new Command('lab').description('the local nova-upgrade lab: a two-node devstack stand-in behind HAProxy');
+program
+  .command('up')
+  .option('--state-dir <dir>', 'where the lab lives', DEFAULT_STATE_DIR)
+  .option('--subnet <a.b.c>', 'loopback subnet for the nodes and the VIP', '127.0.1')
+  .option('--api-nodes <n>', 'nodes running nova-api (the first is the controller)', '2')
+  .option('--compute-only-nodes <n>', 'extra nodes running only nova-compute', '0')
+  .option('--lb-nodes <n>', 'HAProxy instances (keepalived is not simulated)', '1')
+  .option('--from <version>', 'release installed at first', '30.0.0')
+  .option('--to <version>', 'release the inventory upgrades to', '31.0.0')
+  .option('--ssh-port <port>', 'port every node sshd listens on', '2222')
+  .action(async (o: Record<string, string>) => {
+    const info = await labUp({
+      stateDir: o.stateDir,
+      subnet: o.subnet,
+      apiNodes: Number(o.apiNodes),
+      computeOnlyNodes: Number(o.computeOnlyNodes),
+      lbNodes: Number(o.lbNodes),
+      fromVersion: o.from,
+      toVersion: o.to,
+      sshPort: Number(o.sshPort),
+    });
+    process.stdout.write(`lab up in ${info.upMs} ms\n  inventory: ${info.inventoryPath}\n  VIP:       ${info.vipUrl}\n`);
+    for (const n of info.nodes) process.stdout.write(`  ${n.name.padEnd(12)} ${n.address}:${n.sshPort}  ${n.roles.join(',')}\n`);
+    process.stdout.write(`  ssh: ssh -i ${info.privateKeyPath} -o UserKnownHostsFile=${info.knownHostsPath} -p ${info.options.sshPort} root@${info.nodes[0]!.address}\n`);
+  });
+program
+  .command('down')
+  .option('--state-dir <dir>', 'where the lab lives', DEFAULT_STATE_DIR)
+  .action(async (o: { stateDir: string }) => {
+    await labDown(o.stateDir);
+    process.stdout.write('lab down\n');
+  });
+program
+  .command('status')
+  .option('--state-dir <dir>', 'where the lab lives', DEFAULT_STATE_DIR)
+  .option('--json', 'machine-readable')
+  .action((o: { stateDir: string; json?: boolean }) => {
+    const s = labStatus(o.stateDir);
+    if (o.json) return void process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+    process.stdout.write(`lab ${s.up ? 'up' : 'not (fully) up'}: ${s.stateDir}\n`);
+    for (const n of s.nodes) {
+      process.stdout.write(`  ${n.name} ${n.address} code ${n.codeVersion} sshd ${n.sshd ?? 'down'}\n`);
+      for (const u of n.services) process.stdout.write(`    ${u.unit.padEnd(24)} ${u.activeState.padEnd(8)} ${u.pid || ''} ${u.version ?? ''}\n`);
+    }
+    for (const h of s.haproxy) process.stdout.write(`  haproxy on ${h.node} ${h.frontend} ${h.pid ?? 'down'}\n`);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,73 @@
+// Where everything of one lab lives. Shared by the harness (lab.ts) and the scripts that run
+// on the lab's nodes, so both sides agree on every path without passing them around.
+import { join } from 'node:path';
+
+/** What a node script learns about its node; written by labUp, read at every invocation. */
+export interface NodeConfig {
+  name: string;
+  address: string;
+  apiPort: number;
+  /** systemd units this node has, e.g. devstack@n-api. */
+  units: string[];
+  /** Seconds nova-api finishes in-flight requests after SIGTERM (uwsgi's worker mercy). */
+  apiMercySeconds: number;
+  /** nova's service_down_time: how stale a heartbeat may be before a service reads as down. */
+  serviceDownSeconds: number;
+}
+
+export const stateLayout = (stateDir: string) => ({
+  root: stateDir,
+  labJson: join(stateDir, 'lab.json'),
+  inventory: join(stateDir, 'inventory.yaml'),
+  privateKey: join(stateDir, 'keys', 'id_ed25519'),
+  knownHosts: join(stateDir, 'known_hosts'),
+  bin: join(stateDir, 'bin'),
+  lib: join(stateDir, 'lib'),
+  fixtures: join(stateDir, 'fixtures', 'nova-versions'),
+  tempest: join(stateDir, 'tempest'),
+  cloud: join(stateDir, 'cloud'),
+  faults: join(stateDir, 'cloud', 'faults'),
+  haproxy: (lb: string) => join(stateDir, 'haproxy', lb),
+  nodes: join(stateDir, 'nodes'),
+  node: (name: string) => join(stateDir, 'nodes', name),
+});
+
+export const nodeLayout = (root: string) => ({
+  root,
+  config: join(root, 'node.json'),
+  etcNova: join(root, 'etc', 'nova'),
+  novaConf: join(root, 'etc', 'nova', 'nova.conf'),
+  cell1Conf: join(root, 'etc', 'nova', 'nova_cell1.conf'),
+  cpuConf: join(root, 'etc', 'nova', 'nova-cpu.conf'),
+  clouds: join(root, '.config', 'openstack', 'clouds.yaml'),
+  /** The release of the code installed on the node (what `pip install -e` would have put there). */
+  codeVersion: join(root, 'code-version'),
+  run: join(root, 'run'),
+  unitState: (unit: string) => join(root, 'run', `${unit}.json`),
+  heartbeat: (unit: string) => join(root, 'run', `${unit}.heartbeat`),
+  hups: (unit: string) => join(root, 'run', `${unit}.hups`),
+  unitLog: (unit: string) => join(root, 'run', `${unit}.log`),
+  events: join(root, 'events.log'),
+  sshd: join(root, 'sshd'),
+});
+
+/** Fault files tests drop into <stateDir>/cloud/faults to make a stand-in misbehave. */
+export const FAULTS = {
+  /** JSON: { "<check name>": { "code": 1|2, "details": "…" } } or { "error": "…" } for exit 255. */
+  upgradeCheck: 'upgrade-check.json',
+  /** The name of an online data migration that raises, e.g. populate_dev_uuids. */
+  onlineDataMigrations: 'online-data-migrations',
+  /** The name of a tempest test that fails; empty means test_list_servers. */
+  tempest: 'tempest',
+} as const;
+
+export const NOVA_UNITS = {
+  superConductor: 'devstack@n-super-cond',
+  cellConductor: 'devstack@n-cond-cell1',
+  scheduler: 'devstack@n-sch',
+  metadata: 'devstack@n-api-meta',
+  console: 'devstack@n-novnc-cell1',
+  api: 'devstack@n-api',
+  compute: 'devstack@n-cpu',
+  placement: 'devstack@placement-api',
+} as const;

@@ -1,0 +1,60 @@
+// One nova service process (conductor, scheduler, metadata, console, compute, placement or
+// nova-api). The code version is read once at start, as a Python process imports its code
+// once: installing new code changes nothing until the unit restarts.
+import { readFileSync } from 'node:fs';
+import { codeVersion, logEvent, nodeEnv, readTextOr, writeText, type NodeEnv } from './env';
+import { NOVA_UNITS } from './layout';
+import { runApi } from './novaApi';
+
+/** The config file devstack hands each unit with --config-file. */
+export function unitConfigFile(env: Pick<NodeEnv, 'node'>, unit: string): string {
+  if (unit === NOVA_UNITS.cellConductor) return env.node.cell1Conf;
+  if (unit === NOVA_UNITS.compute) return env.node.cpuConf;
+  return env.node.novaConf;
+}
+
+/** The [upgrade_levels] compute pin a reloaded service would now use; "none" when unset. */
+export function upgradeLevelsCompute(text: string): string {
+  let section = '';
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    const header = /^\[([^\]]+)\]$/.exec(line);
+    if (header) section = header[1]!.trim();
+    else if (section === 'upgrade_levels') {
+      const kv = /^compute\s*[=:]\s*(.*)$/.exec(line);
+      if (kv) return kv[1]!.trim() || 'none';
+    }
+  }
+  return 'none';
+}
+
+function main(): void {
+  const env = nodeEnv();
+  const unit = process.argv[3] ?? '';
+  const version = codeVersion(env);
+  const beat = () => writeText(env.node.heartbeat(unit), JSON.stringify({ pid: process.pid, unit, version, at: new Date().toISOString() }));
+
+  // oslo.service re-reads its config on SIGHUP (and resets the RPC version caps the upgrade
+  // relies on); the code stays what was imported at start.
+  process.on('SIGHUP', () => {
+    const hups = Number(readTextOr(env.node.hups(unit), '0')) + 1;
+    writeText(env.node.hups(unit), `${hups}\n`);
+    const pin = upgradeLevelsCompute(readTextOr(unitConfigFile(env, unit), ''));
+    logEvent(env, 'hup', unit, { pid: process.pid, version, hups, 'upgrade_levels.compute': pin });
+  });
+
+  const ready = () => {
+    beat();
+    setInterval(beat, 1000);
+  };
+  if (unit === NOVA_UNITS.api) {
+    runApi(env, version, ready);
+    return;
+  }
+  process.on('SIGTERM', () => process.exit(0));
+  // Fails like a service whose config is unreadable would, before it ever reports in.
+  readFileSync(unitConfigFile(env, unit), 'utf8');
+  ready();
+}
+
+if (require.main === module) main();

@@ -1,0 +1,71 @@
+// Activities that answer like the real ones but touch nothing, for tests of the workflow's
+// orchestration (gates, holds, aborts, ordering) on the real Temporal server. The effects
+// themselves are tested against real programs elsewhere and end to end on the lab.
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Activities } from '../../activities';
+
+export interface Call {
+  name: string;
+  input: Record<string, unknown>;
+}
+
+export interface Script {
+  calls: Call[];
+  /** activity name → how many more times it fails (Infinity: always). */
+  failures: Map<string, number>;
+  /** Optional predicate narrowing which calls of that activity fail. */
+  failWhen?: (call: Call) => boolean;
+}
+
+export function newScript(): Script {
+  return { calls: [], failures: new Map() };
+}
+
+const GENERIC = { summary: 'ok', alreadyDone: false, commands: [] };
+
+const SPECIFIC: Partial<Record<keyof Activities, (input: Record<string, unknown>) => unknown>> = {
+  runUpgradeCheck: () => ({ ...GENERIC, outcome: 'success', checks: [], warnings: [] }),
+  findOrphanedServices: () => ({ ...GENERIC, orphans: [] }),
+  recordServerWeights: () => ({ ...GENERIC, weights: {} }),
+  readServiceState: () => ({ ...GENERIC, mainPid: 100, activeState: 'active', subState: 'running', startedMonotonic: 1 }),
+  readCodeVersion: () => ({ ...GENERIC, version: '31.0.0' }),
+  checkApiServesVersion: () => ({ ...GENERIC, maxMicroversion: '2.100', minMicroversion: '2.1' }),
+  readBackendCounters: () => ({ ...GENERIC, summary: 'no retries, redispatches or errors' }),
+  runVipProbe: async () => {
+    // Like the real probe: runs until the workflow cancels it, then reports its aggregates.
+    const ctx = Context.current();
+    const beat = setInterval(() => ctx.heartbeat(), 200);
+    await ctx.cancelled.catch(() => undefined);
+    clearInterval(beat);
+    return { requests: 10, failedRequests: 0, failuresByKind: {}, firstFailures: [], latencyMs: { p50: 1, p95: 2, p99: 3, max: 4 }, versionDecreases: 0, maxMicroversionSeen: '2.100', requestsByBackend: {}, perClient: [], durationSeconds: 1, running: false };
+  },
+};
+
+export const ACTIVITY_NAMES: (keyof Activities)[] = [
+  'checkLoadBalancers', 'recordServerWeights', 'drainApiServer', 'waitForNoSessions', 'shutdownSessions', 'enableApiServer',
+  'switchOverApiServers', 'waitForServerUp', 'readBackendCounters', 'installCode', 'readCodeVersion', 'upgradePlacement',
+  'syncApiDb', 'syncCellDb', 'runUpgradeCheck', 'runOnlineDataMigrations', 'setUpgradeLevelsCompute', 'readServiceState',
+  'restartService', 'stopService', 'startService', 'hupService', 'disableComputeServices', 'enableComputeServices',
+  'waitForNoTasksInProgress', 'waitForComputesUp', 'findOrphanedServices', 'pointComputeEndpointAtVip', 'runTempest',
+  'checkApiServesVersion', 'runVipProbe',
+];
+
+export function scriptedActivities(script: Script): Record<string, (input: Record<string, unknown>) => Promise<unknown>> {
+  return Object.fromEntries(
+    ACTIVITY_NAMES.map((name) => [
+      name,
+      async (input: Record<string, unknown>) => {
+        const call = { name, input };
+        script.calls.push(call);
+        const left = script.failures.get(name) ?? 0;
+        if (left > 0 && (!script.failWhen || script.failWhen(call))) {
+          script.failures.set(name, left - 1);
+          throw ApplicationFailure.create({ type: 'Scripted', nonRetryable: true, message: `${name} failed as scripted` });
+        }
+        const specific = SPECIFIC[name];
+        return specific ? specific(input) : GENERIC;
+      },
+    ]),
+  );
+}

@@ -1,0 +1,92 @@
+// Service activities over a real sshd against the systemctl double: each run twice, and the
+// second must report alreadyDone without touching the unit.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_COMMANDS, renderCommand } from '../inventory/commands';
+import { createServiceActivities } from '../activities/nova/services';
+import { startFakeNovaNode, type FakeNovaNode } from './helpers/novaNode';
+import { activityEnv, failureOf } from './helpers/activityEnv';
+
+let node: FakeNovaNode;
+let acts: ReturnType<typeof createServiceActivities>;
+beforeAll(async () => {
+  node = await startFakeNovaNode('apicomp');
+  acts = createServiceActivities({ runner: node.runner });
+});
+afterAll(() => node?.stop());
+
+const cmd = (name: 'serviceState' | 'serviceStart' | 'serviceStop' | 'serviceRestart' | 'serviceHup', unit: string) =>
+  renderCommand(name, DEFAULT_COMMANDS[name], { unit, node: 'apicomp' });
+
+function unitInput(unit: string) {
+  return { target: node.target, unit, stateCommand: cmd('serviceState', unit), statusCommand: `systemctl status --no-pager ${unit}`, timeoutMs: 3000, pollMs: 100 };
+}
+
+describe('readServiceState', () => {
+  it('reads pid, state and start time', async () => {
+    const s = await activityEnv().run(acts.readServiceState, { target: node.target, command: cmd('serviceState', 'devstack@n-sch') });
+    expect(s).toMatchObject({ mainPid: 1000, activeState: 'active', subState: 'running', startedMonotonic: 5000000 });
+  });
+});
+
+describe('restartService', () => {
+  it('restarts once; a second run sees the new process and does nothing', async () => {
+    const unit = 'devstack@n-cond-cell1';
+    const before = await activityEnv().run(acts.readServiceState, { target: node.target, command: cmd('serviceState', unit) });
+    const input = { ...unitInput(unit), restartCommand: cmd('serviceRestart', unit), before: { mainPid: before.mainPid, startedMonotonic: before.startedMonotonic }, key: 'wf1-restart-cond', stateDir: node.stateDir };
+    const first = await activityEnv().run(acts.restartService, input);
+    expect(first).toMatchObject({ alreadyDone: false, summary: `restarted ${unit} on apicomp (main pid 1000 → 1001)` });
+    expect(first.state.activeState).toBe('active');
+    // As after a worker died once the restart had happened: a fresh key, the same `before`.
+    const second = await activityEnv().run(acts.restartService, { ...input, key: 'wf1-restart-cond-retry' });
+    expect(second).toMatchObject({ alreadyDone: true, summary: `${unit} on apicomp already restarted (main pid 1000 → 1001)` });
+    expect(node.count(`units/${unit}/restarts`)).toBe(1);
+  });
+
+  it('fails non-retryably with the unit status when the unit does not come back', async () => {
+    const unit = 'devstack@n-api-meta';
+    const before = await activityEnv().run(acts.readServiceState, { target: node.target, command: cmd('serviceState', unit) });
+    node.write(`units/${unit}/broken`, '');
+    const err = await failureOf(
+      activityEnv().run(acts.restartService, { ...unitInput(unit), restartCommand: cmd('serviceRestart', unit), before, key: 'wf1-restart-meta', stateDir: node.stateDir }),
+    );
+    expect(err.type).toBe('ServiceFailedToStart');
+    expect(err.nonRetryable).toBe(true);
+    expect(err.message).toContain(`${unit} on apicomp did not become active after the restart`);
+    expect(err.message).toContain('ActiveState=failed');
+    expect(err.message).toContain('ValueError: bad option');
+  });
+});
+
+describe('stopService and startService', () => {
+  it('stop and start once each; second runs are no-ops', async () => {
+    const unit = 'devstack@n-cpu';
+    const stop = { ...unitInput(unit), stopCommand: cmd('serviceStop', unit) };
+    expect(await activityEnv().run(acts.stopService, stop)).toMatchObject({ alreadyDone: false, summary: `stopped ${unit} on apicomp` });
+    expect(await activityEnv().run(acts.stopService, stop)).toMatchObject({ alreadyDone: true, summary: `${unit} on apicomp is already stopped` });
+    expect(node.count(`units/${unit}/stops`)).toBe(1);
+
+    const start = { ...unitInput(unit), startCommand: cmd('serviceStart', unit) };
+    const started = await activityEnv().run(acts.startService, start);
+    expect(started).toMatchObject({ alreadyDone: false, summary: `started ${unit} on apicomp (main pid 1001)` });
+    expect(await activityEnv().run(acts.startService, start)).toMatchObject({ alreadyDone: true, summary: `${unit} on apicomp is already running (main pid 1001)` });
+    expect(node.count(`units/${unit}/starts`)).toBe(1);
+  });
+
+  it('fails non-retryably when a unit will not start', async () => {
+    const unit = 'devstack@n-novnc-cell1';
+    await activityEnv().run(acts.stopService, { ...unitInput(unit), stopCommand: cmd('serviceStop', unit) });
+    node.write(`units/${unit}/broken`, '');
+    const err = await failureOf(activityEnv().run(acts.startService, { ...unitInput(unit), startCommand: cmd('serviceStart', unit) }));
+    expect(err.type).toBe('ServiceFailedToStart');
+    expect(err.message).toContain(`${unit} on apicomp did not become active`);
+  });
+});
+
+describe('hupService', () => {
+  it('sends a HUP each time it is asked', async () => {
+    const unit = 'devstack@n-sch';
+    const r = await activityEnv().run(acts.hupService, { target: node.target, unit, command: cmd('serviceHup', unit) });
+    expect(r.summary).toBe(`sent HUP to ${unit} on apicomp`);
+    expect(node.count(`units/${unit}/hups`)).toBe(1);
+  });
+});

@@ -1,0 +1,14 @@
+// Tests reach the run's shared server and workflow bundle through here, so a missing bundle
+// fails with the bundler's own message instead of a null deep inside Worker.create.
+import { inject } from 'vitest';
+
+export function sharedTemporal(): { address: string; namespace: string; uiUrl: string } {
+  return { address: inject('temporalAddress'), namespace: inject('temporalNamespace'), uiUrl: inject('temporalUiUrl') };
+}
+
+/** For `Worker.create({ workflowBundle: workflowBundle() })`. */
+export function workflowBundle(): { codePath: string } {
+  const codePath = inject('workflowBundlePath');
+  if (!codePath) throw new Error(`no workflow bundle for this run: ${inject('workflowBundleError') ?? 'unknown reason'}`);
+  return { codePath };
+}

@@ -1,0 +1,184 @@
+// The workflow's orchestration on the real Temporal server: gates, holds, decisions, aborts and
+// the progress query. Activities are scripted here; their effects are tested on real programs.
+import { readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { Client, Connection, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { NativeConnection, Worker, Runtime, DefaultLogger } from '@temporalio/worker';
+import { validateInventory } from '../inventory/load';
+import type { Inventory } from '../inventory/schema';
+import {
+  abortSignal,
+  approveUpdate,
+  decideUpdate,
+  progressQuery,
+  type Phase,
+  type Progress,
+  type UpgradeInput,
+  type UpgradeResult,
+} from '../workflows/definitions';
+import { newScript, scriptedActivities, type Script } from './helpers/scriptedActivities';
+import { sharedTemporal, workflowBundle } from './temporalEnv';
+
+Runtime.install({ logger: new DefaultLogger('WARN') });
+
+let client: Client;
+let nativeConnection: NativeConnection;
+let worker: Worker;
+let workerRun: Promise<void>;
+let script: Script;
+const taskQueue = `wf-test-${randomUUID()}`;
+
+function inventory(overrides: Record<string, unknown> = {}): Inventory {
+  const raw = parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as Record<string, unknown>;
+  return validateInventory({ ...raw, cloud: `t${randomUUID().slice(0, 8)}`, retry: { maximumAttempts: 1, initialIntervalSeconds: 1 }, ...overrides });
+}
+
+async function start(autoApprove: Phase[], inv = inventory()): Promise<WorkflowHandle> {
+  const input: UpgradeInput = { inventory: inv, autoApprove, startedBy: 'test' };
+  return client.workflow.start('novaUpgrade', { taskQueue, workflowId: `nova-upgrade-${inv.cloud}`, args: [input] });
+}
+
+async function until(handle: WorkflowHandle, pred: (p: Progress) => boolean, what: string): Promise<Progress> {
+  const deadline = Date.now() + 60_000;
+  let last: Progress | undefined;
+  while (Date.now() < deadline) {
+    last = await handle.query(progressQuery);
+    if (pred(last)) return last;
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  throw new Error(`timed out waiting for ${what}; last status ${last?.status}, step ${last?.currentStep}`);
+}
+
+const calledNames = () => script.calls.map((c) => c.name);
+
+/** The validator's sentence, which the CLI shows as the refusal. */
+async function refusal(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
+    return (err as WorkflowUpdateFailedError).cause?.message ?? '';
+  }
+  throw new Error('the update was accepted');
+}
+
+beforeAll(async () => {
+  const t = sharedTemporal();
+  nativeConnection = await NativeConnection.connect({ address: t.address });
+  client = new Client({ connection: await Connection.connect({ address: t.address }), namespace: t.namespace });
+  script = newScript();
+  worker = await Worker.create({ connection: nativeConnection, namespace: t.namespace, taskQueue, workflowBundle: workflowBundle(), maxHeartbeatThrottleInterval: '1s', activities: scriptedActivities({ get calls() { return script.calls; }, get failures() { return script.failures; }, get failWhen() { return script.failWhen; } } as Script) });
+  workerRun = worker.run();
+});
+
+afterAll(async () => {
+  worker?.shutdown();
+  await workerRun;
+  await nativeConnection?.close();
+});
+
+describe('novaUpgrade orchestration', () => {
+  it('starts no phase before its approval and refuses an approval for the wrong phase', async () => {
+    script = newScript();
+    const h = await start([]);
+    const p = await until(h, (x) => x.status === 'waiting-approval', 'the first gate');
+    expect(p.pendingApproval?.phase).toBe('before-upgrade');
+    expect(p.pendingApproval?.command).toBe(`nova-upgrade approve ${h.workflowId} --phase before-upgrade --comment "..."`);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(script.calls).toEqual([]);
+
+    expect(await refusal(h.executeUpdate(approveUpdate, { args: [{ phase: 'during-window', approver: 'alice' }] }))).toBe('the pending gate is before-upgrade, not during-window');
+    const rec = await h.executeUpdate(approveUpdate, { args: [{ phase: 'before-upgrade', approver: 'alice', comment: 'go' }] });
+    expect(rec).toMatchObject({ phase: 'before-upgrade', approver: 'alice', comment: 'go', auto: false });
+    const atSecond = await until(h, (x) => x.pendingApproval?.phase === 'before-window', 'the second gate');
+    expect(await refusal(h.executeUpdate(approveUpdate, { args: [{ phase: 'before-upgrade', approver: 'bob' }] }))).toBe('phase before-upgrade is already approved');
+    expect(atSecond.steps.filter((s) => s.phase === 'before-upgrade').every((s) => s.status === 'succeeded')).toBe(true);
+    expect(atSecond.steps.filter((s) => s.phase !== 'before-upgrade').every((s) => s.status === 'pending')).toBe(true);
+    expect(calledNames()).toEqual(['checkLoadBalancers', 'pointComputeEndpointAtVip', 'runTempest', 'checkApiServesVersion', 'checkApiServesVersion']);
+    expect(calledNames()).not.toContain('installCode');
+    await h.terminate('test done');
+  });
+
+  it('holds a failed step, refuses a skip without a reason, and retries on the operator\'s word', async () => {
+    script = newScript();
+    script.failures.set('syncApiDb', 1);
+    const h = await start(['before-upgrade', 'before-window']);
+    const held = await until(h, (x) => x.status === 'held', 'the hold');
+    expect(held.pendingDecision).toMatchObject({ stepId: 'api-db-sync', choices: ['retry', 'skip', 'abort'] });
+    expect(held.steps.find((s) => s.id === 'api-db-sync')).toMatchObject({ status: 'held', error: expect.stringContaining('syncApiDb failed as scripted') });
+    expect(await refusal(h.executeUpdate(decideUpdate, { args: [{ action: 'skip', by: 'alice' }] }))).toMatch(/skip needs a reason/);
+    expect(await refusal(h.executeUpdate(decideUpdate, { args: [{ action: 'retry', stepId: 'db-sync:cell0', by: 'alice' }] }))).toBe('the held step is api-db-sync, not db-sync:cell0');
+    await h.executeUpdate(decideUpdate, { args: [{ action: 'retry', by: 'alice' }] });
+    const after = await until(h, (x) => x.pendingApproval?.phase === 'during-window', 'the window gate');
+    expect(after.steps.find((s) => s.id === 'api-db-sync')).toMatchObject({ status: 'succeeded', operatorRetries: 1, attempts: 2 });
+    const keys = script.calls.filter((c) => c.name === 'syncApiDb').map((c) => c.input.key as string);
+    // An operator retry must be a new run on the node, not a reattach to the failed one.
+    expect(keys).toHaveLength(2);
+    expect(keys[0]).not.toBe(keys[1]);
+    await h.terminate('test done');
+  });
+
+  it('records a skip with its reason and goes on', async () => {
+    script = newScript();
+    script.failures.set('runUpgradeCheck', Infinity);
+    const h = await start(['before-upgrade', 'before-window', 'during-window']);
+    await until(h, (x) => x.pendingDecision?.stepId === 'upgrade-check', 'the hold at upgrade-check');
+    await h.executeUpdate(decideUpdate, { args: [{ action: 'skip', reason: 'checked by hand', by: 'alice' }] });
+    const p = await until(h, (x) => x.steps.find((s) => s.id === 'restart:controller:devstack@n-super-cond')?.status === 'succeeded', 'the conductor restart');
+    expect(p.steps.find((s) => s.id === 'upgrade-check')).toMatchObject({ status: 'skipped', skipReason: 'checked by hand (by alice)' });
+    await h.terminate('test done');
+  });
+
+  it('runs the whole runbook in order when every gate is auto-approved', async () => {
+    script = newScript();
+    const h = await start(['before-upgrade', 'before-window', 'during-window', 'after-window']);
+    const result = (await h.result()) as UpgradeResult;
+    expect(result.status).toBe('completed');
+    expect(result.steps.every((s) => s.status === 'succeeded')).toBe(true);
+    expect(result.approvals.map((a) => [a.phase, a.auto])).toEqual([
+      ['before-upgrade', true], ['before-window', true], ['during-window', true], ['after-window', true],
+    ]);
+    const names = calledNames();
+    const restarts = script.calls.filter((c) => c.name === 'restartService').map((c) => c.input.unit);
+    expect(restarts.slice(0, 2)).toEqual(['devstack@n-super-cond', 'devstack@n-cond-cell1']);
+    // Every nova-api restart happens after every compute is back, and each API server is drained first.
+    const lastComputeStart = names.lastIndexOf('startService');
+    const firstApiRestart = script.calls.findIndex((c) => c.name === 'restartService' && c.input.unit === 'devstack@n-api');
+    expect(lastComputeStart).toBeLessThan(firstApiRestart);
+    const drains = script.calls.filter((c) => c.name === 'drainApiServer').map((c) => c.input.server);
+    expect(drains).toEqual(['controller', 'apicomp']);
+    expect(names.indexOf('runVipProbe')).toBeLessThan(names.indexOf('upgradePlacement') + 2);
+    expect(names.at(-1)).toBe('runOnlineDataMigrations');
+    const desc = await h.describe();
+    expect(desc.status.name).toBe('COMPLETED');
+    const children = [];
+    for await (const wf of client.workflow.list({ query: `WorkflowType = 'upgradeComputeBatch' AND WorkflowId STARTS_WITH '${h.workflowId}/'` })) children.push(wf.workflowId);
+    // One child workflow per compute batch keeps the parent's history bounded.
+    expect(children.sort()).toEqual([`${h.workflowId}/compute-batch-1/r0`, `${h.workflowId}/compute-batch-2/r0`]);
+  });
+
+  it('abort at a drain hold enables the drained server again and reports what was done', async () => {
+    script = newScript();
+    script.failures.set('waitForNoSessions', Infinity);
+    const h = await start(['before-upgrade', 'before-window', 'during-window']);
+    const held = await until(h, (x) => x.pendingDecision?.stepId === 'wait-sessions:controller', 'the drain hold');
+    expect(held.pendingDecision?.choices).toEqual(['retry', 'shutdown-sessions', 'skip', 'abort']);
+    await h.signal(abortSignal, { by: 'alice', reason: 'window over' });
+    const result = (await h.result()) as UpgradeResult;
+    expect(result.status).toBe('aborted');
+    const enables = script.calls.filter((c) => c.name === 'enableApiServer').map((c) => c.input.server);
+    expect(enables).toEqual(['controller']);
+    expect(result.done).toContainEqual('enabled controller again on every LB (it was drained when the abort came)');
+    expect(calledNames()).not.toContain('hupService');
+  });
+
+  it('refuses a decision when nothing is held', async () => {
+    script = newScript();
+    const h = await start([]);
+    await until(h, (x) => x.status === 'waiting-approval', 'the first gate');
+    expect(await refusal(h.executeUpdate(decideUpdate, { args: [{ action: 'retry', by: 'alice' }] }))).toBe('no step is held waiting for a decision');
+    await h.terminate('test done');
+  });
+});

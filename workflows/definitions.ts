@@ -1,0 +1,135 @@
+// The one place that declares how the CLI, the tests and the workflow talk: signals, queries,
+// updates and the shapes they carry. Imported by workflow code, so nothing here may do I/O.
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { Inventory } from '../inventory/schema';
+
+export const TASK_QUEUE = 'nova-upgrade';
+
+export const PHASES = ['before-upgrade', 'before-window', 'during-window', 'after-window'] as const;
+export type Phase = (typeof PHASES)[number];
+
+export function isPhase(value: string): value is Phase {
+  return (PHASES as readonly string[]).includes(value);
+}
+
+/** One upgrade per cloud: the id is the lock. */
+export function upgradeWorkflowId(cloud: string): string {
+  return `nova-upgrade-${cloud}`;
+}
+
+export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'held';
+
+export interface StepState {
+  id: string;
+  phase: Phase;
+  title: string;
+  node?: string;
+  status: StepStatus;
+  startedAt?: string;
+  endedAt?: string;
+  /** Activity attempts reported by the last activity plus operator retries. */
+  attempts: number;
+  operatorRetries: number;
+  outputTail?: string;
+  /** Set when the node showed the step had already taken effect. */
+  alreadyDone?: boolean;
+  summary?: string;
+  error?: string;
+  skipReason?: string;
+}
+
+export interface ApprovalRecord {
+  phase: Phase;
+  approver: string;
+  comment?: string;
+  at: string;
+  auto: boolean;
+}
+
+export type DecisionAction = 'retry' | 'skip' | 'abort' | 'shutdown-sessions';
+
+export interface PendingDecision {
+  stepId: string;
+  error: string;
+  choices: DecisionAction[];
+  since: string;
+  /** The CLI commands that answer it, as shown in the Web UI and by `status`. */
+  commands: string[];
+}
+
+export interface PendingApproval {
+  phase: Phase;
+  since: string;
+  command: string;
+  warnings: string[];
+}
+
+export type UpgradeStatus = 'waiting-approval' | 'running' | 'held' | 'aborting' | 'completed' | 'aborted';
+
+export interface ProbeSummary {
+  requests: number;
+  failedRequests: number;
+  versionDecreases: number;
+  latencyMs?: { p50: number; p95: number; p99: number; max: number };
+}
+
+export interface Progress {
+  workflowId: string;
+  cloud: string;
+  from: string;
+  to: string;
+  status: UpgradeStatus;
+  phase?: Phase;
+  currentStep?: string;
+  approvals: ApprovalRecord[];
+  pendingApproval?: PendingApproval;
+  pendingDecision?: PendingDecision;
+  steps: StepState[];
+  warnings: string[];
+  compute: { nodesDone: number; nodesTotal: number; batchesDone: number; batchesTotal: number };
+  drain?: { server: string; sessions: Record<string, number> };
+  probe?: ProbeSummary;
+  abortRequested: boolean;
+}
+
+export interface UpgradeInput {
+  inventory: Inventory;
+  /** Phases whose gate opens without an operator; recorded as auto-approved. */
+  autoApprove: Phase[];
+  /** Who started it, for the audit trail. */
+  startedBy: string;
+}
+
+export interface UpgradeResult {
+  status: 'completed' | 'aborted';
+  cloud: string;
+  from: string;
+  to: string;
+  steps: StepState[];
+  approvals: ApprovalRecord[];
+  warnings: string[];
+  /** What an abort left done, in order, so the operator knows where the cloud stands. */
+  done: string[];
+  probe?: ProbeSummary;
+}
+
+export interface ApproveInput {
+  phase: Phase;
+  approver: string;
+  comment?: string;
+}
+
+export interface DecideInput {
+  action: DecisionAction;
+  /** The held step the operator means; refused if another step is held. */
+  stepId?: string;
+  reason?: string;
+  by: string;
+}
+
+export const approveUpdate = defineUpdate<ApprovalRecord, [ApproveInput]>('approve');
+export const approveSignal = defineSignal<[ApproveInput]>('approve');
+export const decideUpdate = defineUpdate<string, [DecideInput]>('decide');
+export const decideSignal = defineSignal<[DecideInput]>('decide');
+export const abortSignal = defineSignal<[{ by: string; reason?: string }]>('abort');
+export const progressQuery = defineQuery<Progress>('progress');

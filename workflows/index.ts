@@ -1,0 +1,2 @@
+export { novaUpgrade } from './upgrade';
+export { upgradeComputeBatch } from './computeBatch';

@@ -1,0 +1,81 @@
+// The workflow's view of where the upgrade stands. Everything the progress query, the Web UI's
+// current details and the search attributes show is derived from this one object.
+import { setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { Phase, Progress, StepState, UpgradeInput } from './definitions';
+import type { PlannedStep } from './plan';
+import { UpgradePhase, UpgradeStatus, UpgradeStep } from './searchAttributes';
+
+export class UpgradeState {
+  readonly progress: Progress;
+  private readonly byId = new Map<string, StepState>();
+
+  constructor(input: UpgradeInput, plan: PlannedStep[], computeNodes: number, batches: number) {
+    const inv = input.inventory;
+    this.progress = {
+      workflowId: workflowInfo().workflowId,
+      cloud: inv.cloud,
+      from: inv.release.from,
+      to: inv.release.to,
+      status: 'running',
+      approvals: [],
+      steps: plan.map((p) => ({
+        id: p.id,
+        phase: p.phase,
+        title: p.title,
+        ...(p.node ? { node: p.node } : {}),
+        status: 'pending',
+        attempts: 0,
+        operatorRetries: 0,
+      })),
+      warnings: [],
+      compute: { nodesDone: 0, nodesTotal: computeNodes, batchesDone: 0, batchesTotal: batches },
+      abortRequested: false,
+    };
+    for (const s of this.progress.steps) this.byId.set(s.id, s);
+  }
+
+  step(id: string): StepState {
+    const s = this.byId.get(id);
+    // A step missing from the plan is a bug in the workflow, not an operator problem.
+    if (!s) throw new Error(`step ${id} is not in the plan`);
+    return s;
+  }
+
+  now(): string {
+    return new Date().toISOString();
+  }
+
+  enterPhase(phase: Phase): void {
+    this.progress.phase = phase;
+    this.publish();
+  }
+
+  /** Keeps search attributes and the UI's current details in line with the progress. */
+  publish(): void {
+    const p = this.progress;
+    upsertSearchAttributes([
+      { key: UpgradeStatus, value: p.status },
+      { key: UpgradePhase, value: p.phase ?? 'none' },
+      { key: UpgradeStep, value: p.currentStep ?? 'none' },
+    ]);
+    setCurrentDetails(this.details());
+  }
+
+  private details(): string {
+    const p = this.progress;
+    const lines = [`**${p.status}** — nova ${p.from} → ${p.to} on ${p.cloud}`];
+    if (p.phase) lines.push(`Phase: ${p.phase}`);
+    if (p.currentStep) lines.push(`Step: ${this.byId.get(p.currentStep)?.title ?? p.currentStep}`);
+    if (p.pendingApproval) {
+      lines.push('', `Waiting for approval of **${p.pendingApproval.phase}**:`, '```', p.pendingApproval.command, '```');
+      for (const w of p.pendingApproval.warnings) lines.push(`- warning: ${w}`);
+    }
+    if (p.pendingDecision) {
+      lines.push('', `Held at **${p.pendingDecision.stepId}**: ${p.pendingDecision.error}`, 'Choose one:', '```', ...p.pendingDecision.commands, '```');
+    }
+    if (p.compute.batchesTotal) lines.push(`Compute: ${p.compute.nodesDone}/${p.compute.nodesTotal} nodes, ${p.compute.batchesDone}/${p.compute.batchesTotal} batches`);
+    if (p.drain) lines.push(`Draining ${p.drain.server}: ${Object.entries(p.drain.sessions).map(([lb, n]) => `${lb}=${n}`).join(', ')} sessions`);
+    if (p.probe) lines.push(`Probe: ${p.probe.requests} requests, ${p.probe.failedRequests} failed`);
+    return lines.join('\n');
+  }
+}

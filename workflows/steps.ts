@@ -1,0 +1,91 @@
+// Running one runbook step: state transitions, and the hold that replaces failing the workflow
+// when an activity has exhausted its retries.
+import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, isCancellation, workflowInfo } from '@temporalio/workflow';
+import type { DecisionAction } from './definitions';
+import { AbortRequested, type Gates } from './gates';
+import type { UpgradeState } from './state';
+
+export interface Outcome {
+  summary: string;
+  alreadyDone?: boolean;
+  outputTail?: string;
+}
+
+export interface StepContext {
+  state: UpgradeState;
+  gates: Gates;
+}
+
+export interface StepOptions {
+  choices?: DecisionAction[];
+  /** Runs an extra operator choice (e.g. shutdown-sessions) before the step is tried again. */
+  onAction?: (action: DecisionAction) => Promise<void>;
+}
+
+/** The innermost meaningful message: ActivityFailure says only "activity failed". */
+export function describeFailure(err: unknown): string {
+  let cur: unknown = err;
+  while (cur instanceof ActivityFailure || cur instanceof ChildWorkflowFailure) cur = cur.cause;
+  if (cur instanceof ApplicationFailure && cur.type) return `${cur.message} [${cur.type}]`;
+  return cur instanceof Error ? cur.message : String(cur);
+}
+
+export function failureType(err: unknown): string | undefined {
+  let cur: unknown = err;
+  while (cur instanceof ActivityFailure || cur instanceof ChildWorkflowFailure) cur = cur.cause;
+  return cur instanceof ApplicationFailure ? (cur.type ?? undefined) : undefined;
+}
+
+/**
+ * A key unique to this upgrade, step and operator retry. Activity retries reuse it, so a
+ * detached command on the node is reattached rather than started twice.
+ */
+export function runKey(stepId: string, operatorRetries: number): string {
+  return `${workflowInfo().workflowId}/${workflowInfo().firstExecutionRunId.slice(0, 8)}/${stepId}/r${operatorRetries}`;
+}
+
+export async function runStep(ctx: StepContext, id: string, fn: (key: string) => Promise<Outcome>, opts: StepOptions = {}): Promise<'done' | 'skipped'> {
+  const { state, gates } = ctx;
+  const step = state.step(id);
+  if (step.status === 'succeeded' || step.status === 'skipped') return step.status === 'succeeded' ? 'done' : 'skipped';
+  for (;;) {
+    step.status = 'running';
+    step.startedAt = state.now();
+    step.attempts += 1;
+    delete step.error;
+    state.progress.currentStep = id;
+    state.publish();
+    try {
+      const out = await fn(runKey(id, step.operatorRetries));
+      step.status = 'succeeded';
+      step.endedAt = state.now();
+      step.summary = out.summary;
+      if (out.alreadyDone) step.alreadyDone = true;
+      if (out.outputTail) step.outputTail = out.outputTail.slice(-2000);
+      state.publish();
+      return 'done';
+    } catch (err) {
+      if (isCancellation(err) || err instanceof AbortRequested) throw err;
+      step.status = 'held';
+      step.error = describeFailure(err);
+      step.endedAt = state.now();
+      const decision = await gates.holdForDecision(id, step.error, opts.choices ?? ['retry', 'skip', 'abort']);
+      if (decision.action === 'retry') {
+        step.operatorRetries += 1;
+        continue;
+      }
+      if (decision.action === 'skip') {
+        step.status = 'skipped';
+        step.skipReason = `${decision.reason ?? ''} (by ${decision.by})`;
+        state.publish();
+        return 'skipped';
+      }
+      if (decision.action === 'abort') {
+        step.status = 'failed';
+        throw new AbortRequested(decision.by, decision.reason);
+      }
+      await opts.onAction?.(decision.action);
+      step.operatorRetries += 1;
+    }
+  }
+}

@@ -1,0 +1,239 @@
+// nova's zero-downtime upgrade, phase by phase, each behind an operator's approval.
+import { executeChild, workflowInfo } from '@temporalio/workflow';
+import type { Inventory } from '../inventory/schema';
+import type { Phase, UpgradeInput, UpgradeResult } from './definitions';
+import { PHASES } from './definitions';
+import { AbortRequested, Gates } from './gates';
+import { Ops, type ServerWeights } from './ops';
+import { computeBatches, drainedServices, inPlaceRestarts, planUpgrade } from './plan';
+import { UpgradeState } from './state';
+import { runKey, runStep, type Outcome, type StepContext } from './steps';
+import type { ComputeBatchInput, ComputeBatchResult } from './computeBatch';
+
+/** What the workflow changed that an abort must not leave half-done. */
+interface Exposure {
+  drained: Map<string, { node: string }>;
+}
+
+export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
+  const inv = input.inventory;
+  const plan = planUpgrade(inv);
+  const batches = computeBatches(inv);
+  const state = new UpgradeState(input, plan, batches.reduce((n, b) => n + b.nodes.length, 0), batches.length);
+  const gates = new Gates(state, input.autoApprove);
+  const ctx: StepContext = { state, gates };
+  const ops = new Ops(inv);
+  const exposure: Exposure = { drained: new Map() };
+  const done: string[] = [];
+  state.publish();
+
+  const phases: Record<Phase, () => Promise<void>> = {
+    'before-upgrade': () => beforeUpgrade(ctx, ops, inv),
+    'before-window': () => beforeWindow(ctx, ops, inv),
+    'during-window': () => duringWindow(ctx, ops, inv, exposure),
+    'after-window': () => afterWindow(ctx, ops, inv),
+  };
+  try {
+    for (const phase of PHASES) {
+      state.enterPhase(phase);
+      await gates.waitForApproval(phase, phase === 'during-window' || phase === 'after-window' ? [...state.progress.warnings] : []);
+      await phases[phase]();
+      done.push(`phase ${phase} completed`);
+    }
+    state.progress.status = 'completed';
+    delete state.progress.currentStep;
+    state.publish();
+    return result(state, 'completed', done);
+  } catch (err) {
+    if (!(err instanceof AbortRequested)) throw err;
+    state.progress.status = 'aborting';
+    state.publish();
+    done.push(...(await undoExposure(ops, exposure)));
+    state.progress.status = 'aborted';
+    state.publish();
+    return result(state, 'aborted', [...state.progress.steps.filter((s) => s.status === 'succeeded').map((s) => `${s.id}: ${s.summary ?? 'done'}`), ...done]);
+  }
+}
+
+function result(state: UpgradeState, status: 'completed' | 'aborted', done: string[]): UpgradeResult {
+  const p = state.progress;
+  return { status, cloud: p.cloud, from: p.from, to: p.to, steps: p.steps, approvals: p.approvals, warnings: p.warnings, done, ...(p.probe ? { probe: p.probe } : {}) };
+}
+
+/**
+ * An abort never leaves an API server drained while it serves, so it is enabled again; one that
+ * does not serve stays drained and the result says so, because enabling it would fail requests.
+ */
+async function undoExposure(ops: Ops, exposure: Exposure): Promise<string[]> {
+  const notes: string[] = [];
+  for (const [server, { node }] of exposure.drained) {
+    try {
+      await ops.checkApiServes(node, 'any');
+      await ops.enable(server);
+      await ops.waitUp(server);
+      notes.push(`enabled ${server} again on every LB (it was drained when the abort came)`);
+    } catch (err) {
+      notes.push(`left ${server} DRAINED: its nova-api on ${node} does not serve (${err instanceof Error ? err.message : String(err)})`);
+    }
+  }
+  return notes;
+}
+
+async function beforeUpgrade(ctx: StepContext, ops: Ops, inv: Inventory): Promise<void> {
+  const servers = drainedServices(inv).map((d) => d.server);
+  await step(ctx, 'check-load-balancers', () => ops.checkLoadBalancers(servers));
+  await step(ctx, 'point-endpoint-at-vip', () => ops.pointEndpointAtVip());
+  if (inv.tempest.enabled) await step(ctx, 'tempest-before', (key) => ops.runTempest(key));
+  for (const n of inv.nodes.filter((x) => x.api)) {
+    await step(ctx, `check-api:${n.name}`, () => ops.checkApiServes(n.name, 'any'));
+  }
+}
+
+async function beforeWindow(ctx: StepContext, ops: Ops, inv: Inventory): Promise<void> {
+  await step(ctx, `install-code:${inv.controller}`, (key) => ops.installCode(inv.controller, key));
+  await step(ctx, 'api-db-sync', (key) => ops.syncApiDb(key));
+  for (const cell of inv.cells) await step(ctx, `db-sync:${cell.name}`, (key) => ops.syncCellDb(cell, key));
+}
+
+async function duringWindow(ctx: StepContext, ops: Ops, inv: Inventory, exposure: Exposure): Promise<void> {
+  const probe = inv.probe.enabled ? ops.startProbe() : undefined;
+  let stopped = false;
+  const stopProbe = async () => {
+    stopped = true;
+    return probe!.stop();
+  };
+  try {
+    await windowSteps(ctx, ops, inv, exposure);
+    if (probe) await checkProbe(ctx, ops, inv, await stopProbe());
+  } finally {
+    // An abort must not leave a probe loading the VIP until its own time limit.
+    if (probe && !stopped) await stopProbe().catch(() => undefined);
+  }
+}
+
+async function checkProbe(ctx: StepContext, ops: Ops, inv: Inventory, snap: Awaited<ReturnType<ReturnType<Ops['startProbe']>['stop']>>): Promise<void> {
+  const { state } = ctx;
+  state.progress.probe = { requests: snap.requests, failedRequests: snap.failedRequests, versionDecreases: snap.versionDecreases, latencyMs: snap.latencyMs };
+  await step(ctx, 'vip-probe-result', async () => {
+    const counters = await ops.readBackendCounters();
+    const hidden = counters.summary;
+    if (snap.failedRequests > inv.probe.maxFailures) {
+      const first = snap.firstFailures.slice(0, 3).map((f) => `${f.kind} on ${f.path}: ${f.reason}`).join('; ');
+      throw new Error(`${snap.failedRequests} of ${snap.requests} requests through the VIP failed (allowed: ${inv.probe.maxFailures}); first: ${first}`);
+    }
+    return { summary: `${snap.requests} requests through the VIP, ${snap.failedRequests} failed, ${snap.versionDecreases} version decreases, p99 ${snap.latencyMs.p99} ms; ${hidden}` };
+  });
+}
+
+async function windowSteps(ctx: StepContext, ops: Ops, inv: Inventory, exposure: Exposure): Promise<void> {
+  const { state } = ctx;
+  await step(ctx, 'upgrade-placement', (key) => ops.upgradePlacement(key));
+  for (const s of state.progress.steps.filter((x) => x.id.startsWith('pin-compute-rpc:'))) {
+    await step(ctx, s.id, () => ops.pinComputeRpc(s.node!));
+  }
+  await step(ctx, 'upgrade-check', async () => {
+    const out = await ops.upgradeCheck();
+    for (const w of out.warnings) if (!state.progress.warnings.includes(w)) state.progress.warnings.push(w);
+    return out;
+  });
+  for (const r of inPlaceRestarts(inv)) {
+    await step(ctx, `install-code:${r.node}`, (key) => ops.installCode(r.node, key));
+    await step(ctx, `restart:${r.node}:${r.unit}`, (key) => ops.restartService(r.node, r.unit, key));
+  }
+  for (const b of computeBatches(inv)) {
+    await step(ctx, `compute-batch:${b.index}`, async (key) => {
+      const childInput: ComputeBatchInput = { inventory: ops.inventoryForBatch(b.nodes), batch: b, batches: state.progress.compute.batchesTotal, key };
+      const res = await executeChild<(i: ComputeBatchInput) => Promise<ComputeBatchResult>>('upgradeComputeBatch', {
+        args: [childInput],
+        workflowId: `${workflowInfo().workflowId}/compute-batch-${b.index}/${key.split('/').pop()}`,
+        staticSummary: `upgrade nova-compute batch ${b.index}/${state.progress.compute.batchesTotal}: ${b.nodes.join(', ')}`,
+      });
+      state.progress.compute.batchesDone += 1;
+      state.progress.compute.nodesDone += b.nodes.length;
+      return { summary: res.summary, alreadyDone: res.alreadyDone };
+    });
+  }
+  if (inv.tempest.enabled) await step(ctx, 'tempest-after-computes', (key) => ops.runTempest(key));
+  await upgradeApiServers(ctx, ops, inv, exposure);
+}
+
+/** The seed's "drain connections on n-api while the tempest tests are running", per API node. */
+async function upgradeApiServers(ctx: StepContext, ops: Ops, inv: Inventory, exposure: Exposure): Promise<void> {
+  const { state } = ctx;
+  const drained = drainedServices(inv);
+  let weights: ServerWeights = {};
+  await step(ctx, 'record-weights', async () => {
+    const out = await ops.recordWeights(drained.map((d) => d.server));
+    weights = out.weights;
+    return out;
+  });
+  // tempest runs beside the restarts; its outcome is taken, and held on, once they are done.
+  let tempestRun: Promise<Outcome | Error> | undefined;
+  if (inv.tempest.enabled) {
+    const t = state.step('tempest-during-api');
+    t.status = 'running';
+    t.startedAt = state.now();
+    tempestRun = ops.runTempest(runKey('tempest-during-api', 0)).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+  }
+  const monotonic = inv.haproxy.switchover === 'monotonic' && drained.length > 1;
+  for (const [i, d] of drained.entries()) {
+    ctx.gates.checkAbort();
+    if (!(monotonic && i > 0)) {
+      await step(ctx, `drain:${d.server}`, async () => {
+        exposure.drained.set(d.server, { node: d.node });
+        return ops.drain(d.server);
+      });
+    }
+    await step(
+      ctx,
+      `wait-sessions:${d.server}`,
+      () => ops.waitForNoSessions(d.server),
+      { choices: ['retry', 'shutdown-sessions', 'skip', 'abort'], onAction: async () => void (await ops.shutdownSessions(d.server)) },
+    );
+    await step(ctx, `install-code:${d.node}`, (key) => ops.installCode(d.node, key));
+    await step(ctx, `restart:${d.node}:${d.unit}`, (key) => ops.restartService(d.node, d.unit, key));
+    // A node that fails here stays drained: enabling a broken nova-api would fail requests.
+    await step(ctx, `check-api-version:${d.server}`, () => ops.checkApiServes(d.node, 'to'));
+    if (monotonic && i === 0) {
+      const old = drained.slice(1);
+      await step(ctx, 'switch-over', async () => {
+        for (const o of old) exposure.drained.set(o.server, { node: o.node });
+        const out = await ops.switchOver(d.server, old.map((o) => o.server), weights);
+        exposure.drained.delete(d.server);
+        return out;
+      });
+    } else {
+      await step(ctx, `enable:${d.server}`, async () => {
+        const out = await ops.enable(d.server, weights);
+        exposure.drained.delete(d.server);
+        return out;
+      });
+    }
+    await step(ctx, `wait-up:${d.server}`, () => ops.waitUp(d.server));
+  }
+  if (tempestRun) {
+    const first = tempestRun;
+    await step(ctx, 'tempest-during-api', async (key) => {
+      // Only the first attempt is the run that overlapped the restarts; a retry runs anew.
+      const r = key === runKey('tempest-during-api', 0) ? await first : await ops.runTempest(key);
+      if (r instanceof Error) throw r;
+      return r;
+    });
+  }
+}
+
+async function afterWindow(ctx: StepContext, ops: Ops, inv: Inventory): Promise<void> {
+  for (const n of inv.nodes) {
+    for (const s of n.services.filter((x) => x.kind !== 'api' && !x.haproxyServer)) {
+      await step(ctx, `hup:${n.name}:${s.unit}`, () => ops.hupService(n.name, s.unit));
+    }
+  }
+  await step(ctx, 'check-orphans', () => ops.checkOrphans());
+  await step(ctx, 'online-migrations', (key) => ops.onlineMigrations(key));
+}
+
+/** Every step is also a safe point for an abort. */
+async function step(ctx: StepContext, id: string, fn: Parameters<typeof runStep>[2], opts?: Parameters<typeof runStep>[3]): Promise<void> {
+  ctx.gates.checkAbort();
+  await runStep(ctx, id, fn, opts);
+}
