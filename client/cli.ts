@@ -9,6 +9,8 @@ import { connectClient, ConnectionError, resolveConnection, type ConnectionFlags
 import { changedLines, progressTable } from './render';
 import { approvePhase, CliError, decide, requestAbort, startUpgrade, viewUpgrade } from './upgrades';
 import { watchUpgrade } from './watch';
+import { labCommand } from '../lab/command';
+import { serverCommand } from './serverCommand';
 
 function phases(value: string): Phase[] {
   const list = value.split(',').map((s) => s.trim()).filter(Boolean);
@@ -133,6 +135,9 @@ export function buildProgram(): Command {
         print(`${wf.workflowId.padEnd(32)} ${wf.status.name.padEnd(11)} ${(sa.get(UpgradePhase) ?? '-').padEnd(15)} ${(sa.get(UpgradeStatus) ?? '-').padEnd(17)} started ${wf.startTime.toISOString()}`);
       }
     });
+
+  program.addCommand(labCommand());
+  program.addCommand(serverCommand());
 
   withConnection(program.command('worker'))
     .description('run a worker for the upgrade workflows and their activities')

@@ -33,6 +33,12 @@ export interface SshdOptions {
   env?: Record<string, string>;
   /** sshd's MaxSessions (channels per connection); OpenSSH's own default is 10. */
   maxSessions?: number;
+  /**
+   * Runs sshd under `ip netns exec NS`, so sessions see that namespace's network stack. The
+   * address is then one inside the namespace, which this process cannot connect to: readiness
+   * is sshd's pid file, written once it listens.
+   */
+  netns?: string;
 }
 
 export interface SshdHandle {
@@ -63,6 +69,14 @@ function waitForPort(host: string, port: number, timeoutMs: number): Promise<voi
     };
     attempt();
   });
+}
+
+async function waitForPidFile(dir: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!sshdPid(dir)) {
+    if (Date.now() > deadline) throw new Error(`sshd in ${dir} wrote no pid file within ${timeoutMs} ms (see ${join(dir, 'sshd.log')})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 export function knownHostsEntry(address: string, port: number, hostPublicKey: string): string {
@@ -125,9 +139,12 @@ export async function startSshd(opts: SshdOptions): Promise<SshdHandle> {
   }
   rmSync(pidFile, { force: true });
   execFileSync(SSHD_BIN, ['-t', '-f', configPath], { stdio: 'pipe' });
-  const child = spawn(SSHD_BIN, ['-D', '-f', configPath, '-E', join(opts.dir, 'sshd.log')], { detached: true, stdio: 'ignore' });
+  const args = ['-D', '-f', configPath, '-E', join(opts.dir, 'sshd.log')];
+  // `ip netns exec` execs sshd in place, so the child's pid is sshd's.
+  const child = opts.netns ? spawn('ip', ['netns', 'exec', opts.netns, SSHD_BIN, ...args], { detached: true, stdio: 'ignore' }) : spawn(SSHD_BIN, args, { detached: true, stdio: 'ignore' });
   child.unref();
-  await waitForPort(opts.address, opts.port, 5000);
+  if (opts.netns) await waitForPidFile(opts.dir, 5000);
+  else await waitForPort(opts.address, opts.port, 5000);
   return {
     name: opts.name,
     address: opts.address,

@@ -146,8 +146,8 @@ describe('VipProbe', () => {
     const probe = new VipProbe({ url: api.url, paths: ['/v2.1/servers'], ratePerSecond: 20, clients: 1, maxDurationMs: 20_000 });
     probe.start();
     await wait(300);
-    api.mode = 'html';
     await probe.stop();
+    api.mode = 'html';
     // 401 without a token: the probe's paths must be ones an anonymous client may GET.
     expect(probe.snapshot().failuresByKind).toEqual({ http4xx: probe.snapshot().requests });
 

@@ -1,5 +1,5 @@
 // Rendered configs against the real HAProxy 2.6 parser, and bad inventories refused by name.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,12 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Raw = Record<string, any>;
+// A state file holding only its version line, as install leaves it before HAProxy's first start;
+// without one `haproxy -c` warns that it cannot open it.
+const serverState = join(dir, 'server-state');
+writeFileSync(serverState, '1\n');
 const seed = (): Raw => ({ ...(parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as Raw), loadBalancer: {} });
+const checked = (raw: Raw): Raw => ({ ...raw, loadBalancer: { ...raw.loadBalancer, files: { serverState } } });
 
 function threeApiNodes(): Raw {
   const raw = seed();
@@ -45,7 +50,7 @@ describe('lb setup renderers', () => {
     ['a 3-API-node, 3-LB inventory', threeApiNodes],
   ] as const) {
     it(`renders configs haproxy -c accepts without a warning for ${label}`, () => {
-      const configs = renderLoadBalancers(validateInventory(make()));
+      const configs = renderLoadBalancers(validateInventory(checked(make())));
       for (const c of configs) {
         const haproxy = c.files.find((f) => f.kind === 'haproxy')!;
         const r = haproxyCheck(`${label.length}-${c.node}.cfg`, haproxy.content);
@@ -90,16 +95,6 @@ describe('lb setup renderers', () => {
     expect(cfg).toContain('option httpchk GET /healthcheck');
     expect(cfg).toContain('stats socket /run/haproxy/admin.sock mode 600 level admin');
   });
-
-  it('renders a keepalived.conf keepalived 2.2.7 parses', () => {
-    const raw = seed();
-    raw.loadBalancer = { interface: 'lo' };
-    const ka = renderLoadBalancers(validateInventory(raw))[1]!.files.find((f) => f.kind === 'keepalived')!;
-    const path = join(dir, 'keepalived.conf');
-    writeFileSync(path, ka.content);
-    // -t checks the syntax and that the interface exists; `lo` exists everywhere.
-    expect(() => execFileSync('keepalived', ['-t', '-f', path], { stdio: 'pipe' })).not.toThrow();
-  });
 });
 
 describe('lb setup refuses a bad inventory with a sentence naming it', () => {
@@ -124,14 +119,16 @@ describe('lb setup refuses a bad inventory with a sentence naming it', () => {
     expect(problemsOf(api)).toContain('nodes[0] (controller).api.url: port 0 is not a TCP port, 1 to 65535');
   });
 
-  it('refuses equal priorities, a bad interface and a host keepalived cannot hold', () => {
+  it('refuses equal priorities', () => {
     const raw = seed();
     raw.nodes[1].lb.priority = 101;
+    expect(problemsOf(raw)).toEqual(['nodes[1] (apicomp).lb.priority: 101 is already the keepalived priority of nodes[0] (controller); equal priorities leave the VIP\'s owner to chance']);
+  });
+
+  it('refuses an interface name that would end up as text in keepalived.conf', () => {
+    const raw = seed();
     raw.nodes[0].lb.interface = 'eth0; rm -rf /';
-    raw.vip.url = 'http://nova-api.example.com:8282';
-    const problems = problemsOf(raw);
-    expect(problems).toContain('nodes[1] (apicomp).lb.priority: 101 is already the keepalived priority of nodes[0] (controller); equal priorities leave the VIP\'s owner to chance');
-    expect(problems).toContainEqual(expect.stringMatching(/^nodes\[0\] \(controller\)\.lb\.interface: must be a network interface name/));
+    expect(problemsOf(raw)).toEqual([expect.stringMatching(/^nodes\[0\] \(controller\)\.lb\.interface: must be a network interface name/)]);
   });
 
   it('refuses a VIP host name unless vipAddress is given', () => {

@@ -30,6 +30,8 @@ describe('installCode', () => {
     const second = await activityEnv().run(acts.installCode, { ...input, key: 'wf1-install-controller-again' });
     expect(second).toMatchObject({ alreadyDone: true, summary: 'nova 31.0.0 is already installed on controller' });
     expect(node.count('installs')).toBe(1);
+    const read = await activityEnv().run(acts.readCodeVersion, { target: node.target, command: DEFAULT_COMMANDS.codeVersion });
+    expect(read).toMatchObject({ version: '31.0.0', summary: 'nova 31.0.0 is installed on controller' });
   });
 
   it('fails when the install leaves another version', async () => {
@@ -87,7 +89,7 @@ describe('runUpgradeCheck', () => {
     node.write('status_mode', 'warning');
     const r = await run();
     expect(r.outcome).toBe('warning');
-    expect(r.warnings.map((w) => w.check)).toEqual(['Older than N-1 computes']);
+    expect(r.warnings.map((w) => w.name)).toEqual(['Older than N-1 computes']);
     expect(r.summary).toContain('warns on controller: Older than N-1 computes: Current Nova version does not support computes older than Caracal');
   });
 

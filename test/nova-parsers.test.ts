@@ -12,7 +12,7 @@ const fixture = (name: string) => readFileSync(join(__dirname, 'fixtures', 'nova
 describe('nova-status upgrade check output', () => {
   it('reads every check of a passing run', () => {
     const checks = parseUpgradeCheckOutput(fixture('nova-status-success.txt'));
-    expect(checks.map((c) => c.check)).toEqual([
+    expect(checks.map((c) => c.name)).toEqual([
       'Cells v2',
       'Placement API',
       'Cinder API',
@@ -27,7 +27,7 @@ describe('nova-status upgrade check output', () => {
   it('joins wrapped details back into one sentence', () => {
     const warning = parseUpgradeCheckOutput(fixture('nova-status-warning.txt')).find((c) => c.result === 'Warning');
     expect(warning).toEqual({
-      check: 'Older than N-1 computes',
+      name: 'Older than N-1 computes',
       result: 'Warning',
       details:
         'Current Nova version does not support computes older than Caracal but the minimum compute service level in your system is 61 and the oldest supported service level is 66.',
@@ -37,7 +37,7 @@ describe('nova-status upgrade check output', () => {
   it('reads failures, and nothing from a traceback', () => {
     const failed = parseUpgradeCheckOutput(fixture('nova-status-failure.txt')).filter((c) => c.result === 'Failure');
     expect(failed).toHaveLength(1);
-    expect(failed[0]!.check).toBe('Cells v2');
+    expect(failed[0]!.name).toBe('Cells v2');
     expect(failed[0]!.details).toContain("Run command 'nova-manage cell_v2 simple_cell_setup' and then retry.");
     expect(parseUpgradeCheckOutput(fixture('nova-status-error.txt'))).toEqual([]);
   });
@@ -45,8 +45,8 @@ describe('nova-status upgrade check output', () => {
   it('reads --json output too', () => {
     const json = JSON.stringify({ name: 'Upgrade Check Results', checks: [{ check: 'Cells v2', result: 0, details: null }, { check: 'Placement API', result: 1, details: 'old' }] });
     expect(parseUpgradeCheckOutput(json)).toEqual([
-      { check: 'Cells v2', result: 'Success', details: null },
-      { check: 'Placement API', result: 'Warning', details: 'old' },
+      { name: 'Cells v2', result: 'Success', details: null },
+      { name: 'Placement API', result: 'Warning', details: 'old' },
     ]);
   });
 });

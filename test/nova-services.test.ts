@@ -60,7 +60,8 @@ describe('restartService', () => {
 describe('stopService and startService', () => {
   it('stop and start once each; second runs are no-ops', async () => {
     const unit = 'devstack@n-cpu';
-    const stop = { ...unitInput(unit), stopCommand: cmd('serviceStop', unit) };
+    // Detached, as the workflow runs a graceful nova-compute stop.
+    const stop = { ...unitInput(unit), stopCommand: cmd('serviceStop', unit), key: 'wf1-cpu/stop', stateDir: node.stateDir };
     expect(await activityEnv().run(acts.stopService, stop)).toMatchObject({ alreadyDone: false, summary: `stopped ${unit} on apicomp` });
     expect(await activityEnv().run(acts.stopService, stop)).toMatchObject({ alreadyDone: true, summary: `${unit} on apicomp is already stopped` });
     expect(node.count(`units/${unit}/stops`)).toBe(1);

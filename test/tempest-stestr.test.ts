@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
-import { createTempestActivities, parseStestrTotals, passedTestIds } from '../activities/tempest/stestr';
+import { parseStestrTotals, passedTestIds } from '../activities/tempest/stestr';
+import { createTempestActivities } from '../activities/tempest/run';
 import { startFakeNovaNode, type FakeNovaNode } from './helpers/novaNode';
 import { activityEnv } from './helpers/activityEnv';
 

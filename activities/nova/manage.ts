@@ -75,6 +75,13 @@ export function createManageActivities(deps: NovaDeps) {
     return versionFrom(outputOf(await runRead(runner, target, command, commands)));
   }
 
+  /** The workflow checks this beside the served microversion, which two releases can share. */
+  async function readCodeVersion(input: { target: SshTarget; command: string }): Promise<{ summary: string; version: string; commands: CommandRecord[] }> {
+    const commands: CommandRecord[] = [];
+    const version = await installedVersion(input.target, input.command, commands);
+    return { summary: `nova ${version || '(unknown)'} is installed on ${input.target.node}`, version, commands };
+  }
+
   async function installCode(input: InstallCodeInput): Promise<InstallCodeResult> {
     const commands: CommandRecord[] = [];
     const node = input.target.node;
@@ -121,7 +128,7 @@ export function createManageActivities(deps: NovaDeps) {
     const checks = parseUpgradeCheckOutput(r.stdout);
     const warnings = checks.filter((c) => c.result === 'Warning');
     const failures = checks.filter((c) => c.result === 'Failure');
-    const describe = (cs: UpgradeCheck[]) => cs.map((c) => `${c.check}: ${c.details ?? '(no details)'}`).join('; ');
+    const describe = (cs: UpgradeCheck[]) => cs.map((c) => `${c.name}: ${c.details ?? '(no details)'}`).join('; ');
     // oslo.upgradecheck exits with the worst result's code; a code without a table that
     // agrees with it means nova-status did not get to print one.
     if (r.exitCode === 0 && checks.length && !warnings.length && !failures.length) {
@@ -192,5 +199,5 @@ export function createManageActivities(deps: NovaDeps) {
     });
   }
 
-  return { installCode, upgradePlacement, syncApiDb, syncCellDb, runUpgradeCheck, runOnlineDataMigrations };
+  return { readCodeVersion, installCode, upgradePlacement, syncApiDb, syncCellDb, runUpgradeCheck, runOnlineDataMigrations };
 }

@@ -5,7 +5,8 @@
 export type CheckResult = 'Success' | 'Warning' | 'Failure';
 
 export interface UpgradeCheck {
-  check: string;
+  /** The check's title, e.g. "Cells v2". */
+  name: string;
   result: CheckResult;
   details: string | null;
 }
@@ -34,7 +35,7 @@ export function parseUpgradeCheckOutput(output: string): UpgradeCheck[] {
     const details = /^Details: (.*)$/.exec(lines[2] ?? '');
     if (!check || !result || !details) continue;
     const text = [details[1]!, ...lines.slice(3)].join(' ').trim();
-    checks.push({ check: check[1]!.trim(), result: result[1] as CheckResult, details: text === 'None' ? null : text });
+    checks.push({ name: check[1]!.trim(), result: result[1] as CheckResult, details: text === 'None' ? null : text });
   }
   return checks;
 }
@@ -45,7 +46,7 @@ function parseJsonChecks(output: string): UpgradeCheck[] | undefined {
   try {
     const doc = JSON.parse(output.slice(start)) as { checks?: Array<{ check: string; result: number; details: string | null }> };
     if (!Array.isArray(doc.checks)) return undefined;
-    return doc.checks.map((c) => ({ check: c.check, result: RESULT_BY_CODE[c.result] ?? 'Failure', details: c.details ?? null }));
+    return doc.checks.map((c) => ({ name: c.check, result: RESULT_BY_CODE[c.result] ?? 'Failure', details: c.details ?? null }));
   } catch {
     return undefined;
   }

@@ -47,11 +47,17 @@ export interface RestartServiceInput extends UnitInput {
   stateDir: string;
 }
 
-export interface StopServiceInput extends UnitInput {
+/** With key and stateDir the command runs detached: a graceful nova-compute stop can take minutes. */
+interface MaybeDetached {
+  key?: string;
+  stateDir?: string;
+}
+
+export interface StopServiceInput extends UnitInput, MaybeDetached {
   stopCommand: string;
 }
 
-export interface StartServiceInput extends UnitInput {
+export interface StartServiceInput extends UnitInput, MaybeDetached {
   startCommand: string;
 }
 
@@ -75,6 +81,22 @@ const isNewProcess = (s: ServiceState, before: RestartServiceInput['before']) =>
 
 export function createServiceActivities(deps: NovaDeps) {
   const { runner } = deps;
+
+  async function runStep(input: UnitInput & MaybeDetached, command: string, step: string, commands: CommandRecord[]) {
+    const r =
+      input.key && input.stateDir
+        ? await runner.runDetached(input.target, {
+            key: input.key,
+            command,
+            stateDir: input.stateDir,
+            timeoutMs: input.timeoutMs ?? 120_000,
+            signal: cancellationSignal(),
+            onProgress: () => heartbeat({ unit: input.unit, step }),
+          })
+        : await runner.run(input.target, command, { timeoutMs: input.timeoutMs ?? 120_000, signal: cancellationSignal() });
+    commands.push(toRecord(r));
+    return r;
+  }
 
   async function stateOf(input: UnitInput, commands: CommandRecord[]): Promise<ServiceState> {
     return parseServiceState((await runRead(runner, input.target, input.stateCommand, commands)).stdout);
@@ -146,8 +168,7 @@ export function createServiceActivities(deps: NovaDeps) {
     const commands: CommandRecord[] = [];
     const now = await stateOf(input, commands);
     if (isStopped(now)) return { summary: `${unit} on ${target.node} is already stopped`, alreadyDone: true, state: now, commands };
-    const r = await runner.run(target, input.stopCommand, { timeoutMs: input.timeoutMs ?? 120_000, signal: cancellationSignal() });
-    commands.push(toRecord(r));
+    const r = await runStep(input, input.stopCommand, 'stopping', commands);
     const after = await waitFor(input, commands, isStopped, () => false);
     if (!isStopped(after)) {
       throw new Error(`${unit} on ${target.node} is still ${after.activeState} after \`${input.stopCommand}\` (exit ${r.exitCode}): ${lastLines(outputOf(r), 5)}`);
@@ -160,8 +181,7 @@ export function createServiceActivities(deps: NovaDeps) {
     const commands: CommandRecord[] = [];
     const now = await stateOf(input, commands);
     if (isActive(now)) return { summary: `${unit} on ${target.node} is already running (main pid ${now.mainPid})`, alreadyDone: true, state: now, commands };
-    const r = await runner.run(target, input.startCommand, { timeoutMs: input.timeoutMs ?? 120_000, signal: cancellationSignal() });
-    commands.push(toRecord(r));
+    const r = await runStep(input, input.startCommand, 'starting', commands);
     const after = await waitFor(input, commands, isActive, (s) => s.activeState === 'failed');
     if (!isActive(after)) await failedToStart(input, after, commands, `did not become active after \`${input.startCommand}\` (exit ${r.exitCode})`);
     return { summary: `started ${unit} on ${target.node} (main pid ${after.mainPid})`, alreadyDone: false, state: after, commands };

@@ -1,7 +1,13 @@
-// `tsx lab/main.ts up|down|status`: the lab from a shell, for demos and for poking at it.
+// `nova-upgrade lab up|down|status|demo`: the built-in lab from a shell.
 import { Command } from 'commander';
+import { join } from 'node:path';
+import { defaultStateDir } from '../client/paths';
+import { stopDevServer } from '../client/devServer';
+import { stopWorkerProcess } from '../worker/process';
+import { runLabDemo, summaryTable } from './demo';
 import { DEFAULT_STATE_DIR, labDown, labStatus, labUp } from './lab';
 
+export function labCommand(): Command {
 const program = new Command('lab').description('the local nova-upgrade lab: a two-node devstack stand-in behind HAProxy');
 program
   .command('up')
@@ -50,7 +56,38 @@ program
     for (const h of s.haproxy) process.stdout.write(`  haproxy on ${h.node} ${h.frontend} ${h.pid ?? 'down'}\n`);
   });
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+program
+  .command('demo')
+  .description('bring up Temporal, a fresh lab and a worker, run the whole upgrade with every gate auto-approved, report what API clients saw')
+  .option('--state-dir <dir>', 'where Temporal, the lab and the worker keep their state', defaultStateDir())
+  .option('--mode <mode>', 'rolling (the seed\'s order) or monotonic (switch all traffic to new code at once)', 'rolling')
+  .option('--json', 'print the summary as JSON')
+  .action(async (o: { stateDir: string; mode: string; json?: boolean }) => {
+    if (o.mode !== 'rolling' && o.mode !== 'monotonic') throw new Error(`--mode must be rolling or monotonic, not "${o.mode}"`);
+    const log = o.json ? (l: string) => process.stderr.write(`${l}\n`) : (l: string) => process.stdout.write(`${l}\n`);
+    const s = await runLabDemo({ stateDir: o.stateDir, mode: o.mode, out: log });
+    if (o.json) {
+      process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+    } else {
+      log('');
+      log('Summary');
+      log(summaryTable(s));
+      log('');
+      log(`Web UI: ${s.uiUrl}`);
+      log('Temporal, the lab and the worker are still running for you to inspect. Stop them all with:');
+      log(`  ./bin/nova-upgrade lab stop-all --state-dir ${o.stateDir}`);
+    }
+    if (s.status !== 'completed' || s.failedRequests > 0) process.exitCode = 1;
+  });
+program
+  .command('stop-all')
+  .description('stop the lab, the worker and the Temporal dev server that "lab demo" started')
+  .option('--state-dir <dir>', 'as given to lab demo', defaultStateDir())
+  .action(async (o: { stateDir: string }) => {
+    await stopWorkerProcess(o.stateDir);
+    await labDown(join(o.stateDir, 'lab'));
+    await stopDevServer(join(o.stateDir, 'temporal'));
+    process.stdout.write('worker, lab and Temporal dev server stopped\n');
+  });
+return program;
+}
