@@ -60,7 +60,7 @@ async function haproxyCounters(lab: LabInfo, backend: string) {
     const sum = (k: 'wretr' | 'wredis' | 'econ' | 'eresp') => all.reduce((n, c) => n + c[k], 0);
     return { retries: sum('wretr'), redispatches: sum('wredis'), connectionErrors: sum('econ'), responseErrors: sum('eresp') };
   } finally {
-    pool.close();
+    await pool.close();
   }
 }
 

@@ -1,6 +1,7 @@
 // setUpgradeLevelsCompute over a real sshd, twice: the second run must find the pin and
 // leave the file, its mode and its single backup alone.
 import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderCommand, DEFAULT_COMMANDS } from '../inventory/commands';
@@ -24,12 +25,13 @@ describe('setUpgradeLevelsCompute', () => {
     const { setUpgradeLevelsCompute } = createConfigActivities({ runner: node.runner });
     const input = { target: node.target, path, readCommand: renderCommand('readFile', DEFAULT_COMMANDS.readFile, { path }), key: 'wf1-pin' };
 
+    const backup = `${path}.bak.wf1-pin.${createHash('sha256').update(NOVA_CONF).digest('hex').slice(0, 8)}`;
     const first = await activityEnv().run(setUpgradeLevelsCompute, input);
     expect(first.alreadyDone).toBe(false);
-    expect(first.summary).toBe(`set [upgrade_levels] compute=auto in ${path} on apicomp (backup ${path}.bak.wf1-pin)`);
+    expect(first.summary).toBe(`set [upgrade_levels] compute=auto in ${path} on apicomp (backup ${backup})`);
     const written = readFileSync(path, 'utf8');
     expect(written).toBe('[DEFAULT]\r\nmy_ip = 10.0.0.11\r\n\r\n[upgrade_levels]\r\n#compute = <None>\r\ncompute = auto\r\n\r\n[api]\r\nauth_strategy = keystone');
-    expect(readFileSync(`${path}.bak.wf1-pin`, 'utf8')).toBe(NOVA_CONF);
+    expect(readFileSync(backup, 'utf8')).toBe(NOVA_CONF);
     expect(statSync(path).mode & 0o777).toBe(0o640);
     expect(first.commands.map((c) => c.exitCode)).toEqual([0, 0, 0]);
 
@@ -38,7 +40,7 @@ describe('setUpgradeLevelsCompute', () => {
     expect(second.summary).toBe(`${path} already pins [upgrade_levels] compute=auto on apicomp`);
     expect(second.commands).toHaveLength(1);
     expect(readFileSync(path, 'utf8')).toBe(written);
-    expect(readdirSync(node.dir).filter((f) => f.startsWith('nova.conf'))).toEqual(['nova.conf', 'nova.conf.bak.wf1-pin']);
+    expect(readdirSync(node.dir).filter((f) => f.startsWith('nova.conf'))).toEqual(['nova.conf', backup.slice(node.dir.length + 1)]);
   });
 
   it('fails non-retryably when the file cannot be written, naming node and path', async () => {

@@ -32,7 +32,7 @@ describe('restartService', () => {
   it('restarts once; a second run sees the new process and does nothing', async () => {
     const unit = 'devstack@n-cond-cell1';
     const before = await activityEnv().run(acts.readServiceState, { target: node.target, command: cmd('serviceState', unit) });
-    const input = { ...unitInput(unit), restartCommand: cmd('serviceRestart', unit), before: { mainPid: before.mainPid, startedMonotonic: before.startedMonotonic }, key: 'wf1-restart-cond', stateDir: node.stateDir };
+    const input = { ...unitInput(unit), restartCommand: cmd('serviceRestart', unit), before: { mainPid: before.mainPid, startedMonotonic: before.startedMonotonic }, key: 'wf1-restart-cond', stateDir: node.stateDir, pollMs: 100 };
     const first = await activityEnv().run(acts.restartService, input);
     expect(first).toMatchObject({ alreadyDone: false, summary: `restarted ${unit} on apicomp (main pid 1000 → 1001)` });
     expect(first.state.activeState).toBe('active');
@@ -47,7 +47,7 @@ describe('restartService', () => {
     const before = await activityEnv().run(acts.readServiceState, { target: node.target, command: cmd('serviceState', unit) });
     node.write(`units/${unit}/broken`, '');
     const err = await failureOf(
-      activityEnv().run(acts.restartService, { ...unitInput(unit), restartCommand: cmd('serviceRestart', unit), before, key: 'wf1-restart-meta', stateDir: node.stateDir }),
+      activityEnv().run(acts.restartService, { ...unitInput(unit), restartCommand: cmd('serviceRestart', unit), before, key: 'wf1-restart-meta', stateDir: node.stateDir, pollMs: 100 }),
     );
     expect(err.type).toBe('ServiceFailedToStart');
     expect(err.nonRetryable).toBe(true);
@@ -61,7 +61,7 @@ describe('stopService and startService', () => {
   it('stop and start once each; second runs are no-ops', async () => {
     const unit = 'devstack@n-cpu';
     // Detached, as the workflow runs a graceful nova-compute stop.
-    const stop = { ...unitInput(unit), stopCommand: cmd('serviceStop', unit), key: 'wf1-cpu/stop', stateDir: node.stateDir };
+    const stop = { ...unitInput(unit), stopCommand: cmd('serviceStop', unit), key: 'wf1-cpu/stop', stateDir: node.stateDir, pollMs: 100 };
     expect(await activityEnv().run(acts.stopService, stop)).toMatchObject({ alreadyDone: false, summary: `stopped ${unit} on apicomp` });
     expect(await activityEnv().run(acts.stopService, stop)).toMatchObject({ alreadyDone: true, summary: `${unit} on apicomp is already stopped` });
     expect(node.count(`units/${unit}/stops`)).toBe(1);

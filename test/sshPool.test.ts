@@ -127,14 +127,18 @@ describe('connection failures', () => {
 
   it('gives up on a frozen sshd after the connect timeout', async () => {
     const frozen = await lab.node('frozen', '127.0.4.3');
-    const pool = new SshPool();
+    const pool = new SshPool({ maxConnectionsPerHost: 1, maxChannelsPerConnection: 1 });
     process.kill(frozen.sshd.pid, 'SIGSTOP');
     try {
       const started = Date.now();
-      const failure = await failureOf(pool.run(frozen.target({ connectTimeoutMs: 1000 }), 'true'));
+      // The queued commands fail with the first connection instead of each waiting its turn.
+      const [failure, ...queued] = await Promise.all(
+        [1, 2, 3].map(() => failureOf(pool.run(frozen.target({ connectTimeoutMs: 1000 }), 'true'))),
+      );
       const elapsed = Date.now() - started;
+      for (const other of queued) expect(other.message).toBe(failure.message);
       expect(elapsed).toBeGreaterThanOrEqual(900);
-      expect(elapsed).toBeLessThan(5000);
+      expect(elapsed).toBeLessThan(2500);
       expect(failure.nonRetryable).toBe(false);
       expect(failure.message).toContain(`frozen (127.0.4.3:${frozen.sshd.port})`);
       expect(failure.message).toContain('no SSH handshake within 1000 ms');

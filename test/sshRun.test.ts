@@ -1,6 +1,6 @@
 // SshPool.run against a real sshd: results, quoting, stdin, and that timeout and cancellation
 // stop the remote command instead of only closing our side of the channel.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
@@ -120,6 +120,19 @@ describe('stopping a remote command', () => {
     // 500 ms timeout plus the 1000 ms grace the pool was given before KILL.
     expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
     await expectStopped(c);
+  });
+
+  it('still kills by process group when the login shell prints a banner first', async () => {
+    const noisy = await lab.node('noisy', '127.0.2.2');
+    writeFileSync(join(noisy.home, '.bashrc'), 'echo "welcome to noisy"\n');
+    const r = await pool.run(noisy.target(), 'echo hi');
+    expect(r.stdout).toBe('welcome to noisy\nhi\n');
+    const pidFile = join(noisy.home, 'sleep.pid');
+    await expect(pool.run(noisy.target(), `sleep 30 & echo $! > ${pidFile}; wait`, { timeoutMs: 500 })).rejects.toThrow('was killed');
+    expect(await waitFor(() => !processRunning(Number(readFileSync(pidFile, 'utf8'))), 3000)).toBe(true);
+    const detached = await pool.runDetached(noisy.target(), { key: 'noisy', command: 'echo detached', stateDir: '$HOME/state', pollMs: 100 });
+    expect(detached).toMatchObject({ exitCode: 0, stdout: 'detached\n' });
+    expect(detached.reattached).toBeUndefined();
   });
 
   it('refuses to start when already cancelled', async () => {

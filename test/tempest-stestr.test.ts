@@ -104,7 +104,7 @@ describe('runTempest over SSH', () => {
     const { runTempest } = createTempestActivities({ runner: node.runner });
     const env = activityEnv();
     const command = `cd ${suite} && /usr/bin/stestr run 'test_create_server|test_list_servers'`;
-    const r = await env.run(runTempest, { target: node.target, command, key: 'tempest-pass', stateDir: node.stateDir, timeoutMs: 60_000 });
+    const r = await env.run(runTempest, { target: node.target, command, key: 'tempest-pass', stateDir: node.stateDir, pollMs: 100, timeoutMs: 60_000 });
     expect(r.totals).toMatchObject({ ran: 2, passed: 2, failed: 0 });
     expect(r.summary).toMatch(/^tempest passed on tempest: 2 passed, 0 skipped in [\d.]+ s$/);
     expect(env.beats.length).toBeGreaterThan(0);
@@ -113,7 +113,7 @@ describe('runTempest over SSH', () => {
   it('fails non-retryably with the failing test names', async () => {
     const { runTempest } = createTempestActivities({ runner: node.runner });
     const err = await activityEnv()
-      .run(runTempest, { target: node.target, command: `cd ${suite} && /usr/bin/stestr run`, key: 'tempest-fail', stateDir: node.stateDir, timeoutMs: 60_000 })
+      .run(runTempest, { target: node.target, command: `cd ${suite} && /usr/bin/stestr run`, key: 'tempest-fail', stateDir: node.stateDir, pollMs: 100, timeoutMs: 60_000 })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApplicationFailure);
     const f = err as ApplicationFailure;
@@ -126,7 +126,7 @@ describe('runTempest over SSH', () => {
   it('fails a run that matched no tests even when the command exits 0', async () => {
     const { runTempest } = createTempestActivities({ runner: node.runner });
     const err = await activityEnv()
-      .run(runTempest, { target: node.target, command: `cd ${suite} && (/usr/bin/stestr run no_such_test; true)`, key: 'tempest-none', stateDir: node.stateDir, timeoutMs: 60_000 })
+      .run(runTempest, { target: node.target, command: `cd ${suite} && (/usr/bin/stestr run no_such_test; true)`, key: 'tempest-none', stateDir: node.stateDir, pollMs: 100, timeoutMs: 60_000 })
       .catch((e: unknown) => e);
     expect((err as ApplicationFailure).type).toBe('TempestFailed');
     expect((err as ApplicationFailure).message).toMatch(/no Totals block/);

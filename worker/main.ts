@@ -35,7 +35,7 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
   try {
     await worker.run();
   } finally {
-    pool.close();
+    await pool.close();
     await connection.close();
   }
 }

@@ -84,18 +84,22 @@ export function createLbSetupActivities(deps: LbSetupDeps) {
 
   /** Read-only: what a run would change on the node. The dry run prints exactly this. */
   async function diffLoadBalancerNode(job: LbNodeJob): Promise<NodeDiff> {
-    const files: FileDiff[] = [];
-    for (const f of job.files) {
-      const r = await run(job.target, sh.privileged(job.sudo, sh.diffScript(f.path)), f.content);
-      if (r.exitCode !== 0 && r.exitCode !== 1) {
-        throw ApplicationFailure.create({ type: 'LbCommandFailed', message: `on LB ${job.node}, comparing ${f.path} failed (exit ${r.exitCode ?? r.signal}): ${tail(r.stderr) || '(no output)'}`, nonRetryable: false });
-      }
-      const absent = r.stdout.includes('(absent)');
-      const pending = f.kind === 'sysctl' ? false : (await must(job, `reading ${sh.appliedStampPath(f.path)}`, sh.pendingScript(f.path))).trim() === 'pending';
-      files.push({ kind: f.kind, path: f.path, state: r.exitCode === 0 ? 'same' : absent ? 'absent' : 'differs', diff: r.stdout, reloadPending: pending || r.exitCode !== 0 });
-    }
-    const nonlocalBind = (await must(job, `reading ${sh.NONLOCAL_BIND}`, `sysctl -n ${sh.NONLOCAL_BIND}`)).trim();
-    const running = await haproxyRunning(job);
+    // Independent reads, so in parallel: a round trip per command adds up on a slow link.
+    const [files, nonlocalBind, running] = await Promise.all([
+      Promise.all(
+        job.files.map(async (f): Promise<FileDiff> => {
+          const r = await run(job.target, sh.privileged(job.sudo, sh.diffScript(f.path)), f.content);
+          if (r.exitCode !== 0 && r.exitCode !== 1) {
+            throw ApplicationFailure.create({ type: 'LbCommandFailed', message: `on LB ${job.node}, comparing ${f.path} failed (exit ${r.exitCode ?? r.signal}): ${tail(r.stderr) || '(no output)'}`, nonRetryable: false });
+          }
+          const absent = r.stdout.includes('(absent)');
+          const pending = f.kind === 'sysctl' ? false : (await must(job, `reading ${sh.appliedStampPath(f.path)}`, sh.pendingScript(f.path))).trim() === 'pending';
+          return { kind: f.kind, path: f.path, state: r.exitCode === 0 ? 'same' : absent ? 'absent' : 'differs', diff: r.stdout, reloadPending: pending || r.exitCode !== 0 };
+        }),
+      ),
+      must(job, `reading ${sh.NONLOCAL_BIND}`, `sysctl -n ${sh.NONLOCAL_BIND}`).then((o) => o.trim()),
+      haproxyRunning(job),
+    ]);
     const notes = files.filter((f) => f.state !== 'same').map((f) => `${f.path} ${f.state}`);
     files.filter((f) => f.state === 'same' && f.reloadPending).forEach((f) => notes.push(`${f.kind} has not loaded ${f.path}`));
     if (nonlocalBind !== '1') notes.push(`${sh.NONLOCAL_BIND} is ${nonlocalBind}`);
@@ -138,16 +142,13 @@ export function createLbSetupActivities(deps: LbSetupDeps) {
 
   /** Files with a dated backup, the server-state file if missing, ip_nonlocal_bind live. */
   async function installLoadBalancerFiles(job: LbNodeJob): Promise<LbStepResult & { installed: string[]; backups: string[] }> {
-    const installed: string[] = [];
-    const backups: string[] = [];
-    for (const f of job.files) {
-      const out = await must(job, `installing ${f.path}`, sh.installScript(f.path), f.content);
-      if (out.includes('installed')) installed.push(f.path);
-      const backup = /^backup (.+)$/m.exec(out)?.[1];
-      if (backup) backups.push(backup);
-    }
-    const state = (await must(job, `creating ${job.serverStateFile}`, sh.ensureStateFileScript(job.serverStateFile))).trim();
-    const sysctl = (await must(job, `setting ${sh.NONLOCAL_BIND}`, sh.nonlocalBindScript())).trim();
+    const [outs, state, sysctl] = await Promise.all([
+      Promise.all(job.files.map((f) => must(job, `installing ${f.path}`, sh.installScript(f.path), f.content))),
+      must(job, `creating ${job.serverStateFile}`, sh.ensureStateFileScript(job.serverStateFile)).then((o) => o.trim()),
+      must(job, `setting ${sh.NONLOCAL_BIND}`, sh.nonlocalBindScript()).then((o) => o.trim()),
+    ]);
+    const installed = job.files.filter((_, i) => outs[i]!.includes('installed')).map((f) => f.path);
+    const backups = outs.map((o) => /^backup (.+)$/m.exec(o)?.[1]).filter((b): b is string => !!b);
     const done = [
       ...installed.map((p) => `installed ${p}`),
       ...(backups.length ? [`kept ${backups.join(', ')}`] : []),
@@ -193,8 +194,11 @@ export function createLbSetupActivities(deps: LbSetupDeps) {
     const done: string[] = [];
     const haproxy = job.files.find((f) => f.kind === 'haproxy')!;
     const keepalived = job.files.find((f) => f.kind === 'keepalived')!;
-    const running = await haproxyRunning(job);
-    const haproxyPending = (await must(job, 'reading the HAProxy stamp', sh.pendingScript(haproxy.path))).trim() === 'pending';
+    const [running, haproxyPending, keepalivedPending] = await Promise.all([
+      haproxyRunning(job),
+      must(job, 'reading the HAProxy stamp', sh.pendingScript(haproxy.path)).then((o) => o.trim() === 'pending'),
+      must(job, 'reading the keepalived stamp', sh.pendingScript(keepalived.path)).then((o) => o.trim() === 'pending'),
+    ]);
     if (haproxyPending || !running) {
       if (running) done.push((await saveServerState(job)).summary.replace(`${job.node}: `, ''));
       await must(job, `\`${job.commands.reloadHaproxy}\``, job.commands.reloadHaproxy);
@@ -202,7 +206,6 @@ export function createLbSetupActivities(deps: LbSetupDeps) {
       await must(job, 'recording the loaded HAProxy config', sh.stampScript(haproxy.path));
       done.push(running ? 'reloaded HAProxy' : 'started HAProxy');
     }
-    const keepalivedPending = (await must(job, 'reading the keepalived stamp', sh.pendingScript(keepalived.path))).trim() === 'pending';
     if (keepalivedPending) {
       await must(job, `\`${job.commands.restartKeepalived}\``, job.commands.restartKeepalived);
       await must(job, 'recording the loaded keepalived config', sh.stampScript(keepalived.path));

@@ -69,8 +69,9 @@ export function vipCheck(inv: Inventory, jobs: LbNodeJob[]): VipCheck {
     vipAddress: lb.vipAddress,
     url: `http://${lb.vipAddress}:${lb.frontendPort}/`,
     members: jobs.map((j) => ({ node: j.node, target: j.target })),
-    // A backup waits 3 advert intervals plus skew before it takes over.
-    stableMs: lb.advertIntervalSeconds * 2000,
-    timeoutMs: lb.advertIntervalSeconds * 4000 + 15_000,
+    // A keepalived just started stays BACKUP for 3 advert intervals plus skew (< 1 interval)
+    // before it claims the VIP; a holder unchanged for longer is the one VRRP settled on.
+    stableMs: lb.advertIntervalSeconds * 4000,
+    timeoutMs: lb.advertIntervalSeconds * 8000 + 15_000,
   };
 }

@@ -5,7 +5,7 @@ import { shellQuote as q } from '../../inventory/commands';
 /** Runs a script as root through `sudo -n` (never a password prompt) or as the login user. */
 export function privileged(sudo: boolean, script: string): string {
   // A non-root login's PATH on Debian lacks /usr/sbin, where sysctl and haproxy live.
-  return `${sudo ? 'sudo -n ' : ''}sh -c ${q(`PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n${script}`)}`;
+  return `${sudo ? 'sudo -n ' : ''}sh -c ${q(`PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"\n${script}`)}`;
 }
 
 /**
@@ -58,7 +58,7 @@ export function ensureStateFileScript(path: string): string {
 export function writeStdinScript(path: string): string {
   const p = q(path);
   const tmp = q(`${path}.nova-upgrade-tmp`);
-  return `set -e; cat > ${tmp}; mv -f ${tmp} ${p}`;
+  return `set -e; mkdir -p "$(dirname ${p})"; cat > ${tmp}; mv -f ${tmp} ${p}`;
 }
 
 export const NONLOCAL_BIND = 'net.ipv4.ip_nonlocal_bind';

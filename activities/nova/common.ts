@@ -17,6 +17,8 @@ export interface DetachedInput {
   /** The inventory's remoteStateDir. */
   stateDir: string;
   timeoutMs?: number;
+  /** How often the runner looks at the detached command (the runner's default when absent). */
+  pollMs?: number;
 }
 
 export function toRecord(r: CommandResult): CommandRecord {
@@ -79,6 +81,7 @@ export async function runDetachedOrFail(runner: RemoteRunner, input: DetachedInp
     command: input.command,
     stateDir: input.stateDir,
     timeoutMs: input.timeoutMs,
+    pollMs: input.pollMs,
     signal: cancellationSignal(),
     onProgress: (tail) => heartbeat(progress ? progress(tail) : { step: what, tail: lastLines(tail, 5) }),
   });

@@ -62,8 +62,11 @@ export function createConfigActivities(deps: NovaDeps) {
     }
 
     const suffix = (input.key ?? new Date().toISOString()).replace(/[^A-Za-z0-9_.-]/g, '_');
-    const backupPath = `${path}.bak.${suffix}`;
-    const script = atomicWriteScript(path, backupPath, sha256(before), `nova-upgrade.${suffix}`);
+    const original = sha256(before);
+    // Named after the content it keeps too: a key reused by a later upgrade must not leave
+    // this upgrade's original unsaved behind an older backup.
+    const backupPath = `${path}.bak.${suffix}.${original.slice(0, 8)}`;
+    const script = atomicWriteScript(path, backupPath, original, `nova-upgrade.${suffix}`);
     const write = await runner.run(target, script, { stdin: edit.text });
     commands.push({ ...toRecord(write), command: `write ${path} atomically (backup ${backupPath})` });
     if (write.exitCode === 3) {

@@ -45,6 +45,7 @@ export interface OnlineDataMigrationsInput {
   stateDir: string;
   maxRounds: number;
   roundTimeoutMs?: number;
+  pollMs?: number;
 }
 
 export interface OnlineDataMigrationsResult {
@@ -62,9 +63,13 @@ export interface MigrationsProgress {
   round: number;
 }
 
-function versionFrom(output: string): string {
-  const lines = output.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
-  return lines[lines.length - 1] ?? '';
+const VERSION_LINE = /^\d+\.\d+\.\d+\S*$/;
+
+/** The release line, not a Python warning that happened to be printed last. */
+function versionFrom(stdout: string, stderr: string): string {
+  const lines = (text: string) => text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  const out = lines(stdout);
+  return [...out].reverse().find((l) => VERSION_LINE.test(l)) ?? [...lines(stderr)].reverse().find((l) => VERSION_LINE.test(l)) ?? out[out.length - 1] ?? '';
 }
 
 export function createManageActivities(deps: NovaDeps) {
@@ -72,7 +77,8 @@ export function createManageActivities(deps: NovaDeps) {
 
   async function installedVersion(target: SshTarget, command: string, commands: CommandRecord[]): Promise<string> {
     // nova-manage of old releases prints --version on stderr (argparse did so before py3.4).
-    return versionFrom(outputOf(await runRead(runner, target, command, commands)));
+    const r = await runRead(runner, target, command, commands);
+    return versionFrom(r.stdout, r.stderr);
   }
 
   /** The workflow checks this beside the served microversion, which two releases can share. */
@@ -164,6 +170,7 @@ export function createManageActivities(deps: NovaDeps) {
         command,
         stateDir: input.stateDir,
         timeoutMs: input.roundTimeoutMs,
+        pollMs: input.pollMs,
         signal: cancellationSignal(),
         onProgress: () => heartbeat({ round } satisfies MigrationsProgress),
       });

@@ -90,6 +90,7 @@ export function createServiceActivities(deps: NovaDeps) {
             command,
             stateDir: input.stateDir,
             timeoutMs: input.timeoutMs ?? 120_000,
+            pollMs: input.pollMs,
             signal: cancellationSignal(),
             onProgress: () => heartbeat({ unit: input.unit, step }),
           })
@@ -149,6 +150,7 @@ export function createServiceActivities(deps: NovaDeps) {
       command: input.restartCommand,
       stateDir: input.stateDir,
       timeoutMs: input.timeoutMs,
+      pollMs: input.pollMs,
       signal: cancellationSignal(),
       onProgress: () => heartbeat({ unit, step: 'restarting' }),
     });

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Client, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import type { ApplicationFailure } from '@temporalio/common';
 import * as fail from './errors';
-import { hostKeyAlgorithmsFor, readKnownHosts, sameKey } from './knownHosts';
+import { hostKeyAlgorithmsFor, readKnownHosts, sameKey, type KnownHostsLookup } from './knownHosts';
 import type { SshTarget } from './types';
 
 export interface ConnectSettings {
@@ -23,7 +23,12 @@ export function openConnection(target: SshTarget, settings: ConnectSettings): Pr
   } catch (err) {
     return Promise.reject(fail.privateKeyUnreadable(target, err as Error));
   }
-  const known = readKnownHosts(target.knownHostsPath, target.host, target.port);
+  let known: KnownHostsLookup;
+  try {
+    known = readKnownHosts(target.knownHostsPath, target.host, target.port);
+  } catch (err) {
+    return Promise.reject(fail.knownHostsUnreadable(target, err as Error));
+  }
   // ssh2's own error only says "Host denied"; the verifier keeps the reason an operator needs.
   let refusal: ApplicationFailure | undefined;
   const hostVerifier = (presented: Buffer): boolean => {

@@ -83,7 +83,7 @@ function claimScript(opts: DetachedOptions, tailBytes: number): string {
   return `${runDirAssignment(opts)}
 mkdir -p "$runs" || exit 1
 if mkdir "$d" 2>/dev/null; then
-  echo claimed
+  echo nova-upgrade-claim=new
   boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null) && [ -n "$boot" ] && echo "$boot" > "$d/boot_id"
   date +%s > "$d/started_at"
   printf '%s\\n' ${shQuote(opts.command)} > "$d/command"
@@ -91,7 +91,7 @@ if mkdir "$d" 2>/dev/null; then
   i=0
   while [ ! -f "$d/pid" ] && [ "$i" -lt 50 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i + 1)); done
 else
-  echo reattached
+  echo nova-upgrade-claim=existing
 fi
 ${statusScript(tailBytes)}`;
 }
@@ -211,7 +211,8 @@ export async function runDetached(
   try {
     if (opts.signal?.aborted) throw new AbortedWait(abortReason(opts.signal));
     const claimOutput = await unlessAborted(script(claimScript(opts, progressBytes)), opts.signal);
-    const reattached = claimOutput.startsWith('reattached');
+    const markAt = claimOutput.indexOf(`\n${OUTPUT_MARK}\n`);
+    const reattached = /^nova-upgrade-claim=existing$/m.test(markAt >= 0 ? claimOutput.slice(0, markAt) : claimOutput);
     let status = parseStatus(claimOutput);
     let startingSince: number | undefined;
     for (;;) {
@@ -255,12 +256,15 @@ export async function runDetached(
         });
       }
       if (Date.now() >= deadline) {
-        await kill(`timed out after ${opts.timeoutMs} ms`);
+        const killed = await kill(`timed out after ${opts.timeoutMs} ms`).then(
+          () => 'its process group was killed',
+          (err: Error) => `killing it failed (${err.message}), so it may still be running`,
+        );
         throw ApplicationFailure.create({
           type: fail.SshFailureType.CommandTimedOut,
           // A retry with this key would only find the killed run.
           nonRetryable: true,
-          message: `${describe(status.dir)}: \`${fail.brief(opts.command)}\` did not finish within ${opts.timeoutMs} ms and its process group was killed`,
+          message: `${describe(status.dir)}: \`${fail.brief(opts.command)}\` did not finish within ${opts.timeoutMs} ms and ${killed}`,
         });
       }
       await unlessAborted(pause(Math.max(0, Math.min(pollMs, deadline - Date.now()))), opts.signal);
@@ -269,7 +273,9 @@ export async function runDetached(
   } catch (err) {
     if (!(err instanceof AbortedWait)) throw err;
     if ((opts.killOnAbort ?? defaultKillOnAbort)(err.reason)) {
-      await kill(`cancelled: ${err.reason.message}`);
+      // If the kill cannot get through, the run has no cancelled marker and a later attempt
+      // reattaches to it: still never two copies. The caller's reason is what it must see.
+      await kill(`cancelled: ${err.reason.message}`).catch(() => undefined);
     }
     throw err.reason;
   }

@@ -10,6 +10,7 @@ export const SshFailureType = {
   HostKeyRevoked: 'HostKeyRevoked',
   AuthFailed: 'SshAuthFailed',
   PrivateKeyUnreadable: 'SshPrivateKeyUnreadable',
+  KnownHostsUnreadable: 'SshKnownHostsUnreadable',
   ConnectFailed: 'SshConnectFailed',
   ConnectionLost: 'SshConnectionLost',
   CommandTimedOut: 'SshCommandTimedOut',
@@ -86,6 +87,15 @@ export function privateKeyUnreadable(target: SshTarget, cause: Error): Applicati
     SshFailureType.PrivateKeyUnreadable,
     true,
     `cannot use private key ${target.privateKeyPath} for ${where(target)}: ${cause.message}`,
+    cause,
+  );
+}
+
+export function knownHostsUnreadable(target: SshTarget, cause: Error): ApplicationFailure {
+  return fail(
+    SshFailureType.KnownHostsUnreadable,
+    true,
+    `cannot read known_hosts file ${target.knownHostsPath} to check ${where(target)}: ${cause.message}`,
     cause,
   );
 }

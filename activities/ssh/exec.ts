@@ -31,13 +31,19 @@ export function abortReason(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new Error(`cancelled: ${String(signal.reason ?? 'aborted')}`);
 }
 
+const PGID_MARKER = 'nova-upgrade-pgid=';
+const PGID_LINE = new RegExp(`(^|\\n)${PGID_MARKER}(\\d+)\\n`);
+// A login script that prints more than this before our marker gets its output passed through
+// and the command can no longer be killed by group.
+const PGID_SEARCH_LIMIT = 4096;
+
 /**
  * sshd makes each session's shell a session leader, so `$$` before `exec` is the pgid of
  * everything the command starts. `sh -c` pins the user's command to POSIX sh whatever the
  * account's login shell is.
  */
 export function wrapForProcessGroup(command: string): string {
-  return `echo $$; exec sh -c ${shQuote(command)}`;
+  return `echo ${PGID_MARKER}$$; exec sh -c ${shQuote(command)}`;
 }
 
 /**
@@ -85,7 +91,8 @@ function superviseCommand(p: ExecParams, channel: ClientChannel, started: number
   return new Promise<CommandResult>((resolve, reject) => {
     const stdout = new OutputTail(p.outputLimitBytes);
     const stderr = new OutputTail(p.outputLimitBytes);
-    let pidLine = Buffer.alloc(0);
+    let beforePgid = Buffer.alloc(0);
+    let pgidSearchDone = false;
     let pgid: number | undefined;
     let closed = false;
     const pidKnownOrClosed: Array<() => void> = [];
@@ -104,12 +111,19 @@ function superviseCommand(p: ExecParams, channel: ClientChannel, started: number
     const notify = () => pidKnownOrClosed.splice(0).forEach((wake) => wake());
 
     channel.on('data', (chunk: Buffer) => {
-      if (pgid !== undefined) return stdout.push(chunk);
-      pidLine = Buffer.concat([pidLine, chunk]);
-      const newline = pidLine.indexOf(0x0a);
-      if (newline < 0) return;
-      pgid = Number(pidLine.subarray(0, newline).toString('latin1').trim());
-      stdout.push(pidLine.subarray(newline + 1));
+      if (pgidSearchDone) return stdout.push(chunk);
+      beforePgid = Buffer.concat([beforePgid, chunk]);
+      const found = PGID_LINE.exec(beforePgid.toString('latin1'));
+      if (!found && beforePgid.length < PGID_SEARCH_LIMIT) return;
+      pgidSearchDone = true;
+      if (found) {
+        // Anything a login script printed first stays in stdout, as it would with ssh(1).
+        pgid = Number(found[2]);
+        stdout.push(beforePgid.subarray(0, found.index + found[1].length));
+        stdout.push(beforePgid.subarray(found.index + found[0].length));
+      } else {
+        stdout.push(beforePgid);
+      }
       notify();
     });
     channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
@@ -136,7 +150,12 @@ function superviseCommand(p: ExecParams, channel: ClientChannel, started: number
     const stop = async (outcome: Error, ownError: boolean) => {
       if (stopping || settled) return;
       stopping = true;
-      if (pgid === undefined && !closed) await new Promise<void>((wake) => pidKnownOrClosed.push(wake));
+      if (!pgidSearchDone && !closed) {
+        await new Promise<void>((wake) => {
+          pidKnownOrClosed.push(wake);
+          setTimeout(wake, p.killGraceMs);
+        });
+      }
       let killFailure = '';
       if (pgid !== undefined && Number.isInteger(pgid) && pgid > 1 && !(closed && exit)) {
         try {

@@ -50,6 +50,7 @@ interface PooledConnection {
 interface Waiter {
   /** A connection with a channel already reserved, or undefined to look again. */
   wake: (conn: PooledConnection | undefined) => void;
+  fail: (err: unknown) => void;
 }
 
 interface HostSlot {
@@ -207,6 +208,10 @@ export class SshPool implements RemoteRunner {
           signal?.removeEventListener('abort', onAbort);
           resolve(conn);
         },
+        fail: (err) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
       };
       slot.waiters.push(waiter);
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -229,7 +234,7 @@ export class SshPool implements RemoteRunner {
         if (conn.dead || this.closed) return client.end();
         client.once('close', () => this.drop(slot, conn));
       },
-      () => this.drop(slot, conn),
+      (err: unknown) => this.drop(slot, conn, err),
     );
     // The connection's failure reaches callers through acquire(); this only marks it handled.
     conn.ready.catch(() => undefined);
@@ -237,15 +242,19 @@ export class SshPool implements RemoteRunner {
   }
 
   /** Forgets a broken connection; the next command on that node opens a fresh one. */
-  private drop(slot: HostSlot, conn: PooledConnection): void {
+  private drop(slot: HostSlot, conn: PooledConnection, connectError?: unknown): void {
     if (conn.dead) return;
     conn.dead = true;
     clearTimeout(conn.idleTimer);
     const index = slot.connections.indexOf(conn);
     if (index >= 0) slot.connections.splice(index, 1);
     conn.client?.end();
-    // Room for a new connection now: let queued commands look again.
-    for (const waiter of slot.waiters.splice(0)) waiter.wake(undefined);
+    for (const waiter of slot.waiters.splice(0)) {
+      // A node that just refused or timed out a connection would only do it again, once per
+      // queued command; a connection that closed after working is simply replaced.
+      if (connectError !== undefined) waiter.fail(connectError);
+      else waiter.wake(undefined);
+    }
   }
 
   private release(slot: HostSlot, conn: PooledConnection): void {

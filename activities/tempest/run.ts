@@ -11,6 +11,7 @@ export interface RunTempestInput {
   key: string;
   stateDir: string;
   timeoutMs: number;
+  pollMs?: number;
 }
 
 export interface RunTempestResult {
@@ -31,6 +32,7 @@ export function createTempestActivities(deps: NovaDeps) {
       command,
       stateDir: input.stateDir,
       timeoutMs: input.timeoutMs,
+      pollMs: input.pollMs,
       signal: cancellationSignal(),
       onProgress: (tail) => {
         passedTestIds(tail).forEach((id) => passedSoFar.add(id));

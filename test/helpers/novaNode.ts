@@ -6,6 +6,8 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { ensureKeyPair, startSshd, stopSshd } from '../../lab/sshd';
 import type { SshTarget } from '../../activities/ssh/types';
+import { SshPool } from '../../activities/ssh/pool';
+import type { RemoteRunner } from '../../activities/ssh/types';
 import { SshCommandRunner } from './sshCommandRunner';
 
 export interface FakeNovaNode {
@@ -15,7 +17,8 @@ export interface FakeNovaNode {
   /** For detached runs. */
   stateDir: string;
   target: SshTarget;
-  runner: SshCommandRunner;
+  /** The worker's SshPool; NOVA_TEST_SSH=cli switches to the OpenSSH client runner. */
+  runner: RemoteRunner;
   read(name: string): string;
   write(name: string, content: string): void;
   /** Lines in a state file: how many times a double did something. */
@@ -55,12 +58,14 @@ export async function startFakeNovaNode(node = 'apicomp'): Promise<FakeNovaNode>
   writeFileSync(knownHostsPath, `${sshd.knownHostsLine}\n`);
   const target: SshTarget = { node, host: '127.0.0.1', port, username: userInfo().username, privateKeyPath: key.privateKeyPath, knownHostsPath, connectTimeoutMs: 5000 };
   const at = (name: string) => join(state, name);
+  const pool = process.env.NOVA_TEST_SSH === 'cli' ? undefined : new SshPool({ idleTimeoutMs: 5000 });
+  const runner: RemoteRunner = pool ?? new SshCommandRunner();
   return {
     dir,
     state,
     stateDir: join(dir, 'runs'),
     target,
-    runner: new SshCommandRunner(),
+    runner,
     read: (name) => readFileSync(at(name), 'utf8'),
     write: (name, content) => {
       mkdirSync(join(at(name), '..'), { recursive: true });
@@ -69,6 +74,7 @@ export async function startFakeNovaNode(node = 'apicomp'): Promise<FakeNovaNode>
     count: (name) => (existsSync(at(name)) ? readFileSync(at(name), 'utf8').split('\n').filter(Boolean).length : 0),
     files: (sub = '') => readdirSync(join(dir, sub)).sort(),
     stop: () => {
+      void pool?.close();
       stopSshd(join(dir, 'sshd'));
       rmSync(dir, { recursive: true, force: true });
     },
