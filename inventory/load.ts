@@ -128,10 +128,29 @@ function resolveLoadBalancer(inv: Parsed, nodes: Node[], problems: string[], whe
   };
 }
 
+function templateProblems(overrides: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  for (const [name, template] of Object.entries(overrides)) {
+    const allowed = COMMAND_PLACEHOLDERS[name as CommandName];
+    if (!allowed || typeof template !== 'string') continue;
+    for (const p of uniq(placeholdersIn(template))) {
+      if (!allowed.includes(p)) {
+        problems.push(`commands.${name}: unknown placeholder {${p}}; this template may use ${allowed.length ? allowed.map((a) => `{${a}}`).join(', ') : 'no placeholders'}`);
+      }
+    }
+  }
+  return problems;
+}
+
 /** Validates an already-parsed document; the single entry point for YAML, JSON and tests. */
 export function validateInventory(raw: unknown, source = 'inventory'): Inventory {
   const parsed = inventorySchema.safeParse(raw);
-  if (!parsed.success) throw new InventoryError(source, zodProblems(parsed.error, raw));
+  if (!parsed.success) {
+    // Template mistakes are independent of the schema's; report them in the same pass.
+    const commands = raw && typeof raw === 'object' ? (raw as { commands?: unknown }).commands : undefined;
+    const more = commands && typeof commands === 'object' ? templateProblems(commands as Record<string, unknown>) : [];
+    throw new InventoryError(source, [...zodProblems(parsed.error, raw), ...more]);
+  }
   const inv = parsed.data;
   const problems: string[] = [];
   const where = (i: number) => `nodes[${i}] (${inv.nodes[i]!.name})`;
@@ -194,14 +213,7 @@ export function validateInventory(raw: unknown, source = 'inventory'): Inventory
   });
 
   const commands = { ...DEFAULT_COMMANDS, ...Object.fromEntries(Object.entries(inv.commands).filter(([, v]) => v !== undefined)) } as Record<CommandName, string>;
-  for (const [name, template] of Object.entries(commands) as [CommandName, string][]) {
-    const allowed = COMMAND_PLACEHOLDERS[name];
-    for (const p of uniq(placeholdersIn(template))) {
-      if (!allowed.includes(p)) {
-        problems.push(`commands.${name}: unknown placeholder {${p}}; this template may use ${allowed.length ? allowed.map((a) => `{${a}}`).join(', ') : 'no placeholders'}`);
-      }
-    }
-  }
+  problems.push(...templateProblems(commands));
 
   const loadBalancer = resolveLoadBalancer(inv, nodes, problems, where);
 

@@ -132,7 +132,7 @@ export interface LoadBalancerSettings {
 const nodeSchema = z
   .object({
     name: nodeName,
-    address: z.string().min(1),
+    address: z.string().min(1, 'must not be empty'),
     sshPort: port.optional(),
     sshUser: z.string().min(1).optional(),
     roles: z.array(z.enum(ROLES)).min(1, 'must name at least one role'),

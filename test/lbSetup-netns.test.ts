@@ -1,7 +1,7 @@
 // `lb setup` on hosts with their own network stack: two network namespaces made here, each with
 // its own sshd, nova-api stand-in, HAProxy and keepalived, so sysctl, `ip addr`, VRRP and the
 // VIP are real. The activities run as the workflow calls them, over the real SshPool.
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,7 @@ import { createLbSetupActivities } from '../activities/lb/activities';
 import { lbNodeJobs, vipCheck, type LbNodeJob } from '../activities/lb/jobs';
 import { SshPool } from '../activities/ssh/pool';
 import { ensureKeyPair, knownHostsEntry, startSshd } from '../lab/sshd';
+import { dryRun } from '../client/lbSetup';
 import { activityEnv } from './helpers/activityEnv';
 import { createNetnsPair, forwardIntoNetns, inNetns, spawnInNetns, type Forward, type NetnsPair } from './helpers/netns';
 
@@ -126,6 +127,18 @@ afterAll(async () => {
 });
 
 describe('lb setup in network namespaces', () => {
+  it('--dry-run prints the diffs over SSH and changes nothing', async () => {
+    const lines: string[] = [];
+    await dryRun(inv, (t) => lines.push(t));
+    const text = lines.join('\n');
+    expect(text).toContain(`--- ${nodeFiles('controller').haproxyConfig} (absent)`);
+    expect(text).toContain(`+++ ${nodeFiles('controller').haproxyConfig} (rendered)`);
+    expect(text).toContain('net.ipv4.ip_nonlocal_bind is 0 now; the run sets it to 1');
+    expect(text).toMatch(/Dry run: nothing was changed on any node\.$/);
+    expect(existsSync(nodeFiles('controller').haproxyConfig)).toBe(false);
+    expect(existsSync(nodeFiles('apicomp').serverState)).toBe(false);
+  });
+
   it('installs HAProxy + keepalived on both nodes, one at a time, and the VIP answers', async () => {
     const jobs = lbNodeJobs(inv);
     expect(jobs.map((j) => j.node)).toEqual(['apicomp', 'controller']);

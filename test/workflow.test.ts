@@ -69,7 +69,7 @@ beforeAll(async () => {
   nativeConnection = await NativeConnection.connect({ address: t.address });
   client = new Client({ connection: await Connection.connect({ address: t.address }), namespace: t.namespace });
   script = newScript();
-  worker = await Worker.create({ connection: nativeConnection, namespace: t.namespace, taskQueue, workflowBundle: workflowBundle(), maxHeartbeatThrottleInterval: '1s', activities: scriptedActivities({ get calls() { return script.calls; }, get failures() { return script.failures; }, get failWhen() { return script.failWhen; } } as Script) });
+  worker = await Worker.create({ connection: nativeConnection, namespace: t.namespace, taskQueue, workflowBundle: workflowBundle(), maxHeartbeatThrottleInterval: '1s', activities: scriptedActivities({ get calls() { return script.calls; }, get failures() { return script.failures; }, get failWhen() { return script.failWhen; }, get overrides() { return script.overrides; } } as Script) });
   workerRun = worker.run();
 });
 
@@ -172,6 +172,37 @@ describe('novaUpgrade orchestration', () => {
     expect(enables).toEqual(['controller']);
     expect(result.done).toContainEqual('enabled controller again on every LB (it was drained when the abort came)');
     expect(calledNames()).not.toContain('hupService');
+  });
+
+  it('abort at a failed compute batch starts its nova-compute again and re-enables it for scheduling', async () => {
+    script = newScript();
+    script.failures.set('waitForComputesUp', Infinity);
+    const h = await start(['before-upgrade', 'before-window', 'during-window']);
+    const held = await until(h, (x) => x.pendingDecision?.stepId === 'compute-batch:1', 'the compute batch hold');
+    expect(held.pendingDecision?.error).toMatch(/batch 1\/2 failed at "wait until controller report up/);
+    const before = script.calls.length;
+    await h.signal(abortSignal, { by: 'alice' });
+    const result = (await h.result()) as UpgradeResult;
+    expect(result.status).toBe('aborted');
+    const undo = script.calls.slice(before);
+    expect(undo.map((c) => [c.name, c.input.unit ?? c.input.hosts])).toEqual([
+      ['startService', 'devstack@n-cpu'],
+      ['enableComputeServices', ['controller']],
+    ]);
+    expect(result.done).toContain('enabled controller for scheduling again');
+  });
+
+  it('holds when the VIP probe saw failed requests', async () => {
+    script = newScript();
+    script.overrides = {
+      runVipProbe: () => ({ requests: 500, failedRequests: 3, failuresByKind: { http5xx: 3 }, firstFailures: [{ at: 'now', client: 0, path: '/', kind: 'http5xx', reason: 'HTTP 503' }], latencyMs: { p50: 1, p95: 2, p99: 3, max: 4 }, versionDecreases: 0, maxMicroversionSeen: '2.100', requestsByBackend: {}, perClient: [], durationSeconds: 1, running: false }),
+    };
+    const h = await start(['before-upgrade', 'before-window', 'during-window']);
+    const held = await until(h, (x) => x.status === 'held', 'the probe hold');
+    expect(held.pendingDecision?.stepId).toBe('vip-probe-result');
+    expect(held.pendingDecision?.error).toMatch(/^3 of 500 requests through the VIP failed \(allowed: 0\); first: http5xx on \/: HTTP 503/);
+    expect(held.probe).toMatchObject({ requests: 500, failedRequests: 3 });
+    await h.terminate('test done');
   });
 
   it('refuses a decision when nothing is held', async () => {

@@ -6,7 +6,7 @@ import type { Activities } from '../activities';
 import type { Inventory, Node } from '../inventory/schema';
 import { sshTargetFor, type SshTarget } from '../activities/ssh/types';
 import { cmd, lbNodes, nodeByName } from './plan';
-import type { Outcome } from './steps';
+import { runKey, type Outcome } from './steps';
 
 export type ServerWeights = Record<string, Record<string, number>>;
 
@@ -220,6 +220,16 @@ export class Ops {
     const stoppedAt = new Date().toISOString();
     const start = await this.call(this.long, 'startService', `start ${unit} on ${node} on the new code`, { ...this.unitInput(node, unit), startCommand: cmd(this.inv, 'serviceStart', { unit, node }), key: `${key}/start`, stateDir: this.stateDir });
     return { summary: `${stop.summary}; ${start.summary}`, alreadyDone: stop.alreadyDone && start.alreadyDone, stoppedAt };
+  }
+
+  /** After an abort: a stopped unit is started again; a running one is left alone. */
+  ensureServiceRunning(node: string, unit: string): Promise<Outcome> {
+    return this.call(this.long, 'startService', `start ${unit} on ${node} again after the abort`, {
+      ...this.unitInput(node, unit),
+      startCommand: cmd(this.inv, 'serviceStart', { unit, node }),
+      key: runKey(`abort-start:${node}:${unit}`, 0),
+      stateDir: this.stateDir,
+    });
   }
 
   private hostCommands(hosts: string[], name: 'computeServiceDisable' | 'computeServiceEnable' | 'serverTasksOnHost', reason?: string): Record<string, string> {

@@ -7,12 +7,16 @@ import { AbortRequested, Gates } from './gates';
 import { Ops, type ServerWeights } from './ops';
 import { computeBatches, drainedServices, inPlaceRestarts, planUpgrade } from './plan';
 import { UpgradeState } from './state';
-import { runKey, runStep, type Outcome, type StepContext } from './steps';
+import { describeFailure, runKey, runStep, type Outcome, type StepContext } from './steps';
 import type { ComputeBatchInput, ComputeBatchResult } from './computeBatch';
 
 /** What the workflow changed that an abort must not leave half-done. */
 interface Exposure {
   drained: Map<string, { node: string }>;
+  /** Services a step may have left stopped (a restart or a compute batch in progress). */
+  services: Map<string, { node: string; unit: string }>;
+  /** Compute hosts disabled for scheduling by a batch that has not finished. */
+  disabledComputes: Set<string>;
 }
 
 export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
@@ -23,7 +27,7 @@ export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
   const gates = new Gates(state, input.autoApprove);
   const ctx: StepContext = { state, gates };
   const ops = new Ops(inv);
-  const exposure: Exposure = { drained: new Map() };
+  const exposure: Exposure = { drained: new Map(), services: new Map(), disabledComputes: new Set() };
   const done: string[] = [];
   state.publish();
 
@@ -61,11 +65,20 @@ function result(state: UpgradeState, status: 'completed' | 'aborted', done: stri
 }
 
 /**
- * An abort never leaves an API server drained while it serves, so it is enabled again; one that
- * does not serve stays drained and the result says so, because enabling it would fail requests.
+ * An abort leaves no service stopped that will start, and no API server drained that serves;
+ * one that does not serve stays drained and the result says so, since enabling it would fail
+ * requests.
  */
 async function undoExposure(ops: Ops, exposure: Exposure): Promise<string[]> {
   const notes: string[] = [];
+  for (const { node, unit } of exposure.services.values()) {
+    try {
+      const out = await ops.ensureServiceRunning(node, unit);
+      notes.push(out.alreadyDone ? `${unit} on ${node} is running` : `started ${unit} on ${node} again (it was stopped when the abort came)`);
+    } catch (err) {
+      notes.push(`left ${unit} on ${node} STOPPED: it does not start (${describeFailure(err)})`);
+    }
+  }
   for (const [server, { node }] of exposure.drained) {
     try {
       await ops.checkApiServes(node, 'any');
@@ -73,10 +86,27 @@ async function undoExposure(ops: Ops, exposure: Exposure): Promise<string[]> {
       await ops.waitUp(server);
       notes.push(`enabled ${server} again on every LB (it was drained when the abort came)`);
     } catch (err) {
-      notes.push(`left ${server} DRAINED: its nova-api on ${node} does not serve (${err instanceof Error ? err.message : String(err)})`);
+      notes.push(`left ${server} DRAINED: its nova-api on ${node} does not serve (${describeFailure(err)})`);
+    }
+  }
+  if (exposure.disabledComputes.size) {
+    const hosts = [...exposure.disabledComputes];
+    try {
+      await ops.enableComputes(hosts);
+      notes.push(`enabled ${hosts.join(', ')} for scheduling again`);
+    } catch (err) {
+      notes.push(`left ${hosts.join(', ')} DISABLED for scheduling (${describeFailure(err)})`);
     }
   }
   return notes;
+}
+
+/** Marks what a step may leave half-done until it succeeds, for the abort handler. */
+async function exposed<T>(set: { add: () => void; clear: () => void }, fn: () => Promise<T>): Promise<T> {
+  set.add();
+  const out = await fn();
+  set.clear();
+  return out;
 }
 
 async function beforeUpgrade(ctx: StepContext, ops: Ops, inv: Inventory): Promise<void> {
@@ -138,10 +168,25 @@ async function windowSteps(ctx: StepContext, ops: Ops, inv: Inventory, exposure:
   });
   for (const r of inPlaceRestarts(inv)) {
     await step(ctx, `install-code:${r.node}`, (key) => ops.installCode(r.node, key));
-    await step(ctx, `restart:${r.node}:${r.unit}`, (key) => ops.restartService(r.node, r.unit, key));
+    const svc = `${r.node}/${r.unit}`;
+    await step(ctx, `restart:${r.node}:${r.unit}`, (key) =>
+      exposed({ add: () => exposure.services.set(svc, r), clear: () => exposure.services.delete(svc) }, () => ops.restartService(r.node, r.unit, key)),
+    );
   }
   for (const b of computeBatches(inv)) {
-    await step(ctx, `compute-batch:${b.index}`, async (key) => {
+    const nodes = b.nodes.map((n) => inv.nodes.find((x) => x.name === n)!);
+    const units = nodes.map((n) => ({ node: n.name, unit: n.services.find((sv) => sv.kind === 'compute')!.unit }));
+    const mark = {
+      add: () => {
+        for (const u of units) exposure.services.set(`${u.node}/${u.unit}`, u);
+        for (const n of nodes) exposure.disabledComputes.add(n.novaHost);
+      },
+      clear: () => {
+        for (const u of units) exposure.services.delete(`${u.node}/${u.unit}`);
+        for (const n of nodes) exposure.disabledComputes.delete(n.novaHost);
+      },
+    };
+    await step(ctx, `compute-batch:${b.index}`, (key) => exposed(mark, async () => {
       const childInput: ComputeBatchInput = { inventory: ops.inventoryForBatch(b.nodes), batch: b, batches: state.progress.compute.batchesTotal, key };
       const res = await executeChild<(i: ComputeBatchInput) => Promise<ComputeBatchResult>>('upgradeComputeBatch', {
         args: [childInput],
@@ -151,7 +196,7 @@ async function windowSteps(ctx: StepContext, ops: Ops, inv: Inventory, exposure:
       state.progress.compute.batchesDone += 1;
       state.progress.compute.nodesDone += b.nodes.length;
       return { summary: res.summary, alreadyDone: res.alreadyDone };
-    });
+    }));
   }
   if (inv.tempest.enabled) await step(ctx, 'tempest-after-computes', (key) => ops.runTempest(key));
   await upgradeApiServers(ctx, ops, inv, exposure);
@@ -191,7 +236,11 @@ async function upgradeApiServers(ctx: StepContext, ops: Ops, inv: Inventory, exp
       { choices: ['retry', 'shutdown-sessions', 'skip', 'abort'], onAction: async () => void (await ops.shutdownSessions(d.server)) },
     );
     await step(ctx, `install-code:${d.node}`, (key) => ops.installCode(d.node, key));
-    await step(ctx, `restart:${d.node}:${d.unit}`, (key) => ops.restartService(d.node, d.unit, key));
+    const svc = `${d.node}/${d.unit}`;
+    // Enabling needs a serving nova-api, so the abort handler only restarts it; it stays drained if it won't serve.
+    await step(ctx, `restart:${d.node}:${d.unit}`, (key) =>
+      exposed({ add: () => exposure.services.set(svc, d), clear: () => exposure.services.delete(svc) }, () => ops.restartService(d.node, d.unit, key)),
+    );
     // A node that fails here stays drained: enabling a broken nova-api would fail requests.
     await step(ctx, `check-api-version:${d.server}`, () => ops.checkApiServes(d.node, 'to'));
     if (monotonic && i === 0) {

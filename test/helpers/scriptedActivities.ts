@@ -16,6 +16,8 @@ export interface Script {
   failures: Map<string, number>;
   /** Optional predicate narrowing which calls of that activity fail. */
   failWhen?: (call: Call) => boolean;
+  /** Answers that replace the default for an activity. */
+  overrides?: Partial<Record<keyof Activities, (input: Record<string, unknown>) => unknown>>;
 }
 
 export function newScript(): Script {
@@ -63,7 +65,7 @@ export function scriptedActivities(script: Script): Record<string, (input: Recor
           script.failures.set(name, left - 1);
           throw ApplicationFailure.create({ type: 'Scripted', nonRetryable: true, message: `${name} failed as scripted` });
         }
-        const specific = SPECIFIC[name];
+        const specific = script.overrides?.[name] ?? SPECIFIC[name];
         return specific ? specific(input) : GENERIC;
       },
     ]),

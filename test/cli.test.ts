@@ -1,0 +1,107 @@
+// What an operator sees for bad input: one sentence, a non-zero exit, and nothing started.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, Connection } from '@temporalio/client';
+import { parse, stringify } from 'yaml';
+import { validateInventory } from '../inventory/load';
+import type { UpgradeInput } from '../workflows/definitions';
+import { sharedTemporal } from './temporalEnv';
+
+const run = promisify(execFile);
+const dir = mkdtempSync(join(tmpdir(), 'cli-'));
+let address: string;
+let client: Client;
+
+async function cli(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const r = await run(process.execPath, ['--import', 'tsx', 'client/cli.ts', ...args], { env: { ...process.env, TEMPORAL_ADDRESS: address } });
+    return { ...r, code: 0 };
+  } catch (err) {
+    const e = err as { stdout: string; stderr: string; code: number };
+    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
+  }
+}
+
+function seedWith(change: (raw: Record<string, any>) => void): string {
+  const raw = parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as Record<string, any>;
+  change(raw);
+  const path = join(dir, `${randomUUID()}.yaml`);
+  writeFileSync(path, stringify(raw));
+  return path;
+}
+
+async function startOnQueue(taskQueue: string) {
+  const raw = parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as Record<string, unknown>;
+  const inventory = validateInventory({ ...raw, cloud: `cli${randomUUID().slice(0, 8)}` });
+  const input: UpgradeInput = { inventory, autoApprove: [], startedBy: 'test' };
+  return client.workflow.start('novaUpgrade', { taskQueue, workflowId: `nova-upgrade-${inventory.cloud}`, args: [input] });
+}
+
+beforeAll(async () => {
+  address = sharedTemporal().address;
+  client = new Client({ connection: await Connection.connect({ address }), namespace: sharedTemporal().namespace });
+});
+
+afterAll(async () => {
+  await client?.connection.close();
+});
+
+describe('the CLI on bad input', () => {
+  it('refuses a bad inventory by field and node, exit 2, and starts nothing', async () => {
+    const path = seedWith((raw) => {
+      raw.nodes[1].address = '';
+      raw.commands = { serviceHup: 'kill -HUP {pid}' };
+    });
+    const r = await cli('start', '-i', path);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('nodes[1] (apicomp).address: ');
+    expect(r.stderr).toContain('commands.serviceHup: unknown placeholder {pid}; this template may use {unit}, {node}');
+    expect(r.stderr).toContain('Nothing was started and no host was contacted.');
+    expect(r.stdout).toBe('');
+  });
+
+  it('prints every command host by host with --dry-run, without a server', async () => {
+    const r = await cli('start', '-i', 'examples/seed-two-node.yaml', '--dry-run', '--address', '127.0.0.1:1');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("[controller] echo 'set server nova-api/apicomp weight 0' | sudo socat /var/run/haproxy.sock stdio");
+    expect(r.stdout).toContain('[apicomp] sudo systemctl restart devstack@n-api');
+    expect(r.stdout).toContain('[controller] nova-manage --config-file /etc/nova/nova_cell1.conf db sync');
+    expect(r.stdout.trim().endsWith('Dry run: nothing was started and no host was contacted.')).toBe(true);
+  });
+
+  it('says in a sentence that the Temporal server is unreachable', async () => {
+    const r = await cli('status', 'nova-upgrade-x', '--address', '127.0.0.1:1');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^nova-upgrade: cannot reach the Temporal server at 127\.0\.0\.1:1 \(.*\); start one with "nova-upgrade server start" or pass --address\n$/);
+  });
+
+  it('refuses an unknown phase before contacting anything', async () => {
+    const r = await cli('approve', 'nova-upgrade-x', '--phase', 'lunch');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('unknown phase "lunch"; phases are before-upgrade, before-window, during-window, after-window');
+  });
+
+  it('says no worker is polling instead of waiting for ever', async () => {
+    const queue = `nobody-${randomUUID()}`;
+    const h = await startOnQueue(queue);
+    const r = await cli('approve', h.workflowId, '--task-queue', queue);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe(`nova-upgrade: no worker is polling task queue "${queue}"; start one with "nova-upgrade worker"`);
+    await h.terminate('test done');
+  });
+
+  it('refuses a decision for a finished upgrade', async () => {
+    const h = await startOnQueue(`nobody-${randomUUID()}`);
+    await h.terminate('test done');
+    for (const args of [['approve', h.workflowId], ['retry', h.workflowId], ['abort', h.workflowId]]) {
+      const r = await cli(...args);
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim()).toBe(`nova-upgrade: upgrade ${h.workflowId} is terminated; it takes no more approvals or decisions`);
+    }
+  });
+});
