@@ -238,9 +238,13 @@ export const inventorySchema = z
         serviceUpSeconds: seconds.default(180),
         tempestSeconds: seconds.default(3600),
         pollSeconds: seconds.default(1),
+        // A worker that dies mid-step is noticed after this long, then the step is retried.
+        heartbeatSeconds: seconds.default(30),
+        // Limit for a single short read or change (a config file, a service list).
+        readSeconds: seconds.default(120),
       })
       .strict()
-      .default({ commandSeconds: 900, drainSeconds: 300, settleSeconds: 3, serviceUpSeconds: 180, tempestSeconds: 3600, pollSeconds: 1 }),
+      .default({ commandSeconds: 900, drainSeconds: 300, settleSeconds: 3, serviceUpSeconds: 180, tempestSeconds: 3600, pollSeconds: 1, heartbeatSeconds: 30, readSeconds: 120 }),
     retry: z
       .object({
         maximumAttempts: z.number().int().min(1).default(5),

@@ -34,7 +34,7 @@ export function labInventory(i: LabInventoryInput): InventoryInput {
     compute: { batchSize: 1, exclude: [] },
     tempest: { host: controller.name, enabled: true },
     probe: { enabled: true, ratePerSecond: 20, clients: 4, paths: ['/', '/v2.1/'], requestTimeoutSeconds: 5, maxFailures: 0 },
-    timeouts: { commandSeconds: 120, drainSeconds: 30, settleSeconds: 1, serviceUpSeconds: 30, tempestSeconds: 300, pollSeconds: 0.5 },
+    timeouts: { commandSeconds: 120, drainSeconds: 30, settleSeconds: 1, serviceUpSeconds: 30, tempestSeconds: 300, pollSeconds: 0.5, heartbeatSeconds: 10, readSeconds: 30 },
     retry: { maximumAttempts: 3, initialIntervalSeconds: 1, maximumIntervalSeconds: 5 },
     commands: {
       installCode: 'lab-install-code {version}',

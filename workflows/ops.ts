@@ -18,31 +18,21 @@ export interface LbRef {
 
 type Acts = Activities;
 
+/**
+ * `short` activities read or change one thing and never heartbeat: a dead worker is noticed
+ * when their start-to-close runs out. `long` ones (detached runs, waits, tempest) heartbeat
+ * every poll, so a dead worker or a hung SSH link shows up within the heartbeat timeout.
+ */
+type Kind = 'short' | 'long';
+
 export class Ops {
   private readonly acts: Acts;
-  private readonly long: Acts;
   private readonly inv: Inventory;
 
   constructor(inv: Inventory) {
     this.inv = inv;
-    const retry = {
-      maximumAttempts: inv.retry.maximumAttempts,
-      initialInterval: inv.retry.initialIntervalSeconds * 1000,
-      maximumInterval: inv.retry.maximumIntervalSeconds * 1000,
-      backoffCoefficient: 2,
-    };
-    const t = inv.timeouts;
-    const base: ActivityOptions = {
-      startToCloseTimeout: (t.commandSeconds + 60) * 1000,
-      // A dead worker or a hung SSH link shows up as a missed heartbeat, not a long timeout.
-      heartbeatTimeout: 30_000,
-      retry,
-    };
-    this.acts = proxyActivities<Acts>(base);
-    this.long = proxyActivities<Acts>({
-      ...base,
-      startToCloseTimeout: (Math.max(t.tempestSeconds, t.drainSeconds, t.serviceUpSeconds) + 120) * 1000,
-    });
+    // Every call passes its own options (executeWithOptions); these only give the proxy a type.
+    this.acts = proxyActivities<Acts>({ startToCloseTimeout: inv.timeouts.readSeconds * 1000 });
   }
 
   private target(name: string): SshTarget {
@@ -65,14 +55,14 @@ export class Ops {
     }));
   }
 
-  private call<K extends keyof Acts>(acts: Acts, name: K, summary: string, ...args: Parameters<Acts[K]>): ReturnType<Acts[K]> {
-    return (acts[name] as unknown as { executeWithOptions: (o: ActivityOptions, a: unknown[]) => ReturnType<Acts[K]> }).executeWithOptions(
-      { ...this.baseOptions(acts), summary },
+  private call<K extends keyof Acts>(kind: Kind, name: K, summary: string, ...args: Parameters<Acts[K]>): ReturnType<Acts[K]> {
+    return (this.acts[name] as unknown as { executeWithOptions: (o: ActivityOptions, a: unknown[]) => ReturnType<Acts[K]> }).executeWithOptions(
+      { ...this.options(kind), summary },
       args,
     );
   }
 
-  private baseOptions(acts: Acts): ActivityOptions {
+  private options(kind: Kind): ActivityOptions {
     const t = this.inv.timeouts;
     const retry = {
       maximumAttempts: this.inv.retry.maximumAttempts,
@@ -80,8 +70,9 @@ export class Ops {
       maximumInterval: this.inv.retry.maximumIntervalSeconds * 1000,
       backoffCoefficient: 2,
     };
-    const seconds = acts === this.long ? Math.max(t.tempestSeconds, t.drainSeconds, t.serviceUpSeconds) + 120 : t.commandSeconds + 60;
-    return { startToCloseTimeout: seconds * 1000, heartbeatTimeout: 30_000, retry };
+    if (kind === 'short') return { startToCloseTimeout: t.readSeconds * 1000, retry };
+    const seconds = Math.max(t.commandSeconds, t.tempestSeconds, t.drainSeconds, t.serviceUpSeconds) + 120;
+    return { startToCloseTimeout: seconds * 1000, heartbeatTimeout: t.heartbeatSeconds * 1000, retry };
   }
 
   /** Only what a compute batch needs, so the child's history does not carry the whole fleet. */
@@ -91,12 +82,12 @@ export class Ops {
   }
 
   checkLoadBalancers(servers: string[]): Promise<Outcome> {
-    return this.call(this.acts, 'checkLoadBalancers', `check HAProxy on ${this.lbs().map((l) => l.node).join(', ')}`, { lbs: this.lbs(), backend: this.inv.haproxy.backend, servers });
+    return this.call('short', 'checkLoadBalancers', `check HAProxy on ${this.lbs().map((l) => l.node).join(', ')}`, { lbs: this.lbs(), backend: this.inv.haproxy.backend, servers });
   }
 
   pointEndpointAtVip(): Promise<Outcome> {
     const c = this.inv.commands;
-    return this.call(this.acts, 'pointComputeEndpointAtVip', `point keystone's compute endpoint at ${this.inv.vip.computeEndpointUrl}`, {
+    return this.call('short', 'pointComputeEndpointAtVip', `point keystone's compute endpoint at ${this.inv.vip.computeEndpointUrl}`, {
       target: this.ctl,
       osCloud: this.inv.openstack.osCloud,
       listTemplate: c.endpointList,
@@ -107,7 +98,7 @@ export class Ops {
 
   runTempest(key: string): Promise<Outcome> {
     const host = this.inv.tempest.host;
-    return this.call(this.long, 'runTempest', `run tempest on ${host}`, {
+    return this.call('long', 'runTempest', `run tempest on ${host}`, {
       target: this.target(host),
       command: cmd(this.inv, 'tempest'),
       key,
@@ -119,14 +110,14 @@ export class Ops {
   /** `to` also demands the new code version installed: two releases can share a microversion. */
   async checkApiServes(node: string, expect: 'any' | 'to'): Promise<Outcome> {
     const n = nodeByName(this.inv, node);
-    const out = await this.call(this.long, 'checkApiServesVersion', `check nova-api on ${node} at ${n.api?.url}`, {
+    const out = await this.call('long', 'checkApiServesVersion', `check nova-api on ${node} at ${n.api?.url}`, {
       node,
       url: n.api?.url ?? `http://${n.address}:8774`,
       timeoutMs: this.inv.timeouts.serviceUpSeconds * 1000,
       pollMs: this.inv.timeouts.pollSeconds * 1000,
     });
     if (expect === 'any') return out;
-    const installed = await this.call(this.acts, 'readCodeVersion', `read the nova version installed on ${node}`, { target: this.target(node), command: cmd(this.inv, 'codeVersion') });
+    const installed = await this.call('short', 'readCodeVersion', `read the nova version installed on ${node}`, { target: this.target(node), command: cmd(this.inv, 'codeVersion') });
     if (installed.version !== this.inv.release.to) {
       throw new Error(`${node} serves max microversion ${out.maxMicroversion} but has nova ${installed.version} installed, not ${this.inv.release.to}`);
     }
@@ -134,7 +125,7 @@ export class Ops {
   }
 
   installCode(node: string, key: string): Promise<Outcome> {
-    return this.call(this.long, 'installCode', `install nova ${this.inv.release.to} on ${node}`, {
+    return this.call('long', 'installCode', `install nova ${this.inv.release.to} on ${node}`, {
       target: this.target(node),
       command: cmd(this.inv, 'installCode', { version: this.inv.release.to, node }),
       versionCommand: cmd(this.inv, 'codeVersion'),
@@ -146,11 +137,11 @@ export class Ops {
   }
 
   syncApiDb(key: string): Promise<Outcome> {
-    return this.call(this.long, 'syncApiDb', 'nova-manage api_db sync', { target: this.ctl, command: cmd(this.inv, 'apiDbSync'), key, stateDir: this.stateDir });
+    return this.call('long', 'syncApiDb', 'nova-manage api_db sync', { target: this.ctl, command: cmd(this.inv, 'apiDbSync'), key, stateDir: this.stateDir });
   }
 
   syncCellDb(cell: { name: string; configFile: string }, key: string): Promise<Outcome> {
-    return this.call(this.long, 'syncCellDb', `nova-manage db sync for ${cell.name}`, {
+    return this.call('long', 'syncCellDb', `nova-manage db sync for ${cell.name}`, {
       target: this.ctl,
       command: cmd(this.inv, 'dbSync', { config: cell.configFile, cell: cell.name }),
       key,
@@ -160,7 +151,7 @@ export class Ops {
   }
 
   upgradePlacement(key: string): Promise<Outcome> {
-    return this.call(this.long, 'upgradePlacement', 'upgrade placement', {
+    return this.call('long', 'upgradePlacement', 'upgrade placement', {
       target: this.ctl,
       command: cmd(this.inv, 'upgradePlacement', { version: this.inv.release.to, node: this.inv.controller }),
       key,
@@ -172,7 +163,7 @@ export class Ops {
     const n = nodeByName(this.inv, node);
     const results = await Promise.all(
       n.configFiles.map((path) =>
-        this.call(this.acts, 'setUpgradeLevelsCompute', `set [upgrade_levels] compute = auto in ${path} on ${node}`, {
+        this.call('short', 'setUpgradeLevelsCompute', `set [upgrade_levels] compute = auto in ${path} on ${node}`, {
           target: this.target(node),
           path,
           value: 'auto',
@@ -185,7 +176,7 @@ export class Ops {
   }
 
   async upgradeCheck(): Promise<Outcome & { warnings: string[] }> {
-    const r = await this.call(this.acts, 'runUpgradeCheck', 'nova-status upgrade check', { target: this.ctl, command: cmd(this.inv, 'upgradeCheck') });
+    const r = await this.call('short', 'runUpgradeCheck', 'nova-status upgrade check', { target: this.ctl, command: cmd(this.inv, 'upgradeCheck') });
     return { summary: r.summary, warnings: r.warnings.map((w) => `nova-status: ${w.name}: ${w.details ?? 'warning'}`) };
   }
 
@@ -201,8 +192,8 @@ export class Ops {
 
   /** The state read first is recorded in history, so a retry can see the restart took effect. */
   async restartService(node: string, unit: string, key: string): Promise<Outcome> {
-    const before = await this.call(this.acts, 'readServiceState', `read ${unit} state on ${node}`, { target: this.target(node), command: cmd(this.inv, 'serviceState', { unit, node }) });
-    return this.call(this.long, 'restartService', `restart ${unit} on ${node}`, {
+    const before = await this.call('short', 'readServiceState', `read ${unit} state on ${node}`, { target: this.target(node), command: cmd(this.inv, 'serviceState', { unit, node }) });
+    return this.call('long', 'restartService', `restart ${unit} on ${node}`, {
       ...this.unitInput(node, unit),
       restartCommand: cmd(this.inv, 'serviceRestart', { unit, node }),
       before: { mainPid: before.mainPid, startedMonotonic: before.startedMonotonic },
@@ -216,15 +207,15 @@ export class Ops {
    * time once the stop is done: a heartbeat newer than it can only come from the new process.
    */
   async restartComputeService(node: string, unit: string, key: string): Promise<Outcome & { stoppedAt: string }> {
-    const stop = await this.call(this.long, 'stopService', `gracefully stop ${unit} on ${node}`, { ...this.unitInput(node, unit), stopCommand: cmd(this.inv, 'serviceStop', { unit, node }), key: `${key}/stop`, stateDir: this.stateDir });
+    const stop = await this.call('long', 'stopService', `gracefully stop ${unit} on ${node}`, { ...this.unitInput(node, unit), stopCommand: cmd(this.inv, 'serviceStop', { unit, node }), key: `${key}/stop`, stateDir: this.stateDir });
     const stoppedAt = new Date().toISOString();
-    const start = await this.call(this.long, 'startService', `start ${unit} on ${node} on the new code`, { ...this.unitInput(node, unit), startCommand: cmd(this.inv, 'serviceStart', { unit, node }), key: `${key}/start`, stateDir: this.stateDir });
+    const start = await this.call('long', 'startService', `start ${unit} on ${node} on the new code`, { ...this.unitInput(node, unit), startCommand: cmd(this.inv, 'serviceStart', { unit, node }), key: `${key}/start`, stateDir: this.stateDir });
     return { summary: `${stop.summary}; ${start.summary}`, alreadyDone: stop.alreadyDone && start.alreadyDone, stoppedAt };
   }
 
   /** After an abort: a stopped unit is started again; a running one is left alone. */
   ensureServiceRunning(node: string, unit: string): Promise<Outcome> {
-    return this.call(this.long, 'startService', `start ${unit} on ${node} again after the abort`, {
+    return this.call('long', 'startService', `start ${unit} on ${node} again after the abort`, {
       ...this.unitInput(node, unit),
       startCommand: cmd(this.inv, 'serviceStart', { unit, node }),
       key: runKey(`abort-start:${node}:${unit}`, 0),
@@ -237,7 +228,7 @@ export class Ops {
   }
 
   disableComputes(hosts: string[], reason: string): Promise<Outcome> {
-    return this.call(this.acts, 'disableComputeServices', `disable ${hosts.join(', ')} for scheduling`, {
+    return this.call('short', 'disableComputeServices', `disable ${hosts.join(', ')} for scheduling`, {
       target: this.ctl,
       listCommand: cmd(this.inv, 'serviceList'),
       hosts,
@@ -247,7 +238,7 @@ export class Ops {
   }
 
   enableComputes(hosts: string[]): Promise<Outcome> {
-    return this.call(this.acts, 'enableComputeServices', `enable ${hosts.join(', ')} for scheduling`, {
+    return this.call('short', 'enableComputeServices', `enable ${hosts.join(', ')} for scheduling`, {
       target: this.ctl,
       listCommand: cmd(this.inv, 'serviceList'),
       hosts,
@@ -256,7 +247,7 @@ export class Ops {
   }
 
   waitForNoTasks(hosts: string[]): Promise<Outcome> {
-    return this.call(this.long, 'waitForNoTasksInProgress', `wait until no instance task runs on ${hosts.join(', ')}`, {
+    return this.call('long', 'waitForNoTasksInProgress', `wait until no instance task runs on ${hosts.join(', ')}`, {
       target: this.ctl,
       commandsPerHost: this.hostCommands(hosts, 'serverTasksOnHost'),
       timeoutMs: this.inv.timeouts.serviceUpSeconds * 1000,
@@ -266,7 +257,7 @@ export class Ops {
 
   /** Heartbeats newer than the restart: an old one stays "up" for service_down_time. */
   waitForComputesUp(hosts: string[], restartedAfter: Record<string, string>): Promise<Outcome> {
-    return this.call(this.long, 'waitForComputesUp', `wait until ${hosts.join(', ')} report up on the new code`, {
+    return this.call('long', 'waitForComputesUp', `wait until ${hosts.join(', ')} report up on the new code`, {
       target: this.ctl,
       listCommand: cmd(this.inv, 'serviceList'),
       hosts,
@@ -277,11 +268,11 @@ export class Ops {
   }
 
   hupService(node: string, unit: string): Promise<Outcome> {
-    return this.call(this.acts, 'hupService', `SIGHUP ${unit} on ${node}`, { target: this.target(node), unit, command: cmd(this.inv, 'serviceHup', { unit, node }) });
+    return this.call('short', 'hupService', `SIGHUP ${unit} on ${node}`, { target: this.target(node), unit, command: cmd(this.inv, 'serviceHup', { unit, node }) });
   }
 
   async checkOrphans(): Promise<Outcome> {
-    const r = await this.call(this.acts, 'findOrphanedServices', 'check the service list for orphaned records', {
+    const r = await this.call('short', 'findOrphanedServices', 'check the service list for orphaned records', {
       target: this.ctl,
       listCommand: cmd(this.inv, 'serviceList'),
       knownHosts: this.inv.nodes.map((n) => n.novaHost),
@@ -293,7 +284,7 @@ export class Ops {
   }
 
   onlineMigrations(key: string): Promise<Outcome> {
-    return this.call(this.long, 'runOnlineDataMigrations', 'nova-manage db online_data_migrations until done', {
+    return this.call('long', 'runOnlineDataMigrations', 'nova-manage db online_data_migrations until done', {
       target: this.ctl,
       command: cmd(this.inv, 'onlineDataMigrations', { maxCount: 1000 }),
       keyPrefix: key,
@@ -303,11 +294,11 @@ export class Ops {
   }
 
   async recordWeights(servers: string[]): Promise<Outcome & { weights: ServerWeights }> {
-    return this.call(this.acts, 'recordServerWeights', `record the weight of ${servers.join(', ')} on every LB`, { lbs: this.lbs(), backend: this.inv.haproxy.backend, servers });
+    return this.call('short', 'recordServerWeights', `record the weight of ${servers.join(', ')} on every LB`, { lbs: this.lbs(), backend: this.inv.haproxy.backend, servers });
   }
 
   drain(server: string): Promise<Outcome> {
-    return this.call(this.acts, 'drainApiServer', `drain ${server} on ${this.lbs().map((l) => l.node).join(', ')}`, {
+    return this.call('short', 'drainApiServer', `drain ${server} on ${this.lbs().map((l) => l.node).join(', ')}`, {
       lbs: this.lbs(),
       backend: this.inv.haproxy.backend,
       server,
@@ -317,7 +308,7 @@ export class Ops {
 
   waitForNoSessions(server: string): Promise<Outcome> {
     const t = this.inv.timeouts;
-    return this.call(this.long, 'waitForNoSessions', `wait until ${server} has no sessions on every LB`, {
+    return this.call('long', 'waitForNoSessions', `wait until ${server} has no sessions on every LB`, {
       lbs: this.lbs(),
       backend: this.inv.haproxy.backend,
       server,
@@ -328,15 +319,15 @@ export class Ops {
   }
 
   shutdownSessions(server: string): Promise<Outcome> {
-    return this.call(this.acts, 'shutdownSessions', `shut down the remaining sessions of ${server}`, { lbs: this.lbs(), backend: this.inv.haproxy.backend, server });
+    return this.call('short', 'shutdownSessions', `shut down the remaining sessions of ${server}`, { lbs: this.lbs(), backend: this.inv.haproxy.backend, server });
   }
 
   enable(server: string, weights: ServerWeights = {}): Promise<Outcome> {
-    return this.call(this.acts, 'enableApiServer', `enable ${server} on every LB`, { lbs: this.lbs(), backend: this.inv.haproxy.backend, server, weights });
+    return this.call('short', 'enableApiServer', `enable ${server} on every LB`, { lbs: this.lbs(), backend: this.inv.haproxy.backend, server, weights });
   }
 
   switchOver(enable: string, drain: string[], weights: ServerWeights): Promise<Outcome> {
-    return this.call(this.acts, 'switchOverApiServers', `enable ${enable} and drain ${drain.join(', ')} in one exchange`, {
+    return this.call('short', 'switchOverApiServers', `enable ${enable} and drain ${drain.join(', ')} in one exchange`, {
       lbs: this.lbs(),
       backend: this.inv.haproxy.backend,
       enable,
@@ -348,7 +339,7 @@ export class Ops {
 
   waitUp(server: string): Promise<Outcome> {
     const t = this.inv.timeouts;
-    return this.call(this.long, 'waitForServerUp', `wait until every LB reports ${server} UP`, {
+    return this.call('long', 'waitForServerUp', `wait until every LB reports ${server} UP`, {
       lbs: this.lbs(),
       backend: this.inv.haproxy.backend,
       server,
@@ -369,7 +360,7 @@ export class Ops {
         {
           summary: `probe ${this.inv.vip.url} at ${p.ratePerSecond}/s from ${p.clients} clients`,
           startToCloseTimeout: PROBE_MAX_MS + 60_000,
-          heartbeatTimeout: 30_000,
+          heartbeatTimeout: this.inv.timeouts.heartbeatSeconds * 1000,
           cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
           retry: { maximumAttempts: 3 },
         },
@@ -394,7 +385,7 @@ export class Ops {
   }
 
   readBackendCounters(): Promise<BackendCounters> {
-    return this.call(this.acts, 'readBackendCounters', `read HAProxy's retry and redispatch counters for ${this.inv.haproxy.backend}`, { lbs: this.lbs(), backend: this.inv.haproxy.backend });
+    return this.call('short', 'readBackendCounters', `read HAProxy's retry and redispatch counters for ${this.inv.haproxy.backend}`, { lbs: this.lbs(), backend: this.inv.haproxy.backend });
   }
 }
 
