@@ -2,12 +2,14 @@
 // object this returns; workflows see only its type.
 import { createHaproxyActivities } from './haproxy/activities';
 import { createProbeActivities } from './http/probe';
+import { createLbSetupActivities } from './lb/activities';
 import { createVersionActivities } from './http/versions';
 import { createComputeActivities } from './nova/computes';
 import { createConfigActivities } from './nova/config';
 import { createKeystoneActivities } from './nova/keystone';
 import { createManageActivities } from './nova/manage';
 import { createServiceActivities } from './nova/services';
+import { createNotifyActivities } from './notify/webhook';
 import type { RemoteRunner } from './ssh/types';
 import { createTempestActivities } from './tempest/run';
 
@@ -18,6 +20,7 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createHaproxyActivities(deps),
+    ...createLbSetupActivities(deps),
     ...createManageActivities(deps),
     ...createConfigActivities(deps),
     ...createServiceActivities(deps),
@@ -26,6 +29,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createTempestActivities(deps),
     ...createVersionActivities(),
     ...createProbeActivities(),
+    ...createNotifyActivities(),
   };
 }
 

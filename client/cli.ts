@@ -6,11 +6,13 @@ import { isPhase, PHASES, type Phase } from '../workflows/definitions';
 import { planUpgrade } from '../workflows/plan';
 import { UpgradePhase, UpgradeStatus } from '../workflows/searchAttributes';
 import { connectClient, ConnectionError, resolveConnection, type ConnectionFlags } from './connection';
-import { changedLines, progressTable } from './render';
+import { changedLines, liveLines, progressTable, watchView } from './render';
+import { auditTable, commandAudit } from './history';
 import { approvePhase, CliError, decide, requestAbort, startUpgrade, viewUpgrade } from './upgrades';
 import { watchUpgrade } from './watch';
 import { labCommand } from '../lab/command';
 import { serverCommand } from './serverCommand';
+import { lbSetupCommand } from './lbSetup';
 
 function phases(value: string): Phase[] {
   const list = value.split(',').map((s) => s.trim()).filter(Boolean);
@@ -123,7 +125,16 @@ export function buildProgram(): Command {
     .description('live progress until the next gate, hold or the end')
     .action(async (id: string, o: ConnectionFlags) => {
       const { client: c } = await client(o);
-      await watchUpgrade(c, id, { tty: Boolean(process.stdout.isTTY), render: progressTable, changes: changedLines, out: print });
+      await watchUpgrade(c, id, { tty: Boolean(process.stdout.isTTY), render: progressTable, changes: changedLines, out: print, live: { render: watchView, lines: liveLines } });
+    });
+
+  withConnection(program.command('history <workflowId>'))
+    .description('audit log of every remote command the upgrade ran: node, command, exit code, duration')
+    .option('--json', 'machine-readable')
+    .action(async (id: string, o: ConnectionFlags & { json?: boolean }) => {
+      const { client: c } = await client(o);
+      const audit = await commandAudit(c, id);
+      print(o.json ? JSON.stringify(audit, null, 2) : auditTable(audit));
     });
 
   withConnection(program.command('list'))
@@ -138,6 +149,7 @@ export function buildProgram(): Command {
 
   program.addCommand(labCommand());
   program.addCommand(serverCommand());
+  program.addCommand(lbSetupCommand(withConnection));
 
   withConnection(program.command('worker'))
     .description('run a worker for the upgrade workflows and their activities')

@@ -1,5 +1,6 @@
 // Text views of an upgrade's progress for `status` and `watch`.
-import type { Progress, StepState } from '../workflows/definitions';
+import { PHASES, type Progress, type StepState } from '../workflows/definitions';
+import type { LiveActivity } from './live';
 
 const MARK: Record<StepState['status'], string> = {
   pending: '·',
@@ -73,4 +74,93 @@ export function changedLines(prev: Progress | undefined, cur: Progress): string[
   if (cur.pendingApproval && !prev?.pendingApproval) out.push(...nextAction(cur));
   if (cur.pendingDecision && !prev?.pendingDecision) out.push(...nextAction(cur));
   return out;
+}
+
+/** ✓ done, ▶ running, ? waiting for approval, ! held, · not started. */
+export function phaseLine(p: Progress): string {
+  const current = p.phase ? PHASES.indexOf(p.phase) : -1;
+  const mark = (i: number) => {
+    if (p.status === 'completed' || i < current) return '✓';
+    if (i > current) return '·';
+    return p.status === 'waiting-approval' ? '?' : p.status === 'held' ? '!' : '▶';
+  };
+  return `phases: ${PHASES.map((ph, i) => `${mark(i)} ${ph}`).join('   ')}`;
+}
+
+export function computeLine(p: Progress): string | undefined {
+  const c = p.compute;
+  if (!c.batchesTotal) return undefined;
+  const running = p.currentStep?.startsWith('compute-batch:') ? p.steps.find((s) => s.id === p.currentStep) : undefined;
+  const now = running && (running.status === 'running' || running.status === 'held') ? `; batch ${running.id.split(':')[1]}/${c.batchesTotal} ${running.status}` : '';
+  return `computes: ${c.nodesDone}/${c.nodesTotal} nodes, ${c.batchesDone}/${c.batchesTotal} batches done${now}`;
+}
+
+function ms(n: number): string {
+  return n < 1000 ? `${n} ms` : `${(n / 1000).toFixed(1)} s`;
+}
+
+type Shape<T> = (d: unknown) => d is T;
+const has = <K extends string>(d: unknown, ...keys: K[]): d is Record<K, unknown> => typeof d === 'object' && d !== null && keys.every((k) => k in d);
+
+interface Sessions { counts: { lb: string; scur: number; qcur: number }[]; zeroForMs: number }
+interface Probe { requests: number; failedRequests: number; versionDecreases: number; latencyMs?: { p99: number }; failuresByKind?: Record<string, number> }
+const isSessions: Shape<Sessions> = (d): d is Sessions => has(d, 'counts', 'zeroForMs') && Array.isArray(d.counts);
+const isProbe: Shape<Probe> = (d): d is Probe => has(d, 'requests', 'failedRequests', 'versionDecreases');
+
+export interface LiveLine {
+  text: string;
+  /** What must change for the plain (non-TTY) mode to print the line again. */
+  key: string;
+}
+
+/** One line per running activity, from its last heartbeat; the workflow itself cannot see these. */
+export function liveLines(live: LiveActivity[]): LiveLine[] {
+  const out: LiveLine[] = [];
+  for (const a of live) {
+    const d = a.details;
+    const retry = a.attempt > 1 ? ` (attempt ${a.attempt}${a.lastFailure ? `, last: ${a.lastFailure.split('\n')[0]}` : ''})` : '';
+    let text: string;
+    let key: string;
+    if (isSessions(d)) {
+      const counts = d.counts.map((c) => `${c.lb} ${c.scur}${c.qcur ? ` (+${c.qcur} queued)` : ''}`).join(', ');
+      text = `sessions on the drained server: ${counts}${d.zeroForMs ? `; none for ${ms(d.zeroForMs)}` : ''}`;
+      key = `sessions ${counts}`;
+    } else if (isProbe(d)) {
+      const kinds = Object.entries(d.failuresByKind ?? {}).map(([k, n]) => `${k} ${n}`).join(', ');
+      text = `probe through the VIP: ${d.requests} requests, ${d.failedRequests} failed${kinds ? ` (${kinds})` : ''}, ${d.versionDecreases} version decreases${d.latencyMs ? `, p99 ${d.latencyMs.p99} ms` : ''}`;
+      // The request count moves every second; only failures and version decreases are news.
+      key = `probe ${d.failedRequests} ${d.versionDecreases}`;
+    } else if (has(d, 'passedSoFar') && typeof d.passedSoFar === 'number') {
+      text = `tempest: ${d.passedSoFar} tests passed so far`;
+      key = `tempest ${Math.floor(d.passedSoFar / 10)}`;
+    } else if (has(d, 'statuses') && typeof d.statuses === 'object' && d.statuses) {
+      text = `waiting for UP: ${Object.entries(d.statuses as Record<string, string>).map(([lb, st]) => `${lb} ${st}`).join(', ')}`;
+      key = text;
+    } else if (has(d, 'waiting') && Array.isArray(d.waiting)) {
+      text = `waiting for computes: ${d.waiting.join('; ')}`;
+      key = text;
+    } else if (has(d, 'inProgress') && Array.isArray(d.inProgress)) {
+      text = `instance tasks in progress: ${d.inProgress.join(', ')}`;
+      key = text;
+    } else if (has(d, 'tail') && typeof d.tail === 'string' && d.tail.trim()) {
+      text = `${a.activity}: ${d.tail.trim().split('\n').pop()}`;
+      key = a.activity;
+    } else {
+      text = `${a.activity}: running`;
+      key = a.activity;
+    }
+    out.push({ text: `${text}${retry}`, key: `${a.workflowId} ${a.activity} ${key}${retry ? ` ${a.attempt}` : ''}` });
+  }
+  return out;
+}
+
+/** The TTY view: where the upgrade stands, what runs right now, and the current phase's steps. */
+export function watchView(p: Progress, live: LiveActivity[]): string {
+  const lines = [headline(p), phaseLine(p)];
+  const compute = computeLine(p);
+  if (compute) lines.push(compute);
+  const now = liveLines(live);
+  if (now.length) lines.push('', 'Now:', ...now.map((l) => `  ${l.text}`));
+  lines.push('', progressTable(p, { onlyPhase: true }).split('\n').slice(2).join('\n'));
+  return lines.join('\n');
 }

@@ -127,6 +127,27 @@ export interface DecideInput {
   by: string;
 }
 
+/** What the inventory's notify.webhookUrl receives, as JSON, on every gate, hold and finish. */
+export type NotifyEventKind = 'gate' | 'hold' | 'finish';
+
+export interface NotifyFields {
+  phase?: Phase;
+  step?: string;
+  message: string;
+  /** The one command an operator most likely wants (approve, retry, status). */
+  command: string;
+  /** Every command that answers a hold, one per choice. */
+  commands?: string[];
+}
+
+export interface NotifyEvent extends NotifyFields {
+  event: NotifyEventKind;
+  workflowId: string;
+  cloud: string;
+  /** Workflow time when it happened. */
+  at: string;
+}
+
 export const approveUpdate = defineUpdate<ApprovalRecord, [ApproveInput]>('approve');
 export const approveSignal = defineSignal<[ApproveInput]>('approve');
 export const decideUpdate = defineUpdate<string, [DecideInput]>('decide');

@@ -13,6 +13,7 @@ import {
   type DecisionAction,
   type Phase,
 } from './definitions';
+import type { Notifier } from './notify';
 import type { UpgradeState } from './state';
 
 /** Thrown to unwind to the abort handler at a safe point. */
@@ -28,7 +29,11 @@ export class Gates {
   private decision?: DecideInput;
   private abortBy?: { by: string; reason?: string };
 
-  constructor(private readonly state: UpgradeState, private readonly autoApprove: Phase[]) {
+  constructor(
+    private readonly state: UpgradeState,
+    private readonly autoApprove: Phase[],
+    private readonly notifier?: Notifier,
+  ) {
     const p = state.progress;
     setHandler(progressQuery, () => p);
     setHandler(approveUpdate, (input) => this.approve(input), { validator: (input) => this.validateApproval(input) });
@@ -89,6 +94,11 @@ export class Gates {
       warnings,
     };
     this.state.publish();
+    this.notifier?.send('gate', {
+      phase,
+      message: `${p.cloud}: phase ${phase} waits for approval${warnings.length ? ` (${warnings.length} warning${warnings.length === 1 ? '' : 's'})` : ''}`,
+      command: p.pendingApproval.command,
+    });
     await condition(() => this.approved.has(phase) || this.abortBy !== undefined);
     delete p.pendingApproval;
     p.status = 'running';
@@ -129,6 +139,8 @@ export class Gates {
     };
     this.decision = undefined;
     this.state.publish();
+    const commands = p.pendingDecision.commands;
+    this.notifier?.send('hold', { ...(p.phase ? { phase: p.phase } : {}), step: stepId, message: `${p.cloud}: held at ${stepId}: ${error}`, command: commands[0] ?? `nova-upgrade status ${id}`, commands });
     await condition(() => this.decision !== undefined || this.abortBy !== undefined);
     const decision = this.decision ?? { action: 'abort' as const, by: this.abortBy!.by, ...(this.abortBy!.reason ? { reason: this.abortBy!.reason } : {}) };
     delete p.pendingDecision;

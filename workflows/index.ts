@@ -1,2 +1,3 @@
 export { novaUpgrade } from './upgrade';
 export { upgradeComputeBatch } from './computeBatch';
+export { setupLoadBalancers } from './setupLoadBalancers';

@@ -4,6 +4,7 @@
 import { ActivityCancellationType, CancellationScope, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { Inventory, Node } from '../inventory/schema';
+import type { NotifyEvent } from './definitions';
 import { sshTargetFor, type SshTarget } from '../activities/ssh/types';
 import { cmd, lbNodes, nodeByName } from './plan';
 import { runKey, type Outcome } from './steps';
@@ -352,36 +353,58 @@ export class Ops {
    * The VIP probe runs beside the window's steps. Cancelled at the end, it still completes with
    * its aggregates, which is why the workflow waits for the cancellation to complete.
    */
-  startProbe(): { stop: () => Promise<ProbeSnapshot> } {
+  startProbe(): { stop: () => Promise<ProbeSnapshot | Error> } {
     const p = this.inv.probe;
     const scope = new CancellationScope();
-    const run = scope.run(() =>
-      (this.acts.runVipProbe as unknown as { executeWithOptions: (o: ActivityOptions, a: unknown[]) => Promise<ProbeSnapshot> }).executeWithOptions(
-        {
-          summary: `probe ${this.inv.vip.url} at ${p.ratePerSecond}/s from ${p.clients} clients`,
-          startToCloseTimeout: PROBE_MAX_MS + 60_000,
-          heartbeatTimeout: this.inv.timeouts.heartbeatSeconds * 1000,
-          cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-          retry: { maximumAttempts: 3 },
-        },
-        [
+    const run = scope
+      .run(() =>
+        (this.acts.runVipProbe as unknown as { executeWithOptions: (o: ActivityOptions, a: unknown[]) => Promise<ProbeSnapshot> }).executeWithOptions(
           {
-            url: this.inv.vip.url,
-            paths: p.paths,
-            ratePerSecond: p.ratePerSecond,
-            clients: p.clients,
-            requestTimeoutMs: p.requestTimeoutSeconds * 1000,
-            maxDurationMs: PROBE_MAX_MS,
+            summary: `probe ${this.inv.vip.url} at ${p.ratePerSecond}/s from ${p.clients} clients`,
+            startToCloseTimeout: PROBE_MAX_MS,
+            scheduleToCloseTimeout: PROBE_MAX_MS,
+            heartbeatTimeout: this.inv.timeouts.heartbeatSeconds * 1000,
+            cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            // A worker death restarts it, carrying on from its last heartbeat, for the whole window.
+            retry: { initialInterval: 1000, maximumInterval: 10_000 },
           },
-        ],
-      ),
-    );
+          [
+            {
+              url: this.inv.vip.url,
+              paths: p.paths,
+              ratePerSecond: p.ratePerSecond,
+              clients: p.clients,
+              requestTimeoutMs: p.requestTimeoutSeconds * 1000,
+              maxDurationMs: PROBE_MAX_MS,
+            },
+          ],
+        ),
+      )
+      // Held, not thrown: a probe lost mid-window must not fail the workflow task.
+      .catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
     return {
       stop: async () => {
         scope.cancel();
         return run;
       },
     };
+  }
+
+  /**
+   * The activity retries delivery itself and never throws for an unreachable receiver; the
+   * schedule-to-close limit also bounds the wait for a worker, so a lost notification costs
+   * at most two minutes and never a hold.
+   */
+  notify(url: string, event: NotifyEvent): Promise<NotifyResult> {
+    return (this.acts.notifyWebhook as unknown as { executeWithOptions: (o: ActivityOptions, a: unknown[]) => Promise<NotifyResult> }).executeWithOptions(
+      {
+        summary: `notify the webhook: ${event.event}${event.step ? ` at ${event.step}` : event.phase ? ` for ${event.phase}` : ''}`,
+        startToCloseTimeout: 60_000,
+        scheduleToCloseTimeout: 120_000,
+        retry: { maximumAttempts: 2, initialInterval: 1_000 },
+      },
+      [{ url, event, attempts: 3, requestTimeoutMs: 5_000, backoffMs: 1_000 }],
+    );
   }
 
   readBackendCounters(): Promise<BackendCounters> {
@@ -394,3 +417,4 @@ const PROBE_MAX_MS = 12 * 3600 * 1000;
 
 type ProbeSnapshot = Awaited<ReturnType<Acts['runVipProbe']>>;
 type BackendCounters = Awaited<ReturnType<Acts['readBackendCounters']>>;
+type NotifyResult = Awaited<ReturnType<Acts['notifyWebhook']>>;

@@ -4,11 +4,13 @@ import type { Inventory } from '../inventory/schema';
 import type { Phase, UpgradeInput, UpgradeResult } from './definitions';
 import { PHASES } from './definitions';
 import { AbortRequested, Gates } from './gates';
+import { WebhookNotifier } from './notify';
 import { Ops, type ServerWeights } from './ops';
 import { computeBatches, drainedServices, inPlaceRestarts, planUpgrade } from './plan';
 import { UpgradeState } from './state';
 import { describeFailure, runKey, runStep, type Outcome, type StepContext } from './steps';
 import type { ComputeBatchInput, ComputeBatchResult } from './computeBatch';
+import { batchEstimate, drainEstimate, holdUnlessWindowAllows } from './window';
 
 /** What the workflow changed that an abort must not leave half-done. */
 interface Exposure {
@@ -24,9 +26,10 @@ export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
   const plan = planUpgrade(inv);
   const batches = computeBatches(inv);
   const state = new UpgradeState(input, plan, batches.reduce((n, b) => n + b.nodes.length, 0), batches.length);
-  const gates = new Gates(state, input.autoApprove);
-  const ctx: StepContext = { state, gates };
   const ops = new Ops(inv);
+  const notifier = new WebhookNotifier(ops, state, inv.notify.webhookUrl);
+  const gates = new Gates(state, input.autoApprove, notifier);
+  const ctx: StepContext = { state, gates };
   const exposure: Exposure = { drained: new Map(), services: new Map(), disabledComputes: new Set() };
   const done: string[] = [];
   state.publish();
@@ -47,6 +50,7 @@ export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
     state.progress.status = 'completed';
     delete state.progress.currentStep;
     state.publish();
+    await finished(notifier, state, `nova ${inv.release.from} → ${inv.release.to} on ${inv.cloud} completed`);
     return result(state, 'completed', done);
   } catch (err) {
     if (!(err instanceof AbortRequested)) throw err;
@@ -55,8 +59,14 @@ export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
     done.push(...(await undoExposure(ops, exposure)));
     state.progress.status = 'aborted';
     state.publish();
+    await finished(notifier, state, `upgrade of ${inv.cloud} aborted by ${err.by}${err.reason ? `: ${err.reason}` : ''}`);
     return result(state, 'aborted', [...state.progress.steps.filter((s) => s.status === 'succeeded').map((s) => `${s.id}: ${s.summary ?? 'done'}`), ...done]);
   }
+}
+
+async function finished(notifier: WebhookNotifier, state: UpgradeState, message: string): Promise<void> {
+  notifier.send('finish', { message, command: `nova-upgrade status ${state.progress.workflowId}` });
+  await notifier.settle();
 }
 
 function result(state: UpgradeState, status: 'completed' | 'aborted', done: string[]): UpgradeResult {
@@ -141,17 +151,20 @@ async function duringWindow(ctx: StepContext, ops: Ops, inv: Inventory, exposure
   }
 }
 
-async function checkProbe(ctx: StepContext, ops: Ops, inv: Inventory, snap: Awaited<ReturnType<ReturnType<Ops['startProbe']>['stop']>>): Promise<void> {
+async function checkProbe(ctx: StepContext, ops: Ops, inv: Inventory, outcome: Awaited<ReturnType<ReturnType<Ops['startProbe']>['stop']>>): Promise<void> {
   const { state } = ctx;
-  state.progress.probe = { requests: snap.requests, failedRequests: snap.failedRequests, versionDecreases: snap.versionDecreases, latencyMs: snap.latencyMs };
+  const snap = outcome instanceof Error ? undefined : outcome;
+  if (snap) state.progress.probe = { requests: snap.requests, failedRequests: snap.failedRequests, versionDecreases: snap.versionDecreases, latencyMs: snap.latencyMs };
   await step(ctx, 'vip-probe-result', async () => {
+    if (!snap) throw new Error(`the VIP probe was lost, so nothing shows what clients saw: ${describeFailure(outcome)}`);
     const counters = await ops.readBackendCounters();
     const hidden = counters.summary;
     if (snap.failedRequests > inv.probe.maxFailures) {
       const first = snap.firstFailures.slice(0, 3).map((f) => `${f.kind} on ${f.path}: ${f.reason}`).join('; ');
       throw new Error(`${snap.failedRequests} of ${snap.requests} requests through the VIP failed (allowed: ${inv.probe.maxFailures}); first: ${first}`);
     }
-    return { summary: `${snap.requests} requests through the VIP, ${snap.failedRequests} failed, ${snap.versionDecreases} version decreases, p99 ${snap.latencyMs.p99} ms; ${hidden}` };
+    const gaps = snap.resumedAfterWorkerLoss ? `, restarted ${snap.resumedAfterWorkerLoss} time(s) after its worker died (unmeasured gaps)` : '';
+    return { summary: `${snap.requests} requests through the VIP, ${snap.failedRequests} failed, ${snap.versionDecreases} version decreases, p99 ${snap.latencyMs.p99} ms${gaps}; ${hidden}` };
   });
 }
 
@@ -186,6 +199,8 @@ async function windowSteps(ctx: StepContext, ops: Ops, inv: Inventory, exposure:
         for (const n of nodes) exposure.disabledComputes.delete(n.novaHost);
       },
     };
+    const batchLabel = `batch ${b.index}/${state.progress.compute.batchesTotal}`;
+    await holdUnlessWindowAllows(ctx, inv.window.end, `compute-batch:${b.index}`, batchLabel, () => batchEstimate(inv, state, b.nodes.length));
     await step(ctx, `compute-batch:${b.index}`, (key) => exposed(mark, async () => {
       const childInput: ComputeBatchInput = { inventory: ops.inventoryForBatch(b.nodes), batch: b, batches: state.progress.compute.batchesTotal, key };
       const res = await executeChild<(i: ComputeBatchInput) => Promise<ComputeBatchResult>>('upgradeComputeBatch', {
@@ -223,6 +238,10 @@ async function upgradeApiServers(ctx: StepContext, ops: Ops, inv: Inventory, exp
   const monotonic = inv.haproxy.switchover === 'monotonic' && drained.length > 1;
   for (const [i, d] of drained.entries()) {
     ctx.gates.checkAbort();
+    const firstStep = monotonic && i > 0 ? `wait-sessions:${d.server}` : `drain:${d.server}`;
+    await holdUnlessWindowAllows(ctx, inv.window.end, firstStep, `the drain of ${d.server} (API server ${i + 1}/${drained.length})`, () =>
+      drainEstimate(inv, state, drained.map((x) => x.server)),
+    );
     if (!(monotonic && i > 0)) {
       await step(ctx, `drain:${d.server}`, async () => {
         exposure.drained.set(d.server, { node: d.node });

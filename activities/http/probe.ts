@@ -58,6 +58,35 @@ export interface ProbeSnapshot {
   durationSeconds: number;
   running: boolean;
   stoppedBecause?: 'stopped' | 'stopAfter' | 'maxDuration' | 'cancelled';
+  /** Times the probe was restarted after its worker died; each restart leaves an unmeasured gap. */
+  resumedAfterWorkerLoss?: number;
+}
+
+/**
+ * Adds a later attempt's aggregates to an earlier one's. Percentiles cannot be merged exactly
+ * from summaries, so the larger of the two is kept: an upper bound, never an understatement.
+ */
+export function mergeSnapshots(a: ProbeSnapshot, b: ProbeSnapshot): ProbeSnapshot {
+  const kinds = { ...a.failuresByKind };
+  for (const [k, n] of Object.entries(b.failuresByKind) as [ProbeFailureKind, number][]) kinds[k] = (kinds[k] ?? 0) + n;
+  const backends = { ...a.requestsByBackend };
+  for (const [k, n] of Object.entries(b.requestsByBackend)) backends[k] = (backends[k] ?? 0) + n;
+  const maxOf = (x: string | null, y: string | null) => (!x ? y : !y ? x : compareMicroversions(x, y) >= 0 ? x : y);
+  return {
+    requests: a.requests + b.requests,
+    failedRequests: a.failedRequests + b.failedRequests,
+    failuresByKind: kinds,
+    firstFailures: [...a.firstFailures, ...b.firstFailures].slice(0, MAX_FIRST_FAILURES),
+    latencyMs: { p50: Math.max(a.latencyMs.p50, b.latencyMs.p50), p95: Math.max(a.latencyMs.p95, b.latencyMs.p95), p99: Math.max(a.latencyMs.p99, b.latencyMs.p99), max: Math.max(a.latencyMs.max, b.latencyMs.max) },
+    versionDecreases: a.versionDecreases + b.versionDecreases,
+    maxMicroversionSeen: maxOf(a.maxMicroversionSeen, b.maxMicroversionSeen),
+    requestsByBackend: backends,
+    perClient: [...a.perClient, ...b.perClient.map((c) => ({ ...c, client: c.client + a.perClient.length }))].slice(-64),
+    durationSeconds: Math.round((a.durationSeconds + b.durationSeconds) * 10) / 10,
+    running: b.running,
+    ...(b.stoppedBecause ? { stoppedBecause: b.stoppedBecause } : {}),
+    resumedAfterWorkerLoss: (a.resumedAfterWorkerLoss ?? 0) + (b.resumedAfterWorkerLoss ?? 0),
+  };
 }
 
 const MAX_FIRST_FAILURES = 20;
@@ -267,14 +296,17 @@ export interface RunVipProbeInput extends Omit<VipProbeOptions, 'maxDurationMs'>
  */
 export async function runVipProbe(input: RunVipProbeInput): Promise<ProbeSnapshot> {
   const ctx = activityContext();
+  // A retry after the worker died carries on from the last heartbeat instead of starting over.
+  const earlier = ctx?.info.heartbeatDetails as ProbeSnapshot | undefined;
+  const total = (s: ProbeSnapshot) => (earlier ? mergeSnapshots({ ...earlier, resumedAfterWorkerLoss: (earlier.resumedAfterWorkerLoss ?? 0) + 1 }, s) : s);
   const probe = new VipProbe(input);
   probe.start();
-  const beat = setInterval(() => ctx?.heartbeat(probe.snapshot()), input.heartbeatEveryMs ?? 1000);
+  const beat = setInterval(() => ctx?.heartbeat(total(probe.snapshot())), input.heartbeatEveryMs ?? 1000);
   try {
     const cancelled = ctx ? ctx.cancelled.then(() => false, () => true) : new Promise<boolean>(() => undefined);
     const stoppedByCancel = await Promise.race([probe.done.then(() => false), cancelled]);
-    if (!stoppedByCancel) return await probe.done;
-    const result = await probe.stop('cancelled');
+    if (!stoppedByCancel) return total(await probe.done);
+    const result = total(await probe.stop('cancelled'));
     // A worker shutting down or a timed-out attempt is not the workflow asking to stop: let
     // Temporal retry it rather than report a short window as the whole one.
     if (!ctx?.cancellationDetails?.cancelRequested) throw await ctx!.cancelled.catch((e: unknown) => e);

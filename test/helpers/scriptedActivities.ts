@@ -4,6 +4,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
+import type { CommandRecord } from '../../activities/ssh/types';
 
 export interface Call {
   name: string;
@@ -34,6 +35,7 @@ const SPECIFIC: Partial<Record<keyof Activities, (input: Record<string, unknown>
   readCodeVersion: () => ({ ...GENERIC, version: '31.0.0' }),
   checkApiServesVersion: () => ({ ...GENERIC, maxMicroversion: '2.100', minMicroversion: '2.1' }),
   readBackendCounters: () => ({ ...GENERIC, summary: 'no retries, redispatches or errors' }),
+  notifyWebhook: () => ({ delivered: true, attempts: 1, summary: 'notification delivered (scripted)' }),
   runVipProbe: async () => {
     // Like the real probe: runs until the workflow cancels it, then reports its aggregates.
     const ctx = Context.current();
@@ -50,8 +52,23 @@ export const ACTIVITY_NAMES: (keyof Activities)[] = [
   'syncApiDb', 'syncCellDb', 'runUpgradeCheck', 'runOnlineDataMigrations', 'setUpgradeLevelsCompute', 'readServiceState',
   'restartService', 'stopService', 'startService', 'hupService', 'disableComputeServices', 'enableComputeServices',
   'waitForNoTasksInProgress', 'waitForComputesUp', 'findOrphanedServices', 'pointComputeEndpointAtVip', 'runTempest',
-  'checkApiServesVersion', 'runVipProbe',
+  'checkApiServesVersion', 'runVipProbe', 'notifyWebhook',
 ];
+
+/** A plausible audit record for an activity that names a node, so `history` has rows to show. */
+function scriptedCommands(name: string, input: Record<string, unknown>): CommandRecord[] {
+  const target = input.target as { node?: unknown } | undefined;
+  const node = typeof target?.node === 'string' ? target.node : typeof input.node === 'string' ? input.node : undefined;
+  if (!node) return [];
+  const command = [input.command, input.restartCommand, input.stopCommand, input.startCommand, input.listCommand].find((c): c is string => typeof c === 'string') ?? `${name} (scripted)`;
+  return [{ node, command, exitCode: 0, durationMs: 12 }];
+}
+
+function withCommands(name: string, input: Record<string, unknown>, out: unknown): unknown {
+  const rec = out as { commands?: unknown } | null;
+  if (rec && typeof rec === 'object' && Array.isArray(rec.commands) && rec.commands.length === 0) return { ...rec, commands: scriptedCommands(name, input) };
+  return out;
+}
 
 export function scriptedActivities(script: Script): Record<string, (input: Record<string, unknown>) => Promise<unknown>> {
   return Object.fromEntries(
@@ -66,7 +83,7 @@ export function scriptedActivities(script: Script): Record<string, (input: Recor
           throw ApplicationFailure.create({ type: 'Scripted', nonRetryable: true, message: `${name} failed as scripted` });
         }
         const specific = script.overrides?.[name] ?? SPECIFIC[name];
-        return specific ? specific(input) : GENERIC;
+        return withCommands(name, input, specific ? await specific(input) : GENERIC);
       },
     ]),
   );
