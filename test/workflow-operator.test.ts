@@ -191,7 +191,7 @@ describe('the maintenance window', () => {
     await h.executeUpdate(decideUpdate, { args: [{ action: 'abort', by: 'alice', reason: 'window over' }] });
     const result = (await h.result()) as UpgradeResult;
     expect(result.status).toBe('aborted');
-    expect(script.calls.map((c) => c.name)).not.toContain('installCode');
+    expect(script.calls.map((c) => c.name)).not.toContain('stopService');
   });
 
   it('runs through when the window is long enough', async () => {
