@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { InventoryError, loadInventory, validateInventory } from '../inventory/load';
-import { planUpgrade } from '../workflows/plan';
+import { computeBatches, planUpgrade } from '../workflows/plan';
 
 const seed = () => parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as Record<string, any>;
 
@@ -81,6 +81,19 @@ describe('inventory', () => {
     writeFileSync(join(dir, 'bad.yaml'), 'cloud: lab\nnodes:\n  - name: a\n   address: [unclosed\n');
     expect(() => loadInventory(join(dir, 'bad.yaml'))).toThrow(/YAML syntax \(line \d+\)/);
     expect(() => loadInventory('/nonexistent.yaml')).toThrow(/\/nonexistent.yaml: [^]*cannot read the file: ENOENT/);
+  });
+
+  it('leaves excluded hosts out of the compute batches and batches the rest by size', () => {
+    const raw = seed();
+    raw.nodes.push(...[1, 2, 3].map((i) => ({ name: `cmp${i}`, address: `192.168.0.${100 + i}`, roles: ['compute'] })));
+    raw.compute = { batchSize: 2, exclude: ['cmp2'] };
+    const batches = computeBatches(validateInventory(raw));
+    expect(batches).toEqual([
+      { index: 1, nodes: ['controller', 'apicomp'] },
+      { index: 2, nodes: ['cmp1', 'cmp3'] },
+    ]);
+    raw.compute.exclude = ['cmp9'];
+    expect(problemsOf(raw)).toEqual(['compute.exclude[0]: "cmp9" is neither a compute node nor a nova host in this inventory']);
   });
 
   it('plans every runbook step once, conductors before other services, and renders commands', () => {

@@ -253,10 +253,10 @@ describe('watch', () => {
     expect(code, err).toBe(0);
     expect(Date.now() - started).toBeLessThan(60_000);
     const lines = out.trimEnd().split('\n');
-    expect(lines).toContain('[running] phase during-window');
+    expect(lines, out).toContain('[running] phase during-window');
     expect(lines).toContain('  … sessions on the drained server: controller 3, apicomp 0');
     expect(lines).toContain('  … sessions on the drained server: controller 1, apicomp 0');
-    expect(lines.some((l) => /^ {2}… probe through the VIP: \d+ requests, 0 failed, 0 version decreases, p99 3 ms$/.test(l))).toBe(true);
+    expect(lines.some((l) => /^ {2}… probe through the VIP: \d+ requests, 0 failed, 0 version decreases, p99 3 ms$/.test(l)), out).toBe(true);
     // The probe's request count moves all the time; a pipe gets its line once, not every second.
     expect(lines.filter((l) => l.includes('probe through the VIP')).length).toBe(1);
     expect(lines).toContain('✓ wait until controller has no sessions: succeeded — controller has no sessions');
