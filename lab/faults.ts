@@ -9,7 +9,8 @@ export type FaultName = keyof typeof FAULTS;
 
 /**
  * upgradeCheck: JSON { "<check>": { code: 1|2, details } } or { error } (exit 255);
- * onlineDataMigrations: the migration that raises; tempest: the test that fails.
+ * onlineDataMigrations: the migration that raises; tempest: the test that fails;
+ * serviceStart: `<unit> [<version>] [<node>]`, the unit that exits at start.
  */
 export function setLabFault(stateDir: string, name: FaultName, content = ''): void {
   writeText(join(stateLayout(resolve(stateDir)).faults, FAULTS[name]), `${content}\n`);

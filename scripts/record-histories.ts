@@ -1,10 +1,10 @@
 // Records the histories of finished upgrades (and their compute-batch children) into
 // test/histories/, for the replay test that guards running upgrades against incompatible
-// workflow changes. Usage: npx tsx scripts/record-histories.ts --address HOST:PORT WORKFLOW_ID...
+// workflow changes. Usage: npx tsx scripts/record-histories.ts --address HOST:PORT WORKFLOW_ID[@SINCE_ISO]...
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { temporal } from '@temporalio/proto';
 
 async function main(argv: string[]): Promise<void> {
   const i = argv.indexOf('--address');
@@ -13,12 +13,24 @@ async function main(argv: string[]): Promise<void> {
   mkdirSync(out, { recursive: true });
   const client = new Client({ connection: await Connection.connect({ address }) });
   for (const id of argv) {
-    const ids = [id];
-    for await (const child of client.workflow.list({ query: `WorkflowId STARTS_WITH '${id}/'` })) ids.push(child.workflowId);
-    for (const wid of ids) {
-      const history = await client.workflow.getHandle(wid).fetchHistory();
-      const file = join(out, `${wid.replace(/[^A-Za-z0-9_.-]+/g, '_')}.json`);
-      writeFileSync(file, historyToJSON(history));
+    // Every run of that id the server still has, each with the children it started.
+    const runs: { workflowId: string; runId: string }[] = [];
+    const [wanted, since] = id.split('@');
+    const after = since ? ` AND StartTime >= '${since}'` : '';
+    for await (const parent of client.workflow.list({ query: `WorkflowId = '${wanted}' AND ExecutionStatus = 'Completed'${after}` })) {
+      runs.push({ workflowId: wanted!, runId: parent.runId });
+      const until = parent.closeTime ? ` AND StartTime <= '${parent.closeTime.toISOString()}'` : '';
+      for await (const child of client.workflow.list({ query: `WorkflowId STARTS_WITH '${wanted}/' AND StartTime >= '${parent.startTime.toISOString()}'${until}` })) {
+        runs.push({ workflowId: child.workflowId, runId: child.runId });
+      }
+    }
+    for (const { workflowId: wid, runId } of runs) {
+      const history = await client.workflow.getHandle(wid, runId).fetchHistory();
+      // Binary protobuf: the SDK's JSON history helpers fail here ("type must be a Type")
+      // because npm installs two copies of protobufjs side by side.
+      // The workflow id must survive in the name: the replayer needs it (child ids derive from it).
+      const file = join(out, `${encodeURIComponent(wid)}~${runId}.binpb`);
+      writeFileSync(file, temporal.api.history.v1.History.encode(history).finish());
       process.stdout.write(`${file}: ${history.events?.length ?? 0} events\n`);
     }
   }

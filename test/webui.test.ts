@@ -17,9 +17,13 @@ import { progressQuery, type Progress } from '../workflows/definitions';
 import { startWorkerProcess, stopWorkerProcess } from '../worker/process';
 
 const CHROMIUM = '/usr/bin/chromium';
-const SCREENSHOT = join(__dirname, '..', 'docs', 'webui-gate.png');
-const LIST_SCREENSHOT = join(__dirname, '..', 'docs', 'webui-list.png');
 const dir = mkdtempSync(join(tmpdir(), 'webui-'));
+// The screenshots in docs/ change only when asked (or when missing), so a test run leaves the
+// tree clean; every run still takes them, in its own directory.
+const docs = join(__dirname, '..', 'docs');
+const shot = (name: string) => (process.env.NOVA_UPGRADE_SCREENSHOTS === 'update' || !existsSync(join(docs, name)) ? join(docs, name) : join(dir, name));
+const SCREENSHOT = shot('webui-gate.png');
+const LIST_SCREENSHOT = shot('webui-list.png');
 const taskQueue = `webui-${randomUUID()}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let server: DevServerInfo;
@@ -110,7 +114,7 @@ describe('the Temporal Web UI', () => {
     const cells = await row.innerText();
     expect(cells).toContain('waiting-approval');
     expect(cells).toContain('before-upgrade');
-    mkdirSync(join(__dirname, '..', 'docs'), { recursive: true });
+    mkdirSync(docs, { recursive: true });
     await page.screenshot({ path: LIST_SCREENSHOT });
 
     // The upgrade's own page: the static summary, then the current details from the worker.

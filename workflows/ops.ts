@@ -7,6 +7,7 @@ import type { Inventory, Node } from '../inventory/schema';
 import type { NotifyEvent } from './definitions';
 import { sshTargetFor, type SshTarget } from '../activities/ssh/types';
 import { cmd, lbNodes, nodeByName } from './plan';
+import { lbNodeJobs } from '../activities/lb/jobs';
 import { runKey, type Outcome } from './steps';
 
 export type ServerWeights = Record<string, Record<string, number>>;
@@ -405,6 +406,23 @@ export class Ops {
       },
       [{ url, event, attempts: 3, requestTimeoutMs: 5_000, backoffMs: 1_000 }],
     );
+  }
+
+  /**
+   * Where `lb setup` configured a server-state file, it is dumped again after every enable: a
+   * reload would otherwise load an older dump and drain the server again.
+   */
+  async saveServerStates(): Promise<void> {
+    if (!this.inv.loadBalancer) return;
+    for (const job of lbNodeJobs(this.inv)) {
+      await this.call('short', 'saveServerState', `save HAProxy's server state on ${job.node}`, {
+        node: job.node,
+        target: job.target,
+        lb: job.lb,
+        sudo: job.sudo,
+        serverStateFile: job.serverStateFile,
+      });
+    }
   }
 
   readBackendCounters(): Promise<BackendCounters> {

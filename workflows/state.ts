@@ -76,6 +76,7 @@ export class UpgradeState {
     if (p.compute.batchesTotal) lines.push(`Compute: ${p.compute.nodesDone}/${p.compute.nodesTotal} nodes, ${p.compute.batchesDone}/${p.compute.batchesTotal} batches`);
     if (p.drain) lines.push(`Draining ${p.drain.server}: ${Object.entries(p.drain.sessions).map(([lb, n]) => `${lb}=${n}`).join(', ')} sessions`);
     if (p.probe) lines.push(`Probe: ${p.probe.requests} requests, ${p.probe.failedRequests} failed`);
-    return lines.join('\n');
+    // Markdown in the Web UI: a blank line between lines keeps each on its own.
+    return lines.join('\n\n').replace(/```\n\n/g, '```\n').replace(/\n\n```/g, '\n```');
   }
 }

@@ -267,12 +267,14 @@ async function upgradeApiServers(ctx: StepContext, ops: Ops, inv: Inventory, exp
       await step(ctx, 'switch-over', async () => {
         for (const o of old) exposure.drained.set(o.server, { node: o.node });
         const out = await ops.switchOver(d.server, old.map((o) => o.server), weights);
+        await ops.saveServerStates();
         exposure.drained.delete(d.server);
         return out;
       });
     } else {
       await step(ctx, `enable:${d.server}`, async () => {
         const out = await ops.enable(d.server, weights);
+        await ops.saveServerStates();
         exposure.drained.delete(d.server);
         return out;
       });

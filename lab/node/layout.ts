@@ -59,6 +59,8 @@ export const FAULTS = {
   onlineDataMigrations: 'online-data-migrations',
   /** The name of a tempest test that fails; empty means test_list_servers. */
   tempest: 'tempest',
+  /** `<unit> [<version>] [<node>]`: that unit exits at start (on that release, on that node). */
+  serviceStart: 'service-start',
 } as const;
 
 export const NOVA_UNITS = {

@@ -2,8 +2,9 @@
 // nova-api). The code version is read once at start, as a Python process imports its code
 // once: installing new code changes nothing until the unit restarts.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { codeVersion, logEvent, nodeEnv, readTextOr, writeText, type NodeEnv } from './env';
-import { NOVA_UNITS } from './layout';
+import { FAULTS, NOVA_UNITS } from './layout';
 import { runApi } from './novaApi';
 
 /** The config file devstack hands each unit with --config-file. */
@@ -32,6 +33,12 @@ function main(): void {
   const env = nodeEnv();
   const unit = process.argv[3] ?? '';
   const version = codeVersion(env);
+  // Test fault: the unit dies at start, as a service whose new code fails to import would.
+  const [fUnit, fVersion, fNode] = readTextOr(join(env.state.faults, FAULTS.serviceStart), '').trim().split(/\s+/);
+  if (fUnit === unit && (!fVersion || fVersion === version) && (!fNode || fNode === env.name)) {
+    process.stderr.write(`${unit}: ImportError: cannot import name 'lab_fault' (lab fault serviceStart, nova ${version} on ${env.name})\n`);
+    process.exit(1);
+  }
   const beat = () => writeText(env.node.heartbeat(unit), JSON.stringify({ pid: process.pid, unit, version, at: new Date().toISOString() }));
 
   // oslo.service re-reads its config on SIGHUP (and resets the RPC version caps the upgrade
