@@ -165,7 +165,8 @@ it('completes through a dev server restart and a killed watch, restarting every 
   expect(snap.failedRequests, JSON.stringify(snap.firstFailures)).toBe(0);
   expect(code).toBe(0);
   expect(second.output()).toContain(`upgrade ${id} completed: completed`);
-  // The first watch had followed the upgrade; the second said it waited while the server was away.
+  // The first watch had followed the upgrade. The second ran across the server restart: the
+  // client's own retries carry its calls over the gap, so it may not even print "(waiting: …)".
   expect(first.output()).toContain('[running] phase during-window');
-  expect(second.output()).toMatch(/\(waiting: /);
+  expect(second.output()).toContain('[running] phase during-window');
 }, 10 * 60_000);
