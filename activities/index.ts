@@ -1,7 +1,9 @@
 // Every effect on the world, grouped by the system it touches. The worker registers the
 // object this returns; workflows see only its type.
 import { createHaproxyActivities } from './haproxy/activities';
-import { createProbeActivities } from './http/probe';
+import type { Client } from '@temporalio/client';
+import { progressQuery } from '../workflows/definitions';
+import { createProbeActivities, type StopRequested } from './http/probe';
 import { createLbSetupActivities } from './lb/activities';
 import { createVersionActivities } from './http/versions';
 import { createComputeActivities } from './nova/computes';
@@ -15,6 +17,12 @@ import { createTempestActivities } from './tempest/run';
 
 export interface ActivityDeps {
   runner: RemoteRunner;
+  /** Lets the VIP probe ask its workflow whether the window is over. */
+  workflowClient?: Client;
+}
+
+function probeStopRequested(client: Client): StopRequested {
+  return async (workflowId) => (await client.workflow.getHandle(workflowId).query(progressQuery)).probeStopRequested === true;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -28,7 +36,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createKeystoneActivities(deps),
     ...createTempestActivities(deps),
     ...createVersionActivities(),
-    ...createProbeActivities(),
+    ...createProbeActivities(deps.workflowClient ? { stopRequested: probeStopRequested(deps.workflowClient) } : {}),
     ...createNotifyActivities(),
   };
 }

@@ -10,11 +10,13 @@
 //     pool's connection open) → bounded retries, the hold naming the node, `retry` recovers;
 //   - nova-api that fails to start on the new code → its server stays drained on every LB
 //     through the hold, a retry, a skip and the abort, which reports it left drained.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
@@ -45,6 +47,7 @@ let worker: Worker;
 let workerRun: Promise<void>;
 let pool: SshPool;
 const handles: WorkflowHandle[] = [];
+let address: string;
 const measured: string[] = [];
 
 function node(name: string): LabNode {
@@ -56,6 +59,16 @@ const sshdDir = (name: string) => nodeLayout(node(name).root).sshd;
 async function startNodeSshd(name: string): Promise<void> {
   const n = node(name);
   await startSshd({ name: n.name, dir: sshdDir(name), address: n.address, port: n.sshPort, authorizedKeys: readFileSync(`${lab.privateKeyPath}.pub`, 'utf8'), env: n.env });
+}
+
+async function cli(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const r = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'client/cli.ts', ...args, '--address', address, '--task-queue', taskQueue], { env: { ...process.env, NOVA_UPGRADE_OPERATOR: 'faults-test' } });
+    return { ...r, code: 0 };
+  } catch (err) {
+    const e = err as { stdout: string; stderr: string; code: number };
+    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
+  }
 }
 
 /** The lab's inventory with a retry policy and timeouts sized so a hold comes within seconds. */
@@ -77,12 +90,13 @@ async function start(inv: Inventory, autoApprove: Phase[]): Promise<WorkflowHand
   return h;
 }
 
-async function until(h: WorkflowHandle, pred: (p: Progress) => boolean, what: string, timeoutMs = 120_000): Promise<Progress> {
+async function until(h: WorkflowHandle, pred: (p: Progress) => boolean, what: string, timeoutMs = 90_000, holdIsFailure = false): Promise<Progress> {
   const deadline = Date.now() + timeoutMs;
   let last: Progress | undefined;
   while (Date.now() < deadline) {
     last = await h.query(progressQuery);
     if (pred(last)) return last;
+    if (holdIsFailure && last.status === 'held') throw new Error(`held at ${last.pendingDecision?.stepId} while waiting for ${what}: ${last.pendingDecision?.error}`);
     if ((await h.describe()).status.name !== 'RUNNING') throw new Error(`the upgrade ended while waiting for ${what}`);
     await sleep(150);
   }
@@ -138,6 +152,7 @@ async function expectDrainedEverywhere(server: string, when: string): Promise<st
 
 beforeAll(async () => {
   const t = sharedTemporal();
+  address = t.address;
   lab = await labUp({ stateDir: labDir, subnet: '127.0.6' });
   client = new Client({ connection: await Connection.connect({ address: t.address }), namespace: t.namespace });
   nativeConnection = await NativeConnection.connect({ address: t.address });
@@ -152,6 +167,11 @@ beforeAll(async () => {
   });
   workerRun = worker.run();
 }, 180_000);
+
+// A failed test must not leave its upgrade running into the next one's lab.
+afterEach(async () => {
+  for (const h of handles.splice(0)) await h.terminate('faults test: next case').catch(() => undefined);
+});
 
 afterAll(async () => {
   for (const h of handles) await h.terminate('faults test cleanup').catch(() => undefined);
@@ -229,10 +249,33 @@ describe('tempest', () => {
       const p = await until(h, (x) => x.status === 'waiting-approval', 'the before-window gate');
       const t = p.steps.find((s) => s.id === 'tempest-before')!;
       expect({ status: t.status, operatorRetries: t.operatorRetries }).toEqual({ status: 'succeeded', operatorRetries: 1 });
+      // Approving a phase twice, and the wrong phase, from the CLI an operator runs (docs/bad-inputs.md).
+      const twice = await cli('approve', h.workflowId, '--phase', 'before-upgrade');
+      expect({ code: twice.code, stderr: twice.stderr }).toEqual({ code: 1, stderr: 'nova-upgrade: refused: phase before-upgrade is already approved\n' });
+      const wrong = await cli('approve', h.workflowId, '--phase', 'during-window');
+      expect({ code: wrong.code, stderr: wrong.stderr }).toEqual({ code: 1, stderr: 'nova-upgrade: refused: the pending gate is before-window, not during-window\n' });
       await h.terminate('next fault');
     } finally {
       clearLabFault(labDir, 'tempest');
     }
+  });
+});
+
+describe('a wrong host key', () => {
+  it('holds at the first step on that node, naming it and both fingerprints, without retrying', async () => {
+    const apicomp = node('apicomp');
+    const controller = node('controller');
+    const lines = readFileSync(lab.knownHostsPath, 'utf8').trim().split('\n');
+    const controllerKey = lines.find((l) => l.startsWith(`[${controller.address}]:`))!.split(' ').slice(1).join(' ');
+    const wrong = join(dir, 'known_hosts_wrong');
+    writeFileSync(wrong, `${lines.map((l) => (l.startsWith(`[${apicomp.address}]:`) ? `[${apicomp.address}]:${apicomp.sshPort} ${controllerKey}` : l)).join('\n')}\n`);
+    const h = await start(inventory('hostkey', (inv) => (inv.ssh.knownHostsPath = wrong)), ['before-upgrade', 'before-window', 'during-window']);
+    const { error, ms } = await heldAt(h, 'pin-compute-rpc:apicomp');
+    expect(error).toMatch(new RegExp(`^host key for apicomp \\(${apicomp.address.replace(/\./g, '\\.')}:${apicomp.sshPort}\\) has CHANGED: it presented ssh-ed25519 SHA256:\\S+ but ${wrong} knows ssh-ed25519 SHA256:\\S+; someone may be impersonating the node`));
+    expect(error).toMatch(/\[HostKeyChanged\]$/);
+    expect(Math.max(...(await lastAttempts(h)).get('setUpgradeLevelsCompute')!)).toBe(1);
+    measured.push(`wrong host key: held after ${ms} ms: ${error}`);
+    await h.terminate('next fault');
   });
 });
 
@@ -249,15 +292,17 @@ describe('a node that hangs with a connection open', () => {
       const hung = await heldAt(h, 'pin-compute-rpc:apicomp');
       // The first of apicomp's two parallel reads to give up ends the step; it used both attempts.
       expect((await lastAttempts(h)).get('setUpgradeLevelsCompute')).toContain(2);
+      // The sentence is Temporal's timeout; the step id (pin-compute-rpc:apicomp) is what names the node.
+      expect(hung.error).toMatch(/timeout/i);
       measured.push(`node hanging mid-connection at a plain step: held after ${hung.ms} ms: ${hung.error}`);
       stopSshd(sshdDir('apicomp'), 'SIGCONT');
       await decide(h, 'retry');
-      await until(h, (x) => x.steps.find((s) => s.id === 'pin-compute-rpc:apicomp')!.status === 'succeeded', 'pin-compute-rpc:apicomp after retry');
+      await until(h, (x) => x.steps.find((s) => s.id === 'pin-compute-rpc:apicomp')!.status === 'succeeded', 'pin-compute-rpc:apicomp after retry', 60_000, true);
       await h.terminate('next fault');
     } finally {
       stopSshd(sshdDir('apicomp'), 'SIGCONT');
     }
-  });
+  }, 150_000);
 });
 
 describe('SSH nodes that refuse or hang, and nova-api that will not start on the new code', () => {
@@ -281,7 +326,7 @@ describe('SSH nodes that refuse or hang, and nova-api that will not start on the
     await until(h, (x) => x.status === 'held' && x.steps.find((s) => s.id === 'pin-compute-rpc:apicomp')!.operatorRetries === 1, 'the second hold');
     await startNodeSshd('apicomp');
     await decide(h, 'retry');
-    await until(h, (x) => x.steps.find((s) => s.id === 'pin-compute-rpc:apicomp')!.status === 'succeeded', 'pin-compute-rpc:apicomp after retry');
+    await until(h, (x) => x.steps.find((s) => s.id === 'pin-compute-rpc:apicomp')!.status === 'succeeded', 'pin-compute-rpc:apicomp after retry', 60_000, true);
 
     // 2. Hangs: apicomp freezes (listener and the pool's open connection) before its compute batch.
     stopSshd(sshdDir('apicomp'), 'SIGSTOP');

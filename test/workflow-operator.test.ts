@@ -20,7 +20,7 @@ import type { Inventory } from '../inventory/schema';
 import { approveUpdate, decideUpdate, progressQuery, type NotifyEvent, type Phase, type Progress, type UpgradeInput, type UpgradeResult } from '../workflows/definitions';
 import type { UpgradeState } from '../workflows/state';
 import { batchEstimate } from '../workflows/window';
-import { newScript, scriptedActivities, type Script } from './helpers/scriptedActivities';
+import { newScript, scriptedActivities, untilProbeStop, useProbeClient, type Script } from './helpers/scriptedActivities';
 import { sharedTemporal, workflowBundle } from './temporalEnv';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -93,6 +93,7 @@ beforeAll(async () => {
   webhookBase = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
   nativeConnection = await NativeConnection.connect({ address });
   client = new Client({ connection: await Connection.connect({ address }), namespace: t.namespace });
+  useProbeClient(client);
   // Getters, so each test's fresh script reaches the activities the worker already holds.
   const live = { get calls() { return script.calls; }, get failures() { return script.failures; }, get failWhen() { return script.failWhen; }, get overrides() { return script.overrides; } } as Script;
   worker = await Worker.create({
@@ -234,7 +235,7 @@ describe('watch', () => {
         const ctx = Context.current();
         let requests = 0;
         const beat = setInterval(() => ctx.heartbeat({ requests: (requests += 20), failedRequests: 0, versionDecreases: 0, latencyMs: { p50: 1, p95: 2, p99: 3, max: 4 }, failuresByKind: {} }), 200);
-        await ctx.cancelled.catch(() => undefined);
+        await untilProbeStop(ctx);
         clearInterval(beat);
         return { requests, failedRequests: 0, failuresByKind: {}, firstFailures: [], latencyMs: { p50: 1, p95: 2, p99: 3, max: 4 }, versionDecreases: 0, maxMicroversionSeen: '2.100', requestsByBackend: {}, perClient: [], durationSeconds: 1, running: false };
       },

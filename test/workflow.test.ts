@@ -18,7 +18,7 @@ import {
   type UpgradeInput,
   type UpgradeResult,
 } from '../workflows/definitions';
-import { newScript, scriptedActivities, type Script } from './helpers/scriptedActivities';
+import { newScript, scriptedActivities, useProbeClient, type Script } from './helpers/scriptedActivities';
 import { sharedTemporal, workflowBundle } from './temporalEnv';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -68,6 +68,7 @@ beforeAll(async () => {
   const t = sharedTemporal();
   nativeConnection = await NativeConnection.connect({ address: t.address });
   client = new Client({ connection: await Connection.connect({ address: t.address }), namespace: t.namespace });
+  useProbeClient(client);
   script = newScript();
   worker = await Worker.create({ connection: nativeConnection, namespace: t.namespace, taskQueue, workflowBundle: workflowBundle(), maxHeartbeatThrottleInterval: '1s', activities: scriptedActivities({ get calls() { return script.calls; }, get failures() { return script.failures; }, get failWhen() { return script.failWhen; }, get overrides() { return script.overrides; } } as Script) });
   workerRun = worker.run();

@@ -1,5 +1,6 @@
 // The worker: runs the workflows and every remote effect. One SSH pool serves all activities
 // in this process, so connections to a node are shared across concurrent steps.
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { SshPool } from '../activities/ssh/pool';
@@ -15,12 +16,14 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
   const conn = resolveConnection(opts);
   const connection = await NativeConnection.connect(connectionOptions(conn));
   const pool = new SshPool();
+  const clientConnection = await Connection.connect(connectionOptions(conn));
+  const workflowClient = new Client({ connection: clientConnection, namespace: conn.namespace });
   const worker = await Worker.create({
     connection,
     namespace: conn.namespace,
     taskQueue: conn.taskQueue,
     ...(opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath: require.resolve('../workflows') }),
-    activities: createActivities({ runner: pool }),
+    activities: createActivities({ runner: pool, workflowClient }),
     // SSH commands mostly wait on remote hosts, so many can run at once on two cores.
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 200,
     shutdownGraceTime: '10s',
@@ -36,6 +39,7 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
     await worker.run();
   } finally {
     await pool.close();
+    await clientConnection.close();
     await connection.close();
   }
 }

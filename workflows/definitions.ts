@@ -89,6 +89,8 @@ export interface Progress {
   compute: { nodesDone: number; nodesTotal: number; batchesDone: number; batchesTotal: number };
   drain?: { server: string; sessions: Record<string, number> };
   probe?: ProbeSummary;
+  /** Read by the VIP probe activity: the window's steps are done, report and stop. */
+  probeStopRequested?: boolean;
   abortRequested: boolean;
 }
 

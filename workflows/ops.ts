@@ -1,7 +1,7 @@
 // The runbook's operations as the workflow calls them: it renders command templates and picks
 // the nodes, and each call becomes one activity whose summary reads like the runbook in the
 // Web UI. Deterministic: no I/O here.
-import { ActivityCancellationType, CancellationScope, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import { ActivityCancellationType, CancellationScope, proxyActivities, sleep, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { Inventory, Node } from '../inventory/schema';
 import type { NotifyEvent } from './definitions';
@@ -354,7 +354,7 @@ export class Ops {
    * The VIP probe runs beside the window's steps. Cancelled at the end, it still completes with
    * its aggregates, which is why the workflow waits for the cancellation to complete.
    */
-  startProbe(): { stop: () => Promise<ProbeSnapshot | Error> } {
+  startProbe(requestStop: () => void): { stop: () => Promise<ProbeSnapshot | Error> } {
     const p = this.inv.probe;
     const scope = new CancellationScope();
     const run = scope
@@ -384,8 +384,12 @@ export class Ops {
       // Held, not thrown: a probe lost mid-window must not fail the workflow task.
       .catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
     return {
+      // The probe asks for this flag and ends with its aggregates, even on an attempt that
+      // starts after a worker died. Cancelling is the fallback for a probe that never asks.
       stop: async () => {
-        scope.cancel();
+        requestStop();
+        const timedOut = await Promise.race([run.then(() => false), sleep((this.inv.timeouts.heartbeatSeconds * 3 + 30) * 1000).then(() => true)]);
+        if (timedOut) scope.cancel();
         return run;
       },
     };

@@ -67,7 +67,9 @@ export async function runStep(ctx: StepContext, id: string, fn: (key: string) =>
     } catch (err) {
       if (isCancellation(err) || err instanceof AbortRequested) throw err;
       step.status = 'held';
-      step.error = describeFailure(err);
+      const why = describeFailure(err);
+      // A timeout says only "activity Heartbeat timeout": the hold must still name the node.
+      step.error = step.node && !why.includes(step.node) ? `${step.title}: ${why}` : why;
       step.endedAt = state.now();
       const decision = await gates.holdForDecision(id, step.error, opts.choices ?? ['retry', 'skip', 'abort']);
       if (decision.action === 'retry') {

@@ -136,7 +136,7 @@ async function beforeWindow(ctx: StepContext, ops: Ops, inv: Inventory): Promise
 }
 
 async function duringWindow(ctx: StepContext, ops: Ops, inv: Inventory, exposure: Exposure): Promise<void> {
-  const probe = inv.probe.enabled ? ops.startProbe() : undefined;
+  const probe = inv.probe.enabled ? ops.startProbe(() => void (ctx.state.progress.probeStopRequested = true)) : undefined;
   let stopped = false;
   const stopProbe = async () => {
     stopped = true;

@@ -294,7 +294,10 @@ export interface RunVipProbeInput extends Omit<VipProbeOptions, 'maxDurationMs'>
  * per-request series would outgrow Temporal's payload limit. Needs a heartbeat timeout for
  * the cancellation to arrive.
  */
-export async function runVipProbe(input: RunVipProbeInput): Promise<ProbeSnapshot> {
+/** Asks the workflow whether the window is over; a cancellation would lose a probe between attempts. */
+export type StopRequested = (workflowId: string) => Promise<boolean>;
+
+export async function runVipProbe(input: RunVipProbeInput, stopRequested?: StopRequested): Promise<ProbeSnapshot> {
   const ctx = activityContext();
   // A retry after the worker died carries on from the last heartbeat instead of starting over.
   const earlier = ctx?.info.heartbeatDetails as ProbeSnapshot | undefined;
@@ -302,6 +305,16 @@ export async function runVipProbe(input: RunVipProbeInput): Promise<ProbeSnapsho
   const probe = new VipProbe(input);
   probe.start();
   const beat = setInterval(() => ctx?.heartbeat(total(probe.snapshot())), input.heartbeatEveryMs ?? 1000);
+  const workflowId = ctx?.info.workflowExecution?.workflowId;
+  const ask =
+    stopRequested && workflowId
+      ? setInterval(() => {
+          stopRequested(workflowId).then(
+            (stop) => void (stop && probe.stop('stopped')),
+            () => undefined, // no answer now (worker restarting): ask again next time
+          );
+        }, 2000)
+      : undefined;
   try {
     const cancelled = ctx ? ctx.cancelled.then(() => false, () => true) : new Promise<boolean>(() => undefined);
     const stoppedByCancel = await Promise.race([probe.done.then(() => false), cancelled]);
@@ -313,10 +326,11 @@ export async function runVipProbe(input: RunVipProbeInput): Promise<ProbeSnapsho
     return result;
   } finally {
     clearInterval(beat);
+    if (ask) clearInterval(ask);
     await probe.stop();
   }
 }
 
-export function createProbeActivities() {
-  return { runVipProbe };
+export function createProbeActivities(deps: { stopRequested?: StopRequested } = {}) {
+  return { runVipProbe: (input: RunVipProbeInput) => runVipProbe(input, deps.stopRequested) };
 }

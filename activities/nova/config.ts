@@ -31,7 +31,8 @@ const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').diges
 /**
  * Keeps one backup per key, writes a sibling temp file that already carries the original's
  * mode and owner (cp -p), and renames it over the original, so a reader never sees half a
- * file. It refuses if the file changed since it was read: that would be someone else's edit.
+ * file. It refuses if the file changed since it was read: that would be someone else's edit,
+ * or the same edit by a stale attempt of this step (the retry then finds it already done).
  */
 export function atomicWriteScript(path: string, backupPath: string, expectedSha256: string, tempSuffix: string): string {
   const p = shellQuote(path);
@@ -39,6 +40,11 @@ export function atomicWriteScript(path: string, backupPath: string, expectedSha2
   const t = shellQuote(`${path}.${tempSuffix}.tmp`);
   return [
     'set -e',
+    // Writers of one file take turns, each checking it again once it holds the lock: an attempt
+    // that hung on a frozen SSH link can resume beside the retry that replaced it, and both
+    // would otherwise share the temp file. The lock is on the original's inode, so a writer that
+    // waited for it sees the file replaced and refuses.
+    `if command -v flock >/dev/null 2>&1; then exec 9<${p}; flock -x 9; fi`,
     `now=$(sha256sum < ${p} | cut -d' ' -f1)`,
     `if [ "$now" != ${expectedSha256} ]; then echo "changed since it was read" >&2; exit 3; fi`,
     `[ -e ${b} ] || cp -p ${p} ${b}`,

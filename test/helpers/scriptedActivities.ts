@@ -2,6 +2,8 @@
 // orchestration (gates, holds, aborts, ordering) on the real Temporal server. The effects
 // themselves are tested against real programs elsewhere and end to end on the lab.
 import { Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
+import { progressQuery } from '../../workflows/definitions';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
 import type { CommandRecord } from '../../activities/ssh/types';
@@ -37,10 +39,11 @@ const SPECIFIC: Partial<Record<keyof Activities, (input: Record<string, unknown>
   readBackendCounters: () => ({ ...GENERIC, summary: 'no retries, redispatches or errors' }),
   notifyWebhook: () => ({ delivered: true, attempts: 1, summary: 'notification delivered (scripted)' }),
   runVipProbe: async () => {
-    // Like the real probe: runs until the workflow cancels it, then reports its aggregates.
+    // Like the real probe: runs until the workflow asks it to stop (or cancels it), then
+    // reports its aggregates.
     const ctx = Context.current();
     const beat = setInterval(() => ctx.heartbeat(), 200);
-    await ctx.cancelled.catch(() => undefined);
+    await untilProbeStop(ctx);
     clearInterval(beat);
     return { requests: 10, failedRequests: 0, failuresByKind: {}, firstFailures: [], latencyMs: { p50: 1, p95: 2, p99: 3, max: 4 }, versionDecreases: 0, maxMicroversionSeen: '2.100', requestsByBackend: {}, perClient: [], durationSeconds: 1, running: false };
   },
@@ -68,6 +71,28 @@ function withCommands(name: string, input: Record<string, unknown>, out: unknown
   const rec = out as { commands?: unknown } | null;
   if (rec && typeof rec === 'object' && Array.isArray(rec.commands) && rec.commands.length === 0) return { ...rec, commands: scriptedCommands(name, input) };
   return out;
+}
+
+let probeClient: Client | undefined;
+
+/** The scripted probe asks the workflow through this client whether to stop, as the real one does. */
+export function useProbeClient(client: Client): void {
+  probeClient = client;
+}
+
+/** Resolves when the workflow asks its probe to stop (through the probe client) or cancels it. */
+export async function untilProbeStop(ctx: Context): Promise<void> {
+  const client = probeClient;
+  const asked = client
+    ? (async () => {
+        const h = client.workflow.getHandle(ctx.info.workflowExecution!.workflowId);
+        while (!ctx.cancellationSignal.aborted) {
+          if ((await h.query(progressQuery).catch(() => undefined))?.probeStopRequested) return;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      })()
+    : new Promise<void>(() => undefined);
+  await Promise.race([ctx.cancelled.catch(() => undefined), asked]);
 }
 
 export function scriptedActivities(script: Script): Record<string, (input: Record<string, unknown>) => Promise<unknown>> {
