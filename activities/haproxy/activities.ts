@@ -1,6 +1,6 @@
 // HAProxy steps of the API rolling restart, as Temporal activities. Every LB holding the VIP
 // (or able to take it over) must agree, so each step acts on every LB in the input.
-import { Context } from '@temporalio/activity';
+import { activityContext, pause } from '../context';
 import { ApplicationFailure } from '@temporalio/common';
 import type { RemoteRunner } from '../ssh/types';
 import { checkName, commands, describeSocket, HaproxyRuntime, type CliLevel, type LbTarget, type RuntimeClientOptions, type RuntimeCommand } from './runtimeApi';
@@ -55,23 +55,10 @@ export interface ServerCounters {
   eresp: number;
 }
 
-function context(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined;
-  }
-}
 
-async function pause(ms: number): Promise<void> {
-  // Context.sleep ends early with a CancelledFailure when the workflow cancels the activity.
-  const ctx = context();
-  if (ctx) await ctx.sleep(ms);
-  else await new Promise((r) => setTimeout(r, ms));
-}
 
 function heartbeat(details: unknown): void {
-  context()?.heartbeat(details);
+  activityContext()?.heartbeat(details);
 }
 
 /** Acts on every LB; one unreachable LB does not stop the others, and the retry finds them done. */

@@ -1,6 +1,6 @@
 // The seed's HAProxy + keepalived setup as activities, one LB node at a time. Each one reads the
 // node before it writes, so running it again with the same inventory changes nothing.
-import { Context } from '@temporalio/activity';
+import { activityContext, pause } from '../context';
 import { ApplicationFailure } from '@temporalio/common';
 import { HaproxyRuntime, type LbTarget } from '../haproxy/runtimeApi';
 import type { CommandResult, RemoteRunner, SshTarget } from '../ssh/types';
@@ -39,19 +39,7 @@ export interface LbStepResult {
 
 const COMMAND_TIMEOUT_MS = 60_000;
 
-function context(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined;
-  }
-}
 
-async function pause(ms: number): Promise<void> {
-  const ctx = context();
-  if (ctx) await ctx.sleep(ms);
-  else await new Promise((r) => setTimeout(r, ms));
-}
 
 function tail(text: string, lines = 6): string {
   return text.trim().split('\n').slice(-lines).join(' | ');
@@ -61,7 +49,7 @@ export function createLbSetupActivities(deps: LbSetupDeps) {
   const { runner } = deps;
 
   async function run(target: SshTarget, command: string, stdin?: string): Promise<CommandResult> {
-    return runner.run(target, command, { timeoutMs: COMMAND_TIMEOUT_MS, ...(stdin !== undefined ? { stdin } : {}), ...(context() ? { signal: context()!.cancellationSignal } : {}) });
+    return runner.run(target, command, { timeoutMs: COMMAND_TIMEOUT_MS, ...(stdin !== undefined ? { stdin } : {}), ...(activityContext() ? { signal: activityContext()!.cancellationSignal } : {}) });
   }
 
   /** A script that must succeed; its failure names the node and what it was doing. */
@@ -237,7 +225,7 @@ export function createLbSetupActivities(deps: LbSetupDeps) {
       const one = seen.length === 1 ? seen[0] : undefined;
       if (one !== holder) since = now;
       holder = one;
-      context()?.heartbeat({ holders: seen });
+      activityContext()?.heartbeat({ holders: seen });
       if (holder && now - since >= input.stableMs) break;
       if (now - started > input.timeoutMs) {
         throw ApplicationFailure.create({

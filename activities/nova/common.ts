@@ -1,6 +1,6 @@
 // What every nova activity shares: the audit record, operator-readable failures, heartbeats
 // that also work when a plain caller (a test, the lab harness) runs the code outside Temporal.
-import { Context } from '@temporalio/activity';
+import { activityContext } from '../context';
 import { ApplicationFailure } from '@temporalio/common';
 import type { CommandRecord, CommandResult, RemoteRunner, SshTarget } from '../ssh/types';
 
@@ -41,14 +41,7 @@ export function nonRetryable(type: string, message: string, details?: Record<str
   return ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : undefined });
 }
 
-/** Outside an activity (tests, the lab harness) there is no context and nothing to heartbeat. */
-export function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined;
-  }
-}
+export { activityContext };
 
 export function heartbeat(details: unknown): void {
   activityContext()?.heartbeat(details);
