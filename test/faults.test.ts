@@ -292,8 +292,8 @@ describe('a node that hangs with a connection open', () => {
       const hung = await heldAt(h, 'pin-compute-rpc:apicomp');
       // The first of apicomp's two parallel reads to give up ends the step; it used both attempts.
       expect((await lastAttempts(h)).get('setUpgradeLevelsCompute')).toContain(2);
-      // The sentence is Temporal's timeout; the step id (pin-compute-rpc:apicomp) is what names the node.
-      expect(hung.error).toMatch(/timeout/i);
+      // Temporal's timeout says no node; the hold puts the step's title, which names it, in front.
+      expect(hung.error).toMatch(/^set \[upgrade_levels\] compute = auto on apicomp: .*timeout/i);
       measured.push(`node hanging mid-connection at a plain step: held after ${hung.ms} ms: ${hung.error}`);
       stopSshd(sshdDir('apicomp'), 'SIGCONT');
       await decide(h, 'retry');

@@ -130,7 +130,7 @@ describe('webhook notifications', () => {
     const hold = (await eventsFor(id, 2))[1];
     expect(hold).toMatchObject({ event: 'hold', phase: 'before-window', step: 'api-db-sync', command: `nova-upgrade retry ${id}` });
     expect(hold!.commands).toEqual([`nova-upgrade retry ${id}`, `nova-upgrade skip ${id} --reason "..."`, `nova-upgrade abort ${id}`]);
-    expect(hold!.message).toMatch(/held at api-db-sync: syncApiDb failed as scripted/);
+    expect(hold!.message).toMatch(/held at api-db-sync: nova-manage api_db sync on controller: syncApiDb failed as scripted/);
     await h.executeUpdate(decideUpdate, { args: [{ action: 'retry', by: 'alice' }] });
     const result = (await h.result()) as UpgradeResult;
     expect(result.status).toBe('completed');

@@ -69,7 +69,7 @@ export async function runStep(ctx: StepContext, id: string, fn: (key: string) =>
       step.status = 'held';
       const why = describeFailure(err);
       // A timeout says only "activity Heartbeat timeout": the hold must still name the node.
-      step.error = step.node && !why.includes(step.node) ? `${step.title}: ${why}` : why;
+      step.error = step.node && !why.includes(step.node) ? `${step.title}${step.title.includes(step.node) ? '' : ` on ${step.node}`}: ${why}` : why;
       step.endedAt = state.now();
       const decision = await gates.holdForDecision(id, step.error, opts.choices ?? ['retry', 'skip', 'abort']);
       if (decision.action === 'retry') {
