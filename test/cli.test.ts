@@ -1,9 +1,7 @@
 // What an operator sees for bad input: one sentence, a non-zero exit, and nothing started.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
@@ -11,20 +9,14 @@ import { parse, stringify } from 'yaml';
 import { validateInventory } from '../inventory/load';
 import type { UpgradeInput } from '../workflows/definitions';
 import { sharedTemporal } from './temporalEnv';
+import { runCli, type CliRun } from './helpers/cli';
 
-const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'cli-'));
 let address: string;
 let client: Client;
 
-async function cli(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const r = await run(process.execPath, ['--import', 'tsx', 'client/cli.ts', ...args], { env: { ...process.env, TEMPORAL_ADDRESS: address } });
-    return { ...r, code: 0 };
-  } catch (err) {
-    const e = err as { stdout: string; stderr: string; code: number };
-    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
-  }
+function cli(...args: string[]): Promise<CliRun> {
+  return runCli(args, { TEMPORAL_ADDRESS: address });
 }
 
 function seedWith(change: (raw: Record<string, any>) => void): string {

@@ -10,11 +10,9 @@
 //     pool's connection open) → bounded retries, the hold naming the node, `retry` recovers;
 //   - nova-api that fails to start on the new code → its server stays drained on every LB
 //     through the hold, a retry, a skip and the abort, which reports it left drained.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
@@ -33,6 +31,7 @@ import { nodeLayout } from '../lab/node/layout';
 import { sshdPid, startSshd, stopSshd } from '../lab/sshd';
 import { decideUpdate, PHASES, progressQuery, type Phase, type Progress, type UpgradeResult } from '../workflows/definitions';
 import { sharedTemporal, workflowBundle } from './temporalEnv';
+import { runCli, type CliRun } from './helpers/cli';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 
@@ -61,14 +60,8 @@ async function startNodeSshd(name: string): Promise<void> {
   await startSshd({ name: n.name, dir: sshdDir(name), address: n.address, port: n.sshPort, authorizedKeys: readFileSync(`${lab.privateKeyPath}.pub`, 'utf8'), env: n.env });
 }
 
-async function cli(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const r = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'client/cli.ts', ...args, '--address', address, '--task-queue', taskQueue], { env: { ...process.env, NOVA_UPGRADE_OPERATOR: 'faults-test' } });
-    return { ...r, code: 0 };
-  } catch (err) {
-    const e = err as { stdout: string; stderr: string; code: number };
-    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
-  }
+function cli(...args: string[]): Promise<CliRun> {
+  return runCli([...args, '--address', address, '--task-queue', taskQueue], { NOVA_UPGRADE_OPERATOR: 'faults-test' });
 }
 
 /** The lab's inventory with a retry policy and timeouts sized so a hold comes within seconds. */

@@ -4,7 +4,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { startHaproxy, stopHaproxy } from '../lab/haproxy';
@@ -13,6 +12,7 @@ import { commands, HaproxyRuntime } from '../activities/haproxy/runtimeApi';
 import { parseServersState, serverStats, type ServerStat } from '../activities/haproxy/stats';
 import type { RemoteRunner } from '../activities/ssh/types';
 import { freePort, get, haproxyLbConfig, startBackends, type Backend, type Reply } from './helpers/backends';
+import { failureOf } from './helpers/failures';
 
 const BACKEND = 'nova-api';
 const SERVERS = ['api1', 'api2', 'api3', 'api4'];
@@ -36,15 +36,6 @@ async function run<I, O>(fn: (input: I) => Promise<O>, input: I, beats?: unknown
   return env.run(fn, input);
 }
 
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(ApplicationFailure);
-    return e as ApplicationFailure;
-  }
-  throw new Error('expected a failure');
-}
 
 async function stat(lb: LbTarget, server: string): Promise<ServerStat> {
   return serverStats(await new HaproxyRuntime(lb).one(commands.showStat(BACKEND)), BACKEND).get(server)!;

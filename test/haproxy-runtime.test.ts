@@ -5,13 +5,13 @@ import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApplicationFailure } from '@temporalio/common';
 import { haproxyPid, reloadHaproxy, startHaproxy, stopHaproxy } from '../lab/haproxy';
 import { batchPayload, commands, HaproxyRuntime, splitAnswers, type LbTarget, type RuntimeCommand } from '../activities/haproxy/runtimeApi';
 import { parseServersState, serverStats } from '../activities/haproxy/stats';
 import { createHaproxyActivities } from '../activities/haproxy/activities';
 import type { RemoteRunner } from '../activities/ssh/types';
 import { freePort, haproxyLbConfig, startBackends, type Backend } from './helpers/backends';
+import { failureOf } from './helpers/failures';
 
 const BACKEND = 'nova-api';
 const noRunner: RemoteRunner = {
@@ -38,15 +38,6 @@ function raw(payload: string): Promise<string> {
   });
 }
 
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(ApplicationFailure);
-    return e as ApplicationFailure;
-  }
-  throw new Error('expected a failure');
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'haproxy-runtime-'));

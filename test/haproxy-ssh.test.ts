@@ -4,7 +4,6 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { startHaproxy, stopHaproxy } from '../lab/haproxy';
@@ -13,6 +12,7 @@ import { createHaproxyActivities, type LbTarget } from '../activities/haproxy/ac
 import { SshPool } from '../activities/ssh/pool';
 import type { SshTarget } from '../activities/ssh/types';
 import { freePort, haproxyLbConfig, startBackends, type Backend } from './helpers/backends';
+import { failureOf } from './helpers/failures';
 
 const BACKEND = 'nova-api';
 const root = mkdtempSync(join(tmpdir(), 'haproxy-ssh-'));
@@ -33,15 +33,6 @@ function run<I, O>(fn: (input: I) => Promise<O>, input: I): Promise<O> {
   return new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') }).run(fn, input);
 }
 
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(ApplicationFailure);
-    return e as ApplicationFailure;
-  }
-  throw new Error('expected a failure');
-}
 
 beforeAll(async () => {
   backends = await startBackends(['api1', 'api2']);

@@ -1,11 +1,9 @@
 // The zero-downtime proof, end to end: the CLI as a subprocess drives a real worker process on
 // the real Temporal server through a full upgrade of the lab (real sshd, real HAProxy, real
 // nova-api servers), while an independent probe sends requests through the VIP.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
@@ -20,22 +18,16 @@ import { PHASES, type Progress, type UpgradeResult } from '../workflows/definiti
 import { startUpgrade } from '../client/upgrades';
 import { startWorkerProcess, stopWorkerProcess } from '../worker/process';
 import { sharedTemporal } from './temporalEnv';
+import { runCli, type CliRun } from './helpers/cli';
 
-const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'lab-upgrade-'));
 const taskQueue = `lab-upgrade-${randomUUID()}`;
 let address: string;
 let client: Client;
 let lab: LabInfo;
 
-async function cli(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const r = await run(process.execPath, ['--import', 'tsx', 'client/cli.ts', ...args, '--address', address, '--task-queue', taskQueue], { env: { ...process.env, NOVA_UPGRADE_OPERATOR: 'test-operator' } });
-    return { ...r, code: 0 };
-  } catch (err) {
-    const e = err as { stdout: string; stderr: string; code: number };
-    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
-  }
+function cli(...args: string[]): Promise<CliRun> {
+  return runCli([...args, '--address', address, '--task-queue', taskQueue], { NOVA_UPGRADE_OPERATOR: 'test-operator' });
 }
 
 async function freshLab(): Promise<LabInfo> {

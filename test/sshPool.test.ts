@@ -4,10 +4,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApplicationFailure } from '@temporalio/common';
 import { ensureKeyPair } from '../lab/sshd';
 import { SshPool } from '../activities/ssh/pool';
 import { SshLab, freePort, type LabNode } from './helpers/sshLab';
+import { failureOf } from './helpers/failures';
 
 const lab = new SshLab();
 let node: LabNode;
@@ -23,14 +23,6 @@ function acceptedLogins(n: LabNode): number {
   return (readFileSync(join(n.sshd.dir, 'sshd.log'), 'utf8').match(/Accepted publickey/g) ?? []).length;
 }
 
-async function failureOf(work: Promise<unknown>): Promise<ApplicationFailure> {
-  const outcome = await work.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(outcome).toBeInstanceOf(ApplicationFailure);
-  return outcome as ApplicationFailure;
-}
 
 describe('SshPool concurrency and reuse', () => {
   it('runs 60 commands at once on one node within MaxSessions 10, over at most 4 connections', async () => {

@@ -17,11 +17,13 @@ import { createNotifyActivities } from '../activities/notify/webhook';
 import type { CommandAudit } from '../client/history';
 import { validateInventory } from '../inventory/load';
 import type { Inventory } from '../inventory/schema';
-import { approveUpdate, decideUpdate, progressQuery, type NotifyEvent, type Phase, type Progress, type UpgradeInput, type UpgradeResult } from '../workflows/definitions';
+import { approveUpdate, decideUpdate, type NotifyEvent, type Phase, type UpgradeInput, type UpgradeResult } from '../workflows/definitions';
 import type { UpgradeState } from '../workflows/state';
 import { batchEstimate } from '../workflows/window';
 import { newScript, scriptedActivities, untilProbeStop, useProbeClient, type Script } from './helpers/scriptedActivities';
 import { sharedTemporal, workflowBundle } from './temporalEnv';
+import { untilProgress } from './helpers/progress';
+import { runCli, type CliRun } from './helpers/cli';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 
@@ -48,16 +50,6 @@ async function start(autoApprove: Phase[], inv: Inventory): Promise<WorkflowHand
   return client.workflow.start('novaUpgrade', { taskQueue, workflowId: `nova-upgrade-${inv.cloud}`, args: [input] });
 }
 
-async function until(handle: WorkflowHandle, pred: (p: Progress) => boolean, what: string): Promise<Progress> {
-  const deadline = Date.now() + 60_000;
-  let last: Progress | undefined;
-  while (Date.now() < deadline) {
-    last = await handle.query(progressQuery);
-    if (pred(last)) return last;
-    await sleep(150);
-  }
-  throw new Error(`timed out waiting for ${what}; last status ${last?.status}, step ${last?.currentStep}`);
-}
 
 async function eventsFor(workflowId: string, count: number): Promise<NotifyEvent[]> {
   const deadline = Date.now() + 30_000;
@@ -68,14 +60,8 @@ async function eventsFor(workflowId: string, count: number): Promise<NotifyEvent
   }
 }
 
-async function cli(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const r = await run(process.execPath, ['--import', 'tsx', 'client/cli.ts', ...args, '--address', address, '--task-queue', taskQueue], { env: { ...process.env, NOVA_UPGRADE_OPERATOR: 'test-operator' } });
-    return { ...r, code: 0 };
-  } catch (err) {
-    const e = err as { stdout: string; stderr: string; code: number };
-    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
-  }
+function cli(...args: string[]): Promise<CliRun> {
+  return runCli([...args, '--address', address, '--task-queue', taskQueue], { NOVA_UPGRADE_OPERATOR: 'test-operator' });
 }
 
 beforeAll(async () => {
@@ -126,7 +112,7 @@ describe('webhook notifications', () => {
     expect(gate).toMatchObject({ event: 'gate', workflowId: id, cloud: inv.cloud, phase: 'before-upgrade', command: `nova-upgrade approve ${id} --phase before-upgrade --comment "..."` });
     expect(gate!.message).toBe(`${inv.cloud}: phase before-upgrade waits for approval`);
     await h.executeUpdate(approveUpdate, { args: [{ phase: 'before-upgrade', approver: 'alice' }] });
-    await until(h, (p) => p.status === 'held', 'the hold at api-db-sync');
+    await untilProgress(h, (p) => p.status === 'held', 'the hold at api-db-sync');
     const hold = (await eventsFor(id, 2))[1];
     expect(hold).toMatchObject({ event: 'hold', phase: 'before-window', step: 'api-db-sync', command: `nova-upgrade retry ${id}` });
     expect(hold!.commands).toEqual([`nova-upgrade retry ${id}`, `nova-upgrade skip ${id} --reason "..."`, `nova-upgrade abort ${id}`]);
@@ -177,7 +163,7 @@ describe('the maintenance window', () => {
   it('does not start a compute batch that cannot finish before the window ends, and says why', async () => {
     script = newScript();
     const h = await start(['before-upgrade', 'before-window', 'during-window'], inventory({ window: { end: '2020-01-01T00:00:00Z' } }));
-    const held = await until(h, (p) => p.pendingDecision?.stepId === 'compute-batch:1', 'the window hold');
+    const held = await untilProgress(h, (p) => p.pendingDecision?.stepId === 'compute-batch:1', 'the window hold');
     expect(held.pendingDecision?.error).toMatch(
       /^the window ends at 2020-01-01T00:00:00\.000Z \(\d+ d( \d+ h)? ago\); batch 1\/2 needs up to 33 min \(estimated from the inventory's timeouts for 1 node: commandSeconds 900, serviceUpSeconds 180, readSeconds 120\), so it was not started$/,
     );
@@ -187,7 +173,7 @@ describe('the maintenance window', () => {
     await h.executeUpdate(decideUpdate, { args: [{ action: 'retry', by: 'alice' }] });
     // Retry looks again; the window has not moved, so it holds again.
     await sleep(500);
-    const again = await until(h, (p) => p.status === 'held', 'the hold after retry');
+    const again = await untilProgress(h, (p) => p.status === 'held', 'the hold after retry');
     expect(again.pendingDecision?.stepId).toBe('compute-batch:1');
     await h.executeUpdate(decideUpdate, { args: [{ action: 'abort', by: 'alice', reason: 'window over' }] });
     const result = (await h.result()) as UpgradeResult;
@@ -269,7 +255,7 @@ describe('watch', () => {
   it('in a terminal redraws one view in place, with the phases and the pending approval', async () => {
     script = newScript();
     const h = await start([], inventory());
-    await until(h, (p) => p.status === 'waiting-approval', 'the first gate');
+    await untilProgress(h, (p) => p.status === 'waiting-approval', 'the first gate');
     const cmd = [process.execPath, '--import', 'tsx', 'client/cli.ts', 'watch', h.workflowId, '--address', address, '--task-queue', taskQueue].join(' ');
     const { stdout } = await run('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, TERM: 'xterm' } });
     expect(stdout).toContain('\x1b[2J\x1b[H');

@@ -12,14 +12,13 @@ import {
   abortSignal,
   approveUpdate,
   decideUpdate,
-  progressQuery,
   type Phase,
-  type Progress,
   type UpgradeInput,
   type UpgradeResult,
 } from '../workflows/definitions';
 import { newScript, scriptedActivities, useProbeClient, type Script } from './helpers/scriptedActivities';
 import { sharedTemporal, workflowBundle } from './temporalEnv';
+import { untilProgress } from './helpers/progress';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 
@@ -40,16 +39,6 @@ async function start(autoApprove: Phase[], inv = inventory()): Promise<WorkflowH
   return client.workflow.start('novaUpgrade', { taskQueue, workflowId: `nova-upgrade-${inv.cloud}`, args: [input] });
 }
 
-async function until(handle: WorkflowHandle, pred: (p: Progress) => boolean, what: string): Promise<Progress> {
-  const deadline = Date.now() + 60_000;
-  let last: Progress | undefined;
-  while (Date.now() < deadline) {
-    last = await handle.query(progressQuery);
-    if (pred(last)) return last;
-    await new Promise((r) => setTimeout(r, 150));
-  }
-  throw new Error(`timed out waiting for ${what}; last status ${last?.status}, step ${last?.currentStep}`);
-}
 
 const calledNames = () => script.calls.map((c) => c.name);
 
@@ -84,7 +73,7 @@ describe('novaUpgrade orchestration', () => {
   it('starts no phase before its approval and refuses an approval for the wrong phase', async () => {
     script = newScript();
     const h = await start([]);
-    const p = await until(h, (x) => x.status === 'waiting-approval', 'the first gate');
+    const p = await untilProgress(h, (x) => x.status === 'waiting-approval', 'the first gate');
     expect(p.pendingApproval?.phase).toBe('before-upgrade');
     expect(p.pendingApproval?.command).toBe(`nova-upgrade approve ${h.workflowId} --phase before-upgrade --comment "..."`);
     await new Promise((r) => setTimeout(r, 500));
@@ -93,7 +82,7 @@ describe('novaUpgrade orchestration', () => {
     expect(await refusal(h.executeUpdate(approveUpdate, { args: [{ phase: 'during-window', approver: 'alice' }] }))).toBe('the pending gate is before-upgrade, not during-window');
     const rec = await h.executeUpdate(approveUpdate, { args: [{ phase: 'before-upgrade', approver: 'alice', comment: 'go' }] });
     expect(rec).toMatchObject({ phase: 'before-upgrade', approver: 'alice', comment: 'go', auto: false });
-    const atSecond = await until(h, (x) => x.pendingApproval?.phase === 'before-window', 'the second gate');
+    const atSecond = await untilProgress(h, (x) => x.pendingApproval?.phase === 'before-window', 'the second gate');
     expect(await refusal(h.executeUpdate(approveUpdate, { args: [{ phase: 'before-upgrade', approver: 'bob' }] }))).toBe('phase before-upgrade is already approved');
     expect(atSecond.steps.filter((s) => s.phase === 'before-upgrade').every((s) => s.status === 'succeeded')).toBe(true);
     expect(atSecond.steps.filter((s) => s.phase !== 'before-upgrade').every((s) => s.status === 'pending')).toBe(true);
@@ -106,13 +95,13 @@ describe('novaUpgrade orchestration', () => {
     script = newScript();
     script.failures.set('syncApiDb', 1);
     const h = await start(['before-upgrade', 'before-window']);
-    const held = await until(h, (x) => x.status === 'held', 'the hold');
+    const held = await untilProgress(h, (x) => x.status === 'held', 'the hold');
     expect(held.pendingDecision).toMatchObject({ stepId: 'api-db-sync', choices: ['retry', 'skip', 'abort'] });
     expect(held.steps.find((s) => s.id === 'api-db-sync')).toMatchObject({ status: 'held', error: expect.stringContaining('syncApiDb failed as scripted') });
     expect(await refusal(h.executeUpdate(decideUpdate, { args: [{ action: 'skip', by: 'alice' }] }))).toMatch(/skip needs a reason/);
     expect(await refusal(h.executeUpdate(decideUpdate, { args: [{ action: 'retry', stepId: 'db-sync:cell0', by: 'alice' }] }))).toBe('the held step is api-db-sync, not db-sync:cell0');
     await h.executeUpdate(decideUpdate, { args: [{ action: 'retry', by: 'alice' }] });
-    const after = await until(h, (x) => x.pendingApproval?.phase === 'during-window', 'the window gate');
+    const after = await untilProgress(h, (x) => x.pendingApproval?.phase === 'during-window', 'the window gate');
     expect(after.steps.find((s) => s.id === 'api-db-sync')).toMatchObject({ status: 'succeeded', operatorRetries: 1, attempts: 2 });
     const keys = script.calls.filter((c) => c.name === 'syncApiDb').map((c) => c.input.key as string);
     // An operator retry must be a new run on the node, not a reattach to the failed one.
@@ -125,9 +114,9 @@ describe('novaUpgrade orchestration', () => {
     script = newScript();
     script.failures.set('runUpgradeCheck', Infinity);
     const h = await start(['before-upgrade', 'before-window', 'during-window']);
-    await until(h, (x) => x.pendingDecision?.stepId === 'upgrade-check', 'the hold at upgrade-check');
+    await untilProgress(h, (x) => x.pendingDecision?.stepId === 'upgrade-check', 'the hold at upgrade-check');
     await h.executeUpdate(decideUpdate, { args: [{ action: 'skip', reason: 'checked by hand', by: 'alice' }] });
-    const p = await until(h, (x) => x.steps.find((s) => s.id === 'restart:controller:devstack@n-super-cond')?.status === 'succeeded', 'the conductor restart');
+    const p = await untilProgress(h, (x) => x.steps.find((s) => s.id === 'restart:controller:devstack@n-super-cond')?.status === 'succeeded', 'the conductor restart');
     expect(p.steps.find((s) => s.id === 'upgrade-check')).toMatchObject({ status: 'skipped', skipReason: 'checked by hand (by alice)' });
     await h.terminate('test done');
   });
@@ -164,7 +153,7 @@ describe('novaUpgrade orchestration', () => {
     script = newScript();
     script.failures.set('waitForNoSessions', Infinity);
     const h = await start(['before-upgrade', 'before-window', 'during-window']);
-    const held = await until(h, (x) => x.pendingDecision?.stepId === 'wait-sessions:controller', 'the drain hold');
+    const held = await untilProgress(h, (x) => x.pendingDecision?.stepId === 'wait-sessions:controller', 'the drain hold');
     expect(held.pendingDecision?.choices).toEqual(['retry', 'shutdown-sessions', 'skip', 'abort']);
     await h.signal(abortSignal, { by: 'alice', reason: 'window over' });
     const result = (await h.result()) as UpgradeResult;
@@ -179,7 +168,7 @@ describe('novaUpgrade orchestration', () => {
     script = newScript();
     script.failures.set('waitForComputesUp', Infinity);
     const h = await start(['before-upgrade', 'before-window', 'during-window']);
-    const held = await until(h, (x) => x.pendingDecision?.stepId === 'compute-batch:1', 'the compute batch hold');
+    const held = await untilProgress(h, (x) => x.pendingDecision?.stepId === 'compute-batch:1', 'the compute batch hold');
     expect(held.pendingDecision?.error).toMatch(/batch 1\/2 failed at "wait until controller report up/);
     const before = script.calls.length;
     await h.signal(abortSignal, { by: 'alice' });
@@ -199,7 +188,7 @@ describe('novaUpgrade orchestration', () => {
       runVipProbe: () => ({ requests: 500, failedRequests: 3, failuresByKind: { http5xx: 3 }, firstFailures: [{ at: 'now', client: 0, path: '/', kind: 'http5xx', reason: 'HTTP 503' }], latencyMs: { p50: 1, p95: 2, p99: 3, max: 4 }, versionDecreases: 0, maxMicroversionSeen: '2.100', requestsByBackend: {}, perClient: [], durationSeconds: 1, running: false }),
     };
     const h = await start(['before-upgrade', 'before-window', 'during-window']);
-    const held = await until(h, (x) => x.status === 'held', 'the probe hold');
+    const held = await untilProgress(h, (x) => x.status === 'held', 'the probe hold');
     expect(held.pendingDecision?.stepId).toBe('vip-probe-result');
     expect(held.pendingDecision?.error).toMatch(/^3 of 500 requests through the VIP failed \(allowed: 0\); first: http5xx on \/: HTTP 503/);
     expect(held.probe).toMatchObject({ requests: 500, failedRequests: 3 });
@@ -209,7 +198,7 @@ describe('novaUpgrade orchestration', () => {
   it('refuses a decision when nothing is held', async () => {
     script = newScript();
     const h = await start([]);
-    await until(h, (x) => x.status === 'waiting-approval', 'the first gate');
+    await untilProgress(h, (x) => x.status === 'waiting-approval', 'the first gate');
     expect(await refusal(h.executeUpdate(decideUpdate, { args: [{ action: 'retry', by: 'alice' }] }))).toBe('no step is held waiting for a decision');
     await h.terminate('test done');
   });
