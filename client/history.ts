@@ -10,19 +10,13 @@ import { CliError } from './upgrades';
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 const EventType = temporal.api.enums.v1.EventType;
 
-export interface AuditRow {
+export interface AuditRow extends CommandRecord {
   /** When the activity's result was recorded. */
   at: string;
   workflowId: string;
   activity: string;
   /** The runbook-like summary the workflow gave the activity (also what the Web UI shows). */
   summary: string;
-  node: string;
-  command: string;
-  exitCode: number | null;
-  signal?: string;
-  durationMs: number;
-  reattached?: boolean;
 }
 
 export interface FailedActivity {

@@ -3,8 +3,8 @@
 // whose pid never changes. The caller supplies the whole config; nothing here knows about nova.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { join } from 'node:path';
+import { adminCommand } from './haproxySocket';
 
 export const HAPROXY_BIN = '/usr/sbin/haproxy';
 
@@ -80,21 +80,7 @@ export function haproxyPid(dir: string): number | undefined {
 
 /** One command on the master CLI; the master closes the connection after answering. */
 export function masterCommand(dir: string, command: string, timeoutMs = 2000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = createConnection(paths(dir).masterSocket);
-    let out = '';
-    const timer = setTimeout(() => sock.destroy(new Error(`master CLI in ${dir} did not answer "${command}" within ${timeoutMs} ms`)), timeoutMs);
-    sock.on('connect', () => sock.end(`${command}\n`));
-    sock.on('data', (d) => (out += d.toString()));
-    sock.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    sock.on('close', () => {
-      clearTimeout(timer);
-      resolve(out);
-    });
-  });
+  return adminCommand(paths(dir).masterSocket, command, timeoutMs);
 }
 
 interface ProcState {

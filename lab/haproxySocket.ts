@@ -2,6 +2,7 @@
 // the health checks have marked every nova-api UP, so the VIP answers from both at once.
 import { createConnection } from 'node:net';
 
+/** One command on a unix runtime socket, which HAProxy closes after answering. */
 export function adminCommand(socket: string, command: string, timeoutMs = 2000): Promise<string> {
   return new Promise((resolve, reject) => {
     const sock = createConnection(socket);
