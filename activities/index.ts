@@ -2,7 +2,7 @@
 // object this returns; workflows see only its type.
 import { createHaproxyActivities } from './haproxy/activities';
 import type { Client } from '@temporalio/client';
-import { progressQuery } from '../workflows/definitions';
+import { progressQuery } from '../common/messages';
 import { createProbeActivities, type StopRequested } from './http/probe';
 import { createLbSetupActivities } from './lb/activities';
 import { createVersionActivities } from './http/versions';

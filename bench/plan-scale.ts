@@ -3,7 +3,8 @@
 // payloads over 2 MiB and warns from 512 KiB, so these must stay well below for real fleets.
 // Usage: npx tsx bench/plan-scale.ts [computes=500] [apiNodes=4] [lbNodes=3] [batchSize=10]
 import { validateInventory } from '../inventory/load';
-import { computeBatches, planUpgrade } from '../workflows/plan';
+import { computeBatches } from '../common/topology';
+import { plannedSteps as planUpgrade } from '../workflows/runbook';
 
 const [computes = 500, apis = 4, lbs = 3, batchSize = 10] = process.argv.slice(2).map(Number);
 const nodes = [

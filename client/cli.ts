@@ -2,9 +2,9 @@
 // exit code; stack traces are for bugs, shown only with NOVA_UPGRADE_DEBUG=1.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { InventoryError, loadInventory } from '../inventory/load';
-import { isPhase, PHASES, type Phase } from '../workflows/definitions';
-import { planUpgrade } from '../workflows/plan';
-import { UpgradePhase, UpgradeStatus } from '../workflows/searchAttributes';
+import { isPhase, PHASES, type Phase } from '../common/messages';
+import { plannedSteps } from '../workflows/runbook';
+import { UpgradePhase, UpgradeStatus } from '../common/searchAttributes';
 import { connectClient, ConnectionError, resolveConnection, type ConnectionFlags } from './connection';
 import { changedLines, liveLines, progressTable, watchView } from './render';
 import { auditTable, commandAudit } from './history';
@@ -64,7 +64,7 @@ export function buildProgram(): Command {
       const inv = loadInventory(o.inventory);
       if (o.dryRun) {
         let phaseName = '';
-        for (const s of planUpgrade(inv)) {
+        for (const s of plannedSteps(inv)) {
           if (s.phase !== phaseName) print(`\n== ${(phaseName = s.phase)}${o.autoApprove.includes(s.phase) ? ' (auto-approved)' : ' (waits for approval)'}`);
           print(`- ${s.title}`);
           for (const c of s.commands) print(`    [${c.node}] ${c.command}`);

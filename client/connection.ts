@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import type { NativeConnectionOptions } from '@temporalio/worker';
-import { TASK_QUEUE } from '../workflows/definitions';
+import { TASK_QUEUE } from '../common/messages';
 
 export interface ConnectionFlags {
   address?: string;

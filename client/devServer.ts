@@ -5,7 +5,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { SEARCH_ATTRIBUTES } from '../workflows/searchAttributes';
+import { SEARCH_ATTRIBUTES } from '../common/searchAttributes';
 import { repoRoot } from './paths';
 
 export type SearchAttributeSpec = (typeof SEARCH_ATTRIBUTES)[number];

@@ -6,8 +6,8 @@ import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/c
 import { loadInventory } from '../inventory/load';
 import type { Inventory } from '../inventory/schema';
 import { createLbSetupActivities } from '../activities/lb/activities';
-import { lbNodeJobs, type LbNodeJob } from '../activities/lb/jobs';
-import { LoadBalancerSetupError } from '../activities/lb/render';
+import { lbNodeJobs, type LbNodeJob } from '../common/lbJobs';
+import { LoadBalancerSetupError } from '../common/lbRender';
 import { SshPool } from '../activities/ssh/pool';
 import { lbSetupProgressQuery, lbSetupWorkflowId, type LbSetupInput, type LbSetupResult } from '../workflows/setupLoadBalancers';
 import { connectClient, resolveConnection, type ConnectionFlags } from './connection';

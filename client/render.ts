@@ -1,5 +1,5 @@
 // Text views of an upgrade's progress for `status` and `watch`.
-import { PHASES, type Progress, type StepState } from '../workflows/definitions';
+import { PHASES, type Progress, type StepState } from '../common/messages';
 import type { LiveActivity } from './live';
 
 const MARK: Record<StepState['status'], string> = {

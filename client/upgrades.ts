@@ -20,9 +20,9 @@ import {
   type Progress,
   type UpgradeInput,
   type UpgradeResult,
-} from '../workflows/definitions';
-import { computeBatches, drainedServices } from '../workflows/plan';
-import { NovaCloud } from '../workflows/searchAttributes';
+} from '../common/messages';
+import { computeBatches, drainedServices } from '../common/topology';
+import { NovaCloud } from '../common/searchAttributes';
 
 export class CliError extends Error {
   override name = 'CliError';

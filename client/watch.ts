@@ -1,7 +1,7 @@
 // `watch`: follows an upgrade until it needs the operator or ends. A TTY gets a view redrawn in
 // place; a pipe gets one line per change, so logs stay readable.
 import type { Client } from '@temporalio/client';
-import type { Progress } from '../workflows/definitions';
+import type { Progress } from '../common/messages';
 import { liveActivities, type LiveActivity } from './live';
 import type { LiveLine } from './render';
 import { CliError, viewUpgrade } from './upgrades';

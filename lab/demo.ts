@@ -12,7 +12,7 @@ import { startUpgrade } from '../client/upgrades';
 import { watchUpgrade } from '../client/watch';
 import { changedLines, progressTable } from '../client/render';
 import { loadInventory } from '../inventory/load';
-import { PHASES, type UpgradeResult } from '../workflows/definitions';
+import { PHASES, type UpgradeResult } from '../common/messages';
 import { startWorkerProcess } from '../worker/process';
 import { labDown, labEvents, labStatus, labUp, type LabInfo } from './lab';
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { parse, stringify } from 'yaml';
 import { validateInventory } from '../inventory/load';
-import type { UpgradeInput } from '../workflows/definitions';
+import type { UpgradeInput } from '../common/messages';
 import { sharedTemporal } from './temporalEnv';
 import { runCli, type CliRun } from './helpers/cli';
 

@@ -13,7 +13,7 @@ import { VipProbe } from '../activities/http/probe';
 import { startUpgrade } from '../client/upgrades';
 import { loadInventory } from '../inventory/load';
 import { labDown, labEvents, labStatus, labUp, type LabInfo } from '../lab/lab';
-import { approveUpdate, progressQuery, type Progress, type UpgradeResult } from '../workflows/definitions';
+import { approveUpdate, progressQuery, type Progress, type UpgradeResult } from '../common/messages';
 import { startWorkerProcess, workerPid } from '../worker/process';
 import { sharedTemporal } from './temporalEnv';
 

@@ -17,7 +17,7 @@ import {
   temporalCliPath,
   type StartDevServerOptions,
 } from '../client/devServer';
-import { SEARCH_ATTRIBUTES } from '../workflows/searchAttributes';
+import { SEARCH_ATTRIBUTES } from '../common/searchAttributes';
 import { sharedTemporal } from './temporalEnv';
 
 const scratch = mkdtempSync(join(tmpdir(), 'nova-upgrade-devserver-'));

@@ -29,7 +29,7 @@ import { adminCommand, waitForBackends } from '../lab/haproxySocket';
 import { labDown, labEvents, labUp, type LabInfo, type LabNode } from '../lab/lab';
 import { nodeLayout } from '../lab/node/layout';
 import { sshdPid, startSshd, stopSshd } from '../lab/sshd';
-import { decideUpdate, PHASES, progressQuery, type Phase, type Progress, type UpgradeResult } from '../workflows/definitions';
+import { decideUpdate, PHASES, progressQuery, type Phase, type Progress, type UpgradeResult } from '../common/messages';
 import { sharedTemporal, workflowBundle } from './temporalEnv';
 import { runCli, type CliRun } from './helpers/cli';
 
@@ -276,7 +276,7 @@ describe('a node that hangs with a connection open', () => {
   it('a plain step holds after its start-to-close timeouts; retry recovers once it thaws', async () => {
     const apicomp = loadInventory(lab.inventoryPath).nodes.find((n) => n.name === 'apicomp')!;
     // The pool keeps this connection open; freezing sshd freezes it with the listener.
-    const { sshTargetFor } = await import('../activities/ssh/types');
+    const { sshTargetFor } = await import('../common/sshTarget');
     const inv = inventory('hang');
     expect((await pool.run(sshTargetFor(inv, apicomp), 'true')).exitCode).toBe(0);
     stopSshd(sshdDir('apicomp'), 'SIGSTOP');

@@ -8,9 +8,10 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { startHaproxy, stopHaproxy } from '../lab/haproxy';
 import { ensureKeyPair, startSshd, stopSshd } from '../lab/sshd';
-import { createHaproxyActivities, type LbTarget } from '../activities/haproxy/activities';
+import { createHaproxyActivities } from '../activities/haproxy/activities';
+import { type LbTarget } from '../common/haproxy';
 import { SshPool } from '../activities/ssh/pool';
-import type { SshTarget } from '../activities/ssh/types';
+import type { SshTarget } from '../common/sshTarget';
 import { freePort, haproxyLbConfig, startBackends, type Backend } from './helpers/backends';
 import { failureOf } from './helpers/failures';
 

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { InventoryError, loadInventory, validateInventory } from '../inventory/load';
-import { computeBatches, planUpgrade } from '../workflows/plan';
+import { computeBatches } from '../common/topology';
+import { plannedSteps as planUpgrade } from '../workflows/runbook';
 
 const seed = () => parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as Record<string, any>;
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateInventory } from '../inventory/load';
-import { renderLoadBalancers } from '../activities/lb/render';
+import { renderLoadBalancers } from '../common/lbRender';
 import { createNetnsPair, holdersOf, inNetns, spawnInNetns, type NetnsHost, type NetnsPair } from './helpers/netns';
 
 const SUBNET = '10.250.62';

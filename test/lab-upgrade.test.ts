@@ -14,7 +14,7 @@ import { getIniOption } from '../activities/nova/ini';
 import { SshPool } from '../activities/ssh/pool';
 import { loadInventory } from '../inventory/load';
 import { labDown, labEvents, labStatus, labUp, runOnNode, type LabInfo } from '../lab/lab';
-import { PHASES, type Progress, type UpgradeResult } from '../workflows/definitions';
+import { PHASES, type Progress, type UpgradeResult } from '../common/messages';
 import { startUpgrade } from '../client/upgrades';
 import { startWorkerProcess, stopWorkerProcess } from '../worker/process';
 import { sharedTemporal } from './temporalEnv';

@@ -10,7 +10,7 @@ import type { Inventory } from '../inventory/schema';
 import { createHaproxyActivities } from '../activities/haproxy/activities';
 import { HaproxyRuntime } from '../activities/haproxy/runtimeApi';
 import { createLbSetupActivities } from '../activities/lb/activities';
-import { lbNodeJobs, vipCheck, type LbNodeJob } from '../activities/lb/jobs';
+import { lbNodeJobs, vipCheck, type LbNodeJob } from '../common/lbJobs';
 import { SshPool } from '../activities/ssh/pool';
 import { ensureKeyPair, knownHostsEntry, startSshd } from '../lab/sshd';
 import { dryRun } from '../client/lbSetup';

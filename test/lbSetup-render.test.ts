@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { InventoryError, validateInventory } from '../inventory/load';
-import { renderLoadBalancers, trackWeight } from '../activities/lb/render';
+import { renderLoadBalancers, trackWeight } from '../common/lbRender';
 
 const dir = mkdtempSync(join(tmpdir(), 'lb-render-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -11,8 +11,8 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { validateInventory } from '../inventory/load';
 import type { Inventory } from '../inventory/schema';
-import type { LbNodeJob } from '../activities/lb/jobs';
-import { decideUpdate } from '../workflows/definitions';
+import type { LbNodeJob } from '../common/lbJobs';
+import { decideUpdate } from '../common/messages';
 import { lbSetupProgressQuery, type LbSetupProgress, type LbSetupResult } from '../workflows/setupLoadBalancers';
 import { sharedTemporal } from './temporalEnv';
 

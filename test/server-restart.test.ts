@@ -16,7 +16,7 @@ import { findFreePort, startDevServer, stopDevServer } from '../client/devServer
 import { startUpgrade } from '../client/upgrades';
 import { loadInventory } from '../inventory/load';
 import { labDown, labEvents, labStatus, labUp, type LabInfo } from '../lab/lab';
-import { PHASES, progressQuery, type Progress, type UpgradeResult } from '../workflows/definitions';
+import { PHASES, progressQuery, type Progress, type UpgradeResult } from '../common/messages';
 import { startWorkerProcess, stopWorkerProcess, workerPid } from '../worker/process';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -13,7 +13,7 @@ import { findFreePort, startDevServer, stopDevServer, type DevServerInfo } from 
 import { startUpgrade, staticSummary } from '../client/upgrades';
 import { loadInventory } from '../inventory/load';
 import { labDown, labUp, type LabInfo } from '../lab/lab';
-import { progressQuery, type Progress } from '../workflows/definitions';
+import { progressQuery, type Progress } from '../common/messages';
 import { startWorkerProcess, stopWorkerProcess } from '../worker/process';
 
 const CHROMIUM = '/usr/bin/chromium';

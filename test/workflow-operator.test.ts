@@ -17,7 +17,7 @@ import { createNotifyActivities } from '../activities/notify/webhook';
 import type { CommandAudit } from '../client/history';
 import { validateInventory } from '../inventory/load';
 import type { Inventory } from '../inventory/schema';
-import { approveUpdate, decideUpdate, type NotifyEvent, type Phase, type UpgradeInput, type UpgradeResult } from '../workflows/definitions';
+import { approveUpdate, decideUpdate, type NotifyEvent, type Phase, type UpgradeInput, type UpgradeResult } from '../common/messages';
 import type { UpgradeState } from '../workflows/state';
 import { batchEstimate } from '../workflows/window';
 import { newScript, scriptedActivities, untilProbeStop, useProbeClient, type Script } from './helpers/scriptedActivities';

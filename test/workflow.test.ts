@@ -15,7 +15,7 @@ import {
   type Phase,
   type UpgradeInput,
   type UpgradeResult,
-} from '../workflows/definitions';
+} from '../common/messages';
 import { newScript, scriptedActivities, useProbeClient, type Script } from './helpers/scriptedActivities';
 import { sharedTemporal, workflowBundle } from './temporalEnv';
 import { untilProgress } from './helpers/progress';

@@ -1,10 +1,12 @@
 // One batch of nova-compute nodes in a child workflow of its own, so the parent's history
-// stays bounded however many hundreds of computes the cloud has.
+// stays bounded however many hundreds of computes the cloud has. Its lines are declared in
+// runbook/batchSteps.ts, where the dry run reads them too.
 import { ApplicationFailure, setCurrentDetails } from '@temporalio/workflow';
+import type { ComputeBatch } from '../common/topology';
 import type { Inventory } from '../inventory/schema';
-import { Ops } from './ops';
-import { isComputeOnly, nodeByName, type ComputeBatch } from './plan';
-import { describeFailure } from './steps';
+import { describeFailure } from './failures';
+import { createOps } from './ops';
+import { computeBatchSteps, type BatchContext } from './runbook/batchSteps';
 
 export interface ComputeBatchInput {
   /** Only the batch's nodes and the controller: the child's history carries no more. */
@@ -23,44 +25,19 @@ export interface ComputeBatchResult {
 
 export async function upgradeComputeBatch(input: ComputeBatchInput): Promise<ComputeBatchResult> {
   const inv = input.inventory;
-  const ops = new Ops(inv);
   const label = `batch ${input.batch.index}/${input.batches}`;
-  const nodes = input.batch.nodes.map((n) => nodeByName(inv, n));
-  const hosts = nodes.map((n) => n.novaHost);
+  const b: BatchContext = { ops: createOps(inv), key: input.key, stoppedAt: {} };
   const notes: string[] = [];
   let changed = false;
   let stage = 'start';
-  const track = (o: { summary: string; alreadyDone?: boolean }) => {
-    notes.push(o.summary);
-    if (!o.alreadyDone) changed = true;
-  };
-  const at = (s: string) => {
-    stage = s;
-    setCurrentDetails(`${label}: ${s}`);
-  };
   try {
-    for (const n of nodes.filter(isComputeOnly)) {
-      at(`set [upgrade_levels] compute = auto on ${n.name}`);
-      track(await ops.pinComputeRpc(n.name));
+    for (const s of computeBatchSteps(inv, input.batch, label)) {
+      stage = s.title;
+      setCurrentDetails(`${label}: ${s.title}`);
+      const out = await s.run(b);
+      notes.push(out.summary);
+      if (!out.alreadyDone) changed = true;
     }
-    at(`disable ${hosts.join(', ')} for scheduling`);
-    track(await ops.disableComputes(hosts, `nova-upgrade to ${inv.release.to} (${label})`));
-    at(`wait until no instance task is in progress on ${hosts.join(', ')}`);
-    track(await ops.waitForNoTasks(hosts));
-    const stoppedAt: Record<string, string> = {};
-    for (const n of nodes) {
-      const unit = n.services.find((s) => s.kind === 'compute')!.unit;
-      at(`install nova ${inv.release.to} on ${n.name}`);
-      track(await ops.installCode(n.name, `${input.key}/install-${n.name}`));
-      at(`restart ${unit} on ${n.name} (graceful stop, start on new code)`);
-      const restarted = await ops.restartComputeService(n.name, unit, `${input.key}/restart-${n.name}`);
-      stoppedAt[n.novaHost] = restarted.stoppedAt;
-      track(restarted);
-    }
-    at(`wait until ${hosts.join(', ')} report up with a fresh heartbeat`);
-    track(await ops.waitForComputesUp(hosts, stoppedAt));
-    at(`enable ${hosts.join(', ')} for scheduling`);
-    track(await ops.enableComputes(hosts));
   } catch (err) {
     throw ApplicationFailure.create({
       type: 'ComputeBatchFailed',
@@ -69,5 +46,6 @@ export async function upgradeComputeBatch(input: ComputeBatchInput): Promise<Com
       details: [{ stage, notes }],
     });
   }
+  const hosts = input.batch.nodes.map((n) => inv.nodes.find((x) => x.name === n)!.novaHost);
   return { summary: `${label}: ${hosts.join(', ')} run nova ${inv.release.to}`, alreadyDone: !changed, notes };
 }

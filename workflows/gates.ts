@@ -12,17 +12,10 @@ import {
   type DecideInput,
   type DecisionAction,
   type Phase,
-} from './definitions';
+} from '../common/messages';
+import { AbortRequested } from './failures';
 import type { Notifier } from './notify';
 import type { UpgradeState } from './state';
-
-/** Thrown to unwind to the abort handler at a safe point. */
-export class AbortRequested extends Error {
-  constructor(readonly by: string, readonly reason?: string) {
-    super(`abort requested by ${by}${reason ? `: ${reason}` : ''}`);
-    this.name = 'AbortRequested';
-  }
-}
 
 export class Gates {
   private approved = new Set<Phase>();

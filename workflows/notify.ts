@@ -2,10 +2,10 @@
 // its way: a gate does not wait for its notification, and one that was not delivered becomes a
 // warning in the progress, not a hold.
 import { condition, patched } from '@temporalio/workflow';
-import type { NotifyEventKind, NotifyFields } from './definitions';
-import type { Ops } from './ops';
+import type { NotifyEventKind, NotifyFields } from '../common/messages';
+import type { NotifyOps } from './ops/notify';
 import type { UpgradeState } from './state';
-import { describeFailure } from './steps';
+import { describeFailure } from './failures';
 
 export interface Notifier {
   send(kind: NotifyEventKind, fields: NotifyFields): void;
@@ -14,7 +14,7 @@ export interface Notifier {
 export class WebhookNotifier implements Notifier {
   private inFlight = 0;
 
-  constructor(private readonly ops: Ops, private readonly state: UpgradeState, private readonly url: string | undefined) {}
+  constructor(private readonly ops: NotifyOps, private readonly state: UpgradeState, private readonly url: string | undefined) {}
 
   send(kind: NotifyEventKind, fields: NotifyFields): void {
     // Runs started before notifications existed replay without these activities.
@@ -22,7 +22,7 @@ export class WebhookNotifier implements Notifier {
     const p = this.state.progress;
     this.inFlight += 1;
     this.ops
-      .notify(this.url, { event: kind, workflowId: p.workflowId, cloud: p.cloud, ...fields, at: this.state.now() })
+      .notifyWebhook(this.url, { event: kind, workflowId: p.workflowId, cloud: p.cloud, ...fields, at: this.state.now() })
       .then(
         (r) => {
           if (!r.delivered) this.warn(r.summary);

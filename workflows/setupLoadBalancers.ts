@@ -10,10 +10,10 @@
 import { condition, defineQuery, proxyActivities, setCurrentDetails, setHandler, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { HaproxyActivities } from '../activities/haproxy/activities';
 import type { LbSetupActivities } from '../activities/lb/activities';
-import { lbNodeJobs, vipCheck, type LbNodeJob } from '../activities/lb/jobs';
+import { lbNodeJobs, vipCheck, type LbNodeJob } from '../common/lbJobs';
 import type { Inventory } from '../inventory/schema';
-import { abortSignal, decideSignal, decideUpdate, type DecideInput, type DecisionAction, type PendingDecision } from './definitions';
-import { describeFailure } from './steps';
+import { abortSignal, decideSignal, decideUpdate, type DecideInput, type DecisionAction, type PendingDecision } from '../common/messages';
+import { describeFailure } from './failures';
 
 export type LbStepStatus = 'pending' | 'running' | 'succeeded' | 'held' | 'skipped' | 'failed';
 

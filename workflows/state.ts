@@ -1,9 +1,9 @@
 // The workflow's view of where the upgrade stands. Everything the progress query, the Web UI's
 // current details and the search attributes show is derived from this one object.
 import { setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { Phase, Progress, StepState, UpgradeInput } from './definitions';
-import type { PlannedStep } from './plan';
-import { UpgradePhase, UpgradeStatus, UpgradeStep } from './searchAttributes';
+import type { Phase, Progress, StepState, UpgradeInput } from '../common/messages';
+import type { PlannedStep } from './runbook';
+import { UpgradePhase, UpgradeStatus, UpgradeStep } from '../common/searchAttributes';
 
 export class UpgradeState {
   readonly progress: Progress;

@@ -2,9 +2,9 @@
 // before it is not started. Workflow time only, so a replay decides the same way.
 import { patched } from '@temporalio/workflow';
 import type { Inventory } from '../inventory/schema';
-import { AbortRequested } from './gates';
+import { AbortRequested } from './failures';
 import type { UpgradeState } from './state';
-import type { StepContext } from './steps';
+import type { StepContext } from './stepRunner';
 
 export interface Estimate {
   ms: number;

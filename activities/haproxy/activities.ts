@@ -3,11 +3,10 @@
 import { activityContext, pause } from '../context';
 import { ApplicationFailure } from '@temporalio/common';
 import type { RemoteRunner } from '../ssh/types';
-import { checkName, commands, describeSocket, HaproxyRuntime, type CliLevel, type LbTarget, type RuntimeClientOptions, type RuntimeCommand } from './runtimeApi';
-import { CHECK_PASSED, drainedBy, parseServersState, satisfiesDrain, serverStats, type DrainMode, type ServerStat, type ServerState } from './stats';
+import { checkName, commands, describeSocket, HaproxyRuntime, type CliLevel, type RuntimeClientOptions, type RuntimeCommand } from './runtimeApi';
+import type { DrainMode, LbTarget, RecordedWeights } from '../../common/haproxy';
+import { CHECK_PASSED, drainedBy, parseServersState, satisfiesDrain, serverStats, type ServerStat, type ServerState } from './stats';
 
-export type { LbTarget } from './runtimeApi';
-export type { DrainMode } from './stats';
 
 export interface HaproxyDeps {
   runner: RemoteRunner;
@@ -16,7 +15,6 @@ export interface HaproxyDeps {
 }
 
 /** Configured weight per LB node, per server: what enableApiServer restores. */
-export type RecordedWeights = Record<string, Record<string, number>>;
 
 export interface LbServerInput {
   lbs: LbTarget[];
@@ -147,7 +145,7 @@ export function createHaproxyActivities(deps: HaproxyDeps) {
   /** Stops new traffic to the server on every LB; the mode is the inventory's haproxy.drainMode. */
   async function drainApiServer(input: LbServerInput & { mode: DrainMode }): Promise<StepResult> {
     const { backend, server, mode } = input;
-    const drain = mode === 'weight' ? commands.setWeight(backend, server, 0) : commands.setState(backend, server, mode === 'disable' ? 'maint' : 'drain');
+    const drain = commands.drain(backend, server, mode);
     const perLb = await onEveryLb(input.lbs, async (lb): Promise<PerLb> => {
       const before = await oneState(lb, backend, server);
       if (satisfiesDrain(before, mode)) return { lb: lb.node, alreadyDone: true, detail: `already ${drainedBy(before)}` };
@@ -253,7 +251,7 @@ export function createHaproxyActivities(deps: HaproxyDeps) {
       if (e.forcedMaint || e.forcedDrain) batch.push(commands.setState(backend, enable, 'ready'));
       if (e.uweight !== weight) batch.push(commands.setWeight(backend, enable, weight));
       for (const server of input.drain) {
-        if (!satisfiesDrain(await need(server), mode)) batch.push(mode === 'weight' ? commands.setWeight(backend, server, 0) : commands.setState(backend, server, mode === 'disable' ? 'maint' : 'drain'));
+        if (!satisfiesDrain(await need(server), mode)) batch.push(commands.drain(backend, server, mode));
       }
       if (batch.length === 0) return { lb: lb.node, alreadyDone: true, detail: 'already switched over' };
       await client(lb).execute(batch);

@@ -14,16 +14,9 @@
 import { createConnection, type Socket } from 'node:net';
 import { ApplicationFailure } from '@temporalio/common';
 import { HAPROXY_NAME, type LbSocket } from '../../inventory/schema';
+import { drainSetting, type DrainMode, type LbTarget } from '../../common/haproxy';
 import { shellQuote } from '../../inventory/commands';
-import type { RemoteRunner, SshTarget } from '../ssh/types';
-
-export interface LbTarget {
-  /** Inventory node name of the LB: every error names it. */
-  node: string;
-  socket: LbSocket;
-  /** Present when socket.via is ssh. */
-  ssh?: SshTarget;
-}
+import type { RemoteRunner } from '../ssh/types';
 
 export type CliLevel = 'admin' | 'operator' | 'user';
 
@@ -84,6 +77,8 @@ export const commands = {
     }
     return { text: `set server ${target(backend, server)} weight ${weight}`, backend, server };
   },
+  /** The drain of the inventory's haproxy.drainMode; `--dry-run` shows the same words. */
+  drain: (backend: string, server: string, mode: DrainMode): RuntimeCommand => ({ text: `set server ${target(backend, server)} ${drainSetting(mode)}`, backend, server }),
   shutdownSessions: (backend: string, server: string): RuntimeCommand => ({ text: `shutdown sessions server ${target(backend, server)}`, backend, server }),
 };
 

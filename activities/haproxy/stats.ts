@@ -12,6 +12,7 @@
 // "UP 1/3", "DRAIN 1/3". So "is it drained" is read from srv_admin_state bits and srv_uweight,
 // never from status.
 import { ApplicationFailure } from '@temporalio/common';
+import type { DrainMode } from '../../common/haproxy';
 
 /** srv_admin_state bits (src/server.h): forced by the runtime API, not inherited or configured. */
 export const SRV_ADMF_FMAINT = 0x01;
@@ -137,7 +138,6 @@ export function parseServersState(text: string): ServerState[] {
   });
 }
 
-export type DrainMode = 'weight' | 'disable' | 'drain';
 
 /** How the server is kept from new traffic right now, if it is. Maintenance is the strongest. */
 export function drainedBy(s: ServerState): 'maint' | 'drain' | 'weight' | undefined {

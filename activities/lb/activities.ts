@@ -2,11 +2,13 @@
 // node before it writes, so running it again with the same inventory changes nothing.
 import { activityContext, pause } from '../context';
 import { ApplicationFailure } from '@temporalio/common';
-import { HaproxyRuntime, type LbTarget } from '../haproxy/runtimeApi';
-import type { CommandResult, RemoteRunner, SshTarget } from '../ssh/types';
-import { candidatePath, type LbNodeJob, type VipCheck } from './jobs';
+import { HaproxyRuntime } from '../haproxy/runtimeApi';
+import { type LbTarget } from '../../common/haproxy';
+import type { CommandResult, RemoteRunner } from '../ssh/types';
+import type { SshTarget } from '../../common/sshTarget';
+import { candidatePath, type LbNodeJob, type VipCheck } from '../../common/lbJobs';
 import * as sh from './remote';
-import type { LbFileKind } from './render';
+import type { LbFileKind } from '../../common/lbRender';
 
 export interface LbSetupDeps {
   runner: RemoteRunner;

@@ -1,7 +1,7 @@
 // Tells a chat room or a pager that the upgrade needs someone (a gate, a hold) or has finished,
 // with the CLI command that answers it. A notification is a courtesy, never a step: it retries a
 // little, then reports that it was not delivered and lets the upgrade go on.
-import type { NotifyEvent } from '../../workflows/definitions';
+import type { NotifyEvent } from '../../common/messages';
 import { heartbeat } from '../nova/common';
 
 export interface NotifyWebhookInput {

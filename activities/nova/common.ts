@@ -2,7 +2,8 @@
 // that also work when a plain caller (a test, the lab harness) runs the code outside Temporal.
 import { activityContext } from '../context';
 import { ApplicationFailure } from '@temporalio/common';
-import type { CommandRecord, CommandResult, RemoteRunner, SshTarget } from '../ssh/types';
+import type { CommandRecord, CommandResult, RemoteRunner } from '../ssh/types';
+import type { SshTarget } from '../../common/sshTarget';
 
 export interface NovaDeps {
   runner: RemoteRunner;

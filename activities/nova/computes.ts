@@ -1,7 +1,8 @@
 // Compute services during the upgrade: disabled so the scheduler sends no new work to a
 // compute being restarted, drained of in-flight tasks, checked to heartbeat on new code,
 // and enabled again.
-import type { CommandRecord, SshTarget } from '../ssh/types';
+import type { CommandRecord } from '../ssh/types';
+import type { SshTarget } from '../../common/sshTarget';
 import { cancellationSignal, heartbeat, lastLines, nonRetryable, outputOf, runRead, sleep, toRecord, type NovaDeps } from './common';
 import { isTaskInProgress, parseNovaTimestamp, parseServerTasks, parseServiceList, type ComputeServiceRecord, type ServerTask } from './serviceList';
 

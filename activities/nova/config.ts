@@ -1,7 +1,8 @@
 // Step one of the runbook: pin [upgrade_levels] compute=auto so upgraded services keep
 // speaking RPC the oldest compute understands until every compute runs the new code.
 import { createHash } from 'node:crypto';
-import type { CommandRecord, SshTarget } from '../ssh/types';
+import type { CommandRecord } from '../ssh/types';
+import type { SshTarget } from '../../common/sshTarget';
 import { shellQuote } from '../../inventory/commands';
 import { getIniOption, setIniOption } from './ini';
 import { nonRetryable, runRead, toRecord, outputOf, lastLines, type NovaDeps } from './common';

@@ -2,7 +2,8 @@
 // HAProxy routes to instead of one node that is about to be restarted.
 import { z } from 'zod';
 import { renderCommand } from '../../inventory/commands';
-import type { CommandRecord, SshTarget } from '../ssh/types';
+import type { CommandRecord } from '../ssh/types';
+import type { SshTarget } from '../../common/sshTarget';
 import { cancellationSignal, lastLines, nonRetryable, outputOf, runRead, toRecord, type NovaDeps } from './common';
 
 export interface PointComputeEndpointInput {

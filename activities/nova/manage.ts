@@ -1,6 +1,7 @@
 // The database half of the runbook: new code, placement, api_db and cell db schema syncs, the
 // pre-flight `nova-status upgrade check`, and the online data migrations after the upgrade.
-import type { CommandRecord, SshTarget } from '../ssh/types';
+import type { CommandRecord } from '../ssh/types';
+import type { SshTarget } from '../../common/sshTarget';
 import { activityContext, heartbeat, lastLines, nonRetryable, outputOf, runDetachedOrFail, runRead, toRecord, cancellationSignal, type DetachedInput, type NovaDeps } from './common';
 import { parseUpgradeCheckOutput, type UpgradeCheck } from './novaStatus';
 import { parseOnlineMigrationsOutput, type MigrationRow } from './onlineMigrations';

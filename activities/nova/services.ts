@@ -1,6 +1,7 @@
 // Restarting, stopping, starting and HUPing nova's systemd units, each checked against what
 // systemd says first so that a retry after a worker died never restarts a service twice.
-import type { CommandRecord, SshTarget } from '../ssh/types';
+import type { CommandRecord } from '../ssh/types';
+import type { SshTarget } from '../../common/sshTarget';
 import { cancellationSignal, heartbeat, lastLines, nonRetryable, outputOf, runRead, sleep, toRecord, type NovaDeps } from './common';
 
 export interface ServiceState {

@@ -5,7 +5,7 @@ import { Client, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import type { ApplicationFailure } from '@temporalio/common';
 import * as fail from './errors';
 import { hostKeyAlgorithmsFor, readKnownHosts, sameKey, type KnownHostsLookup } from './knownHosts';
-import type { SshTarget } from './types';
+import type { SshTarget } from '../../common/sshTarget';
 
 export interface ConnectSettings {
   keepaliveIntervalMs: number;

@@ -7,7 +7,8 @@ import * as fail from './errors';
 import { abortReason } from './exec';
 import { DEFAULT_OUTPUT_LIMIT_BYTES } from './outputTail';
 import { killProcessGroupScript, remotePath, shQuote } from './shell';
-import type { CommandResult, DetachedOptions, RunOptions, SshTarget } from './types';
+import type { CommandResult, DetachedOptions, RunOptions } from './types';
+import type { SshTarget } from '../../common/sshTarget';
 
 export interface CommandRunner {
   run(target: SshTarget, command: string, opts?: RunOptions): Promise<CommandResult>;

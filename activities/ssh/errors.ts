@@ -2,7 +2,7 @@
 // can help: a workflow's retry policy keys on these types, an operator reads the message.
 import { ApplicationFailure } from '@temporalio/common';
 import { blobKeyType, fingerprint, type KnownHostKey } from './knownHosts';
-import type { SshTarget } from './types';
+import type { SshTarget } from '../../common/sshTarget';
 
 export const SshFailureType = {
   HostKeyUnknown: 'HostKeyUnknown',

@@ -5,7 +5,8 @@ import type { Client, ClientChannel } from 'ssh2';
 import * as fail from './errors';
 import { OutputTail } from './outputTail';
 import { killProcessGroupScript, shQuote } from './shell';
-import type { CommandResult, RunOptions, SshTarget } from './types';
+import type { CommandResult, RunOptions } from './types';
+import type { SshTarget } from '../../common/sshTarget';
 
 export interface ExecParams {
   client: Client;

@@ -6,7 +6,8 @@ import { runDetached } from './detached';
 import * as fail from './errors';
 import { ChannelNotOpened, abortReason, execCommand } from './exec';
 import { DEFAULT_OUTPUT_LIMIT_BYTES } from './outputTail';
-import type { CommandResult, DetachedOptions, RemoteRunner, RunOptions, SshTarget } from './types';
+import type { CommandResult, DetachedOptions, RemoteRunner, RunOptions } from './types';
+import type { SshTarget } from '../../common/sshTarget';
 
 export interface SshPoolOptions {
   /** Connections opened to one node before further commands queue. */

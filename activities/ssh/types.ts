@@ -1,28 +1,5 @@
 // The contract every remote effect goes through. One pool per worker process (see pool.ts).
-import type { Inventory, Node } from '../../inventory/schema';
-
-export interface SshTarget {
-  /** Inventory node name: every error and audit record names it. */
-  node: string;
-  host: string;
-  port: number;
-  username: string;
-  privateKeyPath: string;
-  knownHostsPath: string;
-  connectTimeoutMs: number;
-}
-
-export function sshTargetFor(inv: Pick<Inventory, 'ssh'>, node: Node): SshTarget {
-  return {
-    node: node.name,
-    host: node.address,
-    port: node.sshPort,
-    username: node.sshUser,
-    privateKeyPath: inv.ssh.privateKeyPath,
-    knownHostsPath: inv.ssh.knownHostsPath,
-    connectTimeoutMs: inv.ssh.connectTimeoutSeconds * 1000,
-  };
-}
+import type { SshTarget } from '../../common/sshTarget';
 
 /** What the audit log keeps of one remote command. */
 export interface CommandRecord {

@@ -1,5 +1,6 @@
 // Runs tempest detached on its node and turns stestr's report into a verdict.
-import type { CommandRecord, SshTarget } from '../ssh/types';
+import type { CommandRecord } from '../ssh/types';
+import type { SshTarget } from '../../common/sshTarget';
 import { cancellationSignal, heartbeat, lastLines, nonRetryable, outputOf, toRecord, type NovaDeps } from '../nova/common';
 import { parseStestrTotals, passedTestIds, type StestrTotals } from './stestr';
 

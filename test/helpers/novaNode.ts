@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { ensureKeyPair, startSshd, stopSshd } from '../../lab/sshd';
-import type { SshTarget } from '../../activities/ssh/types';
+import type { SshTarget } from '../../common/sshTarget';
 import { SshPool } from '../../activities/ssh/pool';
 import type { RemoteRunner } from '../../activities/ssh/types';
 import { SshCommandRunner } from './sshCommandRunner';

@@ -3,7 +3,7 @@
 // themselves are tested against real programs elsewhere and end to end on the lab.
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import { progressQuery } from '../../workflows/definitions';
+import { progressQuery } from '../../common/messages';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
 import type { CommandRecord } from '../../activities/ssh/types';

@@ -2,7 +2,8 @@
 // (activities/ssh/pool.ts). Detached runs keep pid, output and exit code under
 // <stateDir>/<key> on the node, so a second call with the same key reattaches.
 import { spawn } from 'node:child_process';
-import type { CommandResult, DetachedOptions, RemoteRunner, RunOptions, SshTarget } from '../../activities/ssh/types';
+import type { CommandResult, DetachedOptions, RemoteRunner, RunOptions } from '../../activities/ssh/types';
+import type { SshTarget } from '../../common/sshTarget';
 
 function sshArgs(t: SshTarget): string[] {
   return [

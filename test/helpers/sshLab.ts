@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureKeyPair, startSshd, stopSshd, sshdPid, type KeyPair, type SshdHandle } from '../../lab/sshd';
-import type { SshTarget } from '../../activities/ssh/types';
+import type { SshTarget } from '../../common/sshTarget';
 
 export function freePort(address: string): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -1,15 +1,10 @@
 // Running one runbook step: state transitions, and the hold that replaces failing the workflow
-// when an activity has exhausted its retries.
-import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, isCancellation, workflowInfo } from '@temporalio/workflow';
-import type { DecisionAction } from './definitions';
-import { AbortRequested, type Gates } from './gates';
+// when an activity has exhausted its retries. The one way a step runs and holds.
+import { isCancellation } from '@temporalio/workflow';
+import type { DecisionAction, Outcome } from '../common/messages';
+import { AbortRequested, describeFailure, runKey } from './failures';
+import type { Gates } from './gates';
 import type { UpgradeState } from './state';
-
-export interface Outcome {
-  summary: string;
-  alreadyDone?: boolean;
-  outputTail?: string;
-}
 
 export interface StepContext {
   state: UpgradeState;
@@ -20,28 +15,6 @@ export interface StepOptions {
   choices?: DecisionAction[];
   /** Runs an extra operator choice (e.g. shutdown-sessions) before the step is tried again. */
   onAction?: (action: DecisionAction) => Promise<void>;
-}
-
-/** The innermost meaningful message: ActivityFailure says only "activity failed". */
-export function describeFailure(err: unknown): string {
-  let cur: unknown = err;
-  while (cur instanceof ActivityFailure || cur instanceof ChildWorkflowFailure) cur = cur.cause;
-  if (cur instanceof ApplicationFailure && cur.type) return `${cur.message} [${cur.type}]`;
-  return cur instanceof Error ? cur.message : String(cur);
-}
-
-export function failureType(err: unknown): string | undefined {
-  let cur: unknown = err;
-  while (cur instanceof ActivityFailure || cur instanceof ChildWorkflowFailure) cur = cur.cause;
-  return cur instanceof ApplicationFailure ? (cur.type ?? undefined) : undefined;
-}
-
-/**
- * A key unique to this upgrade, step and operator retry. Activity retries reuse it, so a
- * detached command on the node is reattached rather than started twice.
- */
-export function runKey(stepId: string, operatorRetries: number): string {
-  return `${workflowInfo().workflowId}/${workflowInfo().firstExecutionRunId.slice(0, 8)}/${stepId}/r${operatorRetries}`;
 }
 
 export async function runStep(ctx: StepContext, id: string, fn: (key: string) => Promise<Outcome>, opts: StepOptions = {}): Promise<'done' | 'skipped'> {

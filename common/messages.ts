@@ -1,5 +1,6 @@
-// The one place that declares how the CLI, the tests and the workflow talk: signals, queries,
-// updates and the shapes they carry. Imported by workflow code, so nothing here may do I/O.
+// The neutral contract (as the samples' shared.ts): how the CLI, the tests and the workflow talk,
+// with signals, queries, updates and the shapes they carry. Imported by workflow code, so nothing
+// here may do I/O, and it imports nothing from workflows/ or activities/.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Inventory } from '../inventory/schema';
 
@@ -15,6 +16,14 @@ export function isPhase(value: string): value is Phase {
 /** One upgrade per cloud: the id is the lock. */
 export function upgradeWorkflowId(cloud: string): string {
   return `nova-upgrade-${cloud}`;
+}
+
+/** What every step and operation reports: the one outcome type. */
+export interface Outcome {
+  summary: string;
+  /** Set when the node showed the step had already taken effect. */
+  alreadyDone?: boolean;
+  outputTail?: string;
 }
 
 export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'held';

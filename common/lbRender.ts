@@ -1,7 +1,7 @@
 // haproxy.cfg, keepalived.conf and the sysctl drop-in of one LB node, rendered from the
 // inventory with the seed's settings as defaults. Pure and deterministic: the workflow renders
 // in its own code, so the history records exactly what was installed.
-import type { Inventory, LbSocket, LoadBalancerMember, LoadBalancerSettings } from '../../inventory/schema';
+import type { Inventory, LbSocket, LoadBalancerMember, LoadBalancerSettings } from '../inventory/schema';
 
 export type LbFileKind = 'haproxy' | 'keepalived' | 'sysctl';
 

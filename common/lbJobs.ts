@@ -1,10 +1,10 @@
 // What `lb setup` does on one LB node, fully rendered: files, command lines and targets. Pure,
 // so the workflow builds it in its own code and the CLI's --dry-run builds the very same thing.
-import { renderCommand } from '../../inventory/commands';
-import type { Inventory } from '../../inventory/schema';
-import type { LbTarget } from '../haproxy/runtimeApi';
-import { sshTargetFor, type SshTarget } from '../ssh/types';
-import { loadBalancerSettings, renderLoadBalancers, type RenderedFile } from './render';
+import { renderCommand } from '../inventory/commands';
+import type { Inventory } from '../inventory/schema';
+import type { LbTarget } from './haproxy';
+import { sshTargetFor, type SshTarget } from './sshTarget';
+import { loadBalancerSettings, renderLoadBalancers, type RenderedFile } from './lbRender';
 
 export interface LbNodeJob {
   node: string;

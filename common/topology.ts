@@ -1,0 +1,106 @@
+// The cloud's shape as the runbook sees it, derived from the inventory: which node is which,
+// which services are drained behind HAProxy, which restart in place, how computes are batched.
+// Pure, so the dry run, the workflow and the CLI derive the very same answers.
+import { renderCommand, type CommandName } from '../inventory/commands';
+import type { Inventory, Node, Service } from '../inventory/schema';
+import type { LbTarget } from './haproxy';
+import { sshTargetFor, type SshTarget } from './sshTarget';
+
+/** One command of the plan, on the node that runs it ('(worker)' for HTTP and socket calls). */
+export interface PlannedCommand {
+  node: string;
+  command: string;
+}
+
+export interface ComputeBatch {
+  index: number;
+  nodes: string[];
+}
+
+/** HTTP services behind HAProxy: drained, restarted and enabled one at a time. */
+export interface DrainedService {
+  node: string;
+  unit: string;
+  server: string;
+}
+
+/** Conductors first: newer services must find conductors that already speak their RPC version. */
+export const RESTART_ORDER: Service['kind'][] = ['conductor', 'scheduler', 'metadata', 'console', 'other'];
+
+/** A command template of the inventory, rendered with every value shell-quoted. */
+export function cmd(inv: Inventory, name: CommandName, values: Record<string, string | number> = {}): string {
+  return renderCommand(name, inv.commands[name], { osCloud: inv.openstack.osCloud, ...values });
+}
+
+export function nodeByName(inv: Inventory, name: string): Node {
+  const n = inv.nodes.find((x) => x.name === name);
+  if (!n) throw new Error(`no node named ${name} in the inventory`);
+  return n;
+}
+
+export function targetOf(inv: Inventory, name: string): SshTarget {
+  return sshTargetFor(inv, nodeByName(inv, name));
+}
+
+export function lbNodes(inv: Inventory): Node[] {
+  return inv.nodes.filter((n) => n.lb);
+}
+
+/** Every LB's runtime socket, as the HAProxy activities reach it. */
+export function lbTargets(inv: Inventory): LbTarget[] {
+  return lbNodes(inv).map((n) => ({
+    node: n.name,
+    socket: n.lb!.socket,
+    ...(n.lb!.socket.via === 'ssh' ? { ssh: sshTargetFor(inv, n) } : {}),
+  }));
+}
+
+export function isComputeOnly(n: Node): boolean {
+  return n.roles.every((r) => r === 'compute');
+}
+
+export function computeUnit(n: Node): string {
+  return n.services.find((s) => s.kind === 'compute')!.unit;
+}
+
+export function drainedServices(inv: Inventory): DrainedService[] {
+  return inv.nodes.flatMap((n) =>
+    n.services
+      .filter((s) => s.kind === 'api' || s.haproxyServer)
+      .map((s) => ({ node: n.name, unit: s.unit, server: s.haproxyServer ?? n.api?.haproxyServer ?? n.name })),
+  );
+}
+
+/** Services restarted in place in the window: everything but the drained ones and nova-compute. */
+export function inPlaceRestarts(inv: Inventory): { node: string; unit: string; kind: Service['kind'] }[] {
+  const drained = new Set(drainedServices(inv).map((d) => `${d.node}/${d.unit}`));
+  const all = inv.nodes.flatMap((n) =>
+    n.services
+      .filter((s) => s.kind !== 'compute' && !drained.has(`${n.name}/${s.unit}`))
+      .map((s) => ({ node: n.name, unit: s.unit, kind: s.kind })),
+  );
+  return RESTART_ORDER.flatMap((k) => all.filter((s) => s.kind === k));
+}
+
+/** Services that get a SIGHUP after the window: everything that is not drained behind HAProxy. */
+export function hupServices(inv: Inventory): { node: string; unit: string }[] {
+  return inv.nodes.flatMap((n) => n.services.filter((s) => s.kind !== 'api' && !s.haproxyServer).map((s) => ({ node: n.name, unit: s.unit })));
+}
+
+export function computeBatches(inv: Inventory): ComputeBatch[] {
+  const excluded = new Set(inv.compute.exclude);
+  const computes = inv.nodes.filter(
+    (n) => n.services.some((s) => s.kind === 'compute') && !excluded.has(n.name) && !excluded.has(n.novaHost),
+  );
+  const batches: ComputeBatch[] = [];
+  for (let i = 0; i < computes.length; i += inv.compute.batchSize) {
+    batches.push({ index: batches.length + 1, nodes: computes.slice(i, i + inv.compute.batchSize).map((n) => n.name) });
+  }
+  return batches;
+}
+
+/** Only what a compute batch needs, so the child's history does not carry the whole fleet. */
+export function inventoryForBatch(inv: Inventory, nodes: string[]): Inventory {
+  const keep = new Set([...nodes, inv.controller]);
+  return { ...inv, nodes: inv.nodes.filter((n) => keep.has(n.name)) };
+}

@@ -1,0 +1,43 @@
+// nova-compute records in the service list, as a compute batch calls them from the controller.
+import { proxyActivities } from '@temporalio/workflow';
+import type { createComputeActivities } from '../../activities/nova/computes';
+import type { CommandName } from '../../inventory/commands';
+import { cmd, targetOf } from '../../common/topology';
+import type { Inventory } from '../../inventory/schema';
+import { activityOptions, proxyDefaults } from './options';
+
+export function computeOps(inv: Inventory) {
+  const acts = proxyActivities<ReturnType<typeof createComputeActivities>>(proxyDefaults(inv));
+  const ctl = () => targetOf(inv, inv.controller);
+  const perHost = (hosts: string[], name: CommandName, reason?: string): Record<string, string> =>
+    Object.fromEntries(hosts.map((host) => [host, cmd(inv, name, { host, ...(reason ? { reason } : {}) })]));
+  const waits = { timeoutMs: inv.timeouts.serviceUpSeconds * 1000, pollMs: inv.timeouts.pollSeconds * 1000 };
+  return {
+    disableComputeServices: (hosts: string[], reason: string) =>
+      acts.disableComputeServices.executeWithOptions(activityOptions(inv, 'short', `disable ${hosts.join(', ')} for scheduling`), [
+        { target: ctl(), listCommand: cmd(inv, 'serviceList'), hosts, disableCommands: perHost(hosts, 'computeServiceDisable', reason), reason },
+      ]),
+    enableComputeServices: (hosts: string[]) =>
+      acts.enableComputeServices.executeWithOptions(activityOptions(inv, 'short', `enable ${hosts.join(', ')} for scheduling`), [
+        { target: ctl(), listCommand: cmd(inv, 'serviceList'), hosts, enableCommands: perHost(hosts, 'computeServiceEnable') },
+      ]),
+    waitForNoTasksInProgress: (hosts: string[]) =>
+      acts.waitForNoTasksInProgress.executeWithOptions(
+        activityOptions(inv, 'long', `wait until no instance task runs on ${hosts.join(', ')}`),
+        [{ target: ctl(), commandsPerHost: perHost(hosts, 'serverTasksOnHost'), ...waits }],
+      ),
+    /** Heartbeats newer than the restart: an old one stays "up" for service_down_time. */
+    waitForComputesUp: (hosts: string[], restartedAfter: Record<string, string>) =>
+      acts.waitForComputesUp.executeWithOptions(
+        activityOptions(inv, 'long', `wait until ${hosts.join(', ')} report up on the new code`),
+        [{ target: ctl(), listCommand: cmd(inv, 'serviceList'), hosts, restartedAfter, ...waits }],
+      ),
+    findOrphanedServices: () =>
+      acts.findOrphanedServices.executeWithOptions(
+        activityOptions(inv, 'short', 'check the service list for orphaned records'),
+        [{ target: ctl(), listCommand: cmd(inv, 'serviceList'), knownHosts: inv.nodes.map((n) => n.novaHost) }],
+      ),
+  };
+}
+
+export type ComputeOps = ReturnType<typeof computeOps>;

@@ -1,0 +1,60 @@
+// The HAProxy runtime activities as the runbook calls them, on every LB of the inventory.
+import { proxyActivities } from '@temporalio/workflow';
+import type { createHaproxyActivities } from '../../activities/haproxy/activities';
+import type { RecordedWeights } from '../../common/haproxy';
+import { lbTargets } from '../../common/topology';
+import type { Inventory } from '../../inventory/schema';
+import { activityOptions, proxyDefaults } from './options';
+
+export function haproxyOps(inv: Inventory) {
+  const acts = proxyActivities<ReturnType<typeof createHaproxyActivities>>(proxyDefaults(inv));
+  const lbs = () => lbTargets(inv);
+  const lbNames = () => lbs().map((l) => l.node).join(', ');
+  const backend = inv.haproxy.backend;
+  const t = inv.timeouts;
+  return {
+    checkLoadBalancers: (servers: string[]) =>
+      acts.checkLoadBalancers.executeWithOptions(activityOptions(inv, 'short', `check HAProxy on ${lbNames()}`), [
+        { lbs: lbs(), backend, servers },
+      ]),
+    recordServerWeights: (servers: string[]) =>
+      acts.recordServerWeights.executeWithOptions(
+        activityOptions(inv, 'short', `record the weight of ${servers.join(', ')} on every LB`),
+        [{ lbs: lbs(), backend, servers }],
+      ),
+    drainApiServer: (server: string) =>
+      acts.drainApiServer.executeWithOptions(activityOptions(inv, 'short', `drain ${server} on ${lbNames()}`), [
+        { lbs: lbs(), backend, server, mode: inv.haproxy.drainMode },
+      ]),
+    waitForNoSessions: (server: string) =>
+      acts.waitForNoSessions.executeWithOptions(
+        activityOptions(inv, 'long', `wait until ${server} has no sessions on every LB`),
+        [{ lbs: lbs(), backend, server, settleMs: t.settleSeconds * 1000, timeoutMs: t.drainSeconds * 1000, pollMs: t.pollSeconds * 1000 }],
+      ),
+    shutdownSessions: (server: string) =>
+      acts.shutdownSessions.executeWithOptions(
+        activityOptions(inv, 'short', `shut down the remaining sessions of ${server}`),
+        [{ lbs: lbs(), backend, server }],
+      ),
+    enableApiServer: (server: string, weights: RecordedWeights = {}) =>
+      acts.enableApiServer.executeWithOptions(activityOptions(inv, 'short', `enable ${server} on every LB`), [
+        { lbs: lbs(), backend, server, weights },
+      ]),
+    switchOverApiServers: (enable: string, drain: string[], weights: RecordedWeights) =>
+      acts.switchOverApiServers.executeWithOptions(
+        activityOptions(inv, 'short', `enable ${enable} and drain ${drain.join(', ')} in one exchange`),
+        [{ lbs: lbs(), backend, enable, drain, mode: inv.haproxy.drainMode, weights }],
+      ),
+    waitForServerUp: (server: string) =>
+      acts.waitForServerUp.executeWithOptions(activityOptions(inv, 'long', `wait until every LB reports ${server} UP`), [
+        { lbs: lbs(), backend, server, timeoutMs: t.serviceUpSeconds * 1000, pollMs: t.pollSeconds * 1000 },
+      ]),
+    readBackendCounters: () =>
+      acts.readBackendCounters.executeWithOptions(
+        activityOptions(inv, 'short', `read HAProxy's retry and redispatch counters for ${backend}`),
+        [{ lbs: lbs(), backend }],
+      ),
+  };
+}
+
+export type HaproxyOps = ReturnType<typeof haproxyOps>;

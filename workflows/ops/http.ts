@@ -1,0 +1,83 @@
+// nova-api over HTTP: a node's own version document, and the VIP probe that runs beside the
+// window's steps and reports what API clients saw.
+import { ActivityCancellationType, CancellationScope, proxyActivities, sleep } from '@temporalio/workflow';
+import type { createVersionActivities } from '../../activities/http/versions';
+import type { createProbeActivities } from '../../activities/http/probe';
+import { nodeByName } from '../../common/topology';
+import type { Inventory } from '../../inventory/schema';
+import { activityOptions, proxyDefaults } from './options';
+
+type HttpActivities = ReturnType<typeof createVersionActivities> & ReturnType<typeof createProbeActivities>;
+export type ProbeSnapshot = Awaited<ReturnType<HttpActivities['runVipProbe']>>;
+
+/** A forgotten probe must stop by itself; no maintenance window is longer than this. */
+const PROBE_MAX_MS = 12 * 3600 * 1000;
+
+export interface RunningProbe {
+  /** Asks the probe to stop and waits for its aggregates; an Error if it was lost. */
+  stop: () => Promise<ProbeSnapshot | Error>;
+}
+
+export function httpOps(inv: Inventory) {
+  const acts = proxyActivities<HttpActivities>(proxyDefaults(inv));
+  return {
+    checkApiServesVersion: (node: string) => {
+      const n = nodeByName(inv, node);
+      return acts.checkApiServesVersion.executeWithOptions(activityOptions(inv, 'long', `check nova-api on ${node} at ${n.api?.url}`), [
+        {
+          node,
+          url: n.api?.url ?? `http://${n.address}:8774`,
+          timeoutMs: inv.timeouts.serviceUpSeconds * 1000,
+          pollMs: inv.timeouts.pollSeconds * 1000,
+        },
+      ]);
+    },
+
+    /**
+     * The VIP probe runs beside the window's steps. `requestStop` raises the flag the probe asks
+     * for; it then ends with its aggregates, even on an attempt that starts after a worker died.
+     * Cancelling is the fallback for a probe that never asks.
+     */
+    startVipProbe: (requestStop: () => void): RunningProbe => {
+      const p = inv.probe;
+      const scope = new CancellationScope();
+      const run = scope
+        .run(() =>
+          acts.runVipProbe.executeWithOptions(
+            {
+              summary: `probe ${inv.vip.url} at ${p.ratePerSecond}/s from ${p.clients} clients`,
+              startToCloseTimeout: PROBE_MAX_MS,
+              scheduleToCloseTimeout: PROBE_MAX_MS,
+              heartbeatTimeout: inv.timeouts.heartbeatSeconds * 1000,
+              cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+              // A worker death restarts it, carrying on from its last heartbeat, for the whole window.
+              retry: { initialInterval: 1000, maximumInterval: 10_000 },
+            },
+            [
+              {
+                url: inv.vip.url,
+                paths: p.paths,
+                ratePerSecond: p.ratePerSecond,
+                clients: p.clients,
+                requestTimeoutMs: p.requestTimeoutSeconds * 1000,
+                maxDurationMs: PROBE_MAX_MS,
+              },
+            ],
+          ),
+        )
+        // Held, not thrown: a probe lost mid-window must not fail the workflow task.
+        .catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+      return {
+        stop: async () => {
+          requestStop();
+          const grace = (inv.timeouts.heartbeatSeconds * 3 + 30) * 1000;
+          const timedOut = await Promise.race([run.then(() => false), sleep(grace).then(() => true)]);
+          if (timedOut) scope.cancel();
+          return run;
+        },
+      };
+    },
+  };
+}
+
+export type HttpOps = ReturnType<typeof httpOps>;

@@ -1,0 +1,89 @@
+// nova-manage, nova-status, nova.conf and keystone's catalog, as the runbook calls them. Each
+// function is one activity; what the runbook decides from the answers lives in runbook/.
+import { proxyActivities } from '@temporalio/workflow';
+import type { createConfigActivities } from '../../activities/nova/config';
+import type { createKeystoneActivities } from '../../activities/nova/keystone';
+import type { createManageActivities } from '../../activities/nova/manage';
+import { cmd, targetOf } from '../../common/topology';
+import type { Inventory } from '../../inventory/schema';
+import { activityOptions, proxyDefaults } from './options';
+
+type NovaActivities = ReturnType<typeof createManageActivities> &
+  ReturnType<typeof createConfigActivities> &
+  ReturnType<typeof createKeystoneActivities>;
+
+export function novaOps(inv: Inventory) {
+  const acts = proxyActivities<NovaActivities>(proxyDefaults(inv));
+  const ctl = () => targetOf(inv, inv.controller);
+  const stateDir = inv.remoteStateDir;
+  return {
+    pointComputeEndpointAtVip: () =>
+      acts.pointComputeEndpointAtVip.executeWithOptions(
+        activityOptions(inv, 'short', `point keystone's compute endpoint at ${inv.vip.computeEndpointUrl}`),
+        [
+          {
+            target: ctl(),
+            osCloud: inv.openstack.osCloud,
+            listTemplate: inv.commands.endpointList,
+            setTemplate: inv.commands.endpointSet,
+            url: inv.vip.computeEndpointUrl,
+          },
+        ],
+      ),
+    installCode: (node: string, key: string) =>
+      acts.installCode.executeWithOptions(activityOptions(inv, 'long', `install nova ${inv.release.to} on ${node}`), [
+        {
+          target: targetOf(inv, node),
+          command: cmd(inv, 'installCode', { version: inv.release.to, node }),
+          versionCommand: cmd(inv, 'codeVersion'),
+          version: inv.release.to,
+          key,
+          stateDir,
+          timeoutMs: inv.timeouts.commandSeconds * 1000,
+        },
+      ]),
+    readCodeVersion: (node: string) =>
+      acts.readCodeVersion.executeWithOptions(activityOptions(inv, 'short', `read the nova version installed on ${node}`), [
+        { target: targetOf(inv, node), command: cmd(inv, 'codeVersion') },
+      ]),
+    syncApiDb: (key: string) =>
+      acts.syncApiDb.executeWithOptions(activityOptions(inv, 'long', 'nova-manage api_db sync'), [
+        { target: ctl(), command: cmd(inv, 'apiDbSync'), key, stateDir },
+      ]),
+    syncCellDb: (cell: { name: string; configFile: string }, key: string) =>
+      acts.syncCellDb.executeWithOptions(activityOptions(inv, 'long', `nova-manage db sync for ${cell.name}`), [
+        {
+          target: ctl(),
+          command: cmd(inv, 'dbSync', { config: cell.configFile, cell: cell.name }),
+          key,
+          stateDir,
+          cell: cell.name,
+        },
+      ]),
+    upgradePlacement: (key: string) =>
+      acts.upgradePlacement.executeWithOptions(activityOptions(inv, 'long', 'upgrade placement'), [
+        {
+          target: ctl(),
+          command: cmd(inv, 'upgradePlacement', { version: inv.release.to, node: inv.controller }),
+          key,
+          stateDir,
+        },
+      ]),
+    setUpgradeLevelsCompute: (node: string, path: string) =>
+      acts.setUpgradeLevelsCompute.executeWithOptions(
+        activityOptions(inv, 'short', `set [upgrade_levels] compute = auto in ${path} on ${node}`),
+        [{ target: targetOf(inv, node), path, value: 'auto', readCommand: cmd(inv, 'readFile', { path }), key: 'nova-upgrade' }],
+      ),
+    runUpgradeCheck: () =>
+      acts.runUpgradeCheck.executeWithOptions(activityOptions(inv, 'short', 'nova-status upgrade check'), [
+        { target: ctl(), command: cmd(inv, 'upgradeCheck') },
+      ]),
+    runOnlineDataMigrations: (key: string) =>
+      acts.runOnlineDataMigrations.executeWithOptions(
+        activityOptions(inv, 'long', 'nova-manage db online_data_migrations until done'),
+        [{ target: ctl(), command: cmd(inv, 'onlineDataMigrations', { maxCount: 1000 }), keyPrefix: key, stateDir, maxRounds: 1000 }],
+      ),
+  };
+}
+
+export type NovaOps = ReturnType<typeof novaOps>;

@@ -1,0 +1,56 @@
+// Before the upgrade: prove the cloud is healthy and reached through the VIP, so that whatever
+// fails later is the upgrade's doing. Nothing here changes code or databases.
+import { cmd, drainedServices, lbNodes } from '../../common/topology';
+import type { Inventory } from '../../inventory/schema';
+import { onEveryLb } from './lbCommands';
+import type { RunbookStep } from './types';
+
+export function beforeUpgradeSteps(inv: Inventory): RunbookStep[] {
+  const ctl = inv.controller;
+  const phase = 'before-upgrade';
+  const servers = drainedServices(inv).map((d) => d.server);
+  const steps: RunbookStep[] = [
+    // Every API server must be present and UP, and the socket at level admin, before any drain.
+    {
+      id: 'check-load-balancers',
+      phase,
+      title: `check HAProxy on ${lbNodes(inv).map((l) => l.name).join(', ')}`,
+      commands: onEveryLb(inv, 'show stat'),
+      run: (rt) => rt.ops.haproxy.checkLoadBalancers(servers),
+    },
+    // The seed: clients must reach nova through the VIP, or draining a server hides nothing.
+    {
+      id: 'point-endpoint-at-vip',
+      phase,
+      title: `point keystone's compute endpoint at ${inv.vip.computeEndpointUrl}`,
+      node: ctl,
+      commands: [
+        { node: ctl, command: cmd(inv, 'endpointList') },
+        { node: ctl, command: cmd(inv, 'endpointSet', { url: inv.vip.computeEndpointUrl, endpointId: '<id>' }) },
+      ],
+      run: (rt) => rt.ops.nova.pointComputeEndpointAtVip(),
+    },
+  ];
+  // A baseline: a test that already fails before the upgrade is not the upgrade's fault.
+  if (inv.tempest.enabled) {
+    steps.push({
+      id: 'tempest-before',
+      phase,
+      title: `run tempest on ${inv.tempest.host}`,
+      node: inv.tempest.host,
+      commands: [{ node: inv.tempest.host, command: cmd(inv, 'tempest') }],
+      run: (rt, key) => rt.ops.tempest.runTempest(key),
+    });
+  }
+  for (const n of inv.nodes.filter((x) => x.api)) {
+    steps.push({
+      id: `check-api:${n.name}`,
+      phase,
+      title: `check nova-api serves on ${n.name}`,
+      node: n.name,
+      commands: [{ node: '(worker)', command: `GET ${n.api!.url}/` }],
+      run: (rt) => rt.ops.http.checkApiServesVersion(n.name),
+    });
+  }
+  return steps;
+}

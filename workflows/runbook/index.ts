@@ -1,0 +1,37 @@
+// The runbook, declared once (as kolla-ansible's ansible/nova.yml declares its plays): every
+// line of nova's minimal-downtime upgrade, in the order it runs, with the commands it runs on
+// each host. `--dry-run` prints this list; the novaUpgrade workflow runs it. Adding a step is
+// one entry in a phase file here, one function in workflows/ops/ and one activity.
+//
+// Why this order (nova's upgrade guide, doc/source/admin/upgrades.rst):
+//   before-upgrade  prove the cloud healthy through the VIP, so later failures are the upgrade's;
+//   before-window   new code on the controller, then the additive schema migrations;
+//   during-window   placement, the RPC pin, the upgrade check, conductors first, computes in
+//                   batches, then each nova-api behind its drain while tempest runs;
+//   after-window    SIGHUP lifts the pin, orphans are found, online data migrations finish.
+import type { Inventory } from '../../inventory/schema';
+import { afterWindowSteps } from './afterWindow';
+import { beforeUpgradeSteps } from './beforeUpgrade';
+import { beforeWindowSteps } from './beforeWindow';
+import { duringWindowSteps } from './duringWindow';
+import type { PlannedStep, RunbookStep } from './types';
+
+export type { PlannedStep, RunbookStep, RunContext, Mark } from './types';
+
+export function planUpgrade(inv: Inventory): RunbookStep[] {
+  // The controller's code is installed before the window; other nodes at their first restart.
+  const installed = new Set([inv.controller]);
+  const steps = [...beforeUpgradeSteps(inv), ...beforeWindowSteps(inv), ...duringWindowSteps(inv, installed), ...afterWindowSteps(inv)];
+  const seen = new Set<string>();
+  for (const s of steps) {
+    // Progress is keyed by step id; a duplicate would merge two steps' states into one.
+    if (seen.has(s.id)) throw new Error(`the plan has step ${s.id} twice`);
+    seen.add(s.id);
+  }
+  return steps;
+}
+
+/** The plan without its code, as `--dry-run --json` and the progress carry it. */
+export function plannedSteps(inv: Inventory): PlannedStep[] {
+  return planUpgrade(inv).map(({ id, phase, title, node, commands }) => ({ id, phase, title, commands, ...(node ? { node } : {}) }));
+}

@@ -1,0 +1,38 @@
+// Installing the new code on a node: one runbook line per node, at the first step that needs it.
+import { cmd } from '../../common/topology';
+import type { Phase } from '../../common/messages';
+import type { Inventory } from '../../inventory/schema';
+import type { RunbookStep } from './types';
+
+export function installCodeStep(inv: Inventory, phase: Phase, node: string): RunbookStep {
+  return {
+    id: `install-code:${node}`,
+    phase,
+    title: `install nova ${inv.release.to} on ${node}`,
+    node,
+    commands: [
+      { node, command: cmd(inv, 'codeVersion') },
+      { node, command: cmd(inv, 'installCode', { version: inv.release.to, node }) },
+    ],
+    run: (rt, key) => rt.ops.nova.installCode(node, key),
+  };
+}
+
+/**
+ * A restart that proves itself: the state read first is recorded in history, so a retry sees
+ * whether the restart already took effect (a new MainPID and start time) and does not repeat it.
+ */
+export function restartStep(inv: Inventory, phase: Phase, node: string, unit: string): RunbookStep {
+  return {
+    id: `restart:${node}:${unit}`,
+    phase,
+    title: `restart ${unit} on ${node}`,
+    node,
+    commands: [{ node, command: cmd(inv, 'serviceRestart', { unit, node }) }],
+    exposes: { during: [{ service: { node, unit } }] },
+    run: async (rt, key) => {
+      const before = await rt.ops.services.readServiceState(node, unit);
+      return rt.ops.services.restartService(node, unit, { mainPid: before.mainPid, startedMonotonic: before.startedMonotonic }, key);
+    },
+  };
+}

@@ -1,0 +1,56 @@
+// The shape of one runbook line. `planUpgrade` returns a list of these; `--dry-run` prints
+// their commands and the workflow runs them, in this order, each behind the phase's gate.
+import type { RecordedWeights } from '../../common/haproxy';
+import type { DecisionAction, Outcome, Phase } from '../../common/messages';
+import type { PlannedCommand } from '../../common/topology';
+import type { Inventory } from '../../inventory/schema';
+import type { Ops } from '../ops';
+import type { ProbeSnapshot, RunningProbe } from '../ops/http';
+import type { UpgradeState } from '../state';
+import type { Estimate } from '../window';
+
+/** What a step may leave half-done, so that an abort (or a cancel) can put it right. */
+export type Mark =
+  | { service: { node: string; unit: string } }
+  | { drained: { server: string; node: string } }
+  | { compute: string };
+
+/** Everything a step's `run` may use: the ops, the progress, and what earlier steps found. */
+export interface RunContext {
+  inv: Inventory;
+  ops: Ops;
+  state: UpgradeState;
+  /** Recorded by record-weights, restored by every enable. */
+  weights: RecordedWeights;
+  probe?: RunningProbe;
+  probeOutcome?: ProbeSnapshot | Error;
+}
+
+export interface RunbookStep {
+  /** The runbook line's name, also the step's key in progress, history and run keys. */
+  id: string;
+  phase: Phase;
+  title: string;
+  node?: string;
+  /** What it runs, host by host, as `--dry-run` shows it. */
+  commands: PlannedCommand[];
+  /** The operator's answers to a hold here; retry, skip and abort unless said. */
+  choices?: DecisionAction[];
+  /** Runs an extra choice (e.g. shutdown-sessions) before the step is tried again. */
+  onAction?: (rt: RunContext, action: DecisionAction) => Promise<void>;
+  /**
+   * For the abort handler: `during` is marked before each attempt and cleared on success;
+   * `sets` is marked before each attempt and stays; `clears` is cleared on success.
+   */
+  exposes?: { during?: Mark[]; sets?: Mark[]; clears?: Mark[] };
+  /** Not started while what it starts would outlast the maintenance window. */
+  window?: { what: string; estimate: (rt: RunContext) => Estimate };
+  /** Started when reached and run beside the steps that follow; its outcome is taken after `until`. */
+  beside?: { until: string };
+  /** Runs before the step's safe point, such as stopping the probe whose result it checks. */
+  before?: (rt: RunContext) => Promise<void>;
+  run: (rt: RunContext, key: string) => Promise<Outcome>;
+}
+
+/** A step's fields that the dry run and the progress need, without the code. */
+export type PlannedStep = Pick<RunbookStep, 'id' | 'phase' | 'title' | 'node' | 'commands'>;
