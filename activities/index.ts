@@ -1,8 +1,6 @@
 // Every effect on the world, grouped by the system it touches. The worker registers the
 // object this returns; workflows see only its type.
 import { createHaproxyActivities } from './haproxy/activities';
-import type { Client } from '@temporalio/client';
-import { progressQuery } from '../common/messages';
 import { createProbeActivities, type StopRequested } from './http/probe';
 import { createLbSetupActivities } from './lb/activities';
 import { createVersionActivities } from './http/versions';
@@ -17,12 +15,8 @@ import { createTempestActivities } from './tempest/run';
 
 export interface ActivityDeps {
   runner: RemoteRunner;
-  /** Lets the VIP probe ask its workflow whether the window is over. */
-  workflowClient?: Client;
-}
-
-function probeStopRequested(client: Client): StopRequested {
-  return async (workflowId) => (await client.workflow.getHandle(workflowId).query(progressQuery)).probeStopRequested === true;
+  /** Lets the VIP probe ask its workflow whether the window is over; the worker wires it. */
+  probeStopRequested?: StopRequested;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -36,7 +30,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createKeystoneActivities(deps),
     ...createTempestActivities(deps),
     ...createVersionActivities(),
-    ...createProbeActivities(deps.workflowClient ? { stopRequested: probeStopRequested(deps.workflowClient) } : {}),
+    ...createProbeActivities(deps.probeStopRequested ? { stopRequested: deps.probeStopRequested } : {}),
     ...createNotifyActivities(),
   };
 }

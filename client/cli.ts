@@ -10,7 +10,7 @@ import { changedLines, liveLines, progressTable, watchView } from './render';
 import { auditTable, commandAudit } from './history';
 import { approvePhase, CliError, decide, requestAbort, startUpgrade, viewUpgrade } from './upgrades';
 import { watchUpgrade } from './watch';
-import { labCommand } from '../lab/command';
+import { labCommand } from './labCommand';
 import { serverCommand } from './serverCommand';
 import { lbSetupCommand } from './lbSetup';
 

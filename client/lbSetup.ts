@@ -9,7 +9,7 @@ import { createLbSetupActivities } from '../activities/lb/activities';
 import { lbNodeJobs, type LbNodeJob } from '../common/lbJobs';
 import { LoadBalancerSetupError } from '../common/lbRender';
 import { SshPool } from '../activities/ssh/pool';
-import { lbSetupProgressQuery, lbSetupWorkflowId, type LbSetupInput, type LbSetupResult } from '../workflows/setupLoadBalancers';
+import { lbSetupProgressQuery, lbSetupWorkflowId, setupLoadBalancers, type LbSetupInput, type LbSetupResult } from '../workflows/setupLoadBalancers';
 import { connectClient, resolveConnection, type ConnectionFlags } from './connection';
 import { CliError, operatorName } from './upgrades';
 
@@ -87,7 +87,7 @@ export async function runSetup(inv: Inventory, flags: ConnectionFlags & { workfl
   const workflowId = flags.workflowId ?? lbSetupWorkflowId(inv.cloud);
   const input: LbSetupInput = { inventory: inv, startedBy: operatorName() };
   try {
-    await client.workflow.start('setupLoadBalancers', { taskQueue: conn.taskQueue, workflowId, args: [input], workflowIdReusePolicy: 'ALLOW_DUPLICATE', workflowIdConflictPolicy: 'FAIL' });
+    await client.workflow.start(setupLoadBalancers, { taskQueue: conn.taskQueue, workflowId, args: [input], workflowIdReusePolicy: 'ALLOW_DUPLICATE', workflowIdConflictPolicy: 'FAIL' });
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) throw new CliError(`an LB setup of ${inv.cloud} is already running as ${workflowId}`);
     throw err;

@@ -23,6 +23,7 @@ import {
 } from '../common/messages';
 import { computeBatches, drainedServices } from '../common/topology';
 import { NovaCloud } from '../common/searchAttributes';
+import { novaUpgrade } from '../workflows/upgrade';
 
 export class CliError extends Error {
   override name = 'CliError';
@@ -42,11 +43,11 @@ export function staticSummary(inv: Inventory): string {
   return `nova ${inv.release.from} → ${inv.release.to} on ${inv.cloud}, ${apis} API node${apis === 1 ? '' : 's'}, ${batches.length} compute batch${batches.length === 1 ? '' : 'es'} of ${inv.compute.batchSize} (${computes} computes)`;
 }
 
-export async function startUpgrade(client: Client, taskQueue: string, inv: Inventory, opts: { workflowId?: string; autoApprove: Phase[] }): Promise<WorkflowHandle> {
+export async function startUpgrade(client: Client, taskQueue: string, inv: Inventory, opts: { workflowId?: string; autoApprove: Phase[] }): Promise<WorkflowHandle<typeof novaUpgrade>> {
   const workflowId = opts.workflowId ?? upgradeWorkflowId(inv.cloud);
   const input: UpgradeInput = { inventory: inv, autoApprove: opts.autoApprove, startedBy: operatorName() };
   try {
-    return await client.workflow.start('novaUpgrade', {
+    return await client.workflow.start(novaUpgrade, {
       taskQueue,
       workflowId,
       args: [input],

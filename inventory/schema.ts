@@ -22,7 +22,6 @@ export const ROLES = ['controller', 'api', 'compute', 'lb'] as const;
 export type Role = (typeof ROLES)[number];
 
 export const SERVICE_KINDS = ['conductor', 'scheduler', 'api', 'metadata', 'console', 'compute', 'other'] as const;
-export type ServiceKind = (typeof SERVICE_KINDS)[number];
 
 const serviceSchema = z
   .object({
@@ -150,7 +149,6 @@ const nodeSchema = z
     configFiles: z.array(z.string().min(1)).optional(),
   })
   .strict();
-export type NodeInput = z.infer<typeof nodeSchema>;
 
 const commandsSchema = z
   .object(Object.fromEntries(Object.keys(DEFAULT_COMMANDS).map((k) => [k, z.string().min(1).optional()])) as Record<

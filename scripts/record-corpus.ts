@@ -37,7 +37,8 @@ import {
   type Progress,
   type UpgradeInput,
 } from '../common/messages';
-import { lbSetupProgressQuery, lbSetupWorkflowId } from '../workflows/setupLoadBalancers';
+import { lbSetupProgressQuery, lbSetupWorkflowId, setupLoadBalancers } from '../workflows/setupLoadBalancers';
+import { novaUpgrade } from '../workflows/upgrade';
 import type { LbNodeJob } from '../common/lbJobs';
 import { newScript, scriptedActivities, useProbeClient, type Script } from '../test/helpers/scriptedActivities';
 
@@ -264,8 +265,8 @@ async function main(argv: string[]): Promise<void> {
       const input: UpgradeInput = { inventory: inv, autoApprove: sc.autoApprove, startedBy: 'recorder' };
       const h =
         sc.workflow === 'setupLoadBalancers'
-          ? await client.workflow.start('setupLoadBalancers', { taskQueue, workflowId: lbSetupWorkflowId(inv.cloud), args: [{ inventory: inv, startedBy: 'recorder' }] })
-          : await client.workflow.start('novaUpgrade', { taskQueue, workflowId: `nova-upgrade-${inv.cloud}`, args: [input] });
+          ? await client.workflow.start(setupLoadBalancers, { taskQueue, workflowId: lbSetupWorkflowId(inv.cloud), args: [{ inventory: inv, startedBy: 'recorder' }] })
+          : await client.workflow.start(novaUpgrade, { taskQueue, workflowId: `nova-upgrade-${inv.cloud}`, args: [input] });
       const until: Until = async (pred, what) => {
         const deadline = Date.now() + 60_000;
         for (;;) {

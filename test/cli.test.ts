@@ -10,6 +10,7 @@ import { validateInventory } from '../inventory/load';
 import type { UpgradeInput } from '../common/messages';
 import { sharedTemporal } from './temporalEnv';
 import { runCli, type CliRun } from './helpers/cli';
+import { novaUpgrade } from '../workflows/upgrade';
 
 const dir = mkdtempSync(join(tmpdir(), 'cli-'));
 let address: string;
@@ -19,7 +20,10 @@ function cli(...args: string[]): Promise<CliRun> {
   return runCli(args, { TEMPORAL_ADDRESS: address });
 }
 
+// Raw YAML, edited freely to build bad inputs: its shape is what the schema under test checks.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 function seedWith(change: (raw: Record<string, any>) => void): string {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const raw = parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as Record<string, any>;
   change(raw);
   const path = join(dir, `${randomUUID()}.yaml`);
@@ -31,7 +35,7 @@ async function startOnQueue(taskQueue: string) {
   const raw = parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as Record<string, unknown>;
   const inventory = validateInventory({ ...raw, cloud: `cli${randomUUID().slice(0, 8)}` });
   const input: UpgradeInput = { inventory, autoApprove: [], startedBy: 'test' };
-  return client.workflow.start('novaUpgrade', { taskQueue, workflowId: `nova-upgrade-${inventory.cloud}`, args: [input] });
+  return client.workflow.start(novaUpgrade, { taskQueue, workflowId: `nova-upgrade-${inventory.cloud}`, args: [input] });
 }
 
 beforeAll(async () => {

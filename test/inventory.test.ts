@@ -7,6 +7,8 @@ import { InventoryError, loadInventory, validateInventory } from '../inventory/l
 import { computeBatches } from '../common/topology';
 import { plannedSteps as planUpgrade } from '../workflows/runbook';
 
+// Raw YAML, edited freely to build bad inputs: its shape is what the schema under test checks.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const seed = () => parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as Record<string, any>;
 
 function problemsOf(raw: unknown): string[] {
@@ -113,6 +115,6 @@ describe('inventory', () => {
       { node: 'apicomp', command: "echo 'set server nova-api/apicomp weight 0' | sudo socat /var/run/haproxy.sock stdio" },
     ]);
     const disable = steps.find((s) => s.id === 'compute-batch:1')!.commands[0]!.command;
-    expect(disable).toBe("OS_CLOUD=devstack-admin openstack compute service set --disable --disable-reason 'nova-upgrade to 31.0.0' controller nova-compute");
+    expect(disable).toBe("OS_CLOUD=devstack-admin openstack compute service set --disable --disable-reason 'nova-upgrade to 31.0.0 (batch 1/2)' controller nova-compute");
   });
 });

@@ -13,7 +13,7 @@ import { validateInventory } from '../inventory/load';
 import type { Inventory } from '../inventory/schema';
 import type { LbNodeJob } from '../common/lbJobs';
 import { decideUpdate } from '../common/messages';
-import { lbSetupProgressQuery, type LbSetupProgress, type LbSetupResult } from '../workflows/setupLoadBalancers';
+import { lbSetupProgressQuery, setupLoadBalancers, type LbSetupProgress, type LbSetupResult } from '../workflows/setupLoadBalancers';
 import { sharedTemporal } from './temporalEnv';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -51,7 +51,7 @@ function inventory(): Inventory {
 }
 
 async function run(inv: Inventory, onHeld?: (p: LbSetupProgress, id: string) => Promise<void>): Promise<LbSetupResult> {
-  const h = await client.workflow.start('setupLoadBalancers', { taskQueue, workflowId: `nova-lb-setup-${inv.cloud}`, args: [{ inventory: inv, startedBy: 'test' }] });
+  const h = await client.workflow.start(setupLoadBalancers, { taskQueue, workflowId: `nova-lb-setup-${inv.cloud}`, args: [{ inventory: inv, startedBy: 'test' }] });
   if (onHeld) {
     for (let i = 0; i < 200; i++) {
       const p = await h.query(lbSetupProgressQuery);

@@ -24,6 +24,7 @@ import { newScript, scriptedActivities, untilProbeStop, useProbeClient, type Scr
 import { sharedTemporal, workflowBundle } from './temporalEnv';
 import { untilProgress } from './helpers/progress';
 import { runCli, type CliRun } from './helpers/cli';
+import { novaUpgrade } from '../workflows/upgrade';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 
@@ -47,7 +48,7 @@ function inventory(overrides: Record<string, unknown> = {}): Inventory {
 
 async function start(autoApprove: Phase[], inv: Inventory): Promise<WorkflowHandle> {
   const input: UpgradeInput = { inventory: inv, autoApprove, startedBy: 'test' };
-  return client.workflow.start('novaUpgrade', { taskQueue, workflowId: `nova-upgrade-${inv.cloud}`, args: [input] });
+  return client.workflow.start(novaUpgrade, { taskQueue, workflowId: `nova-upgrade-${inv.cloud}`, args: [input] });
 }
 
 

@@ -19,6 +19,7 @@ import {
 import { newScript, scriptedActivities, useProbeClient, type Script } from './helpers/scriptedActivities';
 import { sharedTemporal, workflowBundle } from './temporalEnv';
 import { untilProgress } from './helpers/progress';
+import { novaUpgrade } from '../workflows/upgrade';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 
@@ -36,7 +37,7 @@ function inventory(overrides: Record<string, unknown> = {}): Inventory {
 
 async function start(autoApprove: Phase[], inv = inventory()): Promise<WorkflowHandle> {
   const input: UpgradeInput = { inventory: inv, autoApprove, startedBy: 'test' };
-  return client.workflow.start('novaUpgrade', { taskQueue, workflowId: `nova-upgrade-${inv.cloud}`, args: [input] });
+  return client.workflow.start(novaUpgrade, { taskQueue, workflowId: `nova-upgrade-${inv.cloud}`, args: [input] });
 }
 
 

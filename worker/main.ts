@@ -3,6 +3,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { progressQuery } from '../common/messages';
 import { SshPool } from '../activities/ssh/pool';
 import { connectionOptions, resolveConnection, type ConnectionFlags } from '../client/connection';
 
@@ -23,7 +24,12 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
     namespace: conn.namespace,
     taskQueue: conn.taskQueue,
     ...(opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath: require.resolve('../workflows') }),
-    activities: createActivities({ runner: pool, workflowClient }),
+    activities: createActivities({
+      runner: pool,
+      // The probe asks its workflow's progress whether the window's steps are done.
+      probeStopRequested: async (workflowId) =>
+        (await workflowClient.workflow.getHandle(workflowId).query(progressQuery)).probeStopRequested === true,
+    }),
     // SSH commands mostly wait on remote hosts, so many can run at once on two cores.
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 200,
     shutdownGraceTime: '10s',

@@ -2,14 +2,13 @@
 // current details and the search attributes show is derived from this one object.
 import { setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Phase, Progress, StepState, UpgradeInput } from '../common/messages';
-import type { PlannedStep } from './runbook';
 import { UpgradePhase, UpgradeStatus, UpgradeStep } from '../common/searchAttributes';
 
 export class UpgradeState {
   readonly progress: Progress;
   private readonly byId = new Map<string, StepState>();
 
-  constructor(input: UpgradeInput, plan: PlannedStep[], computeNodes: number, batches: number) {
+  constructor(input: UpgradeInput, plan: Pick<StepState, 'id' | 'phase' | 'title' | 'node'>[], computeNodes: number, batches: number) {
     const inv = input.inventory;
     this.progress = {
       workflowId: workflowInfo().workflowId,

@@ -1,6 +1,6 @@
 // HAProxy steps of the API rolling restart, as Temporal activities. Every LB holding the VIP
 // (or able to take it over) must agree, so each step acts on every LB in the input.
-import { activityContext, pause } from '../context';
+import { activityContext, pause } from '../common';
 import { ApplicationFailure } from '@temporalio/common';
 import type { RemoteRunner } from '../ssh/types';
 import { checkName, commands, describeSocket, HaproxyRuntime, type CliLevel, type RuntimeClientOptions, type RuntimeCommand } from './runtimeApi';

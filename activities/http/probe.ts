@@ -1,7 +1,7 @@
 // The VIP probe: steady real traffic through the VIP for the whole upgrade window, so
 // "zero downtime" is measured, not assumed. Each client sends its requests one after another,
 // like a user's session, which is what makes "saw an older API after a newer one" meaningful.
-import { activityContext } from '../nova/common';
+import { activityContext } from '../common';
 import { httpGet, HttpRequestError } from './get';
 import { LatencyHistogram, type LatencySummary } from './latency';
 import { compareMicroversions, parseVersionDocument } from './versions';

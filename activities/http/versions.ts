@@ -1,6 +1,6 @@
 // nova's version documents: `GET /` lists every API version, `GET /v2.1/` describes one; both
 // carry the max ("version") and min ("min_version") microversion the serving code supports.
-import { cancellationSignal, heartbeat, sleep } from '../nova/common';
+import { cancellationSignal, heartbeat, sleep } from '../common';
 import { httpGet, HttpRequestError } from './get';
 
 export interface ApiVersion {

@@ -1,6 +1,6 @@
 // The seed's HAProxy + keepalived setup as activities, one LB node at a time. Each one reads the
 // node before it writes, so running it again with the same inventory changes nothing.
-import { activityContext, pause } from '../context';
+import { activityContext, pause } from '../common';
 import { ApplicationFailure } from '@temporalio/common';
 import { HaproxyRuntime } from '../haproxy/runtimeApi';
 import { type LbTarget } from '../../common/haproxy';

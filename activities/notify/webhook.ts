@@ -2,7 +2,7 @@
 // with the CLI command that answers it. A notification is a courtesy, never a step: it retries a
 // little, then reports that it was not delivered and lets the upgrade go on.
 import type { NotifyEvent } from '../../common/messages';
-import { heartbeat } from '../nova/common';
+import { heartbeat } from '../common';
 
 export interface NotifyWebhookInput {
   url: string;

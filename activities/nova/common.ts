@@ -1,7 +1,6 @@
-// What every nova activity shares: the audit record, operator-readable failures, heartbeats
-// that also work when a plain caller (a test, the lab harness) runs the code outside Temporal.
-import { activityContext } from '../context';
-import { ApplicationFailure } from '@temporalio/common';
+// What the activities that run remote commands share: the audit record, reads that must
+// succeed, detached runs that fail with the command's own output.
+import { cancellationSignal, heartbeat, nonRetryable } from '../common';
 import type { CommandRecord, CommandResult, RemoteRunner } from '../ssh/types';
 import type { SshTarget } from '../../common/sshTarget';
 
@@ -38,19 +37,6 @@ export function outputOf(r: CommandResult): string {
   return r.stderr.trim() ? `${r.stdout}\n${r.stderr}` : r.stdout;
 }
 
-export function nonRetryable(type: string, message: string, details?: Record<string, unknown>): ApplicationFailure {
-  return ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : undefined });
-}
-
-export { activityContext };
-
-export function heartbeat(details: unknown): void {
-  activityContext()?.heartbeat(details);
-}
-
-export function cancellationSignal(): AbortSignal | undefined {
-  return activityContext()?.cancellationSignal;
-}
 
 /**
  * Reads must succeed for the activity to decide anything; a failing read is worth a retry
@@ -89,19 +75,4 @@ export async function runDetachedOrFail(runner: RemoteRunner, input: DetachedInp
     });
   }
   return r;
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -3,7 +3,8 @@
 // and enabled again.
 import type { CommandRecord } from '../ssh/types';
 import type { SshTarget } from '../../common/sshTarget';
-import { cancellationSignal, heartbeat, lastLines, nonRetryable, outputOf, runRead, sleep, toRecord, type NovaDeps } from './common';
+import { lastLines, outputOf, runRead, toRecord, type NovaDeps } from './common';
+import { cancellationSignal, heartbeat, nonRetryable, sleep } from '../common';
 import { isTaskInProgress, parseNovaTimestamp, parseServerTasks, parseServiceList, type ComputeServiceRecord, type ServerTask } from './serviceList';
 
 const COMPUTE = 'nova-compute';

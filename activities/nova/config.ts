@@ -5,7 +5,8 @@ import type { CommandRecord } from '../ssh/types';
 import type { SshTarget } from '../../common/sshTarget';
 import { shellQuote } from '../../inventory/commands';
 import { getIniOption, setIniOption } from './ini';
-import { nonRetryable, runRead, toRecord, outputOf, lastLines, type NovaDeps } from './common';
+import { runRead, toRecord, outputOf, lastLines, type NovaDeps } from './common';
+import { nonRetryable } from '../common';
 
 export { setIniOption, getIniOption } from './ini';
 

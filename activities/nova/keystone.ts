@@ -4,7 +4,8 @@ import { z } from 'zod';
 import { renderCommand } from '../../inventory/commands';
 import type { CommandRecord } from '../ssh/types';
 import type { SshTarget } from '../../common/sshTarget';
-import { cancellationSignal, lastLines, nonRetryable, outputOf, runRead, toRecord, type NovaDeps } from './common';
+import { lastLines, outputOf, runRead, toRecord, type NovaDeps } from './common';
+import { cancellationSignal, nonRetryable } from '../common';
 
 export interface PointComputeEndpointInput {
   /** The controller, where the openstack CLI runs. */

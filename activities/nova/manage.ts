@@ -2,7 +2,8 @@
 // pre-flight `nova-status upgrade check`, and the online data migrations after the upgrade.
 import type { CommandRecord } from '../ssh/types';
 import type { SshTarget } from '../../common/sshTarget';
-import { activityContext, heartbeat, lastLines, nonRetryable, outputOf, runDetachedOrFail, runRead, toRecord, cancellationSignal, type DetachedInput, type NovaDeps } from './common';
+import { lastLines, outputOf, runDetachedOrFail, runRead, toRecord, type DetachedInput, type NovaDeps } from './common';
+import { activityContext, heartbeat, nonRetryable, cancellationSignal } from '../common';
 import { parseUpgradeCheckOutput, type UpgradeCheck } from './novaStatus';
 import { parseOnlineMigrationsOutput, type MigrationRow } from './onlineMigrations';
 

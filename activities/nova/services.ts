@@ -2,7 +2,8 @@
 // systemd says first so that a retry after a worker died never restarts a service twice.
 import type { CommandRecord } from '../ssh/types';
 import type { SshTarget } from '../../common/sshTarget';
-import { cancellationSignal, heartbeat, lastLines, nonRetryable, outputOf, runRead, sleep, toRecord, type NovaDeps } from './common';
+import { lastLines, outputOf, runRead, toRecord, type NovaDeps } from './common';
+import { cancellationSignal, heartbeat, nonRetryable, sleep } from '../common';
 
 export interface ServiceState {
   mainPid: number;

@@ -1,7 +1,8 @@
 // Runs tempest detached on its node and turns stestr's report into a verdict.
 import type { CommandRecord } from '../ssh/types';
 import type { SshTarget } from '../../common/sshTarget';
-import { cancellationSignal, heartbeat, lastLines, nonRetryable, outputOf, toRecord, type NovaDeps } from '../nova/common';
+import { lastLines, outputOf, toRecord, type NovaDeps } from '../nova/common';
+import { cancellationSignal, heartbeat, nonRetryable } from '../common';
 import { parseStestrTotals, passedTestIds, type StestrTotals } from './stestr';
 
 export { parseStestrTotals, passedTestIds } from './stestr';

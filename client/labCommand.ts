@@ -1,11 +1,11 @@
 // `nova-upgrade lab up|down|status|demo`: the built-in lab from a shell.
 import { Command } from 'commander';
 import { join } from 'node:path';
-import { defaultStateDir } from '../client/paths';
-import { stopDevServer } from '../client/devServer';
+import { defaultStateDir } from './paths';
+import { stopDevServer } from './devServer';
 import { stopWorkerProcess } from '../worker/process';
-import { runLabDemo, summaryTable } from './demo';
-import { DEFAULT_STATE_DIR, labDown, labStatus, labUp } from './lab';
+import { runLabDemo, summaryTable } from './labDemo';
+import { DEFAULT_STATE_DIR, labDown, labStatus, labUp } from '../lab/lab';
 
 export function labCommand(): Command {
 const program = new Command('lab').description('the local nova-upgrade lab: a two-node devstack stand-in behind HAProxy');

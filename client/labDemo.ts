@@ -6,15 +6,15 @@ import { createHaproxyActivities } from '../activities/haproxy/activities';
 import { VipProbe, type ProbeSnapshot } from '../activities/http/probe';
 import { getIniOption } from '../activities/nova/ini';
 import { SshPool } from '../activities/ssh/pool';
-import { connectClient, resolveConnection } from '../client/connection';
-import { startDevServer } from '../client/devServer';
-import { startUpgrade } from '../client/upgrades';
-import { watchUpgrade } from '../client/watch';
-import { changedLines, progressTable } from '../client/render';
+import { connectClient, resolveConnection } from './connection';
+import { startDevServer } from './devServer';
+import { startUpgrade } from './upgrades';
+import { watchUpgrade } from './watch';
+import { changedLines, progressTable } from './render';
 import { loadInventory } from '../inventory/load';
 import { PHASES, type UpgradeResult } from '../common/messages';
 import { startWorkerProcess } from '../worker/process';
-import { labDown, labEvents, labStatus, labUp, type LabInfo } from './lab';
+import { labDown, labEvents, labStatus, labUp, type LabInfo } from '../lab/lab';
 
 export interface DemoOptions {
   stateDir: string;
