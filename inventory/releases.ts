@@ -11,6 +11,7 @@
 //   same as doc/api_samples/versions in lab/fixtures/nova-versions/.
 // - date: the tagger date of the annotated X.0.0 tag, which is also `initial-release` in
 //   openstack/releases data/series_status.yaml (commit 02df7c9a3cc3, 2026-08-21).
+// - 34.0.0 is newer than the git snapshot: its numbers come from the released package (see its row).
 // - slurp: `slurp: yes` in that series_status.yaml, and the series' prelude release note in nova
 //   (releasenotes/notes/<name>-prelude-*.yaml: "is a Skip-Level-Upgrade Release" or "is not").
 //
@@ -61,16 +62,18 @@ export const NOVA_RELEASES: readonly NovaRelease[] = [
   // 33.0.0 tag d82c8fc28b (commit d5c64e7aba), 2026-04-01: 72, OLDEST 'Epoxy', 'Gazpacho': 72; '2.103'.
   // gazpacho-prelude-1c2b533501ce2afd.yaml: "a Skip-Level-Upgrade Release ... from 2025.1 Epoxy".
   { major: 33, series: '2026.1', name: 'Gazpacho', date: '2026-04-01', released: true, slurp: true, serviceVersion: 72, oldestSupported: 'Epoxy', maxMicroversion: '2.103' },
-  // 34.x is 2026.2 Hibiscus (doc/source/admin/concurrency.rst on master: "nova 34.0.0 (2026.2
-  // Hibiscus)"), not yet tagged in the snapshot read: master 00a030403f (2026-08-21). PROVISIONAL
-  // until the 34.0.0 tag: master has SERVICE_VERSION = 73, OLDEST 'Gazpacho', no 'Hibiscus' alias
-  // yet, _MAX_API_VERSION '2.104'. Planned date and non-SLURP (no `slurp:` key) from series_status.yaml.
-  { major: 34, series: '2026.2', name: 'Hibiscus', date: '2026-09-30', released: false, slurp: false, serviceVersion: 73, oldestSupported: 'Gazpacho', maxMicroversion: '2.104' },
+  // 34.0.0, 2026.2 Hibiscus (doc/source/admin/concurrency.rst on master: "nova 34.0.0 (2026.2
+  // Hibiscus)"). Its tag is newer than the git snapshot read (master 00a030403f, 2026-08-21), so the
+  // numbers come from the released nova 34.0.0 package itself (pbr.json: git_version 5e835dee08,
+  // is_release true), nova/objects/service.py: SERVICE_VERSION = 74, OLDEST 'Gazpacho',
+  // 'Hibiscus': 74; api_version_request.py '2.104'. Non-SLURP: no `slurp:` key for hibiscus in
+  // series_status.yaml. The date is that file's planned initial-release; the actual day is unchecked.
+  { major: 34, series: '2026.2', name: 'Hibiscus', date: '2026-09-30', released: true, slurp: false, serviceVersion: 74, oldestSupported: 'Gazpacho', maxMicroversion: '2.104' },
 ];
 
 /**
- * SERVICE_VERSION_ALIASES as 33.0.0 ships it (nova/objects/service.py at tag 33.0.0; master
- * 00a030403f has the same map). Victoria to Zed predate the table above and appear only as aliases.
+ * SERVICE_VERSION_ALIASES as nova 34.0.0 ships it (nova/objects/service.py; the same as tag 33.0.0
+ * plus 'Hibiscus': 74). Victoria to Zed predate the table above and appear only as aliases.
  */
 export const SERVICE_VERSION_ALIASES: Readonly<Record<string, number>> = {
   Victoria: 52,
@@ -85,11 +88,13 @@ export const SERVICE_VERSION_ALIASES: Readonly<Record<string, number>> = {
   Epoxy: 68,
   Flamingo: 70,
   Gazpacho: 72,
+  Hibiscus: 74,
 };
 
 /**
  * The compute RPC version each service version speaks: SERVICE_VERSION_HISTORY in
- * nova/objects/service.py (master 00a030403f; entries are only ever appended). With
+ * nova/objects/service.py (master 00a030403f up to 73, the 34.0.0 package for 74; entries are only
+ * ever appended). With
  * `[upgrade_levels] compute = auto` nova caps compute RPC at the entry of the minimum nova-compute
  * service version (nova/compute/rpcapi.py, _determine_version_cap).
  */
@@ -97,7 +102,7 @@ export const COMPUTE_RPC_BY_SERVICE_VERSION: Readonly<Record<number, string>> = 
   52: '5.11', 53: '5.12', 54: '5.13', 55: '5.13',
   56: '6.0', 57: '6.0', 58: '6.0', 59: '6.0', 60: '6.0', 61: '6.0', 62: '6.0', 63: '6.0',
   64: '6.1', 65: '6.1', 66: '6.2', 67: '6.3', 68: '6.4', 69: '6.4', 70: '6.4',
-  71: '6.5', 72: '6.5', 73: '6.5',
+  71: '6.5', 72: '6.5', 73: '6.5', 74: '6.5',
 };
 
 /** nova's `[DEFAULT] service_down_time` default (nova/conf/service.py): a service is down after this long without a heartbeat. */
