@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { InventoryError, loadInventory } from '../inventory/load';
 import { isPhase, PHASES, type Phase } from '../common/messages';
 import { plannedSteps } from '../workflows/runbook';
+import { describeJump } from '../inventory/jump';
 import { UpgradePhase, UpgradeStatus } from '../common/searchAttributes';
 import { connectClient, ConnectionError, resolveConnection, type ConnectionFlags } from './connection';
 import { changedLines, liveLines, progressTable, watchView } from './render';
@@ -63,6 +64,9 @@ export function buildProgram(): Command {
     .action(async (o: ConnectionFlags & { inventory: string; workflowId?: string; autoApprove: Phase[]; dryRun?: boolean }) => {
       const inv = loadInventory(o.inventory);
       if (o.dryRun) {
+        const jump = describeJump(inv.release.from, inv.release.to);
+        print(`nova ${jump.summary}`);
+        for (const d of jump.differences) print(`  - ${d}`);
         let phaseName = '';
         for (const s of plannedSteps(inv)) {
           if (s.phase !== phaseName) print(`\n== ${(phaseName = s.phase)}${o.autoApprove.includes(s.phase) ? ' (auto-approved)' : ' (waits for approval)'}`);

@@ -2,6 +2,7 @@
 // workflow receives the parsed, defaulted result. Only paths to secrets ever appear here.
 import { z } from 'zod';
 import { DEFAULT_COMMANDS, COMMAND_PLACEHOLDERS, type CommandName } from './commands';
+import { checkReleasePair } from './jump';
 
 // HAProxy accepts letters, digits, '-', '_', '.' and ':' in proxy and server names. Anything
 // else (';' or a newline above all) could smuggle a second runtime command into a batch.
@@ -53,6 +54,29 @@ const absPath = z.string().regex(/^\/[^\s'"]*$/, 'must be an absolute path witho
 const ifName = z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'must be a network interface name (up to 15 letters, digits, "_", ".", ":", "@", "-")');
 const IPV4_OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 export const IPV4 = new RegExp(`^${IPV4_OCTET}(\\.${IPV4_OCTET}){3}$`);
+// RFC 1123 labels; RFC 3696 section 2: the last label is never all digits, which is what keeps a
+// mistyped IPv4 address such as 192.168.0.999 from passing as a hostname.
+const HOST_LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+const HOSTNAME = new RegExp(`^(?=.{1,253}\\.?$)(?:${HOST_LABEL}\\.)*(?=[A-Za-z0-9-]*[A-Za-z-])${HOST_LABEL}\\.?$`);
+const ipv6 = z.ipv6();
+
+/** Why a node address is neither an IPv4 address, an IPv6 address nor a hostname; undefined if it is one. */
+export function addressProblem(address: string): string | undefined {
+  if (IPV4.test(address) || ipv6.safeParse(address).success || HOSTNAME.test(address)) return undefined;
+  const shown = JSON.stringify(address);
+  if (/^\[.*\]$/.test(address) && ipv6.safeParse(address.slice(1, -1)).success) return `${shown} has brackets; write the IPv6 address without them`;
+  if (/^[\d.]+$/.test(address)) return `${shown} is not an IPv4 address (four numbers from 0 to 255, without leading zeros) and, being all digits, cannot be a hostname`;
+  return `${shown} is not an IPv4 address, an IPv6 address or a hostname (letters, digits and "-" in labels separated by dots)`;
+}
+
+const nodeAddress = z
+  .string()
+  .min(1, 'must not be empty')
+  .superRefine((a, ctx) => {
+    const problem = a ? addressProblem(a) : undefined;
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
 const lbPort = z.number().int('must be a TCP port, 1 to 65535').min(1, 'must be a TCP port, 1 to 65535').max(65535, 'must be a TCP port, 1 to 65535');
 
 export const LB_FILE_DEFAULTS = {
@@ -131,7 +155,7 @@ export interface LoadBalancerSettings {
 const nodeSchema = z
   .object({
     name: nodeName,
-    address: z.string().min(1, 'must not be empty'),
+    address: nodeAddress,
     sshPort: port.optional(),
     sshUser: z.string().min(1).optional(),
     roles: z.array(z.enum(ROLES)).min(1, 'must name at least one role'),
@@ -160,7 +184,14 @@ const commandsSchema = z
 export const inventorySchema = z
   .object({
     cloud: nodeName,
-    release: z.object({ from: version, to: version }).strict(),
+    // Only pairs nova supports: forward, N+1, or N+2 from one SLURP release to the next.
+    release: z
+      .object({ from: version, to: version })
+      .strict()
+      .superRefine((r, ctx) => {
+        const problem = checkReleasePair(r.from, r.to);
+        if (problem) ctx.addIssue({ code: 'custom', path: [problem.field === 'release.from' ? 'from' : 'to'], message: problem.message });
+      }),
     ssh: z
       .object({
         user: z.string().min(1).default('root'),

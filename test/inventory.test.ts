@@ -6,6 +6,8 @@ import { parse } from 'yaml';
 import { InventoryError, loadInventory, validateInventory } from '../inventory/load';
 import { computeBatches } from '../common/topology';
 import { plannedSteps as planUpgrade } from '../workflows/runbook';
+import { labInventory } from '../lab/labInventory';
+import { planTopology } from '../lab/topology';
 
 // Raw YAML, edited freely to build bad inputs: its shape is what the schema under test checks.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -116,5 +118,89 @@ describe('inventory', () => {
     ]);
     const disable = steps.find((s) => s.id === 'compute-batch:1')!.commands[0]!.command;
     expect(disable).toBe("OS_CLOUD=devstack-admin openstack compute service set --disable --disable-reason 'nova-upgrade to 31.0.0 (batch 1/2)' controller nova-compute");
+  });
+
+  it('refuses a downgrade, naming release.to', () => {
+    const raw = seed();
+    raw.release = { from: '30.0.0', to: '29.0.0' };
+    expect(problemsOf(raw)).toEqual(['release.to: 29.0.0 is older than release.from 30.0.0, and nova cannot be downgraded (its databases have no downgrade migrations)']);
+  });
+
+  it('refuses an equal release', () => {
+    const raw = seed();
+    raw.release = { from: '31.0.0', to: '31.0.0' };
+    expect(problemsOf(raw)).toEqual(['release.to: 31.0.0 is the same release as release.from, so there is nothing to upgrade']);
+  });
+
+  it('refuses a jump nova does not support, and one outside the release model', () => {
+    const raw = seed();
+    raw.release = { from: '30.0.0', to: '32.0.0' };
+    expect(problemsOf(raw)).toEqual([
+      'release.to: 30.0.0 → 32.0.0 skips 2025.1 Epoxy, but nova skips a release only from one SLURP release to the next, and 2024.2 Dalmatian and 2025.2 Flamingo are not SLURP releases; upgrade through 31.x (2025.1 Epoxy) first',
+    ]);
+    raw.release = { from: '29.0.0', to: '32.0.0' };
+    expect(problemsOf(raw)).toEqual(['release.to: 29.0.0 → 32.0.0 skips 2024.2 Dalmatian and 2025.1 Epoxy, but nova supports N+1, or N+2 from one SLURP release to the next; upgrade through 31.x (2025.1 Epoxy) first']);
+    raw.release = { from: '20.0.0', to: '21.0.0' };
+    expect(problemsOf(raw)).toEqual(["release.from: nova 20.x is not in this tool's release model, which knows 27.x (2023.1 Antelope) to 34.x (2026.2 Hibiscus)"]);
+  });
+
+  it('accepts N+1, a SLURP-to-SLURP skip and a stable update', () => {
+    for (const release of [
+      { from: '30.0.0', to: '31.0.0' },
+      { from: '31.0.0', to: '33.0.0' },
+      { from: '33.0.2', to: '34.0.0' },
+      { from: '31.0.0', to: '31.3.1' },
+    ]) {
+      const raw = seed();
+      raw.release = release;
+      expect(validateInventory(raw).release).toEqual(release);
+    }
+  });
+
+  it('reports a bad release pair together with the other schema problems', () => {
+    const raw = seed();
+    raw.release = { from: '30.0.0', to: '29.0.0' };
+    raw.nodes[1].address = '192.168.0.999';
+    expect(problemsOf(raw)).toEqual([
+      'release.to: 29.0.0 is older than release.from 30.0.0, and nova cannot be downgraded (its databases have no downgrade migrations)',
+      'nodes[1] (apicomp).address: "192.168.0.999" is not an IPv4 address (four numbers from 0 to 255, without leading zeros) and, being all digits, cannot be a hostname',
+    ]);
+  });
+
+  it('refuses an address that is neither an IPv4 or IPv6 address nor a hostname', () => {
+    const cases: Array<[string, string]> = [
+      ['192.168.0.999', '"192.168.0.999" is not an IPv4 address (four numbers from 0 to 255, without leading zeros) and, being all digits, cannot be a hostname'],
+      ['10.0.0', '"10.0.0" is not an IPv4 address (four numbers from 0 to 255, without leading zeros) and, being all digits, cannot be a hostname'],
+      ['api comp.example.org', '"api comp.example.org" is not an IPv4 address, an IPv6 address or a hostname (letters, digits and "-" in labels separated by dots)'],
+      ['apicomp_1', '"apicomp_1" is not an IPv4 address, an IPv6 address or a hostname (letters, digits and "-" in labels separated by dots)'],
+      ['2001:db8:::1', '"2001:db8:::1" is not an IPv4 address, an IPv6 address or a hostname (letters, digits and "-" in labels separated by dots)'],
+      ['[fd00::89]', '"[fd00::89]" has brackets; write the IPv6 address without them'],
+    ];
+    for (const [address, message] of cases) {
+      const raw = seed();
+      raw.nodes[1].address = address;
+      expect(problemsOf(raw), address).toEqual([`nodes[1] (apicomp).address: ${message}`]);
+    }
+    const raw = seed();
+    raw.nodes[1].address = '';
+    expect(problemsOf(raw)).toEqual(['nodes[1] (apicomp).address: must not be empty']);
+  });
+
+  it('accepts IPv4 and IPv6 addresses and hostnames, and brackets an IPv6 address in the default API URL', () => {
+    for (const address of ['192.168.0.89', 'fd00::89', 'apicomp', 'apicomp.cloud.example.org', 'apicomp.cloud.example.org.', 'cmp-01.rack3']) {
+      const raw = seed();
+      raw.nodes[1].address = address;
+      expect(validateInventory(raw).nodes[1]!.address, address).toBe(address);
+    }
+    const raw = seed();
+    raw.nodes[1].address = 'fd00::89';
+    expect(validateInventory(raw).nodes[1]!.api!.url).toBe('http://[fd00::89]:8774');
+  });
+
+  it("the lab's own inventory, at its default releases, still loads", () => {
+    const topology = planTopology({ subnet: '127.0.1', apiNodes: 2, computeOnlyNodes: 1, lbNodes: 1, sshPort: 2222 });
+    const inv = validateInventory(labInventory({ stateDir: '/tmp/lab', fromVersion: '30.0.0', toVersion: '31.0.0', sshPort: 2222, ...topology }));
+    expect(inv.release).toEqual({ from: '30.0.0', to: '31.0.0' });
+    expect(inv.nodes.map((n) => n.address)).toEqual(['127.0.1.2', '127.0.1.3', '127.0.1.4']);
   });
 });
