@@ -3,17 +3,16 @@
 // A step whose activity has exhausted its retries holds for the operator, answered by the same
 // `nova-upgrade retry|skip|abort <id>` as the upgrade (the decide update and abort signal).
 //
-// Why not runStep/Gates from steps.ts and gates.ts: both are typed to UpgradeState, whose
-// progress (phases, releases, compute batches) and search attributes are the upgrade's. This
-// file keeps their hold semantics in the smallest adapter: same decide/abort definitions, its
-// own progress query.
+// Steps run through the upgrade's step runner (stepRunner.ts); this file gives it a host over
+// its own progress and query, with the same decide/abort definitions as the upgrade.
 import { condition, defineQuery, proxyActivities, setCurrentDetails, setHandler, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { HaproxyActivities } from '../activities/haproxy/activities';
 import type { LbSetupActivities } from '../activities/lb/activities';
 import { lbNodeJobs, vipCheck, type LbNodeJob } from '../common/lbJobs';
 import type { Inventory } from '../inventory/schema';
 import { abortSignal, decideSignal, decideUpdate, type DecideInput, type DecisionAction, type PendingDecision } from '../common/messages';
-import { describeFailure } from './failures';
+import { AbortRequested } from './failures';
+import { runStep, type StepHost } from './stepRunner';
 
 export type LbStepStatus = 'pending' | 'running' | 'succeeded' | 'held' | 'skipped' | 'failed';
 
@@ -27,6 +26,9 @@ export interface LbSetupStep {
   alreadyDone?: boolean;
   error?: string;
   skipReason?: string;
+  operatorRetries?: number;
+  startedAt?: string;
+  endedAt?: string;
 }
 
 export interface LbSetupProgress {
@@ -57,8 +59,6 @@ export const lbSetupProgressQuery = defineQuery<LbSetupProgress>('lbSetupProgres
 export function lbSetupWorkflowId(cloud: string): string {
   return `nova-lb-setup-${cloud}`;
 }
-
-class Aborted extends Error {}
 
 type Acts = LbSetupActivities & Pick<HaproxyActivities, 'checkLoadBalancers'>;
 interface Outcome {
@@ -109,14 +109,15 @@ export async function setupLoadBalancers(input: LbSetupInput): Promise<LbSetupRe
     for (const job of jobs) {
       for (const [kind, , choices] of STEPS) {
         holds.checkAbort();
-        await holds.runStep(`${kind}:${job.node}`, () => perNode[kind](job), [...choices]);
+        await runStep(holds, `${kind}:${job.node}`, () => perNode[kind](job), { choices: [...choices] });
       }
     }
   } catch (err) {
-    if (!(err instanceof Aborted)) throw err;
+    if (!(err instanceof AbortRequested)) throw err;
     progress.status = 'aborted';
     holds.publish();
-    return { status: 'aborted', changed: changedAny(progress), summary: `aborted by ${err.message}`, steps: progress.steps, ...(vipHolder ? { vipHolder } : {}) };
+    const by = `${err.by}${err.reason ? `: ${err.reason}` : ''}`;
+    return { status: 'aborted', changed: changedAny(progress), summary: `aborted by ${by}`, steps: progress.steps, ...(vipHolder ? { vipHolder } : {}) };
   }
   progress.status = 'completed';
   holds.publish();
@@ -131,10 +132,10 @@ function changedAny(p: LbSetupProgress): boolean {
   return p.steps.some((s) => (s.id.startsWith('install:') || s.id.startsWith('reload:')) && s.status === 'succeeded' && !s.alreadyDone);
 }
 
-/** The upgrade's hold semantics on this workflow's own progress. */
-class Holds {
+/** The step runner's host on this workflow's own progress, with the upgrade's hold semantics. */
+class Holds implements StepHost {
   private decision?: DecideInput;
-  private abortBy?: string;
+  private abortBy?: { by: string; reason?: string };
 
   constructor(private readonly p: LbSetupProgress) {
     setHandler(lbSetupProgressQuery, () => p);
@@ -143,7 +144,7 @@ class Holds {
       if (!this.problem(d)) this.decide(d);
     });
     setHandler(abortSignal, ({ by, reason }) => {
-      this.abortBy ??= `${by}${reason ? `: ${reason}` : ''}`;
+      this.abortBy ??= { by, ...(reason ? { reason } : {}) };
     });
     this.publish();
   }
@@ -168,42 +169,22 @@ class Holds {
   }
 
   checkAbort(): void {
-    if (this.abortBy) throw new Aborted(this.abortBy);
+    if (this.abortBy) throw new AbortRequested(this.abortBy.by, this.abortBy.reason);
   }
 
-  async runStep(id: string, fn: () => Promise<Outcome>, choices: DecisionAction[]): Promise<void> {
-    const step = this.p.steps.find((s) => s.id === id)!;
-    for (;;) {
-      step.status = 'running';
-      step.attempts += 1;
-      delete step.error;
-      this.publish();
-      try {
-        const out = await fn();
-        step.status = 'succeeded';
-        step.summary = out.summary;
-        if (out.alreadyDone) step.alreadyDone = true;
-        this.publish();
-        return;
-      } catch (err) {
-        step.status = 'held';
-        step.error = describeFailure(err);
-        const d = await this.hold(id, step.error, choices);
-        if (d.action === 'skip') {
-          step.status = 'skipped';
-          step.skipReason = `${d.reason ?? ''} (by ${d.by})`;
-          this.publish();
-          return;
-        }
-        if (d.action === 'abort') {
-          step.status = 'failed';
-          throw new Aborted(`${d.by}${d.reason ? `: ${d.reason}` : ''}`);
-        }
-      }
-    }
+  step(id: string): LbSetupStep {
+    return this.p.steps.find((s) => s.id === id)!;
   }
 
-  private async hold(stepId: string, error: string, choices: DecisionAction[]): Promise<DecideInput> {
+  now(): string {
+    return new Date().toISOString();
+  }
+
+  starting(): void {
+    this.publish();
+  }
+
+  async hold(stepId: string, error: string, choices: DecisionAction[]): Promise<DecideInput> {
     const id = this.p.workflowId;
     this.p.status = 'held';
     this.p.pendingDecision = {
@@ -216,7 +197,7 @@ class Holds {
     this.decision = undefined;
     this.publish();
     await condition(() => this.decision !== undefined || this.abortBy !== undefined);
-    const d = this.decision ?? { action: 'abort' as const, by: this.abortBy! };
+    const d = this.decision ?? { action: 'abort' as const, ...this.abortBy! };
     delete this.p.pendingDecision;
     this.decision = undefined;
     this.p.status = 'running';

@@ -11,7 +11,7 @@ import { WebhookNotifier } from './notify';
 import { createOps } from './ops';
 import { planUpgrade, type RunbookStep, type RunContext } from './runbook';
 import { UpgradeState } from './state';
-import { runStep, type StepContext } from './stepRunner';
+import { runStep, upgradeHost, type StepContext } from './stepRunner';
 import { holdUnlessWindowAllows } from './window';
 
 export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
@@ -81,7 +81,7 @@ async function runPhase(ctx: StepContext, rt: RunContext, exposure: Exposure, ph
       if (waiting) {
         gates.checkAbort();
         // Only the first attempt is the run that overlapped; an operator's retry runs anew.
-        await runStep(ctx, waiting.step.id, async (key) => {
+        await runStep(upgradeHost(ctx), waiting.step.id, async (key) => {
           const r = key === runKey(waiting.step.id, 0) ? await waiting.first : await waiting.step.run(rt, key);
           if (r instanceof Error) throw r;
           return r as Awaited<ReturnType<RunbookStep['run']>>;
@@ -103,7 +103,7 @@ async function runOne(ctx: StepContext, rt: RunContext, exposure: Exposure, s: R
   ctx.gates.checkAbort();
   const { during = [], sets = [], clears = [] } = s.exposes ?? {};
   await runStep(
-    ctx,
+    upgradeHost(ctx),
     s.id,
     async (key) => {
       for (const m of [...during, ...sets]) exposure.mark(m);
