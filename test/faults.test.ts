@@ -334,7 +334,7 @@ describe('SSH nodes that refuse or hang, and nova-api that will not start on the
     // 3. nova-api fails to start on the new code: apicomp stays drained through everything.
     const broken = await heldAt(h, 'restart:apicomp:devstack@n-api');
     expect(broken.error).toMatch(/^devstack@n-api on apicomp did not become active after the restart/);
-    expect(broken.error).toMatch(/\[ServiceFailedToStart\]$/);
+    expect(broken.error).toMatch(/\[NovaServiceFailedToStart\]$/);
     expect(broken.p.steps.find((s) => s.id === 'compute-batch:2')).toMatchObject({ status: 'succeeded', operatorRetries: 1 });
     expect(broken.p.steps.find((s) => s.id === 'enable:controller')?.status).toBe('succeeded');
     const lbAtHold = await expectDrainedEverywhere('apicomp', 'at the restart hold');

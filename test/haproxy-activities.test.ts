@@ -184,7 +184,7 @@ describe('waitForServerUp', () => {
     await run(acts.enableApiServer, { lbs, backend: BACKEND, server: 'api3', weights });
     expect((await stat(lb1(), 'api3')).status).toMatch(/^UP/);
     const f = await failureOf(run(acts.waitForServerUp, upInput('api3', { timeoutMs: 1200 })));
-    expect(f.type).toBe('ServerNotUp');
+    expect(f.type).toBe('HaproxyServerNotUp');
     expect(f.message).toMatch(/lb1: DOWN L7STS/);
     backends.api3!.setHealthy(true);
     await run(acts.waitForServerUp, upInput('api3'));
@@ -203,7 +203,7 @@ describe('waitForServerUp', () => {
     // Without a stable window the stale UP is taken at face value.
     expect((await run(acts.waitForServerUp, upInput('api4', { lbs: only }))).statuses).toEqual({ lb1: 'UP L7OK' });
     const f = await failureOf(run(acts.waitForServerUp, upInput('api4', { lbs: only, stableMs: 1700, timeoutMs: 2500 })));
-    expect(f.type).toBe('ServerNotUp');
+    expect(f.type).toBe('HaproxyServerNotUp');
     expect(f.message).toMatch(/lb1: UP 2\/3 L7STS/);
     backends.api4!.setHealthy(true);
     await run(acts.waitForServerUp, upInput('api4', { timeoutMs: 10_000 }));
@@ -222,7 +222,7 @@ describe('draining with requests in flight', () => {
 
     await run(acts.drainApiServer, { lbs, backend: BACKEND, server: 'api1', mode: 'drain' });
     const timeout = await failureOf(run(acts.waitForNoSessions, { lbs, backend: BACKEND, server: 'api1', settleMs: 200, timeoutMs: 300, pollMs: 50 }));
-    expect(timeout.type).toBe('DrainTimeout');
+    expect(timeout.type).toBe('HaproxyDrainTimeout');
     expect(timeout.nonRetryable).toBe(true);
     const counts = (timeout.details?.[0] as { counts: SessionCount[] }).counts;
     expect(counts.map((c) => c.lb)).toEqual(['lb1', 'lb2']);

@@ -37,7 +37,7 @@ const activities = {
     calls.push(`verify:${i.from.node}`);
     if (failVerifyOnce) {
       failVerifyOnce = false;
-      throw ApplicationFailure.create({ type: 'VipNotHeld', message: 'VIP 192.168.0.95 is held by no LB node after 23 s', nonRetryable: true });
+      throw ApplicationFailure.create({ type: 'LbVipNotHeld', message: 'VIP 192.168.0.95 is held by no LB node after 23 s', nonRetryable: true });
     }
     return { holder: i.from.node, httpStatus: 200, summary: 'vip ok', alreadyDone: true };
   },

@@ -62,7 +62,7 @@ describe('disableComputeServices and enableComputeServices', () => {
   it('refuses a host nova does not know', async () => {
     seedServices();
     const err = await failureOf(activityEnv().run(acts.disableComputeServices, { target: node.target, listCommand, hosts: ['nosuch'], disableCommands: commandsFor('computeServiceDisable', ['nosuch']) }));
-    expect(err.type).toBe('ComputeServiceNotFound');
+    expect(err.type).toBe('NovaComputeServiceNotFound');
     expect(err.message).toContain('nova knows 0 nova-compute services on host "nosuch"');
   });
 });

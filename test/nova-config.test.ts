@@ -50,7 +50,7 @@ describe('setUpgradeLevelsCompute', () => {
     // A directory where the temp file goes: root can write anywhere, but not into that.
     mkdirSync(`${path}.nova-upgrade.k.tmp`);
     const err = await failureOf(activityEnv().run(setUpgradeLevelsCompute, { target: node.target, path, readCommand: `cat ${path}`, key: 'k' }));
-    expect(err.type).toBe('ConfigWriteFailed');
+    expect(err.type).toBe('NovaConfigWriteFailed');
     expect(err.nonRetryable).toBe(true);
     expect(err.message).toContain(`could not write ${path} on apicomp`);
     expect(readFileSync(path, 'utf8')).toBe('[DEFAULT]\n');

@@ -39,7 +39,7 @@ describe('installCode', () => {
     const err = await failureOf(
       activityEnv().run(acts.installCode, { target: node.target, versionCommand: DEFAULT_COMMANDS.codeVersion, command: 'true', version: '31.0.0', key: 'noop-install', stateDir: node.stateDir, pollMs: 100 }),
     );
-    expect(err.type).toBe('CodeVersionMismatch');
+    expect(err.type).toBe('NovaCodeVersionMismatch');
     expect(err.message).toContain('after installing nova 31.0.0 on controller, `nova-manage --version` reports "30.0.0"');
   });
 
@@ -48,7 +48,7 @@ describe('installCode', () => {
     const err = await failureOf(
       activityEnv().run(acts.installCode, { target: node.target, versionCommand: DEFAULT_COMMANDS.codeVersion, command: 'echo "error: pathspec 31.0.0 did not match" >&2; exit 1', version: '31.0.0', key: 'bad-install', stateDir: node.stateDir, pollMs: 100 }),
     );
-    expect(err.type).toBe('CommandFailed');
+    expect(err.type).toBe('NovaCommandFailed');
     expect(err.nonRetryable).toBe(true);
     expect(err.message).toContain('installing nova 31.0.0 failed on controller');
     expect(err.message).toContain('pathspec 31.0.0 did not match');
@@ -96,7 +96,7 @@ describe('runUpgradeCheck', () => {
   it('fails non-retryably on exit 2 with the failing checks', async () => {
     node.write('status_mode', 'failure');
     const err = await failureOf(run());
-    expect(err.type).toBe('UpgradeCheckFailed');
+    expect(err.type).toBe('NovaUpgradeCheckFailed');
     expect(err.nonRetryable).toBe(true);
     expect(err.message).toMatch(/^nova-status upgrade check failed on controller: Cells v2: No host mappings found/);
   });
@@ -104,7 +104,7 @@ describe('runUpgradeCheck', () => {
   it('fails non-retryably on exit 255 with the traceback', async () => {
     node.write('status_mode', 'error');
     const err = await failureOf(run());
-    expect(err.type).toBe('UpgradeCheckError');
+    expect(err.type).toBe('NovaUpgradeCheckError');
     expect(err.message).toContain('RuntimeError: Unable to connect to the database');
   });
 });
@@ -149,7 +149,7 @@ describe('runOnlineDataMigrations', () => {
     node.write('odm_mode', 'fail');
     const err = await failureOf(activityEnv().run(acts.runOnlineDataMigrations, { target: node.target, command, keyPrefix: 'wf3-odm', stateDir: node.stateDir, pollMs: 100, maxRounds: 3 }));
     node.write('odm_mode', 'ok');
-    expect(err.type).toBe('OnlineDataMigrationsFailed');
+    expect(err.type).toBe('NovaOnlineDataMigrationsFailed');
     expect(err.message).toContain('online data migrations failed in round 1 on controller (populate_dev_uuids)');
     expect(err.message).toContain('| populate_instance_compute_id |');
   });
@@ -157,14 +157,14 @@ describe('runOnlineDataMigrations', () => {
   it('fails non-retryably on exit 127 (bad input)', async () => {
     const bad = renderCommand('onlineDataMigrations', DEFAULT_COMMANDS.onlineDataMigrations, { maxCount: 0 });
     const err = await failureOf(activityEnv().run(acts.runOnlineDataMigrations, { target: node.target, command: bad, keyPrefix: 'wf4-odm', stateDir: node.stateDir, pollMs: 100, maxRounds: 3 }));
-    expect(err.type).toBe('OnlineDataMigrationsBadInput');
+    expect(err.type).toBe('NovaOnlineDataMigrationsBadInput');
     expect(err.message).toContain('Must supply a positive value for max_count.');
   });
 
   it('stops after maxRounds when work remains', async () => {
     node.write('odm_remaining', '500');
     const err = await failureOf(activityEnv().run(acts.runOnlineDataMigrations, { target: node.target, command, keyPrefix: 'wf5-odm', stateDir: node.stateDir, pollMs: 100, maxRounds: 2 }));
-    expect(err.type).toBe('OnlineDataMigrationsIncomplete');
+    expect(err.type).toBe('NovaOnlineDataMigrationsIncomplete');
     expect(node.read('odm_remaining')).toBe('400');
   });
 });

@@ -49,7 +49,7 @@ describe('restartService', () => {
     const err = await failureOf(
       activityEnv().run(acts.restartService, { ...unitInput(unit), restartCommand: cmd('serviceRestart', unit), before, key: 'wf1-restart-meta', stateDir: node.stateDir, pollMs: 100 }),
     );
-    expect(err.type).toBe('ServiceFailedToStart');
+    expect(err.type).toBe('NovaServiceFailedToStart');
     expect(err.nonRetryable).toBe(true);
     expect(err.message).toContain(`${unit} on apicomp did not become active after the restart`);
     expect(err.message).toContain('ActiveState=failed');
@@ -78,7 +78,7 @@ describe('stopService and startService', () => {
     await activityEnv().run(acts.stopService, { ...unitInput(unit), stopCommand: cmd('serviceStop', unit) });
     node.write(`units/${unit}/broken`, '');
     const err = await failureOf(activityEnv().run(acts.startService, { ...unitInput(unit), startCommand: cmd('serviceStart', unit) }));
-    expect(err.type).toBe('ServiceFailedToStart');
+    expect(err.type).toBe('NovaServiceFailedToStart');
     expect(err.message).toContain(`${unit} on apicomp did not become active`);
   });
 });

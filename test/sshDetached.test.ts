@@ -112,7 +112,7 @@ describe('runDetached', () => {
     // A retry with the same key learns it was stopped rather than starting it again.
     const again = await pool.runDetached(node.target(), { key: 'gets-cancelled', command: 'true', stateDir }).catch((e: unknown) => e);
     expect(again).toBeInstanceOf(ApplicationFailure);
-    expect(again).toMatchObject({ type: 'DetachedRunCancelled', nonRetryable: true });
+    expect(again).toMatchObject({ type: 'SshDetachedRunCancelled', nonRetryable: true });
   });
 
   it('kills the run when it exceeds timeoutMs', async () => {
@@ -142,7 +142,7 @@ describe('runDetached', () => {
     for (const attempt of [() => waiting, retry]) {
       const failure = await attempt().catch((e: unknown) => e);
       expect(failure).toBeInstanceOf(ApplicationFailure);
-      expect(failure).toMatchObject({ type: 'DetachedRunLost', nonRetryable: true });
+      expect(failure).toMatchObject({ type: 'SshDetachedRunLost', nonRetryable: true });
       const message = (failure as Error).message;
       expect(message).toContain(`"${key}"`);
       expect(message).toContain(`ctl1 (127.0.5.1:${node.sshd.port})`);
@@ -161,7 +161,7 @@ describe('runDetached', () => {
     const failure = await worker()
       .runDetached(node.target(), { key, command: 'true', stateDir })
       .catch((e: unknown) => e);
-    expect(failure).toMatchObject({ type: 'DetachedRunLost', nonRetryable: true });
+    expect(failure).toMatchObject({ type: 'SshDetachedRunLost', nonRetryable: true });
     expect((failure as Error).message).toContain('the node has rebooted since it started');
   });
 

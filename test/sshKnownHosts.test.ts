@@ -131,17 +131,17 @@ describe('host key checking against a real sshd', () => {
   });
 
   it('refuses an UNKNOWN host with its fingerprint and the known_hosts path', async () => {
-    const failure = expectRefusal(await connectWith('# nothing yet\n'), 'HostKeyUnknown');
+    const failure = expectRefusal(await connectWith('# nothing yet\n'), 'SshHostKeyUnknown');
     expect(failure.message).toMatch(/is not in .*known_hosts_\w+: add it with ssh-keyscan/);
     expect(failure.message).toContain(opensshFingerprint(join(node.sshd.dir, 'ssh_host_ed25519_key.pub')));
   });
 
   it('treats a key known only for another port, or only for port 22, as UNKNOWN', async () => {
-    expectRefusal(await connectWith(`[${host}]:${node.sshd.port + 1} ${hostKey}\n${host} ${hostKey}\n`), 'HostKeyUnknown');
+    expectRefusal(await connectWith(`[${host}]:${node.sshd.port + 1} ${hostKey}\n${host} ${hostKey}\n`), 'SshHostKeyUnknown');
   });
 
   it('refuses a CHANGED key, naming both fingerprints', async () => {
-    const failure = expectRefusal(await connectWith(`[${host}]:${node.sshd.port} ${otherKey}\n`), 'HostKeyChanged');
+    const failure = expectRefusal(await connectWith(`[${host}]:${node.sshd.port} ${otherKey}\n`), 'SshHostKeyChanged');
     expect(failure.message).toContain('CHANGED');
     expect(failure.message).toContain(opensshFingerprint(join(node.sshd.dir, 'ssh_host_ed25519_key.pub')));
     expect(failure.message).toContain(opensshFingerprint(join(lab.root, 'impostor', 'key.pub')));
@@ -150,12 +150,12 @@ describe('host key checking against a real sshd', () => {
   it('refuses as CHANGED a node that offers none of the key types known for it', async () => {
     const ecdsa = join(lab.root, 'ecdsa', 'key');
     execFileSync('sh', ['-c', `mkdir -p ${join(lab.root, 'ecdsa')} && ssh-keygen -q -t ecdsa -N '' -f ${ecdsa}`]);
-    const failure = expectRefusal(await connectWith(`[${host}]:${node.sshd.port} ${keyOf(readFileSync(`${ecdsa}.pub`, 'utf8'))}\n`), 'HostKeyChanged');
+    const failure = expectRefusal(await connectWith(`[${host}]:${node.sshd.port} ${keyOf(readFileSync(`${ecdsa}.pub`, 'utf8'))}\n`), 'SshHostKeyChanged');
     expect(failure.message).toContain('offers none of the key types');
   });
 
   it('refuses a key marked @revoked even when it is also listed', async () => {
     const entry = `[${host}]:${node.sshd.port} ${hostKey}`;
-    expectRefusal(await connectWith(`${entry}\n@revoked ${entry}\n`), 'HostKeyRevoked');
+    expectRefusal(await connectWith(`${entry}\n@revoked ${entry}\n`), 'SshHostKeyRevoked');
   });
 });

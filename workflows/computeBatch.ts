@@ -40,7 +40,7 @@ export async function upgradeComputeBatch(input: ComputeBatchInput): Promise<Com
     }
   } catch (err) {
     throw ApplicationFailure.create({
-      type: 'ComputeBatchFailed',
+      type: 'NovaComputeBatchFailed',
       nonRetryable: true,
       message: `${label} failed at "${stage}": ${describeFailure(err)}`,
       details: [{ stage, notes }],

@@ -188,7 +188,7 @@ export function createHaproxyActivities(deps: HaproxyDeps) {
       }
       if (now - started >= input.timeoutMs) {
         throw ApplicationFailure.create({
-          type: 'DrainTimeout',
+          type: 'HaproxyDrainTimeout',
           message: `${backend}/${server} still has sessions after ${Math.round((now - started) / 1000)} s: ${show}; nothing was shut down`,
           nonRetryable: true,
           details: [{ backend, server, counts }],
@@ -283,7 +283,7 @@ export function createHaproxyActivities(deps: HaproxyDeps) {
       const show = Object.entries(statuses).map(([lb, s]) => `${lb}: ${s}`).join(', ');
       if (upSince !== undefined && now - upSince >= stableMs) return { summary: `${backend}/${server} is UP on every LB (${show})`, statuses, waitedMs: now - started };
       if (now - started >= input.timeoutMs) {
-        throw ApplicationFailure.create({ type: 'ServerNotUp', message: `${backend}/${server} is not UP on every LB after ${Math.round((now - started) / 1000)} s: ${show}`, nonRetryable: true, details: [{ backend, server, statuses }] });
+        throw ApplicationFailure.create({ type: 'HaproxyServerNotUp', message: `${backend}/${server} is not UP on every LB after ${Math.round((now - started) / 1000)} s: ${show}`, nonRetryable: true, details: [{ backend, server, statuses }] });
       }
       await pause(input.pollMs);
     }

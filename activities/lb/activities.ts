@@ -231,7 +231,7 @@ export function createLbSetupActivities(deps: LbSetupDeps) {
       if (holder && now - since >= input.stableMs) break;
       if (now - started > input.timeoutMs) {
         throw ApplicationFailure.create({
-          type: seen.length ? 'VipHeldTwice' : 'VipNotHeld',
+          type: seen.length ? 'VipHeldTwice' : 'LbVipNotHeld',
           message: `VIP ${input.vipAddress} is held by ${seen.length ? seen.join(' and ') : 'no LB node'} after ${Math.round((now - started) / 1000)} s; check keepalived on ${input.members.map((m) => m.node).join(', ')}`,
           nonRetryable: true,
         });
@@ -242,7 +242,7 @@ export function createLbSetupActivities(deps: LbSetupDeps) {
     const status = Number(r.stdout.trim());
     if (r.exitCode !== 0 || !(status >= 200 && status < 500)) {
       throw ApplicationFailure.create({
-        type: 'VipFrontendNotAnswering',
+        type: 'LbVipFrontendNotAnswering',
         message: `from LB ${input.from.node}, ${input.url} (VIP held by ${holder}) ${r.exitCode !== 0 ? `did not answer: ${tail(r.stderr)}` : `answered HTTP ${status}`}`,
         nonRetryable: false,
       });

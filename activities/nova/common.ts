@@ -67,7 +67,7 @@ export async function runDetachedOrFail(runner: RemoteRunner, input: DetachedInp
   });
   commands.push(toRecord(r));
   if (r.exitCode !== 0) {
-    throw nonRetryable('CommandFailed', `${what} failed on ${input.target.node}: \`${input.command}\` exited ${r.exitCode ?? r.signal}. Last output:\n${lastLines(outputOf(r))}`, {
+    throw nonRetryable('NovaCommandFailed', `${what} failed on ${input.target.node}: \`${input.command}\` exited ${r.exitCode ?? r.signal}. Last output:\n${lastLines(outputOf(r))}`, {
       node: input.target.node,
       command: input.command,
       exitCode: r.exitCode,

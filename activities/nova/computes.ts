@@ -88,7 +88,7 @@ export function createComputeActivities(deps: NovaDeps) {
   function computeOf(records: ComputeServiceRecord[], host: string, node: string): ComputeServiceRecord {
     const found = records.filter((r) => r.Binary === COMPUTE && r.Host === host);
     if (found.length !== 1) {
-      throw nonRetryable('ComputeServiceNotFound', `nova knows ${found.length} nova-compute services on host "${host}" (asked on ${node}); check the inventory's novaHost`, { host, count: found.length });
+      throw nonRetryable('NovaComputeServiceNotFound', `nova knows ${found.length} nova-compute services on host "${host}" (asked on ${node}); check the inventory's novaHost`, { host, count: found.length });
     }
     return found[0]!;
   }
@@ -109,7 +109,7 @@ export function createComputeActivities(deps: NovaDeps) {
         continue;
       }
       const command = commandsByHost[host];
-      if (!command) throw nonRetryable('MissingCommand', `no command was given to set nova-compute on ${host} ${wanted}`, { host });
+      if (!command) throw nonRetryable('NovaMissingCommand', `no command was given to set nova-compute on ${host} ${wanted}`, { host });
       const r = await runner.run(target, command, { timeoutMs: 60_000, signal: cancellationSignal() });
       commands.push(toRecord(r));
       if (r.exitCode !== 0) throw new Error(`on ${target.node}, \`${command}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5)}`);
@@ -162,7 +162,7 @@ export function createComputeActivities(deps: NovaDeps) {
     const deadline = Date.now() + input.timeoutMs;
     const since = (host: string) => Date.parse(typeof input.restartedAfter === 'string' ? input.restartedAfter : (input.restartedAfter[host] ?? ''));
     for (const host of input.hosts) {
-      if (Number.isNaN(since(host))) throw nonRetryable('BadInput', `no valid restart time for ${host}`, { host });
+      if (Number.isNaN(since(host))) throw nonRetryable('NovaBadInput', `no valid restart time for ${host}`, { host });
     }
     for (let polls = 1; ; polls++) {
       const records = await listServices(input.target, input.listCommand, commands);

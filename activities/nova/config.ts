@@ -81,7 +81,7 @@ export function createConfigActivities(deps: NovaDeps) {
       throw new Error(`${path} on ${target.node} changed while it was being edited; reading it again`);
     }
     if (write.exitCode !== 0) {
-      throw nonRetryable('ConfigWriteFailed', `could not write ${path} on ${target.node} (exit ${write.exitCode}): ${lastLines(outputOf(write), 5)}`, {
+      throw nonRetryable('NovaConfigWriteFailed', `could not write ${path} on ${target.node} (exit ${write.exitCode}): ${lastLines(outputOf(write), 5)}`, {
         node: target.node,
         path,
       });
@@ -89,7 +89,7 @@ export function createConfigActivities(deps: NovaDeps) {
 
     const after = (await runRead(runner, target, readCommand, commands)).stdout;
     if (after !== edit.text || getIniOption(after, 'upgrade_levels', 'compute') !== value) {
-      throw nonRetryable('ConfigVerifyFailed', `${path} on ${target.node} does not read back as written; the original is at ${backupPath}`, { node: target.node, path, backupPath });
+      throw nonRetryable('NovaConfigVerifyFailed', `${path} on ${target.node} does not read back as written; the original is at ${backupPath}`, { node: target.node, path, backupPath });
     }
     return { summary: `set [upgrade_levels] compute=${value} in ${path} on ${target.node} (backup ${backupPath})`, alreadyDone: false, path, backupPath, commands };
   }

@@ -54,7 +54,7 @@ export function createKeystoneActivities(deps: NovaDeps) {
     const list = renderCommand('endpointList', input.listTemplate, { osCloud });
     const endpoints = await computeEndpoints(input, list, commands);
     if (!endpoints.length) {
-      throw nonRetryable('ComputeEndpointNotFound', `keystone has no public compute endpoint (\`${list}\` on ${target.node}); create it before the upgrade`, { node: target.node, command: list });
+      throw nonRetryable('NovaComputeEndpointNotFound', `keystone has no public compute endpoint (\`${list}\` on ${target.node}); create it before the upgrade`, { node: target.node, command: list });
     }
     const previousUrls = Object.fromEntries(endpoints.map((e) => [e.ID, e.URL]));
     const stale = endpoints.filter((e) => !sameUrl(e.URL, url));

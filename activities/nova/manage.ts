@@ -100,7 +100,7 @@ export function createManageActivities(deps: NovaDeps) {
     await runDetachedOrFail(runner, input, `installing nova ${input.version}`, commands);
     const after = await installedVersion(input.target, input.versionCommand, commands);
     if (after !== input.version) {
-      throw nonRetryable('CodeVersionMismatch', `after installing nova ${input.version} on ${node}, \`${input.versionCommand}\` reports "${after}"; check the install command`, {
+      throw nonRetryable('NovaCodeVersionMismatch', `after installing nova ${input.version} on ${node}, \`${input.versionCommand}\` reports "${after}"; check the install command`, {
         node,
         expected: input.version,
         found: after,
@@ -146,12 +146,12 @@ export function createManageActivities(deps: NovaDeps) {
       return { summary: `nova-status upgrade check warns on ${target.node}: ${describe(warnings)}`, outcome: 'warning', checks, warnings, commands };
     }
     if (r.exitCode === 2 && failures.length) {
-      throw nonRetryable('UpgradeCheckFailed', `nova-status upgrade check failed on ${target.node}: ${describe(failures)}`, { node: target.node, command, failures, checks });
+      throw nonRetryable('NovaUpgradeCheckFailed', `nova-status upgrade check failed on ${target.node}: ${describe(failures)}`, { node: target.node, command, failures, checks });
     }
     if (r.exitCode === 255) {
-      throw nonRetryable('UpgradeCheckError', `nova-status upgrade check raised an error on ${target.node} (\`${command}\` exited 255):\n${lastLines(outputOf(r))}`, { node: target.node, command });
+      throw nonRetryable('NovaUpgradeCheckError', `nova-status upgrade check raised an error on ${target.node} (\`${command}\` exited 255):\n${lastLines(outputOf(r))}`, { node: target.node, command });
     }
-    throw nonRetryable('UpgradeCheckUnreadable', `\`${command}\` on ${target.node} exited ${r.exitCode ?? r.signal} with ${checks.length} readable checks; output:\n${lastLines(outputOf(r))}`, {
+    throw nonRetryable('NovaUpgradeCheckUnreadable', `\`${command}\` on ${target.node} exited ${r.exitCode ?? r.signal} with ${checks.length} readable checks; output:\n${lastLines(outputOf(r))}`, {
       node: target.node,
       command,
       exitCode: r.exitCode,
@@ -188,7 +188,7 @@ export function createManageActivities(deps: NovaDeps) {
       }
       if (r.exitCode === 1) continue;
       if (r.exitCode === 2) {
-        throw nonRetryable('OnlineDataMigrationsFailed', `online data migrations failed in round ${round} on ${target.node}${out.errors.length ? ` (${out.errors.join(', ')})` : ''}; see nova-manage's log. Table:\n${out.table}`, {
+        throw nonRetryable('NovaOnlineDataMigrationsFailed', `online data migrations failed in round ${round} on ${target.node}${out.errors.length ? ` (${out.errors.join(', ')})` : ''}; see nova-manage's log. Table:\n${out.table}`, {
           node: target.node,
           command,
           round,
@@ -197,11 +197,11 @@ export function createManageActivities(deps: NovaDeps) {
         });
       }
       if (r.exitCode === 127) {
-        throw nonRetryable('OnlineDataMigrationsBadInput', `nova-manage rejected \`${command}\` on ${target.node} as bad input (exit 127): ${lastLines(outputOf(r), 3)}`, { node: target.node, command });
+        throw nonRetryable('NovaOnlineDataMigrationsBadInput', `nova-manage rejected \`${command}\` on ${target.node} as bad input (exit 127): ${lastLines(outputOf(r), 3)}`, { node: target.node, command });
       }
-      throw nonRetryable('CommandFailed', `\`${command}\` on ${target.node} exited ${r.exitCode ?? r.signal} in round ${round}:\n${lastLines(outputOf(r))}`, { node: target.node, command, round });
+      throw nonRetryable('NovaCommandFailed', `\`${command}\` on ${target.node} exited ${r.exitCode ?? r.signal} in round ${round}:\n${lastLines(outputOf(r))}`, { node: target.node, command, round });
     }
-    throw nonRetryable('OnlineDataMigrationsIncomplete', `online data migrations on ${target.node} still had work after ${input.maxRounds} rounds; run more rounds or raise --max-count`, {
+    throw nonRetryable('NovaOnlineDataMigrationsIncomplete', `online data migrations on ${target.node} still had work after ${input.maxRounds} rounds; run more rounds or raise --max-count`, {
       node: target.node,
       command,
       rounds: input.maxRounds,

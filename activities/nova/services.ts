@@ -115,7 +115,7 @@ export function createServiceActivities(deps: NovaDeps) {
         status = lastLines(outputOf(r), 30);
       }
     }
-    throw nonRetryable('ServiceFailedToStart', `${input.unit} on ${input.target.node} ${why} (ActiveState=${state.activeState}, SubState=${state.subState})${status ? `:\n${status}` : ''}`, {
+    throw nonRetryable('NovaServiceFailedToStart', `${input.unit} on ${input.target.node} ${why} (ActiveState=${state.activeState}, SubState=${state.subState})${status ? `:\n${status}` : ''}`, {
       node: input.target.node,
       unit: input.unit,
       state,

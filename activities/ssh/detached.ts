@@ -199,7 +199,7 @@ export async function runDetached(
     const result = await runner.run(target, body, pollOpts);
     if (result.exitCode !== 0) {
       throw ApplicationFailure.create({
-        type: fail.SshFailureType.DetachedRunFailedToStart,
+        type: fail.SshFailureType.SshDetachedRunFailedToStart,
         nonRetryable: false,
         message: `cannot manage detached run "${opts.key}" on ${where} under ${opts.stateDir}: exit ${result.exitCode}: ${result.stderr.trim()}`,
       });
@@ -235,7 +235,7 @@ export async function runDetached(
       }
       if (state.kind === 'cancelled') {
         throw ApplicationFailure.create({
-          type: fail.SshFailureType.DetachedRunCancelled,
+          type: fail.SshFailureType.SshDetachedRunCancelled,
           nonRetryable: true,
           message: `${describe(status.dir)} was stopped earlier (${state.why}) and is not restarted; use a new key to run it again`,
         });
@@ -249,7 +249,7 @@ export async function runDetached(
               ? 'its run directory has disappeared'
               : 'its process never recorded a pid';
         throw ApplicationFailure.create({
-          type: fail.SshFailureType.DetachedRunLost,
+          type: fail.SshFailureType.SshDetachedRunLost,
           nonRetryable: true,
           message:
             `${describe(status.dir)} was claimed but ${what}; it was NOT restarted, since it may have done part of its ` +

@@ -5,18 +5,18 @@ import { blobKeyType, fingerprint, type KnownHostKey } from './knownHosts';
 import type { SshTarget } from '../../common/sshTarget';
 
 export const SshFailureType = {
-  HostKeyUnknown: 'HostKeyUnknown',
-  HostKeyChanged: 'HostKeyChanged',
-  HostKeyRevoked: 'HostKeyRevoked',
+  HostKeyUnknown: 'SshHostKeyUnknown',
+  HostKeyChanged: 'SshHostKeyChanged',
+  HostKeyRevoked: 'SshHostKeyRevoked',
   AuthFailed: 'SshAuthFailed',
   PrivateKeyUnreadable: 'SshPrivateKeyUnreadable',
   KnownHostsUnreadable: 'SshKnownHostsUnreadable',
   ConnectFailed: 'SshConnectFailed',
   ConnectionLost: 'SshConnectionLost',
   CommandTimedOut: 'SshCommandTimedOut',
-  DetachedRunLost: 'DetachedRunLost',
-  DetachedRunCancelled: 'DetachedRunCancelled',
-  DetachedRunFailedToStart: 'DetachedRunFailedToStart',
+  SshDetachedRunLost: 'SshDetachedRunLost',
+  SshDetachedRunCancelled: 'SshDetachedRunCancelled',
+  SshDetachedRunFailedToStart: 'SshDetachedRunFailedToStart',
 } as const;
 export type SshFailureType = (typeof SshFailureType)[keyof typeof SshFailureType];
 
