@@ -115,6 +115,26 @@ describe('runDetached', () => {
     expect(again).toMatchObject({ type: 'SshDetachedRunCancelled', nonRetryable: true });
   });
 
+  it('leaves the run to its successor when the attempt was superseded (NOT_FOUND after a frozen worker)', async () => {
+    const pool = worker();
+    const stale = new AbortController();
+    const key = 'superseded-attempt';
+    const command = 'sleep 1; echo finished by the successor';
+    const first = pool.runDetached(node.target(), { key, command, stateDir, pollMs: 100, signal: stale.signal });
+    await waitFor(() => existsSync(join(runDir(key), 'pid')), 5000);
+    // What the SDK hands an attempt whose heartbeat the server no longer knows.
+    const reason = new CancelledFailure('NOT_FOUND');
+    stale.abort(reason);
+    await expect(first).rejects.toBe(reason);
+    expect(processRunning(runPid(key))).toBe(true);
+    expect(existsSync(join(runDir(key), 'cancelled'))).toBe(false);
+    expect(await pool.runDetached(node.target(), { key, command, stateDir, pollMs: 100 })).toMatchObject({
+      exitCode: 0,
+      stdout: 'finished by the successor\n',
+      reattached: true,
+    });
+  });
+
   it('kills the run when it exceeds timeoutMs', async () => {
     const key = 'too-slow';
     const started = Date.now();

@@ -29,9 +29,15 @@ export interface DetachedSettings {
 // Temporal cancels running activities with these reasons when the run should outlive this
 // attempt: the worker is going away, or the server gave up on it and will retry elsewhere.
 // The retry reattaches; killing here would make it find a cancelled run instead.
-const LEAVE_RUNNING_ON = new Set(['WORKER_SHUTDOWN', 'TIMED_OUT', 'PAUSED', 'RESET', 'HEARTBEAT_DETAILS_CONVERSION_FAILED']);
+// NOT_FOUND is what a superseded attempt hears: a worker frozen past the heartbeat timeout
+// (a VM pause, a long GC, SIGSTOP) wakes up to a server that already timed this attempt out
+// and scheduled the next one. Measured on the lab: a worker frozen 25 s in online-migrations
+// killed the run its successor was about to reattach to, and the step held for an operator.
+// A workflow that is really gone (terminated) also answers NOT_FOUND; its run then finishes on
+// its own, which every step already tolerates (the node's state decides on the next run).
+const LEAVE_RUNNING_ON = new Set(['WORKER_SHUTDOWN', 'TIMED_OUT', 'NOT_FOUND', 'PAUSED', 'RESET', 'HEARTBEAT_DETAILS_CONVERSION_FAILED']);
 
-/** Kill on a real cancellation (the workflow asked, or is gone); leave running otherwise. */
+/** Kill only on a real cancellation (the workflow or the operator asked); leave running otherwise. */
 export function defaultKillOnAbort(reason: unknown): boolean {
   return !(reason instanceof Error && LEAVE_RUNNING_ON.has(reason.message));
 }
