@@ -9,7 +9,7 @@ import { UpgradePhase, UpgradeStatus } from '../common/searchAttributes';
 import { connectClient, ConnectionError, resolveConnection, type ConnectionFlags } from './connection';
 import { changedLines, liveLines, progressTable, watchView } from './render';
 import { auditTable, commandAudit } from './history';
-import { approvePhase, CliError, decide, requestAbort, startUpgrade, viewUpgrade } from './upgrades';
+import { approvePhase, CliError, decide, requestAbort, signalApproval, signalDecision, startUpgrade, viewUpgrade } from './upgrades';
 import { watchUpgrade } from './watch';
 import { labCommand } from './labCommand';
 import { serverCommand } from './serverCommand';
@@ -87,8 +87,15 @@ export function buildProgram(): Command {
     .description("approve the pending phase's gate")
     .option('--phase <phase>', 'the phase you mean (refused if another is pending)', phase)
     .option('--comment <text>', 'recorded with the approval')
-    .action(async (id: string, o: ConnectionFlags & { phase?: Phase; comment?: string }) => {
+    .option('--signal', 'send a signal instead of an update: works while no worker polls (needs --phase; a refusal becomes a warning in the progress)')
+    .action(async (id: string, o: ConnectionFlags & { phase?: Phase; comment?: string; signal?: boolean }) => {
       const { conn, client: c } = await client(o);
+      if (o.signal) {
+        if (!o.phase) throw new CliError('approve --signal needs --phase: without a worker nothing can tell which gate is pending', 2);
+        await signalApproval(c, id, o.phase, o.comment);
+        print(`sent the approval of ${o.phase} as a signal; the workflow records it when a worker runs it ("status" shows it)`);
+        return;
+      }
       const rec = await approvePhase(c, conn.taskQueue, id, o.phase, o.comment);
       print(`approved ${rec.phase} as ${rec.approver}`);
     });
@@ -96,11 +103,19 @@ export function buildProgram(): Command {
   for (const action of ['retry', 'skip', 'shutdown-sessions'] as const) {
     const cmd = withConnection(program.command(`${action} <workflowId>`))
       .description(action === 'retry' ? 'run the held step again' : action === 'skip' ? 'skip the held step (recorded with the reason)' : "close the drained server's remaining sessions, then wait again")
-      .option('--step <id>', 'the held step you mean (refused if another is held)');
+      .option('--step <id>', 'the held step you mean (refused if another is held)')
+      .option('--signal', 'send a signal instead of an update: works while no worker polls (needs --step; a refusal becomes a warning in the progress)');
     if (action === 'skip') cmd.requiredOption('--reason <text>', 'why it is safe to skip');
-    cmd.action(async (id: string, o: ConnectionFlags & { step?: string; reason?: string }) => {
+    cmd.action(async (id: string, o: ConnectionFlags & { step?: string; reason?: string; signal?: boolean }) => {
       const { conn, client: c } = await client(o);
-      print(await decide(c, conn.taskQueue, id, { action, ...(o.step ? { stepId: o.step } : {}), ...(o.reason ? { reason: o.reason } : {}) }));
+      const input = { action, ...(o.step ? { stepId: o.step } : {}), ...(o.reason ? { reason: o.reason } : {}) };
+      if (o.signal) {
+        if (!o.step) throw new CliError(`${action} --signal needs --step: without a worker nothing can tell which step is held`, 2);
+        await signalDecision(c, id, input);
+        print(`sent ${action} for ${o.step} as a signal; the workflow acts on it when a worker runs it ("status" shows it)`);
+        return;
+      }
+      print(await decide(c, conn.taskQueue, id, input));
     });
   }
 

@@ -11,7 +11,9 @@ import { temporal } from '@temporalio/proto';
 import type { Inventory } from '../inventory/schema';
 import {
   abortSignal,
+  approveSignal,
   approveUpdate,
+  decideSignal,
   decideUpdate,
   progressQuery,
   upgradeWorkflowId,
@@ -140,6 +142,22 @@ export async function decide(client: Client, taskQueue: string, workflowId: stri
   } catch (err) {
     return updateRefusal(err);
   }
+}
+
+/**
+ * The approval as a signal: accepted by the server whether or not a worker polls, applied when
+ * one runs the workflow. A signal cannot be refused, so the workflow records an invalid one as
+ * a warning instead (gates.ts).
+ */
+export async function signalApproval(client: Client, workflowId: string, phase: Phase, comment?: string): Promise<void> {
+  const handle = await openUpgrade(client, workflowId);
+  await handle.signal(approveSignal, { phase, approver: operatorName(), ...(comment ? { comment } : {}) });
+}
+
+/** A decision at a held step as a signal, for when no worker polls; see signalApproval. */
+export async function signalDecision(client: Client, workflowId: string, input: Omit<DecideInput, 'by'>): Promise<void> {
+  const handle = await openUpgrade(client, workflowId);
+  await handle.signal(decideSignal, { ...input, by: operatorName() });
 }
 
 export async function requestAbort(client: Client, workflowId: string, reason?: string): Promise<void> {

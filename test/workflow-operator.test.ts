@@ -102,6 +102,31 @@ afterAll(async () => {
   await new Promise((r) => receiver?.close(r));
 });
 
+describe('approve and decide by signal', () => {
+  it('the CLI sends them with --signal; the workflow applies them, and records a wrong one as a warning', async () => {
+    script = newScript();
+    script.failures.set('syncApiDb', 1);
+    const h = await start(['before-window', 'during-window', 'after-window'], inventory());
+    await untilProgress(h, (p) => p.pendingApproval?.phase === 'before-upgrade', 'the first gate');
+    const missing = await cli('approve', h.workflowId, '--signal');
+    expect(missing.code).toBe(2);
+    expect(missing.stderr.trim()).toBe('nova-upgrade: approve --signal needs --phase: without a worker nothing can tell which gate is pending');
+    // A signal cannot be refused: one for the wrong phase is recorded as a warning and changes nothing.
+    expect((await cli('approve', h.workflowId, '--signal', '--phase', 'after-window')).code).toBe(0);
+    const warned = await untilProgress(h, (p) => p.warnings.some((w) => w.includes('ignored approve signal')), 'the warning');
+    expect(warned.warnings).toContain('ignored approve signal from test-operator: the pending gate is before-upgrade, not after-window');
+    expect(warned.pendingApproval?.phase).toBe('before-upgrade');
+    const sent = await cli('approve', h.workflowId, '--signal', '--phase', 'before-upgrade', '--comment', 'CHG-7');
+    expect(sent.stdout.trim()).toBe('sent the approval of before-upgrade as a signal; the workflow records it when a worker runs it ("status" shows it)');
+    await untilProgress(h, (p) => p.pendingDecision?.stepId === 'api-db-sync', 'the hold at api-db-sync');
+    expect((await cli('retry', h.workflowId, '--signal', '--step', 'api-db-sync')).code).toBe(0);
+    const result = (await h.result()) as UpgradeResult;
+    expect(result.status).toBe('completed');
+    expect(result.approvals[0]).toMatchObject({ phase: 'before-upgrade', approver: 'test-operator', comment: 'CHG-7', auto: false });
+    expect(result.steps.find((s) => s.id === 'api-db-sync')).toMatchObject({ status: 'succeeded', operatorRetries: 1 });
+  });
+});
+
 describe('webhook notifications', () => {
   it('posts every gate, hold and the finish with the command that answers it, and the audit log shows what ran', async () => {
     script = newScript();
