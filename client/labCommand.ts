@@ -60,7 +60,7 @@ program
   .command('demo')
   .description('bring up Temporal, a fresh lab and a worker, run the whole upgrade with every gate auto-approved, report what API clients saw')
   .option('--state-dir <dir>', 'where Temporal, the lab and the worker keep their state', defaultStateDir())
-  .option('--mode <mode>', 'rolling (the seed\'s order) or monotonic (switch all traffic to new code at once)', 'rolling')
+  .option('--mode <mode>', 'monotonic (the default: switch all traffic to new code at once) or rolling (the seed\'s order)', 'monotonic')
   .option('--json', 'print the summary as JSON')
   .action(async (o: { stateDir: string; mode: string; json?: boolean }) => {
     if (o.mode !== 'rolling' && o.mode !== 'monotonic') throw new Error(`--mode must be rolling or monotonic, not "${o.mode}"`);

@@ -138,7 +138,13 @@ export interface DecideInput {
   by: string;
 }
 
-/** What the inventory's notify.webhookUrl receives, as JSON, on every gate, hold and finish. */
+/** Where the worker reads the webhook URL (it carries a token, so it never enters history). */
+export interface WebhookRef {
+  urlFile?: string;
+  urlEnv?: string;
+}
+
+/** What the inventory's notify webhook receives, as JSON, on every gate, hold and finish. */
 export type NotifyEventKind = 'gate' | 'hold' | 'finish';
 
 export interface NotifyFields {

@@ -16,7 +16,8 @@ export const DEFAULT_COMMANDS = {
   serviceRestart: 'sudo systemctl restart {unit}',
   serviceHup: 'sudo systemctl kill --kill-whom=main --signal=HUP {unit}',
   readFile: 'cat {path}',
-  serviceList: 'OS_CLOUD={osCloud} openstack compute service list -f json',
+  // --long adds "Disabled Reason": an operator's own disable must be told from this upgrade's.
+  serviceList: 'OS_CLOUD={osCloud} openstack compute service list --long -f json',
   computeServiceDisable: 'OS_CLOUD={osCloud} openstack compute service set --disable --disable-reason {reason} {host} nova-compute',
   computeServiceEnable: 'OS_CLOUD={osCloud} openstack compute service set --enable {host} nova-compute',
   serverTasksOnHost: 'OS_CLOUD={osCloud} openstack server list --all-projects --host {host} -f json -c ID -c "Task State"',

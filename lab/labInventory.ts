@@ -25,7 +25,7 @@ export function labInventory(i: LabInventoryInput): InventoryInput {
     release: { from: i.fromVersion, to: i.toVersion },
     ssh: { user: 'root', port: i.sshPort, privateKeyPath: s.privateKey, knownHostsPath: s.knownHosts, connectTimeoutSeconds: 5 },
     vip: { url: `http://${vip.address}:${vip.port}`, computeEndpointUrl: `http://${vip.address}:${vip.port}/v2.1` },
-    haproxy: { backend: 'nova-api', drainMode: 'drain', switchover: 'rolling' },
+    haproxy: { backend: 'nova-api', drainMode: 'drain', switchover: 'monotonic' },
     openstack: { osCloud: 'devstack-admin' },
     cells: [
       { name: 'cell0', configFile: ctl.novaConf },

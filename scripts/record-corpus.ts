@@ -62,7 +62,12 @@ const decide = (h: WorkflowHandle, action: 'retry' | 'skip' | 'abort' | 'shutdow
   h.executeUpdate(decideUpdate, { args: [{ action, by: 'recorder', ...(reason ? { reason } : {}) }] });
 
 export const SCENARIOS: Scenario[] = [
-  { name: 'happy-rolling', path: 'every phase auto-approved, API servers one after another', autoApprove: ALL },
+  {
+    name: 'happy-rolling',
+    path: 'every phase auto-approved, API servers one after another',
+    autoApprove: ALL,
+    inventory: { haproxy: { backend: 'nova-api', drainMode: 'weight', switchover: 'rolling' } },
+  },
   {
     name: 'happy-monotonic',
     path: 'every phase auto-approved, the monotonic switch-over',
@@ -162,7 +167,7 @@ export const SCENARIOS: Scenario[] = [
     name: 'webhook-gate',
     path: 'a webhook told of a gate, a hold and the finish',
     autoApprove: ['before-window', 'during-window', 'after-window'],
-    inventory: { notify: { webhookUrl: 'WEBHOOK' } },
+    inventory: { notify: { webhookUrlEnv: 'NOVA_UPGRADE_CORPUS_WEBHOOK' } },
     script: (s) => s.failures.set('syncApiDb', 1),
     drive: async (h, until) => {
       await until((p) => p.pendingApproval?.phase === 'before-upgrade', 'the first gate');
@@ -233,7 +238,7 @@ async function main(argv: string[]): Promise<void> {
   const server = await startDevServer({ stateDir, port: await findFreePort(), uiPort: await findFreePort() });
   const receiver = createServer((req, res) => req.resume().on('end', () => res.writeHead(204).end()));
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-  const webhook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+  process.env.NOVA_UPGRADE_CORPUS_WEBHOOK = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
   const { code } = await bundleWorkflowCode({ workflowsPath: join(repoRoot(), 'workflows', 'index.ts'), logger: new DefaultLogger('WARN') });
   const connection = await NativeConnection.connect({ address: server.address });
   const client = new Client({ connection: await Connection.connect({ address: server.address }), namespace: server.namespace });
@@ -260,7 +265,7 @@ async function main(argv: string[]): Promise<void> {
       script = newScript();
       sc.script?.(script);
       const raw = parse(readFileSync(join(repoRoot(), 'examples', 'seed-two-node.yaml'), 'utf8')) as Record<string, unknown>;
-      const overrides = JSON.parse(JSON.stringify(sc.inventory ?? {}).replace('WEBHOOK', webhook)) as Record<string, unknown>;
+      const overrides = sc.inventory ?? {};
       const inv: Inventory = validateInventory({ ...raw, cloud: `corpus-${sc.name}`, retry: { maximumAttempts: 1, initialIntervalSeconds: 1 }, ...overrides });
       const input: UpgradeInput = { inventory: inv, autoApprove: sc.autoApprove, startedBy: 'recorder' };
       const h =

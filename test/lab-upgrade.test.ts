@@ -1,7 +1,7 @@
 // The zero-downtime proof, end to end: the CLI as a subprocess drives a real worker process on
 // the real Temporal server through a full upgrade of the lab (real sshd, real HAProxy, real
 // nova-api servers), while an independent probe sends requests through the VIP.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -88,7 +88,10 @@ afterAll(async () => {
 
 describe('a full upgrade of the lab', () => {
   it('runs gate by gate from the CLI with no failed request through the VIP (rolling, the seed\'s order)', async () => {
-    const inventory = lab.inventoryPath;
+    // Monotonic is the default; the seed's literal order is asked for in the inventory.
+    const inventory = join(dir, 'lab-rolling.yaml');
+    writeFileSync(inventory, readFileSync(lab.inventoryPath, 'utf8').replace('switchover: monotonic', 'switchover: rolling'));
+    expect(loadInventory(inventory).haproxy.switchover).toBe('rolling');
     const bad = await cli('approve', 'nova-upgrade-no-such-cloud');
     expect(bad.code).not.toBe(0);
     expect(bad.stderr.trim()).toBe('nova-upgrade: no upgrade with workflow id "nova-upgrade-no-such-cloud"; "nova-upgrade list" shows them');

@@ -59,6 +59,42 @@ describe('disableComputeServices and enableComputeServices', () => {
     expect(node.count('openstack.log')).toBe(4);
   });
 
+  it("leaves a compute that an operator disabled before the upgrade disabled, and says so", async () => {
+    const now = naiveUtc(Date.now());
+    node.write(
+      'services.json',
+      JSON.stringify([
+        { ...service(3, 'nova-compute', 'apicomp', 'disabled', 'up', now), 'Disabled Reason': 'DIMM replacement' },
+        service(4, 'nova-compute', 'compute2', 'enabled', 'up', now),
+        { ...service(7, 'nova-compute', 'compute3', 'disabled', 'up', now), 'Disabled Reason': null },
+      ]),
+    );
+    const hosts = ['apicomp', 'compute2', 'compute3'];
+    const ours = 'nova-upgrade to 31.0.0 (batch 1/1)';
+    const disableCommands = Object.fromEntries(hosts.map((host) => [host, renderCommand('computeServiceDisable', DEFAULT_COMMANDS.computeServiceDisable, { osCloud, host, reason: ours })]));
+    const d = await activityEnv().run(acts.disableComputeServices, { target: node.target, listCommand, hosts, disableCommands, reason: ours });
+    expect(d).toMatchObject({ changed: ['compute2'], unchanged: ['apicomp', 'compute3'], disabledByOthers: ['apicomp'] });
+
+    const enable = { target: node.target, listCommand, hosts, enableCommands: commandsFor('computeServiceEnable', hosts), ourReason: 'nova-upgrade to 31.0.0' };
+    const e = await activityEnv().run(acts.enableComputeServices, enable);
+    expect(e.changed).toEqual(['compute2']);
+    expect(e.leftDisabled).toEqual([
+      { host: 'apicomp', reason: 'DIMM replacement' },
+      { host: 'compute3', reason: null },
+    ]);
+    expect(e.summary).toBe('enabled nova-compute on compute2; left apicomp disabled as an operator set it ("DIMM replacement"), compute3 disabled as an operator set it (no reason given)');
+    const after = JSON.parse(node.read('services.json')) as Array<{ Host: string; Status: string }>;
+    expect(after.filter((r) => r.Status === 'disabled').map((r) => r.Host)).toEqual(['apicomp', 'compute3']);
+
+    // Without --long the reason is not there to read: refused, nothing enabled.
+    await activityEnv().run(acts.disableComputeServices, { target: node.target, listCommand, hosts: ['compute2'], disableCommands, reason: ours });
+    const short = renderCommand('serviceList', 'OS_CLOUD={osCloud} openstack compute service list -f json', { osCloud });
+    const refused = await failureOf(activityEnv().run(acts.enableComputeServices, { ...enable, listCommand: short }));
+    expect(refused.type).toBe('NovaServiceListWithoutReason');
+    expect(refused.message).toBe('the service list on controller has no "Disabled Reason" column, so an operator\'s own disable of apicomp cannot be told from this upgrade\'s; add --long to commands.serviceList');
+    expect((JSON.parse(node.read('services.json')) as Array<{ Host: string; Status: string }>).find((r) => r.Host === 'compute2')?.Status).toBe('disabled');
+  });
+
   it('refuses a host nova does not know', async () => {
     seedServices();
     const err = await failureOf(activityEnv().run(acts.disableComputeServices, { target: node.target, listCommand, hosts: ['nosuch'], disableCommands: commandsFor('computeServiceDisable', ['nosuch']) }));
@@ -76,12 +112,22 @@ describe('waitForNoTasksInProgress', () => {
     expect(timedOut.nonRetryable).toBeUndefined();
     expect(timedOut.message).toContain('vm-2 (resize_migrating) on apicomp');
 
-    setTimeout(() => node.write('servers-apicomp.json', JSON.stringify([{ ID: 'vm-2', 'Task State': null }])), 600);
     const env = activityEnv();
-    const r = await env.run(acts.waitForNoTasksInProgress, { target: node.target, commandsPerHost, timeoutMs: 10_000, pollMs: 100 });
+    const running = env.run(acts.waitForNoTasksInProgress, { target: node.target, commandsPerHost, timeoutMs: 30_000, pollMs: 100 });
+    // The task ends once the first poll has seen it (its per-host heartbeat for the last host).
+    for (let i = 0; i < 300 && !env.beats.some((b) => JSON.stringify(b).includes('"host":"compute2"')); i++) await new Promise((r) => setTimeout(r, 50));
+    node.write('servers-apicomp.json', JSON.stringify([{ ID: 'vm-2', 'Task State': null }]));
+    const r = await running;
     expect(r.summary).toBe('no server tasks in progress on apicomp, compute2');
     expect(r.polls).toBeGreaterThan(1);
     expect(env.beats.length).toBeGreaterThan(0);
+  });
+  it('refuses to read a missing "Task State" column as idle (openstackclient before 6.0 drops it)', async () => {
+    node.write('servers-apicomp.json', JSON.stringify([{ ID: 'vm-2', 'Task State': 'resize_migrating' }]));
+    const blind = { apicomp: `OS_CLOUD=${osCloud} openstack server list --all-projects --host apicomp -f json -c ID` };
+    const err = await failureOf(activityEnv().run(acts.waitForNoTasksInProgress, { target: node.target, commandsPerHost: blind, timeoutMs: 5_000, pollMs: 100 }));
+    expect(err.type).toBe('NovaTaskStateMissing');
+    expect(err.message).toBe('openstack server list printed no "Task State" column (server vm-2); python-openstackclient before 6.0 drops it silently, so no task could be seen');
   });
 });
 

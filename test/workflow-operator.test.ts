@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { Context } from '@temporalio/activity';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createNotifyActivities } from '../activities/notify/webhook';
 import type { CommandAudit } from '../client/history';
@@ -73,7 +74,7 @@ beforeAll(async () => {
     req.on('data', (c: Buffer) => (body += c.toString('utf8')));
     req.on('end', () => {
       received.push({ path: req.url ?? '', body: JSON.parse(body) as NotifyEvent });
-      res.writeHead(req.url === '/fail' ? 500 : 204).end();
+      res.writeHead(req.url?.startsWith('/fail') ? 500 : 204).end();
     });
   });
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
@@ -131,7 +132,10 @@ describe('webhook notifications', () => {
   it('posts every gate, hold and the finish with the command that answers it, and the audit log shows what ran', async () => {
     script = newScript();
     script.failures.set('syncApiDb', 1);
-    const inv = inventory({ notify: { webhookUrl: `${webhookBase}/hook` } });
+    // The URL carries its token; the inventory names only the variable the worker reads it from.
+    const token = `tok-${randomUUID()}`;
+    process.env.NOVA_UPGRADE_TEST_WEBHOOK = `${webhookBase}/hook?token=${token}`;
+    const inv = inventory({ notify: { webhookUrlEnv: 'NOVA_UPGRADE_TEST_WEBHOOK' } });
     const h = await start(['before-window', 'during-window', 'after-window'], inv);
     const id = h.workflowId;
     const [gate] = await eventsFor(id, 1);
@@ -149,7 +153,18 @@ describe('webhook notifications', () => {
     const events = await eventsFor(id, 3);
     expect(events.map((e) => e.event)).toEqual(['gate', 'hold', 'finish']);
     expect(events[2]).toMatchObject({ event: 'finish', command: `nova-upgrade status ${id}`, message: `nova 30.0.0 → 31.0.0 on ${inv.cloud} completed` });
-    expect(received.filter((r) => r.body.workflowId === id).every((r) => r.path === '/hook')).toBe(true);
+    expect(received.filter((r) => r.body.workflowId === id).every((r) => r.path === `/hook?token=${token}`)).toBe(true);
+    // Neither workflow input, activity input nor any result in the whole history carries it.
+    const histories = [await h.fetchHistory()];
+    for (const e of histories[0]!.events ?? []) {
+      const child = e.childWorkflowExecutionStartedEventAttributes?.workflowExecution;
+      if (child) histories.push(await client.workflow.getHandle(child.workflowId!, child.runId!).fetchHistory());
+    }
+    expect(histories.length).toBeGreaterThan(2);
+    // Payloads are JSON bytes inside the protobuf: a grep of the encoded history finds any string.
+    const plain = histories.map((x) => Buffer.from(temporal.api.history.v1.History.encode(x).finish()).toString('latin1')).join('');
+    expect(plain).toContain('NOVA_UPGRADE_TEST_WEBHOOK');
+    expect(plain).not.toContain(token);
     expect(result.warnings.filter((w) => /notification/.test(w))).toEqual([]);
 
     // The audit log, as the operator reads it: parent and compute-batch children, in order.
@@ -174,7 +189,8 @@ describe('webhook notifications', () => {
 
   it('a receiver that fails costs a warning, never a hold or the upgrade', async () => {
     script = newScript();
-    const inv = inventory({ notify: { webhookUrl: `${webhookBase}/fail` } });
+    process.env.NOVA_UPGRADE_TEST_WEBHOOK_FAIL = `${webhookBase}/fail`;
+    const inv = inventory({ notify: { webhookUrlEnv: 'NOVA_UPGRADE_TEST_WEBHOOK_FAIL' } });
     const started = Date.now();
     const h = await start(['before-upgrade', 'before-window', 'during-window', 'after-window'], inv);
     const result = (await h.result()) as UpgradeResult;

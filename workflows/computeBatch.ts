@@ -26,7 +26,7 @@ export interface ComputeBatchResult {
 export async function upgradeComputeBatch(input: ComputeBatchInput): Promise<ComputeBatchResult> {
   const inv = input.inventory;
   const label = `batch ${input.batch.index}/${input.batches}`;
-  const b: BatchContext = { ops: createOps(inv), key: input.key, stoppedAt: {} };
+  const b: BatchContext = { ops: createOps(inv), key: input.key, stoppedAt: {}, leftDisabled: [] };
   const notes: string[] = [];
   let changed = false;
   let stage = 'start';
@@ -47,5 +47,6 @@ export async function upgradeComputeBatch(input: ComputeBatchInput): Promise<Com
     });
   }
   const hosts = input.batch.nodes.map((n) => inv.nodes.find((x) => x.name === n)!.novaHost);
-  return { summary: `${label}: ${hosts.join(', ')} run nova ${inv.release.to}`, alreadyDone: !changed, notes };
+  const kept = b.leftDisabled.length ? `; ${b.leftDisabled.join(', ')} left disabled for scheduling, as an operator set them` : '';
+  return { summary: `${label}: ${hosts.join(', ')} run nova ${inv.release.to}${kept}`, alreadyDone: !changed, notes };
 }

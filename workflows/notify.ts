@@ -3,7 +3,7 @@
 // warning in the progress, not a hold.
 import { condition, patched } from '@temporalio/workflow';
 import type { NotifyEventKind, NotifyFields } from '../common/messages';
-import type { NotifyOps } from './ops/notify';
+import type { NotifyOps, WebhookTarget } from './ops/notify';
 import type { UpgradeState } from './state';
 import { describeFailure } from './failures';
 
@@ -14,15 +14,15 @@ export interface Notifier {
 export class WebhookNotifier implements Notifier {
   private inFlight = 0;
 
-  constructor(private readonly ops: NotifyOps, private readonly state: UpgradeState, private readonly url: string | undefined) {}
+  constructor(private readonly ops: NotifyOps, private readonly state: UpgradeState, private readonly target: WebhookTarget | undefined) {}
 
   send(kind: NotifyEventKind, fields: NotifyFields): void {
     // Runs started before notifications existed replay without these activities.
-    if (!this.url || !patched('webhook-notifications')) return;
+    if (!this.target || !patched('webhook-notifications')) return;
     const p = this.state.progress;
     this.inFlight += 1;
     this.ops
-      .notifyWebhook(this.url, { event: kind, workflowId: p.workflowId, cloud: p.cloud, ...fields, at: this.state.now() })
+      .notifyWebhook(this.target, { event: kind, workflowId: p.workflowId, cloud: p.cloud, ...fields, at: this.state.now() })
       .then(
         (r) => {
           if (!r.delivered) this.warn(r.summary);

@@ -20,7 +20,10 @@ export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
   const batches = computeBatches(inv);
   const state = new UpgradeState(input, plan, batches.reduce((n, b) => n + b.nodes.length, 0), batches.length);
   const ops = createOps(inv);
-  const notifier = new WebhookNotifier(ops.notify, state, inv.notify.webhookUrl);
+  const n = inv.notify;
+  // 0.1.0 inventories carried the URL itself; today's name where the worker reads it.
+  const webhook = n.webhookUrl ? { url: n.webhookUrl } : n.webhookUrlFile ? { urlFile: n.webhookUrlFile } : n.webhookUrlEnv ? { urlEnv: n.webhookUrlEnv } : undefined;
+  const notifier = new WebhookNotifier(ops.notify, state, webhook);
   const gates = new Gates(state, input.autoApprove, notifier);
   const ctx: StepContext = { state, gates };
   const rt: RunContext = { inv, ops, state, weights: {} };

@@ -27,6 +27,11 @@ export interface DisableComputeServicesInput extends SetComputeServicesInput {
 export interface EnableComputeServicesInput extends SetComputeServicesInput {
   /** host → rendered computeServiceEnable command. */
   enableCommands: Record<string, string>;
+  /**
+   * The start of the reason this upgrade disables with. A host disabled for any other reason
+   * (or none) was disabled by an operator before the upgrade, and stays disabled.
+   */
+  ourReason?: string;
 }
 
 export interface SetComputeServicesResult {
@@ -38,6 +43,8 @@ export interface SetComputeServicesResult {
   unchanged: string[];
   /** Hosts found disabled for a reason other than ours (only knowable with --long). */
   disabledByOthers: string[];
+  /** Hosts an enable left disabled because an operator disabled them, with their reason. */
+  leftDisabled: { host: string; reason: string | null }[];
   commands: CommandRecord[];
 }
 
@@ -93,15 +100,37 @@ export function createComputeActivities(deps: NovaDeps) {
     return found[0]!;
   }
 
-  async function setStatus(input: SetComputeServicesInput, wanted: 'enabled' | 'disabled', commandsByHost: Record<string, string>, reason?: string): Promise<SetComputeServicesResult> {
+  async function setStatus(
+    input: SetComputeServicesInput,
+    wanted: 'enabled' | 'disabled',
+    commandsByHost: Record<string, string>,
+    reason?: string,
+    ourReason?: string,
+  ): Promise<SetComputeServicesResult> {
     const { target, listCommand, hosts } = input;
     const commands: CommandRecord[] = [];
     const records = await listServices(target, listCommand, commands);
     const changed: string[] = [];
     const unchanged: string[] = [];
     const disabledByOthers: string[] = [];
+    const leftDisabled: { host: string; reason: string | null }[] = [];
     for (const host of hosts) {
       const svc = computeOf(records, host, target.node);
+      if (wanted === 'enabled' && ourReason !== undefined && svc.Status === 'disabled') {
+        // Without the column an operator's own disable looks like ours: refuse rather than guess.
+        if (!('Disabled Reason' in svc)) {
+          throw nonRetryable(
+            'NovaServiceListWithoutReason',
+            `the service list on ${target.node} has no "Disabled Reason" column, so an operator's own disable of ${host} cannot be told from this upgrade's; add --long to commands.serviceList`,
+            { host },
+          );
+        }
+        const theirs = svc['Disabled Reason'] ?? null;
+        if (!theirs?.startsWith(ourReason)) {
+          leftDisabled.push({ host, reason: theirs });
+          continue;
+        }
+      }
       if (svc.Status === wanted) {
         unchanged.push(host);
         const theirReason = svc['Disabled Reason'];
@@ -115,16 +144,22 @@ export function createComputeActivities(deps: NovaDeps) {
       if (r.exitCode !== 0) throw new Error(`on ${target.node}, \`${command}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5)}`);
       changed.push(host);
     }
+    const verb = wanted === 'disabled' ? 'disabled' : 'enabled';
+    const wantedHosts = hosts.filter((h) => !leftDisabled.some((l) => l.host === h));
     if (changed.length) {
       const after = await listServices(target, listCommand, commands);
-      const wrong = hosts.filter((h) => computeOf(after, h, target.node).Status !== wanted);
+      const wrong = wantedHosts.filter((h) => computeOf(after, h, target.node).Status !== wanted);
       if (wrong.length) throw new Error(`nova-compute on ${wrong.join(', ')} is still not ${wanted} after setting it`);
     }
-    const verb = wanted === 'disabled' ? 'disabled' : 'enabled';
+    const kept = leftDisabled.length
+      ? `; left ${leftDisabled.map((l) => `${l.host} disabled as an operator set it (${l.reason ? `"${l.reason}"` : 'no reason given'})`).join(', ')}`
+      : '';
     const summary = changed.length
-      ? `${verb} nova-compute on ${changed.join(', ')}${unchanged.length ? ` (${unchanged.join(', ')} already ${verb})` : ''}`
-      : `nova-compute already ${verb} on ${hosts.join(', ')}`;
-    return { summary, alreadyDone: changed.length === 0, changed, unchanged, disabledByOthers, commands };
+      ? `${verb} nova-compute on ${changed.join(', ')}${unchanged.length ? ` (${unchanged.join(', ')} already ${verb})` : ''}${kept}`
+      : wantedHosts.length
+        ? `nova-compute already ${verb} on ${wantedHosts.join(', ')}${kept}`
+        : kept.slice(2);
+    return { summary, alreadyDone: changed.length === 0, changed, unchanged, disabledByOthers, leftDisabled, commands };
   }
 
   function disableComputeServices(input: DisableComputeServicesInput): Promise<SetComputeServicesResult> {
@@ -132,7 +167,7 @@ export function createComputeActivities(deps: NovaDeps) {
   }
 
   function enableComputeServices(input: EnableComputeServicesInput): Promise<SetComputeServicesResult> {
-    return setStatus(input, 'enabled', input.enableCommands);
+    return setStatus(input, 'enabled', input.enableCommands, undefined, input.ourReason);
   }
 
   async function waitForNoTasksInProgress(input: WaitForNoTasksInput): Promise<{ summary: string; polls: number; commands: CommandRecord[] }> {
@@ -144,6 +179,8 @@ export function createComputeActivities(deps: NovaDeps) {
       for (const host of hosts) {
         const tasks = parseServerTasks((await runRead(runner, input.target, input.commandsPerHost[host]!, commands)).stdout);
         busy.push(...tasks.filter(isTaskInProgress).map((t) => ({ ...t, host })));
+        // A real `openstack server list` takes 2-4 s: a batch of hosts must not outlast the heartbeat timeout.
+        heartbeat({ polls, host });
       }
       if (!busy.length) return { summary: `no server tasks in progress on ${hosts.join(', ')}`, polls, commands: commands.slice(-hosts.length) };
       const list = busy.map((b) => `${b.ID} (${b['Task State']}) on ${b.host}`);

@@ -1,4 +1,5 @@
 // The openstack CLI's JSON for `compute service list` and `server list`, checked at the edge.
+import { nonRetryable } from '../common';
 import { z } from 'zod';
 
 const serviceRecord = z
@@ -37,7 +38,17 @@ export function parseServiceList(output: string): ComputeServiceRecord[] {
 }
 
 export function parseServerTasks(output: string): ServerTask[] {
-  return parseJsonArray(serverTask, output, 'openstack server list');
+  const rows = parseJsonArray(serverTask, output, 'openstack server list');
+  // python-openstackclient before 6.0 drops an unknown -c column without a word: a missing
+  // "Task State" would read as "no task in progress" and let a restart break a migration.
+  const blind = rows.find((r) => !('Task State' in r));
+  if (blind) {
+    throw nonRetryable(
+      'NovaTaskStateMissing',
+      `openstack server list printed no "Task State" column (server ${blind.ID}); python-openstackclient before 6.0 drops it silently, so no task could be seen`,
+    );
+  }
+  return rows;
 }
 
 /**

@@ -19,7 +19,14 @@ export function computeOps(inv: Inventory) {
       ]),
     enableComputeServices: (hosts: string[]) =>
       acts.enableComputeServices.executeWithOptions(activityOptions(inv, 'short', `enable ${hosts.join(', ')} for scheduling`), [
-        { target: ctl(), listCommand: cmd(inv, 'serviceList'), hosts, enableCommands: perHost(hosts, 'computeServiceEnable') },
+        {
+          target: ctl(),
+          listCommand: cmd(inv, 'serviceList'),
+          hosts,
+          enableCommands: perHost(hosts, 'computeServiceEnable'),
+          // Every disable of this upgrade says so (runbook/batchSteps.ts); any other is the operator's.
+          ourReason: `nova-upgrade to ${inv.release.to}`,
+        },
       ]),
     waitForNoTasksInProgress: (hosts: string[]) =>
       acts.waitForNoTasksInProgress.executeWithOptions(

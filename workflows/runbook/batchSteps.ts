@@ -14,6 +14,8 @@ export interface BatchContext {
   key: string;
   /** Per nova host, workflow time once its nova-compute was stopped. */
   stoppedAt: Record<string, string>;
+  /** Hosts an operator had disabled before the upgrade: they stay disabled. */
+  leftDisabled: string[];
 }
 
 export interface BatchStep {
@@ -86,7 +88,11 @@ export function computeBatchSteps(inv: Inventory, batch: ComputeBatch, label: st
     {
       title: `enable ${list} for scheduling`,
       commands: hosts.map((host) => ({ node: ctl, command: cmd(inv, 'computeServiceEnable', { host }) })),
-      run: (b) => b.ops.computes.enableComputeServices(hosts),
+      run: async (b) => {
+        const out = await b.ops.computes.enableComputeServices(hosts);
+        b.leftDisabled.push(...(out.leftDisabled ?? []).map((l) => l.host));
+        return out;
+      },
     },
   );
   return steps;
