@@ -659,8 +659,14 @@ export async function startTeamStack(opts: TeamStackOptions): Promise<TeamStackI
     started.push('temporal');
   } else {
     const address = `${rec.ip}:${rec.port}`;
-    if (!(await frontendAnswers(address, 'temporal-system', 10_000))) {
-      throw new TeamStackError(`the stack's Temporal server (pid ${up.temporal}) runs but ${address} does not answer; see ${f.temporalLog} or stop the stack`);
+    // Just after PostgreSQL comes back, the server refuses calls for a moment (its connection
+    // pool refreshes at most once a second; measured: answering again ~1 s after PostgreSQL).
+    const deadline = Date.now() + o.readyTimeoutMs;
+    while (!(await frontendAnswers(address, 'temporal-system', 5_000))) {
+      if (Date.now() > deadline) {
+        throw new TeamStackError(`the stack's Temporal server (pid ${up.temporal}) runs but ${address} has not answered for ${o.readyTimeoutMs} ms; see ${f.temporalLog} or stop the stack`);
+      }
+      await sleep(500);
     }
     attributesMissingFromScript = await timed('searchAttributes', () => ensureSearchAttributes(address, rec.namespace));
   }
