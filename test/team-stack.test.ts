@@ -7,9 +7,10 @@
 // request through the VIP; then the stack's own UI server must show it in Chromium, and the stack,
 // stopped and started again, must still hold it.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser } from 'playwright-core';
@@ -74,6 +75,40 @@ afterAll(async () => {
   await stopTeamStack(stack.stateDir);
   if (!process.env.NOVA_UPGRADE_KEEP_TEST_STATE) rmSync(dir, { recursive: true, force: true });
 }, 120_000);
+
+describe('bad input to the team stack', () => {
+  // Every check runs before the first change: the refused start leaves no state dir behind.
+  const fresh = () => join(dir, `refused-${randomUUID()}`);
+
+  it('refuses an address that is not loopback, by flag', async () => {
+    const stateDir = fresh();
+    await expect(startTeamStack({ ...stack, stateDir, ip: '10.0.0.1' })).rejects.toThrow('--ip must be an IPv4 loopback address (127.x.y.z), not "10.0.0.1": the native stack serves this machine only');
+    expect(existsSync(stateDir)).toBe(false);
+  });
+
+  it('refuses a port another process holds, naming it and the flag', async () => {
+    const stateDir = fresh();
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen({ host: stack.ip, port: 55439 }, r));
+    try {
+      await expect(startTeamStack({ ...stack, stateDir, port: 17233, uiPort: 18080, pgPort: 55439 })).rejects.toThrow(
+        'port 127.0.22.1:55439 (PostgreSQL, postgres) is taken by another process; free it or pick another --pg-port',
+      );
+    } finally {
+      holder.close();
+    }
+    expect(existsSync(stateDir)).toBe(false);
+  });
+
+  const rootOnly = process.getuid?.() !== 0 || (statSync('/root').mode & 0o001) !== 0;
+  it.skipIf(rootOnly)('as root, refuses a state dir the postgres user cannot reach, naming the directory', async () => {
+    const stateDir = join('/root', `nova-upgrade-refused-${randomUUID()}`, 'stack');
+    await expect(startTeamStack({ ...stack, stateDir, port: 17233, uiPort: 18080, pgPort: 55439 })).rejects.toThrow(
+      `PostgreSQL runs as the postgres user (it refuses root), which cannot enter /root on the way to ${stateDir}/postgres; let it pass (chmod o+x /root) or use a --state-dir it can reach`,
+    );
+    expect(existsSync(dirname(stateDir))).toBe(false);
+  });
+});
 
 describe('the team stack on PostgreSQL', () => {
   it('starts every component, and a second start finds them running', async () => {
