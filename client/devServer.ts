@@ -100,7 +100,7 @@ function runCli(args: string[], timeoutMs = 30_000): Promise<string> {
 }
 
 /** Whether the process exists and is not a zombie waiting to be reaped. */
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch {
@@ -158,7 +158,7 @@ export async function frontendAnswers(address: string, namespace: string, timeou
   }
 }
 
-function portFree(ip: string, port: number): Promise<boolean> {
+export function portFree(ip: string, port: number): Promise<boolean> {
   return new Promise((done) => {
     const srv = createServer();
     srv.once('error', () => done(false));
@@ -178,11 +178,11 @@ export function findFreePort(ip = '127.0.0.1'): Promise<number> {
   });
 }
 
-function hostPort(ip: string, port: number): string {
+export function hostPort(ip: string, port: number): string {
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
-function logTail(logFile: string, lines = 15): string {
+export function logTail(logFile: string, lines = 15): string {
   try {
     return readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what nova-upgrade and its lab need on Debian 12 as root, idempotently: the apt
-# packages, the Temporal CLI (built once into a versioned cache), npm dependencies and the build.
+# packages, the Temporal CLI and the team stack's server, SQL tool and UI server (each built once
+# into a versioned cache), npm dependencies and the build.
 # Used by .ci/run and scripts/lab-demo.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +9,8 @@ cd "$(dirname "$0")/.."
 step() { printf '\n=== %s\n' "$*" >&2; }
 
 step "system packages"
-APT_PACKAGES=(haproxy openssh-server openssh-client socat keepalived python3-stestr iproute2 chromium)
+# postgresql-15: the team stack's database (`nova-upgrade server start --stack postgres`).
+APT_PACKAGES=(haproxy openssh-server openssh-client socat keepalived python3-stestr iproute2 chromium postgresql-15)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   # dpkg -s also reports removed-but-configured packages; only "install ok installed" counts.
@@ -28,6 +30,9 @@ fi
 step "Temporal CLI"
 temporal_cli="$(bash scripts/temporal-cli.sh)"
 "$temporal_cli" --version >&2
+
+step "Temporal server, SQL tool and UI server (the team stack)"
+bash scripts/temporal-server.sh >&2
 
 step "npm dependencies"
 stamp=node_modules/.nova-upgrade-lock.sha256

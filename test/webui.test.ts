@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { Client, Connection } from '@temporalio/client';
 import { findFreePort, startDevServer, stopDevServer, type DevServerInfo } from '../client/devServer';
 import { startUpgrade, staticSummary } from '../client/upgrades';
@@ -15,8 +15,8 @@ import { loadInventory } from '../inventory/load';
 import { labDown, labUp, type LabInfo } from '../lab/lab';
 import { progressQuery, type Progress } from '../common/messages';
 import { startWorkerProcess, stopWorkerProcess } from '../worker/process';
+import { CHROMIUM, launchChromium, openUntil, withUpgradeColumns } from './helpers/webui';
 
-const CHROMIUM = '/usr/bin/chromium';
 const dir = mkdtempSync(join(tmpdir(), 'webui-'));
 // The screenshots in docs/ change only when asked (or when missing), so a test run leaves the
 // tree clean; every run still takes them, in its own directory.
@@ -30,34 +30,6 @@ let server: DevServerInfo;
 let lab: LabInfo;
 let client: Client;
 let browser: Browser | undefined;
-
-/** The columns an operator would pick in "Configure columns", where the UI keeps them. */
-function withUpgradeColumns(namespace: string): string {
-  const columns = ['Status', 'Workflow ID', 'UpgradeStatus', 'UpgradePhase', 'UpgradeStep', 'Type', 'Start'].map((label) => ({ label }));
-  return `localStorage.setItem('namespace-workflow-table-columns', ${JSON.stringify(JSON.stringify({ [namespace]: columns }))});`;
-}
-
-/** The UI renders summaries and details as markdown in sandboxed iframes: read every frame. */
-async function pageText(page: Page): Promise<string> {
-  const parts = await Promise.all(page.frames().map((f) => f.innerText('body', { timeout: 2_000 }).catch(() => '')));
-  return parts.join('\n');
-}
-
-/** The UI loads lazily and polls; a slow first paint on two cores is retried, not failed. */
-async function openUntil(page: Page, url: string, pred: (text: string) => boolean, what: string, tab?: string): Promise<string> {
-  const deadline = Date.now() + 45_000;
-  let text = '';
-  while (Date.now() < deadline) {
-    await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 20_000 }).catch(() => undefined);
-    if (tab) await page.getByRole('tab', { name: tab }).or(page.getByText(tab, { exact: true })).first().click({ timeout: 15_000 }).catch(() => undefined);
-    for (let i = 0; i < 10 && Date.now() < deadline; i++) {
-      await sleep(700);
-      text = await pageText(page);
-      if (pred(text)) return text;
-    }
-  }
-  throw new Error(`the Web UI did not show ${what} at ${url}; the page read:\n${text.slice(0, 3000)}`);
-}
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (scripts/install.sh does)`);
@@ -96,10 +68,7 @@ describe('the Temporal Web UI', () => {
     const approve = `nova-upgrade approve ${h.workflowId} --phase before-upgrade --comment "..."`;
     const runId = (await h.describe()).runId;
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
     await context.addInitScript(withUpgradeColumns(server.namespace));
     const page = await context.newPage();
