@@ -8,7 +8,11 @@ cd "$(dirname "$0")/.."
 step() { printf '\n=== %s\n' "$*" >&2; }
 
 step "system packages"
-APT_PACKAGES=(haproxy openssh-server openssh-client socat keepalived python3-stestr iproute2 chromium)
+# The real-nova lab (lab up --nova real): Debian's MariaDB, RabbitMQ and uwsgi with its
+# Python 3.11 plugin, and what scripts/openstack-venvs.sh needs to build the OpenStack venvs
+# with Debian's own python3.11 (the interpreter uwsgi-plugin-python3 is built against).
+APT_PACKAGES=(haproxy openssh-server openssh-client socat keepalived python3-stestr iproute2 chromium
+  mariadb-server mariadb-client rabbitmq-server uwsgi-core uwsgi-plugin-python3 python3-venv python3-dev build-essential curl)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   # dpkg -s also reports removed-but-configured packages; only "install ok installed" counts.
@@ -42,3 +46,10 @@ fi
 
 step "build"
 npm run build >&2
+
+# NOVA_UPGRADE_VENVS=skip leaves them out (the stand-in lab needs none); a pair such as 31-33
+# builds that pair instead of the default 33-34.
+if [[ "${NOVA_UPGRADE_VENVS:-33-34}" != skip ]]; then
+  step "OpenStack venvs for the real-nova lab"
+  bash scripts/openstack-venvs.sh --pair "${NOVA_UPGRADE_VENVS:-33-34}"
+fi

@@ -38,7 +38,11 @@ export function isUnitProcess(pid: number, root: string, unit: string): boolean 
     const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
     if (state === 'Z' || state === 'X') return false;
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    return cmdline.includes(unit) && cmdline.includes(root);
+    if (cmdline.includes(unit) && cmdline.includes(root)) return true;
+    // A real program (nova-conductor, uwsgi) does not carry the unit on its command line; the
+    // real-nova lab starts it with both in its environment instead.
+    const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    return environ.includes(`NOVA_LAB_UNIT=${unit}`) && environ.includes(`NOVA_LAB_ROOT=${root}`);
   } catch {
     return false;
   }
