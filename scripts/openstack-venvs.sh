@@ -27,7 +27,16 @@ LOCKS="lab/venvs"
 # PyMySQL: every service reaches MariaDB through mysql+pymysql://. python-memcached is not
 # needed: the lab runs no memcached and keystonemiddleware falls back to its in-process cache.
 nova_spec() { echo "nova $1 nova==$1 PyMySQL"; }
-placement_spec() { echo "placement $1 openstack-placement==$1 PyMySQL"; }
+# Extra pins where a release's own requirements admit a library that later broke it (the lab
+# cannot read the releases' upper-constraints): placement 15.0.0 reads
+# [oslo_policy] enforce_scope, which oslo.policy 6 removed ("NoSuchOptError: no such option
+# enforce_scope in group [oslo_policy]" at start).
+placement_spec() {
+  case "$1" in
+    15.0.0) echo "placement $1 openstack-placement==$1 PyMySQL oslo.policy<6" ;;
+    *) echo "placement $1 openstack-placement==$1 PyMySQL" ;;
+  esac
+}
 SHARED_SPECS=(
   "keystone 30.0.0 keystone==30.0.0 PyMySQL"
   "tempest 47.0.0 tempest==47.0.0"
