@@ -1,7 +1,7 @@
 // The lab: a local stand-in for the seed's two-node devstack (controller + apicomp, HAProxy
 // on a VIP in front of both nova-apis) that the tool can upgrade for real over SSH.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { startHaproxy, haproxyPid, stopHaproxy } from './haproxy';
@@ -228,7 +228,11 @@ function labProcesses(stateDir: string): number[] {
       try {
         const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
         if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') return false;
-        return `\0${readFileSync(`/proc/${pid}/environ`, 'utf8')}`.includes(marker);
+        if (`\0${readFileSync(`/proc/${pid}/environ`, 'utf8')}`.includes(marker)) return true;
+        // setproctitle (oslo.service's "nova-scheduler: master process") overwrites the
+        // environment; a process working in a node root or a backing service's directory is the lab's.
+        const cwd = readlinkSync(`/proc/${pid}/cwd`);
+        return [join(stateDir, 'nodes'), join(stateDir, 'backing')].some((d) => cwd === d || cwd.startsWith(`${d}/`));
       } catch {
         return false;
       }

@@ -3,7 +3,7 @@
 // Ports are not the defaults, so a system MariaDB or RabbitMQ (or another lab) never clashes.
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -226,14 +226,17 @@ export async function startRabbitmq(stateDir: string, dir: string, address: stri
   }
 }
 
-/** Pids of the processes a backing service left, found by the lab marker in their environment. */
+/** Pids of live processes of the lab: its marker in their environment, or working in a node root or a backing directory. */
 export function backingPids(stateDir: string): number[] {
   return readdirSync('/proc')
     .filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)
     .map(Number)
     .filter((pid) => {
       try {
-        return `\0${readFileSync(`/proc/${pid}/environ`, 'utf8')}`.includes(`\0NOVA_LAB_STATE=${stateDir}\0`) && alive(pid);
+        if (!alive(pid)) return false;
+        if (`\0${readFileSync(`/proc/${pid}/environ`, 'utf8')}`.includes(`\0NOVA_LAB_STATE=${stateDir}\0`)) return true;
+        const cwd = readlinkSync(`/proc/${pid}/cwd`);
+        return [join(stateDir, 'nodes'), join(stateDir, 'backing')].some((d) => cwd === d || cwd.startsWith(`${d}/`));
       } catch {
         return false;
       }
