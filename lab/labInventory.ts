@@ -115,7 +115,7 @@ function realLabInventory(i: LabInventoryInput): InventoryInput {
     compute: { batchSize: 1, exclude: [] },
     tempest: { host: controller.name, enabled: false },
     probe: { enabled: true, ratePerSecond: 20, clients: 4, paths: ['/', '/v2.1/'], requestTimeoutSeconds: 10, maxFailures: 0 },
-    timeouts: { commandSeconds: 300, drainSeconds: 30, settleSeconds: 1, serviceUpSeconds: 120, tempestSeconds: 600, pollSeconds: 1, heartbeatSeconds: 10, readSeconds: 60 },
+    timeouts: { commandSeconds: 300, drainSeconds: 30, settleSeconds: 1, serviceUpSeconds: 120, tempestSeconds: 600, pollSeconds: 1, heartbeatSeconds: 30, readSeconds: 60 },
     retry: { maximumAttempts: 3, initialIntervalSeconds: 1, maximumIntervalSeconds: 5 },
     commands: { installCode: 'lab-install-code {version}' },
     nodes: i.nodes.map((n) => {

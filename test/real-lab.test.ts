@@ -4,7 +4,7 @@
 // probe sends requests through the VIP. Needs the venvs of scripts/openstack-venvs.sh (the
 // lab builds them if missing) and the apt packages of scripts/install.sh.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -27,6 +27,8 @@ import { runCli, type CliRun } from './helpers/cli';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'real-lab-'));
+// RabbitMQ runs as the rabbitmq user, which must traverse the lab's directories.
+chmodSync(dir, 0o755);
 const stateDir = join(dir, 'lab');
 const taskQueue = `real-lab-${randomUUID()}`;
 const FROM = '33.0.2';

@@ -2,7 +2,7 @@
 // compute being restarted, drained of in-flight tasks, checked to heartbeat on new code,
 // and enabled again.
 import type { CommandRecord, SshTarget } from '../ssh/types';
-import { cancellationSignal, heartbeat, lastLines, nonRetryable, outputOf, runRead, sleep, toRecord, type NovaDeps } from './common';
+import { beatingWhile, cancellationSignal, heartbeat, lastLines, nonRetryable, outputOf, runRead, sleep, toRecord, type NovaDeps } from './common';
 import { isTaskInProgress, parseNovaTimestamp, parseServerTasks, parseServiceList, type ComputeServiceRecord, type ServerTask } from './serviceList';
 
 const COMPUTE = 'nova-compute';
@@ -108,7 +108,7 @@ export function createComputeActivities(deps: NovaDeps) {
       }
       const command = commandsByHost[host];
       if (!command) throw nonRetryable('MissingCommand', `no command was given to set nova-compute on ${host} ${wanted}`, { host });
-      const r = await runner.run(target, command, { timeoutMs: 60_000, signal: cancellationSignal() });
+      const r = await beatingWhile({ running: command }, runner.run(target, command, { timeoutMs: 60_000, signal: cancellationSignal() }));
       commands.push(toRecord(r));
       if (r.exitCode !== 0) throw new Error(`on ${target.node}, \`${command}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5)}`);
       changed.push(host);

@@ -1,7 +1,7 @@
 // The database half of the runbook: new code, placement, api_db and cell db schema syncs, the
 // pre-flight `nova-status upgrade check`, and the online data migrations after the upgrade.
 import type { CommandRecord, SshTarget } from '../ssh/types';
-import { activityContext, heartbeat, lastLines, nonRetryable, outputOf, runDetachedOrFail, runRead, toRecord, cancellationSignal, type DetachedInput, type NovaDeps } from './common';
+import { activityContext, beatingWhile, heartbeat, lastLines, nonRetryable, outputOf, runDetachedOrFail, runRead, toRecord, cancellationSignal, type DetachedInput, type NovaDeps } from './common';
 import { parseUpgradeCheckOutput, type UpgradeCheck } from './novaStatus';
 import { parseOnlineMigrationsOutput, type MigrationRow } from './onlineMigrations';
 
@@ -129,7 +129,7 @@ export function createManageActivities(deps: NovaDeps) {
 
   async function runUpgradeCheck(input: UpgradeCheckInput): Promise<UpgradeCheckResult> {
     const { target, command } = input;
-    const r = await runner.run(target, command, { timeoutMs: input.timeoutMs, signal: cancellationSignal() });
+    const r = await beatingWhile({ running: command, node: target.node }, runner.run(target, command, { timeoutMs: input.timeoutMs, signal: cancellationSignal() }));
     const commands = [toRecord(r)];
     const checks = parseUpgradeCheckOutput(r.stdout);
     const warnings = checks.filter((c) => c.result === 'Warning');

@@ -1,7 +1,7 @@
 // Restarting, stopping, starting and HUPing nova's systemd units, each checked against what
 // systemd says first so that a retry after a worker died never restarts a service twice.
 import type { CommandRecord, SshTarget } from '../ssh/types';
-import { cancellationSignal, heartbeat, lastLines, nonRetryable, outputOf, runRead, sleep, toRecord, type NovaDeps } from './common';
+import { beatingWhile, cancellationSignal, heartbeat, lastLines, nonRetryable, outputOf, runRead, sleep, toRecord, type NovaDeps } from './common';
 
 export interface ServiceState {
   mainPid: number;
@@ -94,7 +94,7 @@ export function createServiceActivities(deps: NovaDeps) {
             signal: cancellationSignal(),
             onProgress: () => heartbeat({ unit: input.unit, step }),
           })
-        : await runner.run(input.target, command, { timeoutMs: input.timeoutMs ?? 120_000, signal: cancellationSignal() });
+        : await beatingWhile({ running: command }, runner.run(input.target, command, { timeoutMs: input.timeoutMs ?? 120_000, signal: cancellationSignal() }));
     commands.push(toRecord(r));
     return r;
   }
@@ -195,7 +195,7 @@ export function createServiceActivities(deps: NovaDeps) {
   // backend instead and never HUPs it.
   async function hupService(input: HupServiceInput): Promise<{ summary: string; commands: CommandRecord[] }> {
     const { target, unit, command } = input;
-    const r = await runner.run(target, command, { timeoutMs: 30_000, signal: cancellationSignal() });
+    const r = await beatingWhile({ running: command }, runner.run(target, command, { timeoutMs: 30_000, signal: cancellationSignal() }));
     if (r.exitCode !== 0) {
       throw new Error(`sending HUP to ${unit} on ${target.node} failed: \`${command}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5)}`);
     }

@@ -5,7 +5,7 @@ import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -175,8 +175,20 @@ async function rabbitUser(): Promise<{ uid: number; gid: number }> {
   }
 }
 
+/** rabbitmq-server runs as the rabbitmq user, which must reach its directories. */
+function refuseUntraversable(dir: string): void {
+  for (let d = dirname(dir); ; d = dirname(d)) {
+    if ((statSync(d).mode & 0o001) === 0) {
+      throw new Error(`RabbitMQ runs as the rabbitmq user, which cannot enter ${d} (mode ${(statSync(d).mode & 0o777).toString(8)}); put the lab's state directory where every user may traverse, or chmod o+x ${d}`);
+    }
+    if (d === dirname(d)) return;
+  }
+}
+
 export async function startRabbitmq(stateDir: string, dir: string, address: string, vhosts: string[]): Promise<void> {
   const f = rabbitFiles(dir);
+  mkdirSync(dir, { recursive: true });
+  refuseUntraversable(dir);
   const nodeName = rabbitNodeName(address);
   const logFile = join(f.logs, `${nodeName}.log`);
   if (!alive(readPid(f.pid))) {
