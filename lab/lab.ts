@@ -16,7 +16,7 @@ import { isUnitProcess, readHeartbeat, readUnitFile, unitStatus, type UnitFile }
 import { ensureKeyPair, sshdPid, startSshd, stopSshd } from './sshd';
 import { API_PORT, planTopology, type LabLb, type LabNodePlan } from './topology';
 import { waitForBackends } from './haproxySocket';
-import { backingDirs, discoverHosts, ensureVenvs, prepareRealNode, realUnitsFor, registerCatalog, setUpKeystone, setUpNovaCells, setUpPlacement, startBackingServices } from './real/realLab';
+import { backingDirs, discoverHosts, ensureVenvs, prepareRealNode, realUnitsFor, registerCatalog, setUpKeystone, setUpNovaCells, setUpPlacement, startBackingServices, writeComputeIds } from './real/realLab';
 import { stopBacking } from './real/backing';
 
 export interface LabOptions {
@@ -208,7 +208,9 @@ async function startRealServices(nodes: LabNode[], controller: LabNode): Promise
   ]);
   await start(controller, [NOVA_UNITS.placement, NOVA_UNITS.superConductor, NOVA_UNITS.cellConductor, NOVA_UNITS.scheduler]);
   await Promise.all(nodes.map((n) => start(n, n.units.filter((u) => u === NOVA_UNITS.compute || u === NOVA_UNITS.api))));
-  await discoverHosts(controller, nodes.filter((n) => n.roles.includes('compute')).map((n) => n.name));
+  const computes = nodes.filter((n) => n.roles.includes('compute'));
+  await discoverHosts(controller, computes.map((n) => n.name));
+  await writeComputeIds(controller.env.NOVA_LAB_STATE!, computes);
 }
 
 function readOptions(stateDir: string): ResolvedLabOptions | undefined {

@@ -2,13 +2,13 @@
 // MariaDB and RabbitMQ, keystone's bootstrap and catalog, placement, and nova's cells v2, set up
 // the way devstack does it. lab.ts keeps what both labs share (sshd, HAProxy, the inventory).
 import { execFile, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readlinkSync, symlinkSync, unlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readlinkSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { nodeLayout, stateLayout, NOVA_UNITS, type RealNodeConfig, type RealRelease, type RealUnit } from '../node/layout';
 import type { Role } from '../../inventory/schema';
-import { mariadbFiles, startMariadb, startRabbitmq } from './backing';
+import { mariadbFiles, mariadbQuery, startMariadb, startRabbitmq } from './backing';
 import {
   cellConf,
   cloudsYaml,
@@ -254,6 +254,27 @@ export async function discoverHosts(ctl: NodeRunner, hosts: string[], timeoutMs 
     if (hosts.every((h) => new RegExp(`\\|\\s*${h}\\s*\\|`).test(listed))) return;
     if (Date.now() > deadline) throw new Error(`after ${timeoutMs / 1000} s nova has not mapped every compute host (${hosts.join(', ')}) to a cell; nova-manage cell_v2 list_hosts:\n${listed}`);
     await new Promise((r) => setTimeout(r, 3000));
+  }
+}
+
+/**
+ * nova-compute keeps its compute node's UUID in <state_path>/compute_id; a 34.0.0 compute
+ * whose service record is new enough refuses to start without it ("No local node identity
+ * found, but this is not our first startup"). Libvirt's driver writes it at first start; the
+ * FakeDriver of 33.0.2 does not, so the lab writes what a real compute would have, from the
+ * compute node record nova created.
+ */
+export async function writeComputeIds(stateDir: string, hosts: NodeRunner[], cells: readonly string[] = CELLS): Promise<void> {
+  for (const h of hosts) {
+    const file = join(h.root, 'data', 'nova', 'compute_id');
+    if (existsSync(file)) continue;
+    let uuid: string | undefined;
+    for (const cell of cells) {
+      const rows = await mariadbQuery(backingDirs(stateDir).mariadb, `SELECT uuid FROM nova_${cell}.compute_nodes WHERE host = '${h.name}' AND deleted = 0`);
+      uuid ??= rows[0]?.[0];
+    }
+    if (!uuid) throw new Error(`nova has no compute node record for ${h.name}; see ${join(h.root, 'run', 'devstack@n-cpu.log')}`);
+    writeFileSync(file, `${uuid}\n`);
   }
 }
 
