@@ -16,18 +16,21 @@ program
   .option('--api-nodes <n>', 'nodes running nova-api (the first is the controller)', '2')
   .option('--compute-only-nodes <n>', 'extra nodes running only nova-compute', '0')
   .option('--lb-nodes <n>', 'HAProxy instances (keepalived is not simulated)', '1')
-  .option('--from <version>', 'release installed at first', '30.0.0')
-  .option('--to <version>', 'release the inventory upgrades to', '31.0.0')
+  .option('--nova <kind>', 'standin (the fast lab of stand-ins) or real (nova, placement and keystone from their releases, on MariaDB and RabbitMQ)', 'standin')
+  .option('--from <version>', 'release installed at first (default 30.0.0; real: 33.0.2)')
+  .option('--to <version>', 'release the inventory upgrades to (default 31.0.0; real: 34.0.0)')
   .option('--ssh-port <port>', 'port every node sshd listens on', '2222')
   .action(async (o: Record<string, string>) => {
+    if (o.nova !== 'standin' && o.nova !== 'real') throw new Error(`--nova must be standin or real, not "${o.nova}"`);
     const info = await labUp({
+      nova: o.nova,
       stateDir: o.stateDir,
       subnet: o.subnet,
       apiNodes: Number(o.apiNodes),
       computeOnlyNodes: Number(o.computeOnlyNodes),
       lbNodes: Number(o.lbNodes),
-      fromVersion: o.from,
-      toVersion: o.to,
+      ...(o.from ? { fromVersion: o.from } : {}),
+      ...(o.to ? { toVersion: o.to } : {}),
       sshPort: Number(o.sshPort),
     });
     process.stdout.write(`lab up in ${info.upMs} ms\n  inventory: ${info.inventoryPath}\n  VIP:       ${info.vipUrl}\n`);

@@ -7,7 +7,10 @@ export const DEFAULT_COMMANDS = {
   installCode: 'cd /opt/stack/nova && git fetch --tags origin && git checkout {version} && sudo -H pip install -e /opt/stack/nova',
   upgradePlacement: 'placement-manage db sync && sudo systemctl restart devstack@placement-api',
   apiDbSync: 'nova-manage api_db sync',
-  dbSync: 'nova-manage --config-file {config} db sync',
+  // --local_cell, as nova's docs and devstack run it: a cell's config (devstack's
+  // nova_cell1.conf) has no [api_database], and without the flag nova-manage also syncs cell0
+  // through the API database and exits 1 with "Could not access cell0".
+  dbSync: 'nova-manage --config-file {config} db sync --local_cell',
   upgradeCheck: 'nova-status upgrade check',
   onlineDataMigrations: 'nova-manage db online_data_migrations --max-count {maxCount}',
   serviceState: 'systemctl show --property=MainPID,ActiveState,SubState,ExecMainStartTimestampMonotonic {unit}',

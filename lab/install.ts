@@ -70,6 +70,10 @@ export function installLab(stateDir: string): void {
   }
   writeFileSync(join(s.bin, 'sudo'), SUDO);
   chmodSync(join(s.bin, 'sudo'), 0o755);
+  // A real-nova node runs the real nova-manage, nova-status, placement-manage and openstack
+  // from its own bin directory; only these stand in for what systemd and git would do.
+  mkdirSync(s.realBin, { recursive: true });
+  for (const cmd of ['systemctl', 'journalctl', 'sudo', 'lab-install-code']) cpSync(join(s.bin, cmd), join(s.realBin, cmd));
   cpSync(labAsset('fixtures/nova-versions'), s.fixtures, { recursive: true });
   mkdirSync(s.tempest, { recursive: true });
   cpSync(labAsset('tempest'), s.tempest, { recursive: true, filter: (p) => !/__pycache__|\.pyc$/.test(p) });

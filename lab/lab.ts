@@ -1,7 +1,7 @@
 // The lab: a local stand-in for the seed's two-node devstack (controller + apicomp, HAProxy
 // on a VIP in front of both nova-apis) that the tool can upgrade for real over SSH.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { startHaproxy, haproxyPid, stopHaproxy } from './haproxy';
@@ -16,6 +16,8 @@ import { isUnitProcess, readHeartbeat, readUnitFile, unitStatus, type UnitFile }
 import { ensureKeyPair, sshdPid, startSshd, stopSshd } from './sshd';
 import { API_PORT, planTopology, type LabLb, type LabNodePlan } from './topology';
 import { waitForBackends } from './haproxySocket';
+import { backingDirs, discoverHosts, ensureVenvs, prepareRealNode, realUnitsFor, registerCatalog, setUpKeystone, setUpNovaCells, setUpPlacement, startBackingServices, writeComputeIds } from './real/realLab';
+import { stopBacking } from './real/backing';
 
 export interface LabOptions {
   stateDir?: string;
@@ -33,6 +35,11 @@ export interface LabOptions {
   serviceDownSeconds?: number;
   /** Rows each online data migration has left to do when the cloud is first created. */
   pendingMigrations?: Record<string, number>;
+  /**
+   * standin: the fast lab of lab/node stand-ins. real: nova, placement and keystone from their
+   * releases (scripts/openstack-venvs.sh), on MariaDB and RabbitMQ.
+   */
+  nova?: 'standin' | 'real';
 }
 
 export type ResolvedLabOptions = Required<LabOptions>;
@@ -70,19 +77,23 @@ function resolveOptions(o: LabOptions): ResolvedLabOptions {
     apiNodes: o.apiNodes ?? 2,
     computeOnlyNodes: o.computeOnlyNodes ?? 0,
     lbNodes: o.lbNodes ?? 1,
-    fromVersion: o.fromVersion ?? '30.0.0',
-    toVersion: o.toVersion ?? '31.0.0',
+    fromVersion: o.fromVersion ?? (o.nova === 'real' ? '33.0.2' : '30.0.0'),
+    toVersion: o.toVersion ?? (o.nova === 'real' ? '34.0.0' : '31.0.0'),
     sshPort: o.sshPort ?? 2222,
     apiMercySeconds: o.apiMercySeconds ?? 10,
     serviceDownSeconds: o.serviceDownSeconds ?? 10,
     pendingMigrations: o.pendingMigrations ?? { populate_instance_compute_id: 120, populate_dev_uuids: 7, populate_user_id: 30 },
+    nova: o.nova ?? 'standin',
   };
 }
 
-function nodeEnvVars(stateDir: string, n: LabNodePlan): Record<string, string> {
+function nodeEnvVars(stateDir: string, n: LabNodePlan, nova: ResolvedLabOptions['nova']): Record<string, string> {
   const s = stateLayout(stateDir);
   const root = s.node(n.name);
-  return { PATH: `${s.bin}:/usr/local/bin:/usr/bin:/bin`, HOME: root, NOVA_LAB_ROOT: root, NOVA_LAB_NODE: n.name, NOVA_LAB_STATE: stateDir };
+  // A real node's first PATH entry holds only the systemd/git stand-ins; then its own bin of
+  // real programs (nova-manage, nova-status, placement-manage, openstack).
+  const path = nova === 'real' ? `${s.realBin}:${nodeLayout(root).bin}:/usr/local/bin:/usr/bin:/bin` : `${s.bin}:/usr/local/bin:/usr/bin:/bin`;
+  return { PATH: path, HOME: root, NOVA_LAB_ROOT: root, NOVA_LAB_NODE: n.name, NOVA_LAB_STATE: stateDir, LANG: 'C.UTF-8' };
 }
 
 function describe(o: ResolvedLabOptions): Pick<LabInfo, 'nodes' | 'lbs'> {
@@ -91,9 +102,10 @@ function describe(o: ResolvedLabOptions): Pick<LabInfo, 'nodes' | 'lbs'> {
   return {
     nodes: nodes.map((n) => ({
       ...n,
+      ...(o.nova === 'real' ? { units: realUnitsFor(n.roles) } : {}),
       root: s.node(n.name),
       ...(n.roles.includes('api') ? { apiUrl: `http://${n.address}:${API_PORT}` } : {}),
-      env: nodeEnvVars(o.stateDir, n),
+      env: nodeEnvVars(o.stateDir, n, o.nova),
     })),
     lbs: lbs.map((b) => ({ ...b, dir: s.haproxy(b.node), socket: join(s.haproxy(b.node), 'haproxy.sock'), pid: haproxyPid(s.haproxy(b.node)) ?? 0 })),
   };
@@ -102,8 +114,8 @@ function describe(o: ResolvedLabOptions): Pick<LabInfo, 'nodes' | 'lbs'> {
 const run = promisify(execFile);
 
 /** Runs a stand-in on a node without SSH: what labUp uses to start the node's services. */
-export async function runOnNode(node: Pick<LabNode, 'env'>, cmd: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return run(join(node.env.PATH!.split(':')[0]!, cmd), args, { env: { ...node.env }, cwd: node.env.HOME, timeout: 60_000 });
+export async function runOnNode(node: Pick<LabNode, 'env'>, cmd: string, args: string[], timeoutMs = 60_000): Promise<{ stdout: string; stderr: string }> {
+  return run(join(node.env.PATH!.split(':')[0]!, cmd), args, { env: { ...node.env }, cwd: node.env.HOME, timeout: timeoutMs });
 }
 
 /** Brings the lab up, reusing whatever already runs; safe to call again at any time. */
@@ -118,14 +130,20 @@ export async function labUp(opts: LabOptions = {}): Promise<LabInfo> {
   installLab(o.stateDir);
   const key = ensureKeyPair(s.privateKey);
 
+  const real = o.nova === 'real';
+  if (real) await ensureVenvs(o.fromVersion, o.toVersion, (l) => process.stderr.write(`${l}\n`));
   for (const n of nodes) {
     const l = nodeLayout(n.root);
     mkdirSync(l.run, { recursive: true });
     const config: NodeConfig = { name: n.name, address: n.address, apiPort: API_PORT, units: n.units, apiMercySeconds: o.apiMercySeconds, serviceDownSeconds: o.serviceDownSeconds };
+    if (real) {
+      config.real = prepareRealNode({ stateDir: o.stateDir, name: n.name, address: n.address, roles: n.roles, controllerAddress: controller.address, apiPort: API_PORT, apiMercySeconds: o.apiMercySeconds, fromVersion: o.fromVersion, toVersion: o.toVersion });
+    } else {
+      writeNodeFiles({ root: n.root, name: n.name, address: n.address, controllerAddress: controller.address, isController: n.roles.includes('controller'), isCompute: n.roles.includes('compute') }, o.fromVersion);
+    }
     writeJson(l.config, config);
-    writeNodeFiles({ root: n.root, name: n.name, address: n.address, controllerAddress: controller.address, isController: n.roles.includes('controller'), isCompute: n.roles.includes('compute') }, o.fromVersion);
   }
-  initCloud(o.stateDir, {
+  if (!real) initCloud(o.stateDir, {
     controller: controller.name,
     computeHosts: nodes.filter((n) => n.roles.includes('compute')).map((n) => n.name),
     release: o.fromVersion,
@@ -135,13 +153,18 @@ export async function labUp(opts: LabOptions = {}): Promise<LabInfo> {
     pendingMigrations: Object.fromEntries(ONLINE_MIGRATIONS.map((m) => [m, o.pendingMigrations[m] ?? 0])),
   });
 
-  const sshds = await Promise.all(
-    nodes.map((n) => startSshd({ name: n.name, dir: nodeLayout(n.root).sshd, address: n.address, port: n.sshPort, authorizedKeys: key.publicKey, env: n.env })),
-  );
+  const [sshds] = await Promise.all([
+    Promise.all(nodes.map((n) => startSshd({ name: n.name, dir: nodeLayout(n.root).sshd, address: n.address, port: n.sshPort, authorizedKeys: key.publicKey, env: n.env }))),
+    real ? startBackingServices(o.stateDir, controller.address) : undefined,
+  ]);
   writeFileSync(s.knownHosts, `${sshds.map((h) => h.knownHostsLine).join('\n')}\n`);
 
-  // One systemctl per node, starting its units in devstack's order; started ones are kept.
-  await Promise.all(nodes.filter((n) => n.units.length).map((n) => runOnNode(n, 'systemctl', ['start', ...n.units])));
+  if (real) {
+    await startRealServices(nodes, controller);
+  } else {
+    // One systemctl per node, starting its units in devstack's order; started ones are kept.
+    await Promise.all(nodes.filter((n) => n.units.length).map((n) => runOnNode(n, 'systemctl', ['start', ...n.units])));
+  }
 
   const apiNodes = nodes.filter((n) => n.roles.includes('api'));
   const started = await Promise.all(
@@ -153,7 +176,7 @@ export async function labUp(opts: LabOptions = {}): Promise<LabInfo> {
     }),
   );
 
-  writeFileSync(s.inventory, renderLabInventory(labInventory({ stateDir: o.stateDir, fromVersion: o.fromVersion, toVersion: o.toVersion, sshPort: o.sshPort, nodes, lbs })));
+  writeFileSync(s.inventory, renderLabInventory(labInventory({ stateDir: o.stateDir, fromVersion: o.fromVersion, toVersion: o.toVersion, sshPort: o.sshPort, nodes, lbs, nova: o.nova })));
   return {
     stateDir: o.stateDir,
     inventoryPath: s.inventory,
@@ -166,6 +189,28 @@ export async function labUp(opts: LabOptions = {}): Promise<LabInfo> {
     lbs: started,
     upMs: Date.now() - t0,
   };
+}
+
+/**
+ * The real cloud comes up in devstack's order: keystone and the databases' schemas, then
+ * placement and the conductors, the scheduler and the computes, then nova-api; the computes
+ * are mapped into their cell once they registered.
+ */
+async function startRealServices(nodes: LabNode[], controller: LabNode): Promise<void> {
+  const start = (n: LabNode, units: string[]) => runOnNode(n, 'systemctl', ['start', ...units], 300_000).then(() => undefined);
+  await Promise.all([
+    (async () => {
+      await setUpKeystone(controller, controller.address, (units) => start(controller, units));
+      await registerCatalog(controller.address, `${controller.apiUrl}/v2.1`);
+    })(),
+    setUpPlacement(controller),
+    setUpNovaCells(controller, controller.address),
+  ]);
+  await start(controller, [NOVA_UNITS.placement, NOVA_UNITS.superConductor, NOVA_UNITS.cellConductor, NOVA_UNITS.scheduler]);
+  await Promise.all(nodes.map((n) => start(n, n.units.filter((u) => u === NOVA_UNITS.compute || u === NOVA_UNITS.api))));
+  const computes = nodes.filter((n) => n.roles.includes('compute'));
+  await discoverHosts(controller, computes.map((n) => n.name));
+  await writeComputeIds(controller.env.NOVA_LAB_STATE!, computes);
 }
 
 function readOptions(stateDir: string): ResolvedLabOptions | undefined {
@@ -185,7 +230,11 @@ function labProcesses(stateDir: string): number[] {
       try {
         const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
         if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') return false;
-        return `\0${readFileSync(`/proc/${pid}/environ`, 'utf8')}`.includes(marker);
+        if (`\0${readFileSync(`/proc/${pid}/environ`, 'utf8')}`.includes(marker)) return true;
+        // setproctitle (oslo.service's "nova-scheduler: master process") overwrites the
+        // environment; a process working in a node root or a backing service's directory is the lab's.
+        const cwd = readlinkSync(`/proc/${pid}/cwd`);
+        return [join(stateDir, 'nodes'), join(stateDir, 'backing')].some((d) => cwd === d || cwd.startsWith(`${d}/`));
       } catch {
         return false;
       }
@@ -237,6 +286,8 @@ export async function labDown(stateDir: string = DEFAULT_STATE_DIR): Promise<voi
     }
     await sleep(25);
   }
+  // MariaDB and RabbitMQ get their clean shutdown before the sweep's SIGKILL.
+  if (o.nova === 'real') await stopBacking(backingDirs(o.stateDir));
   await sweepSessions(o.stateDir);
   await Promise.all(lbs.map((b) => stopHaproxy(b.dir)));
   for (const n of nodes) stopSshd(nodeLayout(n.root).sshd);

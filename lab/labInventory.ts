@@ -3,7 +3,8 @@
 import { Document, isMap, isScalar } from 'yaml';
 import { validateInventory } from '../inventory/load';
 import type { InventoryInput } from '../inventory/schema';
-import { nodeLayout, stateLayout } from './node/layout';
+import { nodeLayout, stateLayout, NOVA_UNITS } from './node/layout';
+import { realFiles } from './real/configs';
 import { API_PORT, type LabLb, type LabNodePlan } from './topology';
 
 export interface LabInventoryInput {
@@ -13,9 +14,11 @@ export interface LabInventoryInput {
   sshPort: number;
   nodes: LabNodePlan[];
   lbs: LabLb[];
+  nova?: 'standin' | 'real';
 }
 
 export function labInventory(i: LabInventoryInput): InventoryInput {
+  if (i.nova === 'real') return realLabInventory(i);
   const s = stateLayout(i.stateDir);
   const controller = i.nodes.find((n) => n.roles.includes('controller'))!;
   const ctl = nodeLayout(s.node(controller.name));
@@ -85,4 +88,61 @@ export function renderLabInventory(inv: InventoryInput): string {
     if (pair && isScalar(pair.key)) pair.key.commentBefore = asComment(COMMANDS_NOTE);
   }
   return doc.toString({ lineWidth: 0 });
+}
+
+/**
+ * The real-nova lab's inventory: every command but installCode is the tool's default. Its
+ * nodes name their services, since the real lab runs no metadata API or console proxy, and
+ * its timeouts fit real nova: a nova-manage run imports nova for several seconds, and a
+ * restarted nova-compute reports in within report_interval (10 s).
+ */
+function realLabInventory(i: LabInventoryInput): InventoryInput {
+  const s = stateLayout(i.stateDir);
+  const controller = i.nodes.find((n) => n.roles.includes('controller'))!;
+  const ctl = realFiles(s.node(controller.name));
+  const vip = i.lbs[0]!;
+  return {
+    cloud: 'lab',
+    release: { from: i.fromVersion, to: i.toVersion },
+    ssh: { user: 'root', port: i.sshPort, privateKeyPath: s.privateKey, knownHostsPath: s.knownHosts, connectTimeoutSeconds: 5 },
+    vip: { url: `http://${vip.address}:${vip.port}`, computeEndpointUrl: `http://${vip.address}:${vip.port}/v2.1` },
+    haproxy: { backend: 'nova-api', drainMode: 'drain', switchover: 'rolling' },
+    openstack: { osCloud: 'devstack-admin' },
+    cells: [
+      { name: 'cell0', configFile: ctl.novaConf },
+      { name: 'cell1', configFile: ctl.cellConf('cell1') },
+    ],
+    compute: { batchSize: 1, exclude: [] },
+    tempest: { host: controller.name, enabled: false },
+    probe: { enabled: true, ratePerSecond: 20, clients: 4, paths: ['/', '/v2.1/'], requestTimeoutSeconds: 10, maxFailures: 0 },
+    timeouts: { commandSeconds: 300, drainSeconds: 30, settleSeconds: 1, serviceUpSeconds: 120, tempestSeconds: 600, pollSeconds: 1, heartbeatSeconds: 30, readSeconds: 60 },
+    retry: { maximumAttempts: 3, initialIntervalSeconds: 1, maximumIntervalSeconds: 5 },
+    commands: { installCode: 'lab-install-code {version}' },
+    nodes: i.nodes.map((n) => {
+      const f = realFiles(s.node(n.name));
+      const isController = n.roles.includes('controller');
+      const isApi = n.roles.includes('api');
+      const isCompute = n.roles.includes('compute');
+      const lb = i.lbs.find((b) => b.node === n.name);
+      return {
+        name: n.name,
+        address: n.address,
+        roles: n.roles,
+        ...(isApi ? { api: { haproxyServer: n.name, url: `http://${n.address}:${API_PORT}` } } : {}),
+        ...(lb ? { lb: { socket: { via: 'ssh' as const, path: `${s.haproxy(n.name)}/haproxy.sock`, sudo: true } } } : {}),
+        services: [
+          ...(isController
+            ? [
+                { unit: NOVA_UNITS.superConductor, kind: 'conductor' as const },
+                { unit: NOVA_UNITS.cellConductor, kind: 'conductor' as const },
+                { unit: NOVA_UNITS.scheduler, kind: 'scheduler' as const },
+              ]
+            : []),
+          ...(isApi ? [{ unit: NOVA_UNITS.api, kind: 'api' as const }] : []),
+          ...(isCompute ? [{ unit: NOVA_UNITS.compute, kind: 'compute' as const }] : []),
+        ],
+        configFiles: [...(isController || isApi ? [f.novaConf] : []), ...(isController ? [f.cellConf('cell1')] : []), ...(isCompute ? [f.cpuConf] : [])],
+      };
+    }),
+  };
 }

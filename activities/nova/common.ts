@@ -39,11 +39,25 @@ export function outputOf(r: CommandResult): string {
 
 
 /**
+ * Heartbeats while a remote command runs: a real `nova-manage --version` or `nova-status`
+ * imports nova for 4–15 s (measured on the real-nova lab, 2 busy cores), longer than a
+ * heartbeat timeout sized for the stand-ins, and the activity would be timed out mid-read.
+ */
+export async function beatingWhile<T>(details: unknown, work: Promise<T>): Promise<T> {
+  const timer = setInterval(() => heartbeat(details), 2000);
+  try {
+    return await work;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/**
  * Reads must succeed for the activity to decide anything; a failing read is worth a retry
  * (keystone restarting, a busy database), and the retry policy bounds it.
  */
 export async function runRead(runner: RemoteRunner, target: SshTarget, command: string, commands: CommandRecord[], timeoutMs?: number): Promise<CommandResult> {
-  const r = await runner.run(target, command, { timeoutMs, signal: cancellationSignal() });
+  const r = await beatingWhile({ reading: command, node: target.node }, runner.run(target, command, { timeoutMs, signal: cancellationSignal() }));
   commands.push(toRecord(r));
   if (r.exitCode !== 0) {
     throw new Error(`on ${target.node}, \`${command}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5) || '(no output)'}`);

@@ -3,7 +3,7 @@
 // and enabled again.
 import type { CommandRecord } from '../ssh/types';
 import type { SshTarget } from '../../common/sshTarget';
-import { lastLines, outputOf, runRead, toRecord, type NovaDeps } from './common';
+import { lastLines, outputOf, runRead, toRecord, type NovaDeps , beatingWhile } from './common';
 import { cancellationSignal, heartbeat, nonRetryable, sleep } from '../common';
 import { isTaskInProgress, parseNovaTimestamp, parseServerTasks, parseServiceList, type ComputeServiceRecord, type ServerTask } from './serviceList';
 
@@ -139,7 +139,7 @@ export function createComputeActivities(deps: NovaDeps) {
       }
       const command = commandsByHost[host];
       if (!command) throw nonRetryable('NovaMissingCommand', `no command was given to set nova-compute on ${host} ${wanted}`, { host });
-      const r = await runner.run(target, command, { timeoutMs: 60_000, signal: cancellationSignal() });
+      const r = await beatingWhile({ running: command }, runner.run(target, command, { timeoutMs: 60_000, signal: cancellationSignal() }));
       commands.push(toRecord(r));
       if (r.exitCode !== 0) throw new Error(`on ${target.node}, \`${command}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5)}`);
       changed.push(host);

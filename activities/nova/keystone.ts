@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { renderCommand } from '../../inventory/commands';
 import type { CommandRecord } from '../ssh/types';
 import type { SshTarget } from '../../common/sshTarget';
-import { lastLines, outputOf, runRead, toRecord, type NovaDeps } from './common';
+import { lastLines, outputOf, runRead, toRecord, type NovaDeps , beatingWhile } from './common';
 import { cancellationSignal, nonRetryable } from '../common';
 
 export interface PointComputeEndpointInput {
@@ -63,7 +63,7 @@ export function createKeystoneActivities(deps: NovaDeps) {
     }
     for (const e of stale) {
       const set = renderCommand('endpointSet', input.setTemplate, { osCloud, url, endpointId: e.ID });
-      const r = await runner.run(target, set, { timeoutMs: 60_000, signal: cancellationSignal() });
+      const r = await beatingWhile({ running: set }, runner.run(target, set, { timeoutMs: 60_000, signal: cancellationSignal() }));
       commands.push(toRecord(r));
       if (r.exitCode !== 0) throw new Error(`on ${target.node}, \`${set}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5)}`);
     }

@@ -2,7 +2,7 @@
 // pre-flight `nova-status upgrade check`, and the online data migrations after the upgrade.
 import type { CommandRecord } from '../ssh/types';
 import type { SshTarget } from '../../common/sshTarget';
-import { lastLines, outputOf, runDetachedOrFail, runRead, toRecord, type DetachedInput, type NovaDeps } from './common';
+import { lastLines, outputOf, runDetachedOrFail, runRead, toRecord, type DetachedInput, type NovaDeps , beatingWhile } from './common';
 import { activityContext, heartbeat, nonRetryable, cancellationSignal } from '../common';
 import { parseUpgradeCheckOutput, type UpgradeCheck } from './novaStatus';
 import { parseOnlineMigrationsOutput, type MigrationRow } from './onlineMigrations';
@@ -131,7 +131,7 @@ export function createManageActivities(deps: NovaDeps) {
 
   async function runUpgradeCheck(input: UpgradeCheckInput): Promise<UpgradeCheckResult> {
     const { target, command } = input;
-    const r = await runner.run(target, command, { timeoutMs: input.timeoutMs, signal: cancellationSignal() });
+    const r = await beatingWhile({ running: command, node: target.node }, runner.run(target, command, { timeoutMs: input.timeoutMs, signal: cancellationSignal() }));
     const commands = [toRecord(r)];
     const checks = parseUpgradeCheckOutput(r.stdout);
     const warnings = checks.filter((c) => c.result === 'Warning');

@@ -2,7 +2,7 @@
 // systemd says first so that a retry after a worker died never restarts a service twice.
 import type { CommandRecord } from '../ssh/types';
 import type { SshTarget } from '../../common/sshTarget';
-import { lastLines, outputOf, runRead, toRecord, type NovaDeps } from './common';
+import { lastLines, outputOf, runRead, toRecord, type NovaDeps , beatingWhile } from './common';
 import { cancellationSignal, heartbeat, nonRetryable, sleep } from '../common';
 
 export interface ServiceState {
@@ -96,7 +96,7 @@ export function createServiceActivities(deps: NovaDeps) {
             signal: cancellationSignal(),
             onProgress: () => heartbeat({ unit: input.unit, step }),
           })
-        : await runner.run(input.target, command, { timeoutMs: input.timeoutMs ?? 120_000, signal: cancellationSignal() });
+        : await beatingWhile({ running: command }, runner.run(input.target, command, { timeoutMs: input.timeoutMs ?? 120_000, signal: cancellationSignal() }));
     commands.push(toRecord(r));
     return r;
   }
@@ -197,7 +197,7 @@ export function createServiceActivities(deps: NovaDeps) {
   // backend instead and never HUPs it.
   async function hupService(input: HupServiceInput): Promise<{ summary: string; commands: CommandRecord[] }> {
     const { target, unit, command } = input;
-    const r = await runner.run(target, command, { timeoutMs: 30_000, signal: cancellationSignal() });
+    const r = await beatingWhile({ running: command }, runner.run(target, command, { timeoutMs: 30_000, signal: cancellationSignal() }));
     if (r.exitCode !== 0) {
       throw new Error(`sending HUP to ${unit} on ${target.node} failed: \`${command}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5)}`);
     }

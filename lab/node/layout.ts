@@ -13,6 +13,40 @@ export interface NodeConfig {
   apiMercySeconds: number;
   /** nova's service_down_time: how stale a heartbeat may be before a service reads as down. */
   serviceDownSeconds: number;
+  /** Set on a real-nova lab node: its units run real programs instead of lab/node/service.ts. */
+  real?: RealNodeConfig;
+}
+
+/** One systemd unit of a real-nova lab node, as devstack's unit file would describe it. */
+export interface RealUnit {
+  argv: string[];
+  env: Record<string, string>;
+  /**
+   * devstack's uwsgi units are Type=notify: systemctl start returns once the server is ready.
+   * The lab has no notify socket, so readiness is this URL answering HTTP at all.
+   */
+  readyUrl?: string;
+  stopSignal: 'SIGTERM' | 'SIGINT' | 'SIGQUIT';
+  /** systemd's TimeoutStopSec, after which the unit's process group gets SIGKILL. */
+  stopTimeoutSeconds: number;
+  /** The code symlink this unit runs from; its target at start names the release it runs. */
+  codeLink: string;
+}
+
+export interface RealRelease {
+  /** The nova venv for this release. */
+  nova: string;
+  /** The placement venv paired with it. */
+  placement: string;
+}
+
+export interface RealNodeConfig {
+  units: Record<string, RealUnit>;
+  /** nova release → the venvs `lab-install-code RELEASE` points the node's code links at. */
+  releases: Record<string, RealRelease>;
+  /** <root>/code → the nova venv in use; <root>/placement → the placement venv (controller). */
+  codeLink: string;
+  placementLink?: string;
 }
 
 export const stateLayout = (stateDir: string) => ({
@@ -22,6 +56,10 @@ export const stateLayout = (stateDir: string) => ({
   privateKey: join(stateDir, 'keys', 'id_ed25519'),
   knownHosts: join(stateDir, 'known_hosts'),
   bin: join(stateDir, 'bin'),
+  /** The real-nova lab's stand-ins: only systemctl, journalctl, sudo and lab-install-code. */
+  realBin: join(stateDir, 'realbin'),
+  /** MariaDB and RabbitMQ of a real-nova lab. */
+  backing: (name: string) => join(stateDir, 'backing', name),
   lib: join(stateDir, 'lib'),
   fixtures: join(stateDir, 'fixtures', 'nova-versions'),
   tempest: join(stateDir, 'tempest'),
@@ -49,6 +87,12 @@ export const nodeLayout = (root: string) => ({
   unitLog: (unit: string) => join(root, 'run', `${unit}.log`),
   events: join(root, 'events.log'),
   sshd: join(root, 'sshd'),
+  /** Real-nova lab: the venv links the node's programs run from, and its own bin directory. */
+  codeLink: join(root, 'code'),
+  placementLink: join(root, 'placement'),
+  bin: join(root, 'bin'),
+  etcPlacement: join(root, 'etc', 'placement'),
+  etcKeystone: join(root, 'etc', 'keystone'),
 });
 
 /** Fault files tests drop into <stateDir>/cloud/faults to make a stand-in misbehave. */
@@ -72,4 +116,5 @@ export const NOVA_UNITS = {
   api: 'devstack@n-api',
   compute: 'devstack@n-cpu',
   placement: 'devstack@placement-api',
+  keystone: 'devstack@keystone',
 } as const;

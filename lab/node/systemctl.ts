@@ -6,6 +6,7 @@ import { openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { codeVersion, fail, logEvent, nodeEnv, readTextOr, sleepSync, withLock, writeJson, type NodeEnv } from './env';
 import { NOVA_UNITS } from './layout';
+import { startRealUnit, stopRealUnit } from './realUnits';
 import { isUnitProcess, monotonicMicros, normalizeUnit, readHeartbeat, readUnitFile, unitStatus } from './units';
 
 const START_TIMEOUT_MS = 15_000;
@@ -21,6 +22,8 @@ function notFound(verb: string, unit: string): never {
 
 export function startUnit(env: NodeEnv, unit: string, via = 'start'): void {
   if (unitStatus(env, unit).activeState === 'active') return;
+  const real = env.config.real?.units[unit];
+  if (real) return startRealUnit(env, unit, real, via);
   const log = openSync(env.node.unitLog(unit), 'a');
   const child = spawn(process.execPath, [join(__dirname, 'service.js'), env.root, unit], {
     detached: true,
@@ -49,6 +52,8 @@ export function startUnit(env: NodeEnv, unit: string, via = 'start'): void {
 }
 
 export function stopUnit(env: NodeEnv, unit: string, via = 'stop', timeoutMs = stopTimeoutMs(env, unit)): void {
+  const real = env.config.real?.units[unit];
+  if (real) return stopRealUnit(env, unit, real, via);
   const file = readUnitFile(env, unit);
   if (!file) return;
   writeJson(env.node.unitState(unit), { ...file, active: false });

@@ -1,6 +1,6 @@
 // The state of one lab unit as systemd would report it, derived from the unit's state file
 // and the process table (never from the state file alone: a process can die behind our back).
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { readJsonOr, type NodeEnv } from './env';
 
 export interface UnitFile {
@@ -38,7 +38,15 @@ export function isUnitProcess(pid: number, root: string, unit: string): boolean 
     const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
     if (state === 'Z' || state === 'X') return false;
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    return cmdline.includes(unit) && cmdline.includes(root);
+    if (cmdline.includes(unit) && cmdline.includes(root)) return true;
+    // A real program (nova-conductor, uwsgi) does not carry the unit on its command line; the
+    // real-nova lab starts it with both in its environment instead.
+    const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    if (environ.includes(`NOVA_LAB_UNIT=${unit}`) && environ.includes(`NOVA_LAB_ROOT=${root}`)) return true;
+    // oslo.service's setproctitle overwrites both ("nova-scheduler: master process [...]"):
+    // then the unit's own process group, started in the node root, is what identifies it.
+    const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    return pgrp === pid && readlinkSync(`/proc/${pid}/cwd`) === root;
   } catch {
     return false;
   }
