@@ -12,7 +12,8 @@ export const DEFAULT_COMMANDS = {
   // through the API database and exits 1 with "Could not access cell0".
   dbSync: 'nova-manage --config-file {config} db sync --local_cell',
   upgradeCheck: 'nova-status upgrade check',
-  onlineDataMigrations: 'nova-manage db online_data_migrations --max-count {maxCount}',
+  // Per cell, with that cell's config: nova-manage migrates only the [database] it reads.
+  onlineDataMigrations: 'nova-manage --config-file {config} db online_data_migrations --max-count {maxCount}',
   serviceState: 'systemctl show --property=MainPID,ActiveState,SubState,ExecMainStartTimestampMonotonic {unit}',
   serviceStart: 'sudo systemctl start {unit}',
   serviceStop: 'sudo systemctl stop {unit}',
@@ -43,7 +44,7 @@ export const COMMAND_PLACEHOLDERS: Record<CommandName, readonly string[]> = {
   apiDbSync: [],
   dbSync: ['config', 'cell'],
   upgradeCheck: [],
-  onlineDataMigrations: ['maxCount'],
+  onlineDataMigrations: ['maxCount', 'config', 'cell'],
   serviceState: ['unit', 'node'],
   serviceStart: ['unit', 'node'],
   serviceStop: ['unit', 'node'],

@@ -121,18 +121,19 @@ describe('lab', () => {
     expect(check.stdout).toContain('| Upgrade Check Results');
     expect(check.stdout).toContain('| Result: Success');
 
-    const first = await ssh('controller', cmd('onlineDataMigrations', { maxCount: 50 }));
+    const first = await ssh('controller', cmd('onlineDataMigrations', { maxCount: 50, config: inv.cells[1]!.configFile, cell: 'cell1' }));
     expect(first.code).toBe(1);
     expect(first.stdout).toMatch(/\d+ rows matched query populate_\w+, \d+ migrated/);
     expect(first.stdout).toMatch(/\|\s+Migration\s+\|\s+Total Needed\s+\|\s+Completed\s+\|/);
     let last = first;
-    for (let i = 0; i < 10 && last.code === 1; i++) last = await ssh('controller', cmd('onlineDataMigrations', { maxCount: 50 }));
+    for (let i = 0; i < 10 && last.code === 1; i++) last = await ssh('controller', cmd('onlineDataMigrations', { maxCount: 50, config: inv.cells[1]!.configFile, cell: 'cell1' }));
     expect(last.code).toBe(0);
 
     const list = await ssh('controller', cmd('serviceList'));
     expect(list.code).toBe(0);
     const services = JSON.parse(list.stdout) as Array<Record<string, string>>;
-    expect(Object.keys(services[0]!)).toEqual(['ID', 'Binary', 'Host', 'Zone', 'Status', 'State', 'Updated At']);
+    // --long, as real openstackclient prints it: the reason tells an operator's disable from ours.
+    expect(Object.keys(services[0]!)).toEqual(['ID', 'Binary', 'Host', 'Zone', 'Status', 'State', 'Updated At', 'Disabled Reason', 'Forced Down']);
     expect(services.filter((s) => s.Binary === 'nova-compute').map((s) => s.Host).sort()).toEqual(['apicomp', 'controller']);
     expect(services.every((s) => s.State === 'up')).toBe(true);
 

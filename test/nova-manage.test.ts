@@ -110,7 +110,7 @@ describe('runUpgradeCheck', () => {
 });
 
 describe('runOnlineDataMigrations', () => {
-  const command = renderCommand('onlineDataMigrations', DEFAULT_COMMANDS.onlineDataMigrations, { maxCount: 50 });
+  const command = renderCommand('onlineDataMigrations', DEFAULT_COMMANDS.onlineDataMigrations, { maxCount: 50, config: '/etc/nova/nova_cell1.conf', cell: 'cell1' });
 
   it('repeats rounds until nova says done, then finds nothing left on a second run', async () => {
     node.write('odm_remaining', '120');
@@ -155,7 +155,7 @@ describe('runOnlineDataMigrations', () => {
   });
 
   it('fails non-retryably on exit 127 (bad input)', async () => {
-    const bad = renderCommand('onlineDataMigrations', DEFAULT_COMMANDS.onlineDataMigrations, { maxCount: 0 });
+    const bad = renderCommand('onlineDataMigrations', DEFAULT_COMMANDS.onlineDataMigrations, { maxCount: 0, config: '/etc/nova/nova_cell1.conf', cell: 'cell1' });
     const err = await failureOf(activityEnv().run(acts.runOnlineDataMigrations, { target: node.target, command: bad, keyPrefix: 'wf4-odm', stateDir: node.stateDir, pollMs: 100, maxRounds: 3 }));
     expect(err.type).toBe('NovaOnlineDataMigrationsBadInput');
     expect(err.message).toContain('Must supply a positive value for max_count.');

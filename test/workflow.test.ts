@@ -4,7 +4,12 @@ import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { Client, Connection, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Context } from '@temporalio/activity';
+import { Client, Connection, WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
+import { temporalCliPath } from '../client/devServer';
 import { NativeConnection, Worker, Runtime, DefaultLogger } from '@temporalio/worker';
 import { validateInventory } from '../inventory/load';
 import type { Inventory } from '../inventory/schema';
@@ -70,6 +75,65 @@ afterAll(async () => {
   await nativeConnection?.close();
 });
 
+/** An override that runs until its activity is cancelled, and says whether it was. */
+function untilCancelled(seen: { cancelled: boolean; started: boolean }) {
+  return async () => {
+    const ctx = Context.current();
+    seen.started = true;
+    const beat = setInterval(() => ctx.heartbeat(), 200);
+    try {
+      await ctx.cancelled;
+    } catch {
+      seen.cancelled = true;
+    } finally {
+      clearInterval(beat);
+    }
+    throw new Error('cancelled');
+  };
+}
+
+describe('cancel and abort stop the running step and put right what it left', () => {
+  it('a cancel from `temporal workflow cancel` mid-drain leaves no server drained and no probe running', async () => {
+    script = newScript();
+    const seen = { cancelled: false, started: false };
+    script.overrides = { waitForNoSessions: untilCancelled(seen) };
+    const h = await start(['before-upgrade', 'before-window', 'during-window', 'after-window']);
+    await untilProgress(h, (p) => p.currentStep === 'wait-sessions:controller' && seen.started, 'the drain wait');
+    const t = sharedTemporal();
+    await promisify(execFile)(temporalCliPath(), ['workflow', 'cancel', '--workflow-id', h.workflowId, '--address', t.address, '--namespace', t.namespace]);
+    const end = await h.result().then(
+      () => 'completed',
+      (err: unknown) => (err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure ? 'cancelled' : String(err)),
+    );
+    expect(end).toBe('cancelled');
+    // The cancel reaches the activity with its next heartbeat's answer.
+    for (let i = 0; i < 100 && !seen.cancelled; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(seen.cancelled).toBe(true);
+    const after = script.calls.slice(script.calls.findIndex((c) => c.name === 'waitForNoSessions'));
+    // The drained server serves, so it is enabled again and waited on, after the cancel.
+    expect(after.map((c) => `${c.name}${c.input.server ? ` ${String(c.input.server)}` : ''}`)).toEqual(
+      expect.arrayContaining(['checkApiServesVersion', 'enableApiServer controller', 'waitForServerUp controller']),
+    );
+    const enables = script.calls.filter((c) => c.name === 'enableApiServer').map((c) => c.input.server);
+    expect(enables).toEqual(['controller']);
+  });
+
+  it('an abort during a long tempest run stops it where it stands, instead of waiting it out', async () => {
+    script = newScript();
+    const seen = { cancelled: false, started: false };
+    script.overrides = { runTempest: untilCancelled(seen) };
+    const h = await start(['before-upgrade']);
+    await untilProgress(h, (p) => p.currentStep === 'tempest-before' && seen.started, 'tempest running');
+    await h.signal(abortSignal, { by: 'alice', reason: 'change window cancelled' });
+    const result = (await h.result()) as UpgradeResult;
+    expect(result.status).toBe('aborted');
+    for (let i = 0; i < 100 && !seen.cancelled; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(seen.cancelled).toBe(true);
+    expect(result.steps.find((s) => s.id === 'tempest-before')).toMatchObject({ status: 'failed', error: expect.stringMatching(/^stopped: /) });
+    expect(calledNames()).not.toContain('installCode');
+  });
+});
+
 describe('novaUpgrade orchestration', () => {
   it('starts no phase before its approval and refuses an approval for the wrong phase', async () => {
     script = newScript();
@@ -124,7 +188,9 @@ describe('novaUpgrade orchestration', () => {
 
   it('runs the whole runbook in order when every gate is auto-approved', async () => {
     script = newScript();
-    const h = await start(['before-upgrade', 'before-window', 'during-window', 'after-window']);
+    // The seed's literal order, one API server after another (monotonic is the default).
+    const inv = inventory({ haproxy: { backend: 'nova-api', drainMode: 'weight', switchover: 'rolling' } });
+    const h = await start(['before-upgrade', 'before-window', 'during-window', 'after-window'], inv);
     const result = (await h.result()) as UpgradeResult;
     expect(result.status).toBe('completed');
     expect(result.steps.every((s) => s.status === 'succeeded')).toBe(true);

@@ -1,7 +1,7 @@
 // One batch of nova-compute nodes in a child workflow of its own, so the parent's history
 // stays bounded however many hundreds of computes the cloud has. Its lines are declared in
 // runbook/batchSteps.ts, where the dry run reads them too.
-import { ApplicationFailure, setCurrentDetails } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, setCurrentDetails } from '@temporalio/workflow';
 import type { ComputeBatch } from '../common/topology';
 import type { Inventory } from '../inventory/schema';
 import { describeFailure } from './failures';
@@ -39,6 +39,8 @@ export async function upgradeComputeBatch(input: ComputeBatchInput): Promise<Com
       if (!out.alreadyDone) changed = true;
     }
   } catch (err) {
+    // A cancel (the parent's abort or cancel) stays a cancel, so the parent unwinds instead of holding.
+    if (isCancellation(err)) throw err;
     throw ApplicationFailure.create({
       type: 'NovaComputeBatchFailed',
       nonRetryable: true,

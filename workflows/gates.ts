@@ -21,6 +21,8 @@ export class Gates {
   private approved = new Set<Phase>();
   private decision?: DecideInput;
   private abortBy?: { by: string; reason?: string };
+  /** Set by the interpreter while a step runs that an abort may stop where it stands. */
+  onAbort?: () => void;
 
   constructor(
     private readonly state: UpgradeState,
@@ -46,6 +48,7 @@ export class Gates {
       this.abortBy ??= { by, ...(reason ? { reason } : {}) };
       p.abortRequested = true;
       state.publish();
+      this.onAbort?.();
     });
   }
 

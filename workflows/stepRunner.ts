@@ -87,7 +87,14 @@ export async function runStep(
       host.publish();
       return 'done';
     } catch (err) {
-      if (isCancellation(err) || err instanceof AbortRequested) throw err;
+      if (isCancellation(err)) {
+        // Stopped where it stood, by an abort or a cancel of the workflow; the abort says so.
+        step.status = 'failed';
+        step.error = `stopped: ${describeFailure(err)}`;
+        step.endedAt = host.now();
+        throw err;
+      }
+      if (err instanceof AbortRequested) throw err;
       step.status = 'held';
       const why = describeFailure(err);
       // A timeout says only "activity Heartbeat timeout": the hold must still name the node.

@@ -2,6 +2,7 @@
 // only interprets the runbook (runbook/index.ts): it runs each line through the step runner,
 // holds at the maintenance window, keeps tempest beside the API restarts and the VIP probe
 // beside the window, and undoes what an abort would leave half-done.
+import { CancellationScope, isCancellation, patched } from '@temporalio/workflow';
 import { PHASES, type Phase, type UpgradeInput, type UpgradeResult } from '../common/messages';
 import { computeBatches } from '../common/topology';
 import { Exposure } from './exposure';
@@ -29,6 +30,11 @@ export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
   const rt: RunContext = { inv, ops, state, weights: {} };
   const exposure = new Exposure();
   const done: string[] = [];
+  // Runs started before these existed replay without them (contributing.md): a cancel from the
+  // Web UI or `temporal workflow cancel` cleans up as an abort does, and an abort stops the
+  // running step (a long tempest run, a compute batch) instead of waiting for it to end.
+  const cancelCleansUp = patched('cancel-cleans-up');
+  const abortStopsStep = patched('abort-stops-running-step');
   state.publish();
 
   try {
@@ -37,7 +43,7 @@ export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
       // Warnings (nova-status exit 1) are shown again at the gates that follow them.
       const warnings = phase === 'during-window' || phase === 'after-window' ? [...state.progress.warnings] : [];
       await gates.waitForApproval(phase, warnings);
-      await runPhase(ctx, rt, exposure, phase, plan.filter((s) => s.phase === phase));
+      await runPhase(ctx, rt, exposure, phase, plan.filter((s) => s.phase === phase), abortStopsStep);
       done.push(`phase ${phase} completed`);
     }
     state.progress.status = 'completed';
@@ -46,6 +52,18 @@ export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
     await finished(notifier, state, `nova ${inv.release.from} → ${inv.release.to} on ${inv.cloud} completed`);
     return result(state, 'completed', done);
   } catch (err) {
+    if (cancelCleansUp && isCancellation(err)) {
+      // The cancel has already reached every scope; this one it cannot interrupt.
+      await CancellationScope.nonCancellable(async () => {
+        state.progress.status = 'aborting';
+        state.publish();
+        done.push(...(await exposure.undo(ops)));
+        state.progress.status = 'aborted';
+        state.publish();
+        await finished(notifier, state, `upgrade of ${inv.cloud} cancelled; put right: ${done.join('; ') || 'nothing was left half-done'}`);
+      });
+      throw err;
+    }
     if (!(err instanceof AbortRequested)) throw err;
     state.progress.status = 'aborting';
     state.publish();
@@ -58,7 +76,14 @@ export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
   }
 }
 
-async function runPhase(ctx: StepContext, rt: RunContext, exposure: Exposure, phase: Phase, steps: RunbookStep[]): Promise<void> {
+async function runPhase(
+  ctx: StepContext,
+  rt: RunContext,
+  exposure: Exposure,
+  phase: Phase,
+  steps: RunbookStep[],
+  abortStopsStep: boolean,
+): Promise<void> {
   const { state, gates } = ctx;
   // The VIP probe measures what clients see for the whole window.
   if (phase === 'during-window' && rt.inv.probe.enabled) {
@@ -79,7 +104,7 @@ async function runPhase(ctx: StepContext, rt: RunContext, exposure: Exposure, ph
       await s.before?.(rt);
       gates.checkAbort();
       if (s.window) await holdUnlessWindowAllows(ctx, rt.inv.window.end, s.id, s.window.what, () => s.window!.estimate(rt));
-      await runOne(ctx, rt, exposure, s);
+      await runOne(ctx, rt, exposure, s, abortStopsStep);
       const waiting = beside.get(s.id);
       if (waiting) {
         gates.checkAbort();
@@ -101,9 +126,30 @@ async function runPhase(ctx: StepContext, rt: RunContext, exposure: Exposure, ph
   }
 }
 
-/** Every step is also a safe point for an abort; its marks tell the abort what to put right. */
-async function runOne(ctx: StepContext, rt: RunContext, exposure: Exposure, s: RunbookStep): Promise<void> {
-  ctx.gates.checkAbort();
+/**
+ * Every step is also a safe point for an abort; its marks tell the abort what to put right. With
+ * `stoppable`, an abort also cancels the step's activity or child where it stands.
+ */
+async function runOne(ctx: StepContext, rt: RunContext, exposure: Exposure, s: RunbookStep, stoppable: boolean): Promise<void> {
+  const { gates } = ctx;
+  gates.checkAbort();
+  if (!stoppable) return runMarked(ctx, rt, exposure, s);
+  const scope = new CancellationScope();
+  gates.onAbort = () => scope.cancel();
+  try {
+    await scope.run(() => runMarked(ctx, rt, exposure, s));
+  } catch (err) {
+    const by = gates.abortRequestedBy;
+    // Only this step's scope was cancelled, by the abort: unwind as an abort. A cancel of the
+    // whole workflow stays a cancel, and is cleaned up by novaUpgrade's cancel path.
+    if (isCancellation(err) && by && !CancellationScope.current().consideredCancelled) throw new AbortRequested(by.by, by.reason);
+    throw err;
+  } finally {
+    gates.onAbort = undefined;
+  }
+}
+
+async function runMarked(ctx: StepContext, rt: RunContext, exposure: Exposure, s: RunbookStep): Promise<void> {
   const { during = [], sets = [], clears = [] } = s.exposes ?? {};
   await runStep(
     upgradeHost(ctx),

@@ -40,9 +40,15 @@ export interface UpgradeCheckResult {
 
 export interface OnlineDataMigrationsInput {
   target: SshTarget;
-  /** The rendered onlineDataMigrations command (with --max-count). */
-  command: string;
-  /** Each round runs detached under `<keyPrefix>-round-<n>`. */
+  /**
+   * One rendered command per cell, with that cell's config: nova-manage migrates only the
+   * [database] of the config it reads (plus the API database), never every cell. Each cell's
+   * rounds run detached under `<keyPrefix>/<cell>-round-<n>`.
+   */
+  cells?: { name: string; command: string }[];
+  /** 0.1.0's single command (one cell only); still read when a 0.1.0 run's activity retries. */
+  command?: string;
+  /** Without `cells`, each round runs detached under `<keyPrefix>-round-<n>`. */
   keyPrefix: string;
   stateDir: string;
   maxRounds: number;
@@ -53,7 +59,10 @@ export interface OnlineDataMigrationsInput {
 export interface OnlineDataMigrationsResult {
   summary: string;
   alreadyDone: boolean;
+  /** The most rounds any cell needed. */
   rounds: number;
+  /** Per cell, how many rounds it took to exit 0. */
+  roundsByCell: Record<string, number>;
   /** The last round's table. */
   table: MigrationRow[];
   tableText: string;
@@ -63,6 +72,9 @@ export interface OnlineDataMigrationsResult {
 /** What a migrations round heartbeats; a retry after a worker death resumes from it. */
 export interface MigrationsProgress {
   round: number;
+  /** The cell whose round was running (per-cell runs), and the rounds of the cells done before it. */
+  cell?: string;
+  done?: Record<string, number>;
 }
 
 const VERSION_LINE = /^\d+\.\d+\.\d+\S*$/;
@@ -158,38 +170,39 @@ export function createManageActivities(deps: NovaDeps) {
     });
   }
 
-  async function runOnlineDataMigrations(input: OnlineDataMigrationsInput): Promise<OnlineDataMigrationsResult> {
-    const { target, command } = input;
-    const commands: CommandRecord[] = [];
-    const resumed = activityContext()?.info.heartbeatDetails as MigrationsProgress | undefined;
-    // A round in flight when the worker died runs on under its key; resuming at that round
-    // reattaches to it instead of starting a second copy.
-    let round = typeof resumed?.round === 'number' && resumed.round >= 1 ? resumed.round : 1;
-    for (; round <= input.maxRounds; round++) {
-      heartbeat({ round } satisfies MigrationsProgress);
+  /** One cell's rounds until exit 0: 1 means more to do, 2 a failed migration, 127 bad input. */
+  async function migrateUntilDone(
+    input: OnlineDataMigrationsInput,
+    command: string,
+    key: (round: number) => string,
+    firstRound: number,
+    beat: (round: number) => MigrationsProgress,
+    commands: CommandRecord[],
+    cell?: string,
+  ): Promise<{ rounds: number; migrated: number; table: MigrationRow[]; tableText: string }> {
+    const { target } = input;
+    const where = cell ? `in ${cell} on ${target.node}` : `on ${target.node}`;
+    for (let round = firstRound; round <= input.maxRounds; round++) {
+      heartbeat(beat(round));
       const r = await runner.runDetached(target, {
-        key: `${input.keyPrefix}-round-${round}`,
+        key: key(round),
         command,
         stateDir: input.stateDir,
         timeoutMs: input.roundTimeoutMs,
         pollMs: input.pollMs,
         signal: cancellationSignal(),
-        onProgress: () => heartbeat({ round } satisfies MigrationsProgress),
+        onProgress: () => heartbeat(beat(round)),
       });
       commands.push(toRecord(r));
       const out = parseOnlineMigrationsOutput(r.stdout);
       if (r.exitCode === 0) {
-        const migrated = out.rows.reduce((n, row) => n + row.completed, 0);
-        const alreadyDone = round === 1 && migrated === 0;
-        const summary = alreadyDone
-          ? `online data migrations had nothing left to migrate (${target.node})`
-          : `online data migrations complete after ${round} round${round === 1 ? '' : 's'} (${target.node})`;
-        return { summary, alreadyDone, rounds: round, table: out.rows, tableText: out.table, commands };
+        return { rounds: round, migrated: out.rows.reduce((n, row) => n + row.completed, 0), table: out.rows, tableText: out.table };
       }
       if (r.exitCode === 1) continue;
       if (r.exitCode === 2) {
-        throw nonRetryable('NovaOnlineDataMigrationsFailed', `online data migrations failed in round ${round} on ${target.node}${out.errors.length ? ` (${out.errors.join(', ')})` : ''}; see nova-manage's log. Table:\n${out.table}`, {
+        throw nonRetryable('NovaOnlineDataMigrationsFailed', `online data migrations failed in round ${round} ${where}${out.errors.length ? ` (${out.errors.join(', ')})` : ''}; see nova-manage's log. Table:\n${out.table}`, {
           node: target.node,
+          ...(cell ? { cell } : {}),
           command,
           round,
           table: out.rows,
@@ -201,11 +214,56 @@ export function createManageActivities(deps: NovaDeps) {
       }
       throw nonRetryable('NovaCommandFailed', `\`${command}\` on ${target.node} exited ${r.exitCode ?? r.signal} in round ${round}:\n${lastLines(outputOf(r))}`, { node: target.node, command, round });
     }
-    throw nonRetryable('NovaOnlineDataMigrationsIncomplete', `online data migrations on ${target.node} still had work after ${input.maxRounds} rounds; run more rounds or raise --max-count`, {
+    throw nonRetryable('NovaOnlineDataMigrationsIncomplete', `online data migrations ${where} still had work after ${input.maxRounds} rounds; run more rounds or raise --max-count`, {
       node: target.node,
+      ...(cell ? { cell } : {}),
       command,
       rounds: input.maxRounds,
     });
+  }
+
+  async function runOnlineDataMigrations(input: OnlineDataMigrationsInput): Promise<OnlineDataMigrationsResult> {
+    const { target } = input;
+    const commands: CommandRecord[] = [];
+    const resumed = activityContext()?.info.heartbeatDetails as MigrationsProgress | undefined;
+    // A round in flight when the worker died runs on under its key; resuming at that round
+    // (and cell) reattaches to it instead of starting a second copy.
+    const resumeRound = typeof resumed?.round === 'number' && resumed.round >= 1 ? resumed.round : 1;
+    if (!input.cells) {
+      const command = input.command ?? '';
+      const one = await migrateUntilDone(input, command, (n) => `${input.keyPrefix}-round-${n}`, resumeRound, (round) => ({ round }), commands);
+      const alreadyDone = one.rounds === 1 && one.migrated === 0;
+      const summary = alreadyDone
+        ? `online data migrations had nothing left to migrate (${target.node})`
+        : `online data migrations complete after ${one.rounds} round${one.rounds === 1 ? '' : 's'} (${target.node})`;
+      return { summary, alreadyDone, rounds: one.rounds, roundsByCell: {}, table: one.table, tableText: one.tableText, commands };
+    }
+    const done: Record<string, number> = { ...(resumed?.done ?? {}) };
+    let migrated = 0;
+    let last = { table: [] as MigrationRow[], tableText: '' };
+    for (const cell of input.cells) {
+      if (done[cell.name] !== undefined) continue;
+      const first = resumed?.cell === cell.name ? resumeRound : 1;
+      const r = await migrateUntilDone(
+        input,
+        cell.command,
+        (n) => `${input.keyPrefix}/${cell.name}-round-${n}`,
+        first,
+        (round) => ({ round, cell: cell.name, done: { ...done } }),
+        commands,
+        cell.name,
+      );
+      done[cell.name] = r.rounds;
+      migrated += r.migrated;
+      last = r;
+    }
+    const rounds = Math.max(0, ...Object.values(done));
+    const alreadyDone = rounds === 1 && migrated === 0;
+    const perCell = input.cells.map((c) => `${c.name} ${done[c.name]} round${done[c.name] === 1 ? '' : 's'}`).join(', ');
+    const summary = alreadyDone
+      ? `online data migrations had nothing left to migrate in ${input.cells.map((c) => c.name).join(', ')} (${target.node})`
+      : `online data migrations complete in every cell: ${perCell} (${target.node})`;
+    return { summary, alreadyDone, rounds, roundsByCell: done, table: last.table, tableText: last.tableText, commands };
   }
 
   return { readCodeVersion, installCode, upgradePlacement, syncApiDb, syncCellDb, runUpgradeCheck, runOnlineDataMigrations };

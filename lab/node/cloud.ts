@@ -142,7 +142,12 @@ export function initCloud(stateDir: string, seed: CloudSeed): void {
       const v = (db: string): SchemaVersion => ({ release: seed.release, revision: revisionFor(db, seed.release) });
       writeJson(f.schema, { api: v('api'), placement: v('placement'), cells: { cell0: v('main'), cell1: v('main') } } satisfies SchemaState);
     }
-    if (!existsSync(f.migrations)) writeJson(f.migrations, { pending: seed.pendingMigrations });
+    // Per cell, as in nova: the instances (and so the rows to migrate) live in cell1; cell0
+    // holds only instances that failed to schedule, seeded with a few so both cells have work.
+    if (!existsSync(f.migrations)) {
+      const cell0 = Object.fromEntries(Object.entries(seed.pendingMigrations).map(([k, n]) => [k, n ? Math.max(1, Math.ceil(n / 10)) : 0]));
+      writeJson(f.migrations, { pendingByCell: { cell0, cell1: seed.pendingMigrations } });
+    }
     if (!existsSync(f.servers)) writeJson(f.servers, []);
   });
 }

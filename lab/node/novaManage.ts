@@ -50,7 +50,8 @@ function syncCell(env: NodeEnv, cell: string, release: string): void {
   });
 }
 
-function onlineDataMigrations(env: NodeEnv, maxCountArg: string | undefined): number {
+/** Like nova-manage: the migrations of the cell whose [database] the config points at, only. */
+function onlineDataMigrations(env: NodeEnv, cell: string, maxCountArg: string | undefined): number {
   let maxCount = 50;
   const unlimited = maxCountArg === undefined;
   if (!unlimited) {
@@ -63,7 +64,8 @@ function onlineDataMigrations(env: NodeEnv, maxCountArg: string | undefined): nu
   const faulty = readTextOr(join(env.state.faults, FAULTS.onlineDataMigrations), '').trim();
   const file = cloudFiles(env.stateDir).migrations;
   return withLock(cloudFiles(env.stateDir).dir, () => {
-    const state = readJsonOr<{ pending: Record<string, number> }>(file, { pending: {} });
+    const all = readJsonOr<{ pendingByCell: Record<string, Record<string, number>> }>(file, { pendingByCell: {} });
+    const state = { pending: all.pendingByCell[cell] ?? {} };
     const info = new Map<string, [number, number]>();
     let exceptions = false;
     let ran: number | undefined;
@@ -91,7 +93,7 @@ function onlineDataMigrations(env: NodeEnv, maxCountArg: string | undefined): nu
       }
       if (!unlimited) break;
     }
-    writeJson(file, state);
+    writeJson(file, { pendingByCell: { ...all.pendingByCell, [cell]: state.pending } });
     const names = [...info.keys()].sort();
     out.push(prettyTable(['Migration', 'Total Needed', 'Completed'], names.map((n) => [n, ...info.get(n)!])));
     let code = ran ? 1 : 0;
@@ -150,8 +152,7 @@ export function main(argv: string[]): void {
     return;
   }
   if (category === 'db' && action === 'online_data_migrations') {
-    conf();
-    process.exitCode = onlineDataMigrations(env, flag('--max-count'));
+    process.exitCode = onlineDataMigrations(env, cellOf(conf()), flag('--max-count'));
     return;
   }
   fail(`usage: nova-manage [-h] [--config-file PATH] [--version] {api_db,db,...} ...\nnova-manage: error: this lab's nova-manage has no "${rest.join(' ')}"`, 2);

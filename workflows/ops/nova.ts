@@ -81,7 +81,18 @@ export function novaOps(inv: Inventory) {
     runOnlineDataMigrations: (key: string) =>
       acts.runOnlineDataMigrations.executeWithOptions(
         activityOptions(inv, 'long', 'nova-manage db online_data_migrations until done'),
-        [{ target: ctl(), command: cmd(inv, 'onlineDataMigrations', { maxCount: 1000 }), keyPrefix: key, stateDir, maxRounds: 1000 }],
+        [
+          {
+            target: ctl(),
+            cells: inv.cells.map((c) => ({
+              name: c.name,
+              command: cmd(inv, 'onlineDataMigrations', { maxCount: 1000, config: c.configFile, cell: c.name }),
+            })),
+            keyPrefix: key,
+            stateDir,
+            maxRounds: 1000,
+          },
+        ],
       ),
   };
 }

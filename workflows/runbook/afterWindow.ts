@@ -35,13 +35,17 @@ export function afterWindowSteps(inv: Inventory): RunbookStep[] {
         return r;
       },
     },
-    // Until exit 0: 1 means more to do, 2 a failed migration (held with its table), 127 none ran.
+    // In every cell, each with its own config, until exit 0: 1 means more to do, 2 a failed
+    // migration (held with its table), 127 bad input.
     {
       id: 'online-migrations',
       phase,
-      title: 'nova-manage db online_data_migrations until done',
+      title: 'nova-manage db online_data_migrations until done, in every cell',
       node: ctl,
-      commands: [{ node: ctl, command: cmd(inv, 'onlineDataMigrations', { maxCount: 1000 }) }],
+      commands: inv.cells.map((c) => ({
+        node: ctl,
+        command: cmd(inv, 'onlineDataMigrations', { maxCount: 1000, config: c.configFile, cell: c.name }),
+      })),
       run: (rt, key) => rt.ops.nova.runOnlineDataMigrations(key),
     },
   ];
