@@ -1,0 +1,88 @@
+// Upgrading nova-upgrade itself in the middle of an upgrade (docs/operator-guide.md, 8b): an
+// upgrade starts on build A, the 0.1.0 release checked out from git, and waits at a gate; A's
+// worker stops; a worker of build B (this tree) takes the same task queue; the operator
+// approves; it completes on B. Both builds run their own workflow bundle on the real server.
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { validateInventory } from '../inventory/load';
+import { approveUpdate, type UpgradeInput, type UpgradeResult } from '../common/messages';
+import { novaUpgrade } from '../workflows/upgrade';
+import { newScript, scriptedActivities, useProbeClient } from './helpers/scriptedActivities';
+import { untilProgress } from './helpers/progress';
+import { sharedTemporal, workflowBundle } from './temporalEnv';
+
+Runtime.install({ logger: new DefaultLogger('WARN') });
+
+/** The 0.1.0 release (tag v0.1.0); by commit, since a clone need not carry tags. */
+const RELEASE_0_1_0 = 'a6d2b7a';
+const repo = resolve(__dirname, '..');
+const dir = mkdtempSync(join(tmpdir(), 'worker-upgrade-'));
+const buildA = join(dir, 'nova-upgrade-0.1.0');
+let client: Client;
+let connection: NativeConnection;
+let bundleA: string;
+
+beforeAll(async () => {
+  execFileSync('git', ['-C', repo, 'worktree', 'add', '--detach', buildA, RELEASE_0_1_0], { stdio: 'ignore' });
+  symlinkSync(join(repo, 'node_modules'), join(buildA, 'node_modules'));
+  ({ code: bundleA } = await bundleWorkflowCode({ workflowsPath: join(buildA, 'workflows', 'index.ts'), logger: new DefaultLogger('WARN') }));
+  const t = sharedTemporal();
+  connection = await NativeConnection.connect({ address: t.address });
+  client = new Client({ connection: await Connection.connect({ address: t.address }), namespace: t.namespace });
+  useProbeClient(client);
+}, 300_000);
+
+afterAll(async () => {
+  await connection?.close();
+  await client?.connection.close();
+  execFileSync('git', ['-C', repo, 'worktree', 'remove', '--force', buildA], { stdio: 'ignore' });
+  rmSync(dir, { recursive: true, force: true });
+});
+
+it('an upgrade started on 0.1.0 and held at a gate completes on this build after the workers are swapped', async () => {
+  const t = sharedTemporal();
+  const taskQueue = `worker-upgrade-${randomUUID()}`;
+  const script = newScript();
+  const raw = parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as Record<string, unknown>;
+  // Build A's CLI started it, so build A's loader made the input (its defaults, its templates).
+  const loadA = (await import(join(buildA, 'inventory', 'load.ts'))) as { validateInventory: typeof validateInventory };
+  const inventory = loadA.validateInventory({ ...raw, cloud: `wu${randomUUID().slice(0, 8)}`, retry: { maximumAttempts: 1, initialIntervalSeconds: 1 } });
+  expect(inventory.commands.onlineDataMigrations).not.toContain('{config}');
+  const input: UpgradeInput = { inventory, autoApprove: ['before-upgrade', 'before-window', 'after-window'], startedBy: 'test' };
+
+  const workerA = await Worker.create({ connection, namespace: t.namespace, taskQueue, workflowBundle: { code: bundleA }, activities: scriptedActivities(script) });
+  const runA = workerA.run();
+  const h = await client.workflow.start(novaUpgrade, { taskQueue, workflowId: `nova-upgrade-${inventory.cloud}`, args: [input] });
+  const atGate = await untilProgress(h, (p) => p.pendingApproval?.phase === 'during-window', 'the window gate, on build A');
+  const doneOnA = atGate.steps.filter((s) => s.status === 'succeeded').map((s) => s.id);
+  expect(doneOnA).toContain('db-sync:cell1');
+  workerA.shutdown();
+  await runA;
+  const callsOnA = script.calls.length;
+
+  const workerB = await Worker.create({ connection, namespace: t.namespace, taskQueue, workflowBundle: workflowBundle(), activities: scriptedActivities(script) });
+  const runB = workerB.run();
+  try {
+    await h.executeUpdate(approveUpdate, { args: [{ phase: 'during-window', approver: 'alice', comment: 'after the worker upgrade' }] });
+    const result = (await h.result()) as UpgradeResult;
+    expect(result.status).toBe('completed');
+    // Nothing that ran on A ran again on B: B replayed A's history and went on from the gate.
+    const onB = script.calls.slice(callsOnA);
+    expect(onB.filter((c) => ['checkLoadBalancers', 'pointComputeEndpointAtVip', 'syncApiDb', 'syncCellDb'].includes(c.name))).toEqual([]);
+    // The controller's install of before-window is not repeated (its compute batch checks it again, by design).
+    expect(onB.filter((c) => String(c.input.key).includes('/install-code:controller/'))).toEqual([]);
+    expect(script.calls.slice(0, callsOnA).filter((c) => String(c.input.key).includes('/install-code:controller/'))).toHaveLength(1);
+    expect(onB.map((c) => c.name)).toContain('upgradePlacement');
+    expect(result.approvals.find((a) => a.phase === 'during-window')).toMatchObject({ approver: 'alice', auto: false });
+  } finally {
+    workerB.shutdown();
+    await runB;
+  }
+}, 300_000);
