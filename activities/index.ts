@@ -12,6 +12,7 @@ import { createKeystoneActivities } from './nova/keystone';
 import { createManageActivities } from './nova/manage';
 import { createServiceActivities } from './nova/services';
 import { createNotifyActivities } from './notify/webhook';
+import { createSshPreflightActivities } from './ssh/preflight';
 import type { RemoteRunner } from './ssh/types';
 import { createTempestActivities } from './tempest/run';
 
@@ -38,6 +39,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createVersionActivities(),
     ...createProbeActivities(deps.workflowClient ? { stopRequested: probeStopRequested(deps.workflowClient) } : {}),
     ...createNotifyActivities(),
+    ...createSshPreflightActivities(deps),
   };
 }
 
