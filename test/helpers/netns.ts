@@ -133,6 +133,9 @@ export async function forwardIntoNetns(ns: string, innerPort: number, listen = '
     };
     sock.on('error', end);
     sock.on('close', end);
+    // A client that hangs up early (a host-certificate probe does) leaves socat gone mid-write.
+    bridge.stdin!.on('error', end);
+    bridge.stdout!.on('error', end);
     bridge.on('exit', () => sock.end());
   });
   await new Promise<void>((r) => server.listen(0, listen, r));
