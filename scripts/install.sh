@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n=== %s\n' "$*" >&2; }
 
 step "system packages"
-APT_PACKAGES=(haproxy openssh-server openssh-client socat keepalived python3-stestr iproute2 chromium)
+APT_PACKAGES=(haproxy openssh-server openssh-client socat keepalived python3-stestr iproute2 chromium sudo)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   # dpkg -s also reports removed-but-configured packages; only "install ok installed" counts.
