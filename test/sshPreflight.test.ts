@@ -14,7 +14,8 @@ import type { Inventory } from '../inventory/schema';
 import { ensureKeyPair, type KeyPair } from '../lab/sshd';
 import { planUpgrade } from '../workflows/plan';
 import { activityEnv, failureOf } from './helpers/activityEnv';
-import { SshLab, type LabNode } from './helpers/sshLab';
+import { runCli } from './helpers/cli';
+import { freePort, SshLab, type LabNode } from './helpers/sshLab';
 
 const USER_PW = 'nu24-sudo-pw';
 const USER_OK = 'nu24-sudo-ok';
@@ -26,6 +27,7 @@ let okNode: LabNode;
 let pwNode: LabNode;
 let nodeKey: KeyPair;
 let inv: Inventory;
+let raw: Record<string, unknown>;
 
 function ensureUser(name: string): void {
   try {
@@ -60,18 +62,21 @@ beforeAll(async () => {
   }
   const knownHosts = join(lab.root, 'known_hosts');
   writeFileSync(knownHosts, `${okNode.sshd.knownHostsLine}\n${pwNode.sshd.knownHostsLine}\n`);
-  inv = validateInventory({
+  // ctl and api2 have no sshd: a closed port on an address of this test's subnet.
+  const closed = await freePort('127.0.24.50');
+  raw = {
     cloud: 'sudo',
     release: { from: '30.0.0', to: '31.0.0' },
     ssh: { config: 'none', user: 'root', privateKeyPath: lab.clientKey.privateKeyPath, knownHostsPath: knownHosts },
     vip: { url: 'http://127.0.24.100:8282' },
     nodes: [
-      { name: 'ctl', address: '127.0.24.50', roles: ['controller', 'api', 'lb'], lb: { socket: { via: 'unix', path: '/run/haproxy.sock' } } },
-      { name: 'api2', address: '127.0.24.51', roles: ['api'] },
+      { name: 'ctl', address: '127.0.24.50', sshPort: closed, roles: ['controller', 'api', 'lb'], lb: { socket: { via: 'unix', path: '/run/haproxy.sock' } } },
+      { name: 'api2', address: '127.0.24.51', sshPort: closed, roles: ['api'] },
       { name: 'compute-ok', address: '127.0.24.5', sshPort: okNode.sshd.port, sshUser: USER_OK, sshPrivateKeyPath: nodeKey.privateKeyPath, roles: ['compute'] },
       { name: 'compute-pw', address: '127.0.24.6', sshPort: pwNode.sshd.port, sshUser: USER_PW, sshPrivateKeyPath: nodeKey.privateKeyPath, roles: ['compute'] },
     ],
-  });
+  };
+  inv = validateInventory(raw);
 });
 
 afterAll(async () => {
@@ -139,3 +144,21 @@ describe('sudo at preflight', () => {
     expect([usesSudo('sudo -n true'), usesSudo('x && sudo y'), usesSudo('echo pseudo-thing'), usesSudo('cat sudoers')]).toEqual([true, true, false, false]);
   });
 });
+
+describe('nova-upgrade inventory check-ssh', () => {
+  it('checks every node from the operator\'s machine, says which are refused and why, and exits 1', async () => {
+    const file = join(lab.root, 'inventory.yaml');
+    writeFileSync(file, JSON.stringify(raw));
+    const r = await runCli(['inventory', 'check-ssh', '-i', file]);
+    expect(r.code).toBe(1);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.at(-1)).toBe('1 node ready, 3 refused; nothing was changed on any node.');
+    expect(lines).toContainEqual(expect.stringMatching(/^ok {7}compute-ok: logged in as nu24-sudo-ok via nu24-sudo-ok@127\.0\.24\.5:\d+; sudo works without a password$/));
+    expect(lines).toContainEqual(`refused  compute-pw: sudo on compute-pw asks ${USER_PW} for a password (\`sudo -n true\` said "sudo: a password is required"); nova-upgrade never types passwords: give ${USER_PW} password-less sudo there (NOPASSWD in sudoers), or log in as root`);
+    for (const [name, address] of [['ctl', '127.0.24.50'], ['api2', '127.0.24.51']]) {
+      expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^refused  ${name}: cannot connect to ${name} \\(${address!.replace(/\./g, '\\.')}:\\d+\\): connection refused .*\\(may pass on a later try\\)$`)));
+    }
+    expect(r.stderr).toMatch(/^nova-upgrade: 3 nodes cannot be reached as the upgrade needs: (ctl|api2|compute-pw), (ctl|api2|compute-pw), (ctl|api2|compute-pw)\n$/);
+  });
+});
+
