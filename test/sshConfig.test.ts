@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { configSources, localContext, parseJump, resolveHostConfig, SshConfigError, type LocalContext } from '../activities/ssh/sshConfig';
 import { resolveRoute } from '../activities/ssh/route';
+import { sshTargetFor } from '../activities/ssh/types';
+import { validateInventory } from '../inventory/load';
 
 const root = mkdtempSync(join(tmpdir(), 'ssh-config-test-'));
 const home = join(root, 'home');
@@ -195,7 +197,7 @@ Host loop2
   });
 
   it('refuses a ProxyJump loop with a sentence', () => {
-    expect(() => resolveRoute(target('loop'), ctx)).toThrow(/ProxyJump loop to reach loop: .* → /);
+    expect(() => resolveRoute(target('loop'), ctx)).toThrow(`${file} line 16: ProxyJump loop to reach loop: root@loop:22 → ${ctx.localUser}@loop2:22 → ${ctx.localUser}@loop:22`);
   });
 });
 
@@ -239,6 +241,44 @@ describe('refusals', () => {
   it('refuses a config file the inventory names but the worker cannot read', () => {
     expect(() => resolveHostConfig({ host: 'a' }, configSources(join(root, 'missing'), ctx), { defaultUser: 'root', defaultPort: 22 }, ctx)).toThrow(
       `cannot read ssh config ${join(root, 'missing')}: ENOENT`,
+    );
+  });
+});
+
+describe('the inventory names ssh settings, never their contents', () => {
+  const base = () => ({
+    cloud: 'byo',
+    release: { from: '30.0.0', to: '31.0.0' },
+    vip: { url: 'http://127.0.24.100:8282' },
+    nodes: [
+      { name: 'ctl', address: '10.0.0.1', roles: ['controller', 'lb'], lb: { socket: { via: 'unix', path: '/run/haproxy.sock' } } },
+      { name: 'api1', sshHost: 'api-1', roles: ['api'], api: { url: 'http://10.0.0.21:8774' } },
+      { name: 'api2', address: '10.0.0.22', sshUser: 'stack', sshPort: 2222, sshPrivateKeyPath: '~/.ssh/api2', roles: ['api'] },
+    ] as Array<Record<string, unknown>>,
+  });
+
+  it('keeps what the inventory says apart from the defaults an ssh config may override', () => {
+    const inv = validateInventory({ ...base(), ssh: { config: '~/.ssh/cloud_config', privateKeyPath: '/keys/fleet' } });
+    const [ctl, api1, api2] = inv.nodes.map((n) => sshTargetFor(inv, n));
+    expect(ctl).toEqual({ node: 'ctl', host: '10.0.0.1', port: 22, username: 'root', privateKeyPath: '/keys/fleet', connectTimeoutMs: 10_000, sshConfig: '~/.ssh/cloud_config', defaults: ['port', 'username'] });
+    expect(api1).toMatchObject({ host: 'api-1', defaults: ['port', 'username'] });
+    expect(api2).toEqual({ node: 'api2', host: '10.0.0.22', port: 2222, username: 'stack', privateKeyPath: '~/.ssh/api2', connectTimeoutMs: 10_000, sshConfig: '~/.ssh/cloud_config' });
+    expect(inv.nodes[1]!.api!.url).toBe('http://10.0.0.21:8774');
+  });
+
+  it('refuses a node with neither address nor alias, an alias-only API node without api.url, and a relative config path', () => {
+    const raw = base();
+    raw.nodes.push({ name: 'cmp1', roles: ['compute'] });
+    raw.nodes[1] = { name: 'api1', sshHost: 'api-1', roles: ['api'] };
+    expect(() => validateInventory({ ...raw, ssh: { config: 'ssh_config' } }, 'inv.yaml')).toThrow(
+      'inv.yaml: 1 problem in the inventory:\n  - ssh.config: must be an absolute path, a path starting with ~/, or none',
+    );
+    expect(() => validateInventory({ ...raw, ssh: {} }, 'inv.yaml')).toThrow(
+      [
+        'inv.yaml: 2 problems in the inventory:',
+        '  - nodes[1] (api1).api.url: the node is named only by its ssh alias "api-1", which the worker cannot call nova-api at; give api.url or address',
+        "  - nodes[3] (cmp1).address: give the node's address, or sshHost (a Host alias of the ssh config)",
+      ].join('\n'),
     );
   });
 });

@@ -287,6 +287,14 @@ describe('@cert-authority host certificates', () => {
     expect(spawnSync('ssh', ['-F', config, '-o', 'BatchMode=yes', 'certnode', 'true'], { stdio: 'ignore' }).status).toBe(0);
   });
 
+  it('accepts a plain key listed for the host even when its certificate is not trusted, as OpenSSH does', async () => {
+    const other = ensureKeyPair(join(lab.root, 'ca', 'other_ca'), 'other-ca');
+    const plainKey = certNode.sshd.knownHostsLine;
+    const kh = `@cert-authority * ${other.publicKey.split(' ').slice(0, 2).join(' ')}\n${plainKey}\n`;
+    expect(await connect(certNode, kh)).toMatchObject({ exitCode: 0 });
+    expect(openssh(certNode, kh)).toBe(0);
+  });
+
   it('refuses a certificate whose CA is @revoked', async () => {
     const kh = `@cert-authority * ${caLine()}\n@revoked * ${caLine()}\n`;
     const failure = (await connect(certNode, kh)) as Error;

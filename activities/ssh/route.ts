@@ -37,7 +37,7 @@ export function resolveRoute(target: SshTarget, ctx: LocalContext = localContext
       ctx,
     );
     const key = `${config.user}@${config.hostname}:${config.port}`;
-    if (seen.includes(key)) throw new SshConfigError(`${config.sources.proxyJump ?? from}: ProxyJump loop to reach ${target.node}: ${[...seen, key].join(' → ')}`);
+    if (seen.includes(key)) throw new SshConfigError(`${from}: ProxyJump loop to reach ${target.node}: ${[...seen, key].join(' → ')}`);
     seen.push(key);
     const hop: Hop = { label, config, inventoryKey: isNode ? target.privateKeyPath : undefined };
     const jumps = override ?? config.proxyJump;
