@@ -10,6 +10,7 @@ import { createKeystoneActivities } from './nova/keystone';
 import { createManageActivities } from './nova/manage';
 import { createServiceActivities } from './nova/services';
 import { createNotifyActivities } from './notify/webhook';
+import { createSshPreflightActivities } from './ssh/preflight';
 import type { RemoteRunner } from './ssh/types';
 import { createTempestActivities } from './tempest/run';
 
@@ -32,6 +33,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createVersionActivities(),
     ...createProbeActivities(deps.probeStopRequested ? { stopRequested: deps.probeStopRequested } : {}),
     ...createNotifyActivities(),
+    ...createSshPreflightActivities(deps),
   };
 }
 

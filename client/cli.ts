@@ -14,6 +14,7 @@ import { watchUpgrade } from './watch';
 import { labCommand } from './labCommand';
 import { serverCommand } from './serverCommand';
 import { lbSetupCommand } from './lbSetup';
+import { inventoryCommand } from './inventoryCommand';
 
 function phases(value: string): Phase[] {
   const list = value.split(',').map((s) => s.trim()).filter(Boolean);
@@ -169,6 +170,7 @@ export function buildProgram(): Command {
   program.addCommand(labCommand());
   program.addCommand(serverCommand());
   program.addCommand(lbSetupCommand(withConnection));
+  program.addCommand(inventoryCommand());
 
   withConnection(program.command('worker'))
     .description('run a worker for the upgrade workflows and their activities')

@@ -155,16 +155,27 @@ export function validateInventory(raw: unknown, source = 'inventory'): Inventory
   const problems: string[] = [];
   const where = (i: number) => `nodes[${i}] (${inv.nodes[i]!.name})`;
 
-  const nodes: Node[] = inv.nodes.map((n) => {
+  const nodes: Node[] = inv.nodes.map((n, i) => {
     const services = n.services ?? uniq(n.roles).flatMap((r) => DEFAULT_SERVICES[r]);
+    if (n.address === undefined && n.sshHost === undefined) problems.push(`${where(i)}.address: give the node's address, or sshHost (a Host alias of the ssh config)`);
+    const address = n.address ?? n.sshHost ?? '';
+    if (n.roles.includes('api') && n.address === undefined && n.sshHost !== undefined && n.api?.url === undefined) {
+      problems.push(`${where(i)}.api.url: the node is named only by its ssh alias "${n.sshHost}", which the worker cannot call nova-api at; give api.url or address`);
+    }
     const api = n.roles.includes('api')
-      ? { haproxyServer: n.api?.haproxyServer ?? n.name, url: n.api?.url ?? `http://${n.address.includes(':') ? `[${n.address}]` : n.address}:8774` }
+      ? { haproxyServer: n.api?.haproxyServer ?? n.name, url: n.api?.url ?? `http://${address.includes(':') ? `[${address}]` : address}:8774` }
       : undefined;
+    const port = n.sshPort ?? inv.ssh.port;
+    const user = n.sshUser ?? inv.ssh.user;
     return {
       name: n.name,
-      address: n.address,
-      sshPort: n.sshPort ?? inv.ssh.port,
-      sshUser: n.sshUser ?? inv.ssh.user,
+      address,
+      sshPort: port ?? 22,
+      sshUser: user ?? 'root',
+      ...(n.sshHost !== undefined ? { sshHost: n.sshHost } : {}),
+      ...(n.sshPrivateKeyPath !== undefined ? { sshPrivateKeyPath: n.sshPrivateKeyPath } : {}),
+      ...(port === undefined ? { sshPortIsDefault: true } : {}),
+      ...(user === undefined ? { sshUserIsDefault: true } : {}),
       roles: uniq(n.roles),
       novaHost: n.novaHost ?? n.name,
       ...(api ? { api } : {}),
@@ -194,7 +205,8 @@ export function validateInventory(raw: unknown, source = 'inventory'): Inventory
   });
   const addresses = new Map<string, number>();
   nodes.forEach((n, i) => {
-    const key = `${n.address}:${n.sshPort}`;
+    // An alias is resolved on the worker; two nodes on one alias are one host all the same.
+    const key = n.sshHost !== undefined ? `ssh host ${n.sshHost}` : `${n.address}:${n.sshPort}`;
     const before = addresses.get(key);
     if (before !== undefined) problems.push(`${where(i)}.address: ${key} is already used by nodes[${before}] (${nodes[before]!.name})`);
     else addresses.set(key, i);

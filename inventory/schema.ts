@@ -155,9 +155,16 @@ export interface LoadBalancerSettings {
 const nodeSchema = z
   .object({
     name: nodeName,
-    address: nodeAddress,
+    // Where the node is: the name given to ssh unless sshHost says otherwise, and the host of
+    // the default api.url.
+    address: nodeAddress.optional(),
+    // An ssh config Host alias to connect through; the config then gives HostName, User,
+    // Port, IdentityFile, ProxyJump and UserKnownHostsFile.
+    sshHost: z.string().regex(/^[^\s'"\\]+$/, 'must be one ssh host name or alias, without spaces or quotes').optional(),
     sshPort: port.optional(),
     sshUser: z.string().min(1).optional(),
+    // This node's key, instead of ssh.privateKeyPath.
+    sshPrivateKeyPath: z.string().min(1).optional(),
     roles: z.array(z.enum(ROLES)).min(1, 'must name at least one role'),
     // nova's own name for the host (`openstack compute service list`), when it differs.
     novaHost: z.string().min(1).optional(),
@@ -192,15 +199,21 @@ export const inventorySchema = z
         const problem = checkReleasePair(r.from, r.to);
         if (problem) ctx.addIssue({ code: 'custom', path: [problem.field === 'release.from' ? 'from' : 'to'], message: problem.message });
       }),
+    // Every value here is like an ssh command-line option: it beats the ssh config. What both
+    // leave unsaid falls back to root and port 22; keys to the agent and ssh's default files.
     ssh: z
       .object({
-        user: z.string().min(1).default('root'),
-        port: port.default(22),
-        privateKeyPath: z.string().min(1),
-        knownHostsPath: z.string().min(1),
+        // The OpenSSH client config the worker reads: a file, or "none"; default ~/.ssh/config
+        // then /etc/ssh/ssh_config, as ssh(1) reads them.
+        config: z.string().regex(/^(none|\/.*|~\/.*)$/, 'must be an absolute path, a path starting with ~/, or none').optional(),
+        user: z.string().min(1).optional(),
+        port: port.optional(),
+        privateKeyPath: z.string().min(1).optional(),
+        knownHostsPath: z.string().min(1).optional(),
         connectTimeoutSeconds: seconds.default(10),
       })
-      .strict(),
+      .strict()
+      .default({ connectTimeoutSeconds: 10 }),
     // Where detached runs keep their pid, output and exit code on each node.
     remoteStateDir: z.string().min(1).default('$HOME/.nova-upgrade'),
     vip: z
@@ -318,9 +331,16 @@ type Parsed = z.output<typeof inventorySchema>;
 /** A node with every default filled in: what activities and workflows work with. */
 export interface Node {
   name: string;
+  /** The node's address, or its sshHost alias when the inventory gives no address. */
   address: string;
   sshPort: number;
   sshUser: string;
+  /** The name given to ssh when it is not the address: an ssh config Host alias. */
+  sshHost?: string;
+  sshPrivateKeyPath?: string;
+  /** Set when sshPort / sshUser are only the built-in defaults, which an ssh config may override. */
+  sshPortIsDefault?: boolean;
+  sshUserIsDefault?: boolean;
   roles: Role[];
   novaHost: string;
   api?: { haproxyServer: string; url: string };

@@ -39,6 +39,8 @@ export interface SshdOptions {
    * is sshd's pid file, written once it listens.
    */
   netns?: string;
+  /** More sshd_config lines, e.g. `HostCertificate /path/key-cert.pub`. */
+  extraConfig?: string[];
 }
 
 export interface SshdHandle {
@@ -128,6 +130,7 @@ export async function startSshd(opts: SshdOptions): Promise<SshdHandle> {
     'MaxStartups 64:30:128',
     'LogLevel INFO',
     ...(env ? [`SetEnv ${env}`] : []),
+    ...(opts.extraConfig ?? []),
     '',
   ].join('\n');
   const configPath = join(opts.dir, 'sshd_config');

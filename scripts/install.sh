@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 step() { printf '\n=== %s\n' "$*" >&2; }
 
 step "system packages"
-# postgresql-15: the team stack's database (`nova-upgrade server start --stack postgres`).
-APT_PACKAGES=(haproxy openssh-server openssh-client socat keepalived python3-stestr iproute2 chromium postgresql-15)
+# sudo: the node-access preflight's tests (sudo -n). postgresql-15: the team stack's database (`nova-upgrade server start --stack postgres`).
+APT_PACKAGES=(haproxy openssh-server openssh-client socat keepalived python3-stestr iproute2 chromium postgresql-15 sudo)
 # The real-nova lab (lab up --nova real), only when its venvs are asked for: Debian's MariaDB,
 # RabbitMQ and uwsgi with its Python 3.11 plugin, and what scripts/openstack-venvs.sh needs to
 # build the OpenStack venvs with Debian's own python3.11 (uwsgi-plugin-python3's interpreter).

@@ -26,7 +26,7 @@ let inv: Inventory;
 
 function ssh(node: string, command: string): Promise<Ran> {
   const n = inv.nodes.find((x) => x.name === node)!;
-  const args = ['-i', inv.ssh.privateKeyPath, '-o', `UserKnownHostsFile=${inv.ssh.knownHostsPath}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-p', String(n.sshPort), `${n.sshUser}@${n.address}`, command];
+  const args = ['-i', inv.ssh.privateKeyPath!, '-o', `UserKnownHostsFile=${inv.ssh.knownHostsPath!}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-p', String(n.sshPort), `${n.sshUser}@${n.address}`, command];
   return new Promise((resolve) => {
     execFile('ssh', args, { timeout: 60_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { validateInventory } from '../inventory/load';
+import { type validateInventory } from '../inventory/load';
 import { approveUpdate, type UpgradeInput, type UpgradeResult } from '../common/messages';
 import { novaUpgrade } from '../workflows/upgrade';
 import { newScript, scriptedActivities, useProbeClient } from './helpers/scriptedActivities';

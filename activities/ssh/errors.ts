@@ -10,6 +10,10 @@ export const SshFailureType = {
   HostKeyRevoked: 'SshHostKeyRevoked',
   AuthFailed: 'SshAuthFailed',
   PrivateKeyUnreadable: 'SshPrivateKeyUnreadable',
+  KeyNeedsPassphrase: 'SshKeyNeedsPassphrase',
+  ConfigRefused: 'SshConfigRefused',
+  HostCertificateInvalid: 'HostCertificateInvalid',
+  SudoNeedsPassword: 'SudoNeedsPassword',
   KnownHostsUnreadable: 'SshKnownHostsUnreadable',
   ConnectFailed: 'SshConnectFailed',
   ConnectionLost: 'SshConnectionLost',
@@ -34,68 +38,87 @@ function fail(type: SshFailureType, nonRetryable: boolean, message: string, caus
   return ApplicationFailure.create({ type, nonRetryable, message, cause: cause instanceof Error ? cause : undefined });
 }
 
-export function hostKeyUnknown(target: SshTarget, presented: Buffer): ApplicationFailure {
+/** The known_hosts files consulted, as an operator reads them. */
+function filesOf(files: string[]): string {
+  return files.length ? files.join(', ') : '(no known_hosts file)';
+}
+
+export function hostKeyUnknown(target: SshTarget, presented: Buffer, files: string[], certificate?: string): ApplicationFailure {
+  if (certificate) {
+    return fail(
+      SshFailureType.HostCertificateInvalid,
+      true,
+      `host key for ${where(target)} cannot be trusted: ${certificate}, and ${filesOf(files)} hold no plain key for it ` +
+        `(it presented ${blobKeyType(presented)} ${fingerprint(presented)})`,
+    );
+  }
   return fail(
     SshFailureType.HostKeyUnknown,
     true,
-    `host key for ${where(target)} is not in ${target.knownHostsPath}: add it with ssh-keyscan after checking ` +
+    `host key for ${where(target)} is not in ${filesOf(files)}: add it with ssh-keyscan after checking ` +
       `its fingerprint ${blobKeyType(presented)} ${fingerprint(presented)}`,
   );
 }
 
-export function hostKeyChanged(target: SshTarget, presented: Buffer, known: KnownHostKey[]): ApplicationFailure {
+export function hostKeyChanged(target: SshTarget, presented: Buffer, known: KnownHostKey[], files: string[], certificate?: string): ApplicationFailure {
   const knownPrints = known.map((k) => `${k.type} ${fingerprint(k.blob)}`).join(', ');
   return fail(
     SshFailureType.HostKeyChanged,
     true,
     `host key for ${where(target)} has CHANGED: it presented ${blobKeyType(presented)} ${fingerprint(presented)} but ` +
-      `${target.knownHostsPath} knows ${knownPrints}; someone may be impersonating the node, or it was reinstalled ` +
+      `${filesOf(files)} knows ${knownPrints}${certificate ? ` (and ${certificate})` : ''}; someone may be impersonating the node, or it was reinstalled ` +
       `(then replace its entry after checking the new fingerprint)`,
   );
 }
 
 /** The server offered none of the key types we know for it: as suspicious as a changed key. */
-export function hostKeyTypeChanged(target: SshTarget, known: KnownHostKey[]): ApplicationFailure {
+export function hostKeyTypeChanged(target: SshTarget, known: KnownHostKey[], files: string[]): ApplicationFailure {
   const knownPrints = known.map((k) => `${k.type} ${fingerprint(k.blob)}`).join(', ');
   return fail(
     SshFailureType.HostKeyChanged,
     true,
-    `host key for ${where(target)} has CHANGED: it offers none of the key types ${target.knownHostsPath} knows for it ` +
+    `host key for ${where(target)} has CHANGED: it offers none of the key types ${filesOf(files)} knows for it ` +
       `(${knownPrints}); check the node's new key with ssh-keyscan before replacing its entry`,
   );
 }
 
-export function hostKeyRevoked(target: SshTarget, presented: Buffer): ApplicationFailure {
+export function hostKeyRevoked(target: SshTarget, presented: Buffer, files: string[]): ApplicationFailure {
   return fail(
     SshFailureType.HostKeyRevoked,
     true,
-    `host key ${blobKeyType(presented)} ${fingerprint(presented)} of ${where(target)} is marked @revoked in ${target.knownHostsPath}`,
+    `host key ${blobKeyType(presented)} ${fingerprint(presented)} of ${where(target)} is marked @revoked in ${filesOf(files)}`,
   );
 }
 
-export function authFailed(target: SshTarget, cause: Error): ApplicationFailure {
+export function authFailed(target: SshTarget, cause: Error, tried: string[], skipped: string[] = []): ApplicationFailure {
+  const offered = tried.length ? `with ${tried.length === 1 ? 'key' : 'keys'} ${tried.join(', ')}` : 'with no key at all (no agent, no usable key file)';
+  const unusable = skipped.length ? `; not usable: ${skipped.join('; ')}` : '';
+  return fail(SshFailureType.AuthFailed, true, `ssh login as ${target.username} to ${where(target)} ${offered} was refused: ${cause.message}${unusable}`, cause);
+}
+
+export function privateKeyUnreadable(target: SshTarget, path: string, cause: Error): ApplicationFailure {
+  return fail(SshFailureType.PrivateKeyUnreadable, true, `cannot use private key ${path} for ${where(target)}: ${cause.message}`, cause);
+}
+
+/** Where ssh(1) would prompt for a passphrase: nobody is there to type it. */
+export function keyNeedsPassphrase(target: SshTarget, path: string, agent: string): ApplicationFailure {
   return fail(
-    SshFailureType.AuthFailed,
+    SshFailureType.KeyNeedsPassphrase,
     true,
-    `ssh login as ${target.username} to ${where(target)} with key ${target.privateKeyPath} was refused: ${cause.message}`,
-    cause,
+    `private key ${path} for ${where(target)} is protected by a passphrase and ${agent}: ` +
+      `load it into the worker's ssh-agent (ssh-add ${path}, with SSH_AUTH_SOCK set for the worker), or name a key without a passphrase`,
   );
 }
 
-export function privateKeyUnreadable(target: SshTarget, cause: Error): ApplicationFailure {
-  return fail(
-    SshFailureType.PrivateKeyUnreadable,
-    true,
-    `cannot use private key ${target.privateKeyPath} for ${where(target)}: ${cause.message}`,
-    cause,
-  );
+export function configRefused(target: SshTarget, cause: Error): ApplicationFailure {
+  return fail(SshFailureType.ConfigRefused, true, `cannot connect to ${target.node}: ${cause.message}`, cause);
 }
 
-export function knownHostsUnreadable(target: SshTarget, cause: Error): ApplicationFailure {
+export function knownHostsUnreadable(target: SshTarget, path: string, cause: Error): ApplicationFailure {
   return fail(
     SshFailureType.KnownHostsUnreadable,
     true,
-    `cannot read known_hosts file ${target.knownHostsPath} to check ${where(target)}: ${cause.message}`,
+    `cannot read known_hosts file ${path} to check ${where(target)}: ${cause.message}`,
     cause,
   );
 }

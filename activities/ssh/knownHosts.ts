@@ -13,12 +13,14 @@ export interface KnownHostKey {
 export interface KnownHostsLookup {
   /** Keys the host may present. */
   keys: KnownHostKey[];
-  /** Keys that must be refused even if also listed in `keys`. */
+  /** Keys that must be refused even if also listed in `keys`; a revoked CA signs nothing valid. */
   revoked: KnownHostKey[];
+  /** `@cert-authority` keys: a host certificate they signed vouches for the host's key. */
+  cas: KnownHostKey[];
 }
 
 export interface KnownHostsEntry {
-  marker: 'revoked' | undefined;
+  marker: 'revoked' | 'cert-authority' | undefined;
   matches: (hostPatternName: string) => boolean;
   key: KnownHostKey;
 }
@@ -61,9 +63,9 @@ function parseLine(raw: string): KnownHostsEntry | undefined {
   const fields = line.split(/\s+/);
   let marker: KnownHostsEntry['marker'];
   if (fields[0].startsWith('@')) {
-    // A CA signs host certificates, which this pool does not accept; skip such lines entirely.
-    if (fields[0] !== '@revoked') return undefined;
-    marker = 'revoked';
+    if (fields[0] === '@revoked') marker = 'revoked';
+    else if (fields[0] === '@cert-authority') marker = 'cert-authority';
+    else return undefined;
     fields.shift();
   }
   if (fields.length < 3) return undefined;
@@ -81,24 +83,48 @@ export function parseKnownHosts(text: string): KnownHostsEntry[] {
 
 export function lookupKnownHosts(text: string, host: string, port: number): KnownHostsLookup {
   const name = knownHostsName(host, port);
-  const found: KnownHostsLookup = { keys: [], revoked: [] };
+  const found: KnownHostsLookup = { keys: [], revoked: [], cas: [] };
   for (const entry of parseKnownHosts(text)) {
     if (!entry.matches(name)) continue;
-    (entry.marker === 'revoked' ? found.revoked : found.keys).push(entry.key);
+    (entry.marker === 'revoked' ? found.revoked : entry.marker === 'cert-authority' ? found.cas : found.keys).push(entry.key);
   }
   return found;
 }
 
 /** A missing file knows no hosts; that surfaces later as an unknown host key, naming the path. */
 export function readKnownHosts(path: string, host: string, port: number): KnownHostsLookup {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { keys: [], revoked: [] };
-    throw err;
+  return readKnownHostsFiles([path], host, port).lookup;
+}
+
+export class KnownHostsReadError extends Error {
+  constructor(
+    readonly path: string,
+    cause: Error,
+  ) {
+    super(cause.message);
+    this.name = 'KnownHostsReadError';
   }
-  return lookupKnownHosts(text, host, port);
+}
+
+/** Every file ssh would consult, in order; `read` lists those that exist. */
+export function readKnownHostsFiles(paths: string[], host: string, port: number): { lookup: KnownHostsLookup; read: string[] } {
+  const lookup: KnownHostsLookup = { keys: [], revoked: [], cas: [] };
+  const read: string[] = [];
+  for (const path of paths) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw new KnownHostsReadError(path, err as Error);
+    }
+    read.push(path);
+    const found = lookupKnownHosts(text, host, port);
+    lookup.keys.push(...found.keys);
+    lookup.revoked.push(...found.revoked);
+    lookup.cas.push(...found.cas);
+  }
+  return { lookup, read };
 }
 
 /** The fingerprint `ssh-keygen -l` and `ssh` print, so an operator can compare them by eye. */

@@ -1,7 +1,7 @@
 // One pool per worker process: connections to a node are shared by every activity running on
 // the worker, so hundreds of concurrent commands cost a handful of handshakes per node.
 import type { Client } from 'ssh2';
-import { openConnection } from './connect';
+import { JumpHosts, openConnection } from './connect';
 import { runDetached } from './detached';
 import * as fail from './errors';
 import { ChannelNotOpened, abortReason, execCommand } from './exec';
@@ -64,6 +64,7 @@ const REFUSAL_MEMORY_MS = 30_000;
 
 export class SshPool implements RemoteRunner {
   private readonly slots = new Map<string, HostSlot>();
+  private readonly jumps = new JumpHosts();
   private readonly settings: Required<SshPoolOptions>;
   private opened = 0;
   private sessionsRefused = 0;
@@ -157,10 +158,12 @@ export class SshPool implements RemoteRunner {
     }
     this.slots.clear();
     await Promise.all(closing);
+    this.jumps.closeAll();
   }
 
   private slotFor(target: SshTarget): HostSlot {
-    const key = `${target.username}@${target.host}:${target.port} ${target.privateKeyPath} ${target.knownHostsPath}`;
+    const { node: _node, connectTimeoutMs: _timeout, ...how } = target;
+    const key = JSON.stringify(how);
     let slot = this.slots.get(key);
     if (!slot) {
       slot = { connections: [], waiters: [] };
@@ -221,7 +224,7 @@ export class SshPool implements RemoteRunner {
 
   private connect(slot: HostSlot, target: SshTarget): PooledConnection {
     const conn: PooledConnection = {
-      ready: openConnection(target, this.settings),
+      ready: openConnection(target, this.settings, this.jumps),
       active: 0,
       channelLimit: this.settings.maxChannelsPerConnection,
       lastRefusalAt: 0,

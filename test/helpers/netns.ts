@@ -116,13 +116,13 @@ export interface Forward {
 }
 
 /**
- * 127.0.0.1:<port> in this namespace → 127.0.0.1:<innerPort> inside `ns`. Each connection is
- * one `socat` run inside the namespace; nothing listens on any other address.
+ * <listen>:<port> in this namespace (default 127.0.0.1) → <innerHost>:<innerPort> inside `ns`.
+ * Each connection is one `socat` run inside the namespace; nothing listens on any other address.
  */
-export async function forwardIntoNetns(ns: string, innerPort: number): Promise<Forward> {
+export async function forwardIntoNetns(ns: string, innerPort: number, listen = '127.0.0.1', innerHost = '127.0.0.1'): Promise<Forward> {
   const bridges = new Set<ChildProcess>();
   const server: Server = createServer((sock) => {
-    const bridge = spawn('ip', ['netns', 'exec', ns, 'socat', 'STDIO', `TCP:127.0.0.1:${innerPort}`], { stdio: ['pipe', 'pipe', 'ignore'] });
+    const bridge = spawn('ip', ['netns', 'exec', ns, 'socat', 'STDIO', `TCP:${innerHost}:${innerPort}`], { stdio: ['pipe', 'pipe', 'ignore'] });
     bridges.add(bridge);
     sock.pipe(bridge.stdin!);
     bridge.stdout!.pipe(sock);
@@ -133,9 +133,12 @@ export async function forwardIntoNetns(ns: string, innerPort: number): Promise<F
     };
     sock.on('error', end);
     sock.on('close', end);
+    // A client that hangs up early (a host-certificate probe does) leaves socat gone mid-write.
+    bridge.stdin!.on('error', end);
+    bridge.stdout!.on('error', end);
     bridge.on('exit', () => sock.end());
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(0, listen, r));
   return {
     port: (server.address() as AddressInfo).port,
     close: () =>

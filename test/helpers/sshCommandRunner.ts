@@ -10,11 +10,11 @@ function sshArgs(t: SshTarget): string[] {
     '-F', '/dev/null',
     '-o', 'BatchMode=yes',
     '-o', 'StrictHostKeyChecking=yes',
-    '-o', `UserKnownHostsFile=${t.knownHostsPath}`,
+    '-o', `UserKnownHostsFile=${t.knownHostsPath ?? '~/.ssh/known_hosts'}`,
     '-o', 'IdentitiesOnly=yes',
     '-o', `ConnectTimeout=${Math.ceil(t.connectTimeoutMs / 1000)}`,
     '-o', 'LogLevel=ERROR',
-    '-i', t.privateKeyPath,
+    ...(t.privateKeyPath ? ['-i', t.privateKeyPath] : []),
     '-p', String(t.port),
     `${t.username}@${t.host}`,
   ];

@@ -35,7 +35,11 @@ export class SshLab {
   readonly clientKey: KeyPair = ensureKeyPair(join(this.root, 'client', 'id_ed25519'));
   private readonly dirs: string[] = [];
 
-  async node(name: string, address = '127.0.0.1', opts: { maxSessions?: number } = {}): Promise<LabNode> {
+  /**
+   * `authorizedKeys` replaces the lab client key as the only key allowed in; `extraConfig` adds
+   * sshd_config lines (a HostCertificate, say).
+   */
+  async node(name: string, address = '127.0.0.1', opts: { maxSessions?: number; authorizedKeys?: string[]; extraConfig?: string[] } = {}): Promise<LabNode> {
     const dir = join(this.root, name);
     this.dirs.push(dir);
     // Each node gets its own $HOME: run state stays apart, and bash finds no slow ~/.bashrc.
@@ -43,7 +47,16 @@ export class SshLab {
     mkdirSync(home, { recursive: true });
     const port = await freePort(address);
     const start = () =>
-      startSshd({ name, dir, address, port, authorizedKeys: this.clientKey.publicKey, maxSessions: opts.maxSessions, env: { HOME: home } });
+      startSshd({
+        name,
+        dir,
+        address,
+        port,
+        authorizedKeys: (opts.authorizedKeys ?? [this.clientKey.publicKey]).join('\n'),
+        maxSessions: opts.maxSessions,
+        env: { HOME: home },
+        extraConfig: opts.extraConfig,
+      });
     const node: LabNode = {
       sshd: await start(),
       home,

@@ -1,0 +1,79 @@
+// Before anything changes: can the worker log in to each node the way the ssh config says, and
+// does sudo work there without a password? A sudo that would prompt is found here, not halfway
+// through the window, and refused with a sentence naming the node: nobody is there to type it.
+import { ApplicationFailure } from '@temporalio/common';
+import { cancellationSignal } from '../common';
+import { toRecord } from '../nova/common';
+import { describeRoute } from './connect';
+import { SshFailureType } from './errors';
+import { SshConfigError } from './sshConfig';
+import type { CommandRecord, RemoteRunner } from './types';
+import type { SshTarget } from '../../common/sshTarget';
+
+export interface NodeAccessInput {
+  target: SshTarget;
+  /** Whether the node's commands use sudo (see nodesUsingSudo in ./sudo). */
+  sudo: boolean;
+  timeoutMs?: number;
+}
+
+export interface NodeAccessResult {
+  node: string;
+  /** `user@host:port`, jump hosts first, as the ssh config resolved them on the worker. */
+  route: string;
+  /** Who the login is, as the node says (`id -un`). */
+  loginUser: string;
+  sudo: 'not used' | 'works without a password';
+  summary: string;
+  commands: CommandRecord[];
+}
+
+export const SUDO_CHECK = 'sudo -n true';
+
+function sudoRefusal(node: string, user: string, exitCode: number | null, stderr: string): ApplicationFailure {
+  const said = stderr.trim().split('\n').slice(-2).join(' ') || `exit code ${exitCode}`;
+  let message: string;
+  if (exitCode === 127 || /command not found|not found/.test(said)) {
+    message = `sudo is not installed on ${node}, but the inventory's commands for ${node} use it: install sudo there, log in as root, or change those commands`;
+  } else if (/password is required|password/i.test(said)) {
+    message =
+      `sudo on ${node} asks ${user} for a password (\`${SUDO_CHECK}\` said "${said}"); nova-upgrade never types passwords: ` +
+      `give ${user} password-less sudo there (NOPASSWD in sudoers), or log in as root`;
+  } else if (/tty|terminal/i.test(said)) {
+    message = `sudo on ${node} wants a terminal (\`${SUDO_CHECK}\` said "${said}"): drop "requiretty" for ${user} in sudoers there`;
+  } else {
+    message = `sudo on ${node} does not work for ${user} without a password (\`${SUDO_CHECK}\` said "${said}"): give ${user} password-less sudo there, or log in as root`;
+  }
+  return ApplicationFailure.create({ type: SshFailureType.SudoNeedsPassword, nonRetryable: true, message, details: [{ node, user, exitCode, stderr: said }] });
+}
+
+export function createSshPreflightActivities(deps: { runner: RemoteRunner }) {
+  /** Logs in to one node and, if its commands use sudo, checks `sudo -n true`. Changes nothing. */
+  async function checkNodeAccess(input: NodeAccessInput): Promise<NodeAccessResult> {
+    const { target } = input;
+    let route: string;
+    try {
+      route = describeRoute(target);
+    } catch (err) {
+      if (err instanceof SshConfigError) {
+        throw ApplicationFailure.create({ type: SshFailureType.ConfigRefused, nonRetryable: true, message: `cannot connect to ${target.node}: ${err.message}` });
+      }
+      throw err;
+    }
+    const commands: CommandRecord[] = [];
+    const opts = { timeoutMs: input.timeoutMs, signal: cancellationSignal() };
+    const who = await deps.runner.run(target, 'id -un', opts);
+    commands.push(toRecord(who));
+    if (who.exitCode !== 0) throw new Error(`on ${target.node}, \`id -un\` exited ${who.exitCode ?? who.signal}: ${who.stderr.trim() || '(no output)'}`);
+    const loginUser = who.stdout.trim();
+    if (!input.sudo) {
+      return { node: target.node, route, loginUser, sudo: 'not used', summary: `${target.node}: logged in as ${loginUser} via ${route}; its commands do not use sudo`, commands };
+    }
+    const sudo = await deps.runner.run(target, SUDO_CHECK, opts);
+    commands.push(toRecord(sudo));
+    if (sudo.exitCode !== 0) throw sudoRefusal(target.node, loginUser, sudo.exitCode, sudo.stderr);
+    return { node: target.node, route, loginUser, sudo: 'works without a password', summary: `${target.node}: logged in as ${loginUser} via ${route}; sudo works without a password`, commands };
+  }
+
+  return { checkNodeAccess };
+}
