@@ -1,6 +1,6 @@
 // The one catalogue of failure types: every ApplicationFailure an activity or a workflow raises
 // has one of these types, prefixed by the system it concerns. The CLI, the docs and the tests
-// switch on them; test/failure-types.test.ts keeps the sources and this list in step.
+// switch on them; test/failureTypes.test.ts keeps the sources and this list in step.
 export const FAILURE_TYPES = {
   // SSH (activities/ssh/errors.ts): how a node was (not) reached.
   SshHostKeyUnknown: 'the node presented a key that known_hosts does not list',
