@@ -9,8 +9,17 @@ import { plannedSteps as planUpgrade } from '../workflows/runbook';
 const [computes = 500, apis = 4, lbs = 3, batchSize = 10] = process.argv.slice(2).map(Number);
 const nodes = [
   { name: 'ctl', address: '10.0.0.1', roles: ['controller'] },
-  ...Array.from({ length: apis }, (_, i) => ({ name: `api${i}`, address: `10.0.1.${i + 1}`, roles: i < lbs ? ['api', 'lb'] : ['api'], ...(i < lbs ? { lb: { socket: { via: 'ssh' } } } : {}) })),
-  ...Array.from({ length: computes }, (_, i) => ({ name: `cmp${i}`, address: `10.1.${Math.floor(i / 250)}.${(i % 250) + 1}`, roles: ['compute'] })),
+  ...Array.from({ length: apis }, (_, i) => ({
+    name: `api${i}`,
+    address: `10.0.1.${i + 1}`,
+    roles: i < lbs ? ['api', 'lb'] : ['api'],
+    ...(i < lbs ? { lb: { socket: { via: 'ssh' } } } : {}),
+  })),
+  ...Array.from({ length: computes }, (_, i) => ({
+    name: `cmp${i}`,
+    address: `10.1.${Math.floor(i / 250)}.${(i % 250) + 1}`,
+    roles: ['compute'],
+  })),
 ];
 const started = process.hrtime.bigint();
 const inv = validateInventory({
@@ -26,9 +35,27 @@ const plan = planUpgrade(inv);
 const batches = computeBatches(inv);
 const parentSteps = plan.length;
 const input = JSON.stringify({ inventory: inv, autoApprove: [], startedBy: 'bench' });
-const childInput = JSON.stringify({ inventory: { ...inv, nodes: inv.nodes.filter((n) => batches[0]!.nodes.includes(n.name) || n.name === 'ctl') }, batch: batches[0], batches: batches.length, key: 'k' });
-const progress = JSON.stringify(plan.map((p) => ({ id: p.id, phase: p.phase, title: p.title, node: p.node, status: 'succeeded', attempts: 1, operatorRetries: 0, summary: 'x'.repeat(80) })));
+const childInput = JSON.stringify({
+  inventory: { ...inv, nodes: inv.nodes.filter((n) => batches[0]!.nodes.includes(n.name) || n.name === 'ctl') },
+  batch: batches[0],
+  batches: batches.length,
+  key: 'k',
+});
+const progress = JSON.stringify(
+  plan.map((p) => ({
+    id: p.id,
+    phase: p.phase,
+    title: p.title,
+    node: p.node,
+    status: 'succeeded',
+    attempts: 1,
+    operatorRetries: 0,
+    summary: 'x'.repeat(80),
+  })),
+);
 console.log(`fleet: ${computes} computes, ${apis} API nodes, ${lbs} LB nodes, batch size ${batchSize}`);
 console.log(`inventory validated in ${validatedMs.toFixed(1)} ms`);
 console.log(`parent workflow steps: ${parentSteps}; compute batches (child workflows): ${batches.length}`);
-console.log(`workflow input: ${(input.length / 1024).toFixed(1)} KiB; one batch's input: ${(childInput.length / 1024).toFixed(1)} KiB; progress query answer: ~${(progress.length / 1024).toFixed(1)} KiB`);
+console.log(
+  `workflow input: ${(input.length / 1024).toFixed(1)} KiB; one batch's input: ${(childInput.length / 1024).toFixed(1)} KiB; progress query answer: ~${(progress.length / 1024).toFixed(1)} KiB`,
+);

@@ -33,7 +33,19 @@ async function main(): Promise<void> {
   const certDir = join(root, 'cert');
   mkdirSync(certDir, { recursive: true });
   ensureKeyPair(join(certDir, 'ssh_host_ed25519_key'));
-  execFileSync('ssh-keygen', ['-q', '-s', ca.privateKeyPath, '-I', 'bench', '-h', '-n', '127.0.24.33', '-V', '-5m:+1h', join(certDir, 'ssh_host_ed25519_key.pub')]);
+  execFileSync('ssh-keygen', [
+    '-q',
+    '-s',
+    ca.privateKeyPath,
+    '-I',
+    'bench',
+    '-h',
+    '-n',
+    '127.0.24.33',
+    '-V',
+    '-5m:+1h',
+    join(certDir, 'ssh_host_ed25519_key.pub'),
+  ]);
   const hosts = { direct: '127.0.24.30', bastion: '127.0.24.31', behind: '127.0.24.32', cert: '127.0.24.33' } as const;
   const sshds = await Promise.all(
     (Object.entries(hosts) as Array<[keyof typeof hosts, string]>).map(async ([name, address]) =>
@@ -45,13 +57,29 @@ async function main(): Promise<void> {
         authorizedKeys: key.publicKey,
         // Root's own ~/.bashrc (which bash sources for ssh commands) would be measured too.
         env: { HOME: root },
-        ...(name === 'cert' ? { extraConfig: [`HostCertificate ${join(certDir, 'ssh_host_ed25519_key-cert.pub')}`] } : {}),
+        ...(name === 'cert'
+          ? { extraConfig: [`HostCertificate ${join(certDir, 'ssh_host_ed25519_key-cert.pub')}`] }
+          : {}),
       }),
     ),
   );
-  const [direct, bastion, behind, cert] = sshds as [(typeof sshds)[number], (typeof sshds)[number], (typeof sshds)[number], (typeof sshds)[number]];
+  const [direct, bastion, behind, cert] = sshds as [
+    (typeof sshds)[number],
+    (typeof sshds)[number],
+    (typeof sshds)[number],
+    (typeof sshds)[number],
+  ];
   const kh = join(root, 'known_hosts');
-  writeFileSync(kh, [direct.knownHostsLine, bastion.knownHostsLine, behind.knownHostsLine, `@cert-authority * ${ca.publicKey.split(' ').slice(0, 2).join(' ')}`, ''].join('\n'));
+  writeFileSync(
+    kh,
+    [
+      direct.knownHostsLine,
+      bastion.knownHostsLine,
+      behind.knownHostsLine,
+      `@cert-authority * ${ca.publicKey.split(' ').slice(0, 2).join(' ')}`,
+      '',
+    ].join('\n'),
+  );
   const config = join(root, 'ssh_config');
   writeFileSync(
     config,
@@ -59,7 +87,15 @@ async function main(): Promise<void> {
       `Host behind\n  HostName ${behind.address}\n  Port ${behind.port}\n  ProxyJump bastion\nHost cert\n  HostName ${cert.address}\n  Port ${cert.port}\n` +
       `Host *\n  User root\n  IdentityFile ${key.privateKeyPath}\n  UserKnownHostsFile ${kh}\n  GlobalKnownHostsFile /dev/null\n  IdentitiesOnly yes\n`,
   );
-  const target = (host: string): SshTarget => ({ node: host, host, port: 22, username: 'root', connectTimeoutMs: 10_000, sshConfig: config, defaults: ['port', 'username'] });
+  const target = (host: string): SshTarget => ({
+    node: host,
+    host,
+    port: 22,
+    username: 'root',
+    connectTimeoutMs: 10_000,
+    sshConfig: config,
+    defaults: ['port', 'username'],
+  });
 
   console.log(`ssh routes, ${rounds} rounds each (median): fresh pool per round`);
   for (const route of ['direct', 'behind', 'cert'] as const) {
@@ -79,7 +115,9 @@ async function main(): Promise<void> {
       parallel.push(Date.now() - t);
       await pool.close();
     }
-    console.log(`  ${route.padEnd(7)} first command (connect + run) ${median(connect)} ms; next command ${median(reuse)} ms; 24 × sleep 0.2 at once ${median(parallel)} ms`);
+    console.log(
+      `  ${route.padEnd(7)} first command (connect + run) ${median(connect)} ms; next command ${median(reuse)} ms; 24 × sleep 0.2 at once ${median(parallel)} ms`,
+    );
   }
   for (const s of sshds) stopSshd(s.dir);
   rmSync(root, { recursive: true, force: true });

@@ -9,7 +9,16 @@ import { UpgradePhase, UpgradeStatus } from '../common/searchAttributes';
 import { connectClient, ConnectionError, resolveConnection, type ConnectionFlags } from './connection';
 import { changedLines, liveLines, progressTable, watchView } from './render';
 import { auditTable, commandAudit } from './history';
-import { approvePhase, CliError, decide, requestAbort, signalApproval, signalDecision, startUpgrade, viewUpgrade } from './upgrades';
+import {
+  approvePhase,
+  CliError,
+  decide,
+  requestAbort,
+  signalApproval,
+  signalDecision,
+  startUpgrade,
+  viewUpgrade,
+} from './upgrades';
 import { watchUpgrade } from './watch';
 import { labCommand } from './labCommand';
 import { serverCommand } from './serverCommand';
@@ -17,9 +26,13 @@ import { lbSetupCommand } from './lbSetup';
 import { inventoryCommand } from './inventoryCommand';
 
 function phases(value: string): Phase[] {
-  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (list.includes('all')) return [...PHASES];
-  for (const p of list) if (!isPhase(p)) throw new InvalidArgumentError(`unknown phase "${p}"; phases are ${PHASES.join(', ')} (or all)`);
+  for (const p of list)
+    if (!isPhase(p)) throw new InvalidArgumentError(`unknown phase "${p}"; phases are ${PHASES.join(', ')} (or all)`);
   return list as Phase[];
 }
 
@@ -60,41 +73,67 @@ export function buildProgram(): Command {
     .description('start an upgrade from an inventory file')
     .requiredOption('-i, --inventory <file>', 'inventory YAML')
     .option('--workflow-id <id>', 'override the id derived from the cloud name')
-    .addOption(new Option('--auto-approve <phases>', `comma-separated phases whose gate opens by itself (${PHASES.join(', ')}, all)`).argParser(phases).default([]))
+    .addOption(
+      new Option(
+        '--auto-approve <phases>',
+        `comma-separated phases whose gate opens by itself (${PHASES.join(', ')}, all)`,
+      )
+        .argParser(phases)
+        .default([]),
+    )
     .option('--dry-run', 'print every command, host by host, and change nothing')
-    .action(async (o: ConnectionFlags & { inventory: string; workflowId?: string; autoApprove: Phase[]; dryRun?: boolean }) => {
-      const inv = loadInventory(o.inventory);
-      if (o.dryRun) {
-        const jump = describeJump(inv.release.from, inv.release.to);
-        print(`nova ${jump.summary}`);
-        for (const d of jump.differences) print(`  - ${d}`);
-        let phaseName = '';
-        for (const s of plannedSteps(inv)) {
-          if (s.phase !== phaseName) print(`\n== ${(phaseName = s.phase)}${o.autoApprove.includes(s.phase) ? ' (auto-approved)' : ' (waits for approval)'}`);
-          print(`- ${s.title}`);
-          for (const c of s.commands) print(`    [${c.node}] ${c.command}`);
+    .action(
+      async (
+        o: ConnectionFlags & { inventory: string; workflowId?: string; autoApprove: Phase[]; dryRun?: boolean },
+      ) => {
+        const inv = loadInventory(o.inventory);
+        if (o.dryRun) {
+          const jump = describeJump(inv.release.from, inv.release.to);
+          print(`nova ${jump.summary}`);
+          for (const d of jump.differences) print(`  - ${d}`);
+          let phaseName = '';
+          for (const s of plannedSteps(inv)) {
+            if (s.phase !== phaseName)
+              print(
+                `\n== ${(phaseName = s.phase)}${o.autoApprove.includes(s.phase) ? ' (auto-approved)' : ' (waits for approval)'}`,
+              );
+            print(`- ${s.title}`);
+            for (const c of s.commands) print(`    [${c.node}] ${c.command}`);
+          }
+          print('\nDry run: nothing was started and no host was contacted.');
+          return;
         }
-        print('\nDry run: nothing was started and no host was contacted.');
-        return;
-      }
-      const { conn, client: c } = await client(o);
-      const handle = await startUpgrade(c, conn.taskQueue, inv, { ...(o.workflowId ? { workflowId: o.workflowId } : {}), autoApprove: o.autoApprove });
-      print(`started upgrade ${handle.workflowId} (nova ${inv.release.from} → ${inv.release.to} on ${inv.cloud})`);
-      print(`  watch:   nova-upgrade watch ${handle.workflowId}`);
-      print(`  approve: nova-upgrade approve ${handle.workflowId}`);
-    });
+        const { conn, client: c } = await client(o);
+        const handle = await startUpgrade(c, conn.taskQueue, inv, {
+          ...(o.workflowId ? { workflowId: o.workflowId } : {}),
+          autoApprove: o.autoApprove,
+        });
+        print(`started upgrade ${handle.workflowId} (nova ${inv.release.from} → ${inv.release.to} on ${inv.cloud})`);
+        print(`  watch:   nova-upgrade watch ${handle.workflowId}`);
+        print(`  approve: nova-upgrade approve ${handle.workflowId}`);
+      },
+    );
 
   withConnection(program.command('approve <workflowId>'))
     .description("approve the pending phase's gate")
     .option('--phase <phase>', 'the phase you mean (refused if another is pending)', phase)
     .option('--comment <text>', 'recorded with the approval')
-    .option('--signal', 'send a signal instead of an update: works while no worker polls (needs --phase; a refusal becomes a warning in the progress)')
+    .option(
+      '--signal',
+      'send a signal instead of an update: works while no worker polls (needs --phase; a refusal becomes a warning in the progress)',
+    )
     .action(async (id: string, o: ConnectionFlags & { phase?: Phase; comment?: string; signal?: boolean }) => {
       const { conn, client: c } = await client(o);
       if (o.signal) {
-        if (!o.phase) throw new CliError('approve --signal needs --phase: without a worker nothing can tell which gate is pending', 2);
+        if (!o.phase)
+          throw new CliError(
+            'approve --signal needs --phase: without a worker nothing can tell which gate is pending',
+            2,
+          );
         await signalApproval(c, id, o.phase, o.comment);
-        print(`sent the approval of ${o.phase} as a signal; the workflow records it when a worker runs it ("status" shows it)`);
+        print(
+          `sent the approval of ${o.phase} as a signal; the workflow records it when a worker runs it ("status" shows it)`,
+        );
         return;
       }
       const rec = await approvePhase(c, conn.taskQueue, id, o.phase, o.comment);
@@ -103,17 +142,32 @@ export function buildProgram(): Command {
 
   for (const action of ['retry', 'skip', 'shutdown-sessions'] as const) {
     const cmd = withConnection(program.command(`${action} <workflowId>`))
-      .description(action === 'retry' ? 'run the held step again' : action === 'skip' ? 'skip the held step (recorded with the reason)' : "close the drained server's remaining sessions, then wait again")
+      .description(
+        action === 'retry'
+          ? 'run the held step again'
+          : action === 'skip'
+            ? 'skip the held step (recorded with the reason)'
+            : "close the drained server's remaining sessions, then wait again",
+      )
       .option('--step <id>', 'the held step you mean (refused if another is held)')
-      .option('--signal', 'send a signal instead of an update: works while no worker polls (needs --step; a refusal becomes a warning in the progress)');
+      .option(
+        '--signal',
+        'send a signal instead of an update: works while no worker polls (needs --step; a refusal becomes a warning in the progress)',
+      );
     if (action === 'skip') cmd.requiredOption('--reason <text>', 'why it is safe to skip');
     cmd.action(async (id: string, o: ConnectionFlags & { step?: string; reason?: string; signal?: boolean }) => {
       const { conn, client: c } = await client(o);
       const input = { action, ...(o.step ? { stepId: o.step } : {}), ...(o.reason ? { reason: o.reason } : {}) };
       if (o.signal) {
-        if (!o.step) throw new CliError(`${action} --signal needs --step: without a worker nothing can tell which step is held`, 2);
+        if (!o.step)
+          throw new CliError(
+            `${action} --signal needs --step: without a worker nothing can tell which step is held`,
+            2,
+          );
         await signalDecision(c, id, input);
-        print(`sent ${action} for ${o.step} as a signal; the workflow acts on it when a worker runs it ("status" shows it)`);
+        print(
+          `sent ${action} for ${o.step} as a signal; the workflow acts on it when a worker runs it ("status" shows it)`,
+        );
         return;
       }
       print(await decide(c, conn.taskQueue, id, input));
@@ -138,14 +192,25 @@ export function buildProgram(): Command {
       if (o.json) return print(JSON.stringify(view, null, 2));
       if (view.running) return print(progressTable(view.progress));
       print(`upgrade ${id} is ${view.status}`);
-      if (view.result) print(view.result.steps.map((s) => `  ${s.status.padEnd(10)} ${s.title}${s.alreadyDone ? ' (already done)' : ''}`).join('\n'));
+      if (view.result)
+        print(
+          view.result.steps
+            .map((s) => `  ${s.status.padEnd(10)} ${s.title}${s.alreadyDone ? ' (already done)' : ''}`)
+            .join('\n'),
+        );
     });
 
   withConnection(program.command('watch <workflowId>'))
     .description('live progress until the next gate, hold or the end')
     .action(async (id: string, o: ConnectionFlags) => {
       const { client: c } = await client(o);
-      await watchUpgrade(c, id, { tty: Boolean(process.stdout.isTTY), render: progressTable, changes: changedLines, out: print, live: { render: watchView, lines: liveLines } });
+      await watchUpgrade(c, id, {
+        tty: Boolean(process.stdout.isTTY),
+        render: progressTable,
+        changes: changedLines,
+        out: print,
+        live: { render: watchView, lines: liveLines },
+      });
     });
 
   withConnection(program.command('history <workflowId>'))
@@ -163,7 +228,9 @@ export function buildProgram(): Command {
       const { client: c } = await client(o);
       for await (const wf of c.workflow.list({ query: `WorkflowType = 'novaUpgrade'` })) {
         const sa = wf.typedSearchAttributes;
-        print(`${wf.workflowId.padEnd(32)} ${wf.status.name.padEnd(11)} ${(sa.get(UpgradePhase) ?? '-').padEnd(15)} ${(sa.get(UpgradeStatus) ?? '-').padEnd(17)} started ${wf.startTime.toISOString()}`);
+        print(
+          `${wf.workflowId.padEnd(32)} ${wf.status.name.padEnd(11)} ${(sa.get(UpgradePhase) ?? '-').padEnd(15)} ${(sa.get(UpgradeStatus) ?? '-').padEnd(17)} started ${wf.startTime.toISOString()}`,
+        );
       }
     });
 

@@ -23,7 +23,9 @@ export interface ResolvedConnection {
   address: string;
   namespace: string;
   taskQueue: string;
-  tls?: { clientCertPair?: { crt: Buffer; key: Buffer }; serverRootCACertificate?: Buffer; serverNameOverride?: string } | boolean;
+  tls?:
+    | { clientCertPair?: { crt: Buffer; key: Buffer }; serverRootCACertificate?: Buffer; serverNameOverride?: string }
+    | boolean;
   apiKey?: string;
 }
 
@@ -35,7 +37,9 @@ function readSecret(path: string, what: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new ConnectionError(`cannot read the ${what} file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new ConnectionError(
+      `cannot read the ${what} file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+    );
   }
 }
 
@@ -45,17 +49,28 @@ export function resolveConnection(flags: ConnectionFlags, env: NodeJS.ProcessEnv
     base = loadClientConnectConfig({ ...(flags.profile ? { profile: flags.profile } : {}) });
   } catch (err) {
     // No config file is the common case; a broken one must be said, not silently ignored.
-    if (flags.profile || env.TEMPORAL_CONFIG_FILE) throw new ConnectionError(`cannot load Temporal profile: ${(err as Error).message}`);
+    if (flags.profile || env.TEMPORAL_CONFIG_FILE)
+      throw new ConnectionError(`cannot load Temporal profile: ${(err as Error).message}`);
   }
   const address = flags.address ?? base.connectionOptions.address ?? '127.0.0.1:7233';
   const namespace = flags.namespace ?? base.namespace ?? 'default';
   const taskQueue = flags.taskQueue ?? env.NOVA_UPGRADE_TASK_QUEUE ?? TASK_QUEUE;
-  const apiKey = flags.apiKeyFile ? readSecret(flags.apiKeyFile, 'API key').toString('utf8').trim() : base.connectionOptions.apiKey;
+  const apiKey = flags.apiKeyFile
+    ? readSecret(flags.apiKeyFile, 'API key').toString('utf8').trim()
+    : base.connectionOptions.apiKey;
   let tls: ResolvedConnection['tls'] = base.connectionOptions.tls as ResolvedConnection['tls'];
   if (flags.tlsCert || flags.tlsKey || flags.tlsCa || flags.tlsServerName) {
-    if (!!flags.tlsCert !== !!flags.tlsKey) throw new ConnectionError('--tls-cert and --tls-key go together (mTLS needs both)');
+    if (!!flags.tlsCert !== !!flags.tlsKey)
+      throw new ConnectionError('--tls-cert and --tls-key go together (mTLS needs both)');
     tls = {
-      ...(flags.tlsCert && flags.tlsKey ? { clientCertPair: { crt: readSecret(flags.tlsCert, 'TLS certificate'), key: readSecret(flags.tlsKey, 'TLS key') } } : {}),
+      ...(flags.tlsCert && flags.tlsKey
+        ? {
+            clientCertPair: {
+              crt: readSecret(flags.tlsCert, 'TLS certificate'),
+              key: readSecret(flags.tlsKey, 'TLS key'),
+            },
+          }
+        : {}),
       ...(flags.tlsCa ? { serverRootCACertificate: readSecret(flags.tlsCa, 'TLS CA') } : {}),
       ...(flags.tlsServerName ? { serverNameOverride: flags.tlsServerName } : {}),
     };

@@ -82,7 +82,8 @@ export function temporalCliPath(): string {
   // stderr passes through: a cold build takes minutes and should not look like a hang.
   const out = execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
   const path = out.split('\n').pop() ?? '';
-  if (!path || !existsSync(path)) throw new DevServerError(`${script} did not print a Temporal CLI path (got "${out}")`);
+  if (!path || !existsSync(path))
+    throw new DevServerError(`${script} did not print a Temporal CLI path (got "${out}")`);
   return (cliPath = path);
 }
 
@@ -92,10 +93,16 @@ const CLIENT_FLAGS = ['--color', 'never', '--disable-config-file', '--disable-co
 
 function runCli(args: string[], timeoutMs = 30_000): Promise<string> {
   return new Promise((done, fail) => {
-    execFile(temporalCliPath(), [...args, ...CLIENT_FLAGS], { timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err) fail(new DevServerError(`temporal ${args.slice(0, 3).join(' ')} failed: ${(stderr || err.message).trim()}`));
-      else done(stdout);
-    });
+    execFile(
+      temporalCliPath(),
+      [...args, ...CLIENT_FLAGS],
+      { timeout: timeoutMs, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        if (err)
+          fail(new DevServerError(`temporal ${args.slice(0, 3).join(' ')} failed: ${(stderr || err.message).trim()}`));
+        else done(stdout);
+      },
+    );
   });
 }
 
@@ -149,7 +156,21 @@ export async function frontendAnswers(address: string, namespace: string, timeou
   const secs = `${Math.max(1, Math.ceil(timeoutMs / 1000))}s`;
   try {
     await runCli(
-      ['operator', 'namespace', 'describe', '--address', address, '--namespace', namespace, '-o', 'json', '--command-timeout', secs, '--client-connect-timeout', secs],
+      [
+        'operator',
+        'namespace',
+        'describe',
+        '--address',
+        address,
+        '--namespace',
+        namespace,
+        '-o',
+        'json',
+        '--command-timeout',
+        secs,
+        '--client-connect-timeout',
+        secs,
+      ],
       timeoutMs + 2_000,
     );
     return true;
@@ -202,8 +223,21 @@ export async function ensureSearchAttributes(
   namespace: string,
   attributes: readonly SearchAttributeSpec[] = SEARCH_ATTRIBUTES,
 ): Promise<string[]> {
-  const out = await runCli(['operator', 'search-attribute', 'list', '--address', address, '--namespace', namespace, '-o', 'json']);
-  const listed = JSON.parse(out) as { customAttributes?: Record<string, string>; systemAttributes?: Record<string, string> };
+  const out = await runCli([
+    'operator',
+    'search-attribute',
+    'list',
+    '--address',
+    address,
+    '--namespace',
+    namespace,
+    '-o',
+    'json',
+  ]);
+  const listed = JSON.parse(out) as {
+    customAttributes?: Record<string, string>;
+    systemAttributes?: Record<string, string>;
+  };
   const existing = { ...listed.systemAttributes, ...listed.customAttributes };
   const created: string[] = [];
   for (const attr of attributes) {
@@ -211,9 +245,23 @@ export async function ensureSearchAttributes(
     const have = existing[attr.name];
     if (have === want) continue;
     if (have) {
-      throw new DevServerError(`search attribute ${attr.name} exists in namespace ${namespace} as ${have}, not ${want}; it cannot be changed in place`);
+      throw new DevServerError(
+        `search attribute ${attr.name} exists in namespace ${namespace} as ${have}, not ${want}; it cannot be changed in place`,
+      );
     }
-    await runCli(['operator', 'search-attribute', 'create', '--address', address, '--namespace', namespace, '--name', attr.name, '--type', attr.type]);
+    await runCli([
+      'operator',
+      'search-attribute',
+      'create',
+      '--address',
+      address,
+      '--namespace',
+      namespace,
+      '--name',
+      attr.name,
+      '--type',
+      attr.type,
+    ]);
     created.push(attr.name);
   }
   return created;
@@ -250,7 +298,10 @@ export async function startDevServer(opts: StartDevServerOptions): Promise<DevSe
   // A wildcard bind is dialled on loopback: the address we hand out must be connectable.
   const dialHost = ip === '0.0.0.0' ? '127.0.0.1' : ip === '::' ? '::1' : ip;
   const address = hostPort(dialHost, port);
-  for (const [what, p] of [['gRPC', port], ['Web UI', uiPort]] as const) {
+  for (const [what, p] of [
+    ['gRPC', port],
+    ['Web UI', uiPort],
+  ] as const) {
     if (what === 'Web UI' && opts.headless) continue;
     if (await portFree(ip, p)) continue;
     const temporal = what === 'gRPC' && (await frontendAnswers(address, 'default', 2_000));
@@ -277,18 +328,29 @@ export async function startDevServer(opts: StartDevServerOptions): Promise<DevSe
   if (pid === undefined) throw new DevServerError(`could not start ${temporalCliPath()}`);
   const uiUrl = opts.headless ? '' : `http://${hostPort(dialHost, uiPort)}`;
   writeFileSync(f.pid, `${pid}\n`);
-  const record: Omit<ServerRecord, 'pid'> = { address, uiUrl, namespace, dbFile: f.db, logFile, startedAt: new Date().toISOString() };
+  const record: Omit<ServerRecord, 'pid'> = {
+    address,
+    uiUrl,
+    namespace,
+    dbFile: f.db,
+    logFile,
+    startedAt: new Date().toISOString(),
+  };
   writeFileSync(f.record, `${JSON.stringify(record, null, 2)}\n`);
 
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
   while (!(await frontendAnswers(address, namespace, 2_000))) {
     if (exited) {
       forgetServer(opts.stateDir);
-      throw new DevServerError(`the Temporal dev server stopped during start-up (${exited}); last log lines:\n${logTail(logFile)}`);
+      throw new DevServerError(
+        `the Temporal dev server stopped during start-up (${exited}); last log lines:\n${logTail(logFile)}`,
+      );
     }
     if (Date.now() > deadline) {
       await stopDevServer(opts.stateDir);
-      throw new DevServerError(`the Temporal dev server did not answer on ${address} within ${opts.readyTimeoutMs ?? 60_000} ms; last log lines:\n${logTail(logFile)}`);
+      throw new DevServerError(
+        `the Temporal dev server did not answer on ${address} within ${opts.readyTimeoutMs ?? 60_000} ms; last log lines:\n${logTail(logFile)}`,
+      );
     }
     await sleep(200);
   }
@@ -327,5 +389,13 @@ export async function devServerStatus(stateDir: string): Promise<DevServerStatus
   const base = { dbFile: f.db, logFile: rec?.logFile ?? f.log };
   if (!rec || !isOurServer(rec.pid, f.db)) return { running: false, answering: false, ...base };
   const answering = await frontendAnswers(rec.address, rec.namespace);
-  return { running: true, answering, pid: rec.pid, address: rec.address, uiUrl: rec.uiUrl, namespace: rec.namespace, ...base };
+  return {
+    running: true,
+    answering,
+    pid: rec.pid,
+    address: rec.address,
+    uiUrl: rec.uiUrl,
+    namespace: rec.namespace,
+    ...base,
+  };
 }

@@ -43,10 +43,21 @@ function eventTime(e: HistoryEvent): string {
 
 function isCommandRecord(v: unknown): v is CommandRecord {
   const r = v as Partial<CommandRecord> | null;
-  return !!r && typeof r === 'object' && typeof r.node === 'string' && typeof r.command === 'string' && typeof r.durationMs === 'number';
+  return (
+    !!r &&
+    typeof r === 'object' &&
+    typeof r.node === 'string' &&
+    typeof r.command === 'string' &&
+    typeof r.durationMs === 'number'
+  );
 }
 
-async function auditOne(client: Client, workflowId: string, runId: string | undefined, out: CommandAudit): Promise<void> {
+async function auditOne(
+  client: Client,
+  workflowId: string,
+  runId: string | undefined,
+  out: CommandAudit,
+): Promise<void> {
   const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
   const scheduled = new Map<string, { activity: string; summary: string }>();
   const children: { workflowId: string; runId?: string }[] = [];
@@ -55,7 +66,10 @@ async function auditOne(client: Client, workflowId: string, runId: string | unde
     if (type === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) {
       const a = e.activityTaskScheduledEventAttributes;
       const summary = await decodePayload(client, e.userMetadata?.summary);
-      scheduled.set(String(e.eventId), { activity: a?.activityType?.name ?? '?', summary: typeof summary === 'string' ? summary : '' });
+      scheduled.set(String(e.eventId), {
+        activity: a?.activityType?.name ?? '?',
+        summary: typeof summary === 'string' ? summary : '',
+      });
     } else if (type === EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) {
       const a = e.activityTaskCompletedEventAttributes;
       const from = scheduled.get(String(a?.scheduledEventId)) ?? { activity: '?', summary: '' };
@@ -100,7 +114,8 @@ export async function commandAudit(client: Client, workflowId: string): Promise<
     await auditOne(client, workflowId, undefined, out);
   } catch (err) {
     // fetchHistory passes the server's NOT_FOUND (gRPC code 5) through as is.
-    if (err instanceof WorkflowNotFoundError || (isGrpcServiceError(err) && err.code === 5)) throw new CliError(`no upgrade with workflow id "${workflowId}"; "nova-upgrade list" shows them`);
+    if (err instanceof WorkflowNotFoundError || (isGrpcServiceError(err) && err.code === 5))
+      throw new CliError(`no upgrade with workflow id "${workflowId}"; "nova-upgrade list" shows them`);
     throw err;
   }
   const byTime = (a: { at: string }, b: { at: string }) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0);
@@ -123,12 +138,20 @@ export function auditTable(a: CommandAudit): string {
     const h = `${c.at.slice(0, 19).replace('T', ' ')}  ${c.summary || c.activity}${c.workflowId === a.workflowId ? '' : `  [${c.workflowId.slice(a.workflowId.length + 1)}]`}`;
     if (h !== heading) lines.push((heading = h));
     const exit = c.exitCode === null ? `signal ${c.signal ?? '?'}` : `exit ${c.exitCode}`;
-    lines.push(`    ${c.node.padEnd(nodeWidth)}  ${exit.padEnd(7)}  ${seconds(c.durationMs).padStart(8)}  ${c.command}${c.reattached ? '  (reattached)' : ''}`);
+    lines.push(
+      `    ${c.node.padEnd(nodeWidth)}  ${exit.padEnd(7)}  ${seconds(c.durationMs).padStart(8)}  ${c.command}${c.reattached ? '  (reattached)' : ''}`,
+    );
   }
   if (a.failedActivities.length) {
     lines.push('', 'Failed activity attempts (their commands are not in the history; the error says what happened):');
-    for (const f of a.failedActivities) lines.push(`  ${f.at.slice(0, 19).replace('T', ' ')}  ${f.summary || f.activity} (attempt ${f.attempt}): ${f.error.split('\n')[0]}`);
+    for (const f of a.failedActivities)
+      lines.push(
+        `  ${f.at.slice(0, 19).replace('T', ' ')}  ${f.summary || f.activity} (attempt ${f.attempt}): ${f.error.split('\n')[0]}`,
+      );
   }
-  lines.push('', `${a.commands.length} command${a.commands.length === 1 ? '' : 's'} on ${new Set(a.commands.map((c) => c.node)).size} node(s)`);
+  lines.push(
+    '',
+    `${a.commands.length} command${a.commands.length === 1 ? '' : 's'} on ${new Set(a.commands.map((c) => c.node)).size} node(s)`,
+  );
   return lines.join('\n');
 }

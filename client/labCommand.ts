@@ -8,89 +8,112 @@ import { runLabDemo, summaryTable } from './labDemo';
 import { DEFAULT_STATE_DIR, labDown, labStatus, labUp } from '../lab/lab';
 
 export function labCommand(): Command {
-const program = new Command('lab').description('the local nova-upgrade lab: a two-node devstack stand-in behind HAProxy');
-program
-  .command('up')
-  .option('--state-dir <dir>', 'where the lab lives', DEFAULT_STATE_DIR)
-  .option('--subnet <a.b.c>', 'loopback subnet for the nodes and the VIP', '127.0.1')
-  .option('--api-nodes <n>', 'nodes running nova-api (the first is the controller)', '2')
-  .option('--compute-only-nodes <n>', 'extra nodes running only nova-compute', '0')
-  .option('--lb-nodes <n>', 'HAProxy instances (keepalived is not simulated)', '1')
-  .option('--nova <kind>', 'standin (the fast lab of stand-ins) or real (nova, placement and keystone from their releases, on MariaDB and RabbitMQ)', 'standin')
-  .option('--from <version>', 'release installed at first (default 30.0.0; real: 33.0.2)')
-  .option('--to <version>', 'release the inventory upgrades to (default 31.0.0; real: 34.0.0)')
-  .option('--ssh-port <port>', 'port every node sshd listens on', '2222')
-  .action(async (o: Record<string, string>) => {
-    if (o.nova !== 'standin' && o.nova !== 'real') throw new Error(`--nova must be standin or real, not "${o.nova}"`);
-    const info = await labUp({
-      nova: o.nova,
-      stateDir: o.stateDir,
-      subnet: o.subnet,
-      apiNodes: Number(o.apiNodes),
-      computeOnlyNodes: Number(o.computeOnlyNodes),
-      lbNodes: Number(o.lbNodes),
-      ...(o.from ? { fromVersion: o.from } : {}),
-      ...(o.to ? { toVersion: o.to } : {}),
-      sshPort: Number(o.sshPort),
+  const program = new Command('lab').description(
+    'the local nova-upgrade lab: a two-node devstack stand-in behind HAProxy',
+  );
+  program
+    .command('up')
+    .option('--state-dir <dir>', 'where the lab lives', DEFAULT_STATE_DIR)
+    .option('--subnet <a.b.c>', 'loopback subnet for the nodes and the VIP', '127.0.1')
+    .option('--api-nodes <n>', 'nodes running nova-api (the first is the controller)', '2')
+    .option('--compute-only-nodes <n>', 'extra nodes running only nova-compute', '0')
+    .option('--lb-nodes <n>', 'HAProxy instances (keepalived is not simulated)', '1')
+    .option(
+      '--nova <kind>',
+      'standin (the fast lab of stand-ins) or real (nova, placement and keystone from their releases, on MariaDB and RabbitMQ)',
+      'standin',
+    )
+    .option('--from <version>', 'release installed at first (default 30.0.0; real: 33.0.2)')
+    .option('--to <version>', 'release the inventory upgrades to (default 31.0.0; real: 34.0.0)')
+    .option('--ssh-port <port>', 'port every node sshd listens on', '2222')
+    .action(async (o: Record<string, string>) => {
+      if (o.nova !== 'standin' && o.nova !== 'real') throw new Error(`--nova must be standin or real, not "${o.nova}"`);
+      const info = await labUp({
+        nova: o.nova,
+        stateDir: o.stateDir,
+        subnet: o.subnet,
+        apiNodes: Number(o.apiNodes),
+        computeOnlyNodes: Number(o.computeOnlyNodes),
+        lbNodes: Number(o.lbNodes),
+        ...(o.from ? { fromVersion: o.from } : {}),
+        ...(o.to ? { toVersion: o.to } : {}),
+        sshPort: Number(o.sshPort),
+      });
+      process.stdout.write(
+        `lab up in ${info.upMs} ms\n  inventory: ${info.inventoryPath}\n  VIP:       ${info.vipUrl}\n`,
+      );
+      for (const n of info.nodes)
+        process.stdout.write(`  ${n.name.padEnd(12)} ${n.address}:${n.sshPort}  ${n.roles.join(',')}\n`);
+      process.stdout.write(
+        `  ssh: ssh -i ${info.privateKeyPath} -o UserKnownHostsFile=${info.knownHostsPath} -p ${info.options.sshPort} root@${info.nodes[0]!.address}\n`,
+      );
     });
-    process.stdout.write(`lab up in ${info.upMs} ms\n  inventory: ${info.inventoryPath}\n  VIP:       ${info.vipUrl}\n`);
-    for (const n of info.nodes) process.stdout.write(`  ${n.name.padEnd(12)} ${n.address}:${n.sshPort}  ${n.roles.join(',')}\n`);
-    process.stdout.write(`  ssh: ssh -i ${info.privateKeyPath} -o UserKnownHostsFile=${info.knownHostsPath} -p ${info.options.sshPort} root@${info.nodes[0]!.address}\n`);
-  });
-program
-  .command('down')
-  .option('--state-dir <dir>', 'where the lab lives', DEFAULT_STATE_DIR)
-  .action(async (o: { stateDir: string }) => {
-    await labDown(o.stateDir);
-    process.stdout.write('lab down\n');
-  });
-program
-  .command('status')
-  .option('--state-dir <dir>', 'where the lab lives', DEFAULT_STATE_DIR)
-  .option('--json', 'machine-readable')
-  .action((o: { stateDir: string; json?: boolean }) => {
-    const s = labStatus(o.stateDir);
-    if (o.json) return void process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
-    process.stdout.write(`lab ${s.up ? 'up' : 'not (fully) up'}: ${s.stateDir}\n`);
-    for (const n of s.nodes) {
-      process.stdout.write(`  ${n.name} ${n.address} code ${n.codeVersion} sshd ${n.sshd ?? 'down'}\n`);
-      for (const u of n.services) process.stdout.write(`    ${u.unit.padEnd(24)} ${u.activeState.padEnd(8)} ${u.pid || ''} ${u.version ?? ''}\n`);
-    }
-    for (const h of s.haproxy) process.stdout.write(`  haproxy on ${h.node} ${h.frontend} ${h.pid ?? 'down'}\n`);
-  });
+  program
+    .command('down')
+    .option('--state-dir <dir>', 'where the lab lives', DEFAULT_STATE_DIR)
+    .action(async (o: { stateDir: string }) => {
+      await labDown(o.stateDir);
+      process.stdout.write('lab down\n');
+    });
+  program
+    .command('status')
+    .option('--state-dir <dir>', 'where the lab lives', DEFAULT_STATE_DIR)
+    .option('--json', 'machine-readable')
+    .action((o: { stateDir: string; json?: boolean }) => {
+      const s = labStatus(o.stateDir);
+      if (o.json) return void process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+      process.stdout.write(`lab ${s.up ? 'up' : 'not (fully) up'}: ${s.stateDir}\n`);
+      for (const n of s.nodes) {
+        process.stdout.write(`  ${n.name} ${n.address} code ${n.codeVersion} sshd ${n.sshd ?? 'down'}\n`);
+        for (const u of n.services)
+          process.stdout.write(
+            `    ${u.unit.padEnd(24)} ${u.activeState.padEnd(8)} ${u.pid || ''} ${u.version ?? ''}\n`,
+          );
+      }
+      for (const h of s.haproxy) process.stdout.write(`  haproxy on ${h.node} ${h.frontend} ${h.pid ?? 'down'}\n`);
+    });
 
-program
-  .command('demo')
-  .description('bring up Temporal, a fresh lab and a worker, run the whole upgrade with every gate auto-approved, report what API clients saw')
-  .option('--state-dir <dir>', 'where Temporal, the lab and the worker keep their state', defaultStateDir())
-  .option('--mode <mode>', 'monotonic (the default: switch all traffic to new code at once) or rolling (the seed\'s order)', 'monotonic')
-  .option('--json', 'print the summary as JSON')
-  .action(async (o: { stateDir: string; mode: string; json?: boolean }) => {
-    if (o.mode !== 'rolling' && o.mode !== 'monotonic') throw new Error(`--mode must be rolling or monotonic, not "${o.mode}"`);
-    const log = o.json ? (l: string) => process.stderr.write(`${l}\n`) : (l: string) => process.stdout.write(`${l}\n`);
-    const s = await runLabDemo({ stateDir: o.stateDir, mode: o.mode, out: log });
-    if (o.json) {
-      process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
-    } else {
-      log('');
-      log('Summary');
-      log(summaryTable(s));
-      log('');
-      log(`Web UI: ${s.uiUrl}`);
-      log('Temporal, the lab and the worker are still running for you to inspect. Stop them all with:');
-      log(`  ./bin/nova-upgrade lab stop-all --state-dir ${o.stateDir}`);
-    }
-    if (s.status !== 'completed' || s.failedRequests > 0) process.exitCode = 1;
-  });
-program
-  .command('stop-all')
-  .description('stop the lab, the worker and the Temporal dev server that "lab demo" started')
-  .option('--state-dir <dir>', 'as given to lab demo', defaultStateDir())
-  .action(async (o: { stateDir: string }) => {
-    await stopWorkerProcess(o.stateDir);
-    await labDown(join(o.stateDir, 'lab'));
-    await stopDevServer(join(o.stateDir, 'temporal'));
-    process.stdout.write('worker, lab and Temporal dev server stopped\n');
-  });
-return program;
+  program
+    .command('demo')
+    .description(
+      'bring up Temporal, a fresh lab and a worker, run the whole upgrade with every gate auto-approved, report what API clients saw',
+    )
+    .option('--state-dir <dir>', 'where Temporal, the lab and the worker keep their state', defaultStateDir())
+    .option(
+      '--mode <mode>',
+      "monotonic (the default: switch all traffic to new code at once) or rolling (the seed's order)",
+      'monotonic',
+    )
+    .option('--json', 'print the summary as JSON')
+    .action(async (o: { stateDir: string; mode: string; json?: boolean }) => {
+      if (o.mode !== 'rolling' && o.mode !== 'monotonic')
+        throw new Error(`--mode must be rolling or monotonic, not "${o.mode}"`);
+      const log = o.json
+        ? (l: string) => process.stderr.write(`${l}\n`)
+        : (l: string) => process.stdout.write(`${l}\n`);
+      const s = await runLabDemo({ stateDir: o.stateDir, mode: o.mode, out: log });
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+      } else {
+        log('');
+        log('Summary');
+        log(summaryTable(s));
+        log('');
+        log(`Web UI: ${s.uiUrl}`);
+        log('Temporal, the lab and the worker are still running for you to inspect. Stop them all with:');
+        log(`  ./bin/nova-upgrade lab stop-all --state-dir ${o.stateDir}`);
+      }
+      if (s.status !== 'completed' || s.failedRequests > 0) process.exitCode = 1;
+    });
+  program
+    .command('stop-all')
+    .description('stop the lab, the worker and the Temporal dev server that "lab demo" started')
+    .option('--state-dir <dir>', 'as given to lab demo', defaultStateDir())
+    .action(async (o: { stateDir: string }) => {
+      await stopWorkerProcess(o.stateDir);
+      await labDown(join(o.stateDir, 'lab'));
+      await stopDevServer(join(o.stateDir, 'temporal'));
+      process.stdout.write('worker, lab and Temporal dev server stopped\n');
+    });
+  return program;
 }

@@ -55,10 +55,18 @@ async function haproxyCounters(lab: LabInfo, backend: string) {
   const pool = new SshPool();
   try {
     const acts = createHaproxyActivities({ runner: pool });
-    const r = await acts.readBackendCounters({ lbs: lab.lbs.map((l) => ({ node: l.node, socket: { via: 'unix' as const, path: l.socket } })), backend });
+    const r = await acts.readBackendCounters({
+      lbs: lab.lbs.map((l) => ({ node: l.node, socket: { via: 'unix' as const, path: l.socket } })),
+      backend,
+    });
     const all = Object.values(r.counters).flatMap((servers) => Object.values(servers));
     const sum = (k: 'wretr' | 'wredis' | 'econ' | 'eresp') => all.reduce((n, c) => n + c[k], 0);
-    return { retries: sum('wretr'), redispatches: sum('wredis'), connectionErrors: sum('econ'), responseErrors: sum('eresp') };
+    return {
+      retries: sum('wretr'),
+      redispatches: sum('wredis'),
+      connectionErrors: sum('econ'),
+      responseErrors: sum('eresp'),
+    };
   } finally {
     await pool.close();
   }
@@ -67,7 +75,11 @@ async function haproxyCounters(lab: LabInfo, backend: string) {
 export async function runLabDemo(opts: DemoOptions): Promise<DemoSummary> {
   const say = opts.out;
   const started = Date.now();
-  const server = await startDevServer({ stateDir: join(opts.stateDir, 'temporal'), port: opts.port ?? 7233, uiPort: opts.uiPort ?? 8233 });
+  const server = await startDevServer({
+    stateDir: join(opts.stateDir, 'temporal'),
+    port: opts.port ?? 7233,
+    uiPort: opts.uiPort ?? 8233,
+  });
   say(`Temporal ${server.alreadyRunning ? 'already running' : 'started'} at ${server.address}; Web UI ${server.uiUrl}`);
 
   const labDir = join(opts.stateDir, 'lab');
@@ -84,21 +96,44 @@ export async function runLabDemo(opts: DemoOptions): Promise<DemoSummary> {
   inv.haproxy.switchover = opts.mode;
   const conn = resolveConnection({ address: server.address, namespace: server.namespace });
   const client = await connectClient(conn);
-  const probe = new VipProbe({ url: lab.vipUrl, paths: ['/', '/v2.1/', '/v2.1/flavors'], ratePerSecond: opts.probeRate ?? 40, clients: 4, requestTimeoutMs: 10_000, maxDurationMs: 30 * 60_000 });
+  const probe = new VipProbe({
+    url: lab.vipUrl,
+    paths: ['/', '/v2.1/', '/v2.1/flavors'],
+    ratePerSecond: opts.probeRate ?? 40,
+    clients: 4,
+    requestTimeoutMs: 10_000,
+    maxDurationMs: 30 * 60_000,
+  });
   probe.start();
   const handle = await startUpgrade(client, conn.taskQueue, inv, { autoApprove: [...PHASES] });
-  say(`started ${handle.workflowId} (${opts.mode} switch-over); every gate is approved automatically (--auto-approve all)`);
+  say(
+    `started ${handle.workflowId} (${opts.mode} switch-over); every gate is approved automatically (--auto-approve all)`,
+  );
   say(`follow it in the Web UI: ${server.uiUrl}/namespaces/${server.namespace}/workflows/${handle.workflowId}`);
-  await watchUpgrade(client, handle.workflowId, { tty: false, untilEnd: true, render: progressTable, changes: changedLines, out: (l) => say(`  ${l}`) });
+  await watchUpgrade(client, handle.workflowId, {
+    tty: false,
+    untilEnd: true,
+    render: progressTable,
+    changes: changedLines,
+    out: (l) => say(`  ${l}`),
+  });
   const result = (await handle.result()) as UpgradeResult;
   const snap = await probe.stop();
   const counters = await haproxyCounters(lab, inv.haproxy.backend);
   const status = labStatus(labDir);
   const apiRestarts = Object.fromEntries(
-    lab.nodes.filter((n) => n.apiUrl).map((n) => [n.name, labEvents(labDir, n.name).filter((e) => e.unit === 'devstack@n-api' && e.verb === 'start').length - 1]),
+    lab.nodes
+      .filter((n) => n.apiUrl)
+      .map((n) => [
+        n.name,
+        labEvents(labDir, n.name).filter((e) => e.unit === 'devstack@n-api' && e.verb === 'start').length - 1,
+      ]),
   );
   const computeRpcPinned = Object.fromEntries(
-    inv.nodes.map((n) => [n.name, n.configFiles.every((f) => getIniOption(readFileSync(f, 'utf8'), 'upgrade_levels', 'compute') === 'auto')]),
+    inv.nodes.map((n) => [
+      n.name,
+      n.configFiles.every((f) => getIniOption(readFileSync(f, 'utf8'), 'upgrade_levels', 'compute') === 'auto'),
+    ]),
   );
   const migrations = result.steps.find((s) => s.id === 'online-migrations');
   await client.connection.close();
@@ -130,14 +165,27 @@ export function summaryTable(s: DemoSummary): string {
   const rows: [string, string][] = [
     ['upgrade', `${s.workflowId}: ${s.status} in ${s.durationSeconds} s (${s.mode} switch-over)`],
     ['requests through the VIP', `${s.requests} (harness probe), ${s.workflowProbe?.requests ?? '-'} (workflow probe)`],
-    ['failed requests', `${s.failedRequests}${s.failedRequests ? ` ${JSON.stringify(s.failuresByKind)}` : ''} (workflow probe: ${s.workflowProbe?.failedRequests ?? '-'})`],
+    [
+      'failed requests',
+      `${s.failedRequests}${s.failedRequests ? ` ${JSON.stringify(s.failuresByKind)}` : ''} (workflow probe: ${s.workflowProbe?.failedRequests ?? '-'})`,
+    ],
     ['latency p50/p95/p99/max', `${s.latencyMs.p50}/${s.latencyMs.p95}/${s.latencyMs.p99}/${s.latencyMs.max} ms`],
     ['clients that saw the API version go down', String(s.versionDecreases)],
     ['HAProxy retries / redispatches', `${s.haproxyRetries} / ${s.haproxyRedispatches}`],
     ['HAProxy connection / response errors', `${s.haproxyConnectionErrors} / ${s.haproxyResponseErrors}`],
     ['nova on each node', s.nodes.map((n) => `${n.name} ${n.version}`).join(', ')],
-    ['nova-api restarts', Object.entries(s.apiRestarts).map(([n, c]) => `${n} ${c}`).join(', ')],
-    ['[upgrade_levels] compute = auto', Object.entries(s.computeRpcPinned).map(([n, p]) => `${n} ${p ? 'yes' : 'NO'}`).join(', ')],
+    [
+      'nova-api restarts',
+      Object.entries(s.apiRestarts)
+        .map(([n, c]) => `${n} ${c}`)
+        .join(', '),
+    ],
+    [
+      '[upgrade_levels] compute = auto',
+      Object.entries(s.computeRpcPinned)
+        .map(([n, p]) => `${n} ${p ? 'yes' : 'NO'}`)
+        .join(', '),
+    ],
     ['online data migrations', s.onlineMigrations],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));

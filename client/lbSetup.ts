@@ -9,7 +9,13 @@ import { createLbSetupActivities } from '../activities/lb/activities';
 import { lbNodeJobs, type LbNodeJob } from '../common/lbJobs';
 import { LoadBalancerSetupError } from '../common/lbRender';
 import { SshPool } from '../activities/ssh/pool';
-import { lbSetupProgressQuery, lbSetupWorkflowId, setupLoadBalancers, type LbSetupInput, type LbSetupResult } from '../workflows/setupLoadBalancers';
+import {
+  lbSetupProgressQuery,
+  lbSetupWorkflowId,
+  setupLoadBalancers,
+  type LbSetupInput,
+  type LbSetupResult,
+} from '../workflows/setupLoadBalancers';
 import { connectClient, resolveConnection, type ConnectionFlags } from './connection';
 import { CliError, operatorName } from './upgrades';
 
@@ -21,7 +27,8 @@ function jobsOf(inv: Inventory): LbNodeJob[] {
   try {
     return lbNodeJobs(inv);
   } catch (err) {
-    if (err instanceof LoadBalancerSetupError) throw new CliError(`${err.message}. Nothing was started and no host was contacted.`, 2);
+    if (err instanceof LoadBalancerSetupError)
+      throw new CliError(`${err.message}. Nothing was started and no host was contacted.`, 2);
     throw err;
   }
 }
@@ -34,17 +41,24 @@ export async function dryRun(inv: Inventory, print: Print = out): Promise<void> 
   try {
     for (const job of jobs) {
       const member = inv.loadBalancer!.members.find((m) => m.node === job.node)!;
-      print(`\n== ${job.node} (keepalived priority ${member.priority}, ${job.target.username}@${job.target.host}:${job.target.port})`);
+      print(
+        `\n== ${job.node} (keepalived priority ${member.priority}, ${job.target.username}@${job.target.host}:${job.target.port})`,
+      );
       try {
         const d = await acts.diffLoadBalancerNode(job);
         for (const f of d.files) {
-          if (f.state === 'same') print(`${f.path}: as rendered${f.reloadPending ? ` (but ${f.kind} has not loaded it yet)` : ''}`);
+          if (f.state === 'same')
+            print(`${f.path}: as rendered${f.reloadPending ? ` (but ${f.kind} has not loaded it yet)` : ''}`);
           else print(f.diff.trimEnd());
         }
-        print(`net.ipv4.ip_nonlocal_bind is ${d.nonlocalBind} now${d.nonlocalBind === '1' ? '' : '; the run sets it to 1'}`);
+        print(
+          `net.ipv4.ip_nonlocal_bind is ${d.nonlocalBind} now${d.nonlocalBind === '1' ? '' : '; the run sets it to 1'}`,
+        );
         print(d.changes ? `would change: ${d.summary.replace(`${job.node}: `, '')}` : 'nothing to change on this node');
       } catch (err) {
-        print(`could not read ${job.node} over SSH (${err instanceof Error ? err.message : String(err)}); the rendered files, not compared:`);
+        print(
+          `could not read ${job.node} over SSH (${err instanceof Error ? err.message : String(err)}); the rendered files, not compared:`,
+        );
         for (const f of job.files) print(`--- ${f.path} (rendered)\n${f.content}`);
       }
       print(`would check with:  ${job.commands.checkConfig}`);
@@ -66,7 +80,10 @@ async function follow(client: Client, workflowId: string, print: Print): Promise
     try {
       const p = await handle.query(lbSetupProgressQuery);
       for (const s of p.steps) {
-        const line = s.status === 'held' ? `HELD    ${s.title}: ${s.error}\n        ${p.pendingDecision?.commands.join('\n        ') ?? ''}` : `${s.status.padEnd(7)} ${s.title}${s.summary ? ` — ${s.summary}` : ''}`;
+        const line =
+          s.status === 'held'
+            ? `HELD    ${s.title}: ${s.error}\n        ${p.pendingDecision?.commands.join('\n        ') ?? ''}`
+            : `${s.status.padEnd(7)} ${s.title}${s.summary ? ` — ${s.summary}` : ''}`;
         if (s.status !== 'pending' && seen.get(s.id) !== line) {
           seen.set(s.id, line);
           print(line);
@@ -80,19 +97,32 @@ async function follow(client: Client, workflowId: string, print: Print): Promise
   return result;
 }
 
-export async function runSetup(inv: Inventory, flags: ConnectionFlags & { workflowId?: string }, print: Print = out): Promise<LbSetupResult> {
+export async function runSetup(
+  inv: Inventory,
+  flags: ConnectionFlags & { workflowId?: string },
+  print: Print = out,
+): Promise<LbSetupResult> {
   jobsOf(inv);
   const conn = resolveConnection(flags);
   const client = await connectClient(conn);
   const workflowId = flags.workflowId ?? lbSetupWorkflowId(inv.cloud);
   const input: LbSetupInput = { inventory: inv, startedBy: operatorName() };
   try {
-    await client.workflow.start(setupLoadBalancers, { taskQueue: conn.taskQueue, workflowId, args: [input], workflowIdReusePolicy: 'ALLOW_DUPLICATE', workflowIdConflictPolicy: 'FAIL' });
+    await client.workflow.start(setupLoadBalancers, {
+      taskQueue: conn.taskQueue,
+      workflowId,
+      args: [input],
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      workflowIdConflictPolicy: 'FAIL',
+    });
   } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) throw new CliError(`an LB setup of ${inv.cloud} is already running as ${workflowId}`);
+    if (err instanceof WorkflowExecutionAlreadyStartedError)
+      throw new CliError(`an LB setup of ${inv.cloud} is already running as ${workflowId}`);
     throw err;
   }
-  print(`started ${workflowId}: HAProxy + keepalived on ${inv.loadBalancer!.members.map((m) => m.node).join(', ')}, one node at a time`);
+  print(
+    `started ${workflowId}: HAProxy + keepalived on ${inv.loadBalancer!.members.map((m) => m.node).join(', ')}, one node at a time`,
+  );
   const r = await follow(client, workflowId, print);
   print(r.summary);
   return r;
@@ -101,7 +131,9 @@ export async function runSetup(inv: Inventory, flags: ConnectionFlags & { workfl
 export function lbSetupCommand(withConnection: (cmd: Command) => Command = (cmd) => cmd): Command {
   const lb = new Command('lb').description('the HAProxy + keepalived pair in front of nova-api');
   withConnection(lb.command('setup'))
-    .description("render haproxy.cfg and keepalived.conf from the inventory and install them on every LB node, as the seed's environment section does")
+    .description(
+      "render haproxy.cfg and keepalived.conf from the inventory and install them on every LB node, as the seed's environment section does",
+    )
     .requiredOption('-i, --inventory <file>', 'inventory YAML (with a loadBalancer section)')
     .option('--dry-run', 'read each LB node over SSH, print the diffs and change nothing')
     .option('--workflow-id <id>', 'override the id derived from the cloud name')

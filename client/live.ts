@@ -14,7 +14,12 @@ export interface LiveActivity {
   lastFailure?: string;
 }
 
-async function pendingOf(client: Client, workflowId: string, runId: string | undefined, depth: number): Promise<LiveActivity[]> {
+async function pendingOf(
+  client: Client,
+  workflowId: string,
+  runId: string | undefined,
+  depth: number,
+): Promise<LiveActivity[]> {
   const desc = await client.workflow.getHandle(workflowId, runId).describe();
   const out: LiveActivity[] = [];
   for (const a of desc.raw.pendingActivities ?? []) {
@@ -30,7 +35,8 @@ async function pendingOf(client: Client, workflowId: string, runId: string | und
   // Compute batches run in child workflows: their activities are pending there, not here.
   if (depth < 1) {
     for (const c of desc.raw.pendingChildren ?? []) {
-      if (c.workflowId) out.push(...(await pendingOf(client, c.workflowId, c.runId ?? undefined, depth + 1).catch(() => [])));
+      if (c.workflowId)
+        out.push(...(await pendingOf(client, c.workflowId, c.runId ?? undefined, depth + 1).catch(() => [])));
     }
   }
   return out;

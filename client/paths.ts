@@ -12,7 +12,8 @@ export function repoRoot(): string {
     const pkg = join(dir, 'package.json');
     if (existsSync(pkg)) {
       try {
-        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'nova-upgrade') return (cachedRoot = dir);
+        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'nova-upgrade')
+          return (cachedRoot = dir);
       } catch {
         // An unreadable package.json higher up is not ours; keep walking.
       }

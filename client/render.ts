@@ -18,7 +18,11 @@ function pad(s: string, n: number): string {
 function stepNote(s: StepState): string {
   if (s.status === 'held' || s.status === 'failed') return s.error ?? '';
   if (s.status === 'skipped') return `skipped: ${s.skipReason ?? ''}`;
-  const parts = [s.alreadyDone ? 'already done' : '', s.summary ?? '', s.operatorRetries ? `${s.operatorRetries} operator retr${s.operatorRetries === 1 ? 'y' : 'ies'}` : ''];
+  const parts = [
+    s.alreadyDone ? 'already done' : '',
+    s.summary ?? '',
+    s.operatorRetries ? `${s.operatorRetries} operator retr${s.operatorRetries === 1 ? 'y' : 'ies'}` : '',
+  ];
   return parts.filter(Boolean).join(' — ');
 }
 
@@ -38,9 +42,18 @@ export function nextAction(p: Progress): string[] {
     for (const w of p.pendingApproval.warnings) out.push(`  warning: ${w}`);
   }
   if (p.pendingDecision) {
-    out.push(`Held at ${p.pendingDecision.stepId}: ${p.pendingDecision.error}`, 'Choose one:', ...p.pendingDecision.commands.map((c) => `  ${c}`));
+    out.push(
+      `Held at ${p.pendingDecision.stepId}: ${p.pendingDecision.error}`,
+      'Choose one:',
+      ...p.pendingDecision.commands.map((c) => `  ${c}`),
+    );
   }
-  if (p.drain) out.push(`Draining ${p.drain.server}: ${Object.entries(p.drain.sessions).map(([lb, n]) => `${lb} ${n} sessions`).join(', ')}`);
+  if (p.drain)
+    out.push(
+      `Draining ${p.drain.server}: ${Object.entries(p.drain.sessions)
+        .map(([lb, n]) => `${lb} ${n} sessions`)
+        .join(', ')}`,
+    );
   return out;
 }
 
@@ -52,7 +65,9 @@ export function progressTable(p: Progress, opts: { onlyPhase?: boolean } = {}): 
     if (s.phase !== phase) {
       phase = s.phase;
       const approval = p.approvals.find((a) => a.phase === phase);
-      lines.push(`${phase}${approval ? `  (approved by ${approval.approver}${approval.auto ? ', automatically' : ''}${approval.comment ? `: ${approval.comment}` : ''})` : ''}`);
+      lines.push(
+        `${phase}${approval ? `  (approved by ${approval.approver}${approval.auto ? ', automatically' : ''}${approval.comment ? `: ${approval.comment}` : ''})` : ''}`,
+      );
     }
     lines.push(`  ${MARK[s.status]} ${pad(s.title, 58)} ${pad(s.status, 10)} ${stepNote(s)}`.trimEnd());
   }
@@ -69,7 +84,8 @@ export function changedLines(prev: Progress | undefined, cur: Progress): string[
   if (prev?.status !== cur.status || prev?.phase !== cur.phase) out.push(`[${cur.status}] phase ${cur.phase ?? '-'}`);
   for (const s of cur.steps) {
     const b = before.get(s.id);
-    if (b?.status !== s.status && !(b === undefined && s.status === 'pending')) out.push(`${MARK[s.status]} ${s.title}: ${s.status}${stepNote(s) ? ` — ${stepNote(s)}` : ''}`);
+    if (b?.status !== s.status && !(b === undefined && s.status === 'pending'))
+      out.push(`${MARK[s.status]} ${s.title}: ${s.status}${stepNote(s) ? ` — ${stepNote(s)}` : ''}`);
   }
   if (cur.pendingApproval && !prev?.pendingApproval) out.push(...nextAction(cur));
   if (cur.pendingDecision && !prev?.pendingDecision) out.push(...nextAction(cur));
@@ -91,7 +107,10 @@ export function computeLine(p: Progress): string | undefined {
   const c = p.compute;
   if (!c.batchesTotal) return undefined;
   const running = p.currentStep?.startsWith('compute-batch:') ? p.steps.find((s) => s.id === p.currentStep) : undefined;
-  const now = running && (running.status === 'running' || running.status === 'held') ? `; batch ${running.id.split(':')[1]}/${c.batchesTotal} ${running.status}` : '';
+  const now =
+    running && (running.status === 'running' || running.status === 'held')
+      ? `; batch ${running.id.split(':')[1]}/${c.batchesTotal} ${running.status}`
+      : '';
   return `computes: ${c.nodesDone}/${c.nodesTotal} nodes, ${c.batchesDone}/${c.batchesTotal} batches done${now}`;
 }
 
@@ -100,10 +119,20 @@ function ms(n: number): string {
 }
 
 type Shape<T> = (d: unknown) => d is T;
-const has = <K extends string>(d: unknown, ...keys: K[]): d is Record<K, unknown> => typeof d === 'object' && d !== null && keys.every((k) => k in d);
+const has = <K extends string>(d: unknown, ...keys: K[]): d is Record<K, unknown> =>
+  typeof d === 'object' && d !== null && keys.every((k) => k in d);
 
-interface Sessions { counts: { lb: string; scur: number; qcur: number }[]; zeroForMs: number }
-interface Probe { requests: number; failedRequests: number; versionDecreases: number; latencyMs?: { p99: number }; failuresByKind?: Record<string, number> }
+interface Sessions {
+  counts: { lb: string; scur: number; qcur: number }[];
+  zeroForMs: number;
+}
+interface Probe {
+  requests: number;
+  failedRequests: number;
+  versionDecreases: number;
+  latencyMs?: { p99: number };
+  failuresByKind?: Record<string, number>;
+}
 const isSessions: Shape<Sessions> = (d): d is Sessions => has(d, 'counts', 'zeroForMs') && Array.isArray(d.counts);
 const isProbe: Shape<Probe> = (d): d is Probe => has(d, 'requests', 'failedRequests', 'versionDecreases');
 
@@ -118,7 +147,8 @@ export function liveLines(live: LiveActivity[]): LiveLine[] {
   const out: LiveLine[] = [];
   for (const a of live) {
     const d = a.details;
-    const retry = a.attempt > 1 ? ` (attempt ${a.attempt}${a.lastFailure ? `, last: ${a.lastFailure.split('\n')[0]}` : ''})` : '';
+    const retry =
+      a.attempt > 1 ? ` (attempt ${a.attempt}${a.lastFailure ? `, last: ${a.lastFailure.split('\n')[0]}` : ''})` : '';
     let text: string;
     let key: string;
     if (isSessions(d)) {
@@ -126,7 +156,9 @@ export function liveLines(live: LiveActivity[]): LiveLine[] {
       text = `sessions on the drained server: ${counts}${d.zeroForMs ? `; none for ${ms(d.zeroForMs)}` : ''}`;
       key = `sessions ${counts}`;
     } else if (isProbe(d)) {
-      const kinds = Object.entries(d.failuresByKind ?? {}).map(([k, n]) => `${k} ${n}`).join(', ');
+      const kinds = Object.entries(d.failuresByKind ?? {})
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ');
       text = `probe through the VIP: ${d.requests} requests, ${d.failedRequests} failed${kinds ? ` (${kinds})` : ''}, ${d.versionDecreases} version decreases${d.latencyMs ? `, p99 ${d.latencyMs.p99} ms` : ''}`;
       // The request count moves every second; only failures and version decreases are news.
       key = `probe ${d.failedRequests} ${d.versionDecreases}`;
@@ -134,7 +166,9 @@ export function liveLines(live: LiveActivity[]): LiveLine[] {
       text = `tempest: ${d.passedSoFar} tests passed so far`;
       key = `tempest ${Math.floor(d.passedSoFar / 10)}`;
     } else if (has(d, 'statuses') && typeof d.statuses === 'object' && d.statuses) {
-      text = `waiting for UP: ${Object.entries(d.statuses as Record<string, string>).map(([lb, st]) => `${lb} ${st}`).join(', ')}`;
+      text = `waiting for UP: ${Object.entries(d.statuses as Record<string, string>)
+        .map(([lb, st]) => `${lb} ${st}`)
+        .join(', ')}`;
       key = text;
     } else if (has(d, 'waiting') && Array.isArray(d.waiting)) {
       text = `waiting for computes: ${d.waiting.join('; ')}`;

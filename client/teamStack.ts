@@ -8,7 +8,21 @@
 // 16.10; the server's postgres12 plugin supports both), and its password (generated, in a file).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, chownSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chownSync,
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { alive, ensureSearchAttributes, frontendAnswers, logTail, portFree, temporalCliPath } from './devServer';
 import { repoRoot } from './paths';
@@ -145,13 +159,24 @@ export async function teamStackBinaries(): Promise<StackBinaries> {
   // stderr passes through: a cold build takes minutes and should not look like a hang.
   const { code, stdout } = await run('bash', [script], { stdio: 'inherit-stderr' });
   if (code !== 0) throw new TeamStackError(`${script} failed (exit ${code}); its messages are above`);
-  const got = new Map(stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const));
+  const got = new Map(
+    stdout
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
+  );
   const pick = (k: string) => {
     const p = got.get(k);
-    if (!p || !existsSync(p)) throw new TeamStackError(`${script} did not print an existing ${k} path (got "${stdout.trim()}")`);
+    if (!p || !existsSync(p))
+      throw new TeamStackError(`${script} did not print an existing ${k} path (got "${stdout.trim()}")`);
     return p;
   };
-  return (binaries = { temporalServer: pick('temporal-server'), sqlTool: pick('temporal-sql-tool'), uiServer: pick('ui-server'), uiConfig: pick('ui-config') });
+  return (binaries = {
+    temporalServer: pick('temporal-server'),
+    sqlTool: pick('temporal-sql-tool'),
+    uiServer: pick('ui-server'),
+    uiConfig: pick('ui-config'),
+  });
 }
 
 interface PgTools {
@@ -164,7 +189,9 @@ function pgTools(): PgTools {
   const fromEnv = process.env.NOVA_UPGRADE_PG_BINDIR;
   const candidates: string[] = fromEnv ? [fromEnv] : [];
   if (!fromEnv && existsSync('/usr/lib/postgresql')) {
-    const majors = readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+    const majors = readdirSync('/usr/lib/postgresql')
+      .filter((v) => /^\d+$/.test(v))
+      .sort((a, b) => Number(b) - Number(a));
     candidates.push(...majors.map((v) => join('/usr/lib/postgresql', v, 'bin')));
   }
   if (!fromEnv) candidates.push(...(process.env.PATH ?? '').split(':').filter(Boolean));
@@ -196,7 +223,11 @@ interface RunOptions {
  * A command to completion, in its own session so that a Ctrl-C of the CLI reaches neither it nor
  * a daemon it leaves behind (pg_ctl's postmaster).
  */
-function run(cmd: string, args: string[], o: RunOptions = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  o: RunOptions = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done, fail) => {
     const child = spawn(cmd, args, {
       detached: true,
@@ -275,21 +306,40 @@ function resolveOptions(o: TeamStackOptions): StackRecord & { readyTimeoutMs: nu
   const ip = o.ip ?? TEAM_STACK_DEFAULTS.ip;
   const m = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
   if (!m || m.slice(1).some((x) => Number(x) > 255)) {
-    throw new TeamStackError(`--ip must be an IPv4 loopback address (127.x.y.z), not "${ip}": the native stack serves this machine only`);
+    throw new TeamStackError(
+      `--ip must be an IPv4 loopback address (127.x.y.z), not "${ip}": the native stack serves this machine only`,
+    );
   }
   const port = o.port ?? TEAM_STACK_DEFAULTS.port;
   const uiPort = o.uiPort ?? TEAM_STACK_DEFAULTS.uiPort;
   const pgPort = o.pgPort ?? TEAM_STACK_DEFAULTS.pgPort;
-  for (const [flag, v] of [['--port', port], ['--ui-port', uiPort], ['--pg-port', pgPort]] as const) {
-    if (!Number.isInteger(v) || v < 1 || v > 65535) throw new TeamStackError(`${flag} must be a port number from 1 to 65535, not "${v}"`);
+  for (const [flag, v] of [
+    ['--port', port],
+    ['--ui-port', uiPort],
+    ['--pg-port', pgPort],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 1 || v > 65535)
+      throw new TeamStackError(`${flag} must be a port number from 1 to 65535, not "${v}"`);
   }
   const laidOut = Object.values(stackPorts(port));
   if (laidOut.some((p) => p < 1024 || p > 65535)) {
-    throw new TeamStackError(`--port ${port} lays the server's other ports out beyond 1024–65535 (membership ports sit 300 below, HTTP 10 above); pick one from 1324 to 65525`);
+    throw new TeamStackError(
+      `--port ${port} lays the server's other ports out beyond 1024–65535 (membership ports sit 300 below, HTTP 10 above); pick one from 1324 to 65525`,
+    );
   }
   const clash = [uiPort, pgPort].find((p) => laidOut.includes(p)) ?? (uiPort === pgPort ? uiPort : undefined);
-  if (clash !== undefined) throw new TeamStackError(`port ${clash} is used twice: --port ${port} lays out ${laidOut.join(', ')}, --ui-port is ${uiPort}, --pg-port is ${pgPort}`);
-  return { ip, port, uiPort, pgPort, namespace: o.namespace ?? TEAM_STACK_DEFAULTS.namespace, readyTimeoutMs: o.readyTimeoutMs ?? 90_000 };
+  if (clash !== undefined)
+    throw new TeamStackError(
+      `port ${clash} is used twice: --port ${port} lays out ${laidOut.join(', ')}, --ui-port is ${uiPort}, --pg-port is ${pgPort}`,
+    );
+  return {
+    ip,
+    port,
+    uiPort,
+    pgPort,
+    namespace: o.namespace ?? TEAM_STACK_DEFAULTS.namespace,
+    readyTimeoutMs: o.readyTimeoutMs ?? 90_000,
+  };
 }
 
 function readRecord(stateDir: string): StackRecord | undefined {
@@ -300,7 +350,13 @@ function readRecord(stateDir: string): StackRecord | undefined {
   }
 }
 
-async function ensurePortsFree(dir: string, ip: string, what: string, ports: Record<string, number>, flag: string): Promise<void> {
+async function ensurePortsFree(
+  dir: string,
+  ip: string,
+  what: string,
+  ports: Record<string, number>,
+  flag: string,
+): Promise<void> {
   for (const [name, p] of Object.entries(ports)) {
     if (await portFree(ip, p)) continue;
     const temporal = name === 'frontend' && (await frontendAnswers(`${ip}:${p}`, 'temporal-system', 2_000));
@@ -323,8 +379,13 @@ interface PgUser {
 /** PostgreSQL refuses to run as root; as root we run it as the postgres user the package made. */
 function pgUser(): PgUser | undefined {
   if (process.getuid?.() !== 0) return undefined;
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
-  if (!line) throw new TeamStackError('PostgreSQL refuses to run as root and there is no postgres user to run it as; install postgresql-15 (scripts/install.sh does)');
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('postgres:'));
+  if (!line)
+    throw new TeamStackError(
+      'PostgreSQL refuses to run as root and there is no postgres user to run it as; install postgresql-15 (scripts/install.sh does)',
+    );
   const [, , uid, gid] = line.split(':');
   return { uid: Number(uid), gid: Number(gid) };
 }
@@ -367,7 +428,10 @@ function postgresPid(stateDir: string): number | undefined {
 }
 
 async function pgAnswers(rec: StackRecord, tools: PgTools): Promise<boolean> {
-  const r = await run(join(tools.bin, 'pg_isready'), ['-q', '-h', rec.ip, '-p', String(rec.pgPort), '-t', '2'], { env: baseEnv({}), timeoutMs: 5_000 });
+  const r = await run(join(tools.bin, 'pg_isready'), ['-q', '-h', rec.ip, '-p', String(rec.pgPort), '-t', '2'], {
+    env: baseEnv({}),
+    timeoutMs: 5_000,
+  });
   return r.code === 0;
 }
 
@@ -387,15 +451,22 @@ async function initPostgres(stateDir: string, tools: PgTools, u: PgUser | undefi
       ['-D', scratch, '-U', DB_USER, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C'],
       { env: baseEnv({}), ...asPg(u, f.pgDir), timeoutMs: 120_000 },
     );
-    if (r.code !== 0) throw new TeamStackError(`initdb of ${scratch} failed (exit ${r.code}):\n${tail(r.stderr || r.stdout)}`);
+    if (r.code !== 0)
+      throw new TeamStackError(`initdb of ${scratch} failed (exit ${r.code}):\n${tail(r.stderr || r.stdout)}`);
   } finally {
     rmSync(pwfile, { force: true });
   }
   // TCP on loopback, with the password, is the only way in. A connection to 127.0.x.y may come
   // from 127.0.0.1 (the loopback route's source), so the rule covers the loopback net.
   const hba = join(scratch, 'pg_hba.conf');
-  writeFileSync(hba, '# Written by nova-upgrade: TCP on loopback with a password (SCRAM), nothing else.\nhost all all 127.0.0.0/8 scram-sha-256\n');
-  appendFileSync(join(scratch, 'postgresql.conf'), "\n# nova-upgrade writes the address and port at every start.\ninclude_if_exists = 'nova-upgrade.conf'\n");
+  writeFileSync(
+    hba,
+    '# Written by nova-upgrade: TCP on loopback with a password (SCRAM), nothing else.\nhost all all 127.0.0.0/8 scram-sha-256\n',
+  );
+  appendFileSync(
+    join(scratch, 'postgresql.conf'),
+    "\n# nova-upgrade writes the address and port at every start.\ninclude_if_exists = 'nova-upgrade.conf'\n",
+  );
   chownTo(u, hba);
   renameSync(scratch, f.pgData);
 }
@@ -421,12 +492,19 @@ async function startPostgres(stateDir: string, rec: StackRecord, timeoutMs: numb
     ].join('\n'),
   );
   chownTo(u, conf);
-  const r = await run(join(tools.bin, 'pg_ctl'), ['start', '-D', f.pgData, '-l', f.pgLog, '-w', '-t', String(Math.ceil(timeoutMs / 1000)), '-s'], {
-    env: baseEnv({ NOVA_UPGRADE_STACK_DIR: f.dir }),
-    ...asPg(u, f.pgDir),
-    timeoutMs: timeoutMs + 10_000,
-  });
-  if (r.code !== 0) throw new TeamStackError(`PostgreSQL did not start on ${rec.ip}:${rec.pgPort} (pg_ctl exit ${r.code}); last log lines:\n${logTail(f.pgLog)}`);
+  const r = await run(
+    join(tools.bin, 'pg_ctl'),
+    ['start', '-D', f.pgData, '-l', f.pgLog, '-w', '-t', String(Math.ceil(timeoutMs / 1000)), '-s'],
+    {
+      env: baseEnv({ NOVA_UPGRADE_STACK_DIR: f.dir }),
+      ...asPg(u, f.pgDir),
+      timeoutMs: timeoutMs + 10_000,
+    },
+  );
+  if (r.code !== 0)
+    throw new TeamStackError(
+      `PostgreSQL did not start on ${rec.ip}:${rec.pgPort} (pg_ctl exit ${r.code}); last log lines:\n${logTail(f.pgLog)}`,
+    );
 }
 
 /** Stops PostgreSQL (fast mode: open sessions are closed, every commit is on disk). */
@@ -434,8 +512,13 @@ export async function stopPostgres(stateDir: string, mode: 'smart' | 'fast' | 'i
   const f = paths(stateDir);
   if (!postgresPid(stateDir)) return false;
   const u = pgUser();
-  const r = await run(join(pgTools().bin, 'pg_ctl'), ['stop', '-D', f.pgData, '-m', mode, '-w', '-t', '60', '-s'], { env: baseEnv({}), ...asPg(u, f.pgDir), timeoutMs: 70_000 });
-  if (r.code !== 0) throw new TeamStackError(`pg_ctl stop of ${f.pgData} failed (exit ${r.code}): ${tail(r.stderr || r.stdout)}`);
+  const r = await run(join(pgTools().bin, 'pg_ctl'), ['stop', '-D', f.pgData, '-m', mode, '-w', '-t', '60', '-s'], {
+    env: baseEnv({}),
+    ...asPg(u, f.pgDir),
+    timeoutMs: 70_000,
+  });
+  if (r.code !== 0)
+    throw new TeamStackError(`pg_ctl stop of ${f.pgData} failed (exit ${r.code}): ${tail(r.stderr || r.stdout)}`);
   return true;
 }
 
@@ -455,7 +538,10 @@ async function runScript(stateDir: string, script: string, env: NodeJS.ProcessEn
   appendFileSync(f.log, `=== ${new Date().toISOString()} ${script}\n`);
   const r = await run('sh', [deployScript(script)], { env, cwd: f.dir, timeoutMs });
   appendFileSync(f.log, r.stdout + r.stderr);
-  if (r.code !== 0) throw new TeamStackError(`deploy/compose/${script} failed (exit ${r.code}); its last lines:\n${tail(r.stdout + r.stderr)}`);
+  if (r.code !== 0)
+    throw new TeamStackError(
+      `deploy/compose/${script} failed (exit ${r.code}); its last lines:\n${tail(r.stdout + r.stderr)}`,
+    );
 }
 
 async function setupSchema(stateDir: string, rec: StackRecord, bins: StackBinaries): Promise<void> {
@@ -495,7 +581,14 @@ function temporalEnv(stateDir: string, rec: StackRecord, bins: StackBinaries): N
   });
 }
 
-function spawnDaemon(cmd: string, args: string[], env: NodeJS.ProcessEnv, logFile: string, pidFile: string, cwd: string): { pid: number; exited: () => string | undefined } {
+function spawnDaemon(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  logFile: string,
+  pidFile: string,
+  cwd: string,
+): { pid: number; exited: () => string | undefined } {
   appendFileSync(logFile, `=== start ${new Date().toISOString()}\n`);
   const fd = openSync(logFile, 'a');
   const child = spawn(cmd, args, { detached: true, stdio: ['ignore', fd, fd], env, cwd });
@@ -509,22 +602,38 @@ function spawnDaemon(cmd: string, args: string[], env: NodeJS.ProcessEnv, logFil
   return { pid: child.pid, exited: () => exited };
 }
 
-async function startTemporal(stateDir: string, rec: StackRecord, bins: StackBinaries, timeoutMs: number): Promise<void> {
+async function startTemporal(
+  stateDir: string,
+  rec: StackRecord,
+  bins: StackBinaries,
+  timeoutMs: number,
+): Promise<void> {
   const f = paths(stateDir);
   const address = `${rec.ip}:${rec.port}`;
   // `exec` in the script keeps the pid: the pid file names the server itself.
-  const d = spawnDaemon('sh', [deployScript('start-temporal.sh')], temporalEnv(stateDir, rec, bins), f.temporalLog, f.temporalPid, f.dir);
+  const d = spawnDaemon(
+    'sh',
+    [deployScript('start-temporal.sh')],
+    temporalEnv(stateDir, rec, bins),
+    f.temporalLog,
+    f.temporalPid,
+    f.dir,
+  );
   const deadline = Date.now() + timeoutMs;
   while (!(await frontendAnswers(address, 'temporal-system', 2_000))) {
     const exited = d.exited();
     if (exited) {
       rmSync(f.temporalPid, { force: true });
-      throw new TeamStackError(`the Temporal server stopped during start-up (${exited}); last log lines:\n${logTail(f.temporalLog)}`);
+      throw new TeamStackError(
+        `the Temporal server stopped during start-up (${exited}); last log lines:\n${logTail(f.temporalLog)}`,
+      );
     }
     if (Date.now() > deadline) {
       await stopPid(d.pid, 15_000);
       rmSync(f.temporalPid, { force: true });
-      throw new TeamStackError(`the Temporal server did not answer on ${address} within ${timeoutMs} ms; last log lines:\n${logTail(f.temporalLog)}`);
+      throw new TeamStackError(
+        `the Temporal server did not answer on ${address} within ${timeoutMs} ms; last log lines:\n${logTail(f.temporalLog)}`,
+      );
     }
     await sleep(250);
   }
@@ -536,7 +645,12 @@ async function createSearchAttributes(stateDir: string, rec: StackRecord): Promi
   await runScript(
     stateDir,
     'create-search-attributes.sh',
-    baseEnv({ PATH: `${dirname(temporalCliPath())}:${process.env.PATH ?? '/usr/bin:/bin'}`, HOME: paths(stateDir).dir, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: rec.namespace }),
+    baseEnv({
+      PATH: `${dirname(temporalCliPath())}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+      HOME: paths(stateDir).dir,
+      TEMPORAL_ADDRESS: address,
+      TEMPORAL_NAMESPACE: rec.namespace,
+    }),
     240_000,
   );
   // The script's list is shell; the workflow's is TypeScript. Whatever the script missed is
@@ -564,7 +678,10 @@ async function startUi(stateDir: string, rec: StackRecord, bins: StackBinaries, 
   // compose the container listens on all its interfaces and only 127.0.0.1:8080 is published;
   // here the UI server itself must listen on the stack's loopback address alone.
   copyFileSync(bins.uiConfig, join(f.uiConfig, 'docker.yaml'));
-  writeFileSync(join(f.uiConfig, 'base.yaml'), `# Written by nova-upgrade at every start: docker.yaml beside it is the image's own.\nhost: ${rec.ip}\n`);
+  writeFileSync(
+    join(f.uiConfig, 'base.yaml'),
+    `# Written by nova-upgrade at every start: docker.yaml beside it is the image's own.\nhost: ${rec.ip}\n`,
+  );
   const env = baseEnv({
     NOVA_UPGRADE_STACK_DIR: f.dir,
     // The variables compose gives the temporalio/ui image.
@@ -573,19 +690,30 @@ async function startUi(stateDir: string, rec: StackRecord, bins: StackBinaries, 
     TEMPORAL_NOTIFY_ON_NEW_VERSION: 'false',
     TEMPORAL_UI_PORT: String(rec.uiPort),
   });
-  const d = spawnDaemon(bins.uiServer, ['--root', f.dir, '--config', 'ui-config', '--env', 'docker', 'start'], env, f.uiLog, f.uiPid, f.dir);
+  const d = spawnDaemon(
+    bins.uiServer,
+    ['--root', f.dir, '--config', 'ui-config', '--env', 'docker', 'start'],
+    env,
+    f.uiLog,
+    f.uiPid,
+    f.dir,
+  );
   const url = `http://${rec.ip}:${rec.uiPort}/`;
   const deadline = Date.now() + timeoutMs;
   while (!(await uiAnswers(url))) {
     const exited = d.exited();
     if (exited) {
       rmSync(f.uiPid, { force: true });
-      throw new TeamStackError(`the UI server stopped during start-up (${exited}); last log lines:\n${logTail(f.uiLog)}`);
+      throw new TeamStackError(
+        `the UI server stopped during start-up (${exited}); last log lines:\n${logTail(f.uiLog)}`,
+      );
     }
     if (Date.now() > deadline) {
       await stopPid(d.pid, 5_000);
       rmSync(f.uiPid, { force: true });
-      throw new TeamStackError(`the UI server did not answer on ${url} within ${timeoutMs} ms; last log lines:\n${logTail(f.uiLog)}`);
+      throw new TeamStackError(
+        `the UI server did not answer on ${url} within ${timeoutMs} ms; last log lines:\n${logTail(f.uiLog)}`,
+      );
     }
     await sleep(200);
   }
@@ -629,8 +757,12 @@ export async function startTeamStack(opts: TeamStackOptions): Promise<TeamStackI
   if (prev && Object.values(up).some((p) => p !== undefined)) {
     for (const k of ['ip', 'port', 'uiPort', 'pgPort', 'namespace'] as const) {
       if (prev[k] !== rec[k]) {
-        const flag = { ip: '--ip', port: '--port', uiPort: '--ui-port', pgPort: '--pg-port', namespace: '--namespace' }[k];
-        throw new TeamStackError(`the stack in ${f.dir} runs with ${flag} ${prev[k]}, not ${rec[k]}; stop it first ("nova-upgrade server stop --stack postgres") to change it`);
+        const flag = { ip: '--ip', port: '--port', uiPort: '--ui-port', pgPort: '--pg-port', namespace: '--namespace' }[
+          k
+        ];
+        throw new TeamStackError(
+          `the stack in ${f.dir} runs with ${flag} ${prev[k]}, not ${rec[k]}; stop it first ("nova-upgrade server stop --stack postgres") to change it`,
+        );
       }
     }
   }
@@ -640,7 +772,8 @@ export async function startTeamStack(opts: TeamStackOptions): Promise<TeamStackI
     if (u) checkReachable(f.pgDir, u);
     await ensurePortsFree(f.dir, rec.ip, 'PostgreSQL', { postgres: rec.pgPort }, '--pg-port');
   }
-  if (up.temporal === undefined) await ensurePortsFree(f.dir, rec.ip, 'Temporal server', stackPorts(rec.port), '--port');
+  if (up.temporal === undefined)
+    await ensurePortsFree(f.dir, rec.ip, 'Temporal server', stackPorts(rec.port), '--port');
   if (up.ui === undefined) await ensurePortsFree(f.dir, rec.ip, 'UI server', { ui: rec.uiPort }, '--ui-port');
   const bins = await timed('binaries', () => teamStackBinaries());
 
@@ -664,7 +797,9 @@ export async function startTeamStack(opts: TeamStackOptions): Promise<TeamStackI
     const deadline = Date.now() + o.readyTimeoutMs;
     while (!(await frontendAnswers(address, 'temporal-system', 5_000))) {
       if (Date.now() > deadline) {
-        throw new TeamStackError(`the stack's Temporal server (pid ${up.temporal}) runs but ${address} has not answered for ${o.readyTimeoutMs} ms; see ${f.temporalLog} or stop the stack`);
+        throw new TeamStackError(
+          `the stack's Temporal server (pid ${up.temporal}) runs but ${address} has not answered for ${o.readyTimeoutMs} ms; see ${f.temporalLog} or stop the stack`,
+        );
       }
       await sleep(500);
     }
@@ -699,7 +834,10 @@ export async function stopTeamStack(stateDir: string, graceMs = 20_000): Promise
   const up = running(stateDir);
   const stopped: Component[] = [];
   const killed: Component[] = [];
-  for (const [c, pidFile] of [['ui', f.uiPid], ['temporal', f.temporalPid]] as const) {
+  for (const [c, pidFile] of [
+    ['ui', f.uiPid],
+    ['temporal', f.temporalPid],
+  ] as const) {
     const pid = up[c];
     if (pid !== undefined) {
       if (await stopPid(pid, graceMs)) killed.push(c);
@@ -715,8 +853,18 @@ export async function teamStackStatus(stateDir: string): Promise<TeamStackStatus
   const f = paths(stateDir);
   const rec = readRecord(stateDir);
   const up = running(stateDir);
-  const status = (pid: number | undefined, log: string, answering: boolean): ComponentStatus => ({ running: pid !== undefined, answering, ...(pid !== undefined ? { pid } : {}), log });
-  if (!rec) return { postgres: status(undefined, f.pgLog, false), temporal: status(undefined, f.temporalLog, false), ui: status(undefined, f.uiLog, false) };
+  const status = (pid: number | undefined, log: string, answering: boolean): ComponentStatus => ({
+    running: pid !== undefined,
+    answering,
+    ...(pid !== undefined ? { pid } : {}),
+    log,
+  });
+  if (!rec)
+    return {
+      postgres: status(undefined, f.pgLog, false),
+      temporal: status(undefined, f.temporalLog, false),
+      ui: status(undefined, f.uiLog, false),
+    };
   const address = `${rec.ip}:${rec.port}`;
   const uiUrl = `http://${rec.ip}:${rec.uiPort}`;
   const [pg, temporal, ui] = await Promise.all([
@@ -724,5 +872,12 @@ export async function teamStackStatus(stateDir: string): Promise<TeamStackStatus
     up.temporal !== undefined ? frontendAnswers(address, rec.namespace) : false,
     up.ui !== undefined ? uiAnswers(`${uiUrl}/`) : false,
   ]);
-  return { address, uiUrl, namespace: rec.namespace, postgres: status(up.postgres, f.pgLog, pg), temporal: status(up.temporal, f.temporalLog, temporal), ui: status(up.ui, f.uiLog, ui) };
+  return {
+    address,
+    uiUrl,
+    namespace: rec.namespace,
+    postgres: status(up.postgres, f.pgLog, pg),
+    temporal: status(up.temporal, f.temporalLog, temporal),
+    ui: status(up.ui, f.uiLog, ui),
+  };
 }

@@ -29,7 +29,10 @@ import { novaUpgrade } from '../workflows/upgrade';
 
 export class CliError extends Error {
   override name = 'CliError';
-  constructor(message: string, readonly exitCode = 1) {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
     super(message);
   }
 }
@@ -45,7 +48,12 @@ export function staticSummary(inv: Inventory): string {
   return `nova ${inv.release.from} → ${inv.release.to} on ${inv.cloud}, ${apis} API node${apis === 1 ? '' : 's'}, ${batches.length} compute batch${batches.length === 1 ? '' : 'es'} of ${inv.compute.batchSize} (${computes} computes)`;
 }
 
-export async function startUpgrade(client: Client, taskQueue: string, inv: Inventory, opts: { workflowId?: string; autoApprove: Phase[] }): Promise<WorkflowHandle<typeof novaUpgrade>> {
+export async function startUpgrade(
+  client: Client,
+  taskQueue: string,
+  inv: Inventory,
+  opts: { workflowId?: string; autoApprove: Phase[] },
+): Promise<WorkflowHandle<typeof novaUpgrade>> {
   const workflowId = opts.workflowId ?? upgradeWorkflowId(inv.cloud);
   const input: UpgradeInput = { inventory: inv, autoApprove: opts.autoApprove, startedBy: operatorName() };
   try {
@@ -62,7 +70,9 @@ export async function startUpgrade(client: Client, taskQueue: string, inv: Inven
     });
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
-      throw new CliError(`an upgrade of cloud "${inv.cloud}" is already running as workflow ${workflowId}; watch it with "nova-upgrade watch ${workflowId}"`);
+      throw new CliError(
+        `an upgrade of cloud "${inv.cloud}" is already running as workflow ${workflowId}; watch it with "nova-upgrade watch ${workflowId}"`,
+      );
     }
     throw err;
   }
@@ -72,7 +82,8 @@ async function describeOrExplain(handle: WorkflowHandle) {
   try {
     return await handle.describe();
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new CliError(`no upgrade with workflow id "${handle.workflowId}"; "nova-upgrade list" shows them`);
+    if (err instanceof WorkflowNotFoundError)
+      throw new CliError(`no upgrade with workflow id "${handle.workflowId}"; "nova-upgrade list" shows them`);
     throw err;
   }
 }
@@ -84,13 +95,18 @@ async function requireWorker(client: Client, taskQueue: string): Promise<void> {
     taskQueue: { name: taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
     taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
   });
-  if (!res.pollers?.length) throw new CliError(`no worker is polling task queue "${taskQueue}"; start one with "nova-upgrade worker"`);
+  if (!res.pollers?.length)
+    throw new CliError(`no worker is polling task queue "${taskQueue}"; start one with "nova-upgrade worker"`);
 }
 
 async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new CliError(`${what} got no answer within ${ms / 1000} s; is a worker running for this namespace?`)), ms);
+    timer = setTimeout(
+      () =>
+        reject(new CliError(`${what} got no answer within ${ms / 1000} s; is a worker running for this namespace?`)),
+      ms,
+    );
   });
   try {
     return await Promise.race([p, deadline]);
@@ -102,7 +118,10 @@ async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise
 async function openUpgrade(client: Client, workflowId: string) {
   const handle = client.workflow.getHandle(workflowId);
   const desc = await describeOrExplain(handle);
-  if (desc.status.name !== 'RUNNING') throw new CliError(`upgrade ${workflowId} is ${desc.status.name.toLowerCase()}; it takes no more approvals or decisions`);
+  if (desc.status.name !== 'RUNNING')
+    throw new CliError(
+      `upgrade ${workflowId} is ${desc.status.name.toLowerCase()}; it takes no more approvals or decisions`,
+    );
   return handle;
 }
 
@@ -114,18 +133,27 @@ function updateRefusal(err: unknown): never {
   throw err;
 }
 
-export async function approvePhase(client: Client, taskQueue: string, workflowId: string, phase: Phase | undefined, comment?: string) {
+export async function approvePhase(
+  client: Client,
+  taskQueue: string,
+  workflowId: string,
+  phase: Phase | undefined,
+  comment?: string,
+) {
   const handle = await openUpgrade(client, workflowId);
   await requireWorker(client, taskQueue);
   let target = phase;
   if (!target) {
     const p = await withDeadline(handle.query(progressQuery), 30_000, 'the progress query');
-    if (!p.pendingApproval) throw new CliError(`upgrade ${workflowId} is not waiting for an approval (status: ${p.status})`);
+    if (!p.pendingApproval)
+      throw new CliError(`upgrade ${workflowId} is not waiting for an approval (status: ${p.status})`);
     target = p.pendingApproval.phase;
   }
   try {
     return await withDeadline(
-      handle.executeUpdate(approveUpdate, { args: [{ phase: target, approver: operatorName(), ...(comment ? { comment } : {}) }] }),
+      handle.executeUpdate(approveUpdate, {
+        args: [{ phase: target, approver: operatorName(), ...(comment ? { comment } : {}) }],
+      }),
       30_000,
       'the approval',
     );
@@ -134,11 +162,20 @@ export async function approvePhase(client: Client, taskQueue: string, workflowId
   }
 }
 
-export async function decide(client: Client, taskQueue: string, workflowId: string, input: Omit<DecideInput, 'by'>): Promise<string> {
+export async function decide(
+  client: Client,
+  taskQueue: string,
+  workflowId: string,
+  input: Omit<DecideInput, 'by'>,
+): Promise<string> {
   const handle = await openUpgrade(client, workflowId);
   await requireWorker(client, taskQueue);
   try {
-    return await withDeadline(handle.executeUpdate(decideUpdate, { args: [{ ...input, by: operatorName() }] }), 30_000, `the ${input.action} decision`);
+    return await withDeadline(
+      handle.executeUpdate(decideUpdate, { args: [{ ...input, by: operatorName() }] }),
+      30_000,
+      `the ${input.action} decision`,
+    );
   } catch (err) {
     return updateRefusal(err);
   }
@@ -149,13 +186,22 @@ export async function decide(client: Client, taskQueue: string, workflowId: stri
  * one runs the workflow. A signal cannot be refused, so the workflow records an invalid one as
  * a warning instead (gates.ts).
  */
-export async function signalApproval(client: Client, workflowId: string, phase: Phase, comment?: string): Promise<void> {
+export async function signalApproval(
+  client: Client,
+  workflowId: string,
+  phase: Phase,
+  comment?: string,
+): Promise<void> {
   const handle = await openUpgrade(client, workflowId);
   await handle.signal(approveSignal, { phase, approver: operatorName(), ...(comment ? { comment } : {}) });
 }
 
 /** A decision at a held step as a signal, for when no worker polls; see signalApproval. */
-export async function signalDecision(client: Client, workflowId: string, input: Omit<DecideInput, 'by'>): Promise<void> {
+export async function signalDecision(
+  client: Client,
+  workflowId: string,
+  input: Omit<DecideInput, 'by'>,
+): Promise<void> {
   const handle = await openUpgrade(client, workflowId);
   await handle.signal(decideSignal, { ...input, by: operatorName() });
 }
@@ -165,7 +211,9 @@ export async function requestAbort(client: Client, workflowId: string, reason?: 
   await handle.signal(abortSignal, { by: operatorName(), ...(reason ? { reason } : {}) });
 }
 
-export type UpgradeView = { running: true; progress: Progress } | { running: false; status: string; result?: UpgradeResult; progress?: Progress };
+export type UpgradeView =
+  | { running: true; progress: Progress }
+  | { running: false; status: string; result?: UpgradeResult; progress?: Progress };
 
 export async function viewUpgrade(client: Client, workflowId: string): Promise<UpgradeView> {
   const handle = client.workflow.getHandle(workflowId);
@@ -174,10 +222,14 @@ export async function viewUpgrade(client: Client, workflowId: string): Promise<U
     try {
       return { running: true, progress: await withDeadline(handle.query(progressQuery), 15_000, 'the progress query') };
     } catch (err) {
-      if (err instanceof CliError) throw new CliError(`upgrade ${workflowId} is running but no worker answered; start one with "nova-upgrade worker"`);
+      if (err instanceof CliError)
+        throw new CliError(
+          `upgrade ${workflowId} is running but no worker answered; start one with "nova-upgrade worker"`,
+        );
       throw err;
     }
   }
-  if (desc.status.name === 'COMPLETED') return { running: false, status: 'completed', result: (await handle.result()) as UpgradeResult };
+  if (desc.status.name === 'COMPLETED')
+    return { running: false, status: 'completed', result: (await handle.result()) as UpgradeResult };
   return { running: false, status: desc.status.name.toLowerCase() };
 }

@@ -22,10 +22,17 @@ export interface WatchOptions {
 
 /** Home, each line cleared to its end, then the rest of the screen: no flicker, no scrollback spam. */
 function frame(text: string, first: boolean): string {
-  return `${first ? '\x1b[2J' : ''}\x1b[H${text.split('\n').map((l) => `${l}\x1b[K`).join('\n')}\n\x1b[J`;
+  return `${first ? '\x1b[2J' : ''}\x1b[H${text
+    .split('\n')
+    .map((l) => `${l}\x1b[K`)
+    .join('\n')}\n\x1b[J`;
 }
 
-export async function watchUpgrade(client: Client, workflowId: string, opts: WatchOptions): Promise<'gate' | 'held' | 'ended'> {
+export async function watchUpgrade(
+  client: Client,
+  workflowId: string,
+  opts: WatchOptions,
+): Promise<'gate' | 'held' | 'ended'> {
   const write = opts.write ?? ((chunk: string) => void process.stdout.write(chunk));
   let prev: Progress | undefined;
   let shownLive = new Set<string>();

@@ -51,17 +51,18 @@ export const FAILURE_TYPES = {
   NovaConfigVerifyFailed: 'nova.conf did not read back as written',
   NovaComputeEndpointNotFound: "keystone's catalog has no compute endpoint to point at the VIP",
   NovaComputeServiceNotFound: 'the service list has no nova-compute record for a host',
-  NovaServiceListWithoutReason: 'the service list lacks "Disabled Reason" (no --long), so an operator\'s disable cannot be told apart',
+  NovaServiceListWithoutReason:
+    'the service list lacks "Disabled Reason" (no --long), so an operator\'s disable cannot be told apart',
   NovaTaskStateMissing: 'openstack server list printed no "Task State" column',
   NovaServiceFailedToStart: 'a restarted service did not come up with a new process',
   NovaUpgradeCheckFailed: 'nova-status upgrade check exited 2',
   NovaUpgradeCheckError: 'nova-status upgrade check exited 255',
-  NovaUpgradeCheckUnreadable: "nova-status printed no table this tool can read",
+  NovaUpgradeCheckUnreadable: 'nova-status printed no table this tool can read',
   NovaOnlineDataMigrationsFailed: 'online_data_migrations exited 2',
   NovaOnlineDataMigrationsIncomplete: 'online_data_migrations still had work after maxRounds',
   NovaOnlineDataMigrationsBadInput: 'online_data_migrations exited 127 (bad arguments)',
   // The webhook (activities/notify/).
-  NotifyWebhookUrlUnreadable: "the worker cannot read the webhook URL from the file or variable the inventory names",
+  NotifyWebhookUrlUnreadable: 'the worker cannot read the webhook URL from the file or variable the inventory names',
   NovaComputeBatchFailed: 'a compute batch child failed; its stage and notes are in the details',
 } as const;
 

@@ -55,9 +55,19 @@ export function lbNodeJobs(inv: Inventory): LbNodeJob[] {
       serverStateFile: member.files.serverState,
       haproxyPidFile: member.files.haproxyPid,
       commands: {
-        checkConfig: renderCommand('haproxyCheckConfig', inv.commands.haproxyCheckConfig, { config: candidatePath(haproxy.path), node }),
-        reloadHaproxy: renderCommand('haproxyReload', inv.commands.haproxyReload, { config: haproxy.path, pidFile: member.files.haproxyPid, node }),
-        restartKeepalived: renderCommand('keepalivedRestart', inv.commands.keepalivedRestart, { config: keepalived.path, node }),
+        checkConfig: renderCommand('haproxyCheckConfig', inv.commands.haproxyCheckConfig, {
+          config: candidatePath(haproxy.path),
+          node,
+        }),
+        reloadHaproxy: renderCommand('haproxyReload', inv.commands.haproxyReload, {
+          config: haproxy.path,
+          pidFile: member.files.haproxyPid,
+          node,
+        }),
+        restartKeepalived: renderCommand('keepalivedRestart', inv.commands.keepalivedRestart, {
+          config: keepalived.path,
+          node,
+        }),
       },
     };
   });

@@ -24,7 +24,9 @@ export class LoadBalancerSetupError extends Error {
 /** The section `lb setup` needs, or a sentence saying how to add it. */
 export function loadBalancerSettings(inv: Inventory): LoadBalancerSettings {
   if (!inv.loadBalancer) {
-    throw new LoadBalancerSetupError('the inventory has no loadBalancer section; add one (`loadBalancer: {}` takes the seed\'s defaults: interface eth0, virtual_router_id 50, advert_int 1)');
+    throw new LoadBalancerSetupError(
+      "the inventory has no loadBalancer section; add one (`loadBalancer: {}` takes the seed's defaults: interface eth0, virtual_router_id 50, advert_int 1)",
+    );
   }
   return inv.loadBalancer;
 }
@@ -45,7 +47,9 @@ export function renderHaproxyConfig(inv: Inventory, node: string): string {
   const lb = loadBalancerSettings(inv);
   const member = memberOf(lb, node);
   const socket = inv.nodes.find((n) => n.name === node)!.lb!.socket;
-  const servers = lb.servers.map((s) => `    server ${s.name} ${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port} check`);
+  const servers = lb.servers.map(
+    (s) => `    server ${s.name} ${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port} check`,
+  );
   return [
     header(inv, node, '#'),
     'global',
@@ -139,12 +143,20 @@ export function renderKeepalivedConfig(inv: Inventory, node: string): string {
 }
 
 export function renderSysctl(inv: Inventory, node: string): string {
-  return [header(inv, node, '#'), '# HAProxy on the backup binds the VIP before keepalived gives it the address.', 'net.ipv4.ip_nonlocal_bind = 1', ''].join('\n');
+  return [
+    header(inv, node, '#'),
+    '# HAProxy on the backup binds the VIP before keepalived gives it the address.',
+    'net.ipv4.ip_nonlocal_bind = 1',
+    '',
+  ].join('\n');
 }
 
 function memberOf(lb: LoadBalancerSettings, node: string): LoadBalancerMember {
   const m = lb.members.find((x) => x.node === node);
-  if (!m) throw new LoadBalancerSetupError(`node ${node} is not an LB node of this inventory (LB nodes: ${lb.members.map((x) => x.node).join(', ')})`);
+  if (!m)
+    throw new LoadBalancerSetupError(
+      `node ${node} is not an LB node of this inventory (LB nodes: ${lb.members.map((x) => x.node).join(', ')})`,
+    );
   return m;
 }
 
@@ -158,7 +170,11 @@ export function renderLoadBalancers(inv: Inventory): LbNodeConfig[] {
       member,
       files: [
         { kind: 'haproxy' as const, path: member.files.haproxyConfig, content: renderHaproxyConfig(inv, member.node) },
-        { kind: 'keepalived' as const, path: member.files.keepalivedConfig, content: renderKeepalivedConfig(inv, member.node) },
+        {
+          kind: 'keepalived' as const,
+          path: member.files.keepalivedConfig,
+          content: renderKeepalivedConfig(inv, member.node),
+        },
         { kind: 'sysctl' as const, path: member.files.sysctl, content: renderSysctl(inv, member.node) },
       ],
     }));

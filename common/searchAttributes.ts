@@ -8,7 +8,10 @@ export const UpgradeStatus = defineSearchAttributeKey('UpgradeStatus', SearchAtt
 export const NovaCloud = defineSearchAttributeKey('NovaCloud', SearchAttributeType.KEYWORD);
 
 /** Name and CLI type of each attribute, for `temporal operator search-attribute create`. */
-export const SEARCH_ATTRIBUTES: ReadonlyArray<{ name: string; type: 'Keyword' | 'Text' | 'Int' | 'Double' | 'Bool' | 'Datetime' | 'KeywordList' }> = [
+export const SEARCH_ATTRIBUTES: ReadonlyArray<{
+  name: string;
+  type: 'Keyword' | 'Text' | 'Int' | 'Double' | 'Bool' | 'Datetime' | 'KeywordList';
+}> = [
   { name: UpgradePhase.name, type: 'Keyword' },
   { name: UpgradeStep.name, type: 'Keyword' },
   { name: UpgradeStatus.name, type: 'Keyword' },

@@ -84,7 +84,9 @@ export function inPlaceRestarts(inv: Inventory): { node: string; unit: string; k
 
 /** Services that get a SIGHUP after the window: everything that is not drained behind HAProxy. */
 export function hupServices(inv: Inventory): { node: string; unit: string }[] {
-  return inv.nodes.flatMap((n) => n.services.filter((s) => s.kind !== 'api' && !s.haproxyServer).map((s) => ({ node: n.name, unit: s.unit })));
+  return inv.nodes.flatMap((n) =>
+    n.services.filter((s) => s.kind !== 'api' && !s.haproxyServer).map((s) => ({ node: n.name, unit: s.unit })),
+  );
 }
 
 export function computeBatches(inv: Inventory): ComputeBatch[] {

@@ -4,7 +4,8 @@
 export const DEFAULT_COMMANDS = {
   /** Prints the installed nova release (e.g. 31.0.0) on stdout. */
   codeVersion: 'nova-manage --version',
-  installCode: 'cd /opt/stack/nova && git fetch --tags origin && git checkout {version} && sudo -H pip install -e /opt/stack/nova',
+  installCode:
+    'cd /opt/stack/nova && git fetch --tags origin && git checkout {version} && sudo -H pip install -e /opt/stack/nova',
   upgradePlacement: 'placement-manage db sync && sudo systemctl restart devstack@placement-api',
   apiDbSync: 'nova-manage api_db sync',
   // --local_cell, as nova's docs and devstack run it: a cell's config (devstack's
@@ -22,9 +23,11 @@ export const DEFAULT_COMMANDS = {
   readFile: 'cat {path}',
   // --long adds "Disabled Reason": an operator's own disable must be told from this upgrade's.
   serviceList: 'OS_CLOUD={osCloud} openstack compute service list --long -f json',
-  computeServiceDisable: 'OS_CLOUD={osCloud} openstack compute service set --disable --disable-reason {reason} {host} nova-compute',
+  computeServiceDisable:
+    'OS_CLOUD={osCloud} openstack compute service set --disable --disable-reason {reason} {host} nova-compute',
   computeServiceEnable: 'OS_CLOUD={osCloud} openstack compute service set --enable {host} nova-compute',
-  serverTasksOnHost: 'OS_CLOUD={osCloud} openstack server list --all-projects --host {host} -f json -c ID -c "Task State"',
+  serverTasksOnHost:
+    'OS_CLOUD={osCloud} openstack server list --all-projects --host {host} -f json -c ID -c "Task State"',
   endpointList: 'OS_CLOUD={osCloud} openstack endpoint list --service compute --interface public -f json',
   endpointSet: 'OS_CLOUD={osCloud} openstack endpoint set --url {url} {endpointId}',
   tempest: 'cd /opt/stack/tempest && tempest run --smoke',

@@ -78,12 +78,28 @@ export function checkReleasePair(from: string, to: string): ReleaseProblem | und
   const t = parseNovaVersion(to);
   if (!f || !t) return undefined;
   const order = compareNovaVersions(from, to);
-  if (order === 0) return { field: 'release.to', message: `${to} is the same release as release.from, so there is nothing to upgrade` };
-  if (order > 0) return { field: 'release.to', message: `${to} is older than release.from ${from}, and nova cannot be downgraded (its databases have no downgrade migrations)` };
+  if (order === 0)
+    return {
+      field: 'release.to',
+      message: `${to} is the same release as release.from, so there is nothing to upgrade`,
+    };
+  if (order > 0)
+    return {
+      field: 'release.to',
+      message: `${to} is older than release.from ${from}, and nova cannot be downgraded (its databases have no downgrade migrations)`,
+    };
   const fr = releaseOfMajor(f.major);
-  if (!fr) return { field: 'release.from', message: `nova ${f.major}.x is not in this tool's release model, which knows ${known()}` };
+  if (!fr)
+    return {
+      field: 'release.from',
+      message: `nova ${f.major}.x is not in this tool's release model, which knows ${known()}`,
+    };
   const tr = releaseOfMajor(t.major);
-  if (!tr) return { field: 'release.to', message: `nova ${t.major}.x is not in this tool's release model, which knows ${known()}` };
+  if (!tr)
+    return {
+      field: 'release.to',
+      message: `nova ${t.major}.x is not in this tool's release model, which knows ${known()}`,
+    };
   const distance = tr.major - fr.major;
   if (distance <= 1) return undefined;
   if (distance === 2 && fr.slurp && tr.slurp) return undefined;
@@ -161,7 +177,9 @@ export function describeJump(from: string, to: string): JumpDescription {
     );
   } else if (needed) {
     // No release in the table needs this for N+1; kept so a new row cannot slip past silently.
-    differences.push(`${FFU_WORKAROUND} = True is set on the control services for the window and removed after the last compute runs ${to}, because ${ffuWorkaround.why}`);
+    differences.push(
+      `${FFU_WORKAROUND} = True is set on the control services for the window and removed after the last compute runs ${to}, because ${ffuWorkaround.why}`,
+    );
   }
   const summaries: Record<JumpKind, string> = {
     'stable-update': `stable update within ${seriesLabel(tr)}: ${from} → ${to}`,

@@ -2,14 +2,25 @@ import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { COMMAND_PLACEHOLDERS, DEFAULT_COMMANDS, placeholdersIn, type CommandName } from './commands';
-import { inventorySchema, IPV4, type Inventory, type InventoryInput, type LoadBalancerSettings, type Node, type Service, type Role } from './schema';
+import {
+  inventorySchema,
+  IPV4,
+  type Inventory,
+  type InventoryInput,
+  type LoadBalancerSettings,
+  type Node,
+  type Service,
+  type Role,
+} from './schema';
 
 export class InventoryError extends Error {
   constructor(
     readonly source: string,
     readonly problems: string[],
   ) {
-    super(`${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'} in the inventory:\n  - ${problems.join('\n  - ')}`);
+    super(
+      `${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'} in the inventory:\n  - ${problems.join('\n  - ')}`,
+    );
     this.name = 'InventoryError';
   }
 }
@@ -55,7 +66,8 @@ function describePath(path: readonly PropertyKey[], raw: unknown): string {
 function zodProblems(error: z.ZodError, raw: unknown): string[] {
   return error.issues.map((issue) => {
     const where = describePath(issue.path, raw);
-    if (issue.code === 'unrecognized_keys') return `${where}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    if (issue.code === 'unrecognized_keys')
+      return `${where}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
     return `${where}: ${issue.message}`;
   });
 }
@@ -69,20 +81,34 @@ type Parsed = z.output<typeof inventorySchema>;
 /** host:port of an http(s) URL, with the scheme's port when the URL names none. */
 export function hostPort(url: string): { host: string; port: number } {
   const u = new URL(url);
-  return { host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80 };
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, ''),
+    port: u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80,
+  };
 }
 
 /**
  * The loadBalancer section with its defaults resolved. Checked only when the section is there,
  * so an inventory written for the upgrade alone is judged exactly as before.
  */
-function resolveLoadBalancer(inv: Parsed, nodes: Node[], problems: string[], where: (i: number) => string): LoadBalancerSettings | undefined {
+function resolveLoadBalancer(
+  inv: Parsed,
+  nodes: Node[],
+  problems: string[],
+  where: (i: number) => string,
+): LoadBalancerSettings | undefined {
   const lb = inv.loadBalancer;
   if (!lb) return undefined;
   const vip = hostPort(inv.vip.url);
-  if (!lb.vipAddress && !IPV4.test(vip.host)) problems.push(`vip.url: host "${vip.host}" is not an IPv4 address, so keepalived cannot hold it; set loadBalancer.vipAddress`);
+  if (!lb.vipAddress && !IPV4.test(vip.host))
+    problems.push(
+      `vip.url: host "${vip.host}" is not an IPv4 address, so keepalived cannot hold it; set loadBalancer.vipAddress`,
+    );
   const frontendPort = lb.frontendPort ?? vip.port;
-  if (lb.frontendPort !== undefined && lb.frontendPort !== vip.port) problems.push(`loadBalancer.frontendPort: ${lb.frontendPort} differs from the port of vip.url (${vip.port}); the probe and keystone would call a port HAProxy does not serve`);
+  if (lb.frontendPort !== undefined && lb.frontendPort !== vip.port)
+    problems.push(
+      `loadBalancer.frontendPort: ${lb.frontendPort} differs from the port of vip.url (${vip.port}); the probe and keystone would call a port HAProxy does not serve`,
+    );
 
   const lbIndexes = nodes.map((n, i) => (n.lb ? i : -1)).filter((i) => i >= 0);
   const priorities = new Map<number, number>();
@@ -90,10 +116,21 @@ function resolveLoadBalancer(inv: Parsed, nodes: Node[], problems: string[], whe
     const own = inv.nodes[i]!.lb!;
     const priority = own.priority ?? 101 - rank;
     const before = priorities.get(priority);
-    if (before !== undefined) problems.push(`${where(i)}.lb.priority: ${priority} is already the keepalived priority of ${where(before)}; equal priorities leave the VIP's owner to chance`);
+    if (before !== undefined)
+      problems.push(
+        `${where(i)}.lb.priority: ${priority} is already the keepalived priority of ${where(before)}; equal priorities leave the VIP's owner to chance`,
+      );
     else priorities.set(priority, i);
-    if (priority < 1) problems.push(`${where(i)}.lb.priority: the default priority ${priority} is below 1; give each LB node a priority`);
-    return { node: nodes[i]!.name, priority, interface: own.interface ?? lb.interface, files: { ...lb.files, ...Object.fromEntries(Object.entries(own.files ?? {}).filter(([, v]) => v !== undefined)) } };
+    if (priority < 1)
+      problems.push(
+        `${where(i)}.lb.priority: the default priority ${priority} is below 1; give each LB node a priority`,
+      );
+    return {
+      node: nodes[i]!.name,
+      priority,
+      interface: own.interface ?? lb.interface,
+      files: { ...lb.files, ...Object.fromEntries(Object.entries(own.files ?? {}).filter(([, v]) => v !== undefined)) },
+    };
   });
 
   // HAProxy would start with two servers on one address and count every request twice.
@@ -106,10 +143,16 @@ function resolveLoadBalancer(inv: Parsed, nodes: Node[], problems: string[], whe
     if (port < 1 || port > 65535) problems.push(`${where(i)}.api.url: port ${port} is not a TCP port, 1 to 65535`);
     const key = `${host}:${port}`;
     const before = addresses.get(key);
-    if (before !== undefined) problems.push(`${where(i)}.api.url: ${key} is already the address of HAProxy server "${nodes[before]!.api!.haproxyServer}" (${where(before)}); each server needs its own address`);
+    if (before !== undefined)
+      problems.push(
+        `${where(i)}.api.url: ${key} is already the address of HAProxy server "${nodes[before]!.api!.haproxyServer}" (${where(before)}); each server needs its own address`,
+      );
     else addresses.set(key, i);
     n.services.forEach((s, j) => {
-      if (s.haproxyServer && s.haproxyServer !== n.api!.haproxyServer) problems.push(`${where(i)}.services[${j}].haproxyServer: lb setup cannot place server "${s.haproxyServer}": only a node's api.url gives a server its address`);
+      if (s.haproxyServer && s.haproxyServer !== n.api!.haproxyServer)
+        problems.push(
+          `${where(i)}.services[${j}].haproxyServer: lb setup cannot place server "${s.haproxyServer}": only a node's api.url gives a server its address`,
+        );
     });
   });
 
@@ -135,7 +178,9 @@ function templateProblems(overrides: Record<string, unknown>): string[] {
     if (!allowed || typeof template !== 'string') continue;
     for (const p of uniq(placeholdersIn(template))) {
       if (!allowed.includes(p)) {
-        problems.push(`commands.${name}: unknown placeholder {${p}}; this template may use ${allowed.length ? allowed.map((a) => `{${a}}`).join(', ') : 'no placeholders'}`);
+        problems.push(
+          `commands.${name}: unknown placeholder {${p}}; this template may use ${allowed.length ? allowed.map((a) => `{${a}}`).join(', ') : 'no placeholders'}`,
+        );
       }
     }
   }
@@ -157,13 +202,19 @@ export function validateInventory(raw: unknown, source = 'inventory'): Inventory
 
   const nodes: Node[] = inv.nodes.map((n, i) => {
     const services = n.services ?? uniq(n.roles).flatMap((r) => DEFAULT_SERVICES[r]);
-    if (n.address === undefined && n.sshHost === undefined) problems.push(`${where(i)}.address: give the node's address, or sshHost (a Host alias of the ssh config)`);
+    if (n.address === undefined && n.sshHost === undefined)
+      problems.push(`${where(i)}.address: give the node's address, or sshHost (a Host alias of the ssh config)`);
     const address = n.address ?? n.sshHost ?? '';
     if (n.roles.includes('api') && n.address === undefined && n.sshHost !== undefined && n.api?.url === undefined) {
-      problems.push(`${where(i)}.api.url: the node is named only by its ssh alias "${n.sshHost}", which the worker cannot call nova-api at; give api.url or address`);
+      problems.push(
+        `${where(i)}.api.url: the node is named only by its ssh alias "${n.sshHost}", which the worker cannot call nova-api at; give api.url or address`,
+      );
     }
     const api = n.roles.includes('api')
-      ? { haproxyServer: n.api?.haproxyServer ?? n.name, url: n.api?.url ?? `http://${address.includes(':') ? `[${address}]` : address}:8774` }
+      ? {
+          haproxyServer: n.api?.haproxyServer ?? n.name,
+          url: n.api?.url ?? `http://${address.includes(':') ? `[${address}]` : address}:8774`,
+        }
       : undefined;
     const port = n.sshPort ?? inv.ssh.port;
     const user = n.sshUser ?? inv.ssh.user;
@@ -190,16 +241,22 @@ export function validateInventory(raw: unknown, source = 'inventory'): Inventory
     const before = seen.get(n.name);
     if (before !== undefined) problems.push(`${where(i)}.name: "${n.name}" is already used by nodes[${before}]`);
     else seen.set(n.name, i);
-    if (n.roles.includes('lb') && !n.lb) problems.push(`${where(i)}.lb.socket: an lb node must say how its HAProxy runtime socket is reached`);
-    if (!n.roles.includes('lb') && n.lb) problems.push(`${where(i)}.lb: only a node with the lb role has an HAProxy socket`);
-    if (!n.roles.includes('api') && inv.nodes[i]!.api) problems.push(`${where(i)}.api: only a node with the api role serves nova-api`);
+    if (n.roles.includes('lb') && !n.lb)
+      problems.push(`${where(i)}.lb.socket: an lb node must say how its HAProxy runtime socket is reached`);
+    if (!n.roles.includes('lb') && n.lb)
+      problems.push(`${where(i)}.lb: only a node with the lb role has an HAProxy socket`);
+    if (!n.roles.includes('api') && inv.nodes[i]!.api)
+      problems.push(`${where(i)}.api: only a node with the api role serves nova-api`);
   });
   const servers = new Map<string, number>();
   nodes.forEach((n, i) => {
     const names = [n.api?.haproxyServer, ...n.services.map((s) => s.haproxyServer)].filter((s): s is string => !!s);
     for (const s of uniq(names)) {
       const before = servers.get(s);
-      if (before !== undefined) problems.push(`${where(i)}.api.haproxyServer: server "${s}" is already used by nodes[${before}] (${nodes[before]!.name})`);
+      if (before !== undefined)
+        problems.push(
+          `${where(i)}.api.haproxyServer: server "${s}" is already used by nodes[${before}] (${nodes[before]!.name})`,
+        );
       else servers.set(s, i);
     }
   });
@@ -208,23 +265,35 @@ export function validateInventory(raw: unknown, source = 'inventory'): Inventory
     // An alias is resolved on the worker; two nodes on one alias are one host all the same.
     const key = n.sshHost !== undefined ? `ssh host ${n.sshHost}` : `${n.address}:${n.sshPort}`;
     const before = addresses.get(key);
-    if (before !== undefined) problems.push(`${where(i)}.address: ${key} is already used by nodes[${before}] (${nodes[before]!.name})`);
+    if (before !== undefined)
+      problems.push(`${where(i)}.address: ${key} is already used by nodes[${before}] (${nodes[before]!.name})`);
     else addresses.set(key, i);
   });
 
   const controllers = nodes.filter((n) => n.roles.includes('controller'));
-  if (controllers.length !== 1) problems.push(`nodes: exactly one node must have the controller role (found ${controllers.length}${controllers.length ? `: ${controllers.map((c) => c.name).join(', ')}` : ''})`);
+  if (controllers.length !== 1)
+    problems.push(
+      `nodes: exactly one node must have the controller role (found ${controllers.length}${controllers.length ? `: ${controllers.map((c) => c.name).join(', ')}` : ''})`,
+    );
   const apiNodes = nodes.filter((n) => n.api);
-  if (apiNodes.length < 2) problems.push(`nodes: a zero-downtime upgrade needs at least two nodes with the api role (found ${apiNodes.length})`);
-  if (!nodes.some((n) => n.roles.includes('lb'))) problems.push('nodes: at least one node must have the lb role (the HAProxy in front of nova-api)');
+  if (apiNodes.length < 2)
+    problems.push(
+      `nodes: a zero-downtime upgrade needs at least two nodes with the api role (found ${apiNodes.length})`,
+    );
+  if (!nodes.some((n) => n.roles.includes('lb')))
+    problems.push('nodes: at least one node must have the lb role (the HAProxy in front of nova-api)');
   const tempestHost = inv.tempest.host ?? controllers[0]?.name ?? nodes[0]!.name;
   if (!seen.has(tempestHost)) problems.push(`tempest.host: "${tempestHost}" is not a node in this inventory`);
   const computeHosts = new Set(nodes.filter((n) => n.roles.includes('compute')).map((n) => n.novaHost));
   inv.compute.exclude.forEach((h, i) => {
-    if (!computeHosts.has(h) && !seen.has(h)) problems.push(`compute.exclude[${i}]: "${h}" is neither a compute node nor a nova host in this inventory`);
+    if (!computeHosts.has(h) && !seen.has(h))
+      problems.push(`compute.exclude[${i}]: "${h}" is neither a compute node nor a nova host in this inventory`);
   });
 
-  const commands = { ...DEFAULT_COMMANDS, ...Object.fromEntries(Object.entries(inv.commands).filter(([, v]) => v !== undefined)) } as Record<CommandName, string>;
+  const commands = {
+    ...DEFAULT_COMMANDS,
+    ...Object.fromEntries(Object.entries(inv.commands).filter(([, v]) => v !== undefined)),
+  } as Record<CommandName, string>;
   problems.push(...templateProblems(commands));
 
   const loadBalancer = resolveLoadBalancer(inv, nodes, problems, where);
@@ -245,7 +314,10 @@ export function validateInventory(raw: unknown, source = 'inventory'): Inventory
 export function parseInventoryText(text: string, source: string): Inventory {
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length) {
-    throw new InventoryError(source, doc.errors.map((e) => `YAML syntax (line ${e.linePos?.[0]?.line ?? '?'}): ${e.message.split('\n')[0]}`));
+    throw new InventoryError(
+      source,
+      doc.errors.map((e) => `YAML syntax (line ${e.linePos?.[0]?.line ?? '?'}): ${e.message.split('\n')[0]}`),
+    );
   }
   return validateInventory(doc.toJS() as unknown, source);
 }

@@ -42,33 +42,113 @@ export const NOVA_RELEASES: readonly NovaRelease[] = [
   // 27.0.0 tag 59c10b7314 (commit 2bb8689835), 2023-03-22: SERVICE_VERSION = 66, OLDEST = 'Yoga',
   // aliases end 'Antelope': 66; _MAX_API_VERSION '2.95'. antelope-prelude-4a99907b00e739f8.yaml:
   // "our first Skip-Level-Upgrade Release ... Next SLURP release will be 2024.1".
-  { major: 27, series: '2023.1', name: 'Antelope', date: '2023-03-22', released: true, slurp: true, serviceVersion: 66, oldestSupported: 'Yoga', maxMicroversion: '2.95' },
+  {
+    major: 27,
+    series: '2023.1',
+    name: 'Antelope',
+    date: '2023-03-22',
+    released: true,
+    slurp: true,
+    serviceVersion: 66,
+    oldestSupported: 'Yoga',
+    maxMicroversion: '2.95',
+  },
   // 28.0.0 tag 66e35e66d6 (commit 1f60a71e0a), 2023-10-04: 66, OLDEST 'Antelope', 'Bobcat': 66; '2.95'.
   // bobcat-prelude-1bd68dd5133fe4dd.yaml: "a non-Skip-Level-Upgrade Release".
-  { major: 28, series: '2023.2', name: 'Bobcat', date: '2023-10-04', released: true, slurp: false, serviceVersion: 66, oldestSupported: 'Antelope', maxMicroversion: '2.95' },
+  {
+    major: 28,
+    series: '2023.2',
+    name: 'Bobcat',
+    date: '2023-10-04',
+    released: true,
+    slurp: false,
+    serviceVersion: 66,
+    oldestSupported: 'Antelope',
+    maxMicroversion: '2.95',
+  },
   // 29.0.0 tag 89c433a8eb (commit 77de002d61), 2024-04-03: 67, OLDEST 'Antelope', 'Caracal': 66
   // (the alias was added before version 67 landed, so it is one lower than what 29.x writes); '2.96'.
   // caracal-prelude-63fac6e27509930d.yaml: "a Skip-Level-Upgrade Release ... from 2023.1".
-  { major: 29, series: '2024.1', name: 'Caracal', date: '2024-04-03', released: true, slurp: true, serviceVersion: 67, oldestSupported: 'Antelope', maxMicroversion: '2.96' },
+  {
+    major: 29,
+    series: '2024.1',
+    name: 'Caracal',
+    date: '2024-04-03',
+    released: true,
+    slurp: true,
+    serviceVersion: 67,
+    oldestSupported: 'Antelope',
+    maxMicroversion: '2.96',
+  },
   // 30.0.0 tag db64f49186 (commit 9c36174539), 2024-10-02: 67, OLDEST 'Caracal', 'Dalmatian': 67; '2.96'.
   // dalmatian-prelude-35a774ecc9e56004.yaml: "not a Skip-Level-Upgrade Release".
-  { major: 30, series: '2024.2', name: 'Dalmatian', date: '2024-10-02', released: true, slurp: false, serviceVersion: 67, oldestSupported: 'Caracal', maxMicroversion: '2.96' },
+  {
+    major: 30,
+    series: '2024.2',
+    name: 'Dalmatian',
+    date: '2024-10-02',
+    released: true,
+    slurp: false,
+    serviceVersion: 67,
+    oldestSupported: 'Caracal',
+    maxMicroversion: '2.96',
+  },
   // 31.0.0 tag 625bfa0e22 (commit 6042300453), 2025-04-02: 68, OLDEST 'Caracal', 'Epoxy': 68; '2.100'.
   // epoxy-prelude-f164cc03b742cfc5.yaml: "a Skip-Level-Upgrade Release ... from 2024.1 Caracal".
-  { major: 31, series: '2025.1', name: 'Epoxy', date: '2025-04-02', released: true, slurp: true, serviceVersion: 68, oldestSupported: 'Caracal', maxMicroversion: '2.100' },
+  {
+    major: 31,
+    series: '2025.1',
+    name: 'Epoxy',
+    date: '2025-04-02',
+    released: true,
+    slurp: true,
+    serviceVersion: 68,
+    oldestSupported: 'Caracal',
+    maxMicroversion: '2.100',
+  },
   // 32.0.0 tag f15f8923c5 (commit 759e03c35d), 2025-10-01: 70, OLDEST 'Epoxy', 'Flamingo': 70; '2.100'.
   // flamingo-prelude-22a2782315ce0808.yaml: "not a Skip-Level-Upgrade Release".
-  { major: 32, series: '2025.2', name: 'Flamingo', date: '2025-10-01', released: true, slurp: false, serviceVersion: 70, oldestSupported: 'Epoxy', maxMicroversion: '2.100' },
+  {
+    major: 32,
+    series: '2025.2',
+    name: 'Flamingo',
+    date: '2025-10-01',
+    released: true,
+    slurp: false,
+    serviceVersion: 70,
+    oldestSupported: 'Epoxy',
+    maxMicroversion: '2.100',
+  },
   // 33.0.0 tag d82c8fc28b (commit d5c64e7aba), 2026-04-01: 72, OLDEST 'Epoxy', 'Gazpacho': 72; '2.103'.
   // gazpacho-prelude-1c2b533501ce2afd.yaml: "a Skip-Level-Upgrade Release ... from 2025.1 Epoxy".
-  { major: 33, series: '2026.1', name: 'Gazpacho', date: '2026-04-01', released: true, slurp: true, serviceVersion: 72, oldestSupported: 'Epoxy', maxMicroversion: '2.103' },
+  {
+    major: 33,
+    series: '2026.1',
+    name: 'Gazpacho',
+    date: '2026-04-01',
+    released: true,
+    slurp: true,
+    serviceVersion: 72,
+    oldestSupported: 'Epoxy',
+    maxMicroversion: '2.103',
+  },
   // 34.0.0, 2026.2 Hibiscus (doc/source/admin/concurrency.rst on master: "nova 34.0.0 (2026.2
   // Hibiscus)"). Its tag is newer than the git snapshot read (master 00a030403f, 2026-08-21), so the
   // numbers come from the released nova 34.0.0 package itself (pbr.json: git_version 5e835dee08,
   // is_release true), nova/objects/service.py: SERVICE_VERSION = 74, OLDEST 'Gazpacho',
   // 'Hibiscus': 74; api_version_request.py '2.104'. Non-SLURP: no `slurp:` key for hibiscus in
   // series_status.yaml. The date is that file's planned initial-release; the actual day is unchecked.
-  { major: 34, series: '2026.2', name: 'Hibiscus', date: '2026-09-30', released: true, slurp: false, serviceVersion: 74, oldestSupported: 'Gazpacho', maxMicroversion: '2.104' },
+  {
+    major: 34,
+    series: '2026.2',
+    name: 'Hibiscus',
+    date: '2026-09-30',
+    released: true,
+    slurp: false,
+    serviceVersion: 74,
+    oldestSupported: 'Gazpacho',
+    maxMicroversion: '2.104',
+  },
 ];
 
 /**
@@ -99,13 +179,35 @@ export const SERVICE_VERSION_ALIASES: Readonly<Record<string, number>> = {
  * service version (nova/compute/rpcapi.py, _determine_version_cap).
  */
 export const COMPUTE_RPC_BY_SERVICE_VERSION: Readonly<Record<number, string>> = {
-  52: '5.11', 53: '5.12', 54: '5.13', 55: '5.13',
-  56: '6.0', 57: '6.0', 58: '6.0', 59: '6.0', 60: '6.0', 61: '6.0', 62: '6.0', 63: '6.0',
-  64: '6.1', 65: '6.1', 66: '6.2', 67: '6.3', 68: '6.4', 69: '6.4', 70: '6.4',
-  71: '6.5', 72: '6.5', 73: '6.5', 74: '6.5',
+  52: '5.11',
+  53: '5.12',
+  54: '5.13',
+  55: '5.13',
+  56: '6.0',
+  57: '6.0',
+  58: '6.0',
+  59: '6.0',
+  60: '6.0',
+  61: '6.0',
+  62: '6.0',
+  63: '6.0',
+  64: '6.1',
+  65: '6.1',
+  66: '6.2',
+  67: '6.3',
+  68: '6.4',
+  69: '6.4',
+  70: '6.4',
+  71: '6.5',
+  72: '6.5',
+  73: '6.5',
+  74: '6.5',
 };
 
-/** nova's `[DEFAULT] service_down_time` default (nova/conf/service.py): a service is down after this long without a heartbeat. */
+/**
+ * nova's `[DEFAULT] service_down_time` default (nova/conf/service.py): a service is down after
+ * this long without a heartbeat.
+ */
 export const NOVA_SERVICE_DOWN_SECONDS = 60;
 
 export interface NovaVersion {
@@ -168,7 +270,10 @@ export function seriesLabel(r: NovaRelease): string {
 /** The lowest nova-compute service version this release's control services start beside. */
 export function oldestSupportedServiceVersion(r: NovaRelease): number {
   const v = SERVICE_VERSION_ALIASES[r.oldestSupported];
-  if (v === undefined) throw new Error(`nova ${r.major}.x names ${r.oldestSupported} as its oldest supported release, which has no service version alias`);
+  if (v === undefined)
+    throw new Error(
+      `nova ${r.major}.x names ${r.oldestSupported} as its oldest supported release, which has no service version alias`,
+    );
   return v;
 }
 
@@ -180,7 +285,9 @@ export function computeRpcOf(serviceVersion: number): string | undefined {
 export function describeServiceVersion(v: number): string {
   const writers = NOVA_RELEASES.filter((r) => r.serviceVersion === v);
   if (writers.length) return `${v} (nova ${writers.map((r) => `${r.major}.x, ${seriesLabel(r)}`).join(', or ')})`;
-  const alias = Object.entries(SERVICE_VERSION_ALIASES).find(([name, n]) => n === v && !NOVA_RELEASES.some((r) => r.name === name));
+  const alias = Object.entries(SERVICE_VERSION_ALIASES).find(
+    ([name, n]) => n === v && !NOVA_RELEASES.some((r) => r.name === name),
+  );
   if (alias) return `${v} (${alias[0]})`;
   const first = NOVA_RELEASES[0]!;
   if (v < first.serviceVersion) return `${v} (older than nova ${releaseLabel(first)})`;

@@ -7,9 +7,16 @@ import { checkReleasePair } from './jump';
 // HAProxy accepts letters, digits, '-', '_', '.' and ':' in proxy and server names. Anything
 // else (';' or a newline above all) could smuggle a second runtime command into a batch.
 export const HAPROXY_NAME = /^[A-Za-z0-9_.:-]+$/;
-const haproxyName = z.string().regex(HAPROXY_NAME, "must be a valid HAProxy name (letters, digits, '-', '_', '.', ':')");
+const haproxyName = z
+  .string()
+  .regex(HAPROXY_NAME, "must be a valid HAProxy name (letters, digits, '-', '_', '.', ':')");
 
-const nodeName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must start with a letter or digit and hold only letters, digits, ".", "_" or "-"');
+const nodeName = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.-]*$/,
+    'must start with a letter or digit and hold only letters, digits, ".", "_" or "-"',
+  );
 const version = z.string().regex(/^\d+\.\d+\.\d+([.-][0-9A-Za-z.-]+)?$/, 'must be a release version such as 31.0.0');
 const httpUrl = z
   .string()
@@ -51,7 +58,12 @@ export type LbSocket = z.infer<typeof lbSocketSchema>;
 // Only `nova-upgrade lb setup` reads what follows: the upgrade itself talks to the socket alone.
 // Paths end up inside haproxy.cfg and keepalived.conf, whose parsers split on whitespace.
 const absPath = z.string().regex(/^\/[^\s'"]*$/, 'must be an absolute path without spaces or quotes');
-const ifName = z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'must be a network interface name (up to 15 letters, digits, "_", ".", ":", "@", "-")');
+const ifName = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9_.:@-]{1,15}$/,
+    'must be a network interface name (up to 15 letters, digits, "_", ".", ":", "@", "-")',
+  );
 const IPV4_OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 export const IPV4 = new RegExp(`^${IPV4_OCTET}(\\.${IPV4_OCTET}){3}$`);
 // RFC 1123 labels; RFC 3696 section 2: the last label is never all digits, which is what keeps a
@@ -64,8 +76,10 @@ const ipv6 = z.ipv6();
 export function addressProblem(address: string): string | undefined {
   if (IPV4.test(address) || ipv6.safeParse(address).success || HOSTNAME.test(address)) return undefined;
   const shown = JSON.stringify(address);
-  if (/^\[.*\]$/.test(address) && ipv6.safeParse(address.slice(1, -1)).success) return `${shown} has brackets; write the IPv6 address without them`;
-  if (/^[\d.]+$/.test(address)) return `${shown} is not an IPv4 address (four numbers from 0 to 255, without leading zeros) and, being all digits, cannot be a hostname`;
+  if (/^\[.*\]$/.test(address) && ipv6.safeParse(address.slice(1, -1)).success)
+    return `${shown} has brackets; write the IPv6 address without them`;
+  if (/^[\d.]+$/.test(address))
+    return `${shown} is not an IPv4 address (four numbers from 0 to 255, without leading zeros) and, being all digits, cannot be a hostname`;
   return `${shown} is not an IPv4 address, an IPv6 address or a hostname (letters, digits and "-" in labels separated by dots)`;
 }
 
@@ -77,7 +91,11 @@ const nodeAddress = z
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   });
 
-const lbPort = z.number().int('must be a TCP port, 1 to 65535').min(1, 'must be a TCP port, 1 to 65535').max(65535, 'must be a TCP port, 1 to 65535');
+const lbPort = z
+  .number()
+  .int('must be a TCP port, 1 to 65535')
+  .min(1, 'must be a TCP port, 1 to 65535')
+  .max(65535, 'must be a TCP port, 1 to 65535');
 
 export const LB_FILE_DEFAULTS = {
   haproxyConfig: '/etc/haproxy/haproxy.cfg',
@@ -90,13 +108,25 @@ export const LB_FILE_DEFAULTS = {
 } as const;
 export type LbFiles = { -readonly [K in keyof typeof LB_FILE_DEFAULTS]: string };
 
-const lbFileOverrides = z.object(Object.fromEntries(Object.keys(LB_FILE_DEFAULTS).map((k) => [k, absPath.optional()])) as Record<keyof LbFiles, z.ZodOptional<typeof absPath>>).strict();
+const lbFileOverrides = z
+  .object(
+    Object.fromEntries(Object.keys(LB_FILE_DEFAULTS).map((k) => [k, absPath.optional()])) as Record<
+      keyof LbFiles,
+      z.ZodOptional<typeof absPath>
+    >,
+  )
+  .strict();
 
 const lbNodeSchema = z
   .object({
     socket: lbSocketSchema,
     // keepalived priority; default 101 for the first LB node, one less for each next one.
-    priority: z.number().int().min(1, 'must be a VRRP priority, 1 to 254').max(254, 'must be a VRRP priority, 1 to 254').optional(),
+    priority: z
+      .number()
+      .int()
+      .min(1, 'must be a VRRP priority, 1 to 254')
+      .max(254, 'must be a VRRP priority, 1 to 254')
+      .optional(),
     interface: ifName.optional(),
     files: lbFileOverrides.optional(),
   })
@@ -108,12 +138,20 @@ const loadBalancerSchema = z
     vipAddress: z.string().regex(IPV4, 'must be an IPv4 address').optional(),
     vipPrefixLength: z.number().int().min(1).max(32).default(32),
     interface: ifName.default('eth0'),
-    virtualRouterId: z.number().int().min(1, 'must be a VRRP router id, 1 to 255').max(255, 'must be a VRRP router id, 1 to 255').default(50),
+    virtualRouterId: z
+      .number()
+      .int()
+      .min(1, 'must be a VRRP router id, 1 to 255')
+      .max(255, 'must be a VRRP router id, 1 to 255')
+      .default(50),
     advertIntervalSeconds: z.number().int().min(1).max(255).default(1),
     frontendName: haproxyName.default('nova-api-vip'),
     // Default: the port of vip.url.
     frontendPort: lbPort.optional(),
-    log: z.string().regex(/^[^\n#]+$/, 'must be one line of HAProxy log target').default('/dev/log local0'),
+    log: z
+      .string()
+      .regex(/^[^\n#]+$/, 'must be one line of HAProxy log target')
+      .default('/dev/log local0'),
     healthCheck: z
       .object({ path: z.string().regex(/^\/\S*$/, 'must be a URL path without spaces'), intervalSeconds: seconds })
       .strict()
@@ -121,7 +159,12 @@ const loadBalancerSchema = z
     // Whether file writes, sysctl and `haproxy -c` on the LB nodes go through `sudo -n`.
     sudo: z.boolean().default(true),
     files: z
-      .object(Object.fromEntries(Object.entries(LB_FILE_DEFAULTS).map(([k, v]) => [k, absPath.default(v)])) as Record<keyof LbFiles, z.ZodDefault<typeof absPath>>)
+      .object(
+        Object.fromEntries(Object.entries(LB_FILE_DEFAULTS).map(([k, v]) => [k, absPath.default(v)])) as Record<
+          keyof LbFiles,
+          z.ZodDefault<typeof absPath>
+        >,
+      )
       .strict()
       .default({ ...LB_FILE_DEFAULTS }),
   })
@@ -160,7 +203,10 @@ const nodeSchema = z
     address: nodeAddress.optional(),
     // An ssh config Host alias to connect through; the config then gives HostName, User,
     // Port, IdentityFile, ProxyJump and UserKnownHostsFile.
-    sshHost: z.string().regex(/^[^\s'"\\]+$/, 'must be one ssh host name or alias, without spaces or quotes').optional(),
+    sshHost: z
+      .string()
+      .regex(/^[^\s'"\\]+$/, 'must be one ssh host name or alias, without spaces or quotes')
+      .optional(),
     sshPort: port.optional(),
     sshUser: z.string().min(1).optional(),
     // This node's key, instead of ssh.privateKeyPath.
@@ -182,10 +228,12 @@ const nodeSchema = z
   .strict();
 
 const commandsSchema = z
-  .object(Object.fromEntries(Object.keys(DEFAULT_COMMANDS).map((k) => [k, z.string().min(1).optional()])) as Record<
-    CommandName,
-    z.ZodOptional<z.ZodString>
-  >)
+  .object(
+    Object.fromEntries(Object.keys(DEFAULT_COMMANDS).map((k) => [k, z.string().min(1).optional()])) as Record<
+      CommandName,
+      z.ZodOptional<z.ZodString>
+    >,
+  )
   .strict();
 
 export const inventorySchema = z
@@ -197,7 +245,12 @@ export const inventorySchema = z
       .strict()
       .superRefine((r, ctx) => {
         const problem = checkReleasePair(r.from, r.to);
-        if (problem) ctx.addIssue({ code: 'custom', path: [problem.field === 'release.from' ? 'from' : 'to'], message: problem.message });
+        if (problem)
+          ctx.addIssue({
+            code: 'custom',
+            path: [problem.field === 'release.from' ? 'from' : 'to'],
+            message: problem.message,
+          });
       }),
     // Every value here is like an ssh command-line option: it beats the ssh config. What both
     // leave unsaid falls back to root and port 22; keys to the agent and ssh's default files.
@@ -205,7 +258,10 @@ export const inventorySchema = z
       .object({
         // The OpenSSH client config the worker reads: a file, or "none"; default ~/.ssh/config
         // then /etc/ssh/ssh_config, as ssh(1) reads them.
-        config: z.string().regex(/^(none|\/.*|~\/.*)$/, 'must be an absolute path, a path starting with ~/, or none').optional(),
+        config: z
+          .string()
+          .regex(/^(none|\/.*|~\/.*)$/, 'must be an absolute path, a path starting with ~/, or none')
+          .optional(),
         user: z.string().min(1).optional(),
         port: port.optional(),
         privateKeyPath: z.string().min(1).optional(),
@@ -275,7 +331,14 @@ export const inventorySchema = z
         maxFailures: z.number().int().min(0).default(0),
       })
       .strict()
-      .default({ enabled: true, ratePerSecond: 20, clients: 4, paths: ['/', '/v2.1/'], requestTimeoutSeconds: 10, maxFailures: 0 }),
+      .default({
+        enabled: true,
+        ratePerSecond: 20,
+        clients: 4,
+        paths: ['/', '/v2.1/'],
+        requestTimeoutSeconds: 10,
+        maxFailures: 0,
+      }),
     timeouts: z
       .object({
         commandSeconds: seconds.default(900),
@@ -290,7 +353,16 @@ export const inventorySchema = z
         readSeconds: seconds.default(120),
       })
       .strict()
-      .default({ commandSeconds: 900, drainSeconds: 300, settleSeconds: 3, serviceUpSeconds: 180, tempestSeconds: 3600, pollSeconds: 1, heartbeatSeconds: 30, readSeconds: 120 }),
+      .default({
+        commandSeconds: 900,
+        drainSeconds: 300,
+        settleSeconds: 3,
+        serviceUpSeconds: 180,
+        tempestSeconds: 3600,
+        pollSeconds: 1,
+        heartbeatSeconds: 30,
+        readSeconds: 120,
+      }),
     retry: z
       .object({
         maximumAttempts: z.number().int().min(1).default(5),
@@ -307,13 +379,19 @@ export const inventorySchema = z
           .string()
           .optional()
           .refine((v) => v === undefined, {
-            message: 'name the file (notify.webhookUrlFile) or environment variable (notify.webhookUrlEnv) on the worker that holds the URL; a URL here would enter the workflow history with its token',
+            message:
+              'name the file (notify.webhookUrlFile) or environment variable (notify.webhookUrlEnv) on the worker that holds the URL; a URL here would enter the workflow history with its token',
           }),
         webhookUrlFile: z.string().min(1).optional(),
-        webhookUrlEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+        webhookUrlEnv: z
+          .string()
+          .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
+          .optional(),
       })
       .strict()
-      .refine((n) => !(n.webhookUrlFile && n.webhookUrlEnv), { message: 'name either webhookUrlFile or webhookUrlEnv, not both' })
+      .refine((n) => !(n.webhookUrlFile && n.webhookUrlEnv), {
+        message: 'name either webhookUrlFile or webhookUrlEnv, not both',
+      })
       .default({}),
     window: z
       .object({ end: z.iso.datetime({ offset: true }).optional() })

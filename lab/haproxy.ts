@@ -38,7 +38,9 @@ function run(args: string[], logPath?: string): Promise<{ code: number | null; o
     // A daemonizing haproxy's master keeps stderr open for good, so a pipe would never reach
     // EOF; the start goes to a log file and only `exit` is awaited.
     const fd = logPath ? openSync(logPath, 'a') : undefined;
-    const child = spawn(HAPROXY_BIN, args, { stdio: fd === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', fd, fd] });
+    const child = spawn(HAPROXY_BIN, args, {
+      stdio: fd === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', fd, fd],
+    });
     let output = '';
     child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
@@ -144,7 +146,9 @@ export async function startHaproxy(opts: HaproxyOptions): Promise<HaproxyHandle>
   if (code !== 0) throw new Error(`haproxy did not start (exit ${code}); see ${p.log}`);
   const pid = await waitFor(`haproxy in ${dir} did not write a live pid`, 5000, async () => haproxyPid(dir));
   // Daemon mode returns once the master forked; the worker's listeners follow a moment later.
-  await waitFor(`haproxy in ${dir} started no worker`, 5000, async () => ((await procState(dir))?.workers.length ? true : undefined));
+  await waitFor(`haproxy in ${dir} started no worker`, 5000, async () =>
+    (await procState(dir))?.workers.length ? true : undefined,
+  );
   return handle(dir, pid);
 }
 
@@ -164,7 +168,12 @@ export async function reloadHaproxy(dir: string, timeoutMs = 5000): Promise<void
   process.kill(pid, 'SIGUSR2');
   const after = await waitFor(`haproxy in ${dir} did not finish reloading`, timeoutMs, async () => {
     const s = await procState(dir);
-    return s && s.reloads > before.reloads && s.workers.length > 0 && s.workers.every((w) => !before.workers.includes(w)) ? s : undefined;
+    return s &&
+      s.reloads > before.reloads &&
+      s.workers.length > 0 &&
+      s.workers.every((w) => !before.workers.includes(w))
+      ? s
+      : undefined;
   });
   if (after.failed > before.failed) throw new Error(`haproxy in ${dir} failed to reload; see ${paths(dir).log}`);
 }

@@ -7,7 +7,10 @@ export function adminCommand(socket: string, command: string, timeoutMs = 2000):
   return new Promise((resolve, reject) => {
     const sock = createConnection(socket);
     let out = '';
-    const timer = setTimeout(() => sock.destroy(new Error(`${socket} did not answer "${command}" within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => sock.destroy(new Error(`${socket} did not answer "${command}" within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     sock.on('connect', () => sock.end(`${command}\n`));
     sock.on('data', (d: Buffer) => (out += d.toString()));
     sock.on('error', (e) => {
@@ -35,7 +38,12 @@ export async function backendServerStatus(socket: string, backend: string): Prom
   return out;
 }
 
-export async function waitForBackends(socket: string, backend: string, servers: string[], timeoutMs: number): Promise<void> {
+export async function waitForBackends(
+  socket: string,
+  backend: string,
+  servers: string[],
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = new Map<string, string>();
   for (;;) {
@@ -45,7 +53,10 @@ export async function waitForBackends(socket: string, backend: string, servers: 
     } catch {
       /* the socket appears a moment after the worker */
     }
-    if (Date.now() > deadline) throw new Error(`HAProxy (${socket}) did not mark ${servers.join(', ')} UP within ${timeoutMs} ms: ${[...last].map(([k, v]) => `${k}=${v}`).join(', ') || 'no answer'}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `HAProxy (${socket}) did not mark ${servers.join(', ')} UP within ${timeoutMs} ms: ${[...last].map(([k, v]) => `${k}=${v}`).join(', ') || 'no answer'}`,
+      );
     await new Promise((r) => setTimeout(r, 50));
   }
 }

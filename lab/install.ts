@@ -65,7 +65,10 @@ export function installLab(stateDir: string): void {
   mkdirSync(s.bin, { recursive: true });
   for (const [cmd, mod] of Object.entries(STAND_INS)) {
     const path = join(s.bin, cmd);
-    writeFileSync(path, `#!${process.execPath}\nrequire(${JSON.stringify(join(s.lib, `${mod}.js`))}).main(process.argv.slice(2));\n`);
+    writeFileSync(
+      path,
+      `#!${process.execPath}\nrequire(${JSON.stringify(join(s.lib, `${mod}.js`))}).main(process.argv.slice(2));\n`,
+    );
     chmodSync(path, 0o755);
   }
   writeFileSync(join(s.bin, 'sudo'), SUDO);
@@ -73,7 +76,8 @@ export function installLab(stateDir: string): void {
   // A real-nova node runs the real nova-manage, nova-status, placement-manage and openstack
   // from its own bin directory; only these stand in for what systemd and git would do.
   mkdirSync(s.realBin, { recursive: true });
-  for (const cmd of ['systemctl', 'journalctl', 'sudo', 'lab-install-code']) cpSync(join(s.bin, cmd), join(s.realBin, cmd));
+  for (const cmd of ['systemctl', 'journalctl', 'sudo', 'lab-install-code'])
+    cpSync(join(s.bin, cmd), join(s.realBin, cmd));
   cpSync(labAsset('fixtures/nova-versions'), s.fixtures, { recursive: true });
   mkdirSync(s.tempest, { recursive: true });
   cpSync(labAsset('tempest'), s.tempest, { recursive: true, filter: (p) => !/__pycache__|\.pyc$/.test(p) });

@@ -16,7 +16,19 @@ import { isUnitProcess, readHeartbeat, readUnitFile, unitStatus, type UnitFile }
 import { ensureKeyPair, sshdPid, startSshd, stopSshd } from './sshd';
 import { API_PORT, planTopology, type LabLb, type LabNodePlan } from './topology';
 import { waitForBackends } from './haproxySocket';
-import { backingDirs, discoverHosts, ensureVenvs, prepareRealNode, realUnitsFor, registerCatalog, setUpKeystone, setUpNovaCells, setUpPlacement, startBackingServices, writeComputeIds } from './real/realLab';
+import {
+  backingDirs,
+  discoverHosts,
+  ensureVenvs,
+  prepareRealNode,
+  realUnitsFor,
+  registerCatalog,
+  setUpKeystone,
+  setUpNovaCells,
+  setUpPlacement,
+  startBackingServices,
+  writeComputeIds,
+} from './real/realLab';
 import { stopBacking } from './real/backing';
 
 export interface LabOptions {
@@ -65,12 +77,18 @@ export interface LabInfo {
   upMs: number;
 }
 
-export const DEFAULT_STATE_DIR = resolve(__dirname, existsSync(join(__dirname, '..', 'package.json')) ? '..' : join('..', '..'), '.state', 'lab');
+export const DEFAULT_STATE_DIR = resolve(
+  __dirname,
+  existsSync(join(__dirname, '..', 'package.json')) ? '..' : join('..', '..'),
+  '.state',
+  'lab',
+);
 
 function resolveOptions(o: LabOptions): ResolvedLabOptions {
   const stateDir = resolve(o.stateDir ?? DEFAULT_STATE_DIR);
   // sshd's SetEnv and the command templates would split a path with spaces.
-  if (/[\s"'\\$`]/.test(stateDir)) throw new Error(`lab state directory must not contain spaces, quotes or shell metacharacters: ${stateDir}`);
+  if (/[\s"'\\$`]/.test(stateDir))
+    throw new Error(`lab state directory must not contain spaces, quotes or shell metacharacters: ${stateDir}`);
   return {
     stateDir,
     subnet: o.subnet ?? '127.0.1',
@@ -82,7 +100,11 @@ function resolveOptions(o: LabOptions): ResolvedLabOptions {
     sshPort: o.sshPort ?? 2222,
     apiMercySeconds: o.apiMercySeconds ?? 10,
     serviceDownSeconds: o.serviceDownSeconds ?? 10,
-    pendingMigrations: o.pendingMigrations ?? { populate_instance_compute_id: 120, populate_dev_uuids: 7, populate_user_id: 30 },
+    pendingMigrations: o.pendingMigrations ?? {
+      populate_instance_compute_id: 120,
+      populate_dev_uuids: 7,
+      populate_user_id: 30,
+    },
     nova: o.nova ?? 'standin',
   };
 }
@@ -92,8 +114,18 @@ function nodeEnvVars(stateDir: string, n: LabNodePlan, nova: ResolvedLabOptions[
   const root = s.node(n.name);
   // A real node's first PATH entry holds only the systemd/git stand-ins; then its own bin of
   // real programs (nova-manage, nova-status, placement-manage, openstack).
-  const path = nova === 'real' ? `${s.realBin}:${nodeLayout(root).bin}:/usr/local/bin:/usr/bin:/bin` : `${s.bin}:/usr/local/bin:/usr/bin:/bin`;
-  return { PATH: path, HOME: root, NOVA_LAB_ROOT: root, NOVA_LAB_NODE: n.name, NOVA_LAB_STATE: stateDir, LANG: 'C.UTF-8' };
+  const path =
+    nova === 'real'
+      ? `${s.realBin}:${nodeLayout(root).bin}:/usr/local/bin:/usr/bin:/bin`
+      : `${s.bin}:/usr/local/bin:/usr/bin:/bin`;
+  return {
+    PATH: path,
+    HOME: root,
+    NOVA_LAB_ROOT: root,
+    NOVA_LAB_NODE: n.name,
+    NOVA_LAB_STATE: stateDir,
+    LANG: 'C.UTF-8',
+  };
 }
 
 function describe(o: ResolvedLabOptions): Pick<LabInfo, 'nodes' | 'lbs'> {
@@ -107,15 +139,29 @@ function describe(o: ResolvedLabOptions): Pick<LabInfo, 'nodes' | 'lbs'> {
       ...(n.roles.includes('api') ? { apiUrl: `http://${n.address}:${API_PORT}` } : {}),
       env: nodeEnvVars(o.stateDir, n, o.nova),
     })),
-    lbs: lbs.map((b) => ({ ...b, dir: s.haproxy(b.node), socket: join(s.haproxy(b.node), 'haproxy.sock'), pid: haproxyPid(s.haproxy(b.node)) ?? 0 })),
+    lbs: lbs.map((b) => ({
+      ...b,
+      dir: s.haproxy(b.node),
+      socket: join(s.haproxy(b.node), 'haproxy.sock'),
+      pid: haproxyPid(s.haproxy(b.node)) ?? 0,
+    })),
   };
 }
 
 const run = promisify(execFile);
 
 /** Runs a stand-in on a node without SSH: what labUp uses to start the node's services. */
-export async function runOnNode(node: Pick<LabNode, 'env'>, cmd: string, args: string[], timeoutMs = 60_000): Promise<{ stdout: string; stderr: string }> {
-  return run(join(node.env.PATH!.split(':')[0]!, cmd), args, { env: { ...node.env }, cwd: node.env.HOME, timeout: timeoutMs });
+export async function runOnNode(
+  node: Pick<LabNode, 'env'>,
+  cmd: string,
+  args: string[],
+  timeoutMs = 60_000,
+): Promise<{ stdout: string; stderr: string }> {
+  return run(join(node.env.PATH!.split(':')[0]!, cmd), args, {
+    env: { ...node.env },
+    cwd: node.env.HOME,
+    timeout: timeoutMs,
+  });
 }
 
 /** Brings the lab up, reusing whatever already runs; safe to call again at any time. */
@@ -135,26 +181,65 @@ export async function labUp(opts: LabOptions = {}): Promise<LabInfo> {
   for (const n of nodes) {
     const l = nodeLayout(n.root);
     mkdirSync(l.run, { recursive: true });
-    const config: NodeConfig = { name: n.name, address: n.address, apiPort: API_PORT, units: n.units, apiMercySeconds: o.apiMercySeconds, serviceDownSeconds: o.serviceDownSeconds };
+    const config: NodeConfig = {
+      name: n.name,
+      address: n.address,
+      apiPort: API_PORT,
+      units: n.units,
+      apiMercySeconds: o.apiMercySeconds,
+      serviceDownSeconds: o.serviceDownSeconds,
+    };
     if (real) {
-      config.real = prepareRealNode({ stateDir: o.stateDir, name: n.name, address: n.address, roles: n.roles, controllerAddress: controller.address, apiPort: API_PORT, apiMercySeconds: o.apiMercySeconds, fromVersion: o.fromVersion, toVersion: o.toVersion });
+      config.real = prepareRealNode({
+        stateDir: o.stateDir,
+        name: n.name,
+        address: n.address,
+        roles: n.roles,
+        controllerAddress: controller.address,
+        apiPort: API_PORT,
+        apiMercySeconds: o.apiMercySeconds,
+        fromVersion: o.fromVersion,
+        toVersion: o.toVersion,
+      });
     } else {
-      writeNodeFiles({ root: n.root, name: n.name, address: n.address, controllerAddress: controller.address, isController: n.roles.includes('controller'), isCompute: n.roles.includes('compute') }, o.fromVersion);
+      writeNodeFiles(
+        {
+          root: n.root,
+          name: n.name,
+          address: n.address,
+          controllerAddress: controller.address,
+          isController: n.roles.includes('controller'),
+          isCompute: n.roles.includes('compute'),
+        },
+        o.fromVersion,
+      );
     }
     writeJson(l.config, config);
   }
-  if (!real) initCloud(o.stateDir, {
-    controller: controller.name,
-    computeHosts: nodes.filter((n) => n.roles.includes('compute')).map((n) => n.name),
-    release: o.fromVersion,
-    // devstack registers nova-api directly; pointing keystone at the VIP is the upgrade's job.
-    endpointUrl: `${controller.apiUrl}/v2.1`,
-    placementUrl: `http://${controller.address}/placement`,
-    pendingMigrations: Object.fromEntries(ONLINE_MIGRATIONS.map((m) => [m, o.pendingMigrations[m] ?? 0])),
-  });
+  if (!real)
+    initCloud(o.stateDir, {
+      controller: controller.name,
+      computeHosts: nodes.filter((n) => n.roles.includes('compute')).map((n) => n.name),
+      release: o.fromVersion,
+      // devstack registers nova-api directly; pointing keystone at the VIP is the upgrade's job.
+      endpointUrl: `${controller.apiUrl}/v2.1`,
+      placementUrl: `http://${controller.address}/placement`,
+      pendingMigrations: Object.fromEntries(ONLINE_MIGRATIONS.map((m) => [m, o.pendingMigrations[m] ?? 0])),
+    });
 
   const [sshds] = await Promise.all([
-    Promise.all(nodes.map((n) => startSshd({ name: n.name, dir: nodeLayout(n.root).sshd, address: n.address, port: n.sshPort, authorizedKeys: key.publicKey, env: n.env }))),
+    Promise.all(
+      nodes.map((n) =>
+        startSshd({
+          name: n.name,
+          dir: nodeLayout(n.root).sshd,
+          address: n.address,
+          port: n.sshPort,
+          authorizedKeys: key.publicKey,
+          env: n.env,
+        }),
+      ),
+    ),
     real ? startBackingServices(o.stateDir, controller.address) : undefined,
   ]);
   writeFileSync(s.knownHosts, `${sshds.map((h) => h.knownHostsLine).join('\n')}\n`);
@@ -169,14 +254,37 @@ export async function labUp(opts: LabOptions = {}): Promise<LabInfo> {
   const apiNodes = nodes.filter((n) => n.roles.includes('api'));
   const started = await Promise.all(
     lbs.map(async (b) => {
-      const config = labHaproxyConfig({ dir: b.dir, bind: { address: b.address, port: b.port }, backend: 'nova-api', servers: apiNodes.map((n) => ({ name: n.name, address: n.address, port: API_PORT })) });
+      const config = labHaproxyConfig({
+        dir: b.dir,
+        bind: { address: b.address, port: b.port },
+        backend: 'nova-api',
+        servers: apiNodes.map((n) => ({ name: n.name, address: n.address, port: API_PORT })),
+      });
       const h = await startHaproxy({ dir: b.dir, config });
-      await waitForBackends(b.socket, 'nova-api', apiNodes.map((n) => n.name), 10_000);
+      await waitForBackends(
+        b.socket,
+        'nova-api',
+        apiNodes.map((n) => n.name),
+        10_000,
+      );
       return { ...b, pid: h.pid };
     }),
   );
 
-  writeFileSync(s.inventory, renderLabInventory(labInventory({ stateDir: o.stateDir, fromVersion: o.fromVersion, toVersion: o.toVersion, sshPort: o.sshPort, nodes, lbs, nova: o.nova })));
+  writeFileSync(
+    s.inventory,
+    renderLabInventory(
+      labInventory({
+        stateDir: o.stateDir,
+        fromVersion: o.fromVersion,
+        toVersion: o.toVersion,
+        sshPort: o.sshPort,
+        nodes,
+        lbs,
+        nova: o.nova,
+      }),
+    ),
+  );
   return {
     stateDir: o.stateDir,
     inventoryPath: s.inventory,
@@ -197,7 +305,8 @@ export async function labUp(opts: LabOptions = {}): Promise<LabInfo> {
  * are mapped into their cell once they registered.
  */
 async function startRealServices(nodes: LabNode[], controller: LabNode): Promise<void> {
-  const start = (n: LabNode, units: string[]) => runOnNode(n, 'systemctl', ['start', ...units], 300_000).then(() => undefined);
+  const start = (n: LabNode, units: string[]) =>
+    runOnNode(n, 'systemctl', ['start', ...units], 300_000).then(() => undefined);
   await Promise.all([
     (async () => {
       await setUpKeystone(controller, controller.address, (units) => start(controller, units));
@@ -206,10 +315,25 @@ async function startRealServices(nodes: LabNode[], controller: LabNode): Promise
     setUpPlacement(controller),
     setUpNovaCells(controller, controller.address),
   ]);
-  await start(controller, [NOVA_UNITS.placement, NOVA_UNITS.superConductor, NOVA_UNITS.cellConductor, NOVA_UNITS.scheduler]);
-  await Promise.all(nodes.map((n) => start(n, n.units.filter((u) => u === NOVA_UNITS.compute || u === NOVA_UNITS.api))));
+  await start(controller, [
+    NOVA_UNITS.placement,
+    NOVA_UNITS.superConductor,
+    NOVA_UNITS.cellConductor,
+    NOVA_UNITS.scheduler,
+  ]);
+  await Promise.all(
+    nodes.map((n) =>
+      start(
+        n,
+        n.units.filter((u) => u === NOVA_UNITS.compute || u === NOVA_UNITS.api),
+      ),
+    ),
+  );
   const computes = nodes.filter((n) => n.roles.includes('compute'));
-  await discoverHosts(controller, computes.map((n) => n.name));
+  await discoverHosts(
+    controller,
+    computes.map((n) => n.name),
+  );
   await writeComputeIds(controller.env.NOVA_LAB_STATE!, computes);
 }
 
@@ -318,7 +442,14 @@ export function labStatus(stateDir: string = DEFAULT_STATE_DIR): LabStatus {
     up: false,
     nodes: nodes.map((n) => {
       const l = nodeLayout(n.root);
-      const config = readJsonOr<NodeConfig>(l.config, { name: n.name, address: n.address, apiPort: API_PORT, units: n.units, apiMercySeconds: 0, serviceDownSeconds: 0 });
+      const config = readJsonOr<NodeConfig>(l.config, {
+        name: n.name,
+        address: n.address,
+        apiPort: API_PORT,
+        units: n.units,
+        apiMercySeconds: 0,
+        serviceDownSeconds: 0,
+      });
       const env = { node: l, root: n.root, config };
       return {
         name: n.name,
@@ -335,7 +466,9 @@ export function labStatus(stateDir: string = DEFAULT_STATE_DIR): LabStatus {
     }),
     haproxy: lbs.map((b) => ({ node: b.node, frontend: `${b.address}:${b.port}`, pid: haproxyPid(b.dir) })),
   };
-  status.up = status.nodes.every((n) => n.sshd && n.services.every((s) => s.activeState === 'active')) && status.haproxy.every((h) => h.pid);
+  status.up =
+    status.nodes.every((n) => n.sshd && n.services.every((s) => s.activeState === 'active')) &&
+    status.haproxy.every((h) => h.pid);
   return status;
 }
 
@@ -354,7 +487,11 @@ export function labEvents(stateDir: string, node: string): LabEvent[] {
     .filter(Boolean)
     .map((line) => {
       const [verb = '', unit = '', ...kv] = line.split(' ');
-      return { verb, unit, fields: Object.fromEntries(kv.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)])) };
+      return {
+        verb,
+        unit,
+        fields: Object.fromEntries(kv.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)])),
+      };
     });
 }
 

@@ -26,7 +26,13 @@ export function labInventory(i: LabInventoryInput): InventoryInput {
   return {
     cloud: 'lab',
     release: { from: i.fromVersion, to: i.toVersion },
-    ssh: { user: 'root', port: i.sshPort, privateKeyPath: s.privateKey, knownHostsPath: s.knownHosts, connectTimeoutSeconds: 5 },
+    ssh: {
+      user: 'root',
+      port: i.sshPort,
+      privateKeyPath: s.privateKey,
+      knownHostsPath: s.knownHosts,
+      connectTimeoutSeconds: 5,
+    },
     vip: { url: `http://${vip.address}:${vip.port}`, computeEndpointUrl: `http://${vip.address}:${vip.port}/v2.1` },
     haproxy: { backend: 'nova-api', drainMode: 'drain', switchover: 'monotonic' },
     openstack: { osCloud: 'devstack-admin' },
@@ -36,8 +42,24 @@ export function labInventory(i: LabInventoryInput): InventoryInput {
     ],
     compute: { batchSize: 1, exclude: [] },
     tempest: { host: controller.name, enabled: true },
-    probe: { enabled: true, ratePerSecond: 20, clients: 4, paths: ['/', '/v2.1/'], requestTimeoutSeconds: 5, maxFailures: 0 },
-    timeouts: { commandSeconds: 120, drainSeconds: 30, settleSeconds: 1, serviceUpSeconds: 30, tempestSeconds: 300, pollSeconds: 0.5, heartbeatSeconds: 10, readSeconds: 30 },
+    probe: {
+      enabled: true,
+      ratePerSecond: 20,
+      clients: 4,
+      paths: ['/', '/v2.1/'],
+      requestTimeoutSeconds: 5,
+      maxFailures: 0,
+    },
+    timeouts: {
+      commandSeconds: 120,
+      drainSeconds: 30,
+      settleSeconds: 1,
+      serviceUpSeconds: 30,
+      tempestSeconds: 300,
+      pollSeconds: 0.5,
+      heartbeatSeconds: 10,
+      readSeconds: 30,
+    },
     retry: { maximumAttempts: 3, initialIntervalSeconds: 1, maximumIntervalSeconds: 5 },
     commands: {
       installCode: 'lab-install-code {version}',
@@ -51,7 +73,9 @@ export function labInventory(i: LabInventoryInput): InventoryInput {
         address: n.address,
         roles: n.roles,
         ...(n.roles.includes('api') ? { api: { haproxyServer: n.name, url: `http://${n.address}:${API_PORT}` } } : {}),
-        ...(lb ? { lb: { socket: { via: 'ssh' as const, path: `${s.haproxy(n.name)}/haproxy.sock`, sudo: true } } } : {}),
+        ...(lb
+          ? { lb: { socket: { via: 'ssh' as const, path: `${s.haproxy(n.name)}/haproxy.sock`, sudo: true } } }
+          : {}),
         configFiles: [
           ...(n.roles.includes('controller') || n.roles.includes('api') ? [l.novaConf] : []),
           ...(n.roles.includes('controller') ? [l.cell1Conf] : []),
@@ -104,7 +128,13 @@ function realLabInventory(i: LabInventoryInput): InventoryInput {
   return {
     cloud: 'lab',
     release: { from: i.fromVersion, to: i.toVersion },
-    ssh: { user: 'root', port: i.sshPort, privateKeyPath: s.privateKey, knownHostsPath: s.knownHosts, connectTimeoutSeconds: 5 },
+    ssh: {
+      user: 'root',
+      port: i.sshPort,
+      privateKeyPath: s.privateKey,
+      knownHostsPath: s.knownHosts,
+      connectTimeoutSeconds: 5,
+    },
     vip: { url: `http://${vip.address}:${vip.port}`, computeEndpointUrl: `http://${vip.address}:${vip.port}/v2.1` },
     haproxy: { backend: 'nova-api', drainMode: 'drain', switchover: 'rolling' },
     openstack: { osCloud: 'devstack-admin' },
@@ -114,8 +144,24 @@ function realLabInventory(i: LabInventoryInput): InventoryInput {
     ],
     compute: { batchSize: 1, exclude: [] },
     tempest: { host: controller.name, enabled: false },
-    probe: { enabled: true, ratePerSecond: 20, clients: 4, paths: ['/', '/v2.1/'], requestTimeoutSeconds: 10, maxFailures: 0 },
-    timeouts: { commandSeconds: 300, drainSeconds: 30, settleSeconds: 1, serviceUpSeconds: 120, tempestSeconds: 600, pollSeconds: 1, heartbeatSeconds: 30, readSeconds: 60 },
+    probe: {
+      enabled: true,
+      ratePerSecond: 20,
+      clients: 4,
+      paths: ['/', '/v2.1/'],
+      requestTimeoutSeconds: 10,
+      maxFailures: 0,
+    },
+    timeouts: {
+      commandSeconds: 300,
+      drainSeconds: 30,
+      settleSeconds: 1,
+      serviceUpSeconds: 120,
+      tempestSeconds: 600,
+      pollSeconds: 1,
+      heartbeatSeconds: 30,
+      readSeconds: 60,
+    },
     retry: { maximumAttempts: 3, initialIntervalSeconds: 1, maximumIntervalSeconds: 5 },
     commands: { installCode: 'lab-install-code {version}' },
     nodes: i.nodes.map((n) => {
@@ -129,7 +175,9 @@ function realLabInventory(i: LabInventoryInput): InventoryInput {
         address: n.address,
         roles: n.roles,
         ...(isApi ? { api: { haproxyServer: n.name, url: `http://${n.address}:${API_PORT}` } } : {}),
-        ...(lb ? { lb: { socket: { via: 'ssh' as const, path: `${s.haproxy(n.name)}/haproxy.sock`, sudo: true } } } : {}),
+        ...(lb
+          ? { lb: { socket: { via: 'ssh' as const, path: `${s.haproxy(n.name)}/haproxy.sock`, sudo: true } } }
+          : {}),
         services: [
           ...(isController
             ? [
@@ -141,7 +189,11 @@ function realLabInventory(i: LabInventoryInput): InventoryInput {
           ...(isApi ? [{ unit: NOVA_UNITS.api, kind: 'api' as const }] : []),
           ...(isCompute ? [{ unit: NOVA_UNITS.compute, kind: 'compute' as const }] : []),
         ],
-        configFiles: [...(isController || isApi ? [f.novaConf] : []), ...(isController ? [f.cellConf('cell1')] : []), ...(isCompute ? [f.cpuConf] : [])],
+        configFiles: [
+          ...(isController || isApi ? [f.novaConf] : []),
+          ...(isController ? [f.cellConf('cell1')] : []),
+          ...(isCompute ? [f.cpuConf] : []),
+        ],
       };
     }),
   };

@@ -65,7 +65,8 @@ function waitForPort(host: string, port: number, timeoutMs: number): Promise<voi
       });
       sock.once('error', () => {
         sock.destroy();
-        if (Date.now() > deadline) reject(new Error(`sshd on ${host}:${port} did not start listening within ${timeoutMs} ms`));
+        if (Date.now() > deadline)
+          reject(new Error(`sshd on ${host}:${port} did not start listening within ${timeoutMs} ms`));
         else setTimeout(attempt, 50);
       });
     };
@@ -76,7 +77,8 @@ function waitForPort(host: string, port: number, timeoutMs: number): Promise<voi
 async function waitForPidFile(dir: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!sshdPid(dir)) {
-    if (Date.now() > deadline) throw new Error(`sshd in ${dir} wrote no pid file within ${timeoutMs} ms (see ${join(dir, 'sshd.log')})`);
+    if (Date.now() > deadline)
+      throw new Error(`sshd in ${dir} wrote no pid file within ${timeoutMs} ms (see ${join(dir, 'sshd.log')})`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -104,7 +106,9 @@ export async function startSshd(opts: SshdOptions): Promise<SshdHandle> {
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   const hostKey = join(opts.dir, 'ssh_host_ed25519_key');
   if (!existsSync(hostKey)) {
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${opts.name}-host`, '-f', hostKey], { stdio: 'ignore' });
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${opts.name}-host`, '-f', hostKey], {
+      stdio: 'ignore',
+    });
   }
   const hostPublicKey = readFileSync(`${hostKey}.pub`, 'utf8').trim();
   const authorizedKeysPath = join(opts.dir, 'authorized_keys');
@@ -138,13 +142,23 @@ export async function startSshd(opts: SshdOptions): Promise<SshdHandle> {
 
   const running = sshdPid(opts.dir);
   if (running) {
-    return { name: opts.name, address: opts.address, port: opts.port, pid: running, dir: opts.dir, hostPublicKey, knownHostsLine: knownHostsEntry(opts.address, opts.port, hostPublicKey) };
+    return {
+      name: opts.name,
+      address: opts.address,
+      port: opts.port,
+      pid: running,
+      dir: opts.dir,
+      hostPublicKey,
+      knownHostsLine: knownHostsEntry(opts.address, opts.port, hostPublicKey),
+    };
   }
   rmSync(pidFile, { force: true });
   execFileSync(SSHD_BIN, ['-t', '-f', configPath], { stdio: 'pipe' });
   const args = ['-D', '-f', configPath, '-E', join(opts.dir, 'sshd.log')];
   // `ip netns exec` execs sshd in place, so the child's pid is sshd's.
-  const child = opts.netns ? spawn('ip', ['netns', 'exec', opts.netns, SSHD_BIN, ...args], { detached: true, stdio: 'ignore' }) : spawn(SSHD_BIN, args, { detached: true, stdio: 'ignore' });
+  const child = opts.netns
+    ? spawn('ip', ['netns', 'exec', opts.netns, SSHD_BIN, ...args], { detached: true, stdio: 'ignore' })
+    : spawn(SSHD_BIN, args, { detached: true, stdio: 'ignore' });
   child.unref();
   if (opts.netns) await waitForPidFile(opts.dir, 5000);
   else await waitForPort(opts.address, opts.port, 5000);

@@ -30,14 +30,26 @@ export interface LabNodePlan {
 export const API_PORT = 8774;
 export const VIP_PORT = 8282;
 
-const CONTROLLER_UNITS = [NOVA_UNITS.superConductor, NOVA_UNITS.cellConductor, NOVA_UNITS.scheduler, NOVA_UNITS.metadata, NOVA_UNITS.console, NOVA_UNITS.placement];
+const CONTROLLER_UNITS = [
+  NOVA_UNITS.superConductor,
+  NOVA_UNITS.cellConductor,
+  NOVA_UNITS.scheduler,
+  NOVA_UNITS.metadata,
+  NOVA_UNITS.console,
+  NOVA_UNITS.placement,
+];
 
 export function unitsFor(roles: Role[]): string[] {
-  return [...(roles.includes('controller') ? CONTROLLER_UNITS : []), ...(roles.includes('api') ? [NOVA_UNITS.api] : []), ...(roles.includes('compute') ? [NOVA_UNITS.compute] : [])];
+  return [
+    ...(roles.includes('controller') ? CONTROLLER_UNITS : []),
+    ...(roles.includes('api') ? [NOVA_UNITS.api] : []),
+    ...(roles.includes('compute') ? [NOVA_UNITS.compute] : []),
+  ];
 }
 
 export function planTopology(o: TopologyOptions): { nodes: LabNodePlan[]; lbs: LabLb[] } {
-  if (!/^127\.\d{1,3}\.\d{1,3}$/.test(o.subnet)) throw new Error(`lab subnet must be three octets inside 127.0.0.0/8, such as 127.0.1 (got "${o.subnet}")`);
+  if (!/^127\.\d{1,3}\.\d{1,3}$/.test(o.subnet))
+    throw new Error(`lab subnet must be three octets inside 127.0.0.0/8, such as 127.0.1 (got "${o.subnet}")`);
   if (o.apiNodes < 1) throw new Error('a lab needs at least one API node (the controller)');
   if (o.lbNodes < 1) throw new Error('a lab needs at least one load balancer');
   const total = o.apiNodes + o.computeOnlyNodes;
@@ -49,12 +61,15 @@ export function planTopology(o: TopologyOptions): { nodes: LabNodePlan[]; lbs: L
     ...Array.from({ length: Math.max(0, o.lbNodes - total) }, (_, i) => `lb${i + 1}`),
   ];
   const nodes = names.map((name, i): LabNodePlan => {
-    const roles: Role[] = i === 0 ? ['controller', 'api', 'compute'] : i < o.apiNodes ? ['api', 'compute'] : i < total ? ['compute'] : [];
+    const roles: Role[] =
+      i === 0 ? ['controller', 'api', 'compute'] : i < o.apiNodes ? ['api', 'compute'] : i < total ? ['compute'] : [];
     // As in the seed, HAProxy runs on the nova nodes themselves; extra ones get their own node.
     if (i < o.lbNodes) roles.push('lb');
     return { name, address: `${o.subnet}.${i + 2}`, sshPort: o.sshPort, roles, units: unitsFor(roles) };
   });
   // keepalived is not simulated: each HAProxy binds its own VIP-like address.
-  const lbs = nodes.filter((n) => n.roles.includes('lb')).map((n, k): LabLb => ({ node: n.name, address: `${o.subnet}.${100 + k}`, port: VIP_PORT }));
+  const lbs = nodes
+    .filter((n) => n.roles.includes('lb'))
+    .map((n, k): LabLb => ({ node: n.name, address: `${o.subnet}.${100 + k}`, port: VIP_PORT }));
   return { nodes, lbs };
 }

@@ -112,7 +112,10 @@ export const SCENARIOS: Scenario[] = [
     autoApprove: ALL,
     script: (s) => s.failures.set('waitForNoSessions', 1),
     drive: async (h, until) => {
-      await until((p) => p.pendingDecision?.stepId?.startsWith('wait-sessions:') === true, 'the hold at a session wait');
+      await until(
+        (p) => p.pendingDecision?.stepId?.startsWith('wait-sessions:') === true,
+        'the hold at a session wait',
+      );
       await decide(h, 'shutdown-sessions');
     },
   },
@@ -124,13 +127,16 @@ export const SCENARIOS: Scenario[] = [
       s.failures.set('startService', 1);
     },
     drive: async (h, until) => {
-      await until((p) => p.pendingDecision?.stepId?.startsWith('compute-batch:') === true, 'the hold at a compute batch');
+      await until(
+        (p) => p.pendingDecision?.stepId?.startsWith('compute-batch:') === true,
+        'the hold at a compute batch',
+      );
       await decide(h, 'retry');
     },
   },
   {
     name: 'abort-in-window',
-    path: "an API restart fails after its drain; abort restarts the service and enables the server",
+    path: 'an API restart fails after its drain; abort restarts the service and enables the server',
     autoApprove: ALL,
     script: (s) => {
       s.failures.set('restartService', 1);
@@ -198,14 +204,25 @@ function lbSetupActivities() {
   let failVerify = true;
   const done = (summary: string) => ({ summary, alreadyDone: false });
   return {
-    diffLoadBalancerNode: async (j: LbNodeJob) => ({ node: j.node, files: [], nonlocalBind: '1', haproxyRunning: true, changes: true, summary: `${j.node}: changes` }),
+    diffLoadBalancerNode: async (j: LbNodeJob) => ({
+      node: j.node,
+      files: [],
+      nonlocalBind: '1',
+      haproxyRunning: true,
+      changes: true,
+      summary: `${j.node}: changes`,
+    }),
     validateHaproxyConfig: async () => ({ ...done('valid'), warnings: [] }),
     installLoadBalancerFiles: async () => ({ ...done('installed'), installed: [], backups: [] }),
     reloadLoadBalancerServices: async () => done('reloaded'),
     verifyLoadBalancerVip: async (i: { from: { node: string } }) => {
       if (failVerify) {
         failVerify = false;
-        throw ApplicationFailure.create({ type: 'LbVipNotHeld', message: 'VIP 192.168.0.95 is held by no LB node after 23 s', nonRetryable: true });
+        throw ApplicationFailure.create({
+          type: 'LbVipNotHeld',
+          message: 'VIP 192.168.0.95 is held by no LB node after 23 s',
+          nonRetryable: true,
+        });
       }
       return { holder: i.from.node, httpStatus: 200, summary: 'vip ok', alreadyDone: true };
     },
@@ -214,14 +231,27 @@ function lbSetupActivities() {
 }
 
 /** Parent first, then every child it started, in the order it started them. */
-async function histories(client: Client, h: WorkflowHandle): Promise<{ workflowId: string; runId: string; history: temporal.api.history.v1.IHistory }[]> {
+async function histories(
+  client: Client,
+  h: WorkflowHandle,
+): Promise<{ workflowId: string; runId: string; history: temporal.api.history.v1.IHistory }[]> {
   const parent = await client.workflow.getHandle(h.workflowId).fetchHistory();
-  const out = [{ workflowId: h.workflowId, runId: parent.events![0]!.workflowExecutionStartedEventAttributes!.originalExecutionRunId!, history: parent }];
+  const out = [
+    {
+      workflowId: h.workflowId,
+      runId: parent.events![0]!.workflowExecutionStartedEventAttributes!.originalExecutionRunId!,
+      history: parent,
+    },
+  ];
   for (const e of parent.events ?? []) {
     const started = e.childWorkflowExecutionStartedEventAttributes;
     if (!started) continue;
     const { workflowId, runId } = started.workflowExecution!;
-    out.push({ workflowId: workflowId!, runId: runId!, history: await client.workflow.getHandle(workflowId!, runId!).fetchHistory() });
+    out.push({
+      workflowId: workflowId!,
+      runId: runId!,
+      history: await client.workflow.getHandle(workflowId!, runId!).fetchHistory(),
+    });
   }
   return out;
 }
@@ -230,7 +260,8 @@ async function main(argv: string[]): Promise<void> {
   const o = argv.indexOf('--out');
   const outRoot = o >= 0 ? argv.splice(o, 2)[1]! : join(repoRoot(), 'test', 'histories');
   const [release, ...only] = argv;
-  if (!release || !/^\d+\.\d+\.\d+$/.test(release)) throw new Error('usage: record-corpus.ts <release x.y.z> [scenario ...]');
+  if (!release || !/^\d+\.\d+\.\d+$/.test(release))
+    throw new Error('usage: record-corpus.ts <release x.y.z> [scenario ...]');
   const chosen = only.length ? SCENARIOS.filter((s) => only.includes(s.name)) : SCENARIOS;
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const dir = mkdtempSync(join(tmpdir(), 'nova-upgrade-corpus-'));
@@ -239,16 +270,30 @@ async function main(argv: string[]): Promise<void> {
   const receiver = createServer((req, res) => req.resume().on('end', () => res.writeHead(204).end()));
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   process.env.NOVA_UPGRADE_CORPUS_WEBHOOK = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
-  const { code } = await bundleWorkflowCode({ workflowsPath: join(repoRoot(), 'workflows', 'index.ts'), logger: new DefaultLogger('WARN') });
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: join(repoRoot(), 'workflows', 'index.ts'),
+    logger: new DefaultLogger('WARN'),
+  });
   const connection = await NativeConnection.connect({ address: server.address });
-  const client = new Client({ connection: await Connection.connect({ address: server.address }), namespace: server.namespace });
+  const client = new Client({
+    connection: await Connection.connect({ address: server.address }),
+    namespace: server.namespace,
+  });
   useProbeClient(client);
   let script = newScript();
   const live = {
-    get calls() { return script.calls; },
-    get failures() { return script.failures; },
-    get failWhen() { return script.failWhen; },
-    get overrides() { return script.overrides; },
+    get calls() {
+      return script.calls;
+    },
+    get failures() {
+      return script.failures;
+    },
+    get failWhen() {
+      return script.failWhen;
+    },
+    get overrides() {
+      return script.overrides;
+    },
   } as Script;
   const taskQueue = 'corpus';
   const worker = await Worker.create({
@@ -264,20 +309,37 @@ async function main(argv: string[]): Promise<void> {
     for (const sc of chosen) {
       script = newScript();
       sc.script?.(script);
-      const raw = parse(readFileSync(join(repoRoot(), 'examples', 'seed-two-node.yaml'), 'utf8')) as Record<string, unknown>;
+      const raw = parse(readFileSync(join(repoRoot(), 'examples', 'seed-two-node.yaml'), 'utf8')) as Record<
+        string,
+        unknown
+      >;
       const overrides = sc.inventory ?? {};
-      const inv: Inventory = validateInventory({ ...raw, cloud: `corpus-${sc.name}`, retry: { maximumAttempts: 1, initialIntervalSeconds: 1 }, ...overrides });
+      const inv: Inventory = validateInventory({
+        ...raw,
+        cloud: `corpus-${sc.name}`,
+        retry: { maximumAttempts: 1, initialIntervalSeconds: 1 },
+        ...overrides,
+      });
       const input: UpgradeInput = { inventory: inv, autoApprove: sc.autoApprove, startedBy: 'recorder' };
       const h =
         sc.workflow === 'setupLoadBalancers'
-          ? await client.workflow.start(setupLoadBalancers, { taskQueue, workflowId: lbSetupWorkflowId(inv.cloud), args: [{ inventory: inv, startedBy: 'recorder' }] })
-          : await client.workflow.start(novaUpgrade, { taskQueue, workflowId: `nova-upgrade-${inv.cloud}`, args: [input] });
+          ? await client.workflow.start(setupLoadBalancers, {
+              taskQueue,
+              workflowId: lbSetupWorkflowId(inv.cloud),
+              args: [{ inventory: inv, startedBy: 'recorder' }],
+            })
+          : await client.workflow.start(novaUpgrade, {
+              taskQueue,
+              workflowId: `nova-upgrade-${inv.cloud}`,
+              args: [input],
+            });
       const until: Until = async (pred, what) => {
         const deadline = Date.now() + 60_000;
         for (;;) {
           const p = await h.query(progressQuery);
           if (pred(p)) return p;
-          if (Date.now() > deadline) throw new Error(`${sc.name}: timed out waiting for ${what} (status ${p.status}, step ${p.currentStep})`);
+          if (Date.now() > deadline)
+            throw new Error(`${sc.name}: timed out waiting for ${what} (status ${p.status}, step ${p.currentStep})`);
           await new Promise((r) => setTimeout(r, 150));
         }
       };
@@ -290,9 +352,14 @@ async function main(argv: string[]): Promise<void> {
       writeFileSync(join(out, 'PATH.txt'), `${sc.path}\nresult: ${result.status}\n`);
       for (const { workflowId, runId, history } of all) {
         // The workflow id must survive in the name: the replayer needs it (child ids derive from it).
-        writeFileSync(join(out, `${encodeURIComponent(workflowId)}~${runId}.binpb`), temporal.api.history.v1.History.encode(history).finish());
+        writeFileSync(
+          join(out, `${encodeURIComponent(workflowId)}~${runId}.binpb`),
+          temporal.api.history.v1.History.encode(history).finish(),
+        );
       }
-      process.stdout.write(`${sc.name}: ${result.status}, ${all.length} histories, ${all[0]!.history.events?.length ?? 0} parent events\n`);
+      process.stdout.write(
+        `${sc.name}: ${result.status}, ${all.length} histories, ${all[0]!.history.events?.length ?? 0} parent events\n`,
+      );
     }
   } finally {
     worker.shutdown();
@@ -307,7 +374,7 @@ async function main(argv: string[]): Promise<void> {
 
 if (require.main === module) {
   main(process.argv.slice(2)).catch((err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);
   });
 }

@@ -17,10 +17,14 @@ async function main(argv: string[]): Promise<void> {
     const runs: { workflowId: string; runId: string }[] = [];
     const [wanted, since] = id.split('@');
     const after = since ? ` AND StartTime >= '${since}'` : '';
-    for await (const parent of client.workflow.list({ query: `WorkflowId = '${wanted}' AND ExecutionStatus = 'Completed'${after}` })) {
+    for await (const parent of client.workflow.list({
+      query: `WorkflowId = '${wanted}' AND ExecutionStatus = 'Completed'${after}`,
+    })) {
       runs.push({ workflowId: wanted!, runId: parent.runId });
       const until = parent.closeTime ? ` AND StartTime <= '${parent.closeTime.toISOString()}'` : '';
-      for await (const child of client.workflow.list({ query: `WorkflowId STARTS_WITH '${wanted}/' AND StartTime >= '${parent.startTime.toISOString()}'${until}` })) {
+      for await (const child of client.workflow.list({
+        query: `WorkflowId STARTS_WITH '${wanted}/' AND StartTime >= '${parent.startTime.toISOString()}'${until}`,
+      })) {
         runs.push({ workflowId: child.workflowId, runId: child.runId });
       }
     }

@@ -35,7 +35,11 @@ async function startOnQueue(taskQueue: string) {
   const raw = parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as Record<string, unknown>;
   const inventory = validateInventory({ ...raw, cloud: `cli${randomUUID().slice(0, 8)}` });
   const input: UpgradeInput = { inventory, autoApprove: [], startedBy: 'test' };
-  return client.workflow.start(novaUpgrade, { taskQueue, workflowId: `nova-upgrade-${inventory.cloud}`, args: [input] });
+  return client.workflow.start(novaUpgrade, {
+    taskQueue,
+    workflowId: `nova-upgrade-${inventory.cloud}`,
+    args: [input],
+  });
 }
 
 beforeAll(async () => {
@@ -64,7 +68,9 @@ describe('the CLI on bad input', () => {
   it('prints every command host by host with --dry-run, without a server', async () => {
     const r = await cli('start', '-i', 'examples/seed-two-node.yaml', '--dry-run', '--address', '127.0.0.1:1');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain("[controller] echo 'set server nova-api/apicomp weight 0' | sudo socat /var/run/haproxy.sock stdio");
+    expect(r.stdout).toContain(
+      "[controller] echo 'set server nova-api/apicomp weight 0' | sudo socat /var/run/haproxy.sock stdio",
+    );
     expect(r.stdout).toContain('[apicomp] sudo systemctl restart devstack@n-api');
     expect(r.stdout).toContain('[controller] nova-manage --config-file /etc/nova/nova_cell1.conf db sync');
     expect(r.stdout.trim().endsWith('Dry run: nothing was started and no host was contacted.')).toBe(true);
@@ -73,13 +79,17 @@ describe('the CLI on bad input', () => {
   it('says in a sentence that the Temporal server is unreachable', async () => {
     const r = await cli('status', 'nova-upgrade-x', '--address', '127.0.0.1:1');
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^nova-upgrade: cannot reach the Temporal server at 127\.0\.0\.1:1 \(.*\); start one with "nova-upgrade server start" or pass --address\n$/);
+    expect(r.stderr).toMatch(
+      /^nova-upgrade: cannot reach the Temporal server at 127\.0\.0\.1:1 \(.*\); start one with "nova-upgrade server start" or pass --address\n$/,
+    );
   });
 
   it('refuses an unknown phase before contacting anything', async () => {
     const r = await cli('approve', 'nova-upgrade-x', '--phase', 'lunch');
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain('unknown phase "lunch"; phases are before-upgrade, before-window, during-window, after-window');
+    expect(r.stderr).toContain(
+      'unknown phase "lunch"; phases are before-upgrade, before-window, during-window, after-window',
+    );
   });
 
   it('says no worker is polling instead of waiting for ever', async () => {
@@ -87,17 +97,25 @@ describe('the CLI on bad input', () => {
     const h = await startOnQueue(queue);
     const r = await cli('approve', h.workflowId, '--task-queue', queue);
     expect(r.code).toBe(1);
-    expect(r.stderr.trim()).toBe(`nova-upgrade: no worker is polling task queue "${queue}"; start one with "nova-upgrade worker"`);
+    expect(r.stderr.trim()).toBe(
+      `nova-upgrade: no worker is polling task queue "${queue}"; start one with "nova-upgrade worker"`,
+    );
     await h.terminate('test done');
   });
 
   it('refuses a decision for a finished upgrade', async () => {
     const h = await startOnQueue(`nobody-${randomUUID()}`);
     await h.terminate('test done');
-    for (const args of [['approve', h.workflowId], ['retry', h.workflowId], ['abort', h.workflowId]]) {
+    for (const args of [
+      ['approve', h.workflowId],
+      ['retry', h.workflowId],
+      ['abort', h.workflowId],
+    ]) {
       const r = await cli(...args);
       expect(r.code).toBe(1);
-      expect(r.stderr.trim()).toBe(`nova-upgrade: upgrade ${h.workflowId} is terminated; it takes no more approvals or decisions`);
+      expect(r.stderr.trim()).toBe(
+        `nova-upgrade: upgrade ${h.workflowId} is terminated; it takes no more approvals or decisions`,
+      );
     }
   });
 });

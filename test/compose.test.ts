@@ -42,15 +42,29 @@ describe('docker-compose.yml', () => {
   });
 
   it('runs the scripts and config that `server start --stack postgres` runs natively', () => {
-    type Service = { volumes?: string[]; command?: string[]; entrypoint?: string[]; environment?: Record<string, unknown> };
+    type Service = {
+      volumes?: string[];
+      command?: string[];
+      entrypoint?: string[];
+      environment?: Record<string, unknown>;
+    };
     const services = (parse(original) as { services: Record<string, Service> }).services;
     const mounted = (s: Service) => s.volumes?.includes('./deploy/compose:/nova-upgrade:ro');
     // What client/teamStack.ts runs from deploy/compose/, compose must run from the same mount.
-    expect([mounted(services.temporal!), services.temporal!.command]).toEqual([true, ['/nova-upgrade/start-temporal.sh']]);
-    expect([mounted(services['temporal-schema']!), services['temporal-schema']!.command]).toEqual([true, ['/nova-upgrade/setup-postgres.sh']]);
-    expect([mounted(services['temporal-search-attributes']!), services['temporal-search-attributes']!.command]).toEqual([true, ['/nova-upgrade/create-search-attributes.sh']]);
+    expect([mounted(services.temporal!), services.temporal!.command]).toEqual([
+      true,
+      ['/nova-upgrade/start-temporal.sh'],
+    ]);
+    expect([mounted(services['temporal-schema']!), services['temporal-schema']!.command]).toEqual([
+      true,
+      ['/nova-upgrade/setup-postgres.sh'],
+    ]);
+    expect([mounted(services['temporal-search-attributes']!), services['temporal-search-attributes']!.command]).toEqual(
+      [true, ['/nova-upgrade/create-search-attributes.sh']],
+    );
     const teamStack = readFileSync(join(root, 'client', 'teamStack.ts'), 'utf8');
-    for (const script of ['start-temporal.sh', 'setup-postgres.sh', 'create-search-attributes.sh']) expect(teamStack).toContain(`'${script}'`);
+    for (const script of ['start-temporal.sh', 'setup-postgres.sh', 'create-search-attributes.sh'])
+      expect(teamStack).toContain(`'${script}'`);
   });
 
   it('pins every image and keeps secrets out of the environment', () => {

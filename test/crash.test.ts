@@ -88,79 +88,107 @@ afterAll(async () => {
   if (!process.env.NOVA_UPGRADE_KEEP_TEST_STATE) rmSync(dir, { recursive: true, force: true });
 });
 
-it(`completes after a SIGKILLed worker at 20+ points, repeating no step (seed ${seed})`, async () => {
-  console.log(`crash seed ${seed} (NOVA_UPGRADE_CRASH_SEED=${seed} replays these choices)`);
-  const inv = loadInventory(lab.inventoryPath);
-  // A longer settle keeps the drain wait open long enough to be hit; short reads keep a
-  // worker death mid-read cheap.
-  inv.timeouts.settleSeconds = 3;
-  inv.timeouts.readSeconds = 10;
-  // More than 20 in all: some situations pass too quickly to be caught every time.
-  const quota = new Map<Category, number>([['gate', 4], ['tempest', 3], ['drain-wait', 2], ['ssh', 9], ['compute-batch', 2], ['between', 6]]);
-  const probe = new VipProbe({ url: lab.vipUrl, paths: ['/', '/v2.1/', '/v2.1/servers'], ratePerSecond: 30, clients: 4, requestTimeoutMs: 10_000, maxDurationMs: 20 * 60_000 });
-  probe.start();
-  const h = await startUpgrade(client, taskQueue, inv, { autoApprove: [] });
-  const kills: { category: Category; step: string; phase?: string }[] = [];
-  const killedAt = new Set<string>();
-  let prev: Progress | undefined;
-  const deadline = Date.now() + 12 * 60_000;
-  while (Date.now() < deadline) {
-    const desc = await h.describe();
-    if (desc.status.name !== 'RUNNING') break;
-    const p = await progressOf(h);
-    if (!p) continue;
-    const at = p.status === 'waiting-approval' ? p.pendingApproval?.phase : p.currentStep;
-    const category = situations(p, prev).find((c) => (quota.get(c) ?? 0) > 0 && !killedAt.has(`${c}:${at}`));
-    const where = `${category}:${at}`;
-    if (category) {
-      if (category !== 'between') await sleep(Math.floor(rng() * 400));
-      await killWorker();
-      kills.push({ category, step: p.currentStep ?? '', ...(p.phase ? { phase: p.phase } : {}) });
-      killedAt.add(where);
-      quota.set(category, quota.get(category)! - 1);
-      await sleep(Math.floor(rng() * 500));
-      await startWorker();
-      prev = undefined;
-      continue;
+it(
+  `completes after a SIGKILLed worker at 20+ points, repeating no step (seed ${seed})`,
+  async () => {
+    console.log(`crash seed ${seed} (NOVA_UPGRADE_CRASH_SEED=${seed} replays these choices)`);
+    const inv = loadInventory(lab.inventoryPath);
+    // A longer settle keeps the drain wait open long enough to be hit; short reads keep a
+    // worker death mid-read cheap.
+    inv.timeouts.settleSeconds = 3;
+    inv.timeouts.readSeconds = 10;
+    // More than 20 in all: some situations pass too quickly to be caught every time.
+    const quota = new Map<Category, number>([
+      ['gate', 4],
+      ['tempest', 3],
+      ['drain-wait', 2],
+      ['ssh', 9],
+      ['compute-batch', 2],
+      ['between', 6],
+    ]);
+    const probe = new VipProbe({
+      url: lab.vipUrl,
+      paths: ['/', '/v2.1/', '/v2.1/servers'],
+      ratePerSecond: 30,
+      clients: 4,
+      requestTimeoutMs: 10_000,
+      maxDurationMs: 20 * 60_000,
+    });
+    probe.start();
+    const h = await startUpgrade(client, taskQueue, inv, { autoApprove: [] });
+    const kills: { category: Category; step: string; phase?: string }[] = [];
+    const killedAt = new Set<string>();
+    let prev: Progress | undefined;
+    const deadline = Date.now() + 12 * 60_000;
+    while (Date.now() < deadline) {
+      const desc = await h.describe();
+      if (desc.status.name !== 'RUNNING') break;
+      const p = await progressOf(h);
+      if (!p) continue;
+      const at = p.status === 'waiting-approval' ? p.pendingApproval?.phase : p.currentStep;
+      const category = situations(p, prev).find((c) => (quota.get(c) ?? 0) > 0 && !killedAt.has(`${c}:${at}`));
+      const where = `${category}:${at}`;
+      if (category) {
+        if (category !== 'between') await sleep(Math.floor(rng() * 400));
+        await killWorker();
+        kills.push({ category, step: p.currentStep ?? '', ...(p.phase ? { phase: p.phase } : {}) });
+        killedAt.add(where);
+        quota.set(category, quota.get(category)! - 1);
+        await sleep(Math.floor(rng() * 500));
+        await startWorker();
+        prev = undefined;
+        continue;
+      }
+      if (p.status === 'held') throw new Error(`held at ${p.pendingDecision?.stepId}: ${p.pendingDecision?.error}`);
+      if (p.pendingApproval)
+        await h.executeUpdate(approveUpdate, { args: [{ phase: p.pendingApproval.phase, approver: 'crash-test' }] });
+      prev = p;
+      await sleep(80);
     }
-    if (p.status === 'held') throw new Error(`held at ${p.pendingDecision?.stepId}: ${p.pendingDecision?.error}`);
-    if (p.pendingApproval) await h.executeUpdate(approveUpdate, { args: [{ phase: p.pendingApproval.phase, approver: 'crash-test' }] });
-    prev = p;
-    await sleep(80);
-  }
-  const result = (await h.result()) as UpgradeResult;
-  const snap = await probe.stop();
+    const result = (await h.result()) as UpgradeResult;
+    const snap = await probe.stop();
 
-  const status = labStatus(lab.stateDir);
-  const twice: string[] = [];
-  let hupRepeats = 0;
-  for (const n of status.nodes) {
-    const events = labEvents(lab.stateDir, n.name);
-    for (const unit of n.services.map((s) => s.unit)) {
-      // The lab's first start, then exactly one restart on the new code.
-      const starts = events.filter((e) => e.verb === 'start' && e.unit === unit).length;
-      if (starts !== 2) twice.push(`${n.name}/${unit} started ${starts} times`);
-      hupRepeats += Math.max(0, events.filter((e) => e.verb === 'hup' && e.unit === unit).length - 1);
+    const status = labStatus(lab.stateDir);
+    const twice: string[] = [];
+    let hupRepeats = 0;
+    for (const n of status.nodes) {
+      const events = labEvents(lab.stateDir, n.name);
+      for (const unit of n.services.map((s) => s.unit)) {
+        // The lab's first start, then exactly one restart on the new code.
+        const starts = events.filter((e) => e.verb === 'start' && e.unit === unit).length;
+        if (starts !== 2) twice.push(`${n.name}/${unit} started ${starts} times`);
+        hupRepeats += Math.max(0, events.filter((e) => e.verb === 'hup' && e.unit === unit).length - 1);
+      }
+      const installs = events.filter((e) => e.verb === 'install').length;
+      if (installs !== 1) twice.push(`${n.name} installed ${installs} times`);
     }
-    const installs = events.filter((e) => e.verb === 'install').length;
-    if (installs !== 1) twice.push(`${n.name} installed ${installs} times`);
-  }
-  const detectedAlreadyDone = result.steps.filter((s) => s.alreadyDone).map((s) => s.id);
-  console.log(
-    [
-      `crash points tried: ${kills.length} (${[...new Set(kills.map((k) => k.category))].map((c) => `${c} ${kills.filter((k) => k.category === c).length}`).join(', ')})`,
-      `crash points resumed: ${result.status === 'completed' ? kills.length : 0}`,
-      `steps executed twice: ${twice.length}${twice.length ? ` (${twice.join('; ')})` : ''}; repeated SIGHUPs (harmless): ${hupRepeats}`,
-      `steps found already done: ${detectedAlreadyDone.join(', ') || 'none'}`,
-      `requests through the VIP: ${snap.requests}, failed: ${snap.failedRequests}`,
-      `seed: ${seed}`,
-      `kills: ${kills.map((k) => `${k.category}@${k.step || k.phase}`).join(' ')}`,
-    ].join('\n'),
-  );
-  expect(result.status).toBe('completed');
-  expect(kills.length).toBeGreaterThanOrEqual(20);
-  for (const c of ['gate', 'tempest', 'drain-wait', 'ssh', 'between'] as Category[]) expect(kills.some((k) => k.category === c), c).toBe(true);
-  expect(twice).toEqual([]);
-  expect(status.nodes.every((n) => n.codeVersion === '31.0.0' && n.services.every((s) => s.activeState === 'active' && s.version === '31.0.0'))).toBe(true);
-  expect(snap.failedRequests, JSON.stringify(snap.firstFailures)).toBe(0);
-}, 15 * 60_000);
+    const detectedAlreadyDone = result.steps.filter((s) => s.alreadyDone).map((s) => s.id);
+    console.log(
+      [
+        `crash points tried: ${kills.length} (${[...new Set(kills.map((k) => k.category))].map((c) => `${c} ${kills.filter((k) => k.category === c).length}`).join(', ')})`,
+        `crash points resumed: ${result.status === 'completed' ? kills.length : 0}`,
+        `steps executed twice: ${twice.length}${twice.length ? ` (${twice.join('; ')})` : ''}; repeated SIGHUPs (harmless): ${hupRepeats}`,
+        `steps found already done: ${detectedAlreadyDone.join(', ') || 'none'}`,
+        `requests through the VIP: ${snap.requests}, failed: ${snap.failedRequests}`,
+        `seed: ${seed}`,
+        `kills: ${kills.map((k) => `${k.category}@${k.step || k.phase}`).join(' ')}`,
+      ].join('\n'),
+    );
+    expect(result.status).toBe('completed');
+    expect(kills.length).toBeGreaterThanOrEqual(20);
+    for (const c of ['gate', 'tempest', 'drain-wait', 'ssh', 'between'] as Category[])
+      expect(
+        kills.some((k) => k.category === c),
+        c,
+      ).toBe(true);
+    expect(twice).toEqual([]);
+    expect(
+      status.nodes.every(
+        (n) =>
+          n.codeVersion === '31.0.0' && n.services.every((s) => s.activeState === 'active' && s.version === '31.0.0'),
+      ),
+    ).toBe(true);
+    expect(snap.failedRequests, JSON.stringify(snap.firstFailures)).toBe(0);
+  },
+  15 * 60_000,
+);

@@ -36,7 +36,17 @@ async function freshOptions(name: string): Promise<StartDevServerOptions> {
 
 function customAttributes(address: string, namespace: string): Record<string, string> {
   const out = execFileSync(temporalCliPath(), [
-    'operator', 'search-attribute', 'list', '--address', address, '--namespace', namespace, '-o', 'json', '--disable-config-file', '--disable-config-env',
+    'operator',
+    'search-attribute',
+    'list',
+    '--address',
+    address,
+    '--namespace',
+    namespace,
+    '-o',
+    'json',
+    '--disable-config-file',
+    '--disable-config-env',
   ]);
   return (JSON.parse(out.toString('utf8')) as { customAttributes?: Record<string, string> }).customAttributes ?? {};
 }
@@ -98,7 +108,9 @@ describe('startDevServer / stopDevServer on one state dir', () => {
   it('keeps workflow executions across stop and start on the same SQLite file', async () => {
     const address = `127.0.0.1:${opts.port}`;
     // No worker polls this queue: the execution just sits there, which is all we need to find.
-    await withClient(address, (c) => c.workflow.start('noSuchWorkflow', { workflowId, taskQueue: `nobody-${randomUUID()}`, args: [] }));
+    await withClient(address, (c) =>
+      c.workflow.start('noSuchWorkflow', { workflowId, taskQueue: `nobody-${randomUUID()}`, args: [] }),
+    );
     const stopped = await stopDevServer(opts.stateDir);
     expect(stopped).toMatchObject({ wasRunning: true, killed: false });
     expect(await frontendAnswers(address, 'default', 1_000)).toBe(false);
@@ -121,7 +133,10 @@ describe('search attributes on a reused SQLite file', () => {
   it('creates an attribute that start-dev skipped because the namespace already existed', async () => {
     const opts = await freshOptions('attributes');
     const missing = SEARCH_ATTRIBUTES[SEARCH_ATTRIBUTES.length - 1]!;
-    const first = await startDevServer({ ...opts, searchAttributes: SEARCH_ATTRIBUTES.filter((a) => a.name !== missing.name) });
+    const first = await startDevServer({
+      ...opts,
+      searchAttributes: SEARCH_ATTRIBUTES.filter((a) => a.name !== missing.name),
+    });
     // The precondition: without our help the attribute really is absent.
     expect(customAttributes(first.address, 'default')[missing.name]).toBeUndefined();
     await stopDevServer(opts.stateDir);

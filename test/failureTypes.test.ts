@@ -12,9 +12,16 @@ function sources(dir: string): string[] {
   });
 }
 
-const text = ['activities', 'workflows'].flatMap(sources).map((p) => readFileSync(p, 'utf8')).join('\n');
+const text = ['activities', 'workflows']
+  .flatMap(sources)
+  .map((p) => readFileSync(p, 'utf8'))
+  .join('\n');
 // `type: 'X'`, `nonRetryable('X'`, `'X' : 'Y'` and the SSH table's values.
-const written = new Set([...text.matchAll(/(?:type: |nonRetryable\(|\? |: )'((?:Ssh|Haproxy|Lb|Nova|Notify|Probe)[A-Za-z]+)'/g)].map((m) => m[1]!));
+const written = new Set(
+  [...text.matchAll(/(?:type: |nonRetryable\(|\? |: )'((?:Ssh|Haproxy|Lb|Nova|Notify|Probe)[A-Za-z]+)'/g)].map(
+    (m) => m[1]!,
+  ),
+);
 
 it('lists every failure type the code raises, each with its system prefix', () => {
   expect(written.size).toBeGreaterThan(40);
@@ -28,6 +35,8 @@ it('lists nothing that the code no longer raises', () => {
 
 it('would notice an unlisted type', () => {
   const unlisted = "throw ApplicationFailure.create({ type: 'HaproxyNewThing', message: 'x' })";
-  const found = [...unlisted.matchAll(/(?:type: |nonRetryable\(|\? |: )'((?:Ssh|Haproxy|Lb|Nova|Notify|Probe)[A-Za-z]+)'/g)].map((m) => m[1]!);
+  const found = [
+    ...unlisted.matchAll(/(?:type: |nonRetryable\(|\? |: )'((?:Ssh|Haproxy|Lb|Nova|Notify|Probe)[A-Za-z]+)'/g),
+  ].map((m) => m[1]!);
   expect(found.filter((t) => !(t in FAILURE_TYPES))).toEqual(['HaproxyNewThing']);
 });

@@ -57,7 +57,14 @@ const sshdDir = (name: string) => nodeLayout(node(name).root).sshd;
 
 async function startNodeSshd(name: string): Promise<void> {
   const n = node(name);
-  await startSshd({ name: n.name, dir: sshdDir(name), address: n.address, port: n.sshPort, authorizedKeys: readFileSync(`${lab.privateKeyPath}.pub`, 'utf8'), env: n.env });
+  await startSshd({
+    name: n.name,
+    dir: sshdDir(name),
+    address: n.address,
+    port: n.sshPort,
+    authorizedKeys: readFileSync(`${lab.privateKeyPath}.pub`, 'utf8'),
+    env: n.env,
+  });
 }
 
 function cli(...args: string[]): Promise<CliRun> {
@@ -70,7 +77,14 @@ function inventory(tag: string, change: (inv: Inventory) => void = () => undefin
   inv.cloud = `faults-${tag}`;
   inv.ssh.connectTimeoutSeconds = 2;
   inv.retry = { maximumAttempts: 2, initialIntervalSeconds: 1, maximumIntervalSeconds: 2 };
-  Object.assign(inv.timeouts, { heartbeatSeconds: 4, readSeconds: 8, serviceUpSeconds: 8, drainSeconds: 15, pollSeconds: 0.5, settleSeconds: 1 });
+  Object.assign(inv.timeouts, {
+    heartbeatSeconds: 4,
+    readSeconds: 8,
+    serviceUpSeconds: 8,
+    drainSeconds: 15,
+    pollSeconds: 0.5,
+    settleSeconds: 1,
+  });
   inv.tempest.enabled = false;
   inv.probe.enabled = false;
   change(inv);
@@ -83,22 +97,42 @@ async function start(inv: Inventory, autoApprove: Phase[]): Promise<WorkflowHand
   return h;
 }
 
-async function until(h: WorkflowHandle, pred: (p: Progress) => boolean, what: string, timeoutMs = 90_000, holdIsFailure = false): Promise<Progress> {
+async function until(
+  h: WorkflowHandle,
+  pred: (p: Progress) => boolean,
+  what: string,
+  timeoutMs = 90_000,
+  holdIsFailure = false,
+): Promise<Progress> {
   const deadline = Date.now() + timeoutMs;
   let last: Progress | undefined;
   while (Date.now() < deadline) {
     last = await h.query(progressQuery);
     if (pred(last)) return last;
-    if (holdIsFailure && last.status === 'held') throw new Error(`held at ${last.pendingDecision?.stepId} while waiting for ${what}: ${last.pendingDecision?.error}`);
+    if (holdIsFailure && last.status === 'held')
+      throw new Error(
+        `held at ${last.pendingDecision?.stepId} while waiting for ${what}: ${last.pendingDecision?.error}`,
+      );
     if ((await h.describe()).status.name !== 'RUNNING') throw new Error(`the upgrade ended while waiting for ${what}`);
     await sleep(150);
   }
-  throw new Error(`timed out waiting for ${what}; last status ${last?.status} at ${last?.currentStep}: ${last?.pendingDecision?.error ?? ''}`);
+  throw new Error(
+    `timed out waiting for ${what}; last status ${last?.status} at ${last?.currentStep}: ${last?.pendingDecision?.error ?? ''}`,
+  );
 }
 
 /** Waits for the hold at `stepId` and says how long the step ran before it (first try to hold). */
-async function heldAt(h: WorkflowHandle, stepId: string, timeoutMs?: number): Promise<{ p: Progress; error: string; ms: number }> {
-  const p = await until(h, (x) => x.status === 'held' || x.steps.some((s) => s.status === 'held' && s.id !== stepId), `the hold at ${stepId}`, timeoutMs);
+async function heldAt(
+  h: WorkflowHandle,
+  stepId: string,
+  timeoutMs?: number,
+): Promise<{ p: Progress; error: string; ms: number }> {
+  const p = await until(
+    h,
+    (x) => x.status === 'held' || x.steps.some((s) => s.status === 'held' && s.id !== stepId),
+    `the hold at ${stepId}`,
+    timeoutMs,
+  );
   expect(p.pendingDecision?.stepId, p.pendingDecision?.error).toBe(stepId);
   const step = p.steps.find((s) => s.id === stepId)!;
   return { p, error: p.pendingDecision!.error, ms: Date.parse(p.pendingDecision!.since) - Date.parse(step.startedAt!) };
@@ -114,7 +148,8 @@ async function lastAttempts(h: WorkflowHandle): Promise<Map<string, number[]>> {
   const typeOf = new Map<string, string>();
   const out = new Map<string, number[]>();
   for (const e of history.events ?? []) {
-    if (e.activityTaskScheduledEventAttributes) typeOf.set(String(e.eventId), e.activityTaskScheduledEventAttributes.activityType?.name ?? '');
+    if (e.activityTaskScheduledEventAttributes)
+      typeOf.set(String(e.eventId), e.activityTaskScheduledEventAttributes.activityType?.name ?? '');
     const started = e.activityTaskStartedEventAttributes;
     if (started) {
       const type = typeOf.get(String(started.scheduledEventId)) ?? '?';
@@ -128,7 +163,9 @@ async function lastAttempts(h: WorkflowHandle): Promise<Map<string, number[]>> {
 async function serverStates(server: string): Promise<Array<{ lb: string; state: ServerState; status: string }>> {
   return Promise.all(
     lab.lbs.map(async (b) => {
-      const state = parseServersState(await adminCommand(b.socket, 'show servers state nova-api')).find((s) => s.server === server)!;
+      const state = parseServersState(await adminCommand(b.socket, 'show servers state nova-api')).find(
+        (s) => s.server === server,
+      )!;
       const csv = await adminCommand(b.socket, 'show stat');
       const row = csv.split('\n').find((l) => l.startsWith(`nova-api,${server},`)) ?? '';
       const cols = csv.split('\n')[0]!.replace(/^# /, '').split(',');
@@ -139,7 +176,12 @@ async function serverStates(server: string): Promise<Array<{ lb: string; state: 
 
 async function expectDrainedEverywhere(server: string, when: string): Promise<string> {
   const states = await serverStates(server);
-  for (const s of states) expect({ when, lb: s.lb, drained: s.state.forcedDrain || s.state.forcedMaint }).toEqual({ when, lb: s.lb, drained: true });
+  for (const s of states)
+    expect({ when, lb: s.lb, drained: s.state.forcedDrain || s.state.forcedMaint }).toEqual({
+      when,
+      lb: s.lb,
+      drained: true,
+    });
   return states.map((s) => `${s.lb}: ${s.status} (admin state ${s.state.adminState})`).join(', ');
 }
 
@@ -206,7 +248,13 @@ describe('HAProxy runtime socket', () => {
     // A second stats socket at level operator beside the lab's admin one; a reload keeps the rest.
     const config = readFileSync(join(lb.dir, 'haproxy.cfg'), 'utf8');
     if (!config.includes(operatorSock)) {
-      await startHaproxy({ dir: lb.dir, config: config.replace(/(\n\s*stats socket [^\n]*level admin\n)/, `$1    stats socket ${operatorSock} mode 600 level operator\n`) });
+      await startHaproxy({
+        dir: lb.dir,
+        config: config.replace(
+          /(\n\s*stats socket [^\n]*level admin\n)/,
+          `$1    stats socket ${operatorSock} mode 600 level operator\n`,
+        ),
+      });
     }
     expect((await adminCommand(operatorSock, 'show cli level')).trim()).toBe('operator');
     // The reload restarts the health checks; the preflight would rightly report "UP 1/3".
@@ -232,7 +280,10 @@ describe('tempest', () => {
   it('failing tests hold with their names; retry once they pass moves on', async () => {
     setLabFault(labDir, 'tempest', 'test_show_flavor');
     try {
-      const h = await start(inventory('tempest', (inv) => (inv.tempest.enabled = true)), ['before-upgrade']);
+      const h = await start(
+        inventory('tempest', (inv) => (inv.tempest.enabled = true)),
+        ['before-upgrade'],
+      );
       const { error, ms } = await heldAt(h, 'tempest-before');
       expect(error).toMatch(/^tempest on controller failed: /);
       expect(error).toContain('Failing tests: lab_tempest.test_flavors.FlavorsTest.test_show_flavor');
@@ -241,12 +292,21 @@ describe('tempest', () => {
       expect(await decide(h, 'retry')).toBe('retry accepted for tempest-before');
       const p = await until(h, (x) => x.status === 'waiting-approval', 'the before-window gate');
       const t = p.steps.find((s) => s.id === 'tempest-before')!;
-      expect({ status: t.status, operatorRetries: t.operatorRetries }).toEqual({ status: 'succeeded', operatorRetries: 1 });
+      expect({ status: t.status, operatorRetries: t.operatorRetries }).toEqual({
+        status: 'succeeded',
+        operatorRetries: 1,
+      });
       // Approving a phase twice, and the wrong phase, from the CLI an operator runs (docs/bad-inputs.md).
       const twice = await cli('approve', h.workflowId, '--phase', 'before-upgrade');
-      expect({ code: twice.code, stderr: twice.stderr }).toEqual({ code: 1, stderr: 'nova-upgrade: refused: phase before-upgrade is already approved\n' });
+      expect({ code: twice.code, stderr: twice.stderr }).toEqual({
+        code: 1,
+        stderr: 'nova-upgrade: refused: phase before-upgrade is already approved\n',
+      });
       const wrong = await cli('approve', h.workflowId, '--phase', 'during-window');
-      expect({ code: wrong.code, stderr: wrong.stderr }).toEqual({ code: 1, stderr: 'nova-upgrade: refused: the pending gate is before-window, not during-window\n' });
+      expect({ code: wrong.code, stderr: wrong.stderr }).toEqual({
+        code: 1,
+        stderr: 'nova-upgrade: refused: the pending gate is before-window, not during-window\n',
+      });
       await h.terminate('next fault');
     } finally {
       clearLabFault(labDir, 'tempest');
@@ -259,12 +319,26 @@ describe('a wrong host key', () => {
     const apicomp = node('apicomp');
     const controller = node('controller');
     const lines = readFileSync(lab.knownHostsPath, 'utf8').trim().split('\n');
-    const controllerKey = lines.find((l) => l.startsWith(`[${controller.address}]:`))!.split(' ').slice(1).join(' ');
+    const controllerKey = lines
+      .find((l) => l.startsWith(`[${controller.address}]:`))!
+      .split(' ')
+      .slice(1)
+      .join(' ');
     const wrong = join(dir, 'known_hosts_wrong');
-    writeFileSync(wrong, `${lines.map((l) => (l.startsWith(`[${apicomp.address}]:`) ? `[${apicomp.address}]:${apicomp.sshPort} ${controllerKey}` : l)).join('\n')}\n`);
-    const h = await start(inventory('hostkey', (inv) => (inv.ssh.knownHostsPath = wrong)), ['before-upgrade', 'before-window', 'during-window']);
+    writeFileSync(
+      wrong,
+      `${lines.map((l) => (l.startsWith(`[${apicomp.address}]:`) ? `[${apicomp.address}]:${apicomp.sshPort} ${controllerKey}` : l)).join('\n')}\n`,
+    );
+    const h = await start(
+      inventory('hostkey', (inv) => (inv.ssh.knownHostsPath = wrong)),
+      ['before-upgrade', 'before-window', 'during-window'],
+    );
     const { error, ms } = await heldAt(h, 'pin-compute-rpc:apicomp');
-    expect(error).toMatch(new RegExp(`^host key for apicomp \\(${apicomp.address.replace(/\./g, '\\.')}:${apicomp.sshPort}\\) has CHANGED: it presented ssh-ed25519 SHA256:\\S+ but ${wrong} knows ssh-ed25519 SHA256:\\S+; someone may be impersonating the node`));
+    expect(error).toMatch(
+      new RegExp(
+        `^host key for apicomp \\(${apicomp.address.replace(/\./g, '\\.')}:${apicomp.sshPort}\\) has CHANGED: it presented ssh-ed25519 SHA256:\\S+ but ${wrong} knows ssh-ed25519 SHA256:\\S+; someone may be impersonating the node`,
+      ),
+    );
     expect(error).toMatch(/\[HostKeyChanged\]$/);
     expect(Math.max(...(await lastAttempts(h)).get('setUpgradeLevelsCompute')!)).toBe(1);
     measured.push(`wrong host key: held after ${ms} ms: ${error}`);
@@ -290,7 +364,13 @@ describe('a node that hangs with a connection open', () => {
       measured.push(`node hanging mid-connection at a plain step: held after ${hung.ms} ms: ${hung.error}`);
       stopSshd(sshdDir('apicomp'), 'SIGCONT');
       await decide(h, 'retry');
-      await until(h, (x) => x.steps.find((s) => s.id === 'pin-compute-rpc:apicomp')!.status === 'succeeded', 'pin-compute-rpc:apicomp after retry', 60_000, true);
+      await until(
+        h,
+        (x) => x.steps.find((s) => s.id === 'pin-compute-rpc:apicomp')!.status === 'succeeded',
+        'pin-compute-rpc:apicomp after retry',
+        60_000,
+        true,
+      );
       await h.terminate('next fault');
     } finally {
       stopSshd(sshdDir('apicomp'), 'SIGCONT');
@@ -309,17 +389,29 @@ describe('SSH nodes that refuse or hang, and nova-api that will not start on the
 
     // 1. Refused: the first step that needs apicomp over SSH.
     const refused = await heldAt(h, 'pin-compute-rpc:apicomp');
-    expect(refused.error).toMatch(/^cannot connect to apicomp \(127\.0\.6\.3:2222\): connection refused \(is sshd running and listening on that port\?\) \[SshConnectFailed\]$/);
+    expect(refused.error).toMatch(
+      /^cannot connect to apicomp \(127\.0\.6\.3:2222\): connection refused \(is sshd running and listening on that port\?\) \[SshConnectFailed\]$/,
+    );
     expect(refused.p.pendingDecision!.choices).toEqual(['retry', 'skip', 'abort']);
     // controller's three config files once each; apicomp's two (read in parallel) twice each.
     expect((await lastAttempts(h)).get('setUpgradeLevelsCompute')).toEqual([1, 1, 1, 2, 2]);
     measured.push(`refusing node: held after ${refused.ms} ms: ${refused.error}`);
     // Retry while it still refuses: held again, nothing skipped.
     expect(await decide(h, 'retry')).toBe('retry accepted for pin-compute-rpc:apicomp');
-    await until(h, (x) => x.status === 'held' && x.steps.find((s) => s.id === 'pin-compute-rpc:apicomp')!.operatorRetries === 1, 'the second hold');
+    await until(
+      h,
+      (x) => x.status === 'held' && x.steps.find((s) => s.id === 'pin-compute-rpc:apicomp')!.operatorRetries === 1,
+      'the second hold',
+    );
     await startNodeSshd('apicomp');
     await decide(h, 'retry');
-    await until(h, (x) => x.steps.find((s) => s.id === 'pin-compute-rpc:apicomp')!.status === 'succeeded', 'pin-compute-rpc:apicomp after retry', 60_000, true);
+    await until(
+      h,
+      (x) => x.steps.find((s) => s.id === 'pin-compute-rpc:apicomp')!.status === 'succeeded',
+      'pin-compute-rpc:apicomp after retry',
+      60_000,
+      true,
+    );
 
     // 2. Hangs: apicomp freezes (listener and the pool's open connection) before its compute batch.
     stopSshd(sshdDir('apicomp'), 'SIGSTOP');
@@ -335,13 +427,23 @@ describe('SSH nodes that refuse or hang, and nova-api that will not start on the
     const broken = await heldAt(h, 'restart:apicomp:devstack@n-api');
     expect(broken.error).toMatch(/^devstack@n-api on apicomp did not become active after the restart/);
     expect(broken.error).toMatch(/\[NovaServiceFailedToStart\]$/);
-    expect(broken.p.steps.find((s) => s.id === 'compute-batch:2')).toMatchObject({ status: 'succeeded', operatorRetries: 1 });
+    expect(broken.p.steps.find((s) => s.id === 'compute-batch:2')).toMatchObject({
+      status: 'succeeded',
+      operatorRetries: 1,
+    });
     expect(broken.p.steps.find((s) => s.id === 'enable:controller')?.status).toBe('succeeded');
     const lbAtHold = await expectDrainedEverywhere('apicomp', 'at the restart hold');
-    measured.push(`nova-api fails to start: held after ${broken.ms} ms; HAProxy ${lbAtHold}: ${broken.error.split('\n')[0]}`);
+    measured.push(
+      `nova-api fails to start: held after ${broken.ms} ms; HAProxy ${lbAtHold}: ${broken.error.split('\n')[0]}`,
+    );
 
     await decide(h, 'retry');
-    await until(h, (x) => x.status === 'held' && x.steps.find((s) => s.id === 'restart:apicomp:devstack@n-api')!.operatorRetries === 1, 'the hold after a retry');
+    await until(
+      h,
+      (x) =>
+        x.status === 'held' && x.steps.find((s) => s.id === 'restart:apicomp:devstack@n-api')!.operatorRetries === 1,
+      'the hold after a retry',
+    );
     await expectDrainedEverywhere('apicomp', 'after a retry that failed again');
 
     expect(await decide(h, 'skip', 'testing the next guard')).toBe('skip accepted for restart:apicomp:devstack@n-api');
@@ -353,12 +455,20 @@ describe('SSH nodes that refuse or hang, and nova-api that will not start on the
     const result = (await h.result()) as UpgradeResult;
     expect(result.status).toBe('aborted');
     expect(result.steps.find((s) => s.id === 'enable:apicomp')?.status).toBe('pending');
-    expect(result.done.some((d) => d.startsWith('left devstack@n-api on apicomp STOPPED: it does not start'))).toBe(true);
-    expect(result.done.some((d) => d.startsWith('left apicomp DRAINED: its nova-api on apicomp does not serve'))).toBe(true);
+    expect(result.done.some((d) => d.startsWith('left devstack@n-api on apicomp STOPPED: it does not start'))).toBe(
+      true,
+    );
+    expect(result.done.some((d) => d.startsWith('left apicomp DRAINED: its nova-api on apicomp does not serve'))).toBe(
+      true,
+    );
     const lbAfter = await expectDrainedEverywhere('apicomp', 'after the abort');
-    const failedStarts = labEvents(labDir, 'apicomp').filter((e) => e.unit === 'devstack@n-api' && e.verb === 'failed').length;
+    const failedStarts = labEvents(labDir, 'apicomp').filter(
+      (e) => e.unit === 'devstack@n-api' && e.verb === 'failed',
+    ).length;
     expect(failedStarts).toBeGreaterThanOrEqual(3);
-    measured.push(`abort left: ${result.done.filter((d) => d.startsWith('left')).join(' | ')}; HAProxy ${lbAfter}; ${failedStarts} failed starts of apicomp's nova-api`);
+    measured.push(
+      `abort left: ${result.done.filter((d) => d.startsWith('left')).join(' | ')}; HAProxy ${lbAfter}; ${failedStarts} failed starts of apicomp's nova-api`,
+    );
     clearLabFault(labDir, 'serviceStart');
   }, 300_000);
 });

@@ -18,7 +18,10 @@ async function bundle(dir: string): Promise<{ path: string | null; error: string
     return { path, error: null };
   } catch (err) {
     // Only tests that run workflows need the bundle; they report this, the rest still run.
-    return { path: null, error: `bundling ${workflowsPath} failed: ${err instanceof Error ? err.message : String(err)}` };
+    return {
+      path: null,
+      error: `bundling ${workflowsPath} failed: ${err instanceof Error ? err.message : String(err)}`,
+    };
   }
 }
 
@@ -30,7 +33,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     (async () => startDevServer({ stateDir, port: await findFreePort(), uiPort: await findFreePort() }))(),
     bundle(dir),
   ]);
-  console.log(`test Temporal server ${server.address} (UI ${server.uiUrl}) ready in ${Date.now() - started} ms; state in ${stateDir}`);
+  console.log(
+    `test Temporal server ${server.address} (UI ${server.uiUrl}) ready in ${Date.now() - started} ms; state in ${stateDir}`,
+  );
   if (built.error) console.warn(`no workflow bundle: ${built.error}`);
   else console.log(`workflow bundle at ${built.path}`);
   project.provide('temporalAddress', server.address);

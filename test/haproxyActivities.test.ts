@@ -37,17 +37,26 @@ async function run<I, O>(fn: (input: I) => Promise<O>, input: I, beats?: unknown
   return env.run(fn, input);
 }
 
-
 async function stat(lb: LbTarget, server: string): Promise<ServerStat> {
   return serverStats(await new HaproxyRuntime(lb).one(commands.showStat(BACKEND)), BACKEND).get(server)!;
 }
 
 async function adminState(lb: LbTarget, server: string): Promise<number> {
-  return parseServersState(await new HaproxyRuntime(lb).one(commands.showServersState(BACKEND))).find((s) => s.server === server)!.adminState;
+  return parseServersState(await new HaproxyRuntime(lb).one(commands.showServersState(BACKEND))).find(
+    (s) => s.server === server,
+  )!.adminState;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const upInput = (server: string, over: { timeoutMs?: number; stableMs?: number; lbs?: LbTarget[] } = {}) => ({ lbs, backend: BACKEND, server, timeoutMs: 8000, pollMs: 50, stableMs: 0, ...over });
+const upInput = (server: string, over: { timeoutMs?: number; stableMs?: number; lbs?: LbTarget[] } = {}) => ({
+  lbs,
+  backend: BACKEND,
+  server,
+  timeoutMs: 8000,
+  pollMs: 50,
+  stableMs: 0,
+  ...over,
+});
 
 beforeAll(async () => {
   const list = await startBackends(SERVERS);
@@ -58,9 +67,21 @@ beforeAll(async () => {
     const frontendPort = await freePort();
     frontends.push(frontendPort);
     // api4 is checked slowly, to catch a restarted server still reading UP between two checks.
-    const servers = list.map((b) => ({ name: b.name, port: b.port, weight: 37, ...(b.name === 'api4' ? { inter: '1500ms' } : {}) }));
-    await startHaproxy({ dir, config: haproxyLbConfig({ name, dir, frontendPort, tcpPort, backend: BACKEND, servers }) });
-    lbs.push(name === 'lb1' ? { node: name, socket: { via: 'unix', path: join(dir, 'admin.sock') } } : { node: name, socket: { via: 'tcp', host: '127.0.0.1', port: tcpPort } });
+    const servers = list.map((b) => ({
+      name: b.name,
+      port: b.port,
+      weight: 37,
+      ...(b.name === 'api4' ? { inter: '1500ms' } : {}),
+    }));
+    await startHaproxy({
+      dir,
+      config: haproxyLbConfig({ name, dir, frontendPort, tcpPort, backend: BACKEND, servers }),
+    });
+    lbs.push(
+      name === 'lb1'
+        ? { node: name, socket: { via: 'unix', path: join(dir, 'admin.sock') } }
+        : { node: name, socket: { via: 'tcp', host: '127.0.0.1', port: tcpPort } },
+    );
   }
   await run(acts.waitForServerUp, upInput('api1'));
   for (const s of SERVERS) await run(acts.waitForServerUp, upInput(s));
@@ -79,8 +100,13 @@ describe('preflight', () => {
   });
 
   it('names an operator-level socket and a missing server, changing nothing', async () => {
-    const operator: LbTarget = { node: 'lb1-operator', socket: { via: 'unix', path: join(root, 'lb1', 'operator.sock') } };
-    const f = await failureOf(run(acts.checkLoadBalancers, { lbs: [operator, lb2()], backend: BACKEND, servers: ['api1', 'api9'] }));
+    const operator: LbTarget = {
+      node: 'lb1-operator',
+      socket: { via: 'unix', path: join(root, 'lb1', 'operator.sock') },
+    };
+    const f = await failureOf(
+      run(acts.checkLoadBalancers, { lbs: [operator, lb2()], backend: BACKEND, servers: ['api1', 'api9'] }),
+    );
     expect(f.type).toBe('HaproxyPreflightFailed');
     expect(f.nonRetryable).toBe(true);
     expect(f.message).toContain('lb1-operator: unix socket');
@@ -97,29 +123,37 @@ describe('drain and enable', () => {
     drain: { status: 'DRAIN', weight: 37 },
   };
 
-  it.each(['weight', 'disable', 'drain'] as const)('mode %s sets the expected state on every LB, twice is alreadyDone, enable restores the recorded weight', async (mode) => {
-    const { weights } = await run(acts.recordServerWeights, { lbs, backend: BACKEND, servers: SERVERS });
-    expect(weights).toEqual({ lb1: { api1: 37, api2: 37, api3: 37, api4: 37 }, lb2: { api1: 37, api2: 37, api3: 37, api4: 37 } });
+  it.each(['weight', 'disable', 'drain'] as const)(
+    'mode %s sets the expected state on every LB, twice is alreadyDone, enable restores the recorded weight',
+    async (mode) => {
+      const { weights } = await run(acts.recordServerWeights, { lbs, backend: BACKEND, servers: SERVERS });
+      expect(weights).toEqual({
+        lb1: { api1: 37, api2: 37, api3: 37, api4: 37 },
+        lb2: { api1: 37, api2: 37, api3: 37, api4: 37 },
+      });
 
-    const first = await run(acts.drainApiServer, { lbs, backend: BACKEND, server: 'api1', mode });
-    expect(first.alreadyDone).toBe(false);
-    for (const lb of lbs) expect(await stat(lb, 'api1')).toMatchObject(expected[mode]);
+      const first = await run(acts.drainApiServer, { lbs, backend: BACKEND, server: 'api1', mode });
+      expect(first.alreadyDone).toBe(false);
+      for (const lb of lbs) expect(await stat(lb, 'api1')).toMatchObject(expected[mode]);
 
-    sent.length = 0;
-    const second = await run(acts.drainApiServer, { lbs, backend: BACKEND, server: 'api1', mode });
-    expect(second.alreadyDone).toBe(true);
-    expect(second.summary).toMatch(/lb1: already (weight|maint|drain)/);
-    expect(sent.some((p) => p.includes('set server'))).toBe(false);
+      sent.length = 0;
+      const second = await run(acts.drainApiServer, { lbs, backend: BACKEND, server: 'api1', mode });
+      expect(second.alreadyDone).toBe(true);
+      expect(second.summary).toMatch(/lb1: already (weight|maint|drain)/);
+      expect(sent.some((p) => p.includes('set server'))).toBe(false);
 
-    const enabled = await run(acts.enableApiServer, { lbs, backend: BACKEND, server: 'api1', weights });
-    expect(enabled.alreadyDone).toBe(false);
-    for (const lb of lbs) {
-      expect((await stat(lb, 'api1')).weight).toBe(37);
-      expect(await adminState(lb, 'api1')).toBe(0);
-    }
-    expect((await run(acts.enableApiServer, { lbs, backend: BACKEND, server: 'api1', weights })).alreadyDone).toBe(true);
-    await run(acts.waitForServerUp, upInput('api1'));
-  });
+      const enabled = await run(acts.enableApiServer, { lbs, backend: BACKEND, server: 'api1', weights });
+      expect(enabled.alreadyDone).toBe(false);
+      for (const lb of lbs) {
+        expect((await stat(lb, 'api1')).weight).toBe(37);
+        expect(await adminState(lb, 'api1')).toBe(0);
+      }
+      expect((await run(acts.enableApiServer, { lbs, backend: BACKEND, server: 'api1', weights })).alreadyDone).toBe(
+        true,
+      );
+      await run(acts.waitForServerUp, upInput('api1'));
+    },
+  );
 
   it('enable restores the weight that was recorded, not the config file one', async () => {
     const admin = new HaproxyRuntime(lb1());
@@ -131,7 +165,9 @@ describe('drain and enable', () => {
     // A retried recording after the weight drain must not record 0: it says so and takes iweight.
     const again = await run(acts.recordServerWeights, { lbs, backend: BACKEND, servers: ['api2'] });
     expect(again.weights).toEqual({ lb1: { api2: 37 }, lb2: { api2: 37 } });
-    expect(again.notes.join('\n')).toContain('lb1: nova-api/api2 is already at weight 0; recording its configured weight 37');
+    expect(again.notes.join('\n')).toContain(
+      'lb1: nova-api/api2 is already at weight 0; recording its configured weight 37',
+    );
 
     await run(acts.enableApiServer, { lbs, backend: BACKEND, server: 'api2', weights });
     expect((await stat(lb1(), 'api2')).weight).toBe(20);
@@ -140,7 +176,9 @@ describe('drain and enable', () => {
   });
 
   it('enable without a recorded weight refuses to guess', async () => {
-    const f = await failureOf(run(acts.enableApiServer, { lbs, backend: BACKEND, server: 'api1', weights: { lb1: { api1: 37 } } }));
+    const f = await failureOf(
+      run(acts.enableApiServer, { lbs, backend: BACKEND, server: 'api1', weights: { lb1: { api1: 37 } } }),
+    );
     expect(f.type).toBe('HaproxyNoRecordedWeight');
     expect(f.message).toContain('on LB lb2; refusing to guess');
   });
@@ -149,7 +187,14 @@ describe('drain and enable', () => {
     const { weights } = await run(acts.recordServerWeights, { lbs, backend: BACKEND, servers: SERVERS });
     await run(acts.drainApiServer, { lbs, backend: BACKEND, server: 'api1', mode: 'drain' });
     sent.length = 0;
-    const out = await run(acts.switchOverApiServers, { lbs, backend: BACKEND, enable: 'api1', drain: ['api2', 'api3'], mode: 'drain', weights });
+    const out = await run(acts.switchOverApiServers, {
+      lbs,
+      backend: BACKEND,
+      enable: 'api1',
+      drain: ['api2', 'api3'],
+      mode: 'drain',
+      weights,
+    });
     expect(out.alreadyDone).toBe(false);
     expect(sent.filter((p) => p.includes('set server'))).toEqual([
       'set server nova-api/api1 state ready;show cli level;set server nova-api/api2 state drain;show cli level;set server nova-api/api3 state drain;show cli level\n',
@@ -159,7 +204,18 @@ describe('drain and enable', () => {
       expect((await stat(lb, 'api2')).status).toBe('DRAIN');
       expect(await adminState(lb, 'api1')).toBe(0);
     }
-    expect((await run(acts.switchOverApiServers, { lbs, backend: BACKEND, enable: 'api1', drain: ['api2', 'api3'], mode: 'drain', weights })).alreadyDone).toBe(true);
+    expect(
+      (
+        await run(acts.switchOverApiServers, {
+          lbs,
+          backend: BACKEND,
+          enable: 'api1',
+          drain: ['api2', 'api3'],
+          mode: 'drain',
+          weights,
+        })
+      ).alreadyDone,
+    ).toBe(true);
     for (const s of ['api2', 'api3']) await run(acts.enableApiServer, { lbs, backend: BACKEND, server: s, weights });
     for (const s of ['api1', 'api2', 'api3']) await run(acts.waitForServerUp, upInput(s));
   });
@@ -202,7 +258,9 @@ describe('waitForServerUp', () => {
     expect(await stat(lb1(), 'api4')).toMatchObject({ status: 'UP', checkStatus: 'L7OK' });
     // Without a stable window the stale UP is taken at face value.
     expect((await run(acts.waitForServerUp, upInput('api4', { lbs: only }))).statuses).toEqual({ lb1: 'UP L7OK' });
-    const f = await failureOf(run(acts.waitForServerUp, upInput('api4', { lbs: only, stableMs: 1700, timeoutMs: 2500 })));
+    const f = await failureOf(
+      run(acts.waitForServerUp, upInput('api4', { lbs: only, stableMs: 1700, timeoutMs: 2500 })),
+    );
     expect(f.type).toBe('HaproxyServerNotUp');
     expect(f.message).toMatch(/lb1: UP 2\/3 L7STS/);
     backends.api4!.setHealthy(true);
@@ -221,7 +279,9 @@ describe('draining with requests in flight', () => {
     expect(backends.api1!.inFlight()).toBeGreaterThan(0);
 
     await run(acts.drainApiServer, { lbs, backend: BACKEND, server: 'api1', mode: 'drain' });
-    const timeout = await failureOf(run(acts.waitForNoSessions, { lbs, backend: BACKEND, server: 'api1', settleMs: 200, timeoutMs: 300, pollMs: 50 }));
+    const timeout = await failureOf(
+      run(acts.waitForNoSessions, { lbs, backend: BACKEND, server: 'api1', settleMs: 200, timeoutMs: 300, pollMs: 50 }),
+    );
     expect(timeout.type).toBe('HaproxyDrainTimeout');
     expect(timeout.nonRetryable).toBe(true);
     const counts = (timeout.details?.[0] as { counts: SessionCount[] }).counts;
@@ -233,7 +293,11 @@ describe('draining with requests in flight', () => {
     expect(fresh.filter((r) => r.servedBy === 'api1')).toEqual([]);
 
     const beats: unknown[] = [];
-    const done = await run(acts.waitForNoSessions, { lbs, backend: BACKEND, server: 'api1', settleMs: 300, timeoutMs: 10_000, pollMs: 100 }, beats);
+    const done = await run(
+      acts.waitForNoSessions,
+      { lbs, backend: BACKEND, server: 'api1', settleMs: 300, timeoutMs: 10_000, pollMs: 100 },
+      beats,
+    );
     expect(done.counts.every((c) => c.scur === 0 && c.qcur === 0)).toBe(true);
     expect(JSON.stringify(beats[0])).toMatch(/"lb":"lb1","scur":[1-9]/);
 
@@ -246,7 +310,14 @@ describe('draining with requests in flight', () => {
     for (const lb of ['lb1', 'lb2']) {
       for (const s of SERVERS) {
         const [a, b] = [after.counters[lb]![s]!, before.counters[lb]![s]!];
-        expect({ lb, s, econ: a.econ - b.econ, eresp: a.eresp - b.eresp, wretr: a.wretr - b.wretr, wredis: a.wredis - b.wredis }).toEqual({ lb, s, econ: 0, eresp: 0, wretr: 0, wredis: 0 });
+        expect({
+          lb,
+          s,
+          econ: a.econ - b.econ,
+          eresp: a.eresp - b.eresp,
+          wretr: a.wretr - b.wretr,
+          wredis: a.wredis - b.wredis,
+        }).toEqual({ lb, s, econ: 0, eresp: 0, wretr: 0, wredis: 0 });
       }
       expect(after.counters[lb]!.api1!.status).toBe('DRAIN');
     }
@@ -257,14 +328,21 @@ describe('draining with requests in flight', () => {
     expect(back.some((r) => r.servedBy === 'api1')).toBe(true);
   });
 
-  it('shutdownSessions cuts the sessions still on the server, on the operator\'s choice', async () => {
+  it("shutdownSessions cuts the sessions still on the server, on the operator's choice", async () => {
     const { weights } = await run(acts.recordServerWeights, { lbs, backend: BACKEND, servers: ['api2'] });
     const long = Array.from({ length: 12 }, () => get(frontends[0]!, '/slow?ms=2500').catch((e: Error) => e));
     await sleep(300);
     await run(acts.drainApiServer, { lbs, backend: BACKEND, server: 'api2', mode: 'drain' });
     const out = await run(acts.shutdownSessions, { lbs, backend: BACKEND, server: 'api2' });
     expect(out.summary).toMatch(/lb1 [1-9]\d* session\(s\) shut down/);
-    await run(acts.waitForNoSessions, { lbs, backend: BACKEND, server: 'api2', settleMs: 100, timeoutMs: 1000, pollMs: 50 });
+    await run(acts.waitForNoSessions, {
+      lbs,
+      backend: BACKEND,
+      server: 'api2',
+      settleMs: 100,
+      timeoutMs: 1000,
+      pollMs: 50,
+    });
     const replies = await Promise.all(long);
     // The cut requests never got api2's answer; the others finished on their servers.
     expect(replies.filter((r) => !(r instanceof Error) && r.servedBy === 'api2')).toEqual([]);

@@ -6,7 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { haproxyPid, reloadHaproxy, startHaproxy, stopHaproxy } from '../lab/haproxy';
-import { batchPayload, commands, HaproxyRuntime, splitAnswers, type RuntimeCommand } from '../activities/haproxy/runtimeApi';
+import {
+  batchPayload,
+  commands,
+  HaproxyRuntime,
+  splitAnswers,
+  type RuntimeCommand,
+} from '../activities/haproxy/runtimeApi';
 import { type LbTarget } from '../common/haproxy';
 import { parseServersState, serverStats } from '../activities/haproxy/stats';
 import { createHaproxyActivities } from '../activities/haproxy/activities';
@@ -39,14 +45,20 @@ function raw(payload: string): Promise<string> {
   });
 }
 
-
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'haproxy-runtime-'));
   backends = await startBackends(['api1', 'api2', 'api3']);
   tcpPort = await freePort();
   await startHaproxy({
     dir,
-    config: haproxyLbConfig({ name: 'lb1', dir, frontendPort: await freePort(), tcpPort, backend: BACKEND, servers: backends.map((b) => ({ name: b.name, port: b.port, weight: 37 })) }),
+    config: haproxyLbConfig({
+      name: 'lb1',
+      dir,
+      frontendPort: await freePort(),
+      tcpPort,
+      backend: BACKEND,
+      servers: backends.map((b) => ({ name: b.name, port: b.port, weight: 37 })),
+    }),
   });
   // Until rise checks pass a fresh server reads "UP 1/3" (and "DRAIN 1/3" when drained).
   const deadline = Date.now() + 5000;
@@ -78,21 +90,34 @@ describe('transports', () => {
     expect(serverStats(answers[1]!.text, BACKEND).get('api2')?.weight).toBe(37);
 
     await client.one(commands.setState(BACKEND, 'api2', 'drain'));
-    const drained = parseServersState(await client.one(commands.showServersState(BACKEND))).find((s) => s.server === 'api2')!;
+    const drained = parseServersState(await client.one(commands.showServersState(BACKEND))).find(
+      (s) => s.server === 'api2',
+    )!;
     expect(drained.forcedDrain).toBe(true);
-    expect(serverStats(await client.one(commands.showStat(BACKEND)), BACKEND).get('api2')).toMatchObject({ status: 'DRAIN', weight: 37 });
+    expect(serverStats(await client.one(commands.showStat(BACKEND)), BACKEND).get('api2')).toMatchObject({
+      status: 'DRAIN',
+      weight: 37,
+    });
     await client.one(commands.setState(BACKEND, 'api2', 'ready'));
   });
 
   it('an unreachable socket is a retryable failure naming the LB and the socket', async () => {
-    const missing = await failureOf(new HaproxyRuntime({ node: 'lb9', socket: { via: 'unix', path: join(dir, 'nope.sock') } }).one(commands.showStat(BACKEND)));
+    const missing = await failureOf(
+      new HaproxyRuntime({ node: 'lb9', socket: { via: 'unix', path: join(dir, 'nope.sock') } }).one(
+        commands.showStat(BACKEND),
+      ),
+    );
     expect(missing.type).toBe('HaproxyUnreachable');
     expect(missing.nonRetryable).toBe(false);
     expect(missing.message).toContain('lb9');
     expect(missing.message).toContain('nope.sock');
     expect(missing.message).toContain('ENOENT');
 
-    const closed = await failureOf(new HaproxyRuntime({ node: 'lb8', socket: { via: 'tcp', host: '127.0.0.1', port: await freePort() } }).one(commands.showStat(BACKEND)));
+    const closed = await failureOf(
+      new HaproxyRuntime({ node: 'lb8', socket: { via: 'tcp', host: '127.0.0.1', port: await freePort() } }).one(
+        commands.showStat(BACKEND),
+      ),
+    );
     expect(closed.type).toBe('HaproxyUnreachable');
     expect(closed.nonRetryable).toBe(false);
     expect(closed.message).toMatch(/lb8 .*tcp socket 127\.0\.0\.1:\d+.*ECONNREFUSED/);
@@ -101,7 +126,9 @@ describe('transports', () => {
 
 describe('batches', () => {
   it('weight format errors end without a blank line, so splitting a batch on blank lines misattributes answers', async () => {
-    const out = await raw(`set server ${BACKEND}/api1 weight x;set server ${BACKEND}/api2 weight 0;set server ${BACKEND}/api2 weight 37\n`);
+    const out = await raw(
+      `set server ${BACKEND}/api1 weight x;set server ${BACKEND}/api2 weight 0;set server ${BACKEND}/api2 weight 37\n`,
+    );
     expect(out).toBe('Empty weight string empty or preceded by garbage\n\n\n');
     // Naively the first answer is the error glued to the second's empty answer; the third has none.
     expect(out.split('\n\n').filter(Boolean)).toHaveLength(2);
@@ -136,16 +163,76 @@ describe('batches', () => {
 
 describe('error texts', () => {
   const cases: Array<[string, () => LbTarget, RuntimeCommand, string, RegExp]> = [
-    ['No such server.', lbUnix, commands.setState(BACKEND, 'api9', 'drain'), 'HaproxyNoSuchServer', /lb-unix.*server nova-api\/api9.*No such server\..*backend nova-api has no server api9/],
-    ['No such backend.', lbTcp, commands.setState('nova-apx', 'api1', 'drain'), 'HaproxyNoSuchBackend', /lb-tcp.*server nova-apx\/api1.*No such backend\..*there is no backend nova-apx/],
-    ["Can't find backend.", lbUnix, commands.showServersState('nova-apx'), 'HaproxyNoSuchBackend', /lb-unix.*backend nova-apx.*Can't find backend\./],
-    ['No such proxy.', lbUnix, commands.showStat('nova-apx'), 'HaproxyNoSuchBackend', /lb-unix.*backend nova-apx.*No such proxy\./],
-    ['Permission denied', lbOperator, commands.setState(BACKEND, 'api1', 'drain'), 'HaproxyPermissionDenied', /lb-operator.*operator\.sock.*server nova-api\/api1.*Permission denied.*level operator.*level admin/],
-    ["Require 'backend/server'.", lbUnix, { text: 'set server api1 state drain', backend: BACKEND, server: 'api1' }, 'HaproxyBadServerSpec', /lb-unix.*Require 'backend\/server'\./],
-    ['weight range', lbUnix, { text: `set server ${BACKEND}/api1 weight 300`, backend: BACKEND, server: 'api1' }, 'HaproxyBadWeight', /lb-unix.*server nova-api\/api1.*Absolute weight can only be between 0 and 256 inclusive\./],
-    ['empty weight', lbUnix, { text: `set server ${BACKEND}/api1 weight x`, backend: BACKEND, server: 'api1' }, 'HaproxyBadWeight', /Empty weight string empty or preceded by garbage/],
-    ['trailing garbage', lbUnix, { text: `set server ${BACKEND}/api1 weight 5x`, backend: BACKEND, server: 'api1' }, 'HaproxyBadWeight', /Trailing garbage in weight string/],
-    ['Unknown command', lbUnix, { text: 'drain server nova-api/api1' }, 'HaproxyUnknownCommand', /lb-unix.*Unknown command/],
+    [
+      'No such server.',
+      lbUnix,
+      commands.setState(BACKEND, 'api9', 'drain'),
+      'HaproxyNoSuchServer',
+      /lb-unix.*server nova-api\/api9.*No such server\..*backend nova-api has no server api9/,
+    ],
+    [
+      'No such backend.',
+      lbTcp,
+      commands.setState('nova-apx', 'api1', 'drain'),
+      'HaproxyNoSuchBackend',
+      /lb-tcp.*server nova-apx\/api1.*No such backend\..*there is no backend nova-apx/,
+    ],
+    [
+      "Can't find backend.",
+      lbUnix,
+      commands.showServersState('nova-apx'),
+      'HaproxyNoSuchBackend',
+      /lb-unix.*backend nova-apx.*Can't find backend\./,
+    ],
+    [
+      'No such proxy.',
+      lbUnix,
+      commands.showStat('nova-apx'),
+      'HaproxyNoSuchBackend',
+      /lb-unix.*backend nova-apx.*No such proxy\./,
+    ],
+    [
+      'Permission denied',
+      lbOperator,
+      commands.setState(BACKEND, 'api1', 'drain'),
+      'HaproxyPermissionDenied',
+      /lb-operator.*operator\.sock.*server nova-api\/api1.*Permission denied.*level operator.*level admin/,
+    ],
+    [
+      "Require 'backend/server'.",
+      lbUnix,
+      { text: 'set server api1 state drain', backend: BACKEND, server: 'api1' },
+      'HaproxyBadServerSpec',
+      /lb-unix.*Require 'backend\/server'\./,
+    ],
+    [
+      'weight range',
+      lbUnix,
+      { text: `set server ${BACKEND}/api1 weight 300`, backend: BACKEND, server: 'api1' },
+      'HaproxyBadWeight',
+      /lb-unix.*server nova-api\/api1.*Absolute weight can only be between 0 and 256 inclusive\./,
+    ],
+    [
+      'empty weight',
+      lbUnix,
+      { text: `set server ${BACKEND}/api1 weight x`, backend: BACKEND, server: 'api1' },
+      'HaproxyBadWeight',
+      /Empty weight string empty or preceded by garbage/,
+    ],
+    [
+      'trailing garbage',
+      lbUnix,
+      { text: `set server ${BACKEND}/api1 weight 5x`, backend: BACKEND, server: 'api1' },
+      'HaproxyBadWeight',
+      /Trailing garbage in weight string/,
+    ],
+    [
+      'Unknown command',
+      lbUnix,
+      { text: 'drain server nova-api/api1' },
+      'HaproxyUnknownCommand',
+      /lb-unix.*Unknown command/,
+    ],
   ];
   it.each(cases)('%s', async (_name, lb, cmd, type, message) => {
     const f = await failureOf(new HaproxyRuntime(lb()).execute([cmd]));
@@ -184,7 +271,13 @@ describe('names that could smuggle a second command', () => {
     for (const call of [
       () => acts.drainApiServer({ lbs, backend, server, mode: 'disable' }),
       () => acts.recordServerWeights({ lbs, backend, servers: [server] }),
-      () => acts.enableApiServer({ lbs, backend, server, weights: { 'lb-spy': { [server]: 1 }, 'lb-unix': { [server]: 1 } } }),
+      () =>
+        acts.enableApiServer({
+          lbs,
+          backend,
+          server,
+          weights: { 'lb-spy': { [server]: 1 }, 'lb-unix': { [server]: 1 } },
+        }),
       () => acts.shutdownSessions({ lbs, backend, server }),
       () => acts.switchOverApiServers({ lbs, backend, enable: 'api3', drain: [server], mode: 'drain', weights: {} }),
     ]) {
@@ -207,7 +300,9 @@ describe('lab/haproxy.ts', () => {
     await client.one(commands.setState(BACKEND, 'api3', 'maint'));
     await reloadHaproxy(dir);
     expect(haproxyPid(dir)).toBe(pid);
-    const api3 = parseServersState(await client.one(commands.showServersState(BACKEND))).find((s) => s.server === 'api3')!;
+    const api3 = parseServersState(await client.one(commands.showServersState(BACKEND))).find(
+      (s) => s.server === 'api3',
+    )!;
     expect(api3.forcedMaint).toBe(false);
   });
 });

@@ -33,9 +33,16 @@ async function fakeApi(release: string, port = 0): Promise<FakeApi> {
       new Promise((resolve) => {
         server = createServer((req, res) => {
           if (api.mode === 'hang') return;
-          if (api.mode === 'html') return void res.writeHead(200, { 'Content-Type': 'text/html', 'X-Lab-Node': 'apicomp' }).end('<html>It works!</html>');
-          if (api.mode === '503') return void res.writeHead(503, { 'X-Lab-Node': 'apicomp' }).end('<html>503 Service Unavailable</html>');
-          const headers = { 'Content-Type': 'application/json', 'X-Lab-Node': api.release === '31.0.0' ? 'apicomp' : 'ctl' };
+          if (api.mode === 'html')
+            return void res
+              .writeHead(200, { 'Content-Type': 'text/html', 'X-Lab-Node': 'apicomp' })
+              .end('<html>It works!</html>');
+          if (api.mode === '503')
+            return void res.writeHead(503, { 'X-Lab-Node': 'apicomp' }).end('<html>503 Service Unavailable</html>');
+          const headers = {
+            'Content-Type': 'application/json',
+            'X-Lab-Node': api.release === '31.0.0' ? 'apicomp' : 'ctl',
+          };
           if (req.url === '/v2.1/') return void res.writeHead(200, headers).end(doc(`v21-${api.release}.json`));
           if (req.url === '/') return void res.writeHead(200, headers).end(doc(`root-${api.release}.json`));
           // keystonemiddleware's answer to a request without a token.
@@ -71,7 +78,14 @@ afterEach(async () => {
 describe('VipProbe', () => {
   it('counts connection failures while the backend is down, and nothing while it is up', async () => {
     api = await fakeApi('31.0.0');
-    const probe = new VipProbe({ url: api.url, paths: ['/', '/v2.1/'], ratePerSecond: 40, clients: 4, requestTimeoutMs: 1000, maxDurationMs: 20_000 });
+    const probe = new VipProbe({
+      url: api.url,
+      paths: ['/', '/v2.1/'],
+      ratePerSecond: 40,
+      clients: 4,
+      requestTimeoutMs: 1000,
+      maxDurationMs: 20_000,
+    });
     probe.start();
     await wait(700);
     expect(probe.snapshot().failedRequests).toBe(0);
@@ -97,7 +111,14 @@ describe('VipProbe', () => {
 
   it('counts 5xx answers and timeouts by kind', async () => {
     api = await fakeApi('31.0.0');
-    const probe = new VipProbe({ url: api.url, paths: ['/'], ratePerSecond: 20, clients: 2, requestTimeoutMs: 200, maxDurationMs: 20_000 });
+    const probe = new VipProbe({
+      url: api.url,
+      paths: ['/'],
+      ratePerSecond: 20,
+      clients: 2,
+      requestTimeoutMs: 200,
+      maxDurationMs: 20_000,
+    });
     probe.start();
     api.mode = '503';
     await wait(400);
@@ -114,7 +135,13 @@ describe('VipProbe', () => {
 
   it('counts a client seeing an older API after a newer one', async () => {
     api = await fakeApi('30.0.0');
-    const probe = new VipProbe({ url: api.url, paths: ['/', '/v2.1/'], ratePerSecond: 40, clients: 4, maxDurationMs: 20_000 });
+    const probe = new VipProbe({
+      url: api.url,
+      paths: ['/', '/v2.1/'],
+      ratePerSecond: 40,
+      clients: 4,
+      maxDurationMs: 20_000,
+    });
     probe.start();
     await wait(400);
     api.release = '31.0.0';
@@ -143,7 +170,13 @@ describe('VipProbe', () => {
 
   it('counts 4xx answers and 200s that are not version documents as failures', async () => {
     api = await fakeApi('31.0.0');
-    const probe = new VipProbe({ url: api.url, paths: ['/v2.1/servers'], ratePerSecond: 20, clients: 1, maxDurationMs: 20_000 });
+    const probe = new VipProbe({
+      url: api.url,
+      paths: ['/v2.1/servers'],
+      ratePerSecond: 20,
+      clients: 1,
+      maxDurationMs: 20_000,
+    });
     probe.start();
     await wait(300);
     await probe.stop();
@@ -173,7 +206,14 @@ describe('runVipProbe activity', () => {
   it('heartbeats aggregates and returns them when the workflow cancels it', async () => {
     api = await fakeApi('31.0.0');
     const env = activityEnv({ heartbeatTimeoutMs: 5000 });
-    const running = env.run(runVipProbe, { url: api.url, paths: ['/'], ratePerSecond: 20, clients: 2, maxDurationMs: 60_000, heartbeatEveryMs: 200 });
+    const running = env.run(runVipProbe, {
+      url: api.url,
+      paths: ['/'],
+      ratePerSecond: 20,
+      clients: 2,
+      maxDurationMs: 60_000,
+      heartbeatEveryMs: 200,
+    });
     await wait(900);
     env.cancel();
     const s = await running;
@@ -186,7 +226,14 @@ describe('runVipProbe activity', () => {
 
   it('ends at stopAfterMs', async () => {
     api = await fakeApi('31.0.0');
-    const s = await activityEnv().run(runVipProbe, { url: api.url, paths: ['/'], ratePerSecond: 20, clients: 2, stopAfterMs: 300, maxDurationMs: 60_000 });
+    const s = await activityEnv().run(runVipProbe, {
+      url: api.url,
+      paths: ['/'],
+      ratePerSecond: 20,
+      clients: 2,
+      stopAfterMs: 300,
+      maxDurationMs: 60_000,
+    });
     expect(s.stoppedBecause).toBe('stopAfter');
   });
 });

@@ -21,7 +21,8 @@ const doc = (file: string) => readFileSync(join(DIR, file), 'utf8');
 describe('parseVersionDocument', () => {
   it('has a fixture pair for every tag', () => {
     const files = readdirSync(DIR).filter((f) => f.endsWith('.json'));
-    for (const tag of Object.keys(MAX_BY_TAG)) expect(files).toEqual(expect.arrayContaining([`root-${tag}.json`, `v21-${tag}.json`]));
+    for (const tag of Object.keys(MAX_BY_TAG))
+      expect(files).toEqual(expect.arrayContaining([`root-${tag}.json`, `v21-${tag}.json`]));
   });
 
   for (const [tag, max] of Object.entries(MAX_BY_TAG)) {
@@ -75,7 +76,13 @@ describe('checkApiServesVersion', () => {
     serving = null;
     setTimeout(() => (serving = '30.0.0'), 150);
     setTimeout(() => (serving = '31.0.0'), 400);
-    const r = await checkApiServesVersion({ node: 'apicomp', url: `${base}/`, expectedMaxMicroversion: '2.100', timeoutMs: 5000, pollMs: 50 });
+    const r = await checkApiServesVersion({
+      node: 'apicomp',
+      url: `${base}/`,
+      expectedMaxMicroversion: '2.100',
+      timeoutMs: 5000,
+      pollMs: 50,
+    });
     expect(r.maxMicroversion).toBe('2.100');
     expect(r.attempts).toBeGreaterThan(2);
     expect(r.summary).toBe(`nova-api on apicomp serves max microversion 2.100 at ${base}/`);
@@ -89,15 +96,28 @@ describe('checkApiServesVersion', () => {
 
   it('times out with a retryable error naming the node, the URL and what it saw', async () => {
     serving = '30.0.0';
-    const err = await checkApiServesVersion({ node: 'apicomp', url: `${base}/`, expectedMaxMicroversion: '2.100', timeoutMs: 300, pollMs: 50 }).catch((e: Error) => e);
+    const err = await checkApiServesVersion({
+      node: 'apicomp',
+      url: `${base}/`,
+      expectedMaxMicroversion: '2.100',
+      timeoutMs: 300,
+      pollMs: 50,
+    }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);
-    expect((err as Error).message).toContain(`nova-api on apicomp did not serve the expected version document at ${base}/`);
+    expect((err as Error).message).toContain(
+      `nova-api on apicomp did not serve the expected version document at ${base}/`,
+    );
     expect((err as Error).message).toContain('last saw max microversion 2.96, expected 2.100');
     expect((err as { nonRetryable?: boolean }).nonRetryable).toBeUndefined();
   });
 
   it('says when nothing listens', async () => {
-    const err = await checkApiServesVersion({ node: 'apicomp', url: 'http://127.0.0.1:1/', timeoutMs: 200, pollMs: 50 }).catch((e: Error) => e);
+    const err = await checkApiServesVersion({
+      node: 'apicomp',
+      url: 'http://127.0.0.1:1/',
+      timeoutMs: 200,
+      pollMs: 50,
+    }).catch((e: Error) => e);
     expect((err as Error).message).toMatch(/last saw connection: ECONNREFUSED/);
   });
 });

@@ -49,19 +49,27 @@ describe('inventory', () => {
     raw.nodes.push({ ...raw.nodes[0], address: '192.168.0.90' });
     const problems = problemsOf(raw);
     expect(problems).toContainEqual('nodes[2] (controller).name: "controller" is already used by nodes[0]');
-    expect(problems).toContainEqual(expect.stringContaining('nodes[1] (apicomp).api.haproxyServer: server "controller" is already used by nodes[0] (controller)'));
+    expect(problems).toContainEqual(
+      expect.stringContaining(
+        'nodes[1] (apicomp).api.haproxyServer: server "controller" is already used by nodes[0] (controller)',
+      ),
+    );
   });
 
   it('refuses a server name that could smuggle a second runtime command', () => {
     const raw = seed();
     raw.nodes[0].api = { haproxyServer: 'controller;disable server nova-api/apicomp' };
-    expect(problemsOf(raw)).toContainEqual(expect.stringMatching(/^nodes\[0\] \(controller\)\.api\.haproxyServer: must be a valid HAProxy name/));
+    expect(problemsOf(raw)).toContainEqual(
+      expect.stringMatching(/^nodes\[0\] \(controller\)\.api\.haproxyServer: must be a valid HAProxy name/),
+    );
   });
 
   it('refuses a command template with an unknown placeholder', () => {
     const raw = seed();
     raw.commands = { serviceRestart: 'sudo systemctl restart {unitt}' };
-    expect(problemsOf(raw)).toEqual(['commands.serviceRestart: unknown placeholder {unitt}; this template may use {unit}, {node}']);
+    expect(problemsOf(raw)).toEqual([
+      'commands.serviceRestart: unknown placeholder {unitt}; this template may use {unit}, {node}',
+    ]);
   });
 
   it('refuses secrets inline: only key paths are fields', () => {
@@ -77,8 +85,12 @@ describe('inventory', () => {
     raw.nodes[0].roles = ['controller', 'api', 'compute'];
     delete raw.nodes[0].lb;
     const problems = problemsOf(raw);
-    expect(problems).toContainEqual('nodes: a zero-downtime upgrade needs at least two nodes with the api role (found 1)');
-    expect(problems).toContainEqual('nodes: at least one node must have the lb role (the HAProxy in front of nova-api)');
+    expect(problems).toContainEqual(
+      'nodes: a zero-downtime upgrade needs at least two nodes with the api role (found 1)',
+    );
+    expect(problems).toContainEqual(
+      'nodes: at least one node must have the lb role (the HAProxy in front of nova-api)',
+    );
   });
 
   it('reports YAML syntax errors with a line number, and a missing file by name', () => {
@@ -98,7 +110,9 @@ describe('inventory', () => {
       { index: 2, nodes: ['cmp1', 'cmp3'] },
     ]);
     raw.compute.exclude = ['cmp9'];
-    expect(problemsOf(raw)).toEqual(['compute.exclude[0]: "cmp9" is neither a compute node nor a nova host in this inventory']);
+    expect(problemsOf(raw)).toEqual([
+      'compute.exclude[0]: "cmp9" is neither a compute node nor a nova host in this inventory',
+    ]);
   });
 
   it('plans every runbook step once, conductors before other services, and renders commands', () => {
@@ -113,23 +127,35 @@ describe('inventory', () => {
     expect(ids.indexOf('compute-batch:2')).toBeLessThan(ids.indexOf('drain:controller'));
     const drain = steps.find((s) => s.id === 'drain:apicomp')!;
     expect(drain.commands).toEqual([
-      { node: 'controller', command: "echo 'set server nova-api/apicomp weight 0' | sudo socat /var/run/haproxy.sock stdio" },
-      { node: 'apicomp', command: "echo 'set server nova-api/apicomp weight 0' | sudo socat /var/run/haproxy.sock stdio" },
+      {
+        node: 'controller',
+        command: "echo 'set server nova-api/apicomp weight 0' | sudo socat /var/run/haproxy.sock stdio",
+      },
+      {
+        node: 'apicomp',
+        command: "echo 'set server nova-api/apicomp weight 0' | sudo socat /var/run/haproxy.sock stdio",
+      },
     ]);
     const disable = steps.find((s) => s.id === 'compute-batch:1')!.commands[0]!.command;
-    expect(disable).toBe("OS_CLOUD=devstack-admin openstack compute service set --disable --disable-reason 'nova-upgrade to 31.0.0 (batch 1/2)' controller nova-compute");
+    expect(disable).toBe(
+      "OS_CLOUD=devstack-admin openstack compute service set --disable --disable-reason 'nova-upgrade to 31.0.0 (batch 1/2)' controller nova-compute",
+    );
   });
 
   it('refuses a downgrade, naming release.to', () => {
     const raw = seed();
     raw.release = { from: '30.0.0', to: '29.0.0' };
-    expect(problemsOf(raw)).toEqual(['release.to: 29.0.0 is older than release.from 30.0.0, and nova cannot be downgraded (its databases have no downgrade migrations)']);
+    expect(problemsOf(raw)).toEqual([
+      'release.to: 29.0.0 is older than release.from 30.0.0, and nova cannot be downgraded (its databases have no downgrade migrations)',
+    ]);
   });
 
   it('refuses an equal release', () => {
     const raw = seed();
     raw.release = { from: '31.0.0', to: '31.0.0' };
-    expect(problemsOf(raw)).toEqual(['release.to: 31.0.0 is the same release as release.from, so there is nothing to upgrade']);
+    expect(problemsOf(raw)).toEqual([
+      'release.to: 31.0.0 is the same release as release.from, so there is nothing to upgrade',
+    ]);
   });
 
   it('refuses a jump nova does not support, and one outside the release model', () => {
@@ -139,9 +165,13 @@ describe('inventory', () => {
       'release.to: 30.0.0 → 32.0.0 skips 2025.1 Epoxy, but nova skips a release only from one SLURP release to the next, and 2024.2 Dalmatian and 2025.2 Flamingo are not SLURP releases; upgrade through 31.x (2025.1 Epoxy) first',
     ]);
     raw.release = { from: '29.0.0', to: '32.0.0' };
-    expect(problemsOf(raw)).toEqual(['release.to: 29.0.0 → 32.0.0 skips 2024.2 Dalmatian and 2025.1 Epoxy, but nova supports N+1, or N+2 from one SLURP release to the next; upgrade through 31.x (2025.1 Epoxy) first']);
+    expect(problemsOf(raw)).toEqual([
+      'release.to: 29.0.0 → 32.0.0 skips 2024.2 Dalmatian and 2025.1 Epoxy, but nova supports N+1, or N+2 from one SLURP release to the next; upgrade through 31.x (2025.1 Epoxy) first',
+    ]);
     raw.release = { from: '20.0.0', to: '21.0.0' };
-    expect(problemsOf(raw)).toEqual(["release.from: nova 20.x is not in this tool's release model, which knows 27.x (2023.1 Antelope) to 34.x (2026.2 Hibiscus)"]);
+    expect(problemsOf(raw)).toEqual([
+      "release.from: nova 20.x is not in this tool's release model, which knows 27.x (2023.1 Antelope) to 34.x (2026.2 Hibiscus)",
+    ]);
   });
 
   it('accepts N+1, a SLURP-to-SLURP skip and a stable update', () => {
@@ -169,11 +199,26 @@ describe('inventory', () => {
 
   it('refuses an address that is neither an IPv4 or IPv6 address nor a hostname', () => {
     const cases: Array<[string, string]> = [
-      ['192.168.0.999', '"192.168.0.999" is not an IPv4 address (four numbers from 0 to 255, without leading zeros) and, being all digits, cannot be a hostname'],
-      ['10.0.0', '"10.0.0" is not an IPv4 address (four numbers from 0 to 255, without leading zeros) and, being all digits, cannot be a hostname'],
-      ['api comp.example.org', '"api comp.example.org" is not an IPv4 address, an IPv6 address or a hostname (letters, digits and "-" in labels separated by dots)'],
-      ['apicomp_1', '"apicomp_1" is not an IPv4 address, an IPv6 address or a hostname (letters, digits and "-" in labels separated by dots)'],
-      ['2001:db8:::1', '"2001:db8:::1" is not an IPv4 address, an IPv6 address or a hostname (letters, digits and "-" in labels separated by dots)'],
+      [
+        '192.168.0.999',
+        '"192.168.0.999" is not an IPv4 address (four numbers from 0 to 255, without leading zeros) and, being all digits, cannot be a hostname',
+      ],
+      [
+        '10.0.0',
+        '"10.0.0" is not an IPv4 address (four numbers from 0 to 255, without leading zeros) and, being all digits, cannot be a hostname',
+      ],
+      [
+        'api comp.example.org',
+        '"api comp.example.org" is not an IPv4 address, an IPv6 address or a hostname (letters, digits and "-" in labels separated by dots)',
+      ],
+      [
+        'apicomp_1',
+        '"apicomp_1" is not an IPv4 address, an IPv6 address or a hostname (letters, digits and "-" in labels separated by dots)',
+      ],
+      [
+        '2001:db8:::1',
+        '"2001:db8:::1" is not an IPv4 address, an IPv6 address or a hostname (letters, digits and "-" in labels separated by dots)',
+      ],
       ['[fd00::89]', '"[fd00::89]" has brackets; write the IPv6 address without them'],
     ];
     for (const [address, message] of cases) {
@@ -187,7 +232,14 @@ describe('inventory', () => {
   });
 
   it('accepts IPv4 and IPv6 addresses and hostnames, and brackets an IPv6 address in the default API URL', () => {
-    for (const address of ['192.168.0.89', 'fd00::89', 'apicomp', 'apicomp.cloud.example.org', 'apicomp.cloud.example.org.', 'cmp-01.rack3']) {
+    for (const address of [
+      '192.168.0.89',
+      'fd00::89',
+      'apicomp',
+      'apicomp.cloud.example.org',
+      'apicomp.cloud.example.org.',
+      'cmp-01.rack3',
+    ]) {
       const raw = seed();
       raw.nodes[1].address = address;
       expect(validateInventory(raw).nodes[1]!.address, address).toBe(address);
@@ -199,7 +251,9 @@ describe('inventory', () => {
 
   it("the lab's own inventory, at its default releases, still loads", () => {
     const topology = planTopology({ subnet: '127.0.1', apiNodes: 2, computeOnlyNodes: 1, lbNodes: 1, sshPort: 2222 });
-    const inv = validateInventory(labInventory({ stateDir: '/tmp/lab', fromVersion: '30.0.0', toVersion: '31.0.0', sshPort: 2222, ...topology }));
+    const inv = validateInventory(
+      labInventory({ stateDir: '/tmp/lab', fromVersion: '30.0.0', toVersion: '31.0.0', sshPort: 2222, ...topology }),
+    );
     expect(inv.release).toEqual({ from: '30.0.0', to: '31.0.0' });
     expect(inv.nodes.map((n) => n.address)).toEqual(['127.0.1.2', '127.0.1.3', '127.0.1.4']);
   });

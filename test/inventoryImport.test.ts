@@ -12,7 +12,8 @@ import { expandHostPattern, hostsOf, parseAnsibleInventory, varsOf } from '../in
 import { drainedServices, inPlaceRestarts } from '../common/topology';
 import { runCli } from './helpers/cli';
 
-const FIXTURES = process.env.NOVA_UPGRADE_IMPORTER_FIXTURES ?? resolve(__dirname, '..', '..', 'shared', 'fixtures', 'importers');
+const FIXTURES =
+  process.env.NOVA_UPGRADE_IMPORTER_FIXTURES ?? resolve(__dirname, '..', '..', 'shared', 'fixtures', 'importers');
 // The example files are fetched public data, kept only in shared/ (never committed here). Until
 // they are placed there, these tests are reported as skipped, not passed.
 const present = existsSync(FIXTURES);
@@ -25,7 +26,10 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 const RELEASE = ['--release-from', '30.0.0', '--release-to', '31.0.0'];
 
 function fixture(path: string): string {
-  if (!existsSync(path)) throw new Error(`missing fixture ${path}: the importer tests read the projects' example files from ${FIXTURES} (or NOVA_UPGRADE_IMPORTER_FIXTURES)`);
+  if (!existsSync(path))
+    throw new Error(
+      `missing fixture ${path}: the importer tests read the projects' example files from ${FIXTURES} (or NOVA_UPGRADE_IMPORTER_FIXTURES)`,
+    );
   return readFileSync(path, 'utf8');
 }
 
@@ -39,7 +43,10 @@ function written(name: string, text: string): string {
 function globalsWithVip(): string {
   const text = fixture(GLOBALS);
   expect(text).toMatch(/^#kolla_internal_vip_address: "10\.10\.10\.254"$/m);
-  return written('globals.yml', text.replace(/^#kolla_internal_vip_address: "10\.10\.10\.254"$/m, 'kolla_internal_vip_address: "10.10.10.254"'));
+  return written(
+    'globals.yml',
+    text.replace(/^#kolla_internal_vip_address: "10\.10\.10\.254"$/m, 'kolla_internal_vip_address: "10.10.10.254"'),
+  );
 }
 
 /** Each `# level:` example of the commented OpenStack-Ansible file, uncommented, levels merged. */
@@ -70,9 +77,15 @@ describe.runIf(present)('Ansible inventories as Ansible reads them', () => {
   });
 
   it('resolves variables all < parent group < child group < host, from INI and YAML alike', () => {
-    const ini = parseAnsibleInventory('[all:vars]\nansible_user=a\n[api]\nh1 ansible_port=2200\nh2\n[api:vars]\nansible_user=b\n[ctl:children]\napi\n[ctl:vars]\nansible_user=c\n', 'i');
+    const ini = parseAnsibleInventory(
+      '[all:vars]\nansible_user=a\n[api]\nh1 ansible_port=2200\nh2\n[api:vars]\nansible_user=b\n[ctl:children]\napi\n[ctl:vars]\nansible_user=c\n',
+      'i',
+    );
     expect(varsOf(ini, 'h1')).toMatchObject({ ansible_user: 'b', ansible_port: '2200' });
-    const yaml = parseAnsibleInventory('all:\n  vars: { ansible_user: a }\n  children:\n    ctl:\n      vars: { ansible_user: c }\n      children:\n        api:\n          vars: { ansible_user: b }\n          hosts:\n            h1: { ansible_port: 2200 }\n            h2:\n', 'y');
+    const yaml = parseAnsibleInventory(
+      'all:\n  vars: { ansible_user: a }\n  children:\n    ctl:\n      vars: { ansible_user: c }\n      children:\n        api:\n          vars: { ansible_user: b }\n          hosts:\n            h1: { ansible_port: 2200 }\n            h2:\n',
+      'y',
+    );
     expect(varsOf(yaml, 'h1')).toMatchObject({ ansible_user: 'b', ansible_port: 2200 });
     expect(hostsOf(yaml, 'ctl')).toEqual(['h1', 'h2']);
   });
@@ -103,30 +116,58 @@ describe.runIf(present)('nova-upgrade inventory import --from kolla-ansible', ()
     ]);
     expect(inv.vip.url).toBe('http://10.10.10.254:8774');
     expect(inv.haproxy.backend).toBe('nova_api_back');
-    expect(drainedServices(inv).map((d) => `${d.node}/${d.unit}/${d.server}`)).toEqual(['control01/nova_api/control01', 'control02/nova_api/control02', 'control03/nova_api/control03']);
-    expect(inPlaceRestarts(inv).filter((s) => s.node === 'control01').map((s) => s.unit)).toEqual(['nova_super_conductor', 'nova_conductor', 'nova_scheduler', 'nova_metadata', 'nova_novncproxy']);
+    expect(drainedServices(inv).map((d) => `${d.node}/${d.unit}/${d.server}`)).toEqual([
+      'control01/nova_api/control01',
+      'control02/nova_api/control02',
+      'control03/nova_api/control03',
+    ]);
+    expect(
+      inPlaceRestarts(inv)
+        .filter((s) => s.node === 'control01')
+        .map((s) => s.unit),
+    ).toEqual(['nova_super_conductor', 'nova_conductor', 'nova_scheduler', 'nova_metadata', 'nova_novncproxy']);
     // Every value the files do not hold carries its reason on its line or above its block.
     expect(r.stdout).toContain('address: control01 # ASSUMED: the inventory name, which must resolve from the worker');
     expect(r.stdout).toContain('osCloud: kolla-admin # ASSUMED:');
-    expect(r.stdout).toMatch(/# ASSUMED: kolla serves this socket at level admin only with haproxy_socket_level_admin: true/);
-    for (const line of r.stdout.split('\n').filter((l) => /^\s+(address|haproxyServer|url|backend|osCloud|cloud): /.test(l))) expect(line).toContain('# ASSUMED:');
-    expect(r.stdout.split('\n')[0]).toBe(`# Imported by nova-upgrade from kolla-ansible: ${MULTINODE}, ${join(work, 'globals.yml')}.`);
+    expect(r.stdout).toMatch(
+      /# ASSUMED: kolla serves this socket at level admin only with haproxy_socket_level_admin: true/,
+    );
+    for (const line of r.stdout
+      .split('\n')
+      .filter((l) => /^\s+(address|haproxyServer|url|backend|osCloud|cloud): /.test(l)))
+      expect(line).toContain('# ASSUMED:');
+    expect(r.stdout.split('\n')[0]).toBe(
+      `# Imported by nova-upgrade from kolla-ansible: ${MULTINODE}, ${join(work, 'globals.yml')}.`,
+    );
   });
 
   it("takes the range and user from the multinode file's own commented example", async () => {
-    const ranged = written('multinode-ranged', fixture(MULTINODE).replace(/^control01\ncontrol02\ncontrol03\n/m, '').replace(/^#control\[01:03\]\s+ansible_user=kolla$/m, 'control[01:03]     ansible_user=kolla'));
-    expect(readFileSync(ranged, 'utf8')).toMatch(/^\[control\]\n# These hostname must be resolvable from your deployment host\n\n# The above can also be specified as follows:\ncontrol\[01:03\]     ansible_user=kolla$/m);
+    const ranged = written(
+      'multinode-ranged',
+      fixture(MULTINODE)
+        .replace(/^control01\ncontrol02\ncontrol03\n/m, '')
+        .replace(/^#control\[01:03\]\s+ansible_user=kolla$/m, 'control[01:03]     ansible_user=kolla'),
+    );
+    expect(readFileSync(ranged, 'utf8')).toMatch(
+      /^\[control\]\n# These hostname must be resolvable from your deployment host\n\n# The above can also be specified as follows:\ncontrol\[01:03\]     ansible_user=kolla$/m,
+    );
     const r = await runCli(['inventory', 'import', '--from', 'kolla-ansible', ranged, globalsWithVip(), ...RELEASE]);
     expect(r.code).toBe(0);
     const inv = parseInventoryText(r.stdout, 'imported');
-    expect(inv.nodes.filter((n) => n.sshUser === 'kolla').map((n) => n.name)).toEqual(['control01', 'control02', 'control03']);
+    expect(inv.nodes.filter((n) => n.sshUser === 'kolla').map((n) => n.name)).toEqual([
+      'control01',
+      'control02',
+      'control03',
+    ]);
     expect(inv.nodes.find((n) => n.name === 'compute01')!.sshUser).toBe('root');
   });
 
   it('refuses without the release, which none of the files hold', async () => {
     const r = await runCli(['inventory', 'import', '--from', 'kolla-ansible', MULTINODE, globalsWithVip()]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe("nova-upgrade: cannot import: nova's release is in none of these files: pass --release-from and --release-to with nova's versions, e.g. 30.0.0 and 31.0.0\n");
+    expect(r.stderr).toBe(
+      "nova-upgrade: cannot import: nova's release is in none of these files: pass --release-from and --release-to with nova's versions, e.g. 30.0.0 and 31.0.0\n",
+    );
   });
 });
 
@@ -151,9 +192,29 @@ describe.runIf(present)('nova-upgrade inventory import --from openstack-ansible'
 
   it('maps the example levels when nova runs on metal, one node per machine', async () => {
     const config = written('openstack_user_config.yml', osaExamplesUncommented());
-    const noVip = await runCli(['inventory', 'import', '--from', 'openstack-ansible', config, '--nova-on-metal', ...RELEASE]);
-    expect(noVip.stderr).toBe(`nova-upgrade: cannot import: ${config}: global_overrides.internal_lb_vip_address is not set: set it, or pass --vip\n`);
-    const r = await runCli(['inventory', 'import', '--from', 'openstack-ansible', config, '--nova-on-metal', '--vip', '172.29.236.9', ...RELEASE]);
+    const noVip = await runCli([
+      'inventory',
+      'import',
+      '--from',
+      'openstack-ansible',
+      config,
+      '--nova-on-metal',
+      ...RELEASE,
+    ]);
+    expect(noVip.stderr).toBe(
+      `nova-upgrade: cannot import: ${config}: global_overrides.internal_lb_vip_address is not set: set it, or pass --vip\n`,
+    );
+    const r = await runCli([
+      'inventory',
+      'import',
+      '--from',
+      'openstack-ansible',
+      config,
+      '--nova-on-metal',
+      '--vip',
+      '172.29.236.9',
+      ...RELEASE,
+    ]);
     expect(r.stderr).toBe('');
     const inv = parseInventoryText(r.stdout, 'imported');
     expect(inv.nodes.map((n) => [n.name, n.address, n.roles.join(',')])).toEqual([
@@ -173,13 +234,39 @@ describe.runIf(present)('nova-upgrade inventory import --from openstack-ansible'
       written(
         'openstack_inventory.json',
         JSON.stringify({
-          _meta: { hostvars: Object.fromEntries(hosts.map((h) => [h, { physical_host: h.split('_')[0], ansible_host: '172.29.238.5' }])) },
+          _meta: {
+            hostvars: Object.fromEntries(
+              hosts.map((h) => [h, { physical_host: h.split('_')[0], ansible_host: '172.29.238.5' }]),
+            ),
+          },
           nova_api_os_compute: { hosts },
         }),
       );
-    const lxc = await runCli(['inventory', 'import', '--from', 'openstack-ansible', config, generated(['infra1_nova_api_container-1a2b3c4d', 'infra2_nova_api_container-5e6f7a8b']), '--vip', '172.29.236.9', ...RELEASE]);
-    expect(lxc.stderr).toContain('nova-api runs in LXC containers (infra1_nova_api_container-1a2b3c4d, infra2_nova_api_container-5e6f7a8b)');
-    const metal = await runCli(['inventory', 'import', '--from', 'openstack-ansible', config, generated(['infra1', 'infra2', 'infra3']), '--vip', '172.29.236.9', ...RELEASE]);
+    const lxc = await runCli([
+      'inventory',
+      'import',
+      '--from',
+      'openstack-ansible',
+      config,
+      generated(['infra1_nova_api_container-1a2b3c4d', 'infra2_nova_api_container-5e6f7a8b']),
+      '--vip',
+      '172.29.236.9',
+      ...RELEASE,
+    ]);
+    expect(lxc.stderr).toContain(
+      'nova-api runs in LXC containers (infra1_nova_api_container-1a2b3c4d, infra2_nova_api_container-5e6f7a8b)',
+    );
+    const metal = await runCli([
+      'inventory',
+      'import',
+      '--from',
+      'openstack-ansible',
+      config,
+      generated(['infra1', 'infra2', 'infra3']),
+      '--vip',
+      '172.29.236.9',
+      ...RELEASE,
+    ]);
     expect(metal.code).toBe(0);
     expect(metal.stdout).toContain('as openstack_inventory.json shows');
   });
@@ -223,11 +310,48 @@ describe.runIf(present)('nova-upgrade inventory import --from ansible', () => {
 
   it('takes groups the operator names, and refuses a role no group gives', async () => {
     const file = written('hosts.ini', '[webheads]\nw1\nw2\n[brains]\nb1\n[hypervisors]\nh1\n');
-    const missing = await runCli(['inventory', 'import', '--from', 'ansible', file, '--vip', '10.0.0.100', '--group', 'api=webheads', '--group', 'controller=brains', ...RELEASE]);
+    const missing = await runCli([
+      'inventory',
+      'import',
+      '--from',
+      'ansible',
+      file,
+      '--vip',
+      '10.0.0.100',
+      '--group',
+      'api=webheads',
+      '--group',
+      'controller=brains',
+      ...RELEASE,
+    ]);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toBe(`nova-upgrade: cannot import: ${file}: no group gives the lb role (looked for haproxy, loadbalancer, load_balancer, lb, lbs): name one with --group lb=<group>\n`);
-    const r = await runCli(['inventory', 'import', '--from', 'ansible', file, '--vip', '10.0.0.100', '--group', 'api=webheads', '--group', 'controller=brains', '--group', 'lb=brains', '--group', 'compute=hypervisors', ...RELEASE]);
+    expect(missing.stderr).toBe(
+      `nova-upgrade: cannot import: ${file}: no group gives the lb role (looked for haproxy, loadbalancer, load_balancer, lb, lbs): name one with --group lb=<group>\n`,
+    );
+    const r = await runCli([
+      'inventory',
+      'import',
+      '--from',
+      'ansible',
+      file,
+      '--vip',
+      '10.0.0.100',
+      '--group',
+      'api=webheads',
+      '--group',
+      'controller=brains',
+      '--group',
+      'lb=brains',
+      '--group',
+      'compute=hypervisors',
+      ...RELEASE,
+    ]);
     expect(r.code).toBe(0);
-    expect(parseInventoryText(r.stdout, 'imported').nodes.map((n) => `${n.name}:${n.roles.join(',')}`)).toEqual(['b1:controller,lb', 'w1:api', 'w2:api', 'h1:compute']);
+    expect(parseInventoryText(r.stdout, 'imported').nodes.map((n) => `${n.name}:${n.roles.join(',')}`)).toEqual([
+      'b1:controller,lb',
+      'w1:api',
+      'w2:api',
+      'h1:compute',
+    ]);
   });
 });

@@ -33,7 +33,18 @@ function files(name: string) {
 function startKeepalived(host: NetnsHost, name: string): void {
   const d = dirOf(name);
   // -n: in the foreground, so the test holds the parent; -P: VRRP only, no IPVS checker.
-  const child = spawnInNetns(pair, host.ns, 'keepalived', ['-n', '-P', '-f', files(name).keepalivedConfig, '-p', join(d, 'keepalived.pid'), '-r', join(d, 'vrrp.pid'), '-c', join(d, 'checkers.pid')]);
+  const child = spawnInNetns(pair, host.ns, 'keepalived', [
+    '-n',
+    '-P',
+    '-f',
+    files(name).keepalivedConfig,
+    '-p',
+    join(d, 'keepalived.pid'),
+    '-r',
+    join(d, 'vrrp.pid'),
+    '-c',
+    join(d, 'checkers.pid'),
+  ]);
   keepalived.set(name, child);
 }
 
@@ -47,7 +58,10 @@ const pidIn = (path: string) => Number(readFileSync(path, 'utf8').trim());
 async function timeUntilHeldBy(ns: string, timeoutMs: number, since = Date.now()): Promise<number> {
   for (;;) {
     if (holdersOf(pair.hosts, VIP).includes(ns)) return Date.now() - since;
-    if (Date.now() - since > timeoutMs) throw new Error(`${ns} did not take VIP ${VIP} within ${timeoutMs} ms (holders: ${holdersOf(pair.hosts, VIP).join(', ') || 'none'})`);
+    if (Date.now() - since > timeoutMs)
+      throw new Error(
+        `${ns} did not take VIP ${VIP} within ${timeoutMs} ms (holders: ${holdersOf(pair.hosts, VIP).join(', ') || 'none'})`,
+      );
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -127,7 +141,9 @@ describe('keepalived failover between two network namespaces', () => {
     for (const pid of frozen) process.kill(pid, 'SIGSTOP');
     try {
       const ms = await timeUntilHeldBy(backup.ns, 8_000, since);
-      console.log(`VIP to the backup after the master froze: ${ms} ms (the frozen master still lists it: ${holdersOf(pair.hosts, VIP).join(', ')})`);
+      console.log(
+        `VIP to the backup after the master froze: ${ms} ms (the frozen master still lists it: ${holdersOf(pair.hosts, VIP).join(', ')})`,
+      );
       expect(ms).toBeLessThan(5_000);
     } finally {
       for (const pid of frozen) process.kill(pid, 'SIGCONT');

@@ -26,10 +26,27 @@ let inv: Inventory;
 
 function ssh(node: string, command: string): Promise<Ran> {
   const n = inv.nodes.find((x) => x.name === node)!;
-  const args = ['-i', inv.ssh.privateKeyPath!, '-o', `UserKnownHostsFile=${inv.ssh.knownHostsPath!}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-p', String(n.sshPort), `${n.sshUser}@${n.address}`, command];
+  const args = [
+    '-i',
+    inv.ssh.privateKeyPath!,
+    '-o',
+    `UserKnownHostsFile=${inv.ssh.knownHostsPath!}`,
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'BatchMode=yes',
+    '-p',
+    String(n.sshPort),
+    `${n.sshUser}@${n.address}`,
+    command,
+  ];
   return new Promise((resolve) => {
     execFile('ssh', args, { timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
+      const code = err
+        ? typeof (err as { code?: unknown }).code === 'number'
+          ? (err as { code: number }).code
+          : -1
+        : 0;
       resolve({ code, stdout, stderr });
     });
   });
@@ -41,10 +58,17 @@ function cmd(name: CommandName, values: Record<string, string | number> = {}): s
 }
 
 function props(out: string): Record<string, string> {
-  return Object.fromEntries(out.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  return Object.fromEntries(
+    out
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
 }
 
-function get(url: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+function get(
+  url: string,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(url, { agent: false }, (res) => {
       let body = '';
@@ -67,8 +91,11 @@ function connectRefused(host: string, port: number): Promise<boolean> {
   });
 }
 
-const maxVersion = (body: string) => (JSON.parse(body) as { versions: Array<{ id: string; version: string }> }).versions.find((v) => v.id === 'v2.1')!.version;
-const starts = (node: string, unit: string) => labEvents(lab.stateDir, node).filter((e) => e.verb === 'start' && e.unit === unit).length;
+const maxVersion = (body: string) =>
+  (JSON.parse(body) as { versions: Array<{ id: string; version: string }> }).versions.find((v) => v.id === 'v2.1')!
+    .version;
+const starts = (node: string, unit: string) =>
+  labEvents(lab.stateDir, node).filter((e) => e.verb === 'start' && e.unit === unit).length;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nova-lab-test-'));
@@ -90,9 +117,18 @@ describe('lab', () => {
       ['apicomp', '127.0.2.3', ['api', 'compute']],
     ]);
     expect(inv.vip.url).toBe('http://127.0.2.100:8282');
-    expect(inv.nodes[0]!.lb?.socket).toEqual({ via: 'ssh', path: join(lab.stateDir, 'haproxy', 'controller', 'haproxy.sock'), sudo: true });
-    expect(inv.cells.map((c) => c.configFile)).toEqual([join(lab.stateDir, 'nodes/controller/etc/nova/nova.conf'), join(lab.stateDir, 'nodes/controller/etc/nova/nova_cell1.conf')]);
-    const overridden = (Object.keys(DEFAULT_COMMANDS) as CommandName[]).filter((k) => inv.commands[k] !== DEFAULT_COMMANDS[k]);
+    expect(inv.nodes[0]!.lb?.socket).toEqual({
+      via: 'ssh',
+      path: join(lab.stateDir, 'haproxy', 'controller', 'haproxy.sock'),
+      sudo: true,
+    });
+    expect(inv.cells.map((c) => c.configFile)).toEqual([
+      join(lab.stateDir, 'nodes/controller/etc/nova/nova.conf'),
+      join(lab.stateDir, 'nodes/controller/etc/nova/nova_cell1.conf'),
+    ]);
+    const overridden = (Object.keys(DEFAULT_COMMANDS) as CommandName[]).filter(
+      (k) => inv.commands[k] !== DEFAULT_COMMANDS[k],
+    );
     expect(overridden.sort()).toEqual(['installCode', 'tempest']);
   });
 
@@ -107,48 +143,86 @@ describe('lab', () => {
     const after = props((await ssh('controller', cmd('serviceState', { unit, node: 'controller' }))).stdout);
     expect(after.ActiveState).toBe('active');
     expect(after.MainPID).not.toBe(before.MainPID);
-    expect(BigInt(after.ExecMainStartTimestampMonotonic!)).toBeGreaterThan(BigInt(before.ExecMainStartTimestampMonotonic!));
+    expect(BigInt(after.ExecMainStartTimestampMonotonic!)).toBeGreaterThan(
+      BigInt(before.ExecMainStartTimestampMonotonic!),
+    );
     expect(starts('controller', unit)).toBe(2);
 
-    expect((await ssh('controller', cmd('serviceHup', { unit: 'devstack@n-cond-cell1', node: 'controller' }))).code).toBe(0);
+    expect(
+      (await ssh('controller', cmd('serviceHup', { unit: 'devstack@n-cond-cell1', node: 'controller' }))).code,
+    ).toBe(0);
     await expect.poll(() => labEvents(lab.stateDir, 'controller').filter((e) => e.verb === 'hup').length).toBe(1);
 
     expect((await ssh('controller', cmd('apiDbSync'))).code).toBe(0);
-    for (const cell of inv.cells) expect((await ssh('controller', cmd('dbSync', { config: cell.configFile, cell: cell.name }))).code).toBe(0);
+    for (const cell of inv.cells)
+      expect((await ssh('controller', cmd('dbSync', { config: cell.configFile, cell: cell.name }))).code).toBe(0);
 
     const check = await ssh('controller', cmd('upgradeCheck'));
     expect(check.code).toBe(0);
     expect(check.stdout).toContain('| Upgrade Check Results');
     expect(check.stdout).toContain('| Result: Success');
 
-    const first = await ssh('controller', cmd('onlineDataMigrations', { maxCount: 50, config: inv.cells[1]!.configFile, cell: 'cell1' }));
+    const first = await ssh(
+      'controller',
+      cmd('onlineDataMigrations', { maxCount: 50, config: inv.cells[1]!.configFile, cell: 'cell1' }),
+    );
     expect(first.code).toBe(1);
     expect(first.stdout).toMatch(/\d+ rows matched query populate_\w+, \d+ migrated/);
     expect(first.stdout).toMatch(/\|\s+Migration\s+\|\s+Total Needed\s+\|\s+Completed\s+\|/);
     let last = first;
-    for (let i = 0; i < 10 && last.code === 1; i++) last = await ssh('controller', cmd('onlineDataMigrations', { maxCount: 50, config: inv.cells[1]!.configFile, cell: 'cell1' }));
+    for (let i = 0; i < 10 && last.code === 1; i++)
+      last = await ssh(
+        'controller',
+        cmd('onlineDataMigrations', { maxCount: 50, config: inv.cells[1]!.configFile, cell: 'cell1' }),
+      );
     expect(last.code).toBe(0);
 
     const list = await ssh('controller', cmd('serviceList'));
     expect(list.code).toBe(0);
     const services = JSON.parse(list.stdout) as Array<Record<string, string>>;
     // --long, as real openstackclient prints it: the reason tells an operator's disable from ours.
-    expect(Object.keys(services[0]!)).toEqual(['ID', 'Binary', 'Host', 'Zone', 'Status', 'State', 'Updated At', 'Disabled Reason', 'Forced Down']);
-    expect(services.filter((s) => s.Binary === 'nova-compute').map((s) => s.Host).sort()).toEqual(['apicomp', 'controller']);
+    expect(Object.keys(services[0]!)).toEqual([
+      'ID',
+      'Binary',
+      'Host',
+      'Zone',
+      'Status',
+      'State',
+      'Updated At',
+      'Disabled Reason',
+      'Forced Down',
+    ]);
+    expect(
+      services
+        .filter((s) => s.Binary === 'nova-compute')
+        .map((s) => s.Host)
+        .sort(),
+    ).toEqual(['apicomp', 'controller']);
     expect(services.every((s) => s.State === 'up')).toBe(true);
 
-    expect((await ssh('controller', cmd('computeServiceDisable', { host: 'apicomp', reason: 'nova-upgrade batch 1' }))).code).toBe(0);
+    expect(
+      (await ssh('controller', cmd('computeServiceDisable', { host: 'apicomp', reason: 'nova-upgrade batch 1' }))).code,
+    ).toBe(0);
     const disabled = JSON.parse((await ssh('controller', cmd('serviceList'))).stdout) as Array<Record<string, string>>;
     expect(disabled.find((s) => s.Host === 'apicomp')!.Status).toBe('disabled');
     expect((await ssh('controller', cmd('computeServiceEnable', { host: 'apicomp' }))).code).toBe(0);
     expect(JSON.parse((await ssh('controller', cmd('serverTasksOnHost', { host: 'apicomp' }))).stdout)).toEqual([]);
 
-    const endpoints = JSON.parse((await ssh('controller', cmd('endpointList'))).stdout) as Array<Record<string, string>>;
+    const endpoints = JSON.parse((await ssh('controller', cmd('endpointList'))).stdout) as Array<
+      Record<string, string>
+    >;
     expect(endpoints).toHaveLength(1);
-    expect((await ssh('controller', cmd('endpointSet', { url: inv.vip.computeEndpointUrl, endpointId: endpoints[0]!.ID! }))).code).toBe(0);
-    expect((JSON.parse((await ssh('controller', cmd('endpointList'))).stdout) as Array<Record<string, string>>)[0]!.URL).toBe(inv.vip.computeEndpointUrl);
+    expect(
+      (await ssh('controller', cmd('endpointSet', { url: inv.vip.computeEndpointUrl, endpointId: endpoints[0]!.ID! })))
+        .code,
+    ).toBe(0);
+    expect(
+      (JSON.parse((await ssh('controller', cmd('endpointList'))).stdout) as Array<Record<string, string>>)[0]!.URL,
+    ).toBe(inv.vip.computeEndpointUrl);
 
-    expect((await ssh('apicomp', cmd('readFile', { path: inv.nodes[1]!.configFiles[0]! }))).stdout).toMatch(/\[api_database\][\s\S]*\[database\]/);
+    expect((await ssh('apicomp', cmd('readFile', { path: inv.nodes[1]!.configFiles[0]! }))).stdout).toMatch(
+      /\[api_database\][\s\S]*\[database\]/,
+    );
   });
 
   it('shows a host that is gone as a down orphan', async () => {
@@ -180,20 +254,32 @@ describe('lab', () => {
 
   it('drains in-flight requests on SIGTERM while refusing new connections', async () => {
     let answeredAt = 0;
-    const inFlight = get('http://127.0.2.3:8774/v2.1/servers?delay_ms=3000').then((r) => ((answeredAt = Date.now()), r));
+    const inFlight = get('http://127.0.2.3:8774/v2.1/servers?delay_ms=3000').then(
+      (r) => ((answeredAt = Date.now()), r),
+    );
     await new Promise((r) => setTimeout(r, 150));
     const stop = ssh('apicomp', cmd('serviceStop', { unit: 'devstack@n-api', node: 'apicomp' }));
     // The stop travels over SSH, slow on a loaded machine: poll, but only while the request is in flight.
     let refusedAt = 0;
-    for (const deadline = Date.now() + 2500; !refusedAt && Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+    for (
+      const deadline = Date.now() + 2500;
+      !refusedAt && Date.now() < deadline;
+      await new Promise((r) => setTimeout(r, 50))
+    ) {
       if (await connectRefused('127.0.2.3', 8774)) refusedAt = Date.now();
     }
     expect(refusedAt).toBeGreaterThan(0);
     expect((await inFlight).status).toBe(200);
     expect(refusedAt).toBeLessThan(answeredAt);
     expect((await stop).code).toBe(0);
-    expect(props((await ssh('apicomp', cmd('serviceState', { unit: 'devstack@n-api', node: 'apicomp' }))).stdout)).toMatchObject({ ActiveState: 'inactive', MainPID: '0' });
-    expect(labEvents(lab.stateDir, 'apicomp').filter((e) => e.verb === 'exit').at(-1)!.fields.how).toBe('drained');
+    expect(
+      props((await ssh('apicomp', cmd('serviceState', { unit: 'devstack@n-api', node: 'apicomp' }))).stdout),
+    ).toMatchObject({ ActiveState: 'inactive', MainPID: '0' });
+    expect(
+      labEvents(lab.stateDir, 'apicomp')
+        .filter((e) => e.verb === 'exit')
+        .at(-1)!.fields.how,
+    ).toBe('drained');
     expect((await ssh('apicomp', cmd('serviceStart', { unit: 'devstack@n-api', node: 'apicomp' }))).code).toBe(0);
   });
 
@@ -219,7 +305,9 @@ describe('lab', () => {
     const again = await labUp({ stateDir: lab.stateDir, subnet: '127.0.2', apiMercySeconds: 5 });
     const after = labStatus(lab.stateDir);
     expect(after.up).toBe(true);
-    expect(after.nodes.map((n) => [n.sshd, n.services.map((s) => s.pid)])).toEqual(before.nodes.map((n) => [n.sshd, n.services.map((s) => s.pid)]));
+    expect(after.nodes.map((n) => [n.sshd, n.services.map((s) => s.pid)])).toEqual(
+      before.nodes.map((n) => [n.sshd, n.services.map((s) => s.pid)]),
+    );
     expect(again.lbs[0]!.pid).toBe(before.haproxy[0]!.pid);
     // The upgrade's progress survives: apicomp still has the release installed above.
     expect(after.nodes.find((n) => n.name === 'apicomp')!.codeVersion).toBe('31.0.0');
@@ -239,7 +327,10 @@ describe('lab', () => {
         try {
           const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
           if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') return false;
-          return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(lab.stateDir) || readFileSync(`/proc/${p}/environ`, 'utf8').includes(`NOVA_LAB_STATE=${lab.stateDir}`);
+          return (
+            readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(lab.stateDir) ||
+            readFileSync(`/proc/${p}/environ`, 'utf8').includes(`NOVA_LAB_STATE=${lab.stateDir}`)
+          );
         } catch {
           return false;
         }

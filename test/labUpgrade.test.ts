@@ -39,16 +39,32 @@ async function freshLab(): Promise<LabInfo> {
 
 function probeFor(l: LabInfo): VipProbe {
   // Faster than the product's default so a short lab run still carries thousands of requests.
-  return new VipProbe({ url: l.vipUrl, paths: ['/', '/v2.1/', '/v2.1/flavors'], ratePerSecond: 80, clients: 4, requestTimeoutMs: 10_000, maxDurationMs: 10 * 60_000 });
+  return new VipProbe({
+    url: l.vipUrl,
+    paths: ['/', '/v2.1/', '/v2.1/flavors'],
+    ratePerSecond: 80,
+    clients: 4,
+    requestTimeoutMs: 10_000,
+    maxDurationMs: 10 * 60_000,
+  });
 }
 
 async function counters(l: LabInfo) {
   const pool = new SshPool();
   try {
-    const r = await createHaproxyActivities({ runner: pool }).readBackendCounters({ lbs: l.lbs.map((b) => ({ node: b.node, socket: { via: 'unix' as const, path: b.socket } })), backend: 'nova-api' });
+    const r = await createHaproxyActivities({ runner: pool }).readBackendCounters({
+      lbs: l.lbs.map((b) => ({ node: b.node, socket: { via: 'unix' as const, path: b.socket } })),
+      backend: 'nova-api',
+    });
     const all = Object.values(r.counters).flatMap((s) => Object.entries(s));
     const sum = (k: 'wretr' | 'wredis' | 'econ' | 'eresp') => all.reduce((n, [, c]) => n + c[k], 0);
-    return { servers: Object.fromEntries(all), retries: sum('wretr'), redispatches: sum('wredis'), econ: sum('econ'), eresp: sum('eresp') };
+    return {
+      servers: Object.fromEntries(all),
+      retries: sum('wretr'),
+      redispatches: sum('wredis'),
+      econ: sum('econ'),
+      eresp: sum('eresp'),
+    };
   } finally {
     await pool.close();
   }
@@ -57,13 +73,30 @@ async function counters(l: LabInfo) {
 function assertUpgraded(l: LabInfo, snap: ProbeSnapshot, hp: Awaited<ReturnType<typeof counters>>) {
   expect(snap.failedRequests, JSON.stringify(snap.firstFailures)).toBe(0);
   expect(snap.requests).toBeGreaterThanOrEqual(2000);
-  expect({ retries: hp.retries, redispatches: hp.redispatches, econ: hp.econ, eresp: hp.eresp }).toEqual({ retries: 0, redispatches: 0, econ: 0, eresp: 0 });
-  for (const [server, c] of Object.entries(hp.servers)) expect({ server, status: c.status, weight: c.weight }).toEqual({ server, status: 'UP', weight: 1 });
+  expect({ retries: hp.retries, redispatches: hp.redispatches, econ: hp.econ, eresp: hp.eresp }).toEqual({
+    retries: 0,
+    redispatches: 0,
+    econ: 0,
+    eresp: 0,
+  });
+  for (const [server, c] of Object.entries(hp.servers))
+    expect({ server, status: c.status, weight: c.weight }).toEqual({ server, status: 'UP', weight: 1 });
   const status = labStatus(l.stateDir);
-  expect(status.nodes.map((n) => [n.name, n.codeVersion])).toEqual([['controller', '31.0.0'], ['apicomp', '31.0.0']]);
-  for (const n of status.nodes) for (const s of n.services) expect({ unit: `${n.name}/${s.unit}`, state: s.activeState, version: s.version }).toEqual({ unit: `${n.name}/${s.unit}`, state: 'active', version: '31.0.0' });
+  expect(status.nodes.map((n) => [n.name, n.codeVersion])).toEqual([
+    ['controller', '31.0.0'],
+    ['apicomp', '31.0.0'],
+  ]);
+  for (const n of status.nodes)
+    for (const s of n.services)
+      expect({ unit: `${n.name}/${s.unit}`, state: s.activeState, version: s.version }).toEqual({
+        unit: `${n.name}/${s.unit}`,
+        state: 'active',
+        version: '31.0.0',
+      });
   const inv = loadInventory(l.inventoryPath);
-  for (const n of inv.nodes) for (const f of n.configFiles) expect([f, getIniOption(readFileSync(f, 'utf8'), 'upgrade_levels', 'compute')]).toEqual([f, 'auto']);
+  for (const n of inv.nodes)
+    for (const f of n.configFiles)
+      expect([f, getIniOption(readFileSync(f, 'utf8'), 'upgrade_levels', 'compute')]).toEqual([f, 'auto']);
   for (const n of l.nodes.filter((x) => x.apiUrl)) {
     const starts = labEvents(l.stateDir, n.name).filter((e) => e.unit === 'devstack@n-api' && e.verb === 'start');
     expect([n.name, starts.length]).toEqual([n.name, 2]); // the lab's first start, then exactly one restart
@@ -76,7 +109,13 @@ beforeAll(async () => {
   client = new Client({ connection: await Connection.connect({ address }), namespace: t.namespace });
   lab = await freshLab();
   const bundle = inject('workflowBundlePath');
-  await startWorkerProcess({ dir, address, namespace: t.namespace, taskQueue, ...(bundle ? { workflowBundlePath: bundle } : {}) });
+  await startWorkerProcess({
+    dir,
+    address,
+    namespace: t.namespace,
+    taskQueue,
+    ...(bundle ? { workflowBundlePath: bundle } : {}),
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -87,14 +126,19 @@ afterAll(async () => {
 });
 
 describe('a full upgrade of the lab', () => {
-  it('runs gate by gate from the CLI with no failed request through the VIP (rolling, the seed\'s order)', async () => {
+  it("runs gate by gate from the CLI with no failed request through the VIP (rolling, the seed's order)", async () => {
     // Monotonic is the default; the seed's literal order is asked for in the inventory.
     const inventory = join(dir, 'lab-rolling.yaml');
-    writeFileSync(inventory, readFileSync(lab.inventoryPath, 'utf8').replace('switchover: monotonic', 'switchover: rolling'));
+    writeFileSync(
+      inventory,
+      readFileSync(lab.inventoryPath, 'utf8').replace('switchover: monotonic', 'switchover: rolling'),
+    );
     expect(loadInventory(inventory).haproxy.switchover).toBe('rolling');
     const bad = await cli('approve', 'nova-upgrade-no-such-cloud');
     expect(bad.code).not.toBe(0);
-    expect(bad.stderr.trim()).toBe('nova-upgrade: no upgrade with workflow id "nova-upgrade-no-such-cloud"; "nova-upgrade list" shows them');
+    expect(bad.stderr.trim()).toBe(
+      'nova-upgrade: no upgrade with workflow id "nova-upgrade-no-such-cloud"; "nova-upgrade list" shows them',
+    );
 
     const probe = probeFor(lab);
     probe.start();
@@ -129,22 +173,35 @@ describe('a full upgrade of the lab', () => {
     const snap = await probe.stop();
     const result = (await client.workflow.getHandle(id).result()) as UpgradeResult;
     expect(result.status).toBe('completed');
-    expect(result.approvals.map((a) => [a.phase, a.approver, a.auto])).toEqual(PHASES.map((p) => [p, 'test-operator', false]));
+    expect(result.approvals.map((a) => [a.phase, a.approver, a.auto])).toEqual(
+      PHASES.map((p) => [p, 'test-operator', false]),
+    );
     const finalStatus = await cli('status', id);
     expect(finalStatus.stdout).toContain(`upgrade ${id} is completed`);
     expect(result.steps.find((s) => s.id === 'online-migrations')?.summary).toMatch(/complete/);
     // Both cells had rows to migrate (the lab seeds cell1 with most, cell0 with a few): each was
     // run with its own config, and each now has nothing left.
-    expect(result.steps.find((s) => s.id === 'online-migrations')?.summary).toMatch(/complete in every cell: cell0 \d+ rounds?, cell1 \d+ rounds?/);
+    expect(result.steps.find((s) => s.id === 'online-migrations')?.summary).toMatch(
+      /complete in every cell: cell0 \d+ rounds?, cell1 \d+ rounds?/,
+    );
     for (const cell of loadInventory(inventory).cells) {
-      const left = await runOnNode(lab.nodes[0]!, 'nova-manage', ['--config-file', cell.configFile, 'db', 'online_data_migrations', '--max-count', '1000']).then(
+      const left = await runOnNode(lab.nodes[0]!, 'nova-manage', [
+        '--config-file',
+        cell.configFile,
+        'db',
+        'online_data_migrations',
+        '--max-count',
+        '1000',
+      ]).then(
         (out) => out.stdout,
         (e: { code?: number; stdout?: string }) => `exit ${e.code}: ${e.stdout}`,
       );
       expect(left, cell.name).not.toMatch(/rows matched query/);
     }
     assertUpgraded(lab, snap, await counters(lab));
-    console.log(`rolling: ${snap.requests} requests, ${snap.failedRequests} failed, ${snap.versionDecreases} version decreases, p99 ${snap.latencyMs.p99} ms`);
+    console.log(
+      `rolling: ${snap.requests} requests, ${snap.failedRequests} failed, ${snap.versionDecreases} version decreases, p99 ${snap.latencyMs.p99} ms`,
+    );
   });
 
   it('in monotonic mode, no client ever sees the max microversion go down', async () => {
@@ -161,10 +218,12 @@ describe('a full upgrade of the lab', () => {
     expect(snap.versionDecreases).toBe(0);
     expect(snap.perClient.every((c) => c.versionsInOrder.at(-1) === '2.100')).toBe(true);
     assertUpgraded(lab, snap, await counters(lab));
-    console.log(`monotonic: ${snap.requests} requests, ${snap.failedRequests} failed, ${snap.versionDecreases} version decreases, p99 ${snap.latencyMs.p99} ms`);
+    console.log(
+      `monotonic: ${snap.requests} requests, ${snap.failedRequests} failed, ${snap.versionDecreases} version decreases, p99 ${snap.latencyMs.p99} ms`,
+    );
   });
 
-  it('negative controls: a restart without a drain shows in HAProxy\'s counters, and SIGKILL fails requests', async () => {
+  it("negative controls: a restart without a drain shows in HAProxy's counters, and SIGKILL fails requests", async () => {
     const apicomp = lab.nodes.find((n) => n.name === 'apicomp')!;
     const before = await counters(lab);
     const probe = probeFor(lab);
@@ -174,7 +233,9 @@ describe('a full upgrade of the lab', () => {
       await new Promise((r) => setTimeout(r, 1500));
     }
     const graceful = await counters(lab);
-    expect(graceful.retries + graceful.redispatches + graceful.econ - (before.retries + before.redispatches + before.econ)).toBeGreaterThan(0);
+    expect(
+      graceful.retries + graceful.redispatches + graceful.econ - (before.retries + before.redispatches + before.econ),
+    ).toBeGreaterThan(0);
     for (let i = 0; i < 5; i++) {
       await runOnNode(apicomp, 'systemctl', ['kill', '--signal=KILL', 'devstack@n-api']);
       await runOnNode(apicomp, 'systemctl', ['start', 'devstack@n-api']);
@@ -182,6 +243,8 @@ describe('a full upgrade of the lab', () => {
     }
     const snap = await probe.stop();
     expect(snap.failedRequests).toBeGreaterThan(0);
-    console.log(`negative controls: HAProxy retries+redispatches+econ went ${before.retries + before.redispatches + before.econ} → ${graceful.retries + graceful.redispatches + graceful.econ} after undrained restarts; SIGKILL failed ${snap.failedRequests} of ${snap.requests} requests`);
+    console.log(
+      `negative controls: HAProxy retries+redispatches+econ went ${before.retries + before.redispatches + before.econ} → ${graceful.retries + graceful.redispatches + graceful.econ} after undrained restarts; SIGKILL failed ${snap.failedRequests} of ${snap.requests} requests`,
+    );
   });
 });

@@ -15,7 +15,14 @@ import { SshPool } from '../activities/ssh/pool';
 import { ensureKeyPair, knownHostsEntry, startSshd } from '../lab/sshd';
 import { dryRun } from '../client/lbSetup';
 import { activityEnv } from './helpers/activityEnv';
-import { createNetnsPair, forwardIntoNetns, inNetns, spawnInNetns, type Forward, type NetnsPair } from './helpers/netns';
+import {
+  createNetnsPair,
+  forwardIntoNetns,
+  inNetns,
+  spawnInNetns,
+  type Forward,
+  type NetnsPair,
+} from './helpers/netns';
 
 const SUBNET = '10.250.61';
 const VIP = `${SUBNET}.100`;
@@ -38,7 +45,8 @@ if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
 fi
 exec keepalived -P -f "$1" -p "$d/keepalived.pid" -r "$d/vrrp.pid" -c "$d/checkers.pid" </dev/null >/dev/null 2>&1
 `;
-const HAPROXY_RELOAD = '/usr/sbin/haproxy -D -f {config} -p {pidFile} $(test -s {pidFile} && echo -sf $(cat {pidFile}))';
+const HAPROXY_RELOAD =
+  '/usr/sbin/haproxy -D -f {config} -p {pidFile} $(test -s {pidFile} && echo -sf $(cat {pidFile}))';
 
 const API_SERVER = (name: string, address: string) =>
   `require('http').createServer((q, s) => { s.writeHead(200, { 'x-served-by': '${name}' }); s.end('${name}'); }).listen(8774, '${address}')`;
@@ -71,9 +79,21 @@ async function setUpNode(job: LbNodeJob, all: LbNodeJob[]) {
   const valid = await timed('validate', () => run(lbActs.validateHaproxyConfig, job));
   const installed = await timed('install', () => run(lbActs.installLoadBalancerFiles, job));
   const reloaded = await timed('reload', () => run(lbActs.reloadLoadBalancerServices, job));
-  const vip = await timed('verify', () => run(lbActs.verifyLoadBalancerVip, { ...vipCheck(inv, all), from: { node: job.node, target: job.target } }));
-  const check = await timed('preflight', () => run(haActs.checkLoadBalancers, { lbs: [job.lb], backend: inv.haproxy.backend, servers: inv.loadBalancer!.servers.map((s) => s.name) }));
-  console.log(`${job.node}: ${Object.entries(ms).map(([k, v]) => `${k} ${v} ms`).join(', ')}`);
+  const vip = await timed('verify', () =>
+    run(lbActs.verifyLoadBalancerVip, { ...vipCheck(inv, all), from: { node: job.node, target: job.target } }),
+  );
+  const check = await timed('preflight', () =>
+    run(haActs.checkLoadBalancers, {
+      lbs: [job.lb],
+      backend: inv.haproxy.backend,
+      servers: inv.loadBalancer!.servers.map((s) => s.name),
+    }),
+  );
+  console.log(
+    `${job.node}: ${Object.entries(ms)
+      .map(([k, v]) => `${k} ${v} ms`)
+      .join(', ')}`,
+  );
   return { diff, valid, installed, reloaded, vip, check };
 }
 
@@ -91,7 +111,15 @@ beforeAll(async () => {
     const name = names[i]!;
     // /run of a real node: HAProxy makes its socket and pid file there but not the directory.
     mkdirSync(join(root, name, 'run'), { recursive: true });
-    const sshd = await startSshd({ name, dir: join(root, name, 'sshd'), address: '127.0.0.1', port: 22, authorizedKeys: key.publicKey, netns: host.ns, env: { PATH: `${bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` } });
+    const sshd = await startSshd({
+      name,
+      dir: join(root, name, 'sshd'),
+      address: '127.0.0.1',
+      port: 22,
+      authorizedKeys: key.publicKey,
+      netns: host.ns,
+      env: { PATH: `${bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` },
+    });
     const fwd = await forwardIntoNetns(host.ns, 22);
     forwards.push(fwd);
     known.push(knownHostsEntry('127.0.0.1', fwd.port, sshd.hostPublicKey));
@@ -109,7 +137,12 @@ beforeAll(async () => {
   raw = {
     cloud: 'netns',
     release: { from: '30.0.0', to: '31.0.0' },
-    ssh: { user: 'root', privateKeyPath: key.privateKeyPath, knownHostsPath: join(root, 'known_hosts'), connectTimeoutSeconds: 5 },
+    ssh: {
+      user: 'root',
+      privateKeyPath: key.privateKeyPath,
+      knownHostsPath: join(root, 'known_hosts'),
+      connectTimeoutSeconds: 5,
+    },
     vip: { url: `http://${VIP}:8282` },
     commands: { haproxyReload: HAPROXY_RELOAD, keepalivedRestart: 'keepalived-restart {config}' },
     loadBalancer: { interface: pair.hosts[0].iface, sudo: false, healthCheck: { path: '/', intervalSeconds: 1 } },
@@ -163,7 +196,8 @@ describe('lb setup in network namespaces', () => {
     expect(inNetns(pair.hosts[1].ns, 'ip', '-o', '-4', 'addr', 'show')).not.toContain(`inet ${VIP}/`);
     // From the other namespace, through the VIP, round robin reaches both API servers.
     const servedBy = new Set<string>();
-    for (let i = 0; i < 4; i++) servedBy.add(inNetns(pair.hosts[1].ns, 'curl', '-s', '--max-time', '5', `http://${VIP}:8282/`));
+    for (let i = 0; i < 4; i++)
+      servedBy.add(inNetns(pair.hosts[1].ns, 'curl', '-s', '--max-time', '5', `http://${VIP}:8282/`));
     expect([...servedBy].sort()).toEqual(['apicomp', 'controller']);
   });
 
@@ -174,8 +208,15 @@ describe('lb setup in network namespaces', () => {
       const again = await setUpNode(job, jobs);
       expect(again.diff.changes).toBe(false);
       expect(again.diff.summary).toBe(`${job.node}: nothing to change`);
-      expect(again.installed).toMatchObject({ alreadyDone: true, summary: `${job.node}: files already as rendered`, installed: [] });
-      expect(again.reloaded).toMatchObject({ alreadyDone: true, summary: `${job.node}: HAProxy and keepalived already run the installed files` });
+      expect(again.installed).toMatchObject({
+        alreadyDone: true,
+        summary: `${job.node}: files already as rendered`,
+        installed: [],
+      });
+      expect(again.reloaded).toMatchObject({
+        alreadyDone: true,
+        summary: `${job.node}: HAProxy and keepalived already run the installed files`,
+      });
     }
     expect(jobs.map((j) => readFileSync(j.haproxyPidFile, 'utf8'))).toEqual(pids);
   });
@@ -185,17 +226,24 @@ describe('lb setup in network namespaces', () => {
     const rt = new HaproxyRuntime(controller.lb, { runner: pool });
     await rt.execute([{ text: 'set server nova-api/apicomp state maint', backend: 'nova-api', server: 'apicomp' }]);
 
-    const changed = validateInventory({ ...raw, loadBalancer: { ...(raw.loadBalancer as object), healthCheck: { path: '/', intervalSeconds: 2 } } });
+    const changed = validateInventory({
+      ...raw,
+      loadBalancer: { ...(raw.loadBalancer as object), healthCheck: { path: '/', intervalSeconds: 2 } },
+    });
     const jobs = lbNodeJobs(changed);
     const job = jobs.find((j) => j.node === 'controller')!;
     const diff = await run(lbActs.diffLoadBalancerNode, job);
-    expect(diff.files.find((f) => f.kind === 'haproxy')!.diff).toMatch(/^-\s+default-server inter 1000ms\n\+\s+default-server inter 2000ms$/m);
+    expect(diff.files.find((f) => f.kind === 'haproxy')!.diff).toMatch(
+      /^-\s+default-server inter 1000ms\n\+\s+default-server inter 2000ms$/m,
+    );
     await run(lbActs.validateHaproxyConfig, job);
     const installed = await run(lbActs.installLoadBalancerFiles, job);
     expect(installed.installed).toEqual([job.files[0]!.path]);
     expect(installed.backups).toHaveLength(1);
     const reloaded = await run(lbActs.reloadLoadBalancerServices, job);
-    expect(reloaded.summary).toBe('controller: saved the state of 2 server(s) to ' + job.serverStateFile + '; reloaded HAProxy');
+    expect(reloaded.summary).toBe(
+      'controller: saved the state of 2 server(s) to ' + job.serverStateFile + '; reloaded HAProxy',
+    );
 
     const state = await rt.one({ text: 'show servers state nova-api', backend: 'nova-api' });
     const apicomp = state.split('\n').find((l) => l.split(' ')[3] === 'apicomp')!;

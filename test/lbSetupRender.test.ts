@@ -22,8 +22,17 @@ const checked = (raw: Raw): Raw => ({ ...raw, loadBalancer: { ...raw.loadBalance
 
 function threeApiNodes(): Raw {
   const raw = seed();
-  raw.nodes.push({ name: 'api3', address: '192.168.0.90', roles: ['api', 'lb'], lb: { socket: { via: 'ssh', path: '/run/haproxy/admin.sock', sudo: true } } });
-  raw.loadBalancer = { interface: 'ens3', virtualRouterId: 51, healthCheck: { path: '/healthcheck', intervalSeconds: 1 } };
+  raw.nodes.push({
+    name: 'api3',
+    address: '192.168.0.90',
+    roles: ['api', 'lb'],
+    lb: { socket: { via: 'ssh', path: '/run/haproxy/admin.sock', sudo: true } },
+  });
+  raw.loadBalancer = {
+    interface: 'ens3',
+    virtualRouterId: 51,
+    healthCheck: { path: '/healthcheck', intervalSeconds: 1 },
+  };
   return raw;
 }
 
@@ -65,7 +74,16 @@ describe('lb setup renderers', () => {
     const [backup, master] = renderLoadBalancers(validateInventory(seed()));
     expect([backup!.node, master!.node]).toEqual(['apicomp', 'controller']);
     const cfg = master!.files.find((f) => f.kind === 'haproxy')!.content;
-    for (const line of ['stats socket /var/run/haproxy.sock mode 600 level admin', 'option redispatch', 'retries 3', 'balance roundrobin', 'timeout connect 10s', 'bind 192.168.0.95:8282', 'server controller 192.168.0.88:8774 check', 'server apicomp 192.168.0.89:8774 check']) {
+    for (const line of [
+      'stats socket /var/run/haproxy.sock mode 600 level admin',
+      'option redispatch',
+      'retries 3',
+      'balance roundrobin',
+      'timeout connect 10s',
+      'bind 192.168.0.95:8282',
+      'server controller 192.168.0.88:8774 check',
+      'server apicomp 192.168.0.89:8774 check',
+    ]) {
       expect(cfg).toContain(line);
     }
     expect(cfg).toContain('option httplog');
@@ -101,13 +119,19 @@ describe('lb setup refuses a bad inventory with a sentence naming it', () => {
   it('refuses a duplicate server address', () => {
     const raw = seed();
     raw.nodes[1].api = { url: 'http://192.168.0.88:8774' };
-    expect(problemsOf(raw)).toContain('nodes[1] (apicomp).api.url: 192.168.0.88:8774 is already the address of HAProxy server "controller" (nodes[0] (controller)); each server needs its own address');
+    expect(problemsOf(raw)).toContain(
+      'nodes[1] (apicomp).api.url: 192.168.0.88:8774 is already the address of HAProxy server "controller" (nodes[0] (controller)); each server needs its own address',
+    );
   });
 
   it('refuses a duplicate server name', () => {
     const raw = seed();
     raw.nodes[1].api = { haproxyServer: 'controller' };
-    expect(problemsOf(raw)).toContainEqual(expect.stringContaining('nodes[1] (apicomp).api.haproxyServer: server "controller" is already used by nodes[0] (controller)'));
+    expect(problemsOf(raw)).toContainEqual(
+      expect.stringContaining(
+        'nodes[1] (apicomp).api.haproxyServer: server "controller" is already used by nodes[0] (controller)',
+      ),
+    );
   });
 
   it('refuses a bad port', () => {
@@ -122,19 +146,25 @@ describe('lb setup refuses a bad inventory with a sentence naming it', () => {
   it('refuses equal priorities', () => {
     const raw = seed();
     raw.nodes[1].lb.priority = 101;
-    expect(problemsOf(raw)).toEqual(['nodes[1] (apicomp).lb.priority: 101 is already the keepalived priority of nodes[0] (controller); equal priorities leave the VIP\'s owner to chance']);
+    expect(problemsOf(raw)).toEqual([
+      "nodes[1] (apicomp).lb.priority: 101 is already the keepalived priority of nodes[0] (controller); equal priorities leave the VIP's owner to chance",
+    ]);
   });
 
   it('refuses an interface name that would end up as text in keepalived.conf', () => {
     const raw = seed();
     raw.nodes[0].lb.interface = 'eth0; rm -rf /';
-    expect(problemsOf(raw)).toEqual([expect.stringMatching(/^nodes\[0\] \(controller\)\.lb\.interface: must be a network interface name/)]);
+    expect(problemsOf(raw)).toEqual([
+      expect.stringMatching(/^nodes\[0\] \(controller\)\.lb\.interface: must be a network interface name/),
+    ]);
   });
 
   it('refuses a VIP host name unless vipAddress is given', () => {
     const raw = seed();
     raw.vip.url = 'http://nova-api.example.com:8282';
-    expect(problemsOf(raw)).toEqual(['vip.url: host "nova-api.example.com" is not an IPv4 address, so keepalived cannot hold it; set loadBalancer.vipAddress']);
+    expect(problemsOf(raw)).toEqual([
+      'vip.url: host "nova-api.example.com" is not an IPv4 address, so keepalived cannot hold it; set loadBalancer.vipAddress',
+    ]);
     raw.loadBalancer = { vipAddress: '192.168.0.95' };
     expect(validateInventory(raw).loadBalancer!.vipAddress).toBe('192.168.0.95');
   });

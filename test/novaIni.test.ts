@@ -27,7 +27,9 @@ describe('setIniOption', () => {
 
   it('adds the key at the end of an existing section, before the blank lines that end it', () => {
     const text = '[DEFAULT]\nx = 1\n\n[upgrade_levels]\ncert = auto\n\n\n[api]\ny = 2\n';
-    expect(set(text).text).toBe('[DEFAULT]\nx = 1\n\n[upgrade_levels]\ncert = auto\ncompute = auto\n\n\n[api]\ny = 2\n');
+    expect(set(text).text).toBe(
+      '[DEFAULT]\nx = 1\n\n[upgrade_levels]\ncert = auto\ncompute = auto\n\n\n[api]\ny = 2\n',
+    );
   });
 
   it('adds the key under an empty section header, even as the last line without a newline', () => {
@@ -35,7 +37,7 @@ describe('setIniOption', () => {
     expect(set('[upgrade_levels]\n[api]\n').text).toBe('[upgrade_levels]\ncompute = auto\n[api]\n');
   });
 
-  it('replaces another value and keeps the line\'s own spacing', () => {
+  it("replaces another value and keeps the line's own spacing", () => {
     expect(set('[upgrade_levels]\ncompute=juno\n').text).toBe('[upgrade_levels]\ncompute=auto\n');
     expect(set('[upgrade_levels]\ncompute   =   2023.1  \n').text).toBe('[upgrade_levels]\ncompute   =   auto  \n');
     expect(set('[upgrade_levels]\ncompute: 2023.1\n').text).toBe('[upgrade_levels]\ncompute: auto\n');
@@ -44,12 +46,18 @@ describe('setIniOption', () => {
   it('changes nothing when the value is already set', () => {
     const text = '# nova.conf\n[upgrade_levels]\ncompute = auto\n';
     expect(set(text)).toEqual({ text, changed: false });
-    expect(set('[upgrade_levels]\r\ncompute=auto')).toEqual({ text: '[upgrade_levels]\r\ncompute=auto', changed: false });
+    expect(set('[upgrade_levels]\r\ncompute=auto')).toEqual({
+      text: '[upgrade_levels]\r\ncompute=auto',
+      changed: false,
+    });
   });
 
   it('puts the key after a commented-out example and leaves the comment', () => {
-    const text = '[upgrade_levels]\n#\n# Compute RPC API version cap (string value)\n#compute = <None>\n\n#cert = <None>\n';
-    expect(set(text).text).toBe('[upgrade_levels]\n#\n# Compute RPC API version cap (string value)\n#compute = <None>\ncompute = auto\n\n#cert = <None>\n');
+    const text =
+      '[upgrade_levels]\n#\n# Compute RPC API version cap (string value)\n#compute = <None>\n\n#cert = <None>\n';
+    expect(set(text).text).toBe(
+      '[upgrade_levels]\n#\n# Compute RPC API version cap (string value)\n#compute = <None>\ncompute = auto\n\n#cert = <None>\n',
+    );
     expect(set('[upgrade_levels]\n; compute=old\n').text).toBe('[upgrade_levels]\n; compute=old\ncompute = auto\n');
   });
 
@@ -60,7 +68,9 @@ describe('setIniOption', () => {
 
   it('keeps CRLF line endings, for the lines it adds too', () => {
     expect(set('[DEFAULT]\r\nx = 1\r\n').text).toBe('[DEFAULT]\r\nx = 1\r\n\r\n[upgrade_levels]\r\ncompute = auto\r\n');
-    expect(set('[upgrade_levels]\r\ncompute = juno\r\n[api]\r\n').text).toBe('[upgrade_levels]\r\ncompute = auto\r\n[api]\r\n');
+    expect(set('[upgrade_levels]\r\ncompute = juno\r\n[api]\r\n').text).toBe(
+      '[upgrade_levels]\r\ncompute = auto\r\n[api]\r\n',
+    );
     expect(set('[upgrade_levels]\r\ncert = a\r\n').text).toBe('[upgrade_levels]\r\ncert = a\r\ncompute = auto\r\n');
   });
 
@@ -73,16 +83,22 @@ describe('setIniOption', () => {
 
   it('matches group names the way oslo.config does: any case but DEFAULT', () => {
     expect(set('[UPGRADE_LEVELS]\ncompute = x\n').text).toBe('[UPGRADE_LEVELS]\ncompute = auto\n');
-    expect(setIniOption('[default]\ndebug = x\n', 'DEFAULT', 'debug', 'True').text).toBe('[default]\ndebug = x\n\n[DEFAULT]\ndebug = True\n');
+    expect(setIniOption('[default]\ndebug = x\n', 'DEFAULT', 'debug', 'True').text).toBe(
+      '[default]\ndebug = x\n\n[DEFAULT]\ndebug = True\n',
+    );
   });
 
   it('treats an indented line as a continuation, not a key, and drops it with the old value', () => {
     expect(set('[upgrade_levels]\n  compute = x\n').text).toBe('[upgrade_levels]\n  compute = x\ncompute = auto\n');
-    expect(set('[upgrade_levels]\ncompute = a\n  b\nscheduler = auto\n').text).toBe('[upgrade_levels]\ncompute = auto\nscheduler = auto\n');
+    expect(set('[upgrade_levels]\ncompute = a\n  b\nscheduler = auto\n').text).toBe(
+      '[upgrade_levels]\ncompute = auto\nscheduler = auto\n',
+    );
   });
 
   it('does not take a longer key or a value with an inline comment for the key set', () => {
-    expect(set('[upgrade_levels]\ncompute_rpcapi = x\n').text).toBe('[upgrade_levels]\ncompute_rpcapi = x\ncompute = auto\n');
+    expect(set('[upgrade_levels]\ncompute_rpcapi = x\n').text).toBe(
+      '[upgrade_levels]\ncompute_rpcapi = x\ncompute = auto\n',
+    );
     // oslo.config has no inline comments: the value is "auto # pinned".
     expect(set('[upgrade_levels]\ncompute = auto # pinned\n').text).toBe('[upgrade_levels]\ncompute = auto\n');
   });
@@ -113,7 +129,9 @@ describe('setIniOption', () => {
 
 describe('getIniOption', () => {
   it('reads the last assignment in the section, and nothing outside it', () => {
-    expect(getIniOption('[a]\ncompute = 1\n[upgrade_levels]\ncompute = 2\ncompute = 3\n', 'upgrade_levels', 'compute')).toBe('3');
+    expect(
+      getIniOption('[a]\ncompute = 1\n[upgrade_levels]\ncompute = 2\ncompute = 3\n', 'upgrade_levels', 'compute'),
+    ).toBe('3');
     expect(getIniOption('[a]\ncompute = 1\n', 'upgrade_levels', 'compute')).toBeUndefined();
   });
 });

@@ -23,30 +23,56 @@ describe('installCode', () => {
       command: `echo x >> "$FAKE_STATE/installs" && echo 31.0.0 > "$FAKE_STATE/version"`,
       version: '31.0.0',
       key: 'wf1-install-controller',
-      stateDir: node.stateDir, pollMs: 100,
+      stateDir: node.stateDir,
+      pollMs: 100,
     };
     const first = await activityEnv().run(acts.installCode, input);
-    expect(first).toMatchObject({ alreadyDone: false, installedVersion: '31.0.0', summary: 'installed nova 31.0.0 on controller (was 30.0.0)' });
+    expect(first).toMatchObject({
+      alreadyDone: false,
+      installedVersion: '31.0.0',
+      summary: 'installed nova 31.0.0 on controller (was 30.0.0)',
+    });
     const second = await activityEnv().run(acts.installCode, { ...input, key: 'wf1-install-controller-again' });
     expect(second).toMatchObject({ alreadyDone: true, summary: 'nova 31.0.0 is already installed on controller' });
     expect(node.count('installs')).toBe(1);
-    const read = await activityEnv().run(acts.readCodeVersion, { target: node.target, command: DEFAULT_COMMANDS.codeVersion });
+    const read = await activityEnv().run(acts.readCodeVersion, {
+      target: node.target,
+      command: DEFAULT_COMMANDS.codeVersion,
+    });
     expect(read).toMatchObject({ version: '31.0.0', summary: 'nova 31.0.0 is installed on controller' });
   });
 
   it('fails when the install leaves another version', async () => {
     node.write('version', '30.0.0\n');
     const err = await failureOf(
-      activityEnv().run(acts.installCode, { target: node.target, versionCommand: DEFAULT_COMMANDS.codeVersion, command: 'true', version: '31.0.0', key: 'noop-install', stateDir: node.stateDir, pollMs: 100 }),
+      activityEnv().run(acts.installCode, {
+        target: node.target,
+        versionCommand: DEFAULT_COMMANDS.codeVersion,
+        command: 'true',
+        version: '31.0.0',
+        key: 'noop-install',
+        stateDir: node.stateDir,
+        pollMs: 100,
+      }),
     );
     expect(err.type).toBe('NovaCodeVersionMismatch');
-    expect(err.message).toContain('after installing nova 31.0.0 on controller, `nova-manage --version` reports "30.0.0"');
+    expect(err.message).toContain(
+      'after installing nova 31.0.0 on controller, `nova-manage --version` reports "30.0.0"',
+    );
   });
 
   it('fails non-retryably with the output when the install command fails', async () => {
     node.write('version', '30.0.0\n');
     const err = await failureOf(
-      activityEnv().run(acts.installCode, { target: node.target, versionCommand: DEFAULT_COMMANDS.codeVersion, command: 'echo "error: pathspec 31.0.0 did not match" >&2; exit 1', version: '31.0.0', key: 'bad-install', stateDir: node.stateDir, pollMs: 100 }),
+      activityEnv().run(acts.installCode, {
+        target: node.target,
+        versionCommand: DEFAULT_COMMANDS.codeVersion,
+        command: 'echo "error: pathspec 31.0.0 did not match" >&2; exit 1',
+        version: '31.0.0',
+        key: 'bad-install',
+        stateDir: node.stateDir,
+        pollMs: 100,
+      }),
     );
     expect(err.type).toBe('NovaCommandFailed');
     expect(err.nonRetryable).toBe(true);
@@ -57,7 +83,13 @@ describe('installCode', () => {
 
 describe('schema syncs', () => {
   it('run detached, say they are idempotent, and reattach under the same key', async () => {
-    const api = { target: node.target, command: DEFAULT_COMMANDS.apiDbSync, key: 'wf1-api-db', stateDir: node.stateDir, pollMs: 100 };
+    const api = {
+      target: node.target,
+      command: DEFAULT_COMMANDS.apiDbSync,
+      key: 'wf1-api-db',
+      stateDir: node.stateDir,
+      pollMs: 100,
+    };
     const r1 = await activityEnv().run(acts.syncApiDb, api);
     expect(r1.summary).toBe('synced the nova API database from controller (api_db sync is idempotent)');
     // A retry of the same step (same key) reattaches to the finished run instead of running again.
@@ -65,17 +97,33 @@ describe('schema syncs', () => {
     expect(r2.commands[0]!.reattached).toBe(true);
     expect(node.count('api_db_sync.log')).toBe(1);
 
-    const cell = { target: node.target, command: renderCommand('dbSync', DEFAULT_COMMANDS.dbSync, { config: '/etc/nova/nova_cell1.conf', cell: 'cell1' }), cell: 'cell1', key: 'wf1-db-cell1', stateDir: node.stateDir, pollMs: 100 };
-    expect((await activityEnv().run(acts.syncCellDb, cell)).summary).toBe('synced the cell1 database from controller (db sync is idempotent)');
+    const cell = {
+      target: node.target,
+      command: renderCommand('dbSync', DEFAULT_COMMANDS.dbSync, { config: '/etc/nova/nova_cell1.conf', cell: 'cell1' }),
+      cell: 'cell1',
+      key: 'wf1-db-cell1',
+      stateDir: node.stateDir,
+      pollMs: 100,
+    };
+    expect((await activityEnv().run(acts.syncCellDb, cell)).summary).toBe(
+      'synced the cell1 database from controller (db sync is idempotent)',
+    );
     expect(node.read('config-files.log')).toBe('/etc/nova/nova_cell1.conf\n');
 
-    const placement = await activityEnv().run(acts.upgradePlacement, { target: node.target, command: 'echo placement >> "$FAKE_STATE/placement.log"', key: 'wf1-placement', stateDir: node.stateDir, pollMs: 100 });
+    const placement = await activityEnv().run(acts.upgradePlacement, {
+      target: node.target,
+      command: 'echo placement >> "$FAKE_STATE/placement.log"',
+      key: 'wf1-placement',
+      stateDir: node.stateDir,
+      pollMs: 100,
+    });
     expect(placement.summary).toContain('placement-manage db sync is idempotent');
   });
 });
 
 describe('runUpgradeCheck', () => {
-  const run = () => activityEnv().run(acts.runUpgradeCheck, { target: node.target, command: DEFAULT_COMMANDS.upgradeCheck });
+  const run = () =>
+    activityEnv().run(acts.runUpgradeCheck, { target: node.target, command: DEFAULT_COMMANDS.upgradeCheck });
 
   it('passes on exit 0', async () => {
     node.write('status_mode', 'success');
@@ -90,7 +138,9 @@ describe('runUpgradeCheck', () => {
     const r = await run();
     expect(r.outcome).toBe('warning');
     expect(r.warnings.map((w) => w.name)).toEqual(['Older than N-1 computes']);
-    expect(r.summary).toContain('warns on controller: Older than N-1 computes: Current Nova version does not support computes older than Caracal');
+    expect(r.summary).toContain(
+      'warns on controller: Older than N-1 computes: Current Nova version does not support computes older than Caracal',
+    );
   });
 
   it('fails non-retryably on exit 2 with the failing checks', async () => {
@@ -110,33 +160,79 @@ describe('runUpgradeCheck', () => {
 });
 
 describe('runOnlineDataMigrations', () => {
-  const command = renderCommand('onlineDataMigrations', DEFAULT_COMMANDS.onlineDataMigrations, { maxCount: 50, config: '/etc/nova/nova_cell1.conf', cell: 'cell1' });
+  const command = renderCommand('onlineDataMigrations', DEFAULT_COMMANDS.onlineDataMigrations, {
+    maxCount: 50,
+    config: '/etc/nova/nova_cell1.conf',
+    cell: 'cell1',
+  });
 
   it('repeats rounds until nova says done, then finds nothing left on a second run', async () => {
     node.write('odm_remaining', '120');
     node.write('odm_mode', 'ok');
     const env = activityEnv();
-    const r = await env.run(acts.runOnlineDataMigrations, { target: node.target, command, keyPrefix: 'wf1-odm', stateDir: node.stateDir, pollMs: 100, maxRounds: 10 });
+    const r = await env.run(acts.runOnlineDataMigrations, {
+      target: node.target,
+      command,
+      keyPrefix: 'wf1-odm',
+      stateDir: node.stateDir,
+      pollMs: 100,
+      maxRounds: 10,
+    });
     // 50 + 50 + 20 migrated with exit 1 each, then a round that finds nothing and exits 0.
     expect(r.rounds).toBe(4);
     expect(r.alreadyDone).toBe(false);
-    expect(r.table.find((row) => row.migration === 'populate_instance_compute_id')).toEqual({ migration: 'populate_instance_compute_id', totalNeeded: 0, completed: 0 });
+    expect(r.table.find((row) => row.migration === 'populate_instance_compute_id')).toEqual({
+      migration: 'populate_instance_compute_id',
+      totalNeeded: 0,
+      completed: 0,
+    });
     expect(env.beats).toContainEqual({ round: 4 });
     expect(node.count('odm.log')).toBe(4);
 
-    const again = await activityEnv().run(acts.runOnlineDataMigrations, { target: node.target, command, keyPrefix: 'wf1-odm-again', stateDir: node.stateDir, pollMs: 100, maxRounds: 10 });
-    expect(again).toMatchObject({ rounds: 1, alreadyDone: true, summary: 'online data migrations had nothing left to migrate (controller)' });
+    const again = await activityEnv().run(acts.runOnlineDataMigrations, {
+      target: node.target,
+      command,
+      keyPrefix: 'wf1-odm-again',
+      stateDir: node.stateDir,
+      pollMs: 100,
+      maxRounds: 10,
+    });
+    expect(again).toMatchObject({
+      rounds: 1,
+      alreadyDone: true,
+      summary: 'online data migrations had nothing left to migrate (controller)',
+    });
     expect(node.count('odm.log')).toBe(5);
   });
 
   it('resumes at the heartbeated round after a worker died, reattaching instead of rerunning', async () => {
     node.write('odm_remaining', '60');
-    const input = { target: node.target, command, keyPrefix: 'wf2-odm', stateDir: node.stateDir, pollMs: 100, maxRounds: 10 };
+    const input = {
+      target: node.target,
+      command,
+      keyPrefix: 'wf2-odm',
+      stateDir: node.stateDir,
+      pollMs: 100,
+      maxRounds: 10,
+    };
     const before = node.count('odm.log');
     // Attempt 1 got through round 1 and was in round 2 when its worker died: round 2 ran.
-    await node.runner.runDetached(node.target, { key: 'wf2-odm-round-1', command, stateDir: node.stateDir, pollMs: 100 });
-    await node.runner.runDetached(node.target, { key: 'wf2-odm-round-2', command, stateDir: node.stateDir, pollMs: 100 });
-    const r = await activityEnv({ attempt: 2, heartbeatDetails: { round: 2 } }).run(acts.runOnlineDataMigrations, input);
+    await node.runner.runDetached(node.target, {
+      key: 'wf2-odm-round-1',
+      command,
+      stateDir: node.stateDir,
+      pollMs: 100,
+    });
+    await node.runner.runDetached(node.target, {
+      key: 'wf2-odm-round-2',
+      command,
+      stateDir: node.stateDir,
+      pollMs: 100,
+    });
+    const r = await activityEnv({ attempt: 2, heartbeatDetails: { round: 2 } }).run(
+      acts.runOnlineDataMigrations,
+      input,
+    );
     // Round 2 (50 then 10 of 60 migrated, exit 1) is reattached, round 3 finds nothing left.
     expect(r.rounds).toBe(3);
     expect(r.commands[0]!.reattached).toBe(true);
@@ -147,7 +243,16 @@ describe('runOnlineDataMigrations', () => {
   it('fails non-retryably on exit 2 showing the table', async () => {
     node.write('odm_remaining', '0');
     node.write('odm_mode', 'fail');
-    const err = await failureOf(activityEnv().run(acts.runOnlineDataMigrations, { target: node.target, command, keyPrefix: 'wf3-odm', stateDir: node.stateDir, pollMs: 100, maxRounds: 3 }));
+    const err = await failureOf(
+      activityEnv().run(acts.runOnlineDataMigrations, {
+        target: node.target,
+        command,
+        keyPrefix: 'wf3-odm',
+        stateDir: node.stateDir,
+        pollMs: 100,
+        maxRounds: 3,
+      }),
+    );
     node.write('odm_mode', 'ok');
     expect(err.type).toBe('NovaOnlineDataMigrationsFailed');
     expect(err.message).toContain('online data migrations failed in round 1 on controller (populate_dev_uuids)');
@@ -155,15 +260,37 @@ describe('runOnlineDataMigrations', () => {
   });
 
   it('fails non-retryably on exit 127 (bad input)', async () => {
-    const bad = renderCommand('onlineDataMigrations', DEFAULT_COMMANDS.onlineDataMigrations, { maxCount: 0, config: '/etc/nova/nova_cell1.conf', cell: 'cell1' });
-    const err = await failureOf(activityEnv().run(acts.runOnlineDataMigrations, { target: node.target, command: bad, keyPrefix: 'wf4-odm', stateDir: node.stateDir, pollMs: 100, maxRounds: 3 }));
+    const bad = renderCommand('onlineDataMigrations', DEFAULT_COMMANDS.onlineDataMigrations, {
+      maxCount: 0,
+      config: '/etc/nova/nova_cell1.conf',
+      cell: 'cell1',
+    });
+    const err = await failureOf(
+      activityEnv().run(acts.runOnlineDataMigrations, {
+        target: node.target,
+        command: bad,
+        keyPrefix: 'wf4-odm',
+        stateDir: node.stateDir,
+        pollMs: 100,
+        maxRounds: 3,
+      }),
+    );
     expect(err.type).toBe('NovaOnlineDataMigrationsBadInput');
     expect(err.message).toContain('Must supply a positive value for max_count.');
   });
 
   it('stops after maxRounds when work remains', async () => {
     node.write('odm_remaining', '500');
-    const err = await failureOf(activityEnv().run(acts.runOnlineDataMigrations, { target: node.target, command, keyPrefix: 'wf5-odm', stateDir: node.stateDir, pollMs: 100, maxRounds: 2 }));
+    const err = await failureOf(
+      activityEnv().run(acts.runOnlineDataMigrations, {
+        target: node.target,
+        command,
+        keyPrefix: 'wf5-odm',
+        stateDir: node.stateDir,
+        pollMs: 100,
+        maxRounds: 2,
+      }),
+    );
     expect(err.type).toBe('NovaOnlineDataMigrationsIncomplete');
     expect(node.read('odm_remaining')).toBe('400');
   });
@@ -171,7 +298,10 @@ describe('runOnlineDataMigrations', () => {
 
 describe('readCodeVersion', () => {
   it('takes the release line, not a warning printed after it', async () => {
-    const r = await activityEnv().run(acts.readCodeVersion, { target: node.target, command: `echo 31.0.0; echo "DeprecationWarning: pkg_resources is deprecated" >&2` });
+    const r = await activityEnv().run(acts.readCodeVersion, {
+      target: node.target,
+      command: `echo 31.0.0; echo "DeprecationWarning: pkg_resources is deprecated" >&2`,
+    });
     expect(r.version).toBe('31.0.0');
     const old = await activityEnv().run(acts.readCodeVersion, { target: node.target, command: `echo 20.6.1 >&2` });
     expect(old.version).toBe('20.6.1');

@@ -5,7 +5,12 @@ import { describe, expect, it } from 'vitest';
 import { parseUpgradeCheckOutput } from '../activities/nova/novaStatus';
 import { parseOnlineMigrationsOutput } from '../activities/nova/onlineMigrations';
 import { parseServiceState } from '../activities/nova/services';
-import { isTaskInProgress, parseNovaTimestamp, parseServerTasks, parseServiceList } from '../activities/nova/serviceList';
+import {
+  isTaskInProgress,
+  parseNovaTimestamp,
+  parseServerTasks,
+  parseServiceList,
+} from '../activities/nova/serviceList';
 
 const fixture = (name: string) => readFileSync(join(__dirname, 'fixtures', 'nova', name), 'utf8');
 
@@ -43,7 +48,13 @@ describe('nova-status upgrade check output', () => {
   });
 
   it('reads --json output too', () => {
-    const json = JSON.stringify({ name: 'Upgrade Check Results', checks: [{ check: 'Cells v2', result: 0, details: null }, { check: 'Placement API', result: 1, details: 'old' }] });
+    const json = JSON.stringify({
+      name: 'Upgrade Check Results',
+      checks: [
+        { check: 'Cells v2', result: 0, details: null },
+        { check: 'Placement API', result: 1, details: 'old' },
+      ],
+    });
     expect(parseUpgradeCheckOutput(json)).toEqual([
       { name: 'Cells v2', result: 'Success', details: null },
       { name: 'Placement API', result: 'Warning', details: 'old' },
@@ -72,13 +83,19 @@ describe('nova-manage db online_data_migrations output', () => {
 
 describe('systemctl show output', () => {
   it('reads the properties in whatever order systemd prints them', () => {
-    expect(parseServiceState('ExecMainStartTimestampMonotonic=123456789\nSubState=running\nMainPID=4242\nActiveState=active\n')).toEqual({
+    expect(
+      parseServiceState(
+        'ExecMainStartTimestampMonotonic=123456789\nSubState=running\nMainPID=4242\nActiveState=active\n',
+      ),
+    ).toEqual({
       mainPid: 4242,
       activeState: 'active',
       subState: 'running',
       startedMonotonic: 123456789,
     });
-    expect(parseServiceState('MainPID=0\nActiveState=inactive\nSubState=dead\nExecMainStartTimestampMonotonic=0\n').mainPid).toBe(0);
+    expect(
+      parseServiceState('MainPID=0\nActiveState=inactive\nSubState=dead\nExecMainStartTimestampMonotonic=0\n').mainPid,
+    ).toBe(0);
     expect(() => parseServiceState('Failed to connect to bus')).toThrow(/no ActiveState/);
   });
 });
@@ -87,12 +104,30 @@ describe('openstack CLI JSON', () => {
   it('reads compute service list with integer or UUID ids', () => {
     const list = parseServiceList(
       JSON.stringify([
-        { ID: 3, Binary: 'nova-compute', Host: 'apicomp', Zone: 'nova', Status: 'enabled', State: 'up', 'Updated At': '2025-11-24T15:40:01.000000' },
-        { ID: 'd1a2b3c4-0000-4000-8000-000000000001', Binary: 'nova-conductor', Host: 'ctl', Zone: 'internal', Status: 'enabled', State: 'up', 'Updated At': null },
+        {
+          ID: 3,
+          Binary: 'nova-compute',
+          Host: 'apicomp',
+          Zone: 'nova',
+          Status: 'enabled',
+          State: 'up',
+          'Updated At': '2025-11-24T15:40:01.000000',
+        },
+        {
+          ID: 'd1a2b3c4-0000-4000-8000-000000000001',
+          Binary: 'nova-conductor',
+          Host: 'ctl',
+          Zone: 'internal',
+          Status: 'enabled',
+          State: 'up',
+          'Updated At': null,
+        },
       ]),
     );
     expect(list.map((s) => s.Host)).toEqual(['apicomp', 'ctl']);
-    expect(() => parseServiceList('Missing value auth-url required for auth plugin password')).toThrow(/did not print JSON/);
+    expect(() => parseServiceList('Missing value auth-url required for auth plugin password')).toThrow(
+      /did not print JSON/,
+    );
   });
 
   it('reads nova timestamps as UTC', () => {
@@ -104,7 +139,13 @@ describe('openstack CLI JSON', () => {
   });
 
   it('counts a server with any task state as in progress', () => {
-    const servers = parseServerTasks(JSON.stringify([{ ID: 'a', 'Task State': null }, { ID: 'b', 'Task State': 'migrating' }, { ID: 'c', 'Task State': '' }]));
+    const servers = parseServerTasks(
+      JSON.stringify([
+        { ID: 'a', 'Task State': null },
+        { ID: 'b', 'Task State': 'migrating' },
+        { ID: 'c', 'Task State': '' },
+      ]),
+    );
     expect(servers.filter(isTaskInProgress).map((s) => s.ID)).toEqual(['b']);
   });
 });

@@ -18,12 +18,22 @@ const cmd = (name: 'serviceState' | 'serviceStart' | 'serviceStop' | 'serviceRes
   renderCommand(name, DEFAULT_COMMANDS[name], { unit, node: 'apicomp' });
 
 function unitInput(unit: string) {
-  return { target: node.target, unit, stateCommand: cmd('serviceState', unit), statusCommand: `systemctl status --no-pager ${unit}`, timeoutMs: 3000, pollMs: 100 };
+  return {
+    target: node.target,
+    unit,
+    stateCommand: cmd('serviceState', unit),
+    statusCommand: `systemctl status --no-pager ${unit}`,
+    timeoutMs: 3000,
+    pollMs: 100,
+  };
 }
 
 describe('readServiceState', () => {
   it('reads pid, state and start time', async () => {
-    const s = await activityEnv().run(acts.readServiceState, { target: node.target, command: cmd('serviceState', 'devstack@n-sch') });
+    const s = await activityEnv().run(acts.readServiceState, {
+      target: node.target,
+      command: cmd('serviceState', 'devstack@n-sch'),
+    });
     expect(s).toMatchObject({ mainPid: 1000, activeState: 'active', subState: 'running', startedMonotonic: 5000000 });
   });
 });
@@ -31,23 +41,46 @@ describe('readServiceState', () => {
 describe('restartService', () => {
   it('restarts once; a second run sees the new process and does nothing', async () => {
     const unit = 'devstack@n-cond-cell1';
-    const before = await activityEnv().run(acts.readServiceState, { target: node.target, command: cmd('serviceState', unit) });
-    const input = { ...unitInput(unit), restartCommand: cmd('serviceRestart', unit), before: { mainPid: before.mainPid, startedMonotonic: before.startedMonotonic }, key: 'wf1-restart-cond', stateDir: node.stateDir, pollMs: 100 };
+    const before = await activityEnv().run(acts.readServiceState, {
+      target: node.target,
+      command: cmd('serviceState', unit),
+    });
+    const input = {
+      ...unitInput(unit),
+      restartCommand: cmd('serviceRestart', unit),
+      before: { mainPid: before.mainPid, startedMonotonic: before.startedMonotonic },
+      key: 'wf1-restart-cond',
+      stateDir: node.stateDir,
+      pollMs: 100,
+    };
     const first = await activityEnv().run(acts.restartService, input);
     expect(first).toMatchObject({ alreadyDone: false, summary: `restarted ${unit} on apicomp (main pid 1000 → 1001)` });
     expect(first.state.activeState).toBe('active');
     // As after a worker died once the restart had happened: a fresh key, the same `before`.
     const second = await activityEnv().run(acts.restartService, { ...input, key: 'wf1-restart-cond-retry' });
-    expect(second).toMatchObject({ alreadyDone: true, summary: `${unit} on apicomp already restarted (main pid 1000 → 1001)` });
+    expect(second).toMatchObject({
+      alreadyDone: true,
+      summary: `${unit} on apicomp already restarted (main pid 1000 → 1001)`,
+    });
     expect(node.count(`units/${unit}/restarts`)).toBe(1);
   });
 
   it('fails non-retryably with the unit status when the unit does not come back', async () => {
     const unit = 'devstack@n-api-meta';
-    const before = await activityEnv().run(acts.readServiceState, { target: node.target, command: cmd('serviceState', unit) });
+    const before = await activityEnv().run(acts.readServiceState, {
+      target: node.target,
+      command: cmd('serviceState', unit),
+    });
     node.write(`units/${unit}/broken`, '');
     const err = await failureOf(
-      activityEnv().run(acts.restartService, { ...unitInput(unit), restartCommand: cmd('serviceRestart', unit), before, key: 'wf1-restart-meta', stateDir: node.stateDir, pollMs: 100 }),
+      activityEnv().run(acts.restartService, {
+        ...unitInput(unit),
+        restartCommand: cmd('serviceRestart', unit),
+        before,
+        key: 'wf1-restart-meta',
+        stateDir: node.stateDir,
+        pollMs: 100,
+      }),
     );
     expect(err.type).toBe('NovaServiceFailedToStart');
     expect(err.nonRetryable).toBe(true);
@@ -61,15 +94,30 @@ describe('stopService and startService', () => {
   it('stop and start once each; second runs are no-ops', async () => {
     const unit = 'devstack@n-cpu';
     // Detached, as the workflow runs a graceful nova-compute stop.
-    const stop = { ...unitInput(unit), stopCommand: cmd('serviceStop', unit), key: 'wf1-cpu/stop', stateDir: node.stateDir, pollMs: 100 };
-    expect(await activityEnv().run(acts.stopService, stop)).toMatchObject({ alreadyDone: false, summary: `stopped ${unit} on apicomp` });
-    expect(await activityEnv().run(acts.stopService, stop)).toMatchObject({ alreadyDone: true, summary: `${unit} on apicomp is already stopped` });
+    const stop = {
+      ...unitInput(unit),
+      stopCommand: cmd('serviceStop', unit),
+      key: 'wf1-cpu/stop',
+      stateDir: node.stateDir,
+      pollMs: 100,
+    };
+    expect(await activityEnv().run(acts.stopService, stop)).toMatchObject({
+      alreadyDone: false,
+      summary: `stopped ${unit} on apicomp`,
+    });
+    expect(await activityEnv().run(acts.stopService, stop)).toMatchObject({
+      alreadyDone: true,
+      summary: `${unit} on apicomp is already stopped`,
+    });
     expect(node.count(`units/${unit}/stops`)).toBe(1);
 
     const start = { ...unitInput(unit), startCommand: cmd('serviceStart', unit) };
     const started = await activityEnv().run(acts.startService, start);
     expect(started).toMatchObject({ alreadyDone: false, summary: `started ${unit} on apicomp (main pid 1001)` });
-    expect(await activityEnv().run(acts.startService, start)).toMatchObject({ alreadyDone: true, summary: `${unit} on apicomp is already running (main pid 1001)` });
+    expect(await activityEnv().run(acts.startService, start)).toMatchObject({
+      alreadyDone: true,
+      summary: `${unit} on apicomp is already running (main pid 1001)`,
+    });
     expect(node.count(`units/${unit}/starts`)).toBe(1);
   });
 
@@ -77,7 +125,9 @@ describe('stopService and startService', () => {
     const unit = 'devstack@n-novnc-cell1';
     await activityEnv().run(acts.stopService, { ...unitInput(unit), stopCommand: cmd('serviceStop', unit) });
     node.write(`units/${unit}/broken`, '');
-    const err = await failureOf(activityEnv().run(acts.startService, { ...unitInput(unit), startCommand: cmd('serviceStart', unit) }));
+    const err = await failureOf(
+      activityEnv().run(acts.startService, { ...unitInput(unit), startCommand: cmd('serviceStart', unit) }),
+    );
     expect(err.type).toBe('NovaServiceFailedToStart');
     expect(err.message).toContain(`${unit} on apicomp did not become active`);
   });

@@ -60,7 +60,9 @@ function labRssBytes(): number {
 
 async function serviceVersion(release: string): Promise<number> {
   const py = join(venvRoot(), `nova-${release}`, 'bin', 'python3');
-  const { stdout } = await run(py, ['-c', 'from nova.objects.service import SERVICE_VERSION; print(SERVICE_VERSION)'], { env: { ...process.env, PYTHONWARNINGS: 'ignore' } });
+  const { stdout } = await run(py, ['-c', 'from nova.objects.service import SERVICE_VERSION; print(SERVICE_VERSION)'], {
+    env: { ...process.env, PYTHONWARNINGS: 'ignore' },
+  });
   return Number(stdout.trim().split('\n').at(-1));
 }
 
@@ -84,7 +86,13 @@ beforeAll(async () => {
   lab = await labUp({ stateDir, subnet: '127.0.20', nova: 'real', apiMercySeconds: 10 });
   labUpMs = Date.now() - t0;
   const bundle = inject('workflowBundlePath');
-  await startWorkerProcess({ dir, address, namespace: t.namespace, taskQueue, ...(bundle ? { workflowBundlePath: bundle } : {}) });
+  await startWorkerProcess({
+    dir,
+    address,
+    namespace: t.namespace,
+    taskQueue,
+    ...(bundle ? { workflowBundlePath: bundle } : {}),
+  });
 }, 1_800_000);
 
 afterAll(async () => {
@@ -104,7 +112,14 @@ describe.runIf(REAL)('the real-nova lab', () => {
     // The services-table check below could not tell the releases apart otherwise.
     expect(after).toBeGreaterThan(before);
 
-    const probe = new VipProbe({ url: lab.vipUrl, paths: ['/', '/v2.1/'], ratePerSecond: 20, clients: 4, requestTimeoutMs: 10_000, maxDurationMs: 60 * 60_000 });
+    const probe = new VipProbe({
+      url: lab.vipUrl,
+      paths: ['/', '/v2.1/'],
+      ratePerSecond: 20,
+      clients: 4,
+      requestTimeoutMs: 10_000,
+      maxDurationMs: 60 * 60_000,
+    });
     let peakRss = labRssBytes();
     const sampler = setInterval(() => (peakRss = Math.max(peakRss, labRssBytes())), 2000);
     const t0 = Date.now();
@@ -126,25 +141,51 @@ describe.runIf(REAL)('the real-nova lab', () => {
     const snap = await probe.stop();
     clearInterval(sampler);
     const result = view.result!;
-    expect(result.status, JSON.stringify(result.steps.filter((s) => s.status !== 'succeeded'), null, 2)).toBe('completed');
+    expect(
+      result.status,
+      JSON.stringify(
+        result.steps.filter((s) => s.status !== 'succeeded'),
+        null,
+        2,
+      ),
+    ).toBe('completed');
 
     // Every nova service runs 34.0.0's code: its process maps the 34.0.0 venv, and placement's 16.0.0.
     for (const n of lab.nodes) {
       for (const unit of n.units.filter((u) => u !== NOVA_UNITS.keystone)) {
         const file = readUnitFile({ node: nodeLayout(n.root) }, unit)!;
         const want = unit === NOVA_UNITS.placement ? 'placement-16.0.0' : `nova-${TO}`;
-        expect({ unit: `${n.name}/${unit}`, venvs: venvsMappedBy(file.pid) }).toEqual({ unit: `${n.name}/${unit}`, venvs: [want] });
+        expect({ unit: `${n.name}/${unit}`, venvs: venvsMappedBy(file.pid) }).toEqual({
+          unit: `${n.name}/${unit}`,
+          venvs: [want],
+        });
       }
     }
     // nova's own records: every service row of every cell reports 34.0.0's service version.
     for (const db of ['nova_cell0', 'nova_cell1']) {
-      const rows = await mariadbQuery(backingDirs(stateDir).mariadb, `SELECT host, \`binary\`, version FROM ${db}.services WHERE deleted = 0`);
+      const rows = await mariadbQuery(
+        backingDirs(stateDir).mariadb,
+        `SELECT host, \`binary\`, version FROM ${db}.services WHERE deleted = 0`,
+      );
       expect(rows.length, db).toBeGreaterThan(0);
-      for (const [host, binary, version] of rows) expect({ db, host, binary, version: Number(version) }).toEqual({ db, host, binary, version: after });
+      for (const [host, binary, version] of rows)
+        expect({ db, host, binary, version: Number(version) }).toEqual({ db, host, binary, version: after });
     }
-    const list = JSON.parse(await runNodeBin(controller, 'openstack', ['compute', 'service', 'list', '-f', 'json'], 120_000).catch((e: Error) => e.message)) as Array<{ Binary: string; Host: string; State: string; Status: string }>;
+    const list = JSON.parse(
+      await runNodeBin(controller, 'openstack', ['compute', 'service', 'list', '-f', 'json'], 120_000).catch(
+        (e: Error) => e.message,
+      ),
+    ) as Array<{ Binary: string; Host: string; State: string; Status: string }>;
     expect(list.map((s) => `${s.Host}/${s.Binary} ${s.State} ${s.Status}`).sort()).toEqual(
-      ['apicomp/nova-compute', 'controller/nova-compute', 'controller/nova-conductor', 'controller/nova-conductor', 'controller/nova-scheduler'].map((s) => `${s} up enabled`).sort(),
+      [
+        'apicomp/nova-compute',
+        'controller/nova-compute',
+        'controller/nova-conductor',
+        'controller/nova-conductor',
+        'controller/nova-scheduler',
+      ]
+        .map((s) => `${s} up enabled`)
+        .sort(),
     );
     // The conductors chose the compute RPC version from the services' versions themselves.
     const condLog = readFileSync(nodeLayout(controller.root).unitLog(NOVA_UNITS.superConductor), 'utf8');
@@ -161,7 +202,10 @@ describe.runIf(REAL)('the real-nova lab', () => {
     const hp = await (async () => {
       const pool = new SshPool();
       try {
-        const r = await createHaproxyActivities({ runner: pool }).readBackendCounters({ lbs: lab.lbs.map((b) => ({ node: b.node, socket: { via: 'unix' as const, path: b.socket } })), backend: 'nova-api' });
+        const r = await createHaproxyActivities({ runner: pool }).readBackendCounters({
+          lbs: lab.lbs.map((b) => ({ node: b.node, socket: { via: 'unix' as const, path: b.socket } })),
+          backend: 'nova-api',
+        });
         const all = Object.values(r.counters).flatMap((s) => Object.values(s));
         return { retries: all.reduce((n, c) => n + c.wretr, 0), redispatches: all.reduce((n, c) => n + c.wredis, 0) };
       } finally {

@@ -25,7 +25,8 @@ describe('the release model', () => {
       '33 2026.1 Gazpacho',
       '34 2026.2 Hibiscus',
     ]);
-    for (let i = 1; i < NOVA_RELEASES.length; i++) expect(NOVA_RELEASES[i]!.date > NOVA_RELEASES[i - 1]!.date).toBe(true);
+    for (let i = 1; i < NOVA_RELEASES.length; i++)
+      expect(NOVA_RELEASES[i]!.date > NOVA_RELEASES[i - 1]!.date).toBe(true);
     expect(releaseOf('31.3.1')?.name).toBe('Epoxy');
     expect(releaseOf('34.0.0')?.series).toBe('2026.2');
     expect(releaseOf('26.3.0')).toBeUndefined();
@@ -72,7 +73,9 @@ describe('the release model', () => {
   });
 
   it('orders versions numerically, release candidates before the release', () => {
-    const sorted = ['31.10.0', '31.0.0', '32.0.0', '31.9.1', '31.0.0.0rc1', '31.0.1', '30.3.0'].sort(compareNovaVersions);
+    const sorted = ['31.10.0', '31.0.0', '32.0.0', '31.9.1', '31.0.0.0rc1', '31.0.1', '30.3.0'].sort(
+      compareNovaVersions,
+    );
     expect(sorted).toEqual(['30.3.0', '31.0.0.0rc1', '31.0.0', '31.0.1', '31.9.1', '31.10.0', '32.0.0']);
   });
 
@@ -104,19 +107,26 @@ describe('release pairs', () => {
   it('refuses a downgrade', () => {
     expect(checkReleasePair('30.0.0', '29.0.0')).toEqual({
       field: 'release.to',
-      message: '29.0.0 is older than release.from 30.0.0, and nova cannot be downgraded (its databases have no downgrade migrations)',
+      message:
+        '29.0.0 is older than release.from 30.0.0, and nova cannot be downgraded (its databases have no downgrade migrations)',
     });
-    expect(checkReleasePair('31.1.0', '31.0.1')?.message).toBe('31.0.1 is older than release.from 31.1.0, and nova cannot be downgraded (its databases have no downgrade migrations)');
+    expect(checkReleasePair('31.1.0', '31.0.1')?.message).toBe(
+      '31.0.1 is older than release.from 31.1.0, and nova cannot be downgraded (its databases have no downgrade migrations)',
+    );
   });
 
   it('refuses an equal release', () => {
-    expect(checkReleasePair('31.0.0', '31.0.0')).toEqual({ field: 'release.to', message: '31.0.0 is the same release as release.from, so there is nothing to upgrade' });
+    expect(checkReleasePair('31.0.0', '31.0.0')).toEqual({
+      field: 'release.to',
+      message: '31.0.0 is the same release as release.from, so there is nothing to upgrade',
+    });
   });
 
   it('refuses N+2 unless from one SLURP release to the next, and says where to stop', () => {
     expect(checkReleasePair('30.0.0', '32.0.0')).toEqual({
       field: 'release.to',
-      message: '30.0.0 → 32.0.0 skips 2025.1 Epoxy, but nova skips a release only from one SLURP release to the next, and 2024.2 Dalmatian and 2025.2 Flamingo are not SLURP releases; upgrade through 31.x (2025.1 Epoxy) first',
+      message:
+        '30.0.0 → 32.0.0 skips 2025.1 Epoxy, but nova skips a release only from one SLURP release to the next, and 2024.2 Dalmatian and 2025.2 Flamingo are not SLURP releases; upgrade through 31.x (2025.1 Epoxy) first',
     });
   });
 
@@ -133,11 +143,13 @@ describe('release pairs', () => {
   it('refuses a release outside the model, naming the field', () => {
     expect(checkReleasePair('20.0.0', '31.0.0')).toEqual({
       field: 'release.from',
-      message: "nova 20.x is not in this tool's release model, which knows 27.x (2023.1 Antelope) to 34.x (2026.2 Hibiscus)",
+      message:
+        "nova 20.x is not in this tool's release model, which knows 27.x (2023.1 Antelope) to 34.x (2026.2 Hibiscus)",
     });
     expect(checkReleasePair('34.0.0', '35.0.0')).toEqual({
       field: 'release.to',
-      message: "nova 35.x is not in this tool's release model, which knows 27.x (2023.1 Antelope) to 34.x (2026.2 Hibiscus)",
+      message:
+        "nova 35.x is not in this tool's release model, which knows 27.x (2023.1 Antelope) to 34.x (2026.2 Hibiscus)",
     });
   });
 });
@@ -145,17 +157,38 @@ describe('release pairs', () => {
 describe('describeJump', () => {
   it('N+1 has no differences and no workaround', () => {
     const j = describeJump('30.0.0', '31.0.0');
-    expect(j).toMatchObject({ kind: 'N+1', summary: 'N+1: 30.0.0 (2024.2 Dalmatian) → 31.0.0 (2025.1 Epoxy)', skipped: [], differences: [] });
-    expect(j.envelope).toEqual({ fromServiceVersion: 67, toServiceVersion: 68, oldestSupported: 'Caracal', oldestSupportedServiceVersion: 66, computeRpcDuringWindow: '6.3', computeRpcAfter: '6.4' });
+    expect(j).toMatchObject({
+      kind: 'N+1',
+      summary: 'N+1: 30.0.0 (2024.2 Dalmatian) → 31.0.0 (2025.1 Epoxy)',
+      skipped: [],
+      differences: [],
+    });
+    expect(j.envelope).toEqual({
+      fromServiceVersion: 67,
+      toServiceVersion: 68,
+      oldestSupported: 'Caracal',
+      oldestSupportedServiceVersion: 66,
+      computeRpcDuringWindow: '6.3',
+      computeRpcAfter: '6.4',
+    });
     expect(j.ffuWorkaround.needed).toBe(false);
   });
 
   it('skip-level 31 → 33 says what is skipped, that N-2 computes run beside, and why the workaround stays unset', () => {
     const j = describeJump('31.0.0', '33.0.0');
     expect(j.kind).toBe('skip-level');
-    expect(j.summary).toBe('skip-level (SLURP, N+2): 31.0.0 (2025.1 Epoxy) → 33.0.0 (2026.1 Gazpacho), skipping 2025.2 Flamingo');
+    expect(j.summary).toBe(
+      'skip-level (SLURP, N+2): 31.0.0 (2025.1 Epoxy) → 33.0.0 (2026.1 Gazpacho), skipping 2025.2 Flamingo',
+    );
     expect(j.skipped).toEqual(['2025.2 Flamingo']);
-    expect(j.envelope).toEqual({ fromServiceVersion: 68, toServiceVersion: 72, oldestSupported: 'Epoxy', oldestSupportedServiceVersion: 68, computeRpcDuringWindow: '6.4', computeRpcAfter: '6.5' });
+    expect(j.envelope).toEqual({
+      fromServiceVersion: 68,
+      toServiceVersion: 72,
+      oldestSupported: 'Epoxy',
+      oldestSupportedServiceVersion: 68,
+      computeRpcDuringWindow: '6.4',
+      computeRpcAfter: '6.5',
+    });
     expect(j.ffuWorkaround).toEqual({
       option: '[workarounds]disable_compute_service_check_for_ffu',
       needed: false,
@@ -185,7 +218,11 @@ describe('describeJump', () => {
   });
 
   it('a stable update is its own kind', () => {
-    expect(describeJump('31.0.0', '31.3.1')).toMatchObject({ kind: 'stable-update', summary: 'stable update within 2025.1 Epoxy: 31.0.0 → 31.3.1', differences: [] });
+    expect(describeJump('31.0.0', '31.3.1')).toMatchObject({
+      kind: 'stable-update',
+      summary: 'stable update within 2025.1 Epoxy: 31.0.0 → 31.3.1',
+      differences: [],
+    });
   });
 
   it('throws the refusal for a pair the inventory would refuse', () => {

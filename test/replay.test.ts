@@ -41,8 +41,24 @@ async function replay(histories: Recorded[]): Promise<[string, string | null][]>
 }
 
 // Every path an upgrade can be in when a new worker takes it over.
-const PATHS = ['happy-rolling', 'happy-monotonic', 'gates-manual', 'hold-retry', 'skip', 'shutdown-sessions', 'batch-retry'];
-const MORE = ['abort-in-window', 'abort-at-gate', 'window-hold', 'webhook-gate', 'lb-setup-hold-retry', 'lab-rolling', 'lab-monotonic'];
+const PATHS = [
+  'happy-rolling',
+  'happy-monotonic',
+  'gates-manual',
+  'hold-retry',
+  'skip',
+  'shutdown-sessions',
+  'batch-retry',
+];
+const MORE = [
+  'abort-in-window',
+  'abort-at-gate',
+  'window-hold',
+  'webhook-gate',
+  'lb-setup-hold-retry',
+  'lab-rolling',
+  'lab-monotonic',
+];
 
 it('keeps the 0.1.0 corpus with every path', () => {
   expect(releases).toContain('0.1.0');
@@ -80,8 +96,8 @@ describe('a change that is not behind patched() fails the replay', () => {
     const dir = join(root, '0.1.0', 'happy-rolling');
     const parent = load(dir).find((h) => !h.workflowId.includes('/compute-batch'))!;
     // Child ids derive from the workflow id, so replaying under another id is a changed workflow.
-    await expect(Worker.runReplayHistory({ workflowBundle: workflowBundle() }, parent.history, 'nova-upgrade-renamed')).rejects.toThrow(
-      /Nondeterminism error: Child workflow id/,
-    );
+    await expect(
+      Worker.runReplayHistory({ workflowBundle: workflowBundle() }, parent.history, 'nova-upgrade-renamed'),
+    ).rejects.toThrow(/Nondeterminism error: Child workflow id/);
   });
 });

@@ -40,12 +40,22 @@ async function startServer(): Promise<void> {
 
 async function startWorker() {
   const bundle = inject('workflowBundlePath');
-  return startWorkerProcess({ dir, address, namespace: 'default', taskQueue, ...(bundle ? { workflowBundlePath: bundle } : {}) });
+  return startWorkerProcess({
+    dir,
+    address,
+    namespace: 'default',
+    taskQueue,
+    ...(bundle ? { workflowBundlePath: bundle } : {}),
+  });
 }
 
 /** `nova-upgrade watch` as the operator runs it: a subprocess whose output is collected. */
 function watch(id: string): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'client/cli.ts', 'watch', id, '--address', address, '--task-queue', taskQueue], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'client/cli.ts', 'watch', id, '--address', address, '--task-queue', taskQueue],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   watchers.push(child);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -58,7 +68,12 @@ async function progressOf(h: WorkflowHandle): Promise<Progress | undefined> {
   return Promise.race([h.query(progressQuery).catch(() => undefined), sleep(5000).then(() => undefined)]);
 }
 
-async function until(h: WorkflowHandle, pred: (p: Progress) => boolean, what: string, timeoutMs = 180_000): Promise<Progress> {
+async function until(
+  h: WorkflowHandle,
+  pred: (p: Progress) => boolean,
+  what: string,
+  timeoutMs = 180_000,
+): Promise<Progress> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const p = await progressOf(h);
@@ -88,85 +103,110 @@ afterAll(async () => {
   if (!process.env.NOVA_UPGRADE_KEEP_TEST_STATE) rmSync(dir, { recursive: true, force: true });
 }, 120_000);
 
-it('completes through a dev server restart and a killed watch, restarting every service once with no failed request', async () => {
-  client = await connect();
-  const inv = loadInventory(lab.inventoryPath);
-  inv.cloud = 'server-restart';
-  inv.tempest.enabled = false;
-  // A worker that loses the server mid-activity has its heartbeats refused; keep the resulting waits short.
-  inv.timeouts.heartbeatSeconds = 5;
-  inv.timeouts.readSeconds = 10;
-  inv.timeouts.settleSeconds = 2;
-  const probe = new VipProbe({ url: lab.vipUrl, paths: ['/', '/v2.1/', '/v2.1/servers'], ratePerSecond: 30, clients: 4, requestTimeoutMs: 10_000, maxDurationMs: 10 * 60_000 });
-  probe.start();
-  const workerBefore = workerPid(dir);
-  const h = await startUpgrade(client, taskQueue, inv, { autoApprove: [...PHASES] });
-  const id = h.workflowId;
+it(
+  'completes through a dev server restart and a killed watch, restarting every service once with no failed request',
+  async () => {
+    client = await connect();
+    const inv = loadInventory(lab.inventoryPath);
+    inv.cloud = 'server-restart';
+    inv.tempest.enabled = false;
+    // A worker that loses the server mid-activity has its heartbeats refused; keep the resulting waits short.
+    inv.timeouts.heartbeatSeconds = 5;
+    inv.timeouts.readSeconds = 10;
+    inv.timeouts.settleSeconds = 2;
+    const probe = new VipProbe({
+      url: lab.vipUrl,
+      paths: ['/', '/v2.1/', '/v2.1/servers'],
+      ratePerSecond: 30,
+      clients: 4,
+      requestTimeoutMs: 10_000,
+      maxDurationMs: 10 * 60_000,
+    });
+    probe.start();
+    const workerBefore = workerPid(dir);
+    const h = await startUpgrade(client, taskQueue, inv, { autoApprove: [...PHASES] });
+    const id = h.workflowId;
 
-  // The operator's watch dies mid-upgrade; a second one picks it up.
-  const first = watch(id);
-  const killedAt = await until(h, (p) => p.phase === 'during-window', 'the maintenance window');
-  await sleep(1000);
-  first.child.kill('SIGKILL');
-  await first.exited;
-  expect(first.child.signalCode).toBe('SIGKILL');
-  const second = watch(id);
+    // The operator's watch dies mid-upgrade; a second one picks it up.
+    const first = watch(id);
+    const killedAt = await until(h, (p) => p.phase === 'during-window', 'the maintenance window');
+    await sleep(1000);
+    first.child.kill('SIGKILL');
+    await first.exited;
+    expect(first.child.signalCode).toBe('SIGKILL');
+    const second = watch(id);
 
-  // Stop the server while a compute batch runs (a child workflow with activities in flight).
-  const at = await until(h, (p) => running(p, 'compute-batch:'), 'a compute batch');
-  const stepAtStop = at.currentStep!;
-  await client.connection.close();
-  client = undefined;
-  const stopped = Date.now();
-  const stop = await stopDevServer(serverDir);
-  expect(stop.wasRunning).toBe(true);
-  await sleep(5000);
-  const restartAt = Date.now();
-  await startServer();
-  const serverUpMs = Date.now() - restartAt;
-  client = await connect();
-  const h2 = client.workflow.getHandle(id);
-  // Recovered: the worker answers a query again, and then the step it stopped in finishes.
-  const answered = await until(h2, () => true, 'a query answered after the restart', 120_000);
-  const answeredMs = Date.now() - restartAt;
-  expect(answered.steps.find((s) => s.id === stepAtStop)?.status).not.toBe('pending');
-  await until(h2, (p) => p.steps.find((s) => s.id === stepAtStop)?.status === 'succeeded', `${stepAtStop} to finish`);
-  const stepDoneMs = Date.now() - restartAt;
-  const workerAfter = workerPid(dir);
+    // Stop the server while a compute batch runs (a child workflow with activities in flight).
+    const at = await until(h, (p) => running(p, 'compute-batch:'), 'a compute batch');
+    const stepAtStop = at.currentStep!;
+    await client.connection.close();
+    client = undefined;
+    const stopped = Date.now();
+    const stop = await stopDevServer(serverDir);
+    expect(stop.wasRunning).toBe(true);
+    await sleep(5000);
+    const restartAt = Date.now();
+    await startServer();
+    const serverUpMs = Date.now() - restartAt;
+    client = await connect();
+    const h2 = client.workflow.getHandle(id);
+    // Recovered: the worker answers a query again, and then the step it stopped in finishes.
+    const answered = await until(h2, () => true, 'a query answered after the restart', 120_000);
+    const answeredMs = Date.now() - restartAt;
+    expect(answered.steps.find((s) => s.id === stepAtStop)?.status).not.toBe('pending');
+    await until(h2, (p) => p.steps.find((s) => s.id === stepAtStop)?.status === 'succeeded', `${stepAtStop} to finish`);
+    const stepDoneMs = Date.now() - restartAt;
+    const workerAfter = workerPid(dir);
 
-  const result = (await h2.result()) as UpgradeResult;
-  const snap = await probe.stop();
-  const code = await Promise.race([second.exited, sleep(30_000).then(() => 'still running')]);
+    const result = (await h2.result()) as UpgradeResult;
+    const snap = await probe.stop();
+    const code = await Promise.race([second.exited, sleep(30_000).then(() => 'still running')]);
 
-  const status = labStatus(labDir);
-  const starts: string[] = [];
-  for (const n of status.nodes) {
-    const events = labEvents(labDir, n.name);
-    for (const s of n.services) {
-      const count = events.filter((e) => e.verb === 'start' && e.unit === s.unit).length;
-      if (count !== 2) starts.push(`${n.name}/${s.unit} started ${count} times`);
+    const status = labStatus(labDir);
+    const starts: string[] = [];
+    for (const n of status.nodes) {
+      const events = labEvents(labDir, n.name);
+      for (const s of n.services) {
+        const count = events.filter((e) => e.verb === 'start' && e.unit === s.unit).length;
+        if (count !== 2) starts.push(`${n.name}/${s.unit} started ${count} times`);
+      }
     }
-  }
-  const workerLog = readFileSync(join(dir, 'worker.log'), 'utf8');
-  console.log(
-    [
-      `server stopped at ${stepAtStop} for ${restartAt - stopped} ms (stop took ${stop.killed ? 'a SIGKILL' : 'a SIGTERM'}); back up in ${serverUpMs} ms`,
-      `after the restart: first query answered in ${answeredMs} ms, ${stepAtStop} finished in ${stepDoneMs} ms`,
-      `worker: pid ${workerBefore} before, ${workerAfter} after (${workerBefore === workerAfter ? 'same process, reconnected by itself' : 'restarted'}); worker log lines: ${workerLog.split('\n').length}`,
-      `watch: first killed during ${killedAt.currentStep}; second exited ${String(code)}; its waiting lines: ${second.output().split('\n').filter((l) => l.startsWith('(waiting')).join(' / ')}; its last line: ${second.output().trim().split('\n').pop()}`,
-      `probe: ${snap.requests} requests, ${snap.failedRequests} failed; workflow probe ${JSON.stringify(result.probe)}`,
-      `steps found already done: ${result.steps.filter((s) => s.alreadyDone).map((s) => s.id).join(', ') || 'none'}`,
-    ].join('\n'),
-  );
-  expect(result.status).toBe('completed');
-  expect(workerAfter).toBe(workerBefore);
-  expect(starts).toEqual([]);
-  expect(status.nodes.every((n) => n.codeVersion === '31.0.0' && n.services.every((s) => s.activeState === 'active' && s.version === '31.0.0'))).toBe(true);
-  expect(snap.failedRequests, JSON.stringify(snap.firstFailures)).toBe(0);
-  expect(code).toBe(0);
-  expect(second.output()).toContain(`upgrade ${id} completed: completed`);
-  // The first watch had followed the upgrade. The second ran across the server restart: the
-  // client's own retries carry its calls over the gap, so it may not even print "(waiting: …)".
-  expect(first.output()).toContain('[running] phase during-window');
-  expect(second.output()).toContain('[running] phase during-window');
-}, 10 * 60_000);
+    const workerLog = readFileSync(join(dir, 'worker.log'), 'utf8');
+    console.log(
+      [
+        `server stopped at ${stepAtStop} for ${restartAt - stopped} ms (stop took ${stop.killed ? 'a SIGKILL' : 'a SIGTERM'}); back up in ${serverUpMs} ms`,
+        `after the restart: first query answered in ${answeredMs} ms, ${stepAtStop} finished in ${stepDoneMs} ms`,
+        `worker: pid ${workerBefore} before, ${workerAfter} after (${workerBefore === workerAfter ? 'same process, reconnected by itself' : 'restarted'}); worker log lines: ${workerLog.split('\n').length}`,
+        `watch: first killed during ${killedAt.currentStep}; second exited ${String(code)}; its waiting lines: ${second
+          .output()
+          .split('\n')
+          .filter((l) => l.startsWith('(waiting'))
+          .join(' / ')}; its last line: ${second.output().trim().split('\n').pop()}`,
+        `probe: ${snap.requests} requests, ${snap.failedRequests} failed; workflow probe ${JSON.stringify(result.probe)}`,
+        `steps found already done: ${
+          result.steps
+            .filter((s) => s.alreadyDone)
+            .map((s) => s.id)
+            .join(', ') || 'none'
+        }`,
+      ].join('\n'),
+    );
+    expect(result.status).toBe('completed');
+    expect(workerAfter).toBe(workerBefore);
+    expect(starts).toEqual([]);
+    expect(
+      status.nodes.every(
+        (n) =>
+          n.codeVersion === '31.0.0' && n.services.every((s) => s.activeState === 'active' && s.version === '31.0.0'),
+      ),
+    ).toBe(true);
+    expect(snap.failedRequests, JSON.stringify(snap.firstFailures)).toBe(0);
+    expect(code).toBe(0);
+    expect(second.output()).toContain(`upgrade ${id} completed: completed`);
+    // The first watch had followed the upgrade. The second ran across the server restart: the
+    // client's own retries carry its calls over the gap, so it may not even print "(waiting: …)".
+    expect(first.output()).toContain('[running] phase during-window');
+    expect(second.output()).toContain('[running] phase during-window');
+  },
+  10 * 60_000,
+);

@@ -3,13 +3,37 @@
 // with the stale records operators meet: a dead compute on an older release, a renamed host, a
 // soft-deleted row, a forced-down compute, a down scheduler.
 import { describe, expect, it } from 'vitest';
-import { judgeServiceVersions, parseServiceRows, type CellServices, type ServiceRow } from '../activities/nova/serviceVersions';
+import {
+  judgeServiceVersions,
+  parseServiceRows,
+  type CellServices,
+  type ServiceRow,
+} from '../activities/nova/serviceVersions';
 
 const NOW = Date.parse('2026-04-20T12:00:00Z');
 const UP = '2026-04-20 11:59:52';
 
-function row(id: number, host: string, binary: string, version: number, lastSeenUp: string | null, extra: Partial<ServiceRow> = {}): ServiceRow {
-  return { id, uuid: `0b5c6f1e-0000-4000-8000-${String(id).padStart(12, '0')}`, host, binary, version, lastSeenUp, createdAt: '2025-04-10 09:00:00', forcedDown: false, deleted: 0, disabled: false, ...extra };
+function row(
+  id: number,
+  host: string,
+  binary: string,
+  version: number,
+  lastSeenUp: string | null,
+  extra: Partial<ServiceRow> = {},
+): ServiceRow {
+  return {
+    id,
+    uuid: `0b5c6f1e-0000-4000-8000-${String(id).padStart(12, '0')}`,
+    host,
+    binary,
+    version,
+    lastSeenUp,
+    createdAt: '2025-04-10 09:00:00',
+    forcedDown: false,
+    deleted: 0,
+    disabled: false,
+    ...extra,
+  };
 }
 
 const healthy = (): CellServices[] => [
@@ -19,7 +43,11 @@ const healthy = (): CellServices[] => [
   },
   {
     cell: 'cell1',
-    rows: [row(1, 'controller', 'nova-conductor', 68, UP), row(2, 'controller', 'nova-compute', 68, UP), row(3, 'apicomp', 'nova-compute', 68, UP)],
+    rows: [
+      row(1, 'controller', 'nova-conductor', 68, UP),
+      row(2, 'controller', 'nova-compute', 68, UP),
+      row(3, 'apicomp', 'nova-compute', 68, UP),
+    ],
   },
 ];
 
@@ -28,8 +56,18 @@ const inventoryHosts = ['controller', 'apicomp', 'cmp3'];
 describe('judgeServiceVersions', () => {
   it('finds nothing in a cloud whose records are all live and current', () => {
     const r = judgeServiceVersions({ cells: healthy(), to: '33.0.0', now: NOW, inventoryComputeHosts: inventoryHosts });
-    expect(r).toMatchObject({ oldestSupportedServiceVersion: 68, oldestSupported: 'Epoxy', minimumComputeVersion: 68, novaWouldStart: true, tooOld: [], pinning: [], notes: [] });
-    expect(r.summary).toBe('nova 33.0.0 starts beside computes down to service version 68 (Epoxy); every counted compute is at 68 or newer');
+    expect(r).toMatchObject({
+      oldestSupportedServiceVersion: 68,
+      oldestSupported: 'Epoxy',
+      minimumComputeVersion: 68,
+      novaWouldStart: true,
+      tooOld: [],
+      pinning: [],
+      notes: [],
+    });
+    expect(r.summary).toBe(
+      'nova 33.0.0 starts beside computes down to service version 68 (Epoxy); every counted compute is at 68 or newer',
+    );
   });
 
   it('a down compute record on an older release blocks the start, naming host and version, as nova would', () => {
@@ -39,11 +77,20 @@ describe('judgeServiceVersions', () => {
     expect(r.minimumComputeVersion).toBe(67);
     expect(r.novaWouldStart).toBe(false);
     expect(r.tooOld).toHaveLength(1);
-    expect(r.tooOld[0]).toMatchObject({ cell: 'cell1', host: 'old-cmp1', version: 67, state: 'down', lastSeen: '2025-11-02T08:14:31Z', reason: 'older-than-envelope' });
+    expect(r.tooOld[0]).toMatchObject({
+      cell: 'cell1',
+      host: 'old-cmp1',
+      version: 67,
+      state: 'down',
+      lastSeen: '2025-11-02T08:14:31Z',
+      reason: 'older-than-envelope',
+    });
     expect(r.tooOld[0]!.sentence).toBe(
       'nova-compute on old-cmp1 (cell1, id 4) is down (last seen 2025-11-02T08:14:31Z) but still counts at service version 67 (nova 29.x, 2024.1 Caracal, or 30.x, 2024.2 Dalmatian), older than the 68 (Epoxy) nova 33.0.0 accepts, so its conductors and nova-api would refuse to start; delete the record ("openstack compute service delete 0b5c6f1e-0000-4000-8000-000000000004") if old-cmp1 is gone, or bring it back on 31.x or later',
     );
-    expect(r.summary).toBe('nova 33.0.0 starts beside computes down to service version 68 (Epoxy); 1 compute record is older than 68 (old-cmp1 at 67)');
+    expect(r.summary).toBe(
+      'nova 33.0.0 starts beside computes down to service version 68 (Epoxy); 1 compute record is older than 68 (old-cmp1 at 67)',
+    );
     // The same record is no obstacle to 31.0.0, whose oldest supported is Caracal (66), but it pins.
     const n1 = judgeServiceVersions({ cells, to: '31.0.0', now: NOW, inventoryComputeHosts: inventoryHosts });
     expect(n1).toMatchObject({ novaWouldStart: true, tooOld: [] });
@@ -90,18 +137,34 @@ describe('judgeServiceVersions', () => {
       "nova-scheduler on old-ctl (cell0, id 3) is down (last seen 2025-09-30T10:00:00Z) at service version 66 (nova 27.x, 2023.1 Antelope, or 28.x, 2023.2 Bobcat); nova's start check and the compute RPC pin count only nova-compute records, so it blocks nothing, but it stays in the service list until deleted",
       'nova-compute on cmp-dead (cell1, id 8) is forced down, so nova leaves its service version 66 (nova 27.x, 2023.1 Antelope, or 28.x, 2023.2 Bobcat) out of the minimum; it will count again once forced_down is cleared',
     ]);
-    expect(r.summary).toBe('nova 33.0.0 starts beside computes down to service version 68 (Epoxy); every counted compute is at 68 or newer; 2 records would keep the compute RPC pinned (cmp-old-name, cmp3)');
+    expect(r.summary).toBe(
+      'nova 33.0.0 starts beside computes down to service version 68 (Epoxy); every counted compute is at 68 or newer; 2 records would keep the compute RPC pinned (cmp-old-name, cmp3)',
+    );
   });
 
   it("uses nova's service_down_time: a heartbeat 59 s ago is up, 61 s ago is down, and the cloud's own value wins", () => {
-    const cells: CellServices[] = [{ cell: 'cell1', rows: [row(1, 'cmp3', 'nova-compute', 68, '2026-04-20 11:59:01'), row(2, 'apicomp', 'nova-compute', 68, '2026-04-20 11:58:59')] }];
+    const cells: CellServices[] = [
+      {
+        cell: 'cell1',
+        rows: [
+          row(1, 'cmp3', 'nova-compute', 68, '2026-04-20 11:59:01'),
+          row(2, 'apicomp', 'nova-compute', 68, '2026-04-20 11:58:59'),
+        ],
+      },
+    ];
     const r = judgeServiceVersions({ cells, to: '33.0.0', now: NOW });
     expect(r.pinning.map((f) => f.host)).toEqual(['apicomp']);
     expect(judgeServiceVersions({ cells, to: '33.0.0', now: NOW, serviceDownSeconds: 120 }).pinning).toEqual([]);
   });
 
   it('an up compute left out by compute.exclude keeps the pin, and says why', () => {
-    const r = judgeServiceVersions({ cells: healthy(), to: '33.0.0', now: NOW, inventoryComputeHosts: inventoryHosts, excludedHosts: ['apicomp'] });
+    const r = judgeServiceVersions({
+      cells: healthy(),
+      to: '33.0.0',
+      now: NOW,
+      inventoryComputeHosts: inventoryHosts,
+      excludedHosts: ['apicomp'],
+    });
     expect(r.pinning.map((f) => f.sentence)).toEqual([
       'nova-compute on apicomp (cell1, id 3) is excluded by compute.exclude, so this run will not upgrade it, and its service version 68 would keep the compute RPC pinned at 6.4 instead of 6.5 after every other compute runs 33.0.0',
     ]);
@@ -109,18 +172,25 @@ describe('judgeServiceVersions', () => {
 
   it('sees an old compute in a cell that nova leaves out because another record there reports version 0', () => {
     const cells = healthy();
-    cells.push({ cell: 'cell2', rows: [row(1, 'cmp20', 'nova-compute', 0, UP), row(2, 'cmp21', 'nova-compute', 61, UP)] });
+    cells.push({
+      cell: 'cell2',
+      rows: [row(1, 'cmp20', 'nova-compute', 0, UP), row(2, 'cmp21', 'nova-compute', 61, UP)],
+    });
     const r = judgeServiceVersions({ cells, to: '33.0.0', now: NOW });
     // nova's own minimum skips cell2 entirely (get_minimum_version_all_cells), so it would start.
     expect(r.minimumComputeVersion).toBe(68);
     expect(r.novaWouldStart).toBe(true);
     expect(r.tooOld.map((f) => [f.cell, f.host, f.version])).toEqual([['cell2', 'cmp21', 61]]);
     expect(r.tooOld[0]!.sentence).toContain('service version 61 (Yoga)');
-    expect(r.notes).toEqual(['nova-compute on cmp20 (cell2, id 1) has never reported a service version (0), so nova leaves cell2 out of its minimum and its own start check cannot see old computes there']);
+    expect(r.notes).toEqual([
+      'nova-compute on cmp20 (cell2, id 1) has never reported a service version (0), so nova leaves cell2 out of its minimum and its own start check cannot see old computes there',
+    ]);
   });
 
   it('refuses a target outside the release model', () => {
-    expect(() => judgeServiceVersions({ cells: healthy(), to: '40.0.0', now: NOW })).toThrow('release.to: nova 40.0.0 is not in the release model');
+    expect(() => judgeServiceVersions({ cells: healthy(), to: '40.0.0', now: NOW })).toThrow(
+      'release.to: nova 40.0.0 is not in the release model',
+    );
   });
 });
 
@@ -134,9 +204,42 @@ describe('parseServiceRows', () => {
       '',
     ].join('\n');
     expect(parseServiceRows(out)).toEqual([
-      { id: 1, uuid: '6f2c4d0e-5d7e-4d4e-9a3b-2f1d2b3c4d5e', host: 'controller', binary: 'nova-conductor', version: 68, lastSeenUp: '2026-04-20 11:59:52', createdAt: '2025-04-10 09:00:00', forcedDown: false, deleted: 0, disabled: false },
-      { id: 4, uuid: null, host: 'old-cmp1', binary: 'nova-compute', version: 67, lastSeenUp: null, createdAt: '2024-05-02 10:11:12', forcedDown: false, deleted: 0, disabled: true },
-      { id: 7, uuid: '9a1b2c3d-0000-4000-8000-000000000007', host: 'cmp-gone', binary: 'nova-compute', version: 61, lastSeenUp: '2024-01-01 00:00:00', createdAt: '2023-06-01 00:00:00', forcedDown: true, deleted: 7, disabled: true },
+      {
+        id: 1,
+        uuid: '6f2c4d0e-5d7e-4d4e-9a3b-2f1d2b3c4d5e',
+        host: 'controller',
+        binary: 'nova-conductor',
+        version: 68,
+        lastSeenUp: '2026-04-20 11:59:52',
+        createdAt: '2025-04-10 09:00:00',
+        forcedDown: false,
+        deleted: 0,
+        disabled: false,
+      },
+      {
+        id: 4,
+        uuid: null,
+        host: 'old-cmp1',
+        binary: 'nova-compute',
+        version: 67,
+        lastSeenUp: null,
+        createdAt: '2024-05-02 10:11:12',
+        forcedDown: false,
+        deleted: 0,
+        disabled: true,
+      },
+      {
+        id: 7,
+        uuid: '9a1b2c3d-0000-4000-8000-000000000007',
+        host: 'cmp-gone',
+        binary: 'nova-compute',
+        version: 61,
+        lastSeenUp: '2024-01-01 00:00:00',
+        createdAt: '2023-06-01 00:00:00',
+        forcedDown: true,
+        deleted: 7,
+        disabled: true,
+      },
     ]);
     // A record that never heartbeat falls back to created_at, as nova's is_up does.
     const r = judgeServiceVersions({ cells: [{ cell: 'cell1', rows: parseServiceRows(out) }], to: '33.0.0', now: NOW });
@@ -145,9 +248,13 @@ describe('parseServiceRows', () => {
   });
 
   it('refuses output without the columns it needs, and a version that is no number', () => {
-    expect(() => parseServiceRows('id\thost\tbinary\n1\tcontroller\tnova-compute')).toThrow('the services query printed no column version, last_seen_up, created_at, forced_down, deleted');
-    expect(() => parseServiceRows('id\thost\tbinary\tversion\tlast_seen_up\tcreated_at\tforced_down\tdeleted\n1\tc\tnova-compute\tabc\tNULL\tNULL\t0\t0')).toThrow(
-      'services row 1: version is "abc", not a whole number',
+    expect(() => parseServiceRows('id\thost\tbinary\n1\tcontroller\tnova-compute')).toThrow(
+      'the services query printed no column version, last_seen_up, created_at, forced_down, deleted',
     );
+    expect(() =>
+      parseServiceRows(
+        'id\thost\tbinary\tversion\tlast_seen_up\tcreated_at\tforced_down\tdeleted\n1\tc\tnova-compute\tabc\tNULL\tNULL\t0\t0',
+      ),
+    ).toThrow('services row 1: version is "abc", not a whole number');
   });
 });

@@ -6,7 +6,14 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { configSources, localContext, parseJump, resolveHostConfig, SshConfigError, type LocalContext } from '../activities/ssh/sshConfig';
+import {
+  configSources,
+  localContext,
+  parseJump,
+  resolveHostConfig,
+  SshConfigError,
+  type LocalContext,
+} from '../activities/ssh/sshConfig';
 import { resolveRoute } from '../activities/ssh/route';
 import { sshTargetFor } from '../common/sshTarget';
 import { validateInventory } from '../inventory/load';
@@ -28,7 +35,10 @@ function configFile(text: string): string {
 
 /** What `ssh -G` says, keyword → values. */
 function sshG(file: string, host: string, extra: string[] = []): Record<string, string[]> {
-  const out = execFileSync('ssh', ['-G', '-F', file, ...extra, host], { encoding: 'utf8', env: { ...process.env, HOME: home } });
+  const out = execFileSync('ssh', ['-G', '-F', file, ...extra, host], {
+    encoding: 'utf8',
+    env: { ...process.env, HOME: home },
+  });
   const map: Record<string, string[]> = {};
   for (const line of out.split('\n')) {
     const i = line.indexOf(' ');
@@ -39,7 +49,12 @@ function sshG(file: string, host: string, extra: string[] = []): Record<string, 
 }
 
 function ours(file: string, host: string, cl: { user?: string; port?: number } = {}) {
-  return resolveHostConfig({ host, ...cl }, configSources(file, ctx), { defaultUser: ctx.localUser, defaultPort: 22 }, ctx);
+  return resolveHostConfig(
+    { host, ...cl },
+    configSources(file, ctx),
+    { defaultUser: ctx.localUser, defaultPort: 22 },
+    ctx,
+  );
 }
 
 /** Compares what both resolve for the keywords nova-upgrade uses. */
@@ -48,7 +63,12 @@ function expectSameAsOpenSsh(file: string, host: string, cl: { user?: string; po
   const g = sshG(file, host, extra);
   const r = ours(file, host, cl);
   // ssh expands ~ from the passwd entry, and the test's home is a temporary $HOME.
-  const tilde = (p: string) => (p.startsWith('~/') ? join(home, p.slice(2)) : p.startsWith(`${passwdHome}/`) ? join(home, p.slice(passwdHome.length + 1)) : p);
+  const tilde = (p: string) =>
+    p.startsWith('~/')
+      ? join(home, p.slice(2))
+      : p.startsWith(`${passwdHome}/`)
+        ? join(home, p.slice(passwdHome.length + 1))
+        : p;
   expect({
     hostname: r.hostname,
     user: r.user,
@@ -112,9 +132,12 @@ Host *
   IdentityFile ~/.ssh/last
 `);
 
-  it.each(['web-1', 'web-9', 'bastion', 'c1', 'c2', 'chain', 'MixedCase', 'mixedcase', 'm1', 'm2', 'other.example'])('resolves %s as ssh does', (host) => {
-    expectSameAsOpenSsh(main, host);
-  });
+  it.each(['web-1', 'web-9', 'bastion', 'c1', 'c2', 'chain', 'MixedCase', 'mixedcase', 'm1', 'm2', 'other.example'])(
+    'resolves %s as ssh does',
+    (host) => {
+      expectSameAsOpenSsh(main, host);
+    },
+  );
 
   it('lets the inventory beat the config, as ssh -l and -p do', () => {
     const r = expectSameAsOpenSsh(main, 'bastion', { user: 'inv', port: 2999 });
@@ -125,7 +148,12 @@ Host *
     const r = ours(main, 'c1');
     expect(r.user).toBe('ops');
     expect(r.hostname).toBe('10.0.0.c1');
-    expect(r.identityFiles).toEqual([join(home, '.ssh/one'), join(home, '.ssh/with space'), join(home, '.ssh/two'), join(home, '.ssh/last')]);
+    expect(r.identityFiles).toEqual([
+      join(home, '.ssh/one'),
+      join(home, '.ssh/with space'),
+      join(home, '.ssh/two'),
+      join(home, '.ssh/last'),
+    ]);
     expect(r.sources.user).toBe(`${main} line 14`);
   });
 
@@ -145,8 +173,15 @@ Host *
   });
 
   it('expands tokens and environment variables in IdentityFile, as ssh_config(5) lists them', () => {
-    const file = configFile('Host tok\n  HostName real.example\n  User u1\n  Port 2022\n  IdentityFile %d/%r@%h:%p-%n-%%\n  IdentityFile ${KEYS}/k\n');
-    const r = resolveHostConfig({ host: 'tok' }, configSources(file, ctx), { defaultUser: 'root', defaultPort: 22 }, { ...ctx, env: { ...ctx.env, KEYS: '/srv/keys' } });
+    const file = configFile(
+      'Host tok\n  HostName real.example\n  User u1\n  Port 2022\n  IdentityFile %d/%r@%h:%p-%n-%%\n  IdentityFile ${KEYS}/k\n',
+    );
+    const r = resolveHostConfig(
+      { host: 'tok' },
+      configSources(file, ctx),
+      { defaultUser: 'root', defaultPort: 22 },
+      { ...ctx, env: { ...ctx.env, KEYS: '/srv/keys' } },
+    );
     expect(r.identityFiles).toEqual([`${home}/u1@real.example:2022-tok-%`, '/srv/keys/k']);
   });
 
@@ -183,11 +218,23 @@ Host loop
 Host loop2
   ProxyJump loop
 `);
-  const target = (host: string) => ({ node: host, host, port: 22, username: 'root', connectTimeoutMs: 1000, sshConfig: file, defaults: ['port' as const, 'username' as const] });
+  const target = (host: string) => ({
+    node: host,
+    host,
+    port: 22,
+    username: 'root',
+    connectTimeoutMs: 1000,
+    sshConfig: file,
+    defaults: ['port' as const, 'username' as const],
+  });
 
   it("reaches a jump host through its own ProxyJump, and the node with the inventory's defaults", () => {
     const hops = resolveRoute(target('node1'), ctx);
-    expect(hops.map((h) => `${h.config.user}@${h.config.hostname}:${h.config.port}`)).toEqual(['jumper@127.0.24.1:22', `${ctx.localUser}@10.2.0.254:22`, 'root@10.2.0.1:22']);
+    expect(hops.map((h) => `${h.config.user}@${h.config.hostname}:${h.config.port}`)).toEqual([
+      'jumper@127.0.24.1:22',
+      `${ctx.localUser}@10.2.0.254:22`,
+      'root@10.2.0.1:22',
+    ]);
     expect(hops.map((h) => h.label)).toEqual(["node1's jump host hop1", "node1's jump host hop2", 'node1']);
   });
 
@@ -197,7 +244,9 @@ Host loop2
   });
 
   it('refuses a ProxyJump loop with a sentence', () => {
-    expect(() => resolveRoute(target('loop'), ctx)).toThrow(`${file} line 16: ProxyJump loop to reach loop: root@loop:22 → ${ctx.localUser}@loop2:22 → ${ctx.localUser}@loop:22`);
+    expect(() => resolveRoute(target('loop'), ctx)).toThrow(
+      `${file} line 16: ProxyJump loop to reach loop: root@loop:22 → ${ctx.localUser}@loop2:22 → ${ctx.localUser}@loop:22`,
+    );
   });
 });
 
@@ -239,9 +288,14 @@ describe('refusals', () => {
   });
 
   it('refuses a config file the inventory names but the worker cannot read', () => {
-    expect(() => resolveHostConfig({ host: 'a' }, configSources(join(root, 'missing'), ctx), { defaultUser: 'root', defaultPort: 22 }, ctx)).toThrow(
-      `cannot read ssh config ${join(root, 'missing')}: ENOENT`,
-    );
+    expect(() =>
+      resolveHostConfig(
+        { host: 'a' },
+        configSources(join(root, 'missing'), ctx),
+        { defaultUser: 'root', defaultPort: 22 },
+        ctx,
+      ),
+    ).toThrow(`cannot read ssh config ${join(root, 'missing')}: ENOENT`);
   });
 });
 
@@ -251,18 +305,47 @@ describe('the inventory names ssh settings, never their contents', () => {
     release: { from: '30.0.0', to: '31.0.0' },
     vip: { url: 'http://127.0.24.100:8282' },
     nodes: [
-      { name: 'ctl', address: '10.0.0.1', roles: ['controller', 'lb'], lb: { socket: { via: 'unix', path: '/run/haproxy.sock' } } },
+      {
+        name: 'ctl',
+        address: '10.0.0.1',
+        roles: ['controller', 'lb'],
+        lb: { socket: { via: 'unix', path: '/run/haproxy.sock' } },
+      },
       { name: 'api1', sshHost: 'api-1', roles: ['api'], api: { url: 'http://10.0.0.21:8774' } },
-      { name: 'api2', address: '10.0.0.22', sshUser: 'stack', sshPort: 2222, sshPrivateKeyPath: '~/.ssh/api2', roles: ['api'] },
+      {
+        name: 'api2',
+        address: '10.0.0.22',
+        sshUser: 'stack',
+        sshPort: 2222,
+        sshPrivateKeyPath: '~/.ssh/api2',
+        roles: ['api'],
+      },
     ] as Array<Record<string, unknown>>,
   });
 
   it('keeps what the inventory says apart from the defaults an ssh config may override', () => {
     const inv = validateInventory({ ...base(), ssh: { config: '~/.ssh/cloud_config', privateKeyPath: '/keys/fleet' } });
     const [ctl, api1, api2] = inv.nodes.map((n) => sshTargetFor(inv, n));
-    expect(ctl).toEqual({ node: 'ctl', host: '10.0.0.1', port: 22, username: 'root', privateKeyPath: '/keys/fleet', connectTimeoutMs: 10_000, sshConfig: '~/.ssh/cloud_config', defaults: ['port', 'username'] });
+    expect(ctl).toEqual({
+      node: 'ctl',
+      host: '10.0.0.1',
+      port: 22,
+      username: 'root',
+      privateKeyPath: '/keys/fleet',
+      connectTimeoutMs: 10_000,
+      sshConfig: '~/.ssh/cloud_config',
+      defaults: ['port', 'username'],
+    });
     expect(api1).toMatchObject({ host: 'api-1', defaults: ['port', 'username'] });
-    expect(api2).toEqual({ node: 'api2', host: '10.0.0.22', port: 2222, username: 'stack', privateKeyPath: '~/.ssh/api2', connectTimeoutMs: 10_000, sshConfig: '~/.ssh/cloud_config' });
+    expect(api2).toEqual({
+      node: 'api2',
+      host: '10.0.0.22',
+      port: 2222,
+      username: 'stack',
+      privateKeyPath: '~/.ssh/api2',
+      connectTimeoutMs: 10_000,
+      sshConfig: '~/.ssh/cloud_config',
+    });
     expect(inv.nodes[1]!.api!.url).toBe('http://10.0.0.21:8774');
   });
 

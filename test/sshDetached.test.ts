@@ -52,7 +52,13 @@ describe('runDetached', () => {
     // Worker 2 retries the activity with the same key.
     const second = worker();
     const progress: string[] = [];
-    const retried = await second.runDetached(node.target(), { key, command, stateDir, pollMs: 200, onProgress: (t) => progress.push(t) });
+    const retried = await second.runDetached(node.target(), {
+      key,
+      command,
+      stateDir,
+      pollMs: 200,
+      onProgress: (t) => progress.push(t),
+    });
     expect(retried).toMatchObject({ node: 'ctl1', command, exitCode: 3, reattached: true, stderr: '' });
     expect(retried.stdout).toBe('db sync finished\n');
     expect(lines(counter)).toEqual(['started']);
@@ -69,7 +75,12 @@ describe('runDetached', () => {
     expect(lines(counter)).toEqual(['started']);
 
     // A new key (an operator's deliberate re-run) runs the command again.
-    const rerun = await second.runDetached(node.target(), { key: 'wf-42/db-sync/attempt-2', command, stateDir, pollMs: 200 });
+    const rerun = await second.runDetached(node.target(), {
+      key: 'wf-42/db-sync/attempt-2',
+      command,
+      stateDir,
+      pollMs: 200,
+    });
     expect(rerun.exitCode).toBe(3);
     expect(rerun.reattached).toBeUndefined();
     expect(lines(counter)).toEqual(['started', 'started']);
@@ -79,13 +90,21 @@ describe('runDetached', () => {
     const pool = worker();
     const shutdown = new AbortController();
     const key = 'survives-shutdown';
-    const waiting = pool.runDetached(node.target(), { key, command: 'sleep 1; echo done', stateDir, pollMs: 100, signal: shutdown.signal });
+    const waiting = pool.runDetached(node.target(), {
+      key,
+      command: 'sleep 1; echo done',
+      stateDir,
+      pollMs: 100,
+      signal: shutdown.signal,
+    });
     await waitFor(() => existsSync(join(runDir(key), 'pid')), 5000);
     const reason = new CancelledFailure('WORKER_SHUTDOWN');
     shutdown.abort(reason);
     await expect(waiting).rejects.toBe(reason);
     expect(processRunning(runPid(key))).toBe(true);
-    expect(await pool.runDetached(node.target(), { key, command: 'sleep 1; echo done', stateDir, pollMs: 100 })).toMatchObject({
+    expect(
+      await pool.runDetached(node.target(), { key, command: 'sleep 1; echo done', stateDir, pollMs: 100 }),
+    ).toMatchObject({
       exitCode: 0,
       stdout: 'done\n',
       reattached: true,
@@ -110,7 +129,9 @@ describe('runDetached', () => {
     expect(existsSync(marker)).toBe(false);
 
     // A retry with the same key learns it was stopped rather than starting it again.
-    const again = await pool.runDetached(node.target(), { key: 'gets-cancelled', command: 'true', stateDir }).catch((e: unknown) => e);
+    const again = await pool
+      .runDetached(node.target(), { key: 'gets-cancelled', command: 'true', stateDir })
+      .catch((e: unknown) => e);
     expect(again).toBeInstanceOf(ApplicationFailure);
     expect(again).toMatchObject({ type: 'SshDetachedRunCancelled', nonRetryable: true });
   });

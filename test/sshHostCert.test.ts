@@ -70,22 +70,34 @@ describe('host certificates from ssh-keygen', () => {
     const idEnd = cert.indexOf(Buffer.from(parsed.keyId)) + parsed.keyId.length - 1;
     const forged = Buffer.from(cert);
     forged[idEnd] ^= 1;
-    expect(checkHostCertificate(forged, 'node1.example', [ca], [])).toMatchObject({ ok: false, reason: expect.stringContaining("signature does not verify") });
+    expect(checkHostCertificate(forged, 'node1.example', [ca], [])).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('signature does not verify'),
+    });
   });
 
   it('refuses a user certificate offered as a host certificate', () => {
     const { ca, cert } = makeCert(['ed25519'], ['ed25519'], []);
-    expect(checkHostCertificate(cert, 'node1.example', [ca], [])).toMatchObject({ ok: false, reason: expect.stringContaining('is a user certificate') });
+    expect(checkHostCertificate(cert, 'node1.example', [ca], [])).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('is a user certificate'),
+    });
   });
 
   it('refuses a name outside the principals, and accepts wildcard principals', () => {
     const { ca, cert } = makeCert(['ed25519'], ['ed25519']);
-    expect(checkHostCertificate(cert, 'node2.example', [ca], [])).toMatchObject({ ok: false, reason: expect.stringContaining('not "node2.example"') });
+    expect(checkHostCertificate(cert, 'node2.example', [ca], [])).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('not "node2.example"'),
+    });
     expect(checkHostCertificate(cert, '10.0.1.7', [ca], []).ok).toBe(false);
   });
 
   it('refuses a certificate not yet valid', () => {
     const { ca, cert } = makeCert(['ed25519'], ['ed25519']);
-    expect(checkHostCertificate(cert, 'node1.example', [ca], [], new Date(Date.now() - 3 * 3600_000))).toMatchObject({ ok: false, reason: expect.stringContaining('is not valid before') });
+    expect(checkHostCertificate(cert, 'node1.example', [ca], [], new Date(Date.now() - 3 * 3600_000))).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('is not valid before'),
+    });
   });
 });

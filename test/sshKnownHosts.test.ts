@@ -86,7 +86,7 @@ describe('known_hosts parsing', () => {
     expect(hostKeyAlgorithmsFor(keys)).toEqual(['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa', 'ecdsa-sha2-nistp256']);
   });
 
-  it("prints fingerprints the way ssh-keygen does", () => {
+  it('prints fingerprints the way ssh-keygen does', () => {
     const pub = join(node.sshd.dir, 'ssh_host_ed25519_key.pub');
     expect(fingerprint(Buffer.from(hostKey.split(' ')[1], 'base64'))).toBe(opensshFingerprint(pub));
   });
@@ -117,7 +117,10 @@ function expectRefusal(outcome: unknown, type: string): ApplicationFailure {
 
 describe('host key checking against a real sshd', () => {
   it('accepts the node key under its [host]:port entry', async () => {
-    expect(await connectWith(`[${host}]:${node.sshd.port} ${hostKey}\n`)).toMatchObject({ exitCode: 0, stdout: 'connected\n' });
+    expect(await connectWith(`[${host}]:${node.sshd.port} ${hostKey}\n`)).toMatchObject({
+      exitCode: 0,
+      stdout: 'connected\n',
+    });
   });
 
   it('accepts a hashed entry', async () => {
@@ -137,7 +140,10 @@ describe('host key checking against a real sshd', () => {
   });
 
   it('treats a key known only for another port, or only for port 22, as UNKNOWN', async () => {
-    expectRefusal(await connectWith(`[${host}]:${node.sshd.port + 1} ${hostKey}\n${host} ${hostKey}\n`), 'SshHostKeyUnknown');
+    expectRefusal(
+      await connectWith(`[${host}]:${node.sshd.port + 1} ${hostKey}\n${host} ${hostKey}\n`),
+      'SshHostKeyUnknown',
+    );
   });
 
   it('refuses a CHANGED key, naming both fingerprints', async () => {
@@ -150,7 +156,10 @@ describe('host key checking against a real sshd', () => {
   it('refuses as CHANGED a node that offers none of the key types known for it', async () => {
     const ecdsa = join(lab.root, 'ecdsa', 'key');
     execFileSync('sh', ['-c', `mkdir -p ${join(lab.root, 'ecdsa')} && ssh-keygen -q -t ecdsa -N '' -f ${ecdsa}`]);
-    const failure = expectRefusal(await connectWith(`[${host}]:${node.sshd.port} ${keyOf(readFileSync(`${ecdsa}.pub`, 'utf8'))}\n`), 'SshHostKeyChanged');
+    const failure = expectRefusal(
+      await connectWith(`[${host}]:${node.sshd.port} ${keyOf(readFileSync(`${ecdsa}.pub`, 'utf8'))}\n`),
+      'SshHostKeyChanged',
+    );
     expect(failure.message).toContain('offers none of the key types');
   });
 

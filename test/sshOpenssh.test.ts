@@ -32,12 +32,18 @@ function fingerprintOf(pubPath: string): string {
 }
 
 function acceptedKeys(n: LabNode): string[] {
-  return [...readFileSync(join(n.sshd.dir, 'sshd.log'), 'utf8').matchAll(/Accepted publickey for \S+ from \S+ port \d+ ssh2: \S+ (\S+)/g)].map((m) => m[1]!);
+  return [
+    ...readFileSync(join(n.sshd.dir, 'sshd.log'), 'utf8').matchAll(
+      /Accepted publickey for \S+ from \S+ port \d+ ssh2: \S+ (\S+)/g,
+    ),
+  ].map((m) => m[1]!);
 }
 
 /** Lines sshd logged about connections (any connection leaves one, even one closed before auth). */
 function connectionsSeen(n: LabNode): number {
-  return readFileSync(join(n.sshd.dir, 'sshd.log'), 'utf8').split('\n').filter((l) => / port \d+/.test(l) && !l.startsWith('Server listening')).length;
+  return readFileSync(join(n.sshd.dir, 'sshd.log'), 'utf8')
+    .split('\n')
+    .filter((l) => / port \d+/.test(l) && !l.startsWith('Server listening')).length;
 }
 
 /** A host key signed by the CA before sshd starts, so sshd serves the certificate. */
@@ -96,8 +102,12 @@ beforeAll(async () => {
   ca = ensureKeyPair(join(lab.root, 'ca', 'host_ca'), 'host-ca');
 
   plain = await lab.node('plain', '127.0.24.1', { authorizedKeys: [lab.clientKey.publicKey, encrypted.publicKey] });
-  certNode = await lab.node('certnode', '127.0.24.2', { extraConfig: [`HostCertificate ${certifiedHostKey('certnode', '-5m:+1h', '127.0.24.2,certnode.example')}`] });
-  expiredNode = await lab.node('expired', '127.0.24.3', { extraConfig: [`HostCertificate ${certifiedHostKey('expired', '20200101:20200102', '127.0.24.3')}`] });
+  certNode = await lab.node('certnode', '127.0.24.2', {
+    extraConfig: [`HostCertificate ${certifiedHostKey('certnode', '-5m:+1h', '127.0.24.2,certnode.example')}`],
+  });
+  expiredNode = await lab.node('expired', '127.0.24.3', {
+    extraConfig: [`HostCertificate ${certifiedHostKey('expired', '20200101:20200102', '127.0.24.3')}`],
+  });
 });
 
 afterAll(async () => {
@@ -113,7 +123,12 @@ function inventoryWith(ssh: Record<string, unknown>, node: Record<string, unknow
     ssh,
     vip: { url: 'http://127.0.24.100:8282' },
     nodes: [
-      { name: 'ctl', address: '127.0.24.50', roles: ['controller', 'api', 'lb'], lb: { socket: { via: 'unix', path: '/run/haproxy.sock' } } },
+      {
+        name: 'ctl',
+        address: '127.0.24.50',
+        roles: ['controller', 'api', 'lb'],
+        lb: { socket: { via: 'unix', path: '/run/haproxy.sock' } },
+      },
       { name: 'api2', address: '127.0.24.51', roles: ['api'] },
       node,
     ],
@@ -144,19 +159,41 @@ Host *
     const r = await pool.run(target, 'echo "$(id -un) $SSH_CONNECTION"');
     expect(r.exitCode).toBe(0);
     const [user, , , serverIp, serverPort] = r.stdout.trim().split(' ');
-    expect({ user, serverIp, serverPort: Number(serverPort) }).toEqual({ user: 'root', serverIp: '127.0.24.1', serverPort: plain.sshd.port });
+    expect({ user, serverIp, serverPort: Number(serverPort) }).toEqual({
+      user: 'root',
+      serverIp: '127.0.24.1',
+      serverPort: plain.sshd.port,
+    });
 
     // The real client reads the same file to the same place.
-    const ssh = spawnSync('ssh', ['-F', config, '-o', 'BatchMode=yes', 'compute-a', 'echo $SSH_CONNECTION'], { encoding: 'utf8' });
+    const ssh = spawnSync('ssh', ['-F', config, '-o', 'BatchMode=yes', 'compute-a', 'echo $SSH_CONNECTION'], {
+      encoding: 'utf8',
+    });
     expect(ssh.stdout.trim().split(' ').slice(2)).toEqual(['127.0.24.1', String(plain.sshd.port)]);
   });
 
-  it("refuses a config saying StrictHostKeyChecking no for the node, before connecting", async () => {
-    const config = configFile('lax.conf', `Host lax\n  HostName 127.0.24.1\n  Port ${plain.sshd.port}\n  StrictHostKeyChecking no\n`);
+  it('refuses a config saying StrictHostKeyChecking no for the node, before connecting', async () => {
+    const config = configFile(
+      'lax.conf',
+      `Host lax\n  HostName 127.0.24.1\n  Port ${plain.sshd.port}\n  StrictHostKeyChecking no\n`,
+    );
     const before = connectionsSeen(plain);
     // The alias test above connected, so the count does move when a connection happens.
     expect(before).toBeGreaterThan(0);
-    const failure = await failureOf(pool.run({ node: 'lax', host: 'lax', port: 22, username: 'root', connectTimeoutMs: 5000, sshConfig: config, defaults: ['port'] }, 'true'));
+    const failure = await failureOf(
+      pool.run(
+        {
+          node: 'lax',
+          host: 'lax',
+          port: 22,
+          username: 'root',
+          connectTimeoutMs: 5000,
+          sshConfig: config,
+          defaults: ['port'],
+        },
+        'true',
+      ),
+    );
     expect(failure).toMatchObject({ type: 'SshConfigRefused', nonRetryable: true });
     expect(failure.message).toBe(
       `cannot connect to lax: ${config} line 4: StrictHostKeyChecking no applies to lax, but nova-upgrade always checks host keys against known_hosts: ` +
@@ -167,7 +204,8 @@ Host *
 });
 
 describe('keys held by ssh-agent', () => {
-  const target = (over: Partial<SshTarget> = {}): SshTarget => plain.target({ node: 'agent1', privateKeyPath: encrypted.privateKeyPath, sshConfig: 'none', ...over });
+  const target = (over: Partial<SshTarget> = {}): SshTarget =>
+    plain.target({ node: 'agent1', privateKeyPath: encrypted.privateKeyPath, sshConfig: 'none', ...over });
 
   it('refuses a passphrase-protected key when no agent is set, naming the node and the file', async () => {
     const failure = await withAgentSocket(undefined, () => failureOf(new SshPool().run(target(), 'true')));
@@ -204,7 +242,9 @@ describe('keys held by ssh-agent', () => {
     addToAgent(sock, encrypted.privateKeyPath);
     const fresh = new SshPool();
     try {
-      const r = await withAgentSocket(sock, () => fresh.run(plain.target({ node: 'agent2', privateKeyPath: undefined, sshConfig: 'none' }), 'echo via-agent'));
+      const r = await withAgentSocket(sock, () =>
+        fresh.run(plain.target({ node: 'agent2', privateKeyPath: undefined, sshConfig: 'none' }), 'echo via-agent'),
+      );
       expect(r.stdout).toBe('via-agent\n');
     } finally {
       await fresh.close();
@@ -232,7 +272,28 @@ describe('@cert-authority host certificates', () => {
   function openssh(n: LabNode, knownHosts: string): number | null {
     const path = join(lab.root, `kh-openssh-${Math.random().toString(36).slice(2)}`);
     writeFileSync(path, knownHosts);
-    return spawnSync('ssh', ['-F', 'none', '-o', `UserKnownHostsFile=${path}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-i', lab.clientKey.privateKeyPath, '-p', String(n.sshd.port), `root@${n.sshd.address}`, 'true'], { stdio: 'ignore' }).status;
+    return spawnSync(
+      'ssh',
+      [
+        '-F',
+        'none',
+        '-o',
+        `UserKnownHostsFile=${path}`,
+        '-o',
+        'GlobalKnownHostsFile=/dev/null',
+        '-o',
+        'StrictHostKeyChecking=yes',
+        '-o',
+        'BatchMode=yes',
+        '-i',
+        lab.clientKey.privateKeyPath,
+        '-p',
+        String(n.sshd.port),
+        `root@${n.sshd.address}`,
+        'true',
+      ],
+      { stdio: 'ignore' },
+    ).status;
   }
 
   it('trusts a host whose certificate a known CA signed for its name, as OpenSSH does', async () => {
@@ -246,7 +307,9 @@ describe('@cert-authority host certificates', () => {
     const kh = `@cert-authority * ${other.publicKey.split(' ').slice(0, 2).join(' ')}\n`;
     const failure = (await connect(certNode, kh)) as Error;
     expect(failure).toMatchObject({ type: 'HostCertificateInvalid', nonRetryable: true });
-    expect(failure.message).toContain(`host key for certnode (127.0.24.2:${certNode.sshd.port}) cannot be trusted: its certificate is signed by CA ${fingerprintOf(`${ca.privateKeyPath}.pub`)}, which no @cert-authority line trusts for this host`);
+    expect(failure.message).toContain(
+      `host key for certnode (127.0.24.2:${certNode.sshd.port}) cannot be trusted: its certificate is signed by CA ${fingerprintOf(`${ca.privateKeyPath}.pub`)}, which no @cert-authority line trusts for this host`,
+    );
     expect(openssh(certNode, kh)).not.toBe(0);
   });
 
@@ -266,14 +329,26 @@ describe('@cert-authority host certificates', () => {
       `Host certnode\n  HostName 127.0.24.2\n  Port ${certNode.sshd.port}\n  HostKeyAlias ${alias}\n  UserKnownHostsFile ${kh}\n  GlobalKnownHostsFile /dev/null\n  IdentityFile ${lab.clientKey.privateKeyPath}\n  User root\n`,
     );
   }
-  const viaConfig = (config: string): SshTarget => ({ node: 'certnode', host: 'certnode', port: 22, username: 'root', connectTimeoutMs: 5000, sshConfig: config, defaults: ['port'] });
+  const viaConfig = (config: string): SshTarget => ({
+    node: 'certnode',
+    host: 'certnode',
+    port: 22,
+    username: 'root',
+    connectTimeoutMs: 5000,
+    sshConfig: config,
+    defaults: ['port'],
+  });
 
   it('refuses a certificate that does not name the host, as OpenSSH does', async () => {
     const config = aliasConfig('wrong.example');
     const failure = await failureOf(new SshPool().run(viaConfig(config), 'true'));
     expect(failure.type).toBe('HostCertificateInvalid');
-    expect(failure.message).toContain('its certificate "certnode-cert" names "127.0.24.2", "certnode.example", not "wrong.example"');
-    expect(spawnSync('ssh', ['-F', config, '-o', 'BatchMode=yes', 'certnode', 'true'], { stdio: 'ignore' }).status).not.toBe(0);
+    expect(failure.message).toContain(
+      'its certificate "certnode-cert" names "127.0.24.2", "certnode.example", not "wrong.example"',
+    );
+    expect(
+      spawnSync('ssh', ['-F', config, '-o', 'BatchMode=yes', 'certnode', 'true'], { stdio: 'ignore' }).status,
+    ).not.toBe(0);
   });
 
   it('checks the certificate against a HostKeyAlias from the ssh config, as OpenSSH does', async () => {
@@ -284,7 +359,9 @@ describe('@cert-authority host certificates', () => {
     } finally {
       await fresh.close();
     }
-    expect(spawnSync('ssh', ['-F', config, '-o', 'BatchMode=yes', 'certnode', 'true'], { stdio: 'ignore' }).status).toBe(0);
+    expect(
+      spawnSync('ssh', ['-F', config, '-o', 'BatchMode=yes', 'certnode', 'true'], { stdio: 'ignore' }).status,
+    ).toBe(0);
   });
 
   it('accepts a plain key listed for the host even when its certificate is not trusted, as OpenSSH does', async () => {
@@ -298,7 +375,9 @@ describe('@cert-authority host certificates', () => {
   it('refuses a certificate whose CA is @revoked', async () => {
     const kh = `@cert-authority * ${caLine()}\n@revoked * ${caLine()}\n`;
     const failure = (await connect(certNode, kh)) as Error;
-    expect(failure.message).toContain(`its certificate's CA ${fingerprintOf(`${ca.privateKeyPath}.pub`)} is marked @revoked`);
+    expect(failure.message).toContain(
+      `its certificate's CA ${fingerprintOf(`${ca.privateKeyPath}.pub`)} is marked @revoked`,
+    );
     expect(openssh(certNode, kh)).not.toBe(0);
   });
 

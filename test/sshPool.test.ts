@@ -23,7 +23,6 @@ function acceptedLogins(n: LabNode): number {
   return (readFileSync(join(n.sshd.dir, 'sshd.log'), 'utf8').match(/Accepted publickey/g) ?? []).length;
 }
 
-
 describe('SshPool concurrency and reuse', () => {
   it('runs 60 commands at once on one node within MaxSessions 10, over at most 4 connections', async () => {
     const pool = new SshPool();
@@ -35,7 +34,9 @@ describe('SshPool concurrency and reuse', () => {
       const during = pool.stats();
       const results = await Promise.all(running);
       const wallMs = Date.now() - started;
-      console.log(`60 concurrent commands (sleep 0.3 each) took ${wallMs} ms; stats while running: ${JSON.stringify(during)}, after: ${JSON.stringify(pool.stats())}`);
+      console.log(
+        `60 concurrent commands (sleep 0.3 each) took ${wallMs} ms; stats while running: ${JSON.stringify(during)}, after: ${JSON.stringify(pool.stats())}`,
+      );
 
       results.forEach((r, i) => expect(r).toMatchObject({ exitCode: 0, stdout: `command ${i}\n` }));
       expect(during.commandsRunning).toBeLessThanOrEqual(32);
@@ -57,7 +58,9 @@ describe('SshPool concurrency and reuse', () => {
     const strict = await lab.node('strict', '127.0.4.2', { maxSessions: 3 });
     const pool = new SshPool({ maxConnectionsPerHost: 2, maxChannelsPerConnection: 8 });
     try {
-      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => pool.run(strict.target(), `sleep 0.2; echo ${i}`)));
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => pool.run(strict.target(), `sleep 0.2; echo ${i}`)),
+      );
       results.forEach((r, i) => expect(r.stdout).toBe(`${i}\n`));
       const stats = pool.stats();
       expect(stats.connectionsOpened).toBeLessThanOrEqual(2);

@@ -35,12 +35,22 @@ function ensureUser(name: string): void {
   } catch {
     // A home of "/" so the login has somewhere to chdir. Password "*": none can match, yet the
     // account is not locked ("!"), which sshd would refuse even for a key without PAM.
-    execFileSync('useradd', ['--system', '--no-create-home', '--home-dir', '/', '--shell', '/bin/sh', '--password', '*', name], { stdio: 'ignore' });
+    execFileSync(
+      'useradd',
+      ['--system', '--no-create-home', '--home-dir', '/', '--shell', '/bin/sh', '--password', '*', name],
+      { stdio: 'ignore' },
+    );
   }
 }
 
-const fingerprintOf = (pub: string) => execFileSync('ssh-keygen', ['-l', '-f', pub], { encoding: 'utf8' }).split(' ')[1]!;
-const acceptedKeys = (n: LabNode) => [...readFileSync(join(n.sshd.dir, 'sshd.log'), 'utf8').matchAll(/Accepted publickey for (\S+) from \S+ port \d+ ssh2: \S+ (\S+)/g)].map((m) => `${m[1]} ${m[2]}`);
+const fingerprintOf = (pub: string) =>
+  execFileSync('ssh-keygen', ['-l', '-f', pub], { encoding: 'utf8' }).split(' ')[1]!;
+const acceptedKeys = (n: LabNode) =>
+  [
+    ...readFileSync(join(n.sshd.dir, 'sshd.log'), 'utf8').matchAll(
+      /Accepted publickey for (\S+) from \S+ port \d+ ssh2: \S+ (\S+)/g,
+    ),
+  ].map((m) => `${m[1]} ${m[2]}`);
 
 beforeAll(async () => {
   ensureUser(USER_PW);
@@ -70,10 +80,30 @@ beforeAll(async () => {
     ssh: { config: 'none', user: 'root', privateKeyPath: lab.clientKey.privateKeyPath, knownHostsPath: knownHosts },
     vip: { url: 'http://127.0.24.100:8282' },
     nodes: [
-      { name: 'ctl', address: '127.0.24.50', sshPort: closed, roles: ['controller', 'api', 'lb'], lb: { socket: { via: 'unix', path: '/run/haproxy.sock' } } },
+      {
+        name: 'ctl',
+        address: '127.0.24.50',
+        sshPort: closed,
+        roles: ['controller', 'api', 'lb'],
+        lb: { socket: { via: 'unix', path: '/run/haproxy.sock' } },
+      },
       { name: 'api2', address: '127.0.24.51', sshPort: closed, roles: ['api'] },
-      { name: 'compute-ok', address: '127.0.24.5', sshPort: okNode.sshd.port, sshUser: USER_OK, sshPrivateKeyPath: nodeKey.privateKeyPath, roles: ['compute'] },
-      { name: 'compute-pw', address: '127.0.24.6', sshPort: pwNode.sshd.port, sshUser: USER_PW, sshPrivateKeyPath: nodeKey.privateKeyPath, roles: ['compute'] },
+      {
+        name: 'compute-ok',
+        address: '127.0.24.5',
+        sshPort: okNode.sshd.port,
+        sshUser: USER_OK,
+        sshPrivateKeyPath: nodeKey.privateKeyPath,
+        roles: ['compute'],
+      },
+      {
+        name: 'compute-pw',
+        address: '127.0.24.6',
+        sshPort: pwNode.sshd.port,
+        sshUser: USER_PW,
+        sshPrivateKeyPath: nodeKey.privateKeyPath,
+        roles: ['compute'],
+      },
     ],
   };
   inv = validateInventory(raw);
@@ -92,12 +122,21 @@ afterAll(async () => {
   }
 });
 
-const targetOf = (name: string) => sshTargetFor(inv, inv.nodes.find((n) => n.name === name)!);
+const targetOf = (name: string) =>
+  sshTargetFor(
+    inv,
+    inv.nodes.find((n) => n.name === name)!,
+  );
 
 describe('per-node user and key', () => {
   it("logs in to each node as its own user with its own key, the inventory's key not being let in", async () => {
     const r = await activityEnv().run(acts.checkNodeAccess, { target: targetOf('compute-ok'), sudo: true });
-    expect(r).toMatchObject({ node: 'compute-ok', loginUser: USER_OK, sudo: 'works without a password', route: `${USER_OK}@127.0.24.5:${okNode.sshd.port}` });
+    expect(r).toMatchObject({
+      node: 'compute-ok',
+      loginUser: USER_OK,
+      sudo: 'works without a password',
+      route: `${USER_OK}@127.0.24.5:${okNode.sshd.port}`,
+    });
     expect(r.commands.map((c) => [c.command, c.exitCode])).toEqual([
       ['id -un', 0],
       ['sudo -n true', 0],
@@ -105,14 +144,18 @@ describe('per-node user and key', () => {
     expect(acceptedKeys(okNode).at(-1)).toBe(`${USER_OK} ${fingerprintOf(`${nodeKey.privateKeyPath}.pub`)}`);
 
     // The same node with the inventory-wide key instead: refused, so the node's own key did the work.
-    const failure = await failureOf(pool.run({ ...targetOf('compute-ok'), privateKeyPath: lab.clientKey.privateKeyPath }, 'true'));
+    const failure = await failureOf(
+      pool.run({ ...targetOf('compute-ok'), privateKeyPath: lab.clientKey.privateKeyPath }, 'true'),
+    );
     expect(failure.type).toBe('SshAuthFailed');
   });
 });
 
 describe('sudo at preflight', () => {
   it('refuses a node where sudo would ask for a password, naming the node, and changes nothing', async () => {
-    const failure = await failureOf(activityEnv().run(acts.checkNodeAccess, { target: targetOf('compute-pw'), sudo: true }));
+    const failure = await failureOf(
+      activityEnv().run(acts.checkNodeAccess, { target: targetOf('compute-pw'), sudo: true }),
+    );
     expect(failure).toMatchObject({ type: 'SudoNeedsPassword', nonRetryable: true });
     expect(failure.message).toBe(
       `sudo on compute-pw asks ${USER_PW} for a password (\`sudo -n true\` said "sudo: a password is required"); nova-upgrade never types passwords: ` +
@@ -136,29 +179,55 @@ describe('sudo at preflight', () => {
       ...JSON.parse(JSON.stringify({ cloud: 'x', release: inv.release, vip: { url: inv.vip.url } })),
       commands: Object.fromEntries(Object.entries(inv.commands).map(([k, v]) => [k, v.replace(/sudo (-H )?/g, '')])),
       nodes: [
-        { name: 'ctl', address: '127.0.24.50', roles: ['controller', 'api', 'lb'], lb: { socket: { via: 'unix', path: '/run/haproxy.sock' } } },
+        {
+          name: 'ctl',
+          address: '127.0.24.50',
+          roles: ['controller', 'api', 'lb'],
+          lb: { socket: { via: 'unix', path: '/run/haproxy.sock' } },
+        },
         { name: 'api2', address: '127.0.24.51', roles: ['api'] },
       ],
     });
     expect(nodesUsingSudo(planUpgrade(rootOnly).flatMap((s) => s.commands))).toEqual([]);
-    expect([usesSudo('sudo -n true'), usesSudo('x && sudo y'), usesSudo('echo pseudo-thing'), usesSudo('cat sudoers')]).toEqual([true, true, false, false]);
+    expect([
+      usesSudo('sudo -n true'),
+      usesSudo('x && sudo y'),
+      usesSudo('echo pseudo-thing'),
+      usesSudo('cat sudoers'),
+    ]).toEqual([true, true, false, false]);
   });
 });
 
 describe('nova-upgrade inventory check-ssh', () => {
-  it('checks every node from the operator\'s machine, says which are refused and why, and exits 1', async () => {
+  it("checks every node from the operator's machine, says which are refused and why, and exits 1", async () => {
     const file = join(lab.root, 'inventory.yaml');
     writeFileSync(file, JSON.stringify(raw));
     const r = await runCli(['inventory', 'check-ssh', '-i', file]);
     expect(r.code).toBe(1);
     const lines = r.stdout.trim().split('\n');
     expect(lines.at(-1)).toBe('1 node ready, 3 refused; nothing was changed on any node.');
-    expect(lines).toContainEqual(expect.stringMatching(/^ok {7}compute-ok: logged in as nu24-sudo-ok via nu24-sudo-ok@127\.0\.24\.5:\d+; sudo works without a password$/));
-    expect(lines).toContainEqual(`refused  compute-pw: sudo on compute-pw asks ${USER_PW} for a password (\`sudo -n true\` said "sudo: a password is required"); nova-upgrade never types passwords: give ${USER_PW} password-less sudo there (NOPASSWD in sudoers), or log in as root`);
-    for (const [name, address] of [['ctl', '127.0.24.50'], ['api2', '127.0.24.51']]) {
-      expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^refused  ${name}: cannot connect to ${name} \\(${address!.replace(/\./g, '\\.')}:\\d+\\): connection refused .*\\(may pass on a later try\\)$`)));
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        /^ok {7}compute-ok: logged in as nu24-sudo-ok via nu24-sudo-ok@127\.0\.24\.5:\d+; sudo works without a password$/,
+      ),
+    );
+    expect(lines).toContainEqual(
+      `refused  compute-pw: sudo on compute-pw asks ${USER_PW} for a password (\`sudo -n true\` said "sudo: a password is required"); nova-upgrade never types passwords: give ${USER_PW} password-less sudo there (NOPASSWD in sudoers), or log in as root`,
+    );
+    for (const [name, address] of [
+      ['ctl', '127.0.24.50'],
+      ['api2', '127.0.24.51'],
+    ]) {
+      expect(lines).toContainEqual(
+        expect.stringMatching(
+          new RegExp(
+            `^refused  ${name}: cannot connect to ${name} \\(${address!.replace(/\./g, '\\.')}:\\d+\\): connection refused .*\\(may pass on a later try\\)$`,
+          ),
+        ),
+      );
     }
-    expect(r.stderr).toMatch(/^nova-upgrade: 3 nodes cannot be reached as the upgrade needs: (ctl|api2|compute-pw), (ctl|api2|compute-pw), (ctl|api2|compute-pw)\n$/);
+    expect(r.stderr).toMatch(
+      /^nova-upgrade: 3 nodes cannot be reached as the upgrade needs: (ctl|api2|compute-pw), (ctl|api2|compute-pw), (ctl|api2|compute-pw)\n$/,
+    );
   });
 });
-

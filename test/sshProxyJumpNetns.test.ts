@@ -47,16 +47,44 @@ beforeAll(async () => {
   mkdirSync(sshdDir('node'), { recursive: true });
   const hostKey = join(sshdDir('node'), 'ssh_host_ed25519_key');
   ensureKeyPair(hostKey, 'node-host');
-  execFileSync('ssh-keygen', ['-q', '-s', ca.privateKeyPath, '-I', 'node-cert', '-h', '-n', nodeNs.address, '-V', '-5m:+1h', `${hostKey}.pub`], { stdio: 'ignore' });
+  execFileSync(
+    'ssh-keygen',
+    ['-q', '-s', ca.privateKeyPath, '-I', 'node-cert', '-h', '-n', nodeNs.address, '-V', '-5m:+1h', `${hostKey}.pub`],
+    { stdio: 'ignore' },
+  );
 
   // Only the node's own key logs in to the node; only the jump key to the jump hosts.
   // A $HOME of their own: bash sources ~/.bashrc for ssh commands, and root's may be slow.
   const env = { HOME: root };
-  node = await startSshd({ name: 'node', dir: sshdDir('node'), address: nodeNs.address, port: 22, authorizedKeys: own.publicKey, netns: nodeNs.ns, env, extraConfig: [`HostCertificate ${hostKey}-cert.pub`] });
-  bastion = await startSshd({ name: 'bastion', dir: sshdDir('bastion'), address: '127.0.0.1', port: 22, authorizedKeys: jump.publicKey, netns: bastionNs.ns, env });
+  node = await startSshd({
+    name: 'node',
+    dir: sshdDir('node'),
+    address: nodeNs.address,
+    port: 22,
+    authorizedKeys: own.publicKey,
+    netns: nodeNs.ns,
+    env,
+    extraConfig: [`HostCertificate ${hostKey}-cert.pub`],
+  });
+  bastion = await startSshd({
+    name: 'bastion',
+    dir: sshdDir('bastion'),
+    address: '127.0.0.1',
+    port: 22,
+    authorizedKeys: jump.publicKey,
+    netns: bastionNs.ns,
+    env,
+  });
   bastionFwd = await forwardIntoNetns(bastionNs.ns, 22, BASTION_FWD);
   forwards.push(bastionFwd);
-  jump1 = await startSshd({ name: 'jump1', dir: sshdDir('jump1'), address: JUMP1, port: await freePort(JUMP1), authorizedKeys: jump.publicKey, env });
+  jump1 = await startSshd({
+    name: 'jump1',
+    dir: sshdDir('jump1'),
+    address: JUMP1,
+    port: await freePort(JUMP1),
+    authorizedKeys: jump.publicKey,
+    env,
+  });
 
   const knownHosts = join(root, 'known_hosts');
   writeFileSync(
@@ -117,12 +145,25 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-const target = (host: string, over: Partial<SshTarget> = {}): SshTarget => ({ node: 'compute9', host, port: 22, username: 'root', connectTimeoutMs: 5000, sshConfig: config, defaults: ['port', 'username'], ...over });
+const target = (host: string, over: Partial<SshTarget> = {}): SshTarget => ({
+  node: 'compute9',
+  host,
+  port: 22,
+  username: 'root',
+  connectTimeoutMs: 5000,
+  sshConfig: config,
+  defaults: ['port', 'username'],
+  ...over,
+});
 
 describe('ProxyJump into a network namespace', () => {
   it('the node is reachable only from the bastion: its namespace has no other link', () => {
-    const nodeRoutes = execFileSync('ip', ['-n', pair.hosts[1].ns, '-o', 'route'], { encoding: 'utf8' }).trim().split('\n');
-    expect(nodeRoutes).toEqual([expect.stringMatching(new RegExp(`^${SUBNET.replace(/\./g, '\\.')}\\.0/24 dev ${pair.hosts[1].iface}`))]);
+    const nodeRoutes = execFileSync('ip', ['-n', pair.hosts[1].ns, '-o', 'route'], { encoding: 'utf8' })
+      .trim()
+      .split('\n');
+    expect(nodeRoutes).toEqual([
+      expect.stringMatching(new RegExp(`^${SUBNET.replace(/\./g, '\\.')}\\.0/24 dev ${pair.hosts[1].iface}`)),
+    ]);
     expect(execFileSync('ip', ['-o', 'addr'], { encoding: 'utf8' })).not.toContain(`${SUBNET}.`);
   });
 
@@ -133,12 +174,20 @@ describe('ProxyJump into a network namespace', () => {
       ssh: { config },
       vip: { url: 'http://127.0.24.100:8282' },
       nodes: [
-        { name: 'ctl', address: '127.0.24.50', roles: ['controller', 'api', 'lb'], lb: { socket: { via: 'unix', path: '/run/haproxy.sock' } } },
+        {
+          name: 'ctl',
+          address: '127.0.24.50',
+          roles: ['controller', 'api', 'lb'],
+          lb: { socket: { via: 'unix', path: '/run/haproxy.sock' } },
+        },
         { name: 'api2', address: '127.0.24.51', roles: ['api'] },
         { name: 'compute9', sshHost: 'compute-behind', roles: ['compute'] },
       ],
     });
-    const t = sshTargetFor(inv, inv.nodes.find((n) => n.name === 'compute9')!);
+    const t = sshTargetFor(
+      inv,
+      inv.nodes.find((n) => n.name === 'compute9')!,
+    );
     const pool = new SshPool();
     const bastionBefore = logins(bastion);
     try {
@@ -147,13 +196,19 @@ describe('ProxyJump into a network namespace', () => {
       const firstMs = Date.now() - started;
       // The node sees the bastion's address inside the namespaces as the client.
       const [clientIp, , serverIp, serverPort] = first.stdout.trim().split(' ');
-      expect({ clientIp, serverIp, serverPort }).toEqual({ clientIp: `${SUBNET}.1`, serverIp: `${SUBNET}.2`, serverPort: '22' });
+      expect({ clientIp, serverIp, serverPort }).toEqual({
+        clientIp: `${SUBNET}.1`,
+        serverIp: `${SUBNET}.2`,
+        serverPort: '22',
+      });
       expect(logOf(node)).toContain(`Accepted publickey for root from ${SUBNET}.1 port`);
 
       // Many commands at once: several connections to the node, one login on the bastion.
       const t2 = Date.now();
       const results = await Promise.all(Array.from({ length: 24 }, (_, i) => pool.run(t, `sleep 0.2; echo ${i}`)));
-      console.log(`through the bastion: first command ${firstMs} ms (bastion login, certificate probe, node login); 24 more at once ${Date.now() - t2} ms; ${JSON.stringify(pool.stats())}`);
+      console.log(
+        `through the bastion: first command ${firstMs} ms (bastion login, certificate probe, node login); 24 more at once ${Date.now() - t2} ms; ${JSON.stringify(pool.stats())}`,
+      );
       results.forEach((r, i) => expect(r.stdout).toBe(`${i}\n`));
       expect(pool.stats().connectionsOpened).toBeGreaterThan(1);
       expect(logins(bastion) - bastionBefore).toBe(1);
@@ -166,7 +221,9 @@ describe('ProxyJump into a network namespace', () => {
     const pool = new SshPool();
     const [j1, b] = [logins(jump1), logins(bastion)];
     try {
-      expect((await pool.run(target('compute-chain'), 'hostname -I 2>/dev/null || echo $SSH_CONNECTION')).exitCode).toBe(0);
+      expect(
+        (await pool.run(target('compute-chain'), 'hostname -I 2>/dev/null || echo $SSH_CONNECTION')).exitCode,
+      ).toBe(0);
     } finally {
       await pool.close();
     }
@@ -176,7 +233,11 @@ describe('ProxyJump into a network namespace', () => {
   it('agrees with OpenSSH, which reaches the node with the same config', async () => {
     // Asynchronously: the loopback forward into the bastion's namespace runs in this process.
     const r = await new Promise<{ status: number | null; stdout: string }>((resolve) => {
-      const child = spawn('ssh', ['-F', config, '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', 'compute-behind', 'echo $SSH_CONNECTION'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const child = spawn(
+        'ssh',
+        ['-F', config, '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', 'compute-behind', 'echo $SSH_CONNECTION'],
+        { stdio: ['ignore', 'pipe', 'ignore'] },
+      );
       let stdout = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
       child.on('close', (status) => resolve({ status, stdout }));
@@ -190,13 +251,17 @@ describe('ProxyJump into a network namespace', () => {
     try {
       const failure = await failureOf(pool.run(target('compute-dead-jump'), 'true'));
       expect(failure).toMatchObject({ type: 'SshConnectFailed', nonRetryable: false });
-      expect(failure.message).toMatch(new RegExp(`^cannot connect to compute9's jump host ${JUMP1.replace(/\./g, '\\.')} \\(${JUMP1.replace(/\./g, '\\.')}:\\d+\\): connection refused`));
+      expect(failure.message).toMatch(
+        new RegExp(
+          `^cannot connect to compute9's jump host ${JUMP1.replace(/\./g, '\\.')} \\(${JUMP1.replace(/\./g, '\\.')}:\\d+\\): connection refused`,
+        ),
+      );
     } finally {
       await pool.close();
     }
   });
 
-  it("refuses a bastion whose host key known_hosts does not hold, naming it", async () => {
+  it('refuses a bastion whose host key known_hosts does not hold, naming it', async () => {
     const empty = join(root, 'empty_known_hosts');
     writeFileSync(empty, '');
     const strict = join(root, 'ssh_config_unknown_bastion');
@@ -205,7 +270,9 @@ describe('ProxyJump into a network namespace', () => {
     try {
       const failure = await failureOf(pool.run(target('compute-behind', { sshConfig: strict }), 'true'));
       expect(failure).toMatchObject({ type: 'HostKeyUnknown', nonRetryable: true });
-      expect(failure.message).toContain(`host key for compute9's jump host bastion (${BASTION_FWD}:${bastionFwd.port}) is not in ${empty}`);
+      expect(failure.message).toContain(
+        `host key for compute9's jump host bastion (${BASTION_FWD}:${bastionFwd.port}) is not in ${empty}`,
+      );
     } finally {
       await pool.close();
     }

@@ -25,7 +25,13 @@ afterAll(async () => {
 describe('SshPool.run', () => {
   it('returns exit code, stdout and stderr of a successful and a failing command', async () => {
     const ok = await pool.run(node.target(), 'echo hello; echo warning >&2');
-    expect(ok).toMatchObject({ node: 'runnode', command: 'echo hello; echo warning >&2', exitCode: 0, stdout: 'hello\n', stderr: 'warning\n' });
+    expect(ok).toMatchObject({
+      node: 'runnode',
+      command: 'echo hello; echo warning >&2',
+      exitCode: 0,
+      stdout: 'hello\n',
+      stderr: 'warning\n',
+    });
     expect(ok.durationMs).toBeGreaterThanOrEqual(0);
 
     const bad = await pool.run(node.target(), 'echo partial; exit 7');
@@ -52,7 +58,10 @@ describe('SshPool.run', () => {
   });
 
   it('keeps only the tail of a large output', async () => {
-    const r = await pool.run(node.target(), 'i=0; while [ $i -lt 3000 ]; do echo "line $i ................................"; i=$((i + 1)); done');
+    const r = await pool.run(
+      node.target(),
+      'i=0; while [ $i -lt 3000 ]; do echo "line $i ................................"; i=$((i + 1)); done',
+    );
     expect(r.exitCode).toBe(0);
     expect(Buffer.byteLength(r.stdout)).toBeLessThanOrEqual(64 * 1024);
     expect(r.stdout.endsWith('line 2999 ................................\n')).toBe(true);
@@ -116,7 +125,9 @@ describe('stopping a remote command', () => {
     const c = stoppableCommand('ignores-term');
     c.command = `trap '' TERM; ${c.command}`;
     const started = Date.now();
-    await expect(pool.run(node.target(), c.command, { timeoutMs: 500 })).rejects.toThrow('did not finish within 500 ms');
+    await expect(pool.run(node.target(), c.command, { timeoutMs: 500 })).rejects.toThrow(
+      'did not finish within 500 ms',
+    );
     // 500 ms timeout plus the 1000 ms grace the pool was given before KILL.
     expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
     await expectStopped(c);
@@ -128,9 +139,16 @@ describe('stopping a remote command', () => {
     const r = await pool.run(noisy.target(), 'echo hi');
     expect(r.stdout).toBe('welcome to noisy\nhi\n');
     const pidFile = join(noisy.home, 'sleep.pid');
-    await expect(pool.run(noisy.target(), `sleep 30 & echo $! > ${pidFile}; wait`, { timeoutMs: 500 })).rejects.toThrow('was killed');
+    await expect(pool.run(noisy.target(), `sleep 30 & echo $! > ${pidFile}; wait`, { timeoutMs: 500 })).rejects.toThrow(
+      'was killed',
+    );
     expect(await waitFor(() => !processRunning(Number(readFileSync(pidFile, 'utf8'))), 3000)).toBe(true);
-    const detached = await pool.runDetached(noisy.target(), { key: 'noisy', command: 'echo detached', stateDir: '$HOME/state', pollMs: 100 });
+    const detached = await pool.runDetached(noisy.target(), {
+      key: 'noisy',
+      command: 'echo detached',
+      stateDir: '$HOME/state',
+      pollMs: 100,
+    });
     expect(detached).toMatchObject({ exitCode: 0, stdout: 'detached\n' });
     expect(detached.reattached).toBeUndefined();
   });
@@ -138,7 +156,9 @@ describe('stopping a remote command', () => {
   it('refuses to start when already cancelled', async () => {
     const controller = new AbortController();
     controller.abort(new Error('too late'));
-    await expect(pool.run(node.target(), 'touch should-not-exist', { signal: controller.signal })).rejects.toThrow('too late');
+    await expect(pool.run(node.target(), 'touch should-not-exist', { signal: controller.signal })).rejects.toThrow(
+      'too late',
+    );
     expect(existsSync(join(node.home, 'should-not-exist'))).toBe(false);
   });
 });

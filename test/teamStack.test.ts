@@ -17,7 +17,14 @@ import type { Browser } from 'playwright-core';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { VipProbe } from '../activities/http/probe';
 import { alive, temporalCliPath } from '../client/devServer';
-import { startTeamStack, stopPostgres, stopTeamStack, teamStackStatus, type TeamStackInfo, type TeamStackOptions } from '../client/teamStack';
+import {
+  startTeamStack,
+  stopPostgres,
+  stopTeamStack,
+  teamStackStatus,
+  type TeamStackInfo,
+  type TeamStackOptions,
+} from '../client/teamStack';
 import { startUpgrade } from '../client/upgrades';
 import { loadInventory } from '../inventory/load';
 import { labDown, labEvents, labStatus, labUp, type LabInfo } from '../lab/lab';
@@ -31,7 +38,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const dir = mkdtempSync(join(tmpdir(), 'team-stack-'));
 // PostgreSQL runs as the postgres user, which must pass through this (0700) directory.
 chmodSync(dir, 0o711);
-const stack: TeamStackOptions = { stateDir: join(dir, 'stack'), ip: '127.0.22.1', port: 7233, uiPort: 8080, pgPort: 55432 };
+const stack: TeamStackOptions = {
+  stateDir: join(dir, 'stack'),
+  ip: '127.0.22.1',
+  port: 7233,
+  uiPort: 8080,
+  pgPort: 55432,
+};
 const address = `${stack.ip}:${stack.port}`;
 const labDir = join(dir, 'lab');
 const taskQueue = `team-stack-${randomUUID()}`;
@@ -49,14 +62,22 @@ async function connect(): Promise<Client> {
 
 async function startWorker(name: string) {
   const bundle = inject('workflowBundlePath');
-  return startWorkerProcess({ dir, name, address, namespace: 'default', taskQueue, ...(bundle ? { workflowBundlePath: bundle } : {}) });
+  return startWorkerProcess({
+    dir,
+    name,
+    address,
+    namespace: 'default',
+    taskQueue,
+    ...(bundle ? { workflowBundlePath: bundle } : {}),
+  });
 }
 
 async function progressOf(h: WorkflowHandle): Promise<Progress | undefined> {
   return Promise.race([h.query(progressQuery).catch(() => undefined), sleep(5000).then(() => undefined)]);
 }
 
-const runningStep = (p: Progress, prefix: string) => p.steps.find((s) => s.id.startsWith(prefix) && s.status === 'running');
+const runningStep = (p: Progress, prefix: string) =>
+  p.steps.find((s) => s.id.startsWith(prefix) && s.status === 'running');
 
 beforeAll(async () => {
   const t0 = Date.now();
@@ -82,7 +103,9 @@ describe('bad input to the team stack', () => {
 
   it('refuses an address that is not loopback, by flag', async () => {
     const stateDir = fresh();
-    await expect(startTeamStack({ ...stack, stateDir, ip: '10.0.0.1' })).rejects.toThrow('--ip must be an IPv4 loopback address (127.x.y.z), not "10.0.0.1": the native stack serves this machine only');
+    await expect(startTeamStack({ ...stack, stateDir, ip: '10.0.0.1' })).rejects.toThrow(
+      '--ip must be an IPv4 loopback address (127.x.y.z), not "10.0.0.1": the native stack serves this machine only',
+    );
     expect(existsSync(stateDir)).toBe(false);
   });
 
@@ -112,7 +135,9 @@ describe('bad input to the team stack', () => {
 
 describe('the team stack on PostgreSQL', () => {
   it('starts every component, and a second start finds them running', async () => {
-    console.log(`team stack up in ${firstStartMs} ms (with the lab beside it); parts: ${JSON.stringify(first.timings)}`);
+    console.log(
+      `team stack up in ${firstStartMs} ms (with the lab beside it); parts: ${JSON.stringify(first.timings)}`,
+    );
     expect(first.started).toEqual(['postgres', 'temporal', 'ui']);
     const t0 = Date.now();
     const again = await startTeamStack(stack);
@@ -120,148 +145,194 @@ describe('the team stack on PostgreSQL', () => {
     expect(again.alreadyRunning).toBe(true);
     expect(again.started).toEqual([]);
     const s = await teamStackStatus(stack.stateDir);
-    for (const c of ['postgres', 'temporal', 'ui'] as const) expect({ c, running: s[c].running, answering: s[c].answering }).toEqual({ c, running: true, answering: true });
+    for (const c of ['postgres', 'temporal', 'ui'] as const)
+      expect({ c, running: s[c].running, answering: s[c].answering }).toEqual({ c, running: true, answering: true });
     const cli = await runCli(['server', 'status', '--stack', 'postgres', '--state-dir', dir]);
     expect(cli.stdout).toContain(`team stack: frontend ${address}, Web UI ${first.uiUrl}, namespace default`);
-    for (const c of ['postgres', 'temporal', 'ui']) expect(cli.stdout).toMatch(new RegExp(`^  ${c} +running \\(pid \\d+, answering\\)`, 'm'));
+    for (const c of ['postgres', 'temporal', 'ui'])
+      expect(cli.stdout).toMatch(new RegExp(`^  ${c} +running \\(pid \\d+, answering\\)`, 'm'));
     // Bad input changes nothing: a different port for a running stack is refused, by name.
     await expect(startTeamStack({ ...stack, pgPort: 55433 })).rejects.toThrow(/runs with --pg-port 55432, not 55433/);
     expect((await teamStackStatus(stack.stateDir)).postgres.pid).toBe(s.postgres.pid);
   });
 
-  it('has the search attributes, all from the compose job\'s script', () => {
+  it("has the search attributes, all from the compose job's script", () => {
     expect(first.attributesMissingFromScript).toEqual([]);
-    const out = execFileSync(temporalCliPath(), ['operator', 'search-attribute', 'list', '--address', address, '--namespace', 'default', '-o', 'json', '--disable-config-file', '--disable-config-env']);
-    const custom = (JSON.parse(out.toString('utf8')) as { customAttributes?: Record<string, string> }).customAttributes ?? {};
+    const out = execFileSync(temporalCliPath(), [
+      'operator',
+      'search-attribute',
+      'list',
+      '--address',
+      address,
+      '--namespace',
+      'default',
+      '-o',
+      'json',
+      '--disable-config-file',
+      '--disable-config-env',
+    ]);
+    const custom =
+      (JSON.parse(out.toString('utf8')) as { customAttributes?: Record<string, string> }).customAttributes ?? {};
     for (const a of SEARCH_ATTRIBUTES) expect([a.name, custom[a.name]]).toEqual([a.name, 'INDEXED_VALUE_TYPE_KEYWORD']);
   });
 
-  it('runs a lab upgrade on two workers through a PostgreSQL stop, a SIGKILLed server and a SIGKILLed worker', async () => {
-    const testStart = Date.now();
-    client = await connect();
-    const inv = loadInventory(lab.inventoryPath);
-    inv.cloud = 'team-stack';
-    inv.tempest.enabled = false;
-    // As in the server-restart test: a worker cut off from the server has its heartbeats
-    // refused; short timeouts keep the waits that follow short. A 3 s settle keeps the drain
-    // wait open long enough to be hit.
-    inv.timeouts.heartbeatSeconds = 5;
-    inv.timeouts.readSeconds = 10;
-    inv.timeouts.settleSeconds = 3;
-    const probe = new VipProbe({ url: lab.vipUrl, paths: ['/', '/v2.1/', '/v2.1/servers'], ratePerSecond: 30, clients: 4, requestTimeoutMs: 10_000, maxDurationMs: 15 * 60_000 });
-    probe.start();
-    const h = await startUpgrade(client, taskQueue, inv, { autoApprove: [...PHASES] });
-    const id = (upgradeId = h.workflowId);
-    const log: string[] = [];
-    const workerPids = new Map(WORKERS.map((w) => [w, workerPid(dir, w)]));
-    const originalPids = new Map(workerPids);
-    let pgDone = false;
-    let serverDone = false;
-    let workerDone = false;
+  it(
+    'runs a lab upgrade on two workers through a PostgreSQL stop, a SIGKILLed server and a SIGKILLed worker',
+    async () => {
+      const testStart = Date.now();
+      client = await connect();
+      const inv = loadInventory(lab.inventoryPath);
+      inv.cloud = 'team-stack';
+      inv.tempest.enabled = false;
+      // As in the server-restart test: a worker cut off from the server has its heartbeats
+      // refused; short timeouts keep the waits that follow short. A 3 s settle keeps the drain
+      // wait open long enough to be hit.
+      inv.timeouts.heartbeatSeconds = 5;
+      inv.timeouts.readSeconds = 10;
+      inv.timeouts.settleSeconds = 3;
+      const probe = new VipProbe({
+        url: lab.vipUrl,
+        paths: ['/', '/v2.1/', '/v2.1/servers'],
+        ratePerSecond: 30,
+        clients: 4,
+        requestTimeoutMs: 10_000,
+        maxDurationMs: 15 * 60_000,
+      });
+      probe.start();
+      const h = await startUpgrade(client, taskQueue, inv, { autoApprove: [...PHASES] });
+      const id = (upgradeId = h.workflowId);
+      const log: string[] = [];
+      const workerPids = new Map(WORKERS.map((w) => [w, workerPid(dir, w)]));
+      const originalPids = new Map(workerPids);
+      let pgDone = false;
+      let serverDone = false;
+      let workerDone = false;
 
-    const deadline = Date.now() + 14 * 60_000;
-    while (Date.now() < deadline) {
-      const desc = await client.workflow.getHandle(id).describe().catch(() => undefined);
-      if (desc && desc.status.name !== 'RUNNING') break;
-      const p = await progressOf(client.workflow.getHandle(id));
-      if (!p) continue;
-      if (p.status === 'held') throw new Error(`held at ${p.pendingDecision?.stepId}: ${p.pendingDecision?.error}`);
-      const step = p.currentStep ? p.steps.find((s) => s.id === p.currentStep && s.status === 'running') : undefined;
+      const deadline = Date.now() + 14 * 60_000;
+      while (Date.now() < deadline) {
+        const desc = await client.workflow
+          .getHandle(id)
+          .describe()
+          .catch(() => undefined);
+        if (desc && desc.status.name !== 'RUNNING') break;
+        const p = await progressOf(client.workflow.getHandle(id));
+        if (!p) continue;
+        if (p.status === 'held') throw new Error(`held at ${p.pendingDecision?.stepId}: ${p.pendingDecision?.error}`);
+        const step = p.currentStep ? p.steps.find((s) => s.id === p.currentStep && s.status === 'running') : undefined;
 
-      // PostgreSQL away for 10 s, at the first running step past the first gate.
-      if (!pgDone && step && p.phase !== 'before-upgrade' && !/^(compute-batch|wait-sessions):/.test(step.id)) {
-        pgDone = true;
-        const t0 = Date.now();
-        expect(await stopPostgres(stack.stateDir, 'fast')).toBe(true);
-        const stopMs = Date.now() - t0;
-        await sleep(10_000);
-        const t1 = Date.now();
-        const back = await startTeamStack(stack);
-        expect(back.started).toEqual(['postgres']);
-        log.push(`PostgreSQL stopped (fast) during ${step.id} (stop took ${stopMs} ms), down for ${t1 - t0 - stopMs} ms, started again in ${Date.now() - t1} ms`);
-        continue;
-      }
-
-      // The Temporal server SIGKILLed while a compute batch runs, then started again.
-      const batch = runningStep(p, 'compute-batch:');
-      if (!serverDone && batch) {
-        serverDone = true;
-        const pid = (await teamStackStatus(stack.stateDir)).temporal.pid;
-        expect(pid).toBeDefined();
-        await client.connection.close();
-        client = undefined;
-        process.kill(pid!, 'SIGKILL');
-        while (alive(pid!)) await sleep(20);
-        await sleep(3_000);
-        const t1 = Date.now();
-        const back = await startTeamStack(stack);
-        expect(back.started).toEqual(['temporal']);
-        client = await connect();
-        log.push(`Temporal server (pid ${pid}) SIGKILLed during ${batch.id}; started again in ${Date.now() - t1} ms (${JSON.stringify(back.timings)})`);
-        continue;
-      }
-
-      // The worker running a drain wait SIGKILLed; its peer takes the activity over.
-      const drainWait = runningStep(p, 'wait-sessions:');
-      if (!workerDone && drainWait && desc) {
-        const act = desc.raw.pendingActivities?.find((a) => a.activityType?.name === 'waitForNoSessions' && a.lastWorkerIdentity);
-        const pid = act ? Number(act.lastWorkerIdentity!.split('@')[0]) : NaN;
-        const victim = WORKERS.find((w) => workerPids.get(w) === pid);
-        if (victim) {
-          workerDone = true;
-          process.kill(pid, 'SIGKILL');
-          while (alive(pid)) await sleep(20);
-          log.push(`${victim} (pid ${pid}) SIGKILLed during ${drainWait.id} (attempt ${act!.attempt})`);
-          await sleep(2_000);
-          const again = await startWorker(victim);
-          workerPids.set(victim, again.pid);
+        // PostgreSQL away for 10 s, at the first running step past the first gate.
+        if (!pgDone && step && p.phase !== 'before-upgrade' && !/^(compute-batch|wait-sessions):/.test(step.id)) {
+          pgDone = true;
+          const t0 = Date.now();
+          expect(await stopPostgres(stack.stateDir, 'fast')).toBe(true);
+          const stopMs = Date.now() - t0;
+          await sleep(10_000);
+          const t1 = Date.now();
+          const back = await startTeamStack(stack);
+          expect(back.started).toEqual(['postgres']);
+          log.push(
+            `PostgreSQL stopped (fast) during ${step.id} (stop took ${stopMs} ms), down for ${t1 - t0 - stopMs} ms, started again in ${Date.now() - t1} ms`,
+          );
           continue;
         }
-      }
-      await sleep(100);
-    }
 
-    client ??= await connect();
-    const h2 = client.workflow.getHandle(id);
-    const result = (await h2.result()) as UpgradeResult;
-    const snap = await probe.stop();
+        // The Temporal server SIGKILLed while a compute batch runs, then started again.
+        const batch = runningStep(p, 'compute-batch:');
+        if (!serverDone && batch) {
+          serverDone = true;
+          const pid = (await teamStackStatus(stack.stateDir)).temporal.pid;
+          expect(pid).toBeDefined();
+          await client.connection.close();
+          client = undefined;
+          process.kill(pid!, 'SIGKILL');
+          while (alive(pid!)) await sleep(20);
+          await sleep(3_000);
+          const t1 = Date.now();
+          const back = await startTeamStack(stack);
+          expect(back.started).toEqual(['temporal']);
+          client = await connect();
+          log.push(
+            `Temporal server (pid ${pid}) SIGKILLed during ${batch.id}; started again in ${Date.now() - t1} ms (${JSON.stringify(back.timings)})`,
+          );
+          continue;
+        }
 
-    // Which worker ran what: every worker identity that started an activity of the upgrade.
-    const history = await h2.fetchHistory();
-    const identities = new Set<string>();
-    for (const e of history.events ?? []) {
-      const who = e.activityTaskStartedEventAttributes?.identity ?? e.workflowTaskStartedEventAttributes?.identity;
-      if (who) identities.add(who);
-    }
-    const status = labStatus(labDir);
-    const twice: string[] = [];
-    for (const n of status.nodes) {
-      const events = labEvents(labDir, n.name);
-      for (const unit of n.services.map((s) => s.unit)) {
-        const starts = events.filter((e) => e.verb === 'start' && e.unit === unit).length;
-        if (starts !== 2) twice.push(`${n.name}/${unit} started ${starts} times`);
+        // The worker running a drain wait SIGKILLed; its peer takes the activity over.
+        const drainWait = runningStep(p, 'wait-sessions:');
+        if (!workerDone && drainWait && desc) {
+          const act = desc.raw.pendingActivities?.find(
+            (a) => a.activityType?.name === 'waitForNoSessions' && a.lastWorkerIdentity,
+          );
+          const pid = act ? Number(act.lastWorkerIdentity!.split('@')[0]) : NaN;
+          const victim = WORKERS.find((w) => workerPids.get(w) === pid);
+          if (victim) {
+            workerDone = true;
+            process.kill(pid, 'SIGKILL');
+            while (alive(pid)) await sleep(20);
+            log.push(`${victim} (pid ${pid}) SIGKILLed during ${drainWait.id} (attempt ${act!.attempt})`);
+            await sleep(2_000);
+            const again = await startWorker(victim);
+            workerPids.set(victim, again.pid);
+            continue;
+          }
+        }
+        await sleep(100);
       }
-      const installs = events.filter((e) => e.verb === 'install').length;
-      if (installs !== 1) twice.push(`${n.name} installed ${installs} times`);
-    }
-    console.log(
-      [
-        ...log,
-        `worker identities in the history: ${[...identities].join(', ')}`,
-        `steps found already done: ${result.steps.filter((s) => s.alreadyDone).map((s) => s.id).join(', ') || 'none'}`,
-        `steps executed twice: ${twice.length ? twice.join('; ') : 'none'}`,
-        `probe: ${snap.requests} requests, ${snap.failedRequests} failed`,
-        `upgrade wall time ${Date.now() - testStart} ms; worker logs: ${WORKERS.map((w) => `${w} ${readFileSync(join(dir, `${w}.log`), 'utf8').split('\n').length} lines`).join(', ')}`,
-      ].join('\n'),
-    );
-    expect({ pgDone, serverDone, workerDone }).toEqual({ pgDone: true, serverDone: true, workerDone: true });
-    expect(result.status).toBe('completed');
-    expect(twice).toEqual([]);
-    expect(status.nodes.every((n) => n.codeVersion === '31.0.0' && n.services.every((s) => s.activeState === 'active' && s.version === '31.0.0'))).toBe(true);
-    expect(snap.failedRequests, JSON.stringify(snap.firstFailures)).toBe(0);
-    // Both original workers served the upgrade (a third identity is the restarted one).
-    for (const [w, pid] of originalPids) expect([w, [...identities].some((i) => i.startsWith(`${pid}@`))]).toEqual([w, true]);
-  }, 16 * 60_000);
+
+      client ??= await connect();
+      const h2 = client.workflow.getHandle(id);
+      const result = (await h2.result()) as UpgradeResult;
+      const snap = await probe.stop();
+
+      // Which worker ran what: every worker identity that started an activity of the upgrade.
+      const history = await h2.fetchHistory();
+      const identities = new Set<string>();
+      for (const e of history.events ?? []) {
+        const who = e.activityTaskStartedEventAttributes?.identity ?? e.workflowTaskStartedEventAttributes?.identity;
+        if (who) identities.add(who);
+      }
+      const status = labStatus(labDir);
+      const twice: string[] = [];
+      for (const n of status.nodes) {
+        const events = labEvents(labDir, n.name);
+        for (const unit of n.services.map((s) => s.unit)) {
+          const starts = events.filter((e) => e.verb === 'start' && e.unit === unit).length;
+          if (starts !== 2) twice.push(`${n.name}/${unit} started ${starts} times`);
+        }
+        const installs = events.filter((e) => e.verb === 'install').length;
+        if (installs !== 1) twice.push(`${n.name} installed ${installs} times`);
+      }
+      console.log(
+        [
+          ...log,
+          `worker identities in the history: ${[...identities].join(', ')}`,
+          `steps found already done: ${
+            result.steps
+              .filter((s) => s.alreadyDone)
+              .map((s) => s.id)
+              .join(', ') || 'none'
+          }`,
+          `steps executed twice: ${twice.length ? twice.join('; ') : 'none'}`,
+          `probe: ${snap.requests} requests, ${snap.failedRequests} failed`,
+          `upgrade wall time ${Date.now() - testStart} ms; worker logs: ${WORKERS.map((w) => `${w} ${readFileSync(join(dir, `${w}.log`), 'utf8').split('\n').length} lines`).join(', ')}`,
+        ].join('\n'),
+      );
+      expect({ pgDone, serverDone, workerDone }).toEqual({ pgDone: true, serverDone: true, workerDone: true });
+      expect(result.status).toBe('completed');
+      expect(twice).toEqual([]);
+      expect(
+        status.nodes.every(
+          (n) =>
+            n.codeVersion === '31.0.0' && n.services.every((s) => s.activeState === 'active' && s.version === '31.0.0'),
+        ),
+      ).toBe(true);
+      expect(snap.failedRequests, JSON.stringify(snap.firstFailures)).toBe(0);
+      // Both original workers served the upgrade (a third identity is the restarted one).
+      for (const [w, pid] of originalPids)
+        expect([w, [...identities].some((i) => i.startsWith(`${pid}@`))]).toEqual([w, true]);
+    },
+    16 * 60_000,
+  );
 
   it('shows the upgrade in the Web UI that its own UI server serves', async () => {
     expect(upgradeId, 'the lab upgrade above must have started').toBeDefined();
@@ -270,7 +341,12 @@ describe('the team stack on PostgreSQL', () => {
     await context.addInitScript(withUpgradeColumns('default'));
     const page = await context.newPage();
     const query = encodeURIComponent('NovaCloud="team-stack"');
-    const text = await openUntil(page, `${first.uiUrl}/namespaces/default/workflows?query=${query}`, (t) => t.includes(upgradeId!) && t.includes('UpgradeStatus'), 'the upgrade on the list page');
+    const text = await openUntil(
+      page,
+      `${first.uiUrl}/namespaces/default/workflows?query=${query}`,
+      (t) => t.includes(upgradeId!) && t.includes('UpgradeStatus'),
+      'the upgrade on the list page',
+    );
     const cells = await page.locator('tr', { hasText: upgradeId! }).first().innerText();
     expect(cells).toContain('completed');
     expect(text).toContain('UpgradePhase');

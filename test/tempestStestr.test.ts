@@ -62,7 +62,10 @@ describe('parseStestrTotals on real stestr output', () => {
     expect(r.totals).toMatchObject({ ran: 3, passed: 2, skipped: 1, expectedFail: 0, unexpectedSuccess: 0, failed: 0 });
     expect(r.totals!.sumOfExecuteSeconds).toBeGreaterThanOrEqual(0);
     expect(r.failingTests).toEqual([]);
-    expect(passedTestIds(output).sort()).toEqual(['smoke.test_servers.TestServers.test_create_server', 'smoke.test_servers.TestServers.test_list_servers']);
+    expect(passedTestIds(output).sort()).toEqual([
+      'smoke.test_servers.TestServers.test_create_server',
+      'smoke.test_servers.TestServers.test_list_servers',
+    ]);
   });
 
   it('reads a failing run and names the failing test', () => {
@@ -104,7 +107,14 @@ describe('runTempest over SSH', () => {
     const { runTempest } = createTempestActivities({ runner: node.runner });
     const env = activityEnv();
     const command = `cd ${suite} && /usr/bin/stestr run 'test_create_server|test_list_servers'`;
-    const r = await env.run(runTempest, { target: node.target, command, key: 'tempest-pass', stateDir: node.stateDir, pollMs: 100, timeoutMs: 60_000 });
+    const r = await env.run(runTempest, {
+      target: node.target,
+      command,
+      key: 'tempest-pass',
+      stateDir: node.stateDir,
+      pollMs: 100,
+      timeoutMs: 60_000,
+    });
     expect(r.totals).toMatchObject({ ran: 2, passed: 2, failed: 0 });
     expect(r.summary).toMatch(/^tempest passed on tempest: 2 passed, 0 skipped in [\d.]+ s$/);
     expect(env.beats.length).toBeGreaterThan(0);
@@ -113,20 +123,36 @@ describe('runTempest over SSH', () => {
   it('fails non-retryably with the failing test names', async () => {
     const { runTempest } = createTempestActivities({ runner: node.runner });
     const err = await activityEnv()
-      .run(runTempest, { target: node.target, command: `cd ${suite} && /usr/bin/stestr run`, key: 'tempest-fail', stateDir: node.stateDir, pollMs: 100, timeoutMs: 60_000 })
+      .run(runTempest, {
+        target: node.target,
+        command: `cd ${suite} && /usr/bin/stestr run`,
+        key: 'tempest-fail',
+        stateDir: node.stateDir,
+        pollMs: 100,
+        timeoutMs: 60_000,
+      })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApplicationFailure);
     const f = err as ApplicationFailure;
     expect(f.type).toBe('TempestFailed');
     expect(f.nonRetryable).toBe(true);
     expect(f.message).toContain('smoke.test_servers.TestServers.test_resize_server');
-    expect((f.details?.[0] as { failingTests: string[] }).failingTests).toEqual(['smoke.test_servers.TestServers.test_resize_server']);
+    expect((f.details?.[0] as { failingTests: string[] }).failingTests).toEqual([
+      'smoke.test_servers.TestServers.test_resize_server',
+    ]);
   });
 
   it('fails a run that matched no tests even when the command exits 0', async () => {
     const { runTempest } = createTempestActivities({ runner: node.runner });
     const err = await activityEnv()
-      .run(runTempest, { target: node.target, command: `cd ${suite} && (/usr/bin/stestr run no_such_test; true)`, key: 'tempest-none', stateDir: node.stateDir, pollMs: 100, timeoutMs: 60_000 })
+      .run(runTempest, {
+        target: node.target,
+        command: `cd ${suite} && (/usr/bin/stestr run no_such_test; true)`,
+        key: 'tempest-none',
+        stateDir: node.stateDir,
+        pollMs: 100,
+        timeoutMs: 60_000,
+      })
       .catch((e: unknown) => e);
     expect((err as ApplicationFailure).type).toBe('TempestFailed');
     expect((err as ApplicationFailure).message).toMatch(/no Totals block/);

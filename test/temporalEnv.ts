@@ -9,6 +9,7 @@ export function sharedTemporal(): { address: string; namespace: string; uiUrl: s
 /** For `Worker.create({ workflowBundle: workflowBundle() })`. */
 export function workflowBundle(): { codePath: string } {
   const codePath = inject('workflowBundlePath');
-  if (!codePath) throw new Error(`no workflow bundle for this run: ${inject('workflowBundleError') ?? 'unknown reason'}`);
+  if (!codePath)
+    throw new Error(`no workflow bundle for this run: ${inject('workflowBundleError') ?? 'unknown reason'}`);
   return { codePath };
 }

@@ -21,7 +21,10 @@ const dir = mkdtempSync(join(tmpdir(), 'webui-'));
 // The screenshots in docs/ change only when asked (or when missing), so a test run leaves the
 // tree clean; every run still takes them, in its own directory.
 const docs = join(__dirname, '..', 'docs');
-const shot = (name: string) => (process.env.NOVA_UPGRADE_SCREENSHOTS === 'update' || !existsSync(join(docs, name)) ? join(docs, name) : join(dir, name));
+const shot = (name: string) =>
+  process.env.NOVA_UPGRADE_SCREENSHOTS === 'update' || !existsSync(join(docs, name))
+    ? join(docs, name)
+    : join(dir, name);
 const SCREENSHOT = shot('webui-gate.png');
 const LIST_SCREENSHOT = shot('webui-list.png');
 const taskQueue = `webui-${randomUUID()}`;
@@ -32,17 +35,28 @@ let client: Client;
 let browser: Browser | undefined;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (scripts/install.sh does)`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (scripts/install.sh does)`);
   // Its own server: the shared one may run headless, and this one must serve the UI.
   const [s, l] = await Promise.all([
-    (async () => startDevServer({ stateDir: join(dir, 'temporal'), port: await findFreePort(), uiPort: await findFreePort() }))(),
+    (async () =>
+      startDevServer({ stateDir: join(dir, 'temporal'), port: await findFreePort(), uiPort: await findFreePort() }))(),
     labUp({ stateDir: join(dir, 'lab'), subnet: '127.0.4' }),
   ]);
   server = s;
   lab = l;
   const bundle = inject('workflowBundlePath');
-  await startWorkerProcess({ dir, address: server.address, namespace: server.namespace, taskQueue, ...(bundle ? { workflowBundlePath: bundle } : {}) });
-  client = new Client({ connection: await Connection.connect({ address: server.address }), namespace: server.namespace });
+  await startWorkerProcess({
+    dir,
+    address: server.address,
+    namespace: server.namespace,
+    taskQueue,
+    ...(bundle ? { workflowBundlePath: bundle } : {}),
+  });
+  client = new Client({
+    connection: await Connection.connect({ address: server.address }),
+    namespace: server.namespace,
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -76,7 +90,12 @@ describe('the Temporal Web UI', () => {
 
     // The list page, filtered the way an operator finds upgrades waiting for them.
     const query = encodeURIComponent('UpgradeStatus="waiting-approval" AND UpgradePhase="before-upgrade"');
-    const list = await openUntil(page, `${server.uiUrl}/namespaces/${ns}/workflows?query=${query}`, (t) => t.includes(h.workflowId) && t.includes('waiting-approval'), 'the upgrade on the list page');
+    const list = await openUntil(
+      page,
+      `${server.uiUrl}/namespaces/${ns}/workflows?query=${query}`,
+      (t) => t.includes(h.workflowId) && t.includes('waiting-approval'),
+      'the upgrade on the list page',
+    );
     expect(list).toContain('UpgradePhase');
     expect(list).toContain('UpgradeStatus');
     const row = page.locator('tr', { hasText: h.workflowId }).first();

@@ -7,7 +7,13 @@ import { parse } from 'yaml';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Context } from '@temporalio/activity';
-import { Client, Connection, WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  WorkflowFailedError,
+  WorkflowUpdateFailedError,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import { temporalCliPath } from '../client/devServer';
 import { NativeConnection, Worker, Runtime, DefaultLogger } from '@temporalio/worker';
@@ -37,14 +43,18 @@ const taskQueue = `wf-test-${randomUUID()}`;
 
 function inventory(overrides: Record<string, unknown> = {}): Inventory {
   const raw = parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as Record<string, unknown>;
-  return validateInventory({ ...raw, cloud: `t${randomUUID().slice(0, 8)}`, retry: { maximumAttempts: 1, initialIntervalSeconds: 1 }, ...overrides });
+  return validateInventory({
+    ...raw,
+    cloud: `t${randomUUID().slice(0, 8)}`,
+    retry: { maximumAttempts: 1, initialIntervalSeconds: 1 },
+    ...overrides,
+  });
 }
 
 async function start(autoApprove: Phase[], inv = inventory()): Promise<WorkflowHandle> {
   const input: UpgradeInput = { inventory: inv, autoApprove, startedBy: 'test' };
   return client.workflow.start(novaUpgrade, { taskQueue, workflowId: `nova-upgrade-${inv.cloud}`, args: [input] });
 }
-
 
 const calledNames = () => script.calls.map((c) => c.name);
 
@@ -65,7 +75,27 @@ beforeAll(async () => {
   client = new Client({ connection: await Connection.connect({ address: t.address }), namespace: t.namespace });
   useProbeClient(client);
   script = newScript();
-  worker = await Worker.create({ connection: nativeConnection, namespace: t.namespace, taskQueue, workflowBundle: workflowBundle(), maxHeartbeatThrottleInterval: '1s', activities: scriptedActivities({ get calls() { return script.calls; }, get failures() { return script.failures; }, get failWhen() { return script.failWhen; }, get overrides() { return script.overrides; } } as Script) });
+  worker = await Worker.create({
+    connection: nativeConnection,
+    namespace: t.namespace,
+    taskQueue,
+    workflowBundle: workflowBundle(),
+    maxHeartbeatThrottleInterval: '1s',
+    activities: scriptedActivities({
+      get calls() {
+        return script.calls;
+      },
+      get failures() {
+        return script.failures;
+      },
+      get failWhen() {
+        return script.failWhen;
+      },
+      get overrides() {
+        return script.overrides;
+      },
+    } as Script),
+  });
   workerRun = worker.run();
 });
 
@@ -100,10 +130,20 @@ describe('cancel and abort stop the running step and put right what it left', ()
     const h = await start(['before-upgrade', 'before-window', 'during-window', 'after-window']);
     await untilProgress(h, (p) => p.currentStep === 'wait-sessions:controller' && seen.started, 'the drain wait');
     const t = sharedTemporal();
-    await promisify(execFile)(temporalCliPath(), ['workflow', 'cancel', '--workflow-id', h.workflowId, '--address', t.address, '--namespace', t.namespace]);
+    await promisify(execFile)(temporalCliPath(), [
+      'workflow',
+      'cancel',
+      '--workflow-id',
+      h.workflowId,
+      '--address',
+      t.address,
+      '--namespace',
+      t.namespace,
+    ]);
     const end = await h.result().then(
       () => 'completed',
-      (err: unknown) => (err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure ? 'cancelled' : String(err)),
+      (err: unknown) =>
+        err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure ? 'cancelled' : String(err),
     );
     expect(end).toBe('cancelled');
     // The cancel reaches the activity with its next heartbeat's answer.
@@ -129,7 +169,10 @@ describe('cancel and abort stop the running step and put right what it left', ()
     expect(result.status).toBe('aborted');
     for (let i = 0; i < 100 && !seen.cancelled; i++) await new Promise((r) => setTimeout(r, 100));
     expect(seen.cancelled).toBe(true);
-    expect(result.steps.find((s) => s.id === 'tempest-before')).toMatchObject({ status: 'failed', error: expect.stringMatching(/^stopped: /) });
+    expect(result.steps.find((s) => s.id === 'tempest-before')).toMatchObject({
+      status: 'failed',
+      error: expect.stringMatching(/^stopped: /),
+    });
     expect(calledNames()).not.toContain('installCode');
   });
 });
@@ -140,34 +183,63 @@ describe('novaUpgrade orchestration', () => {
     const h = await start([]);
     const p = await untilProgress(h, (x) => x.status === 'waiting-approval', 'the first gate');
     expect(p.pendingApproval?.phase).toBe('before-upgrade');
-    expect(p.pendingApproval?.command).toBe(`nova-upgrade approve ${h.workflowId} --phase before-upgrade --comment "..."`);
+    expect(p.pendingApproval?.command).toBe(
+      `nova-upgrade approve ${h.workflowId} --phase before-upgrade --comment "..."`,
+    );
     await new Promise((r) => setTimeout(r, 500));
     expect(script.calls).toEqual([]);
 
-    expect(await refusal(h.executeUpdate(approveUpdate, { args: [{ phase: 'during-window', approver: 'alice' }] }))).toBe('the pending gate is before-upgrade, not during-window');
-    const rec = await h.executeUpdate(approveUpdate, { args: [{ phase: 'before-upgrade', approver: 'alice', comment: 'go' }] });
+    expect(
+      await refusal(h.executeUpdate(approveUpdate, { args: [{ phase: 'during-window', approver: 'alice' }] })),
+    ).toBe('the pending gate is before-upgrade, not during-window');
+    const rec = await h.executeUpdate(approveUpdate, {
+      args: [{ phase: 'before-upgrade', approver: 'alice', comment: 'go' }],
+    });
     expect(rec).toMatchObject({ phase: 'before-upgrade', approver: 'alice', comment: 'go', auto: false });
     const atSecond = await untilProgress(h, (x) => x.pendingApproval?.phase === 'before-window', 'the second gate');
-    expect(await refusal(h.executeUpdate(approveUpdate, { args: [{ phase: 'before-upgrade', approver: 'bob' }] }))).toBe('phase before-upgrade is already approved');
-    expect(atSecond.steps.filter((s) => s.phase === 'before-upgrade').every((s) => s.status === 'succeeded')).toBe(true);
+    expect(
+      await refusal(h.executeUpdate(approveUpdate, { args: [{ phase: 'before-upgrade', approver: 'bob' }] })),
+    ).toBe('phase before-upgrade is already approved');
+    expect(atSecond.steps.filter((s) => s.phase === 'before-upgrade').every((s) => s.status === 'succeeded')).toBe(
+      true,
+    );
     expect(atSecond.steps.filter((s) => s.phase !== 'before-upgrade').every((s) => s.status === 'pending')).toBe(true);
-    expect(calledNames()).toEqual(['checkLoadBalancers', 'pointComputeEndpointAtVip', 'runTempest', 'checkApiServesVersion', 'checkApiServesVersion']);
+    expect(calledNames()).toEqual([
+      'checkLoadBalancers',
+      'pointComputeEndpointAtVip',
+      'runTempest',
+      'checkApiServesVersion',
+      'checkApiServesVersion',
+    ]);
     expect(calledNames()).not.toContain('installCode');
     await h.terminate('test done');
   });
 
-  it('holds a failed step, refuses a skip without a reason, and retries on the operator\'s word', async () => {
+  it("holds a failed step, refuses a skip without a reason, and retries on the operator's word", async () => {
     script = newScript();
     script.failures.set('syncApiDb', 1);
     const h = await start(['before-upgrade', 'before-window']);
     const held = await untilProgress(h, (x) => x.status === 'held', 'the hold');
     expect(held.pendingDecision).toMatchObject({ stepId: 'api-db-sync', choices: ['retry', 'skip', 'abort'] });
-    expect(held.steps.find((s) => s.id === 'api-db-sync')).toMatchObject({ status: 'held', error: expect.stringContaining('syncApiDb failed as scripted') });
-    expect(await refusal(h.executeUpdate(decideUpdate, { args: [{ action: 'skip', by: 'alice' }] }))).toMatch(/skip needs a reason/);
-    expect(await refusal(h.executeUpdate(decideUpdate, { args: [{ action: 'retry', stepId: 'db-sync:cell0', by: 'alice' }] }))).toBe('the held step is api-db-sync, not db-sync:cell0');
+    expect(held.steps.find((s) => s.id === 'api-db-sync')).toMatchObject({
+      status: 'held',
+      error: expect.stringContaining('syncApiDb failed as scripted'),
+    });
+    expect(await refusal(h.executeUpdate(decideUpdate, { args: [{ action: 'skip', by: 'alice' }] }))).toMatch(
+      /skip needs a reason/,
+    );
+    expect(
+      await refusal(
+        h.executeUpdate(decideUpdate, { args: [{ action: 'retry', stepId: 'db-sync:cell0', by: 'alice' }] }),
+      ),
+    ).toBe('the held step is api-db-sync, not db-sync:cell0');
     await h.executeUpdate(decideUpdate, { args: [{ action: 'retry', by: 'alice' }] });
     const after = await untilProgress(h, (x) => x.pendingApproval?.phase === 'during-window', 'the window gate');
-    expect(after.steps.find((s) => s.id === 'api-db-sync')).toMatchObject({ status: 'succeeded', operatorRetries: 1, attempts: 2 });
+    expect(after.steps.find((s) => s.id === 'api-db-sync')).toMatchObject({
+      status: 'succeeded',
+      operatorRetries: 1,
+      attempts: 2,
+    });
     const keys = script.calls.filter((c) => c.name === 'syncApiDb').map((c) => c.input.key as string);
     // An operator retry must be a new run on the node, not a reattach to the failed one.
     expect(keys).toHaveLength(2);
@@ -181,8 +253,15 @@ describe('novaUpgrade orchestration', () => {
     const h = await start(['before-upgrade', 'before-window', 'during-window']);
     await untilProgress(h, (x) => x.pendingDecision?.stepId === 'upgrade-check', 'the hold at upgrade-check');
     await h.executeUpdate(decideUpdate, { args: [{ action: 'skip', reason: 'checked by hand', by: 'alice' }] });
-    const p = await untilProgress(h, (x) => x.steps.find((s) => s.id === 'restart:controller:devstack@n-super-cond')?.status === 'succeeded', 'the conductor restart');
-    expect(p.steps.find((s) => s.id === 'upgrade-check')).toMatchObject({ status: 'skipped', skipReason: 'checked by hand (by alice)' });
+    const p = await untilProgress(
+      h,
+      (x) => x.steps.find((s) => s.id === 'restart:controller:devstack@n-super-cond')?.status === 'succeeded',
+      'the conductor restart',
+    );
+    expect(p.steps.find((s) => s.id === 'upgrade-check')).toMatchObject({
+      status: 'skipped',
+      skipReason: 'checked by hand (by alice)',
+    });
     await h.terminate('test done');
   });
 
@@ -195,14 +274,19 @@ describe('novaUpgrade orchestration', () => {
     expect(result.status).toBe('completed');
     expect(result.steps.every((s) => s.status === 'succeeded')).toBe(true);
     expect(result.approvals.map((a) => [a.phase, a.auto])).toEqual([
-      ['before-upgrade', true], ['before-window', true], ['during-window', true], ['after-window', true],
+      ['before-upgrade', true],
+      ['before-window', true],
+      ['during-window', true],
+      ['after-window', true],
     ]);
     const names = calledNames();
     const restarts = script.calls.filter((c) => c.name === 'restartService').map((c) => c.input.unit);
     expect(restarts.slice(0, 2)).toEqual(['devstack@n-super-cond', 'devstack@n-cond-cell1']);
     // Every nova-api restart happens after every compute is back, and each API server is drained first.
     const lastComputeStart = names.lastIndexOf('startService');
-    const firstApiRestart = script.calls.findIndex((c) => c.name === 'restartService' && c.input.unit === 'devstack@n-api');
+    const firstApiRestart = script.calls.findIndex(
+      (c) => c.name === 'restartService' && c.input.unit === 'devstack@n-api',
+    );
     expect(lastComputeStart).toBeLessThan(firstApiRestart);
     const drains = script.calls.filter((c) => c.name === 'drainApiServer').map((c) => c.input.server);
     expect(drains).toEqual(['controller', 'apicomp']);
@@ -211,7 +295,10 @@ describe('novaUpgrade orchestration', () => {
     const desc = await h.describe();
     expect(desc.status.name).toBe('COMPLETED');
     const children = [];
-    for await (const wf of client.workflow.list({ query: `WorkflowType = 'upgradeComputeBatch' AND WorkflowId STARTS_WITH '${h.workflowId}/'` })) children.push(wf.workflowId);
+    for await (const wf of client.workflow.list({
+      query: `WorkflowType = 'upgradeComputeBatch' AND WorkflowId STARTS_WITH '${h.workflowId}/'`,
+    }))
+      children.push(wf.workflowId);
     // One child workflow per compute batch keeps the parent's history bounded.
     expect(children.sort()).toEqual([`${h.workflowId}/compute-batch-1/r0`, `${h.workflowId}/compute-batch-2/r0`]);
   });
@@ -220,7 +307,11 @@ describe('novaUpgrade orchestration', () => {
     script = newScript();
     script.failures.set('waitForNoSessions', Infinity);
     const h = await start(['before-upgrade', 'before-window', 'during-window']);
-    const held = await untilProgress(h, (x) => x.pendingDecision?.stepId === 'wait-sessions:controller', 'the drain hold');
+    const held = await untilProgress(
+      h,
+      (x) => x.pendingDecision?.stepId === 'wait-sessions:controller',
+      'the drain hold',
+    );
     expect(held.pendingDecision?.choices).toEqual(['retry', 'shutdown-sessions', 'skip', 'abort']);
     await h.signal(abortSignal, { by: 'alice', reason: 'window over' });
     const result = (await h.result()) as UpgradeResult;
@@ -235,7 +326,11 @@ describe('novaUpgrade orchestration', () => {
     script = newScript();
     script.failures.set('waitForComputesUp', Infinity);
     const h = await start(['before-upgrade', 'before-window', 'during-window']);
-    const held = await untilProgress(h, (x) => x.pendingDecision?.stepId === 'compute-batch:1', 'the compute batch hold');
+    const held = await untilProgress(
+      h,
+      (x) => x.pendingDecision?.stepId === 'compute-batch:1',
+      'the compute batch hold',
+    );
     expect(held.pendingDecision?.error).toMatch(/batch 1\/2 failed at "wait until controller report up/);
     const before = script.calls.length;
     await h.signal(abortSignal, { by: 'alice' });
@@ -252,12 +347,26 @@ describe('novaUpgrade orchestration', () => {
   it('holds when the VIP probe saw failed requests', async () => {
     script = newScript();
     script.overrides = {
-      runVipProbe: () => ({ requests: 500, failedRequests: 3, failuresByKind: { http5xx: 3 }, firstFailures: [{ at: 'now', client: 0, path: '/', kind: 'http5xx', reason: 'HTTP 503' }], latencyMs: { p50: 1, p95: 2, p99: 3, max: 4 }, versionDecreases: 0, maxMicroversionSeen: '2.100', requestsByBackend: {}, perClient: [], durationSeconds: 1, running: false }),
+      runVipProbe: () => ({
+        requests: 500,
+        failedRequests: 3,
+        failuresByKind: { http5xx: 3 },
+        firstFailures: [{ at: 'now', client: 0, path: '/', kind: 'http5xx', reason: 'HTTP 503' }],
+        latencyMs: { p50: 1, p95: 2, p99: 3, max: 4 },
+        versionDecreases: 0,
+        maxMicroversionSeen: '2.100',
+        requestsByBackend: {},
+        perClient: [],
+        durationSeconds: 1,
+        running: false,
+      }),
     };
     const h = await start(['before-upgrade', 'before-window', 'during-window']);
     const held = await untilProgress(h, (x) => x.status === 'held', 'the probe hold');
     expect(held.pendingDecision?.stepId).toBe('vip-probe-result');
-    expect(held.pendingDecision?.error).toMatch(/^3 of 500 requests through the VIP failed \(allowed: 0\); first: http5xx on \/: HTTP 503/);
+    expect(held.pendingDecision?.error).toMatch(
+      /^3 of 500 requests through the VIP failed \(allowed: 0\); first: http5xx on \/: HTTP 503/,
+    );
     expect(held.probe).toMatchObject({ requests: 500, failedRequests: 3 });
     await h.terminate('test done');
   });
@@ -266,7 +375,9 @@ describe('novaUpgrade orchestration', () => {
     script = newScript();
     const h = await start([]);
     await untilProgress(h, (x) => x.status === 'waiting-approval', 'the first gate');
-    expect(await refusal(h.executeUpdate(decideUpdate, { args: [{ action: 'retry', by: 'alice' }] }))).toBe('no step is held waiting for a decision');
+    expect(await refusal(h.executeUpdate(decideUpdate, { args: [{ action: 'retry', by: 'alice' }] }))).toBe(
+      'no step is held waiting for a decision',
+    );
     await h.terminate('test done');
   });
 });

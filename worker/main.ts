@@ -23,7 +23,9 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
     connection,
     namespace: conn.namespace,
     taskQueue: conn.taskQueue,
-    ...(opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath: require.resolve('../workflows') }),
+    ...(opts.workflowBundlePath
+      ? { workflowBundle: { codePath: opts.workflowBundlePath } }
+      : { workflowsPath: require.resolve('../workflows') }),
     activities: createActivities({
       runner: pool,
       // The probe asks its workflow's progress whether the window's steps are done.
@@ -52,7 +54,9 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
 
 if (require.main === module) {
   runWorker({
-    ...(process.env.NOVA_UPGRADE_WORKFLOW_BUNDLE ? { workflowBundlePath: process.env.NOVA_UPGRADE_WORKFLOW_BUNDLE } : {}),
+    ...(process.env.NOVA_UPGRADE_WORKFLOW_BUNDLE
+      ? { workflowBundlePath: process.env.NOVA_UPGRADE_WORKFLOW_BUNDLE }
+      : {}),
   }).catch((err: unknown) => {
     console.error(`worker stopped: ${err instanceof Error ? err.message : String(err)}`);
     process.exit(1);

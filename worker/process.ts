@@ -39,7 +39,9 @@ function entry(): string[] {
   return __filename.endsWith('.ts') ? ['--import', 'tsx', main] : [main];
 }
 
-export async function startWorkerProcess(opts: WorkerProcessOptions): Promise<{ pid: number; log: string; alreadyRunning: boolean }> {
+export async function startWorkerProcess(
+  opts: WorkerProcessOptions,
+): Promise<{ pid: number; log: string; alreadyRunning: boolean }> {
   const name = opts.name ?? 'worker';
   mkdirSync(opts.dir, { recursive: true });
   const log = join(opts.dir, `${name}.log`);
@@ -71,7 +73,11 @@ export async function startWorkerProcess(opts: WorkerProcessOptions): Promise<{ 
   return { pid: child.pid!, log, alreadyRunning: false };
 }
 
-export async function stopWorkerProcess(dir: string, signal: NodeJS.Signals = 'SIGTERM', name = 'worker'): Promise<boolean> {
+export async function stopWorkerProcess(
+  dir: string,
+  signal: NodeJS.Signals = 'SIGTERM',
+  name = 'worker',
+): Promise<boolean> {
   const pid = workerPid(dir, name);
   if (!pid) return false;
   process.kill(pid, signal);

@@ -49,6 +49,8 @@ export async function upgradeComputeBatch(input: ComputeBatchInput): Promise<Com
     });
   }
   const hosts = input.batch.nodes.map((n) => inv.nodes.find((x) => x.name === n)!.novaHost);
-  const kept = b.leftDisabled.length ? `; ${b.leftDisabled.join(', ')} left disabled for scheduling, as an operator set them` : '';
+  const kept = b.leftDisabled.length
+    ? `; ${b.leftDisabled.join(', ')} left disabled for scheduling, as an operator set them`
+    : '';
   return { summary: `${label}: ${hosts.join(', ')} run nova ${inv.release.to}${kept}`, alreadyDone: !changed, notes };
 }

@@ -30,8 +30,17 @@ export class Exposure {
     const notes: string[] = [];
     for (const { node, unit } of this.services.values()) {
       try {
-        const out = await ops.services.startService(node, unit, runKey(`abort-start:${node}:${unit}`, 0), 'again after the abort');
-        notes.push(out.alreadyDone ? `${unit} on ${node} is running` : `started ${unit} on ${node} again (it was stopped when the abort came)`);
+        const out = await ops.services.startService(
+          node,
+          unit,
+          runKey(`abort-start:${node}:${unit}`, 0),
+          'again after the abort',
+        );
+        notes.push(
+          out.alreadyDone
+            ? `${unit} on ${node} is running`
+            : `started ${unit} on ${node} again (it was stopped when the abort came)`,
+        );
       } catch (err) {
         notes.push(`left ${unit} on ${node} STOPPED: it does not start (${describeFailure(err)})`);
       }

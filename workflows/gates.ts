@@ -67,7 +67,13 @@ export class Gates {
   }
 
   private approve(input: ApproveInput) {
-    const record = { phase: input.phase, approver: input.approver, ...(input.comment ? { comment: input.comment } : {}), at: this.state.now(), auto: false };
+    const record = {
+      phase: input.phase,
+      approver: input.approver,
+      ...(input.comment ? { comment: input.comment } : {}),
+      at: this.state.now(),
+      auto: false,
+    };
     this.approved.add(input.phase);
     this.state.progress.approvals.push(record);
     return record;
@@ -105,8 +111,10 @@ export class Gates {
   private decisionProblem(input: DecideInput): string | undefined {
     const pending = this.state.progress.pendingDecision;
     if (!pending) return 'no step is held waiting for a decision';
-    if (input.stepId && input.stepId !== pending.stepId) return `the held step is ${pending.stepId}, not ${input.stepId}`;
-    if (!pending.choices.includes(input.action)) return `${input.action} is not a choice here; choose one of ${pending.choices.join(', ')}`;
+    if (input.stepId && input.stepId !== pending.stepId)
+      return `the held step is ${pending.stepId}, not ${input.stepId}`;
+    if (!pending.choices.includes(input.action))
+      return `${input.action} is not a choice here; choose one of ${pending.choices.join(', ')}`;
     if (input.action === 'skip' && !input.reason?.trim()) return 'skip needs a reason (--reason), which is recorded';
     return undefined;
   }
@@ -131,14 +139,26 @@ export class Gates {
       error,
       choices,
       since: this.state.now(),
-      commands: choices.map((c) => (c === 'skip' ? `nova-upgrade skip ${id} --reason "..."` : `nova-upgrade ${c} ${id}`)),
+      commands: choices.map((c) =>
+        c === 'skip' ? `nova-upgrade skip ${id} --reason "..."` : `nova-upgrade ${c} ${id}`,
+      ),
     };
     this.decision = undefined;
     this.state.publish();
     const commands = p.pendingDecision.commands;
-    this.notifier?.send('hold', { ...(p.phase ? { phase: p.phase } : {}), step: stepId, message: `${p.cloud}: held at ${stepId}: ${error}`, command: commands[0] ?? `nova-upgrade status ${id}`, commands });
+    this.notifier?.send('hold', {
+      ...(p.phase ? { phase: p.phase } : {}),
+      step: stepId,
+      message: `${p.cloud}: held at ${stepId}: ${error}`,
+      command: commands[0] ?? `nova-upgrade status ${id}`,
+      commands,
+    });
     await condition(() => this.decision !== undefined || this.abortBy !== undefined);
-    const decision = this.decision ?? { action: 'abort' as const, by: this.abortBy!.by, ...(this.abortBy!.reason ? { reason: this.abortBy!.reason } : {}) };
+    const decision = this.decision ?? {
+      action: 'abort' as const,
+      by: this.abortBy!.by,
+      ...(this.abortBy!.reason ? { reason: this.abortBy!.reason } : {}),
+    };
     delete p.pendingDecision;
     this.decision = undefined;
     p.status = 'running';

@@ -14,7 +14,11 @@ export interface Notifier {
 export class WebhookNotifier implements Notifier {
   private inFlight = 0;
 
-  constructor(private readonly ops: NotifyOps, private readonly state: UpgradeState, private readonly target: WebhookTarget | undefined) {}
+  constructor(
+    private readonly ops: NotifyOps,
+    private readonly state: UpgradeState,
+    private readonly target: WebhookTarget | undefined,
+  ) {}
 
   send(kind: NotifyEventKind, fields: NotifyFields): void {
     // Runs started before notifications existed replay without these activities.
@@ -22,7 +26,13 @@ export class WebhookNotifier implements Notifier {
     const p = this.state.progress;
     this.inFlight += 1;
     this.ops
-      .notifyWebhook(this.target, { event: kind, workflowId: p.workflowId, cloud: p.cloud, ...fields, at: this.state.now() })
+      .notifyWebhook(this.target, {
+        event: kind,
+        workflowId: p.workflowId,
+        cloud: p.cloud,
+        ...fields,
+        at: this.state.now(),
+      })
       .then(
         (r) => {
           if (!r.delivered) this.warn(r.summary);

@@ -5,12 +5,27 @@
 //
 // Steps run through the upgrade's step runner (stepRunner.ts); this file gives it a host over
 // its own progress and query, with the same decide/abort definitions as the upgrade.
-import { condition, defineQuery, proxyActivities, setCurrentDetails, setHandler, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import {
+  condition,
+  defineQuery,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
 import type { HaproxyActivities } from '../activities/haproxy/activities';
 import type { LbSetupActivities } from '../activities/lb/activities';
 import { lbNodeJobs, vipCheck, type LbNodeJob } from '../common/lbJobs';
 import type { Inventory } from '../inventory/schema';
-import { abortSignal, decideSignal, decideUpdate, type DecideInput, type DecisionAction, type PendingDecision } from '../common/messages';
+import {
+  abortSignal,
+  decideSignal,
+  decideUpdate,
+  type DecideInput,
+  type DecisionAction,
+  type PendingDecision,
+} from '../common/messages';
 import { AbortRequested } from './failures';
 import { runStep, type StepHost } from './stepRunner';
 
@@ -83,13 +98,30 @@ export async function setupLoadBalancers(input: LbSetupInput): Promise<LbSetupRe
     workflowId: workflowInfo().workflowId,
     cloud: inv.cloud,
     status: 'running',
-    steps: jobs.flatMap((j) => STEPS.map(([kind, title]) => ({ id: `${kind}:${j.node}`, node: j.node, title: `${j.node}: ${title}`, status: 'pending' as const, attempts: 0 }))),
+    steps: jobs.flatMap((j) =>
+      STEPS.map(([kind, title]) => ({
+        id: `${kind}:${j.node}`,
+        node: j.node,
+        title: `${j.node}: ${title}`,
+        status: 'pending' as const,
+        attempts: 0,
+      })),
+    ),
   };
   const holds = new Holds(progress);
-  const retry = { maximumAttempts: inv.retry.maximumAttempts, initialInterval: inv.retry.initialIntervalSeconds * 1000, maximumInterval: inv.retry.maximumIntervalSeconds * 1000, backoffCoefficient: 2 };
+  const retry = {
+    maximumAttempts: inv.retry.maximumAttempts,
+    initialInterval: inv.retry.initialIntervalSeconds * 1000,
+    maximumInterval: inv.retry.maximumIntervalSeconds * 1000,
+    backoffCoefficient: 2,
+  };
   const base: ActivityOptions = { startToCloseTimeout: (inv.timeouts.commandSeconds + 60) * 1000, retry };
   const acts = proxyActivities<Acts>(base);
-  const waits = proxyActivities<Acts>({ ...base, startToCloseTimeout: vip.timeoutMs + 60_000, heartbeatTimeout: 30_000 });
+  const waits = proxyActivities<Acts>({
+    ...base,
+    startToCloseTimeout: vip.timeoutMs + 60_000,
+    heartbeatTimeout: 30_000,
+  });
 
   let vipHolder: string | undefined;
   const perNode: Record<(typeof STEPS)[number][0], (j: LbNodeJob) => Promise<Outcome>> = {
@@ -102,7 +134,12 @@ export async function setupLoadBalancers(input: LbSetupInput): Promise<LbSetupRe
       vipHolder = r.holder;
       return r;
     },
-    check: (j) => acts.checkLoadBalancers({ lbs: [j.lb], backend: inv.haproxy.backend, servers: inv.loadBalancer!.servers.map((s) => s.name) }),
+    check: (j) =>
+      acts.checkLoadBalancers({
+        lbs: [j.lb],
+        backend: inv.haproxy.backend,
+        servers: inv.loadBalancer!.servers.map((s) => s.name),
+      }),
   };
 
   try {
@@ -117,7 +154,13 @@ export async function setupLoadBalancers(input: LbSetupInput): Promise<LbSetupRe
     progress.status = 'aborted';
     holds.publish();
     const by = `${err.by}${err.reason ? `: ${err.reason}` : ''}`;
-    return { status: 'aborted', changed: changedAny(progress), summary: `aborted by ${by}`, steps: progress.steps, ...(vipHolder ? { vipHolder } : {}) };
+    return {
+      status: 'aborted',
+      changed: changedAny(progress),
+      summary: `aborted by ${by}`,
+      steps: progress.steps,
+      ...(vipHolder ? { vipHolder } : {}),
+    };
   }
   progress.status = 'completed';
   holds.publish();
@@ -129,7 +172,9 @@ export async function setupLoadBalancers(input: LbSetupInput): Promise<LbSetupRe
 }
 
 function changedAny(p: LbSetupProgress): boolean {
-  return p.steps.some((s) => (s.id.startsWith('install:') || s.id.startsWith('reload:')) && s.status === 'succeeded' && !s.alreadyDone);
+  return p.steps.some(
+    (s) => (s.id.startsWith('install:') || s.id.startsWith('reload:')) && s.status === 'succeeded' && !s.alreadyDone,
+  );
 }
 
 /** The step runner's host on this workflow's own progress, with the upgrade's hold semantics. */
@@ -153,7 +198,8 @@ class Holds implements StepHost {
     const pending = this.p.pendingDecision;
     if (!pending) return 'no step is held waiting for a decision';
     if (d.stepId && d.stepId !== pending.stepId) return `the held step is ${pending.stepId}, not ${d.stepId}`;
-    if (!pending.choices.includes(d.action)) return `${d.action} is not a choice here; choose one of ${pending.choices.join(', ')}`;
+    if (!pending.choices.includes(d.action))
+      return `${d.action} is not a choice here; choose one of ${pending.choices.join(', ')}`;
     if (d.action === 'skip' && !d.reason?.trim()) return 'skip needs a reason (--reason), which is recorded';
     return undefined;
   }
@@ -192,7 +238,9 @@ class Holds implements StepHost {
       error,
       choices,
       since: new Date().toISOString(),
-      commands: choices.map((c) => (c === 'skip' ? `nova-upgrade skip ${id} --reason "..."` : `nova-upgrade ${c} ${id}`)),
+      commands: choices.map((c) =>
+        c === 'skip' ? `nova-upgrade skip ${id} --reason "..."` : `nova-upgrade ${c} ${id}`,
+      ),
     };
     this.decision = undefined;
     this.publish();
@@ -210,7 +258,15 @@ class Holds implements StepHost {
     const current = p.steps.find((s) => s.status === 'running' || s.status === 'held');
     const lines = [`**${p.status}** — HAProxy + keepalived setup on ${p.cloud}`];
     if (current) lines.push(`Step: ${current.title}`);
-    if (p.pendingDecision) lines.push('', `Held at **${p.pendingDecision.stepId}**: ${p.pendingDecision.error}`, 'Choose one:', '```', ...p.pendingDecision.commands, '```');
+    if (p.pendingDecision)
+      lines.push(
+        '',
+        `Held at **${p.pendingDecision.stepId}**: ${p.pendingDecision.error}`,
+        'Choose one:',
+        '```',
+        ...p.pendingDecision.commands,
+        '```',
+      );
     setCurrentDetails(lines.join('\n'));
   }
 }

@@ -8,7 +8,12 @@ export class UpgradeState {
   readonly progress: Progress;
   private readonly byId = new Map<string, StepState>();
 
-  constructor(input: UpgradeInput, plan: Pick<StepState, 'id' | 'phase' | 'title' | 'node'>[], computeNodes: number, batches: number) {
+  constructor(
+    input: UpgradeInput,
+    plan: Pick<StepState, 'id' | 'phase' | 'title' | 'node'>[],
+    computeNodes: number,
+    batches: number,
+  ) {
     const inv = input.inventory;
     this.progress = {
       workflowId: workflowInfo().workflowId,
@@ -66,16 +71,40 @@ export class UpgradeState {
     if (p.phase) lines.push(`Phase: ${p.phase}`);
     if (p.currentStep) lines.push(`Step: ${this.byId.get(p.currentStep)?.title ?? p.currentStep}`);
     if (p.pendingApproval) {
-      lines.push('', `Waiting for approval of **${p.pendingApproval.phase}**:`, '```', p.pendingApproval.command, '```');
+      lines.push(
+        '',
+        `Waiting for approval of **${p.pendingApproval.phase}**:`,
+        '```',
+        p.pendingApproval.command,
+        '```',
+      );
       for (const w of p.pendingApproval.warnings) lines.push(`- warning: ${w}`);
     }
     if (p.pendingDecision) {
-      lines.push('', `Held at **${p.pendingDecision.stepId}**: ${p.pendingDecision.error}`, 'Choose one:', '```', ...p.pendingDecision.commands, '```');
+      lines.push(
+        '',
+        `Held at **${p.pendingDecision.stepId}**: ${p.pendingDecision.error}`,
+        'Choose one:',
+        '```',
+        ...p.pendingDecision.commands,
+        '```',
+      );
     }
-    if (p.compute.batchesTotal) lines.push(`Compute: ${p.compute.nodesDone}/${p.compute.nodesTotal} nodes, ${p.compute.batchesDone}/${p.compute.batchesTotal} batches`);
-    if (p.drain) lines.push(`Draining ${p.drain.server}: ${Object.entries(p.drain.sessions).map(([lb, n]) => `${lb}=${n}`).join(', ')} sessions`);
+    if (p.compute.batchesTotal)
+      lines.push(
+        `Compute: ${p.compute.nodesDone}/${p.compute.nodesTotal} nodes, ${p.compute.batchesDone}/${p.compute.batchesTotal} batches`,
+      );
+    if (p.drain)
+      lines.push(
+        `Draining ${p.drain.server}: ${Object.entries(p.drain.sessions)
+          .map(([lb, n]) => `${lb}=${n}`)
+          .join(', ')} sessions`,
+      );
     if (p.probe) lines.push(`Probe: ${p.probe.requests} requests, ${p.probe.failedRequests} failed`);
     // Markdown in the Web UI: a blank line between lines keeps each on its own.
-    return lines.join('\n\n').replace(/```\n\n/g, '```\n').replace(/\n\n```/g, '\n```');
+    return lines
+      .join('\n\n')
+      .replace(/```\n\n/g, '```\n')
+      .replace(/\n\n```/g, '\n```');
   }
 }

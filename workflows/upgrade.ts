@@ -19,11 +19,22 @@ export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
   const inv = input.inventory;
   const plan = planUpgrade(inv);
   const batches = computeBatches(inv);
-  const state = new UpgradeState(input, plan, batches.reduce((n, b) => n + b.nodes.length, 0), batches.length);
+  const state = new UpgradeState(
+    input,
+    plan,
+    batches.reduce((n, b) => n + b.nodes.length, 0),
+    batches.length,
+  );
   const ops = createOps(inv);
   const n = inv.notify;
   // 0.1.0 inventories carried the URL itself; today's name where the worker reads it.
-  const webhook = n.webhookUrl ? { url: n.webhookUrl } : n.webhookUrlFile ? { urlFile: n.webhookUrlFile } : n.webhookUrlEnv ? { urlEnv: n.webhookUrlEnv } : undefined;
+  const webhook = n.webhookUrl
+    ? { url: n.webhookUrl }
+    : n.webhookUrlFile
+      ? { urlFile: n.webhookUrlFile }
+      : n.webhookUrlEnv
+        ? { urlEnv: n.webhookUrlEnv }
+        : undefined;
   const notifier = new WebhookNotifier(ops.notify, state, webhook);
   const gates = new Gates(state, input.autoApprove, notifier);
   const ctx: StepContext = { state, gates };
@@ -43,7 +54,14 @@ export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
       // Warnings (nova-status exit 1) are shown again at the gates that follow them.
       const warnings = phase === 'during-window' || phase === 'after-window' ? [...state.progress.warnings] : [];
       await gates.waitForApproval(phase, warnings);
-      await runPhase(ctx, rt, exposure, phase, plan.filter((s) => s.phase === phase), abortStopsStep);
+      await runPhase(
+        ctx,
+        rt,
+        exposure,
+        phase,
+        plan.filter((s) => s.phase === phase),
+        abortStopsStep,
+      );
       done.push(`phase ${phase} completed`);
     }
     state.progress.status = 'completed';
@@ -60,7 +78,11 @@ export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
         done.push(...(await exposure.undo(ops)));
         state.progress.status = 'aborted';
         state.publish();
-        await finished(notifier, state, `upgrade of ${inv.cloud} cancelled; put right: ${done.join('; ') || 'nothing was left half-done'}`);
+        await finished(
+          notifier,
+          state,
+          `upgrade of ${inv.cloud} cancelled; put right: ${done.join('; ') || 'nothing was left half-done'}`,
+        );
       });
       throw err;
     }
@@ -70,8 +92,14 @@ export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
     done.push(...(await exposure.undo(ops)));
     state.progress.status = 'aborted';
     state.publish();
-    await finished(notifier, state, `upgrade of ${inv.cloud} aborted by ${err.by}${err.reason ? `: ${err.reason}` : ''}`);
-    const succeeded = state.progress.steps.filter((s) => s.status === 'succeeded').map((s) => `${s.id}: ${s.summary ?? 'done'}`);
+    await finished(
+      notifier,
+      state,
+      `upgrade of ${inv.cloud} aborted by ${err.by}${err.reason ? `: ${err.reason}` : ''}`,
+    );
+    const succeeded = state.progress.steps
+      .filter((s) => s.status === 'succeeded')
+      .map((s) => `${s.id}: ${s.summary ?? 'done'}`);
     return result(state, 'aborted', [...succeeded, ...done]);
   }
 }
@@ -103,7 +131,8 @@ async function runPhase(
       }
       await s.before?.(rt);
       gates.checkAbort();
-      if (s.window) await holdUnlessWindowAllows(ctx, rt.inv.window.end, s.id, s.window.what, () => s.window!.estimate(rt));
+      if (s.window)
+        await holdUnlessWindowAllows(ctx, rt.inv.window.end, s.id, s.window.what, () => s.window!.estimate(rt));
       await runOne(ctx, rt, exposure, s, abortStopsStep);
       const waiting = beside.get(s.id);
       if (waiting) {
@@ -130,7 +159,13 @@ async function runPhase(
  * Every step is also a safe point for an abort; its marks tell the abort what to put right. With
  * `stoppable`, an abort also cancels the step's activity or child where it stands.
  */
-async function runOne(ctx: StepContext, rt: RunContext, exposure: Exposure, s: RunbookStep, stoppable: boolean): Promise<void> {
+async function runOne(
+  ctx: StepContext,
+  rt: RunContext,
+  exposure: Exposure,
+  s: RunbookStep,
+  stoppable: boolean,
+): Promise<void> {
   const { gates } = ctx;
   gates.checkAbort();
   if (!stoppable) return runMarked(ctx, rt, exposure, s);
@@ -142,7 +177,8 @@ async function runOne(ctx: StepContext, rt: RunContext, exposure: Exposure, s: R
     const by = gates.abortRequestedBy;
     // Only this step's scope was cancelled, by the abort: unwind as an abort. A cancel of the
     // whole workflow stays a cancel, and is cleaned up by novaUpgrade's cancel path.
-    if (isCancellation(err) && by && !CancellationScope.current().consideredCancelled) throw new AbortRequested(by.by, by.reason);
+    if (isCancellation(err) && by && !CancellationScope.current().consideredCancelled)
+      throw new AbortRequested(by.by, by.reason);
     throw err;
   } finally {
     gates.onAbort = undefined;
@@ -183,4 +219,3 @@ function result(state: UpgradeState, status: 'completed' | 'aborted', done: stri
     ...(p.probe ? { probe: p.probe } : {}),
   };
 }
-

@@ -51,7 +51,9 @@ function drainDurations(state: UpgradeState, servers: string[]): number[] {
   const out: number[] = [];
   for (const server of servers) {
     const up = state.progress.steps.find((s) => s.id === `wait-up:${server}`);
-    const first = ['drain', 'wait-sessions'].map((k) => state.progress.steps.find((s) => s.id === `${k}:${server}`)).find((s) => s?.startedAt);
+    const first = ['drain', 'wait-sessions']
+      .map((k) => state.progress.steps.find((s) => s.id === `${k}:${server}`))
+      .find((s) => s?.startedAt);
     const d = up?.status === 'succeeded' ? took(first?.startedAt, up.endedAt) : undefined;
     if (d !== undefined) out.push(d);
   }
@@ -62,8 +64,10 @@ export function batchEstimate(inv: Inventory, state: UpgradeState, nodes: number
   const t = inv.timeouts;
   const measured = fromMeasured('batches', batchDurations(state));
   if (measured) return measured;
-  // Per node: install, graceful stop, start; then the waits for no tasks and for fresh heartbeats; reads to pin, disable and enable.
-  const seconds = nodes * (t.commandSeconds + 2 * t.serviceUpSeconds) + 2 * t.serviceUpSeconds + (nodes + 2) * t.readSeconds;
+  // Per node: install, graceful stop, start; then the waits for no tasks and for fresh
+  // heartbeats; reads to pin, disable and enable.
+  const seconds =
+    nodes * (t.commandSeconds + 2 * t.serviceUpSeconds) + 2 * t.serviceUpSeconds + (nodes + 2) * t.readSeconds;
   return {
     ms: seconds * 1000,
     basis: `estimated from the inventory's timeouts for ${nodes} node${nodes === 1 ? '' : 's'}: commandSeconds ${t.commandSeconds}, serviceUpSeconds ${t.serviceUpSeconds}, readSeconds ${t.readSeconds}`,
@@ -87,7 +91,13 @@ export function drainEstimate(inv: Inventory, state: UpgradeState, servers: stri
  * window. Retry looks again (a shorter measured estimate may now fit); abort unwinds. Skip is
  * not offered: skipping a batch or a drain would leave the cloud half-upgraded.
  */
-export async function holdUnlessWindowAllows(ctx: StepContext, windowEnd: string | undefined, stepId: string, what: string, estimate: () => Estimate): Promise<void> {
+export async function holdUnlessWindowAllows(
+  ctx: StepContext,
+  windowEnd: string | undefined,
+  stepId: string,
+  what: string,
+  estimate: () => Estimate,
+): Promise<void> {
   const { state, gates } = ctx;
   const step = state.step(stepId);
   if (!windowEnd || step.status === 'succeeded' || step.status === 'skipped') return;

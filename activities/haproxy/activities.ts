@@ -3,10 +3,25 @@
 import { activityContext, pause } from '../common';
 import { ApplicationFailure } from '@temporalio/common';
 import type { RemoteRunner } from '../ssh/types';
-import { checkName, commands, describeSocket, HaproxyRuntime, type CliLevel, type RuntimeClientOptions, type RuntimeCommand } from './runtimeApi';
+import {
+  checkName,
+  commands,
+  describeSocket,
+  HaproxyRuntime,
+  type CliLevel,
+  type RuntimeClientOptions,
+  type RuntimeCommand,
+} from './runtimeApi';
 import type { DrainMode, LbTarget, RecordedWeights } from '../../common/haproxy';
-import { CHECK_PASSED, drainedBy, parseServersState, satisfiesDrain, serverStats, type ServerStat, type ServerState } from './stats';
-
+import {
+  CHECK_PASSED,
+  drainedBy,
+  parseServersState,
+  satisfiesDrain,
+  serverStats,
+  type ServerStat,
+  type ServerState,
+} from './stats';
 
 export interface HaproxyDeps {
   runner: RemoteRunner;
@@ -53,17 +68,22 @@ export interface ServerCounters {
   eresp: number;
 }
 
-
-
 function heartbeat(details: unknown): void {
   activityContext()?.heartbeat(details);
 }
 
 /** Acts on every LB; one unreachable LB does not stop the others, and the retry finds them done. */
 async function onEveryLb<T>(lbs: LbTarget[], fn: (lb: LbTarget) => Promise<T>): Promise<T[]> {
-  if (lbs.length === 0) throw ApplicationFailure.create({ type: 'HaproxyNoLoadBalancers', message: 'no LB nodes given', nonRetryable: true });
+  if (lbs.length === 0)
+    throw ApplicationFailure.create({
+      type: 'HaproxyNoLoadBalancers',
+      message: 'no LB nodes given',
+      nonRetryable: true,
+    });
   const results = await Promise.allSettled(lbs.map(fn));
-  const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+  const failures = results
+    .filter((r): r is PromiseRejectedResult => r.status === 'rejected')
+    .map((r) => r.reason as unknown);
   if (failures.length) {
     // A non-retryable failure needs the operator whatever the other LBs said; report it first.
     throw failures.find((f) => f instanceof ApplicationFailure && f.nonRetryable) ?? failures[0];
@@ -117,7 +137,11 @@ export function createHaproxyActivities(deps: HaproxyDeps) {
    * the 0 it set itself. `state drain` and `state maint` keep srv_uweight; only weight 0 loses it,
    * and then srv_iweight (the config file's weight) is the truthful answer.
    */
-  async function recordServerWeights(input: { lbs: LbTarget[]; backend: string; servers: string[] }): Promise<{ summary: string; weights: RecordedWeights; notes: string[] }> {
+  async function recordServerWeights(input: {
+    lbs: LbTarget[];
+    backend: string;
+    servers: string[];
+  }): Promise<{ summary: string; weights: RecordedWeights; notes: string[] }> {
     checkNames(input.backend, input.servers);
     const notes: string[] = [];
     const per = await onEveryLb(input.lbs, async (lb) => {
@@ -128,17 +152,29 @@ export function createHaproxyActivities(deps: HaproxyDeps) {
         if (!s) throw noSuchServer(lb, input.backend, server);
         if (s.uweight === 0) {
           weights[server] = s.iweight;
-          notes.push(`${lb.node}: ${input.backend}/${server} is already at weight 0; recording its configured weight ${s.iweight}`);
+          notes.push(
+            `${lb.node}: ${input.backend}/${server} is already at weight 0; recording its configured weight ${s.iweight}`,
+          );
         } else {
           weights[server] = s.uweight;
           const by = drainedBy(s);
-          if (by) notes.push(`${lb.node}: ${input.backend}/${server} is already drained (${by}); its weight ${s.uweight} is kept while drained`);
+          if (by)
+            notes.push(
+              `${lb.node}: ${input.backend}/${server} is already drained (${by}); its weight ${s.uweight} is kept while drained`,
+            );
         }
       }
       return [lb.node, weights] as const;
     });
     const weights = Object.fromEntries(per);
-    const summary = `recorded weights of ${input.backend} on ${per.length} LB(s): ${per.map(([lb, w]) => `${lb} ${Object.entries(w).map(([s, n]) => `${s}=${n}`).join(' ')}`).join('; ')}${notes.length ? ` (${notes.join('; ')})` : ''}`;
+    const summary = `recorded weights of ${input.backend} on ${per.length} LB(s): ${per
+      .map(
+        ([lb, w]) =>
+          `${lb} ${Object.entries(w)
+            .map(([s, n]) => `${s}=${n}`)
+            .join(' ')}`,
+      )
+      .join('; ')}${notes.length ? ` (${notes.join('; ')})` : ''}`;
     return { summary, weights, notes };
   }
 
@@ -148,16 +184,25 @@ export function createHaproxyActivities(deps: HaproxyDeps) {
     const drain = commands.drain(backend, server, mode);
     const perLb = await onEveryLb(input.lbs, async (lb): Promise<PerLb> => {
       const before = await oneState(lb, backend, server);
-      if (satisfiesDrain(before, mode)) return { lb: lb.node, alreadyDone: true, detail: `already ${drainedBy(before)}` };
+      if (satisfiesDrain(before, mode))
+        return { lb: lb.node, alreadyDone: true, detail: `already ${drainedBy(before)}` };
       await client(lb).one(drain);
       const after = await oneState(lb, backend, server);
       if (!satisfiesDrain(after, mode)) {
-        throw ApplicationFailure.create({ type: 'HaproxyDrainNotApplied', message: `on LB ${lb.node}, \`${drain.text}\` was accepted but ${backend}/${server} reads admin state ${after.adminState}, weight ${after.uweight}`, nonRetryable: false });
+        throw ApplicationFailure.create({
+          type: 'HaproxyDrainNotApplied',
+          message: `on LB ${lb.node}, \`${drain.text}\` was accepted but ${backend}/${server} reads admin state ${after.adminState}, weight ${after.uweight}`,
+          nonRetryable: false,
+        });
       }
       return { lb: lb.node, alreadyDone: false, detail: drain.text };
     });
     const alreadyDone = perLb.every((p) => p.alreadyDone);
-    return { alreadyDone, perLb, summary: `${backend}/${server} drained (${mode}) on ${perLb.map((p) => `${p.lb}: ${p.alreadyDone ? p.detail : 'now'}`).join(', ')}` };
+    return {
+      alreadyDone,
+      perLb,
+      summary: `${backend}/${server} drained (${mode}) on ${perLb.map((p) => `${p.lb}: ${p.alreadyDone ? p.detail : 'now'}`).join(', ')}`,
+    };
   }
 
   /**
@@ -169,7 +214,9 @@ export function createHaproxyActivities(deps: HaproxyDeps) {
    * that finishes in-flight requests on SIGTERM, but the timeout never forces anything: it
    * hands the decision (wait more, `shutdownSessions`, abort) to the operator.
    */
-  async function waitForNoSessions(input: LbServerInput & { settleMs: number; timeoutMs: number; pollMs: number }): Promise<{ summary: string; counts: SessionCount[]; waitedMs: number }> {
+  async function waitForNoSessions(
+    input: LbServerInput & { settleMs: number; timeoutMs: number; pollMs: number },
+  ): Promise<{ summary: string; counts: SessionCount[]; waitedMs: number }> {
     const { backend, server } = input;
     const started = Date.now();
     let zeroSince: number | undefined;
@@ -184,7 +231,11 @@ export function createHaproxyActivities(deps: HaproxyDeps) {
       heartbeat({ counts, zeroForMs: zeroSince === undefined ? 0 : now - zeroSince });
       const show = counts.map((c) => `${c.lb} scur=${c.scur} qcur=${c.qcur}`).join(', ');
       if (zeroSince !== undefined && now - zeroSince >= input.settleMs) {
-        return { summary: `${backend}/${server} has had no sessions on any LB for ${now - zeroSince} ms (${show})`, counts, waitedMs: now - started };
+        return {
+          summary: `${backend}/${server} has had no sessions on any LB for ${now - zeroSince} ms (${show})`,
+          counts,
+          waitedMs: now - started,
+        };
       }
       if (now - started >= input.timeoutMs) {
         throw ApplicationFailure.create({
@@ -207,7 +258,11 @@ export function createHaproxyActivities(deps: HaproxyDeps) {
       await client(lb).one(cmd);
       return { lb: lb.node, alreadyDone: before.scur === 0, detail: `${before.scur} session(s) shut down` };
     });
-    return { alreadyDone: perLb.every((p) => p.alreadyDone), perLb, summary: `shut down sessions of ${backend}/${server}: ${perLb.map((p) => `${p.lb} ${p.detail}`).join(', ')}` };
+    return {
+      alreadyDone: perLb.every((p) => p.alreadyDone),
+      perLb,
+      summary: `shut down sessions of ${backend}/${server}: ${perLb.map((p) => `${p.lb} ${p.detail}`).join(', ')}`,
+    };
   }
 
   /** `state ready` plus the weight recordServerWeights saw; a missing record fails, never a guess. */
@@ -216,19 +271,36 @@ export function createHaproxyActivities(deps: HaproxyDeps) {
     const perLb = await onEveryLb(input.lbs, async (lb): Promise<PerLb> => {
       const weight = input.weights[lb.node]?.[server];
       if (weight === undefined) {
-        throw ApplicationFailure.create({ type: 'HaproxyNoRecordedWeight', message: `no recorded weight for ${backend}/${server} on LB ${lb.node}; refusing to guess one`, nonRetryable: true, details: [{ lb: lb.node, backend, server }] });
+        throw ApplicationFailure.create({
+          type: 'HaproxyNoRecordedWeight',
+          message: `no recorded weight for ${backend}/${server} on LB ${lb.node}; refusing to guess one`,
+          nonRetryable: true,
+          details: [{ lb: lb.node, backend, server }],
+        });
       }
       const before = await oneState(lb, backend, server);
-      if (!before.forcedMaint && !before.forcedDrain && before.uweight === weight) return { lb: lb.node, alreadyDone: true, detail: `already ready at weight ${weight}` };
+      if (!before.forcedMaint && !before.forcedDrain && before.uweight === weight)
+        return { lb: lb.node, alreadyDone: true, detail: `already ready at weight ${weight}` };
       // One connection; the marker after each command attributes the weight answer correctly.
-      await client(lb).execute([commands.setState(backend, server, 'ready'), commands.setWeight(backend, server, weight)]);
+      await client(lb).execute([
+        commands.setState(backend, server, 'ready'),
+        commands.setWeight(backend, server, weight),
+      ]);
       const after = await oneState(lb, backend, server);
       if (after.forcedMaint || after.forcedDrain || after.uweight !== weight) {
-        throw ApplicationFailure.create({ type: 'HaproxyEnableNotApplied', message: `on LB ${lb.node}, ${backend}/${server} reads admin state ${after.adminState}, weight ${after.uweight} after enabling at weight ${weight}`, nonRetryable: false });
+        throw ApplicationFailure.create({
+          type: 'HaproxyEnableNotApplied',
+          message: `on LB ${lb.node}, ${backend}/${server} reads admin state ${after.adminState}, weight ${after.uweight} after enabling at weight ${weight}`,
+          nonRetryable: false,
+        });
       }
       return { lb: lb.node, alreadyDone: false, detail: `ready at weight ${weight}` };
     });
-    return { alreadyDone: perLb.every((p) => p.alreadyDone), perLb, summary: `${backend}/${server} enabled on ${perLb.map((p) => `${p.lb} (${p.detail})`).join(', ')}` };
+    return {
+      alreadyDone: perLb.every((p) => p.alreadyDone),
+      perLb,
+      summary: `${backend}/${server} enabled on ${perLb.map((p) => `${p.lb} (${p.detail})`).join(', ')}`,
+    };
   }
 
   /**
@@ -236,13 +308,25 @@ export function createHaproxyActivities(deps: HaproxyDeps) {
    * the old ones are drained, so the backend never has neither old nor new code in service and
    * no LB lags between the two commands. Commands already in effect are not sent again.
    */
-  async function switchOverApiServers(input: { lbs: LbTarget[]; backend: string; enable: string; drain: string[]; mode: DrainMode; weights: RecordedWeights }): Promise<StepResult> {
+  async function switchOverApiServers(input: {
+    lbs: LbTarget[];
+    backend: string;
+    enable: string;
+    drain: string[];
+    mode: DrainMode;
+    weights: RecordedWeights;
+  }): Promise<StepResult> {
     const { backend, enable, mode } = input;
     checkNames(backend, [enable, ...input.drain]);
     const perLb = await onEveryLb(input.lbs, async (lb): Promise<PerLb> => {
       const weight = input.weights[lb.node]?.[enable];
       if (weight === undefined) {
-        throw ApplicationFailure.create({ type: 'HaproxyNoRecordedWeight', message: `no recorded weight for ${backend}/${enable} on LB ${lb.node}; refusing to guess one`, nonRetryable: true, details: [{ lb: lb.node, backend, server: enable }] });
+        throw ApplicationFailure.create({
+          type: 'HaproxyNoRecordedWeight',
+          message: `no recorded weight for ${backend}/${enable} on LB ${lb.node}; refusing to guess one`,
+          nonRetryable: true,
+          details: [{ lb: lb.node, backend, server: enable }],
+        });
       }
       const states = await stateOf(lb, backend);
       const need = (server: string) => states.get(server) ?? Promise.reject(noSuchServer(lb, backend, server));
@@ -257,7 +341,11 @@ export function createHaproxyActivities(deps: HaproxyDeps) {
       await client(lb).execute(batch);
       return { lb: lb.node, alreadyDone: false, detail: batch.map((c) => c.text).join('; ') };
     });
-    return { alreadyDone: perLb.every((p) => p.alreadyDone), perLb, summary: `${backend}: ${enable} enabled and ${input.drain.join(', ')} drained (${mode}) on ${perLb.map((p) => p.lb).join(', ')}` };
+    return {
+      alreadyDone: perLb.every((p) => p.alreadyDone),
+      perLb,
+      summary: `${backend}: ${enable} enabled and ${input.drain.join(', ')} drained (${mode}) on ${perLb.map((p) => p.lb).join(', ')}`,
+    };
   }
 
   /**
@@ -268,7 +356,9 @@ export function createHaproxyActivities(deps: HaproxyDeps) {
    * L7OK until the next check. So: exact "UP", a passed last check, on every LB, held for
    * stableMs, which should cover the backend's longest check interval (HAProxy's default 2 s).
    */
-  async function waitForServerUp(input: LbServerInput & { timeoutMs: number; pollMs: number; stableMs?: number }): Promise<{ summary: string; statuses: Record<string, string>; waitedMs: number }> {
+  async function waitForServerUp(
+    input: LbServerInput & { timeoutMs: number; pollMs: number; stableMs?: number },
+  ): Promise<{ summary: string; statuses: Record<string, string>; waitedMs: number }> {
     const { backend, server } = input;
     const stableMs = input.stableMs ?? 2000;
     const started = Date.now();
@@ -280,27 +370,53 @@ export function createHaproxyActivities(deps: HaproxyDeps) {
       const up = seen.every(([, s]) => s.status === 'UP' && CHECK_PASSED.has(s.checkStatus));
       upSince = up ? (upSince ?? now) : undefined;
       heartbeat({ statuses, upForMs: upSince === undefined ? 0 : now - upSince });
-      const show = Object.entries(statuses).map(([lb, s]) => `${lb}: ${s}`).join(', ');
-      if (upSince !== undefined && now - upSince >= stableMs) return { summary: `${backend}/${server} is UP on every LB (${show})`, statuses, waitedMs: now - started };
+      const show = Object.entries(statuses)
+        .map(([lb, s]) => `${lb}: ${s}`)
+        .join(', ');
+      if (upSince !== undefined && now - upSince >= stableMs)
+        return { summary: `${backend}/${server} is UP on every LB (${show})`, statuses, waitedMs: now - started };
       if (now - started >= input.timeoutMs) {
-        throw ApplicationFailure.create({ type: 'HaproxyServerNotUp', message: `${backend}/${server} is not UP on every LB after ${Math.round((now - started) / 1000)} s: ${show}`, nonRetryable: true, details: [{ backend, server, statuses }] });
+        throw ApplicationFailure.create({
+          type: 'HaproxyServerNotUp',
+          message: `${backend}/${server} is not UP on every LB after ${Math.round((now - started) / 1000)} s: ${show}`,
+          nonRetryable: true,
+          details: [{ backend, server, statuses }],
+        });
       }
       await pause(input.pollMs);
     }
   }
 
   /** The counters the zero-downtime proof compares before and after the restart. */
-  async function readBackendCounters(input: { lbs: LbTarget[]; backend: string }): Promise<{ summary: string; counters: Record<string, Record<string, ServerCounters>> }> {
+  async function readBackendCounters(input: {
+    lbs: LbTarget[];
+    backend: string;
+  }): Promise<{ summary: string; counters: Record<string, Record<string, ServerCounters>> }> {
     const per = await onEveryLb(input.lbs, async (lb) => {
       const stats = await statsOf(lb, input.backend);
       const servers = Object.fromEntries(
-        [...stats.values()].map((s) => [s.server, { status: s.status, weight: s.weight, scur: s.scur, wretr: s.wretr, wredis: s.wredis, econ: s.econ, eresp: s.eresp }]),
+        [...stats.values()].map((s) => [
+          s.server,
+          {
+            status: s.status,
+            weight: s.weight,
+            scur: s.scur,
+            wretr: s.wretr,
+            wredis: s.wredis,
+            econ: s.econ,
+            eresp: s.eresp,
+          },
+        ]),
       );
       return [lb.node, servers] as const;
     });
     const counters = Object.fromEntries(per);
-    const total = (k: 'wretr' | 'wredis' | 'econ' | 'eresp') => per.reduce((n, [, s]) => n + Object.values(s).reduce((m, c) => m + c[k], 0), 0);
-    return { counters, summary: `${input.backend} on ${per.length} LB(s): wretr=${total('wretr')} wredis=${total('wredis')} econ=${total('econ')} eresp=${total('eresp')}` };
+    const total = (k: 'wretr' | 'wredis' | 'econ' | 'eresp') =>
+      per.reduce((n, [, s]) => n + Object.values(s).reduce((m, c) => m + c[k], 0), 0);
+    return {
+      counters,
+      summary: `${input.backend} on ${per.length} LB(s): wretr=${total('wretr')} wredis=${total('wredis')} econ=${total('econ')} eresp=${total('eresp')}`,
+    };
   }
 
   /**
@@ -309,23 +425,36 @@ export function createHaproxyActivities(deps: HaproxyDeps) {
    * `set server`, `shutdown sessions` need admin, while `show stat`, `show servers state`,
    * `show sess` and even `show fd` work at operator level (measured), so no read would tell.
    */
-  async function checkLoadBalancers(input: { lbs: LbTarget[]; backend: string; servers: string[] }): Promise<{ summary: string; levels: Record<string, CliLevel> }> {
+  async function checkLoadBalancers(input: {
+    lbs: LbTarget[];
+    backend: string;
+    servers: string[];
+  }): Promise<{ summary: string; levels: Record<string, CliLevel> }> {
     checkNames(input.backend, input.servers);
     const per = await onEveryLb(input.lbs, async (lb) => {
       const { answers, level } = await client(lb).execute([commands.showStat(input.backend)]);
       const stats = serverStats(answers[0]!.text, input.backend);
       const problems: string[] = [];
-      if (level !== 'admin') problems.push(`${lb.node}: ${describeSocket(lb.socket)} grants level ${level}, draining needs level admin`);
+      if (level !== 'admin')
+        problems.push(`${lb.node}: ${describeSocket(lb.socket)} grants level ${level}, draining needs level admin`);
       for (const server of input.servers) {
         const s = stats.get(server);
         if (!s) problems.push(`${lb.node}: backend ${input.backend} has no server ${server}`);
-        else if (s.status !== 'UP') problems.push(`${lb.node}: ${input.backend}/${server} is ${s.status}${s.checkStatus ? ` (${s.checkStatus})` : ''}, not UP`);
+        else if (s.status !== 'UP')
+          problems.push(
+            `${lb.node}: ${input.backend}/${server} is ${s.status}${s.checkStatus ? ` (${s.checkStatus})` : ''}, not UP`,
+          );
       }
       return { lb: lb.node, level, problems };
     });
     const problems = per.flatMap((p) => p.problems);
     if (problems.length) {
-      throw ApplicationFailure.create({ type: 'HaproxyPreflightFailed', message: `load balancer preflight failed: ${problems.join('; ')}`, nonRetryable: true, details: [{ problems }] });
+      throw ApplicationFailure.create({
+        type: 'HaproxyPreflightFailed',
+        message: `load balancer preflight failed: ${problems.join('; ')}`,
+        nonRetryable: true,
+        details: [{ problems }],
+      });
     }
     return {
       levels: Object.fromEntries(per.map((p) => [p.lb, p.level])),
@@ -333,7 +462,17 @@ export function createHaproxyActivities(deps: HaproxyDeps) {
     };
   }
 
-  return { recordServerWeights, drainApiServer, waitForNoSessions, shutdownSessions, enableApiServer, switchOverApiServers, waitForServerUp, readBackendCounters, checkLoadBalancers };
+  return {
+    recordServerWeights,
+    drainApiServer,
+    waitForNoSessions,
+    shutdownSessions,
+    enableApiServer,
+    switchOverApiServers,
+    waitForServerUp,
+    readBackendCounters,
+    checkLoadBalancers,
+  };
 }
 
 export type HaproxyActivities = ReturnType<typeof createHaproxyActivities>;

@@ -69,17 +69,36 @@ const target = (backend: string, server: string) => `${checkName('backend', back
 
 export const commands = {
   showStat: (backend: string): RuntimeCommand => ({ text: `show stat ${checkName('backend', backend)} 4 -1`, backend }),
-  showServersState: (backend: string): RuntimeCommand => ({ text: `show servers state ${checkName('backend', backend)}`, backend }),
-  setState: (backend: string, server: string, state: 'ready' | 'drain' | 'maint'): RuntimeCommand => ({ text: `set server ${target(backend, server)} state ${state}`, backend, server }),
+  showServersState: (backend: string): RuntimeCommand => ({
+    text: `show servers state ${checkName('backend', backend)}`,
+    backend,
+  }),
+  setState: (backend: string, server: string, state: 'ready' | 'drain' | 'maint'): RuntimeCommand => ({
+    text: `set server ${target(backend, server)} state ${state}`,
+    backend,
+    server,
+  }),
   setWeight: (backend: string, server: string, weight: number): RuntimeCommand => {
     if (!Number.isInteger(weight) || weight < 0 || weight > 256) {
-      throw ApplicationFailure.create({ type: 'HaproxyBadWeight', message: `weight ${weight} for ${backend}/${server} is not an integer 0..256; nothing was sent`, nonRetryable: true });
+      throw ApplicationFailure.create({
+        type: 'HaproxyBadWeight',
+        message: `weight ${weight} for ${backend}/${server} is not an integer 0..256; nothing was sent`,
+        nonRetryable: true,
+      });
     }
     return { text: `set server ${target(backend, server)} weight ${weight}`, backend, server };
   },
   /** The drain of the inventory's haproxy.drainMode; `--dry-run` shows the same words. */
-  drain: (backend: string, server: string, mode: DrainMode): RuntimeCommand => ({ text: `set server ${target(backend, server)} ${drainSetting(mode)}`, backend, server }),
-  shutdownSessions: (backend: string, server: string): RuntimeCommand => ({ text: `shutdown sessions server ${target(backend, server)}`, backend, server }),
+  drain: (backend: string, server: string, mode: DrainMode): RuntimeCommand => ({
+    text: `set server ${target(backend, server)} ${drainSetting(mode)}`,
+    backend,
+    server,
+  }),
+  shutdownSessions: (backend: string, server: string): RuntimeCommand => ({
+    text: `shutdown sessions server ${target(backend, server)}`,
+    backend,
+    server,
+  }),
 };
 
 // Errors HAProxy 2.6 reports as answer text (socat and the socket itself "succeed").
@@ -88,7 +107,10 @@ const ERRORS: Array<[RegExp, string]> = [
   [/^(No such backend\.|No such proxy\.|Can't find backend\.)/, 'HaproxyNoSuchBackend'],
   [/^Permission denied/, 'HaproxyPermissionDenied'],
   [/^Require 'backend\/server'\./, 'HaproxyBadServerSpec'],
-  [/^(Require <weight>|Absolute weight|Relative weight|Empty weight string|Trailing garbage in weight string)/, 'HaproxyBadWeight'],
+  [
+    /^(Require <weight>|Absolute weight|Relative weight|Empty weight string|Trailing garbage in weight string)/,
+    'HaproxyBadWeight',
+  ],
   [/^'set server <srv> state' expects/, 'HaproxyBadState'],
   [/^Unknown command/, 'HaproxyUnknownCommand'],
 ];
@@ -106,7 +128,8 @@ export function splitAnswers(output: string, count: number): { texts: string[]; 
     MARKER_ANSWER.lastIndex = pos;
     let m: RegExpExecArray | null;
     // The marker answer always starts a line: an answer either ends in "\n" or is empty.
-    while ((m = MARKER_ANSWER.exec(output)) && m.index !== pos && output[m.index - 1] !== '\n') MARKER_ANSWER.lastIndex = m.index + 1;
+    while ((m = MARKER_ANSWER.exec(output)) && m.index !== pos && output[m.index - 1] !== '\n')
+      MARKER_ANSWER.lastIndex = m.index + 1;
     if (!m) break;
     texts.push(output.slice(pos, m.index).replace(/\n+$/, ''));
     level = m[1] as CliLevel;
@@ -237,7 +260,11 @@ export class HaproxyRuntime {
     const { runner } = this.opts;
     const ssh = this.lb.ssh;
     if (!runner || !ssh) {
-      throw ApplicationFailure.create({ type: 'HaproxyConfig', message: `LB ${this.lb.node} uses socket via ssh but no ssh target or runner was given`, nonRetryable: true });
+      throw ApplicationFailure.create({
+        type: 'HaproxyConfig',
+        message: `LB ${this.lb.node} uses socket via ssh but no ssh target or runner was given`,
+        nonRetryable: true,
+      });
     }
     // -t: after stdin's EOF socat waits this long for HAProxy to finish answering (default 0.5 s).
     const command = `${sudo ? 'sudo -n ' : ''}socat -t 10 stdio ${shellQuote(`unix-connect:${path}`)}`;
@@ -251,7 +278,11 @@ export class HaproxyRuntime {
     if (r.exitCode !== 0) {
       const err = r.stderr.trim().split('\n').slice(-3).join(' | ');
       if (/sudo: .*password/i.test(r.stderr)) {
-        throw ApplicationFailure.create({ type: 'HaproxySudoRefused', message: `on LB ${this.lb.node}, \`${command}\` needs a password for sudo: ${err}`, nonRetryable: true });
+        throw ApplicationFailure.create({
+          type: 'HaproxySudoRefused',
+          message: `on LB ${this.lb.node}, \`${command}\` needs a password for sudo: ${err}`,
+          nonRetryable: true,
+        });
       }
       throw this.unreachable(`\`${command}\` exited ${r.exitCode ?? r.signal}: ${err || '(no output)'}`);
     }

@@ -68,7 +68,20 @@ const num = (row: Row, col: string): number => {
   return v === undefined || v === '' ? 0 : Number(v);
 };
 
-const REQUIRED_STAT_COLUMNS = ['pxname', 'svname', 'status', 'weight', 'scur', 'qcur', 'wretr', 'wredis', 'econ', 'eresp', 'check_status', 'lastchg'];
+const REQUIRED_STAT_COLUMNS = [
+  'pxname',
+  'svname',
+  'status',
+  'weight',
+  'scur',
+  'qcur',
+  'wretr',
+  'wredis',
+  'econ',
+  'eresp',
+  'check_status',
+  'lastchg',
+];
 
 /** Server rows of one backend (FRONTEND/BACKEND aggregate rows left out), keyed by server name. */
 export function serverStats(text: string, backend: string): Map<string, ServerStat> {
@@ -137,7 +150,6 @@ export function parseServersState(text: string): ServerState[] {
     };
   });
 }
-
 
 /** How the server is kept from new traffic right now, if it is. Maintenance is the strongest. */
 export function drainedBy(s: ServerState): 'maint' | 'drain' | 'weight' | undefined {

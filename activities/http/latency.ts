@@ -37,6 +37,11 @@ export class LatencyHistogram {
 
   summary(): LatencySummary {
     const round = (n: number) => Math.round(n * 10) / 10;
-    return { p50: round(this.percentile(50)), p95: round(this.percentile(95)), p99: round(this.percentile(99)), max: round(this.maxMs) };
+    return {
+      p50: round(this.percentile(50)),
+      p95: round(this.percentile(95)),
+      p99: round(this.percentile(99)),
+      max: round(this.maxMs),
+    };
   }
 }

@@ -77,11 +77,18 @@ export function mergeSnapshots(a: ProbeSnapshot, b: ProbeSnapshot): ProbeSnapsho
     failedRequests: a.failedRequests + b.failedRequests,
     failuresByKind: kinds,
     firstFailures: [...a.firstFailures, ...b.firstFailures].slice(0, MAX_FIRST_FAILURES),
-    latencyMs: { p50: Math.max(a.latencyMs.p50, b.latencyMs.p50), p95: Math.max(a.latencyMs.p95, b.latencyMs.p95), p99: Math.max(a.latencyMs.p99, b.latencyMs.p99), max: Math.max(a.latencyMs.max, b.latencyMs.max) },
+    latencyMs: {
+      p50: Math.max(a.latencyMs.p50, b.latencyMs.p50),
+      p95: Math.max(a.latencyMs.p95, b.latencyMs.p95),
+      p99: Math.max(a.latencyMs.p99, b.latencyMs.p99),
+      max: Math.max(a.latencyMs.max, b.latencyMs.max),
+    },
     versionDecreases: a.versionDecreases + b.versionDecreases,
     maxMicroversionSeen: maxOf(a.maxMicroversionSeen, b.maxMicroversionSeen),
     requestsByBackend: backends,
-    perClient: [...a.perClient, ...b.perClient.map((c) => ({ ...c, client: c.client + a.perClient.length }))].slice(-64),
+    perClient: [...a.perClient, ...b.perClient.map((c) => ({ ...c, client: c.client + a.perClient.length }))].slice(
+      -64,
+    ),
     durationSeconds: Math.round((a.durationSeconds + b.durationSeconds) * 10) / 10,
     running: b.running,
     ...(b.stoppedBecause ? { stoppedBecause: b.stoppedBecause } : {}),
@@ -109,7 +116,12 @@ function header(h: Record<string, string | string[] | undefined>, name: string):
 }
 
 /** The max microversion a response reveals: from a version document, else from the headers. */
-export function microversionOf(path: string, body: string, headers: Record<string, string | string[] | undefined>, askedLatest: boolean): string | undefined {
+export function microversionOf(
+  path: string,
+  body: string,
+  headers: Record<string, string | string[] | undefined>,
+  askedLatest: boolean,
+): string | undefined {
   if (VERSION_PATH.test(path)) {
     try {
       return parseVersionDocument(body).maxMicroversion;
@@ -157,7 +169,14 @@ export class VipProbe {
       ...opts,
       url: opts.url.replace(/\/+$/, ''),
     };
-    this.clients = Array.from({ length: this.opts.clients }, () => ({ requests: 0, failures: 0, versionDecreases: 0, max: null, last: null, versionsInOrder: [] }));
+    this.clients = Array.from({ length: this.opts.clients }, () => ({
+      requests: 0,
+      failures: 0,
+      versionDecreases: 0,
+      max: null,
+      last: null,
+      versionsInOrder: [],
+    }));
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }
 
@@ -165,7 +184,10 @@ export class VipProbe {
     if (this.startedAt) throw new Error('the probe was already started');
     this.startedAt = Date.now();
     this.timers.push(setTimeout(() => void this.stop('maxDuration'), this.opts.maxDurationMs));
-    if (this.opts.stopAfterMs !== undefined) this.timers.push(setTimeout(() => void this.stop('stopAfter'), Math.min(this.opts.stopAfterMs, this.opts.maxDurationMs)));
+    if (this.opts.stopAfterMs !== undefined)
+      this.timers.push(
+        setTimeout(() => void this.stop('stopAfter'), Math.min(this.opts.stopAfterMs, this.opts.maxDurationMs)),
+      );
     this.loops = this.clients.map((_, i) => this.runClient(i));
   }
 
@@ -252,12 +274,20 @@ export class VipProbe {
       const res = await httpGet(this.opts.url + path, { timeoutMs: this.opts.requestTimeoutMs, headers });
       this.latency.record(performance.now() - began);
       const backend = header(res.headers, 'x-lab-node');
-      if (backend && (this.byBackend.has(backend) || this.byBackend.size < MAX_BACKENDS)) this.byBackend.set(backend, (this.byBackend.get(backend) ?? 0) + 1);
-      if (res.status >= 500) return this.fail(index, path, 'http5xx', `HTTP ${res.status}${backend ? ` from ${backend}` : ''}`);
-      if (res.status >= 400) return this.fail(index, path, 'http4xx', `HTTP ${res.status}${backend ? ` from ${backend}` : ''}`);
+      if (backend && (this.byBackend.has(backend) || this.byBackend.size < MAX_BACKENDS))
+        this.byBackend.set(backend, (this.byBackend.get(backend) ?? 0) + 1);
+      if (res.status >= 500)
+        return this.fail(index, path, 'http5xx', `HTTP ${res.status}${backend ? ` from ${backend}` : ''}`);
+      if (res.status >= 400)
+        return this.fail(index, path, 'http4xx', `HTTP ${res.status}${backend ? ` from ${backend}` : ''}`);
       const mv = microversionOf(path, res.body, res.headers, this.opts.requestLatestMicroversion);
       if (mv === undefined && VERSION_PATH.test(path) && res.status < 300) {
-        return this.fail(index, path, 'invalidVersionDocument', `HTTP ${res.status} without a version document${backend ? ` from ${backend}` : ''}`);
+        return this.fail(
+          index,
+          path,
+          'invalidVersionDocument',
+          `HTTP ${res.status} without a version document${backend ? ` from ${backend}` : ''}`,
+        );
       }
       if (mv !== undefined) this.sawVersion(c, mv);
     } catch (e) {
@@ -278,7 +308,8 @@ export class VipProbe {
     this.failed++;
     this.clients[client]!.failures++;
     this.failuresByKind[kind] = (this.failuresByKind[kind] ?? 0) + 1;
-    if (this.firstFailures.length < MAX_FIRST_FAILURES) this.firstFailures.push({ at: new Date().toISOString(), client, path, kind, reason });
+    if (this.firstFailures.length < MAX_FIRST_FAILURES)
+      this.firstFailures.push({ at: new Date().toISOString(), client, path, kind, reason });
   }
 }
 
@@ -301,7 +332,8 @@ export async function runVipProbe(input: RunVipProbeInput, stopRequested?: StopR
   const ctx = activityContext();
   // A retry after the worker died carries on from the last heartbeat instead of starting over.
   const earlier = ctx?.info.heartbeatDetails as ProbeSnapshot | undefined;
-  const total = (s: ProbeSnapshot) => (earlier ? mergeSnapshots({ ...earlier, resumedAfterWorkerLoss: (earlier.resumedAfterWorkerLoss ?? 0) + 1 }, s) : s);
+  const total = (s: ProbeSnapshot) =>
+    earlier ? mergeSnapshots({ ...earlier, resumedAfterWorkerLoss: (earlier.resumedAfterWorkerLoss ?? 0) + 1 }, s) : s;
   const probe = new VipProbe(input);
   probe.start();
   const beat = setInterval(() => ctx?.heartbeat(total(probe.snapshot())), input.heartbeatEveryMs ?? 1000);
@@ -316,7 +348,12 @@ export async function runVipProbe(input: RunVipProbeInput, stopRequested?: StopR
         }, 2000)
       : undefined;
   try {
-    const cancelled = ctx ? ctx.cancelled.then(() => false, () => true) : new Promise<boolean>(() => undefined);
+    const cancelled = ctx
+      ? ctx.cancelled.then(
+          () => false,
+          () => true,
+        )
+      : new Promise<boolean>(() => undefined);
     const stoppedByCancel = await Promise.race([probe.done.then(() => false), cancelled]);
     if (!stoppedByCancel) return total(await probe.done);
     const result = total(await probe.stop('cancelled'));

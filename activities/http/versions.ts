@@ -50,7 +50,8 @@ export function parseVersionDocument(doc: unknown): ApiVersion {
 export function compareMicroversions(a: string, b: string): number {
   const [am, an] = a.split('.').map(Number);
   const [bm, bn] = b.split('.').map(Number);
-  if ([am, an, bm, bn].some((n) => n === undefined || Number.isNaN(n))) throw new Error(`cannot compare microversions "${a}" and "${b}"`);
+  if ([am, an, bm, bn].some((n) => n === undefined || Number.isNaN(n)))
+    throw new Error(`cannot compare microversions "${a}" and "${b}"`);
   return am! - bm! || an! - bn!;
 }
 
@@ -88,7 +89,10 @@ export async function checkApiServesVersion(input: CheckApiServesVersionInput): 
       const res = await httpGet(input.url, { timeoutMs: input.requestTimeoutMs ?? 5000 });
       if (res.status >= 200 && res.status < 300) {
         const v = parseVersionDocument(res.body);
-        if (!input.expectedMaxMicroversion || compareMicroversions(v.maxMicroversion, input.expectedMaxMicroversion) === 0) {
+        if (
+          !input.expectedMaxMicroversion ||
+          compareMicroversions(v.maxMicroversion, input.expectedMaxMicroversion) === 0
+        ) {
           return {
             summary: `nova-api on ${input.node} serves max microversion ${v.maxMicroversion} at ${input.url}`,
             node: input.node,
@@ -102,10 +106,13 @@ export async function checkApiServesVersion(input: CheckApiServesVersionInput): 
         lastSeen = `HTTP ${res.status}`;
       }
     } catch (e) {
-      lastSeen = e instanceof HttpRequestError ? `${e.kind}: ${e.message}` : `unreadable answer: ${(e as Error).message}`;
+      lastSeen =
+        e instanceof HttpRequestError ? `${e.kind}: ${e.message}` : `unreadable answer: ${(e as Error).message}`;
     }
     if (Date.now() >= deadline) {
-      throw new Error(`nova-api on ${input.node} did not serve the expected version document at ${input.url} within ${input.timeoutMs / 1000} s; last saw ${lastSeen}`);
+      throw new Error(
+        `nova-api on ${input.node} did not serve the expected version document at ${input.url} within ${input.timeoutMs / 1000} s; last saw ${lastSeen}`,
+      );
     }
     heartbeat({ attempts, lastSeen });
     await sleep(Math.min(input.pollMs ?? 1000, Math.max(0, deadline - Date.now())), cancellationSignal());

@@ -41,8 +41,6 @@ export interface LbStepResult {
 
 const COMMAND_TIMEOUT_MS = 60_000;
 
-
-
 function tail(text: string, lines = 6): string {
   return text.trim().split('\n').slice(-lines).join(' | ');
 }
@@ -51,11 +49,20 @@ export function createLbSetupActivities(deps: LbSetupDeps) {
   const { runner } = deps;
 
   async function run(target: SshTarget, command: string, stdin?: string): Promise<CommandResult> {
-    return runner.run(target, command, { timeoutMs: COMMAND_TIMEOUT_MS, ...(stdin !== undefined ? { stdin } : {}), ...(activityContext() ? { signal: activityContext()!.cancellationSignal } : {}) });
+    return runner.run(target, command, {
+      timeoutMs: COMMAND_TIMEOUT_MS,
+      ...(stdin !== undefined ? { stdin } : {}),
+      ...(activityContext() ? { signal: activityContext()!.cancellationSignal } : {}),
+    });
   }
 
   /** A script that must succeed; its failure names the node and what it was doing. */
-  async function must(job: { node: string; target: SshTarget; sudo: boolean }, what: string, script: string, stdin?: string): Promise<string> {
+  async function must(
+    job: { node: string; target: SshTarget; sudo: boolean },
+    what: string,
+    script: string,
+    stdin?: string,
+  ): Promise<string> {
     const r = await run(job.target, sh.privileged(job.sudo, script), stdin);
     if (r.exitCode !== 0) {
       const sudoRefused = job.sudo && /sudo: .*(password|not allowed)/i.test(r.stderr);
@@ -80,18 +87,34 @@ export function createLbSetupActivities(deps: LbSetupDeps) {
         job.files.map(async (f): Promise<FileDiff> => {
           const r = await run(job.target, sh.privileged(job.sudo, sh.diffScript(f.path)), f.content);
           if (r.exitCode !== 0 && r.exitCode !== 1) {
-            throw ApplicationFailure.create({ type: 'LbCommandFailed', message: `on LB ${job.node}, comparing ${f.path} failed (exit ${r.exitCode ?? r.signal}): ${tail(r.stderr) || '(no output)'}`, nonRetryable: false });
+            throw ApplicationFailure.create({
+              type: 'LbCommandFailed',
+              message: `on LB ${job.node}, comparing ${f.path} failed (exit ${r.exitCode ?? r.signal}): ${tail(r.stderr) || '(no output)'}`,
+              nonRetryable: false,
+            });
           }
           const absent = r.stdout.includes('(absent)');
-          const pending = f.kind === 'sysctl' ? false : (await must(job, `reading ${sh.appliedStampPath(f.path)}`, sh.pendingScript(f.path))).trim() === 'pending';
-          return { kind: f.kind, path: f.path, state: r.exitCode === 0 ? 'same' : absent ? 'absent' : 'differs', diff: r.stdout, reloadPending: pending || r.exitCode !== 0 };
+          const pending =
+            f.kind === 'sysctl'
+              ? false
+              : (await must(job, `reading ${sh.appliedStampPath(f.path)}`, sh.pendingScript(f.path))).trim() ===
+                'pending';
+          return {
+            kind: f.kind,
+            path: f.path,
+            state: r.exitCode === 0 ? 'same' : absent ? 'absent' : 'differs',
+            diff: r.stdout,
+            reloadPending: pending || r.exitCode !== 0,
+          };
         }),
       ),
       must(job, `reading ${sh.NONLOCAL_BIND}`, `sysctl -n ${sh.NONLOCAL_BIND}`).then((o) => o.trim()),
       haproxyRunning(job),
     ]);
     const notes = files.filter((f) => f.state !== 'same').map((f) => `${f.path} ${f.state}`);
-    files.filter((f) => f.state === 'same' && f.reloadPending).forEach((f) => notes.push(`${f.kind} has not loaded ${f.path}`));
+    files
+      .filter((f) => f.state === 'same' && f.reloadPending)
+      .forEach((f) => notes.push(`${f.kind} has not loaded ${f.path}`));
     if (nonlocalBind !== '1') notes.push(`${sh.NONLOCAL_BIND} is ${nonlocalBind}`);
     if (!running) notes.push('HAProxy is not running');
     return {
@@ -112,10 +135,16 @@ export function createLbSetupActivities(deps: LbSetupDeps) {
     const f = job.files.find((x) => x.kind === 'haproxy')!;
     const candidate = candidatePath(f.path);
     await must(job, `writing ${candidate}`, sh.writeStdinScript(candidate), f.content);
-    const r = await run(job.target, sh.privileged(job.sudo, `${job.commands.checkConfig}; rc=$?; rm -f ${candidate}; exit $rc`));
+    const r = await run(
+      job.target,
+      sh.privileged(job.sudo, `${job.commands.checkConfig}; rc=$?; rm -f ${candidate}; exit $rc`),
+    );
     const out = `${r.stdout}\n${r.stderr}`;
     if (r.exitCode !== 0 || !out.includes('Configuration file is valid')) {
-      const alerts = out.split('\n').filter((l) => /\[(ALERT|WARNING)\]/.test(l)).map((l) => l.replace(/^\[(\w+)\]\s+\(\d+\) : /, '$1: '));
+      const alerts = out
+        .split('\n')
+        .filter((l) => /\[(ALERT|WARNING)\]/.test(l))
+        .map((l) => l.replace(/^\[(\w+)\]\s+\(\d+\) : /, '$1: '));
       throw ApplicationFailure.create({
         type: 'HaproxyConfigInvalid',
         message: `on LB ${job.node}, HAProxy refuses the rendered config (\`${job.commands.checkConfig}\` exit ${r.exitCode ?? r.signal}): ${alerts.join(' | ') || tail(out)}; nothing was installed`,
@@ -125,13 +154,23 @@ export function createLbSetupActivities(deps: LbSetupDeps) {
     // A missing server-state file is expected before the first install, which creates it.
     const warnings = out
       .split('\n')
-      .filter((l) => l.includes('[WARNING]') && !(l.includes("Can't open global server state file") && l.includes(job.serverStateFile)))
+      .filter(
+        (l) =>
+          l.includes('[WARNING]') &&
+          !(l.includes("Can't open global server state file") && l.includes(job.serverStateFile)),
+      )
       .map((l) => l.replace(/^\[WARNING\]\s+\(\d+\) : /, ''));
-    return { alreadyDone: false, warnings, summary: `${job.node}: haproxy -c accepts the rendered config${warnings.length ? ` with ${warnings.length} warning(s): ${warnings.join(' | ')}` : ''}` };
+    return {
+      alreadyDone: false,
+      warnings,
+      summary: `${job.node}: haproxy -c accepts the rendered config${warnings.length ? ` with ${warnings.length} warning(s): ${warnings.join(' | ')}` : ''}`,
+    };
   }
 
   /** Files with a dated backup, the server-state file if missing, ip_nonlocal_bind live. */
-  async function installLoadBalancerFiles(job: LbNodeJob): Promise<LbStepResult & { installed: string[]; backups: string[] }> {
+  async function installLoadBalancerFiles(
+    job: LbNodeJob,
+  ): Promise<LbStepResult & { installed: string[]; backups: string[] }> {
     const [outs, state, sysctl] = await Promise.all([
       Promise.all(job.files.map((f) => must(job, `installing ${f.path}`, sh.installScript(f.path), f.content))),
       must(job, `creating ${job.serverStateFile}`, sh.ensureStateFileScript(job.serverStateFile)).then((o) => o.trim()),
@@ -145,7 +184,12 @@ export function createLbSetupActivities(deps: LbSetupDeps) {
       ...(state === 'created' ? [`created ${job.serverStateFile}`] : []),
       ...(sysctl === 'set' ? [`set ${sh.NONLOCAL_BIND}=1 live`] : []),
     ];
-    return { installed, backups, alreadyDone: done.length === 0, summary: `${job.node}: ${done.length ? done.join('; ') : 'files already as rendered'}` };
+    return {
+      installed,
+      backups,
+      alreadyDone: done.length === 0,
+      summary: `${job.node}: ${done.length ? done.join('; ') : 'files already as rendered'}`,
+    };
   }
 
   /**
@@ -153,16 +197,29 @@ export function createLbSetupActivities(deps: LbSetupDeps) {
    * before every reload AND after every enable: a dump older than an enable would drain that
    * server again at the next reload.
    */
-  async function saveServerState(input: { node: string; target: SshTarget; lb: LbTarget; sudo: boolean; serverStateFile: string }): Promise<LbStepResult> {
+  async function saveServerState(input: {
+    node: string;
+    target: SshTarget;
+    lb: LbTarget;
+    sudo: boolean;
+    serverStateFile: string;
+  }): Promise<LbStepResult> {
     const rt = new HaproxyRuntime(input.lb, { runner });
     const { answers } = await rt.execute([{ text: 'show servers state' }]);
     const dump = `${answers[0]!.text}\n`;
     if (!/^1\n/.test(dump)) {
-      throw ApplicationFailure.create({ type: 'HaproxyStateDumpUnexpected', message: `on LB ${input.node}, \`show servers state\` did not start with its version line: ${JSON.stringify(dump.slice(0, 120))}`, nonRetryable: true });
+      throw ApplicationFailure.create({
+        type: 'HaproxyStateDumpUnexpected',
+        message: `on LB ${input.node}, \`show servers state\` did not start with its version line: ${JSON.stringify(dump.slice(0, 120))}`,
+        nonRetryable: true,
+      });
     }
     await must(input, `writing ${input.serverStateFile}`, sh.writeStdinScript(input.serverStateFile), dump);
     const servers = dump.split('\n').filter((l) => l && !l.startsWith('#')).length - 1;
-    return { alreadyDone: false, summary: `${input.node}: saved the state of ${servers} server(s) to ${input.serverStateFile}` };
+    return {
+      alreadyDone: false,
+      summary: `${input.node}: saved the state of ${servers} server(s) to ${input.serverStateFile}`,
+    };
   }
 
   async function waitForSocket(job: LbNodeJob, timeoutMs = 15_000): Promise<void> {
@@ -201,22 +258,36 @@ export function createLbSetupActivities(deps: LbSetupDeps) {
       await must(job, 'recording the loaded keepalived config', sh.stampScript(keepalived.path));
       done.push('restarted keepalived');
     }
-    return { alreadyDone: done.length === 0, summary: `${job.node}: ${done.length ? done.join('; ') : 'HAProxy and keepalived already run the installed files'}` };
+    return {
+      alreadyDone: done.length === 0,
+      summary: `${job.node}: ${done.length ? done.join('; ') : 'HAProxy and keepalived already run the installed files'}`,
+    };
   }
 
   async function vipHolders(check: VipCheck): Promise<string[]> {
     const held = await Promise.all(
       check.members.map(async (m) => {
         const r = await run(m.target, sh.privileged(false, 'ip -o -4 addr show'));
-        if (r.exitCode !== 0) throw ApplicationFailure.create({ type: 'LbCommandFailed', message: `on LB ${m.node}, \`ip -o -4 addr show\` failed: ${tail(r.stderr)}`, nonRetryable: false });
-        return r.stdout.split('\n').some((l) => new RegExp(`\\sinet ${check.vipAddress.replace(/\./g, '\\.')}/`).test(l)) ? m.node : undefined;
+        if (r.exitCode !== 0)
+          throw ApplicationFailure.create({
+            type: 'LbCommandFailed',
+            message: `on LB ${m.node}, \`ip -o -4 addr show\` failed: ${tail(r.stderr)}`,
+            nonRetryable: false,
+          });
+        return r.stdout
+          .split('\n')
+          .some((l) => new RegExp(`\\sinet ${check.vipAddress.replace(/\./g, '\\.')}/`).test(l))
+          ? m.node
+          : undefined;
       }),
     );
     return held.filter((n): n is string => !!n);
   }
 
   /** Exactly one node holds the VIP, for stableMs in a row, and the frontend answers through it. */
-  async function verifyLoadBalancerVip(input: VipCheck & { from: { node: string; target: SshTarget } }): Promise<LbStepResult & { holder: string; httpStatus: number }> {
+  async function verifyLoadBalancerVip(
+    input: VipCheck & { from: { node: string; target: SshTarget } },
+  ): Promise<LbStepResult & { holder: string; httpStatus: number }> {
     const started = Date.now();
     let holder: string | undefined;
     let since = 0;
@@ -247,10 +318,22 @@ export function createLbSetupActivities(deps: LbSetupDeps) {
         nonRetryable: false,
       });
     }
-    return { holder, httpStatus: status, alreadyDone: true, summary: `VIP ${input.vipAddress} is on ${holder}; ${input.url} answers HTTP ${status} from ${input.from.node}` };
+    return {
+      holder,
+      httpStatus: status,
+      alreadyDone: true,
+      summary: `VIP ${input.vipAddress} is on ${holder}; ${input.url} answers HTTP ${status} from ${input.from.node}`,
+    };
   }
 
-  return { diffLoadBalancerNode, validateHaproxyConfig, installLoadBalancerFiles, saveServerState, reloadLoadBalancerServices, verifyLoadBalancerVip };
+  return {
+    diffLoadBalancerNode,
+    validateHaproxyConfig,
+    installLoadBalancerFiles,
+    saveServerState,
+    reloadLoadBalancerServices,
+    verifyLoadBalancerVip,
+  };
 }
 
 export type LbSetupActivities = ReturnType<typeof createLbSetupActivities>;

@@ -26,7 +26,11 @@ export interface NotifyWebhookResult {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function postOnce(url: string, body: string, timeoutMs: number): Promise<{ ok: boolean; status?: number; error?: string }> {
+async function postOnce(
+  url: string,
+  body: string,
+  timeoutMs: number,
+): Promise<{ ok: boolean; status?: number; error?: string }> {
   try {
     const res = await fetch(url, {
       method: 'POST',
@@ -66,15 +70,25 @@ export function resolveWebhookUrl(ref: WebhookRef & { url?: string }): string {
     try {
       raw = readFileSync(ref.urlFile, 'utf8');
     } catch (err) {
-      throw nonRetryable('NotifyWebhookUrlUnreadable', `notify.webhookUrlFile ${ref.urlFile} cannot be read on this worker: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      throw nonRetryable(
+        'NotifyWebhookUrlUnreadable',
+        `notify.webhookUrlFile ${ref.urlFile} cannot be read on this worker: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      );
     }
   } else if (ref.urlEnv) {
     raw = process.env[ref.urlEnv];
-    if (raw === undefined) throw nonRetryable('NotifyWebhookUrlUnreadable', `notify.webhookUrlEnv ${ref.urlEnv} is not set in this worker's environment`);
+    if (raw === undefined)
+      throw nonRetryable(
+        'NotifyWebhookUrlUnreadable',
+        `notify.webhookUrlEnv ${ref.urlEnv} is not set in this worker's environment`,
+      );
   }
   const url = raw?.trim() ?? '';
   if (!/^https?:\/\/\S+$/.test(url)) {
-    throw nonRetryable('NotifyWebhookUrlUnreadable', `the webhook URL in ${ref.urlFile ? `notify.webhookUrlFile ${ref.urlFile}` : `notify.webhookUrlEnv ${ref.urlEnv}`} is not an http(s) URL`);
+    throw nonRetryable(
+      'NotifyWebhookUrlUnreadable',
+      `the webhook URL in ${ref.urlFile ? `notify.webhookUrlFile ${ref.urlFile}` : `notify.webhookUrlEnv ${ref.urlEnv}`} is not an http(s) URL`,
+    );
   }
   return url;
 }
@@ -87,7 +101,13 @@ export function createNotifyActivities() {
     let last: { status?: number; error?: string } = {};
     for (let i = 1; i <= attempts; i++) {
       const r = await postOnce(url, body, input.requestTimeoutMs ?? 5_000);
-      if (r.ok) return { delivered: true, attempts: i, summary: `${input.event.event} notification delivered to ${safeTarget(url)} (HTTP ${r.status})`, ...(r.status ? { status: r.status } : {}) };
+      if (r.ok)
+        return {
+          delivered: true,
+          attempts: i,
+          summary: `${input.event.event} notification delivered to ${safeTarget(url)} (HTTP ${r.status})`,
+          ...(r.status ? { status: r.status } : {}),
+        };
       last = r;
       heartbeat({ attempt: i, error: r.error });
       if (i < attempts) await sleep((input.backoffMs ?? 1_000) * 2 ** (i - 1));

@@ -37,7 +37,6 @@ export function outputOf(r: CommandResult): string {
   return r.stderr.trim() ? `${r.stdout}\n${r.stderr}` : r.stdout;
 }
 
-
 /**
  * Heartbeats while a remote command runs: a real `nova-manage --version` or `nova-status`
  * imports nova for 4–15 s (measured on the real-nova lab, 2 busy cores), longer than a
@@ -56,11 +55,22 @@ export async function beatingWhile<T>(details: unknown, work: Promise<T>): Promi
  * Reads must succeed for the activity to decide anything; a failing read is worth a retry
  * (keystone restarting, a busy database), and the retry policy bounds it.
  */
-export async function runRead(runner: RemoteRunner, target: SshTarget, command: string, commands: CommandRecord[], timeoutMs?: number): Promise<CommandResult> {
-  const r = await beatingWhile({ reading: command, node: target.node }, runner.run(target, command, { timeoutMs, signal: cancellationSignal() }));
+export async function runRead(
+  runner: RemoteRunner,
+  target: SshTarget,
+  command: string,
+  commands: CommandRecord[],
+  timeoutMs?: number,
+): Promise<CommandResult> {
+  const r = await beatingWhile(
+    { reading: command, node: target.node },
+    runner.run(target, command, { timeoutMs, signal: cancellationSignal() }),
+  );
   commands.push(toRecord(r));
   if (r.exitCode !== 0) {
-    throw new Error(`on ${target.node}, \`${command}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5) || '(no output)'}`);
+    throw new Error(
+      `on ${target.node}, \`${command}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5) || '(no output)'}`,
+    );
   }
   return r;
 }
@@ -69,7 +79,13 @@ export async function runRead(runner: RemoteRunner, target: SshTarget, command: 
  * A detached command's outcome is fixed by its key: a retry reattaches to the same finished
  * run and would see the same exit code, so a failure here needs an operator, not a retry.
  */
-export async function runDetachedOrFail(runner: RemoteRunner, input: DetachedInput, what: string, commands: CommandRecord[], progress?: (tail: string) => unknown): Promise<CommandResult> {
+export async function runDetachedOrFail(
+  runner: RemoteRunner,
+  input: DetachedInput,
+  what: string,
+  commands: CommandRecord[],
+  progress?: (tail: string) => unknown,
+): Promise<CommandResult> {
   const r = await runner.runDetached(input.target, {
     key: input.key,
     command: input.command,
@@ -81,12 +97,16 @@ export async function runDetachedOrFail(runner: RemoteRunner, input: DetachedInp
   });
   commands.push(toRecord(r));
   if (r.exitCode !== 0) {
-    throw nonRetryable('NovaCommandFailed', `${what} failed on ${input.target.node}: \`${input.command}\` exited ${r.exitCode ?? r.signal}. Last output:\n${lastLines(outputOf(r))}`, {
-      node: input.target.node,
-      command: input.command,
-      exitCode: r.exitCode,
-      tail: lastLines(outputOf(r)),
-    });
+    throw nonRetryable(
+      'NovaCommandFailed',
+      `${what} failed on ${input.target.node}: \`${input.command}\` exited ${r.exitCode ?? r.signal}. Last output:\n${lastLines(outputOf(r))}`,
+      {
+        node: input.target.node,
+        command: input.command,
+        exitCode: r.exitCode,
+        tail: lastLines(outputOf(r)),
+      },
+    );
   }
   return r;
 }

@@ -3,9 +3,16 @@
 // and enabled again.
 import type { CommandRecord } from '../ssh/types';
 import type { SshTarget } from '../../common/sshTarget';
-import { lastLines, outputOf, runRead, toRecord, type NovaDeps , beatingWhile } from './common';
+import { lastLines, outputOf, runRead, toRecord, type NovaDeps, beatingWhile } from './common';
 import { cancellationSignal, heartbeat, nonRetryable, sleep } from '../common';
-import { isTaskInProgress, parseNovaTimestamp, parseServerTasks, parseServiceList, type ComputeServiceRecord, type ServerTask } from './serviceList';
+import {
+  isTaskInProgress,
+  parseNovaTimestamp,
+  parseServerTasks,
+  parseServiceList,
+  type ComputeServiceRecord,
+  type ServerTask,
+} from './serviceList';
 
 const COMPUTE = 'nova-compute';
 
@@ -88,14 +95,22 @@ export interface OrphanedService {
 export function createComputeActivities(deps: NovaDeps) {
   const { runner } = deps;
 
-  async function listServices(target: SshTarget, listCommand: string, commands: CommandRecord[]): Promise<ComputeServiceRecord[]> {
+  async function listServices(
+    target: SshTarget,
+    listCommand: string,
+    commands: CommandRecord[],
+  ): Promise<ComputeServiceRecord[]> {
     return parseServiceList((await runRead(runner, target, listCommand, commands)).stdout);
   }
 
   function computeOf(records: ComputeServiceRecord[], host: string, node: string): ComputeServiceRecord {
     const found = records.filter((r) => r.Binary === COMPUTE && r.Host === host);
     if (found.length !== 1) {
-      throw nonRetryable('NovaComputeServiceNotFound', `nova knows ${found.length} nova-compute services on host "${host}" (asked on ${node}); check the inventory's novaHost`, { host, count: found.length });
+      throw nonRetryable(
+        'NovaComputeServiceNotFound',
+        `nova knows ${found.length} nova-compute services on host "${host}" (asked on ${node}); check the inventory's novaHost`,
+        { host, count: found.length },
+      );
     }
     return found[0]!;
   }
@@ -138,10 +153,19 @@ export function createComputeActivities(deps: NovaDeps) {
         continue;
       }
       const command = commandsByHost[host];
-      if (!command) throw nonRetryable('NovaMissingCommand', `no command was given to set nova-compute on ${host} ${wanted}`, { host });
-      const r = await beatingWhile({ running: command }, runner.run(target, command, { timeoutMs: 60_000, signal: cancellationSignal() }));
+      if (!command)
+        throw nonRetryable('NovaMissingCommand', `no command was given to set nova-compute on ${host} ${wanted}`, {
+          host,
+        });
+      const r = await beatingWhile(
+        { running: command },
+        runner.run(target, command, { timeoutMs: 60_000, signal: cancellationSignal() }),
+      );
       commands.push(toRecord(r));
-      if (r.exitCode !== 0) throw new Error(`on ${target.node}, \`${command}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5)}`);
+      if (r.exitCode !== 0)
+        throw new Error(
+          `on ${target.node}, \`${command}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5)}`,
+        );
       changed.push(host);
     }
     const verb = wanted === 'disabled' ? 'disabled' : 'enabled';
@@ -170,22 +194,33 @@ export function createComputeActivities(deps: NovaDeps) {
     return setStatus(input, 'enabled', input.enableCommands, undefined, input.ourReason);
   }
 
-  async function waitForNoTasksInProgress(input: WaitForNoTasksInput): Promise<{ summary: string; polls: number; commands: CommandRecord[] }> {
+  async function waitForNoTasksInProgress(
+    input: WaitForNoTasksInput,
+  ): Promise<{ summary: string; polls: number; commands: CommandRecord[] }> {
     const commands: CommandRecord[] = [];
     const deadline = Date.now() + input.timeoutMs;
     const hosts = Object.keys(input.commandsPerHost);
     for (let polls = 1; ; polls++) {
       const busy: Array<ServerTask & { host: string }> = [];
       for (const host of hosts) {
-        const tasks = parseServerTasks((await runRead(runner, input.target, input.commandsPerHost[host]!, commands)).stdout);
+        const tasks = parseServerTasks(
+          (await runRead(runner, input.target, input.commandsPerHost[host]!, commands)).stdout,
+        );
         busy.push(...tasks.filter(isTaskInProgress).map((t) => ({ ...t, host })));
         // A real `openstack server list` takes 2-4 s: a batch of hosts must not outlast the heartbeat timeout.
         heartbeat({ polls, host });
       }
-      if (!busy.length) return { summary: `no server tasks in progress on ${hosts.join(', ')}`, polls, commands: commands.slice(-hosts.length) };
+      if (!busy.length)
+        return {
+          summary: `no server tasks in progress on ${hosts.join(', ')}`,
+          polls,
+          commands: commands.slice(-hosts.length),
+        };
       const list = busy.map((b) => `${b.ID} (${b['Task State']}) on ${b.host}`);
       if (Date.now() >= deadline) {
-        throw new Error(`after ${Math.round(input.timeoutMs / 1000)} s servers still have tasks in progress: ${list.slice(0, 10).join(', ')}${list.length > 10 ? ` and ${list.length - 10} more` : ''}`);
+        throw new Error(
+          `after ${Math.round(input.timeoutMs / 1000)} s servers still have tasks in progress: ${list.slice(0, 10).join(', ')}${list.length > 10 ? ` and ${list.length - 10} more` : ''}`,
+        );
       }
       heartbeat({ polls, inProgress: list.slice(0, 10) });
       await sleep(input.pollMs ?? 2000, cancellationSignal());
@@ -194,10 +229,13 @@ export function createComputeActivities(deps: NovaDeps) {
 
   // A service stays "up" for service_down_time (60 s) after its last heartbeat, so "up" alone
   // could be the old process's last report: only a heartbeat newer than the restart counts.
-  async function waitForComputesUp(input: WaitForComputesUpInput): Promise<{ summary: string; polls: number; commands: CommandRecord[] }> {
+  async function waitForComputesUp(
+    input: WaitForComputesUpInput,
+  ): Promise<{ summary: string; polls: number; commands: CommandRecord[] }> {
     const commands: CommandRecord[] = [];
     const deadline = Date.now() + input.timeoutMs;
-    const since = (host: string) => Date.parse(typeof input.restartedAfter === 'string' ? input.restartedAfter : (input.restartedAfter[host] ?? ''));
+    const since = (host: string) =>
+      Date.parse(typeof input.restartedAfter === 'string' ? input.restartedAfter : (input.restartedAfter[host] ?? ''));
     for (const host of input.hosts) {
       if (Number.isNaN(since(host))) throw nonRetryable('NovaBadInput', `no valid restart time for ${host}`, { host });
     }
@@ -208,10 +246,17 @@ export function createComputeActivities(deps: NovaDeps) {
         const svc = computeOf(records, host, input.target.node);
         const updated = parseNovaTimestamp(svc['Updated At']);
         if (svc.State !== 'up') waiting.push(`${host} is ${svc.State}`);
-        else if (updated === undefined || updated <= since(host)) waiting.push(`${host} last reported at ${svc['Updated At'] ?? 'never'} UTC, before its restart`);
+        else if (updated === undefined || updated <= since(host))
+          waiting.push(`${host} last reported at ${svc['Updated At'] ?? 'never'} UTC, before its restart`);
       }
-      if (!waiting.length) return { summary: `nova-compute reports up on new code on ${input.hosts.join(', ')}`, polls, commands: commands.slice(-1) };
-      if (Date.now() >= deadline) throw new Error(`after ${Math.round(input.timeoutMs / 1000)} s: ${waiting.join('; ')}`);
+      if (!waiting.length)
+        return {
+          summary: `nova-compute reports up on new code on ${input.hosts.join(', ')}`,
+          polls,
+          commands: commands.slice(-1),
+        };
+      if (Date.now() >= deadline)
+        throw new Error(`after ${Math.round(input.timeoutMs / 1000)} s: ${waiting.join('; ')}`);
       heartbeat({ polls, waiting });
       await sleep(input.pollMs ?? 2000, cancellationSignal());
     }
@@ -219,7 +264,9 @@ export function createComputeActivities(deps: NovaDeps) {
 
   // Stale records (a renamed host, a decommissioned compute) still count towards nova's
   // minimum service version and make the upgrade check warn or fail; the workflow decides.
-  async function findOrphanedServices(input: FindOrphanedServicesInput): Promise<{ summary: string; orphans: OrphanedService[]; commands: CommandRecord[] }> {
+  async function findOrphanedServices(
+    input: FindOrphanedServicesInput,
+  ): Promise<{ summary: string; orphans: OrphanedService[]; commands: CommandRecord[] }> {
     const commands: CommandRecord[] = [];
     const records = await listServices(input.target, input.listCommand, commands);
     const hosts = new Set(input.knownHosts);
@@ -228,14 +275,31 @@ export function createComputeActivities(deps: NovaDeps) {
     for (const r of records) {
       let reason: string | undefined;
       if (!hosts.has(r.Host)) reason = `host ${r.Host} is not in the inventory`;
-      else if (services && r.State === 'down' && !services.has(`${r.Host}/${r.Binary}`)) reason = `${r.Binary} on ${r.Host} is down and not in the inventory`;
+      else if (services && r.State === 'down' && !services.has(`${r.Host}/${r.Binary}`))
+        reason = `${r.Binary} on ${r.Host} is down and not in the inventory`;
       if (reason) {
-        orphans.push({ id: r.ID, binary: r.Binary, host: r.Host, status: r.Status, state: r.State, updatedAt: r['Updated At'] ?? null, reason });
+        orphans.push({
+          id: r.ID,
+          binary: r.Binary,
+          host: r.Host,
+          status: r.Status,
+          state: r.State,
+          updatedAt: r['Updated At'] ?? null,
+          reason,
+        });
       }
     }
-    const summary = orphans.length ? `${orphans.length} service record${orphans.length === 1 ? '' : 's'} nova knows but the inventory does not: ${orphans.map((o) => `${o.binary}@${o.host}`).join(', ')}` : 'every service nova knows is in the inventory';
+    const summary = orphans.length
+      ? `${orphans.length} service record${orphans.length === 1 ? '' : 's'} nova knows but the inventory does not: ${orphans.map((o) => `${o.binary}@${o.host}`).join(', ')}`
+      : 'every service nova knows is in the inventory';
     return { summary, orphans, commands };
   }
 
-  return { disableComputeServices, enableComputeServices, waitForNoTasksInProgress, waitForComputesUp, findOrphanedServices };
+  return {
+    disableComputeServices,
+    enableComputeServices,
+    waitForNoTasksInProgress,
+    waitForComputesUp,
+    findOrphanedServices,
+  };
 }

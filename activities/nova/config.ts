@@ -36,7 +36,12 @@ const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').diges
  * file. It refuses if the file changed since it was read: that would be someone else's edit,
  * or the same edit by a stale attempt of this step (the retry then finds it already done).
  */
-export function atomicWriteScript(path: string, backupPath: string, expectedSha256: string, tempSuffix: string): string {
+export function atomicWriteScript(
+  path: string,
+  backupPath: string,
+  expectedSha256: string,
+  tempSuffix: string,
+): string {
   const p = shellQuote(path);
   const b = shellQuote(backupPath);
   const t = shellQuote(`${path}.${tempSuffix}.tmp`);
@@ -66,7 +71,12 @@ export function createConfigActivities(deps: NovaDeps) {
     const before = (await runRead(runner, target, readCommand, commands)).stdout;
     const edit = setIniOption(before, 'upgrade_levels', 'compute', value);
     if (!edit.changed) {
-      return { summary: `${path} already pins [upgrade_levels] compute=${value} on ${target.node}`, alreadyDone: true, path, commands };
+      return {
+        summary: `${path} already pins [upgrade_levels] compute=${value} on ${target.node}`,
+        alreadyDone: true,
+        path,
+        commands,
+      };
     }
 
     const suffix = (input.key ?? new Date().toISOString()).replace(/[^A-Za-z0-9_.-]/g, '_');
@@ -81,17 +91,31 @@ export function createConfigActivities(deps: NovaDeps) {
       throw new Error(`${path} on ${target.node} changed while it was being edited; reading it again`);
     }
     if (write.exitCode !== 0) {
-      throw nonRetryable('NovaConfigWriteFailed', `could not write ${path} on ${target.node} (exit ${write.exitCode}): ${lastLines(outputOf(write), 5)}`, {
-        node: target.node,
-        path,
-      });
+      throw nonRetryable(
+        'NovaConfigWriteFailed',
+        `could not write ${path} on ${target.node} (exit ${write.exitCode}): ${lastLines(outputOf(write), 5)}`,
+        {
+          node: target.node,
+          path,
+        },
+      );
     }
 
     const after = (await runRead(runner, target, readCommand, commands)).stdout;
     if (after !== edit.text || getIniOption(after, 'upgrade_levels', 'compute') !== value) {
-      throw nonRetryable('NovaConfigVerifyFailed', `${path} on ${target.node} does not read back as written; the original is at ${backupPath}`, { node: target.node, path, backupPath });
+      throw nonRetryable(
+        'NovaConfigVerifyFailed',
+        `${path} on ${target.node} does not read back as written; the original is at ${backupPath}`,
+        { node: target.node, path, backupPath },
+      );
     }
-    return { summary: `set [upgrade_levels] compute=${value} in ${path} on ${target.node} (backup ${backupPath})`, alreadyDone: false, path, backupPath, commands };
+    return {
+      summary: `set [upgrade_levels] compute=${value} in ${path} on ${target.node} (backup ${backupPath})`,
+      alreadyDone: false,
+      path,
+      backupPath,
+      commands,
+    };
   }
 
   return { setUpgradeLevelsCompute };

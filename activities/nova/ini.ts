@@ -73,7 +73,10 @@ export function setIniOption(text: string, section: string, key: string, value: 
     let end = lastAssignment + 1;
     while (end < lines.length && /^[ \t]+\S/.test(lines[end]!.body)) end++;
     if (m[2] === value && end === lastAssignment + 1) return { text, changed: false };
-    const replaced: Line = { body: `${m[1]}${value}${m[3]}`, eol: end === lines.length ? lines[end - 1]!.eol : line.eol };
+    const replaced: Line = {
+      body: `${m[1]}${value}${m[3]}`,
+      eol: end === lines.length ? lines[end - 1]!.eol : line.eol,
+    };
     lines.splice(lastAssignment, end - lastAssignment, replaced);
     return { text: join(lines), changed: true };
   }

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { renderCommand } from '../../inventory/commands';
 import type { CommandRecord } from '../ssh/types';
 import type { SshTarget } from '../../common/sshTarget';
-import { lastLines, outputOf, runRead, toRecord, type NovaDeps , beatingWhile } from './common';
+import { lastLines, outputOf, runRead, toRecord, type NovaDeps, beatingWhile } from './common';
 import { cancellationSignal, nonRetryable } from '../common';
 
 export interface PointComputeEndpointInput {
@@ -36,16 +36,24 @@ const sameUrl = (a: string, b: string) => a.replace(/\/+$/, '') === b.replace(/\
 export function createKeystoneActivities(deps: NovaDeps) {
   const { runner } = deps;
 
-  async function computeEndpoints(input: PointComputeEndpointInput, command: string, commands: CommandRecord[]): Promise<Endpoint[]> {
+  async function computeEndpoints(
+    input: PointComputeEndpointInput,
+    command: string,
+    commands: CommandRecord[],
+  ): Promise<Endpoint[]> {
     const out = (await runRead(runner, input.target, command, commands)).stdout;
     let parsed: Endpoint[];
     try {
       parsed = z.array(endpoint).parse(JSON.parse(out));
     } catch {
-      throw new Error(`\`${command}\` on ${input.target.node} did not print the endpoint list as JSON: ${out.slice(0, 200)}`);
+      throw new Error(
+        `\`${command}\` on ${input.target.node} did not print the endpoint list as JSON: ${out.slice(0, 200)}`,
+      );
     }
     // The list command already filters; a customised template might not.
-    return parsed.filter((e) => (e['Service Type'] ?? 'compute') === 'compute' && (e.Interface ?? 'public') === 'public');
+    return parsed.filter(
+      (e) => (e['Service Type'] ?? 'compute') === 'compute' && (e.Interface ?? 'public') === 'public',
+    );
   }
 
   async function pointComputeEndpointAtVip(input: PointComputeEndpointInput): Promise<PointComputeEndpointResult> {
@@ -54,22 +62,37 @@ export function createKeystoneActivities(deps: NovaDeps) {
     const list = renderCommand('endpointList', input.listTemplate, { osCloud });
     const endpoints = await computeEndpoints(input, list, commands);
     if (!endpoints.length) {
-      throw nonRetryable('NovaComputeEndpointNotFound', `keystone has no public compute endpoint (\`${list}\` on ${target.node}); create it before the upgrade`, { node: target.node, command: list });
+      throw nonRetryable(
+        'NovaComputeEndpointNotFound',
+        `keystone has no public compute endpoint (\`${list}\` on ${target.node}); create it before the upgrade`,
+        { node: target.node, command: list },
+      );
     }
     const previousUrls = Object.fromEntries(endpoints.map((e) => [e.ID, e.URL]));
     const stale = endpoints.filter((e) => !sameUrl(e.URL, url));
     if (!stale.length) {
-      return { summary: `keystone's public compute endpoint already points at ${url}`, alreadyDone: true, endpointIds: endpoints.map((e) => e.ID), previousUrls, commands };
+      return {
+        summary: `keystone's public compute endpoint already points at ${url}`,
+        alreadyDone: true,
+        endpointIds: endpoints.map((e) => e.ID),
+        previousUrls,
+        commands,
+      };
     }
     for (const e of stale) {
       const set = renderCommand('endpointSet', input.setTemplate, { osCloud, url, endpointId: e.ID });
-      const r = await beatingWhile({ running: set }, runner.run(target, set, { timeoutMs: 60_000, signal: cancellationSignal() }));
+      const r = await beatingWhile(
+        { running: set },
+        runner.run(target, set, { timeoutMs: 60_000, signal: cancellationSignal() }),
+      );
       commands.push(toRecord(r));
-      if (r.exitCode !== 0) throw new Error(`on ${target.node}, \`${set}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5)}`);
+      if (r.exitCode !== 0)
+        throw new Error(`on ${target.node}, \`${set}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5)}`);
     }
     const after = await computeEndpoints(input, list, commands);
     const still = after.filter((e) => !sameUrl(e.URL, url));
-    if (still.length) throw new Error(`keystone still lists ${still.map((e) => `${e.ID} → ${e.URL}`).join(', ')} after setting ${url}`);
+    if (still.length)
+      throw new Error(`keystone still lists ${still.map((e) => `${e.ID} → ${e.URL}`).join(', ')} after setting ${url}`);
     return {
       summary: `pointed keystone's public compute endpoint at ${url} (was ${[...new Set(stale.map((e) => e.URL))].join(', ')})`,
       alreadyDone: false,

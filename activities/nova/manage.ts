@@ -2,7 +2,16 @@
 // pre-flight `nova-status upgrade check`, and the online data migrations after the upgrade.
 import type { CommandRecord } from '../ssh/types';
 import type { SshTarget } from '../../common/sshTarget';
-import { lastLines, outputOf, runDetachedOrFail, runRead, toRecord, type DetachedInput, type NovaDeps , beatingWhile } from './common';
+import {
+  lastLines,
+  outputOf,
+  runDetachedOrFail,
+  runRead,
+  toRecord,
+  type DetachedInput,
+  type NovaDeps,
+  beatingWhile,
+} from './common';
 import { activityContext, heartbeat, nonRetryable, cancellationSignal } from '../common';
 import { parseUpgradeCheckOutput, type UpgradeCheck } from './novaStatus';
 import { parseOnlineMigrationsOutput, type MigrationRow } from './onlineMigrations';
@@ -81,9 +90,18 @@ const VERSION_LINE = /^\d+\.\d+\.\d+\S*$/;
 
 /** The release line, not a Python warning that happened to be printed last. */
 function versionFrom(stdout: string, stderr: string): string {
-  const lines = (text: string) => text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  const lines = (text: string) =>
+    text
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter(Boolean);
   const out = lines(stdout);
-  return [...out].reverse().find((l) => VERSION_LINE.test(l)) ?? [...lines(stderr)].reverse().find((l) => VERSION_LINE.test(l)) ?? out[out.length - 1] ?? '';
+  return (
+    [...out].reverse().find((l) => VERSION_LINE.test(l)) ??
+    [...lines(stderr)].reverse().find((l) => VERSION_LINE.test(l)) ??
+    out[out.length - 1] ??
+    ''
+  );
 }
 
 export function createManageActivities(deps: NovaDeps) {
@@ -96,7 +114,10 @@ export function createManageActivities(deps: NovaDeps) {
   }
 
   /** The workflow checks this beside the served microversion, which two releases can share. */
-  async function readCodeVersion(input: { target: SshTarget; command: string }): Promise<{ summary: string; version: string; commands: CommandRecord[] }> {
+  async function readCodeVersion(input: {
+    target: SshTarget;
+    command: string;
+  }): Promise<{ summary: string; version: string; commands: CommandRecord[] }> {
     const commands: CommandRecord[] = [];
     const version = await installedVersion(input.target, input.command, commands);
     return { summary: `nova ${version || '(unknown)'} is installed on ${input.target.node}`, version, commands };
@@ -107,18 +128,32 @@ export function createManageActivities(deps: NovaDeps) {
     const node = input.target.node;
     const before = await installedVersion(input.target, input.versionCommand, commands);
     if (before === input.version) {
-      return { summary: `nova ${input.version} is already installed on ${node}`, alreadyDone: true, installedVersion: before, commands };
+      return {
+        summary: `nova ${input.version} is already installed on ${node}`,
+        alreadyDone: true,
+        installedVersion: before,
+        commands,
+      };
     }
     await runDetachedOrFail(runner, input, `installing nova ${input.version}`, commands);
     const after = await installedVersion(input.target, input.versionCommand, commands);
     if (after !== input.version) {
-      throw nonRetryable('NovaCodeVersionMismatch', `after installing nova ${input.version} on ${node}, \`${input.versionCommand}\` reports "${after}"; check the install command`, {
-        node,
-        expected: input.version,
-        found: after,
-      });
+      throw nonRetryable(
+        'NovaCodeVersionMismatch',
+        `after installing nova ${input.version} on ${node}, \`${input.versionCommand}\` reports "${after}"; check the install command`,
+        {
+          node,
+          expected: input.version,
+          found: after,
+        },
+      );
     }
-    return { summary: `installed nova ${input.version} on ${node} (was ${before || 'unknown'})`, alreadyDone: false, installedVersion: after, commands };
+    return {
+      summary: `installed nova ${input.version} on ${node} (was ${before || 'unknown'})`,
+      alreadyDone: false,
+      installedVersion: after,
+      commands,
+    };
   }
 
   // Schema syncs apply only the migrations a database lacks, so running one again is a no-op:
@@ -126,24 +161,39 @@ export function createManageActivities(deps: NovaDeps) {
   async function upgradePlacement(input: DetachedInput): Promise<StepResult> {
     const commands: CommandRecord[] = [];
     await runDetachedOrFail(runner, input, 'upgrading placement', commands);
-    return { summary: `upgraded placement on ${input.target.node} (placement-manage db sync is idempotent)`, alreadyDone: false, commands };
+    return {
+      summary: `upgraded placement on ${input.target.node} (placement-manage db sync is idempotent)`,
+      alreadyDone: false,
+      commands,
+    };
   }
 
   async function syncApiDb(input: DetachedInput): Promise<StepResult> {
     const commands: CommandRecord[] = [];
     await runDetachedOrFail(runner, input, 'nova-manage api_db sync', commands);
-    return { summary: `synced the nova API database from ${input.target.node} (api_db sync is idempotent)`, alreadyDone: false, commands };
+    return {
+      summary: `synced the nova API database from ${input.target.node} (api_db sync is idempotent)`,
+      alreadyDone: false,
+      commands,
+    };
   }
 
   async function syncCellDb(input: DetachedInput & { cell: string }): Promise<StepResult> {
     const commands: CommandRecord[] = [];
     await runDetachedOrFail(runner, input, `nova-manage db sync for ${input.cell}`, commands);
-    return { summary: `synced the ${input.cell} database from ${input.target.node} (db sync is idempotent)`, alreadyDone: false, commands };
+    return {
+      summary: `synced the ${input.cell} database from ${input.target.node} (db sync is idempotent)`,
+      alreadyDone: false,
+      commands,
+    };
   }
 
   async function runUpgradeCheck(input: UpgradeCheckInput): Promise<UpgradeCheckResult> {
     const { target, command } = input;
-    const r = await beatingWhile({ running: command, node: target.node }, runner.run(target, command, { timeoutMs: input.timeoutMs, signal: cancellationSignal() }));
+    const r = await beatingWhile(
+      { running: command, node: target.node },
+      runner.run(target, command, { timeoutMs: input.timeoutMs, signal: cancellationSignal() }),
+    );
     const commands = [toRecord(r)];
     const checks = parseUpgradeCheckOutput(r.stdout);
     const warnings = checks.filter((c) => c.result === 'Warning');
@@ -152,22 +202,46 @@ export function createManageActivities(deps: NovaDeps) {
     // oslo.upgradecheck exits with the worst result's code; a code without a table that
     // agrees with it means nova-status did not get to print one.
     if (r.exitCode === 0 && checks.length && !warnings.length && !failures.length) {
-      return { summary: `nova-status upgrade check passed on ${target.node} (${checks.length} checks)`, outcome: 'success', checks, warnings, commands };
+      return {
+        summary: `nova-status upgrade check passed on ${target.node} (${checks.length} checks)`,
+        outcome: 'success',
+        checks,
+        warnings,
+        commands,
+      };
     }
     if (r.exitCode === 1 && warnings.length && !failures.length) {
-      return { summary: `nova-status upgrade check warns on ${target.node}: ${describe(warnings)}`, outcome: 'warning', checks, warnings, commands };
+      return {
+        summary: `nova-status upgrade check warns on ${target.node}: ${describe(warnings)}`,
+        outcome: 'warning',
+        checks,
+        warnings,
+        commands,
+      };
     }
     if (r.exitCode === 2 && failures.length) {
-      throw nonRetryable('NovaUpgradeCheckFailed', `nova-status upgrade check failed on ${target.node}: ${describe(failures)}`, { node: target.node, command, failures, checks });
+      throw nonRetryable(
+        'NovaUpgradeCheckFailed',
+        `nova-status upgrade check failed on ${target.node}: ${describe(failures)}`,
+        { node: target.node, command, failures, checks },
+      );
     }
     if (r.exitCode === 255) {
-      throw nonRetryable('NovaUpgradeCheckError', `nova-status upgrade check raised an error on ${target.node} (\`${command}\` exited 255):\n${lastLines(outputOf(r))}`, { node: target.node, command });
+      throw nonRetryable(
+        'NovaUpgradeCheckError',
+        `nova-status upgrade check raised an error on ${target.node} (\`${command}\` exited 255):\n${lastLines(outputOf(r))}`,
+        { node: target.node, command },
+      );
     }
-    throw nonRetryable('NovaUpgradeCheckUnreadable', `\`${command}\` on ${target.node} exited ${r.exitCode ?? r.signal} with ${checks.length} readable checks; output:\n${lastLines(outputOf(r))}`, {
-      node: target.node,
-      command,
-      exitCode: r.exitCode,
-    });
+    throw nonRetryable(
+      'NovaUpgradeCheckUnreadable',
+      `\`${command}\` on ${target.node} exited ${r.exitCode ?? r.signal} with ${checks.length} readable checks; output:\n${lastLines(outputOf(r))}`,
+      {
+        node: target.node,
+        command,
+        exitCode: r.exitCode,
+      },
+    );
   }
 
   /** One cell's rounds until exit 0: 1 means more to do, 2 a failed migration, 127 bad input. */
@@ -196,30 +270,51 @@ export function createManageActivities(deps: NovaDeps) {
       commands.push(toRecord(r));
       const out = parseOnlineMigrationsOutput(r.stdout);
       if (r.exitCode === 0) {
-        return { rounds: round, migrated: out.rows.reduce((n, row) => n + row.completed, 0), table: out.rows, tableText: out.table };
+        return {
+          rounds: round,
+          migrated: out.rows.reduce((n, row) => n + row.completed, 0),
+          table: out.rows,
+          tableText: out.table,
+        };
       }
       if (r.exitCode === 1) continue;
       if (r.exitCode === 2) {
-        throw nonRetryable('NovaOnlineDataMigrationsFailed', `online data migrations failed in round ${round} ${where}${out.errors.length ? ` (${out.errors.join(', ')})` : ''}; see nova-manage's log. Table:\n${out.table}`, {
-          node: target.node,
-          ...(cell ? { cell } : {}),
-          command,
-          round,
-          table: out.rows,
-          errors: out.errors,
-        });
+        throw nonRetryable(
+          'NovaOnlineDataMigrationsFailed',
+          `online data migrations failed in round ${round} ${where}${out.errors.length ? ` (${out.errors.join(', ')})` : ''}; see nova-manage's log. Table:\n${out.table}`,
+          {
+            node: target.node,
+            ...(cell ? { cell } : {}),
+            command,
+            round,
+            table: out.rows,
+            errors: out.errors,
+          },
+        );
       }
       if (r.exitCode === 127) {
-        throw nonRetryable('NovaOnlineDataMigrationsBadInput', `nova-manage rejected \`${command}\` on ${target.node} as bad input (exit 127): ${lastLines(outputOf(r), 3)}`, { node: target.node, command });
+        throw nonRetryable(
+          'NovaOnlineDataMigrationsBadInput',
+          `nova-manage rejected \`${command}\` on ${target.node} as bad input (exit 127): ${lastLines(outputOf(r), 3)}`,
+          { node: target.node, command },
+        );
       }
-      throw nonRetryable('NovaCommandFailed', `\`${command}\` on ${target.node} exited ${r.exitCode ?? r.signal} in round ${round}:\n${lastLines(outputOf(r))}`, { node: target.node, command, round });
+      throw nonRetryable(
+        'NovaCommandFailed',
+        `\`${command}\` on ${target.node} exited ${r.exitCode ?? r.signal} in round ${round}:\n${lastLines(outputOf(r))}`,
+        { node: target.node, command, round },
+      );
     }
-    throw nonRetryable('NovaOnlineDataMigrationsIncomplete', `online data migrations ${where} still had work after ${input.maxRounds} rounds; run more rounds or raise --max-count`, {
-      node: target.node,
-      ...(cell ? { cell } : {}),
-      command,
-      rounds: input.maxRounds,
-    });
+    throw nonRetryable(
+      'NovaOnlineDataMigrationsIncomplete',
+      `online data migrations ${where} still had work after ${input.maxRounds} rounds; run more rounds or raise --max-count`,
+      {
+        node: target.node,
+        ...(cell ? { cell } : {}),
+        command,
+        rounds: input.maxRounds,
+      },
+    );
   }
 
   async function runOnlineDataMigrations(input: OnlineDataMigrationsInput): Promise<OnlineDataMigrationsResult> {
@@ -231,12 +326,27 @@ export function createManageActivities(deps: NovaDeps) {
     const resumeRound = typeof resumed?.round === 'number' && resumed.round >= 1 ? resumed.round : 1;
     if (!input.cells) {
       const command = input.command ?? '';
-      const one = await migrateUntilDone(input, command, (n) => `${input.keyPrefix}-round-${n}`, resumeRound, (round) => ({ round }), commands);
+      const one = await migrateUntilDone(
+        input,
+        command,
+        (n) => `${input.keyPrefix}-round-${n}`,
+        resumeRound,
+        (round) => ({ round }),
+        commands,
+      );
       const alreadyDone = one.rounds === 1 && one.migrated === 0;
       const summary = alreadyDone
         ? `online data migrations had nothing left to migrate (${target.node})`
         : `online data migrations complete after ${one.rounds} round${one.rounds === 1 ? '' : 's'} (${target.node})`;
-      return { summary, alreadyDone, rounds: one.rounds, roundsByCell: {}, table: one.table, tableText: one.tableText, commands };
+      return {
+        summary,
+        alreadyDone,
+        rounds: one.rounds,
+        roundsByCell: {},
+        table: one.table,
+        tableText: one.tableText,
+        commands,
+      };
     }
     const done: Record<string, number> = { ...(resumed?.done ?? {}) };
     let migrated = 0;
@@ -259,12 +369,22 @@ export function createManageActivities(deps: NovaDeps) {
     }
     const rounds = Math.max(0, ...Object.values(done));
     const alreadyDone = rounds === 1 && migrated === 0;
-    const perCell = input.cells.map((c) => `${c.name} ${done[c.name]} round${done[c.name] === 1 ? '' : 's'}`).join(', ');
+    const perCell = input.cells
+      .map((c) => `${c.name} ${done[c.name]} round${done[c.name] === 1 ? '' : 's'}`)
+      .join(', ');
     const summary = alreadyDone
       ? `online data migrations had nothing left to migrate in ${input.cells.map((c) => c.name).join(', ')} (${target.node})`
       : `online data migrations complete in every cell: ${perCell} (${target.node})`;
     return { summary, alreadyDone, rounds, roundsByCell: done, table: last.table, tableText: last.tableText, commands };
   }
 
-  return { readCodeVersion, installCode, upgradePlacement, syncApiDb, syncCellDb, runUpgradeCheck, runOnlineDataMigrations };
+  return {
+    readCodeVersion,
+    installCode,
+    upgradePlacement,
+    syncApiDb,
+    syncCellDb,
+    runUpgradeCheck,
+    runOnlineDataMigrations,
+  };
 }

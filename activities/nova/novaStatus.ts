@@ -44,9 +44,15 @@ function parseJsonChecks(output: string): UpgradeCheck[] | undefined {
   const start = output.indexOf('{');
   if (start < 0) return undefined;
   try {
-    const doc = JSON.parse(output.slice(start)) as { checks?: Array<{ check: string; result: number; details: string | null }> };
+    const doc = JSON.parse(output.slice(start)) as {
+      checks?: Array<{ check: string; result: number; details: string | null }>;
+    };
     if (!Array.isArray(doc.checks)) return undefined;
-    return doc.checks.map((c) => ({ name: c.check, result: RESULT_BY_CODE[c.result] ?? 'Failure', details: c.details ?? null }));
+    return doc.checks.map((c) => ({
+      name: c.check,
+      result: RESULT_BY_CODE[c.result] ?? 'Failure',
+      details: c.details ?? null,
+    }));
   } catch {
     return undefined;
   }

@@ -29,7 +29,10 @@ export function parseOnlineMigrationsOutput(output: string): OnlineMigrationsOut
     }
     if (!t.startsWith('|')) continue;
     tableLines.push(t);
-    const cells = t.slice(1, -1).split('|').map((c) => c.trim());
+    const cells = t
+      .slice(1, -1)
+      .split('|')
+      .map((c) => c.trim());
     if (!header) {
       header = cells;
       continue;

@@ -29,7 +29,8 @@ function parseJsonArray<T>(schema: z.ZodType<T>, output: string, what: string): 
     throw new Error(`${what} did not print JSON: ${output.slice(0, 200) || '(nothing)'}`);
   }
   const parsed = z.array(schema).safeParse(doc);
-  if (!parsed.success) throw new Error(`${what} printed JSON of an unexpected shape: ${parsed.error.issues[0]?.message ?? ''}`);
+  if (!parsed.success)
+    throw new Error(`${what} printed JSON of an unexpected shape: ${parsed.error.issues[0]?.message ?? ''}`);
   return parsed.data;
 }
 
@@ -64,4 +65,5 @@ export function parseNovaTimestamp(value: string | null | undefined): number | u
   return Number.isNaN(t) ? undefined : t;
 }
 
-export const isTaskInProgress = (s: ServerTask) => s['Task State'] !== null && s['Task State'] !== undefined && s['Task State'] !== '' && s['Task State'] !== 'None';
+export const isTaskInProgress = (s: ServerTask) =>
+  s['Task State'] !== null && s['Task State'] !== undefined && s['Task State'] !== '' && s['Task State'] !== 'None';

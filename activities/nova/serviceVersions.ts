@@ -70,7 +70,8 @@ export function parseServiceRows(output: string): ServiceRow[] {
   const header = lines[0]!.split('\t').map((h) => h.trim());
   const need = ['id', 'host', 'binary', 'version', 'last_seen_up', 'created_at', 'forced_down', 'deleted'];
   const missing = need.filter((n) => !header.includes(n));
-  if (missing.length) throw new Error(`the services query printed no column ${missing.join(', ')} (header: ${lines[0]})`);
+  if (missing.length)
+    throw new Error(`the services query printed no column ${missing.join(', ')} (header: ${lines[0]})`);
   return lines.slice(1).map((line, i) => {
     const cells = line.split('\t');
     const get = (name: string): string | null => {
@@ -79,7 +80,8 @@ export function parseServiceRows(output: string): ServiceRow[] {
     };
     const int = (name: string): number => {
       const v = Number(get(name) ?? '0');
-      if (!Number.isInteger(v)) throw new Error(`services row ${i + 1}: ${name} is ${JSON.stringify(get(name))}, not a whole number`);
+      if (!Number.isInteger(v))
+        throw new Error(`services row ${i + 1}: ${name} is ${JSON.stringify(get(name))}, not a whole number`);
       return v;
     };
     const row: ServiceRow = {
@@ -207,16 +209,23 @@ export function judgeServiceVersions(input: ServiceVersionInput): ServiceVersion
 
       if (r.binary !== COMPUTE) {
         if (!up && r.version < target.serviceVersion) {
-          notes.push(`${who} is down (${since}) at service version ${describeServiceVersion(r.version)}; nova's start check and the compute RPC pin count only nova-compute records, so it blocks nothing, but it stays in the service list until deleted`);
+          notes.push(
+            `${who} is down (${since}) at service version ${describeServiceVersion(r.version)}; nova's start check and the compute RPC pin count only nova-compute records, so it blocks nothing, but it stays in the service list until deleted`,
+          );
         }
         continue;
       }
       if (r.forcedDown) {
-        if (r.version < target.serviceVersion) notes.push(`${who} is forced down, so nova leaves its service version ${describeServiceVersion(r.version)} out of the minimum; it will count again once forced_down is cleared`);
+        if (r.version < target.serviceVersion)
+          notes.push(
+            `${who} is forced down, so nova leaves its service version ${describeServiceVersion(r.version)} out of the minimum; it will count again once forced_down is cleared`,
+          );
         continue;
       }
       if (r.version === 0) {
-        notes.push(`${who} has never reported a service version (0), so nova leaves ${cell} out of its minimum and its own start check cannot see old computes there`);
+        notes.push(
+          `${who} has never reported a service version (0), so nova leaves ${cell} out of its minimum and its own start check cannot see old computes there`,
+        );
         continue;
       }
 
@@ -243,19 +252,40 @@ export function judgeServiceVersions(input: ServiceVersionInput): ServiceVersion
           : `would keep nova's minimum compute service version at ${r.version} instead of ${target.serviceVersion} after every other compute runs ${input.to}, holding back what waits for it`;
       const notInInventory = inventory && !inventory.has(r.host);
       if (notInInventory) {
-        pinning.push(finding('not-in-inventory', `${who} is ${up ? 'up' : `down (${since})`} and not in the inventory, so this run will not upgrade it, and its service version ${r.version} ${effect}; ${up ? 'add the host to the inventory' : `delete the record ("openstack compute service delete ${ref}") if ${r.host} is gone`}`));
+        pinning.push(
+          finding(
+            'not-in-inventory',
+            `${who} is ${up ? 'up' : `down (${since})`} and not in the inventory, so this run will not upgrade it, and its service version ${r.version} ${effect}; ${up ? 'add the host to the inventory' : `delete the record ("openstack compute service delete ${ref}") if ${r.host} is gone`}`,
+          ),
+        );
       } else if (excluded.has(r.host)) {
-        pinning.push(finding('excluded', `${who} is excluded by compute.exclude, so this run will not upgrade it, and its service version ${r.version} ${effect}`));
+        pinning.push(
+          finding(
+            'excluded',
+            `${who} is excluded by compute.exclude, so this run will not upgrade it, and its service version ${r.version} ${effect}`,
+          ),
+        );
       } else if (!up) {
-        pinning.push(finding('down', `${who} is down (${since}) but still counts at service version ${r.version}, so it ${effect}; delete the record ("openstack compute service delete ${ref}") if ${r.host} is gone, or bring it back to be upgraded`));
+        pinning.push(
+          finding(
+            'down',
+            `${who} is down (${since}) but still counts at service version ${r.version}, so it ${effect}; delete the record ("openstack compute service delete ${ref}") if ${r.host} is gone, or bring it back to be upgraded`,
+          ),
+        );
       }
     }
   }
 
   const novaWouldStart = minimum === 0 || minimum >= oldest;
   const parts = [
-    tooOld.length ? `${tooOld.length} compute record${tooOld.length === 1 ? ' is' : 's are'} older than ${oldest} (${tooOld.map((f) => `${f.host} at ${f.version}`).join(', ')})` : `every counted compute is at ${oldest} or newer`,
-    ...(pinning.length ? [`${pinning.length} record${pinning.length === 1 ? '' : 's'} would keep the compute RPC pinned (${pinning.map((f) => f.host).join(', ')})`] : []),
+    tooOld.length
+      ? `${tooOld.length} compute record${tooOld.length === 1 ? ' is' : 's are'} older than ${oldest} (${tooOld.map((f) => `${f.host} at ${f.version}`).join(', ')})`
+      : `every counted compute is at ${oldest} or newer`,
+    ...(pinning.length
+      ? [
+          `${pinning.length} record${pinning.length === 1 ? '' : 's'} would keep the compute RPC pinned (${pinning.map((f) => f.host).join(', ')})`,
+        ]
+      : []),
   ];
   return {
     to: input.to,

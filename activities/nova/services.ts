@@ -2,7 +2,7 @@
 // systemd says first so that a retry after a worker died never restarts a service twice.
 import type { CommandRecord } from '../ssh/types';
 import type { SshTarget } from '../../common/sshTarget';
-import { lastLines, outputOf, runRead, toRecord, type NovaDeps , beatingWhile } from './common';
+import { lastLines, outputOf, runRead, toRecord, type NovaDeps, beatingWhile } from './common';
 import { cancellationSignal, heartbeat, nonRetryable, sleep } from '../common';
 
 export interface ServiceState {
@@ -21,7 +21,8 @@ export function parseServiceState(output: string): ServiceState {
     if (eq > 0) props.set(line.slice(0, eq).trim(), line.slice(eq + 1).trim());
   }
   const activeState = props.get('ActiveState');
-  if (activeState === undefined) throw new Error(`systemctl show printed no ActiveState: ${lastLines(output, 5) || '(nothing)'}`);
+  if (activeState === undefined)
+    throw new Error(`systemctl show printed no ActiveState: ${lastLines(output, 5) || '(nothing)'}`);
   return {
     mainPid: Number(props.get('MainPID') ?? 0) || 0,
     activeState,
@@ -79,7 +80,8 @@ export interface ServiceStepResult {
 const isActive = (s: ServiceState) => s.activeState === 'active';
 // A unit whose main process exited with an error stops in "failed"; it is stopped all the same.
 const isStopped = (s: ServiceState) => s.activeState === 'inactive' || s.activeState === 'failed';
-const isNewProcess = (s: ServiceState, before: RestartServiceInput['before']) => s.mainPid !== before.mainPid || s.startedMonotonic !== before.startedMonotonic;
+const isNewProcess = (s: ServiceState, before: RestartServiceInput['before']) =>
+  s.mainPid !== before.mainPid || s.startedMonotonic !== before.startedMonotonic;
 
 export function createServiceActivities(deps: NovaDeps) {
   const { runner } = deps;
@@ -96,7 +98,10 @@ export function createServiceActivities(deps: NovaDeps) {
             signal: cancellationSignal(),
             onProgress: () => heartbeat({ unit: input.unit, step }),
           })
-        : await beatingWhile({ running: command }, runner.run(input.target, command, { timeoutMs: input.timeoutMs ?? 120_000, signal: cancellationSignal() }));
+        : await beatingWhile(
+            { running: command },
+            runner.run(input.target, command, { timeoutMs: input.timeoutMs ?? 120_000, signal: cancellationSignal() }),
+          );
     commands.push(toRecord(r));
     return r;
   }
@@ -105,7 +110,12 @@ export function createServiceActivities(deps: NovaDeps) {
     return parseServiceState((await runRead(runner, input.target, input.stateCommand, commands)).stdout);
   }
 
-  async function failedToStart(input: UnitInput, state: ServiceState, commands: CommandRecord[], why: string): Promise<never> {
+  async function failedToStart(
+    input: UnitInput,
+    state: ServiceState,
+    commands: CommandRecord[],
+    why: string,
+  ): Promise<never> {
     let status = '';
     if (input.statusCommand) {
       // systemctl status exits 3 for a dead unit; its output is what matters.
@@ -115,16 +125,25 @@ export function createServiceActivities(deps: NovaDeps) {
         status = lastLines(outputOf(r), 30);
       }
     }
-    throw nonRetryable('NovaServiceFailedToStart', `${input.unit} on ${input.target.node} ${why} (ActiveState=${state.activeState}, SubState=${state.subState})${status ? `:\n${status}` : ''}`, {
-      node: input.target.node,
-      unit: input.unit,
-      state,
-      status,
-    });
+    throw nonRetryable(
+      'NovaServiceFailedToStart',
+      `${input.unit} on ${input.target.node} ${why} (ActiveState=${state.activeState}, SubState=${state.subState})${status ? `:\n${status}` : ''}`,
+      {
+        node: input.target.node,
+        unit: input.unit,
+        state,
+        status,
+      },
+    );
   }
 
   /** Polls until `done` holds; systemd may report "activating" for a while after a start. */
-  async function waitFor(input: UnitInput, commands: CommandRecord[], done: (s: ServiceState) => boolean, settled: (s: ServiceState) => boolean): Promise<ServiceState> {
+  async function waitFor(
+    input: UnitInput,
+    commands: CommandRecord[],
+    done: (s: ServiceState) => boolean,
+    settled: (s: ServiceState) => boolean,
+  ): Promise<ServiceState> {
     const deadline = Date.now() + (input.timeoutMs ?? 120_000);
     for (;;) {
       const s = await stateOf(input, commands);
@@ -134,10 +153,17 @@ export function createServiceActivities(deps: NovaDeps) {
     }
   }
 
-  async function readServiceState(input: { target: SshTarget; command: string }): Promise<ServiceState & { summary: string; commands: CommandRecord[] }> {
+  async function readServiceState(input: {
+    target: SshTarget;
+    command: string;
+  }): Promise<ServiceState & { summary: string; commands: CommandRecord[] }> {
     const commands: CommandRecord[] = [];
     const state = parseServiceState((await runRead(runner, input.target, input.command, commands)).stdout);
-    return { ...state, summary: `${input.target.node}: ${state.activeState}/${state.subState}, main pid ${state.mainPid}`, commands };
+    return {
+      ...state,
+      summary: `${input.target.node}: ${state.activeState}/${state.subState}, main pid ${state.mainPid}`,
+      commands,
+    };
   }
 
   async function restartService(input: RestartServiceInput): Promise<ServiceStepResult> {
@@ -145,7 +171,12 @@ export function createServiceActivities(deps: NovaDeps) {
     const commands: CommandRecord[] = [];
     const now = await stateOf(input, commands);
     if (isActive(now) && isNewProcess(now, before)) {
-      return { summary: `${unit} on ${target.node} already restarted (main pid ${before.mainPid} → ${now.mainPid})`, alreadyDone: true, state: now, commands };
+      return {
+        summary: `${unit} on ${target.node} already restarted (main pid ${before.mainPid} → ${now.mainPid})`,
+        alreadyDone: true,
+        state: now,
+        commands,
+      };
     }
     const r = await runner.runDetached(target, {
       key: input.key,
@@ -159,23 +190,43 @@ export function createServiceActivities(deps: NovaDeps) {
     commands.push(toRecord(r));
     // systemctl restart exits non-zero when the unit fails to come up; the unit's own state
     // and status say why, so they decide rather than the exit code alone.
-    const after = await waitFor(input, commands, (s) => isActive(s) && isNewProcess(s, before), (s) => s.activeState === 'failed' || r.exitCode !== 0);
+    const after = await waitFor(
+      input,
+      commands,
+      (s) => isActive(s) && isNewProcess(s, before),
+      (s) => s.activeState === 'failed' || r.exitCode !== 0,
+    );
     if (!isActive(after) || !isNewProcess(after, before)) {
-      const why = isActive(after) ? 'is still running its old process after the restart' : 'did not become active after the restart';
-      await failedToStart(input, after, commands, `${why} (\`${input.restartCommand}\` exited ${r.exitCode ?? r.signal})`);
+      const why = isActive(after)
+        ? 'is still running its old process after the restart'
+        : 'did not become active after the restart';
+      await failedToStart(
+        input,
+        after,
+        commands,
+        `${why} (\`${input.restartCommand}\` exited ${r.exitCode ?? r.signal})`,
+      );
     }
-    return { summary: `restarted ${unit} on ${target.node} (main pid ${before.mainPid} → ${after.mainPid})`, alreadyDone: false, state: after, commands };
+    return {
+      summary: `restarted ${unit} on ${target.node} (main pid ${before.mainPid} → ${after.mainPid})`,
+      alreadyDone: false,
+      state: after,
+      commands,
+    };
   }
 
   async function stopService(input: StopServiceInput): Promise<ServiceStepResult> {
     const { target, unit } = input;
     const commands: CommandRecord[] = [];
     const now = await stateOf(input, commands);
-    if (isStopped(now)) return { summary: `${unit} on ${target.node} is already stopped`, alreadyDone: true, state: now, commands };
+    if (isStopped(now))
+      return { summary: `${unit} on ${target.node} is already stopped`, alreadyDone: true, state: now, commands };
     const r = await runStep(input, input.stopCommand, 'stopping', commands);
     const after = await waitFor(input, commands, isStopped, () => false);
     if (!isStopped(after)) {
-      throw new Error(`${unit} on ${target.node} is still ${after.activeState} after \`${input.stopCommand}\` (exit ${r.exitCode}): ${lastLines(outputOf(r), 5)}`);
+      throw new Error(
+        `${unit} on ${target.node} is still ${after.activeState} after \`${input.stopCommand}\` (exit ${r.exitCode}): ${lastLines(outputOf(r), 5)}`,
+      );
     }
     return { summary: `stopped ${unit} on ${target.node}`, alreadyDone: false, state: after, commands };
   }
@@ -184,11 +235,28 @@ export function createServiceActivities(deps: NovaDeps) {
     const { target, unit } = input;
     const commands: CommandRecord[] = [];
     const now = await stateOf(input, commands);
-    if (isActive(now)) return { summary: `${unit} on ${target.node} is already running (main pid ${now.mainPid})`, alreadyDone: true, state: now, commands };
+    if (isActive(now))
+      return {
+        summary: `${unit} on ${target.node} is already running (main pid ${now.mainPid})`,
+        alreadyDone: true,
+        state: now,
+        commands,
+      };
     const r = await runStep(input, input.startCommand, 'starting', commands);
     const after = await waitFor(input, commands, isActive, (s) => s.activeState === 'failed');
-    if (!isActive(after)) await failedToStart(input, after, commands, `did not become active after \`${input.startCommand}\` (exit ${r.exitCode})`);
-    return { summary: `started ${unit} on ${target.node} (main pid ${after.mainPid})`, alreadyDone: false, state: after, commands };
+    if (!isActive(after))
+      await failedToStart(
+        input,
+        after,
+        commands,
+        `did not become active after \`${input.startCommand}\` (exit ${r.exitCode})`,
+      );
+    return {
+      summary: `started ${unit} on ${target.node} (main pid ${after.mainPid})`,
+      alreadyDone: false,
+      state: after,
+      commands,
+    };
   }
 
   // Not idempotent, but a second HUP only makes a nova service reload its config and reset
@@ -197,9 +265,14 @@ export function createServiceActivities(deps: NovaDeps) {
   // backend instead and never HUPs it.
   async function hupService(input: HupServiceInput): Promise<{ summary: string; commands: CommandRecord[] }> {
     const { target, unit, command } = input;
-    const r = await beatingWhile({ running: command }, runner.run(target, command, { timeoutMs: 30_000, signal: cancellationSignal() }));
+    const r = await beatingWhile(
+      { running: command },
+      runner.run(target, command, { timeoutMs: 30_000, signal: cancellationSignal() }),
+    );
     if (r.exitCode !== 0) {
-      throw new Error(`sending HUP to ${unit} on ${target.node} failed: \`${command}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5)}`);
+      throw new Error(
+        `sending HUP to ${unit} on ${target.node} failed: \`${command}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5)}`,
+      );
     }
     return { summary: `sent HUP to ${unit} on ${target.node}`, commands: [toRecord(r)] };
   }

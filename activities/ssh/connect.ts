@@ -10,7 +10,13 @@ import type { ApplicationFailure } from '@temporalio/common';
 import * as fail from './errors';
 import { checkHostCertificate, probeHostCertificate } from './hostCert';
 import { listAgentKeys, loadIdentityFile, planLogin, type AgentState, type LoginMethod } from './identity';
-import { hostKeyAlgorithmsFor, KnownHostsReadError, readKnownHostsFiles, sameKey, type KnownHostKey } from './knownHosts';
+import {
+  hostKeyAlgorithmsFor,
+  KnownHostsReadError,
+  readKnownHostsFiles,
+  sameKey,
+  type KnownHostKey,
+} from './knownHosts';
 import { resolveRoute, type Hop } from './route';
 import { SshConfigError } from './sshConfig';
 import type { SshTarget } from '../../common/sshTarget';
@@ -52,7 +58,10 @@ export class JumpHosts {
       held.refs--;
       if (held.refs === 0 && this.open.get(key) === held) {
         this.open.delete(key);
-        held.ready.then((c) => c.end(), () => undefined);
+        held.ready.then(
+          (c) => c.end(),
+          () => undefined,
+        );
       }
     };
     try {
@@ -68,7 +77,11 @@ export class JumpHosts {
   }
 
   closeAll(): void {
-    for (const entry of this.open.values()) entry.ready.then((c) => c.end(), () => undefined);
+    for (const entry of this.open.values())
+      entry.ready.then(
+        (c) => c.end(),
+        () => undefined,
+      );
     this.open.clear();
   }
 }
@@ -149,17 +162,28 @@ async function hostKeysFor(target: SshTarget, hop: Hop, probe: () => Promise<Dup
     check.certificate = `it presents no host certificate (it offers ${result.offered.join(', ')}) although ${files.join(', ')} trusts a CA for it`;
     return check;
   }
-  const verdict = checkHostCertificate(result.blob, cfg.hostKeyAlias ?? cfg.hostname, found.lookup.cas, found.lookup.revoked);
+  const verdict = checkHostCertificate(
+    result.blob,
+    cfg.hostKeyAlias ?? cfg.hostname,
+    found.lookup.cas,
+    found.lookup.revoked,
+  );
   if (verdict.ok) check.allowed.push({ type: verdict.cert.publicKeyType, blob: verdict.cert.publicKey });
   else check.certificate = verdict.reason;
   return check;
 }
 
 /** Opens one hop: over `via` when a jump host leads to it, else over TCP. */
-async function connectHop(target: SshTarget, hop: Hop, via: Client | undefined, settings: ConnectSettings): Promise<Client> {
+async function connectHop(
+  target: SshTarget,
+  hop: Hop,
+  via: Client | undefined,
+  settings: ConnectSettings,
+): Promise<Client> {
   const cfg = hop.config;
   const who = hopTarget(target, hop);
-  const open = () => (via ? forward(via, cfg.hostname, cfg.port) : tcp(cfg.hostname, cfg.port, target.connectTimeoutMs));
+  const open = () =>
+    via ? forward(via, cfg.hostname, cfg.port) : tcp(cfg.hostname, cfg.port, target.connectTimeoutMs);
 
   const keys = await hostKeysFor(target, hop, open);
 
@@ -179,7 +203,8 @@ async function connectHop(target: SshTarget, hop: Hop, via: Client | undefined, 
   const hostVerifier = (presented: Buffer): boolean => {
     if (keys.revoked.some((k) => sameKey(k, presented))) refusal = fail.hostKeyRevoked(who, presented, keys.files);
     else if (keys.allowed.length === 0) refusal = fail.hostKeyUnknown(who, presented, keys.files, keys.certificate);
-    else if (!keys.allowed.some((k) => sameKey(k, presented))) refusal = fail.hostKeyChanged(who, presented, keys.allowed, keys.files, keys.certificate);
+    else if (!keys.allowed.some((k) => sameKey(k, presented)))
+      refusal = fail.hostKeyChanged(who, presented, keys.allowed, keys.files, keys.certificate);
     return refusal === undefined;
   };
 
@@ -202,7 +227,10 @@ async function connectHop(target: SshTarget, hop: Hop, via: Client | undefined, 
     try {
       sock = await forward(via, cfg.hostname, cfg.port);
     } catch (err) {
-      throw fail.connectFailed(who, new Error(`the jump host could not open a channel to ${cfg.hostname}:${cfg.port}: ${(err as Error).message}`));
+      throw fail.connectFailed(
+        who,
+        new Error(`the jump host could not open a channel to ${cfg.hostname}:${cfg.port}: ${(err as Error).message}`),
+      );
     }
   }
   const config: ConnectConfig = {
@@ -215,7 +243,9 @@ async function connectHop(target: SshTarget, hop: Hop, via: Client | undefined, 
     authHandler,
     // Without this the server presents its preferred key, which may be a type we hold no entry
     // for; ssh(1) likewise asks for the types it already knows.
-    ...(keys.allowed.length > 0 ? { algorithms: { serverHostKey: hostKeyAlgorithmsFor(keys.allowed) as ServerHostKeyAlgorithm[] } } : {}),
+    ...(keys.allowed.length > 0
+      ? { algorithms: { serverHostKey: hostKeyAlgorithmsFor(keys.allowed) as ServerHostKeyAlgorithm[] } }
+      : {}),
   };
 
   return new Promise((resolve, reject) => {
@@ -236,10 +266,13 @@ async function connectHop(target: SshTarget, hop: Hop, via: Client | undefined, 
     client.on('error', (err: LeveledError) => {
       if (refusal) return refuse(refusal);
       if (err.level === 'client-authentication') return refuse(fail.authFailed(who, err, tried, plan.skipped));
-      if (/no matching host key format/.test(err.message) && keys.allowed.length > 0) return refuse(fail.hostKeyTypeChanged(who, keys.allowed, keys.files));
+      if (/no matching host key format/.test(err.message) && keys.allowed.length > 0)
+        return refuse(fail.hostKeyTypeChanged(who, keys.allowed, keys.files));
       refuse(fail.connectFailed(who, err));
     });
-    client.once('close', () => refuse(refusal ?? fail.connectFailed(who, new Error('connection closed during the SSH handshake'))));
+    client.once('close', () =>
+      refuse(refusal ?? fail.connectFailed(who, new Error('connection closed during the SSH handshake'))),
+    );
     try {
       client.connect(config);
     } catch (err) {
@@ -249,11 +282,25 @@ async function connectHop(target: SshTarget, hop: Hop, via: Client | undefined, 
 }
 
 function hopKey(hops: Hop[]): string {
-  return JSON.stringify(hops.map((h) => [h.config.user, h.config.hostname, h.config.port, h.config.identityFiles, h.config.userKnownHostsFiles, h.config.hostKeyAlias, h.config.agentSocket]));
+  return JSON.stringify(
+    hops.map((h) => [
+      h.config.user,
+      h.config.hostname,
+      h.config.port,
+      h.config.identityFiles,
+      h.config.userKnownHostsFiles,
+      h.config.hostKeyAlias,
+      h.config.agentSocket,
+    ]),
+  );
 }
 
 /** Resolves the route (refusing configs that would weaken checks), then connects hop by hop. */
-export async function openConnection(target: SshTarget, settings: ConnectSettings, jumps: JumpHosts = new JumpHosts()): Promise<Client> {
+export async function openConnection(
+  target: SshTarget,
+  settings: ConnectSettings,
+  jumps: JumpHosts = new JumpHosts(),
+): Promise<Client> {
   let hops: Hop[];
   try {
     hops = resolveRoute(target);
@@ -267,7 +314,9 @@ export async function openConnection(target: SshTarget, settings: ConnectSetting
     let via: Client | undefined;
     for (let i = 0; i < hops.length - 1; i++) {
       const before = via;
-      const lease = await jumps.acquire(hopKey(hops.slice(0, i + 1)), () => connectHop(target, hops[i]!, before, settings));
+      const lease = await jumps.acquire(hopKey(hops.slice(0, i + 1)), () =>
+        connectHop(target, hops[i]!, before, settings),
+      );
       releases.push(lease.release);
       via = lease.client;
     }

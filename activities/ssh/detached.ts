@@ -35,7 +35,14 @@ export interface DetachedSettings {
 // killed the run its successor was about to reattach to, and the step held for an operator.
 // A workflow that is really gone (terminated) also answers NOT_FOUND; its run then finishes on
 // its own, which every step already tolerates (the node's state decides on the next run).
-const LEAVE_RUNNING_ON = new Set(['WORKER_SHUTDOWN', 'TIMED_OUT', 'NOT_FOUND', 'PAUSED', 'RESET', 'HEARTBEAT_DETAILS_CONVERSION_FAILED']);
+const LEAVE_RUNNING_ON = new Set([
+  'WORKER_SHUTDOWN',
+  'TIMED_OUT',
+  'NOT_FOUND',
+  'PAUSED',
+  'RESET',
+  'HEARTBEAT_DETAILS_CONVERSION_FAILED',
+]);
 
 /** Kill only on a real cancellation (the workflow or the operator asked); leave running otherwise. */
 export function defaultKillOnAbort(reason: unknown): boolean {
@@ -212,7 +219,8 @@ export async function runDetached(
     }
     return result.stdout;
   };
-  const poll = async (tailBytes: number) => parseStatus(await script(`${runDirAssignment(opts)}\n${statusScript(tailBytes)}`));
+  const poll = async (tailBytes: number) =>
+    parseStatus(await script(`${runDirAssignment(opts)}\n${statusScript(tailBytes)}`));
   const kill = (why: string) => script(killScript(opts, why, settings.killGraceMs));
 
   try {
@@ -228,7 +236,9 @@ export async function runDetached(
       if (state.kind === 'exited') {
         const final = status.tail.length < progressBytes ? status : await poll(finalBytes);
         const remoteMs =
-          state.startedAt !== undefined && state.finishedAt !== undefined ? (state.finishedAt - state.startedAt) * 1000 : undefined;
+          state.startedAt !== undefined && state.finishedAt !== undefined
+            ? (state.finishedAt - state.startedAt) * 1000
+            : undefined;
         return {
           node: target.node,
           command: opts.command,
@@ -247,7 +257,11 @@ export async function runDetached(
         });
       }
       if (state.kind === 'starting') startingSince ??= Date.now();
-      if (state.kind === 'lost' || state.kind === 'missing' || (state.kind === 'starting' && Date.now() - startingSince! > startGraceMs)) {
+      if (
+        state.kind === 'lost' ||
+        state.kind === 'missing' ||
+        (state.kind === 'starting' && Date.now() - startingSince! > startGraceMs)
+      ) {
         const what =
           state.kind === 'lost'
             ? `its process (pid ${state.pid}) is gone without recording an exit status${state.cause === 'rebooted' ? ' and the node has rebooted since it started' : ''}`

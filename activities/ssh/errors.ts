@@ -43,7 +43,12 @@ function filesOf(files: string[]): string {
   return files.length ? files.join(', ') : '(no known_hosts file)';
 }
 
-export function hostKeyUnknown(target: SshTarget, presented: Buffer, files: string[], certificate?: string): ApplicationFailure {
+export function hostKeyUnknown(
+  target: SshTarget,
+  presented: Buffer,
+  files: string[],
+  certificate?: string,
+): ApplicationFailure {
   if (certificate) {
     return fail(
       SshFailureType.HostCertificateInvalid,
@@ -60,7 +65,13 @@ export function hostKeyUnknown(target: SshTarget, presented: Buffer, files: stri
   );
 }
 
-export function hostKeyChanged(target: SshTarget, presented: Buffer, known: KnownHostKey[], files: string[], certificate?: string): ApplicationFailure {
+export function hostKeyChanged(
+  target: SshTarget,
+  presented: Buffer,
+  known: KnownHostKey[],
+  files: string[],
+  certificate?: string,
+): ApplicationFailure {
   const knownPrints = known.map((k) => `${k.type} ${fingerprint(k.blob)}`).join(', ');
   return fail(
     SshFailureType.HostKeyChanged,
@@ -90,14 +101,31 @@ export function hostKeyRevoked(target: SshTarget, presented: Buffer, files: stri
   );
 }
 
-export function authFailed(target: SshTarget, cause: Error, tried: string[], skipped: string[] = []): ApplicationFailure {
-  const offered = tried.length ? `with ${tried.length === 1 ? 'key' : 'keys'} ${tried.join(', ')}` : 'with no key at all (no agent, no usable key file)';
+export function authFailed(
+  target: SshTarget,
+  cause: Error,
+  tried: string[],
+  skipped: string[] = [],
+): ApplicationFailure {
+  const offered = tried.length
+    ? `with ${tried.length === 1 ? 'key' : 'keys'} ${tried.join(', ')}`
+    : 'with no key at all (no agent, no usable key file)';
   const unusable = skipped.length ? `; not usable: ${skipped.join('; ')}` : '';
-  return fail(SshFailureType.AuthFailed, true, `ssh login as ${target.username} to ${where(target)} ${offered} was refused: ${cause.message}${unusable}`, cause);
+  return fail(
+    SshFailureType.AuthFailed,
+    true,
+    `ssh login as ${target.username} to ${where(target)} ${offered} was refused: ${cause.message}${unusable}`,
+    cause,
+  );
 }
 
 export function privateKeyUnreadable(target: SshTarget, path: string, cause: Error): ApplicationFailure {
-  return fail(SshFailureType.PrivateKeyUnreadable, true, `cannot use private key ${path} for ${where(target)}: ${cause.message}`, cause);
+  return fail(
+    SshFailureType.PrivateKeyUnreadable,
+    true,
+    `cannot use private key ${path} for ${where(target)}: ${cause.message}`,
+    cause,
+  );
 }
 
 /** Where ssh(1) would prompt for a passphrase: nobody is there to type it. */

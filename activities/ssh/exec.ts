@@ -83,7 +83,9 @@ async function killGroup(client: Client, pgid: number, graceMs: number): Promise
 export async function execCommand(p: ExecParams): Promise<CommandResult> {
   if (p.opts.signal?.aborted) throw abortReason(p.opts.signal);
   const started = Date.now();
-  const { watched } = await openExec(p.client, wrapForProcessGroup(p.command), (channel) => superviseCommand(p, channel, started));
+  const { watched } = await openExec(p.client, wrapForProcessGroup(p.command), (channel) =>
+    superviseCommand(p, channel, started),
+  );
   return watched;
 }
 
@@ -171,7 +173,9 @@ function superviseCommand(p: ExecParams, channel: ClientChannel, started: number
     };
     const onAbort = () => void stop(abortReason(opts.signal!), false);
     const timeoutMs = opts.timeoutMs;
-    const timer = timeoutMs ? setTimeout(() => void stop(fail.commandTimedOut(target, command, timeoutMs), true), timeoutMs) : undefined;
+    const timer = timeoutMs
+      ? setTimeout(() => void stop(fail.commandTimedOut(target, command, timeoutMs), true), timeoutMs)
+      : undefined;
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     if (opts.signal?.aborted) onAbort();
 

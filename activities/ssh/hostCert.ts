@@ -125,7 +125,21 @@ export function parseHostCertificate(blob: Buffer): HostCertificate {
   const signatureKey = r.bytes();
   const signed = blob.subarray(0, r.pos);
   const signature = r.bytes();
-  return { certType, publicKey, publicKeyType, serial, type, keyId, principals, validAfter, validBefore, criticalOptions, signatureKey, signed, signature };
+  return {
+    certType,
+    publicKey,
+    publicKeyType,
+    serial,
+    type,
+    keyId,
+    principals,
+    validAfter,
+    validBefore,
+    criticalOptions,
+    signatureKey,
+    signed,
+    signature,
+  };
 }
 
 const b64url = (b: Buffer) => b.toString('base64url');
@@ -145,14 +159,19 @@ const CURVES: Record<string, { jwk: string; size: number; hash: string }> = {
 function keyObjectOf(blob: Buffer): { key: KeyObject; type: string; curve?: (typeof CURVES)[string] } {
   const r = new Reader(blob);
   const type = r.str();
-  if (type === 'ssh-ed25519') return { type, key: createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(r.bytes()) }, format: 'jwk' }) };
+  if (type === 'ssh-ed25519')
+    return { type, key: createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(r.bytes()) }, format: 'jwk' }) };
   if (type.startsWith('ecdsa-sha2-')) {
     const curve = CURVES[r.str()];
     const q = r.bytes();
     if (!curve || q[0] !== 4 || q.length !== 1 + 2 * curve.size) throw new Error(`unsupported ECDSA key ${type}`);
     const x = q.subarray(1, 1 + curve.size);
     const y = q.subarray(1 + curve.size);
-    return { type, curve, key: createPublicKey({ key: { kty: 'EC', crv: curve.jwk, x: b64url(x), y: b64url(y) }, format: 'jwk' }) };
+    return {
+      type,
+      curve,
+      key: createPublicKey({ key: { kty: 'EC', crv: curve.jwk, x: b64url(x), y: b64url(y) }, format: 'jwk' }),
+    };
   }
   if (type === 'ssh-rsa') {
     const e = unsigned(r.bytes());
@@ -189,11 +208,15 @@ export function verifySshSignature(keyBlob: Buffer, data: Buffer, signatureBlob:
 }
 
 function globMatch(text: string, pattern: string): boolean {
-  const escaped = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const escaped = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${escaped}$`, 'i').test(text);
 }
 
-export type CertificateVerdict = { ok: true; cert: HostCertificate; ca: KnownHostKey } | { ok: false; reason: string; cert?: HostCertificate };
+export type CertificateVerdict =
+  { ok: true; cert: HostCertificate; ca: KnownHostKey } | { ok: false; reason: string; cert?: HostCertificate };
 
 function describeTime(t: bigint): string {
   if (t >= 0xffffffffffffffffn) return 'forever';
@@ -204,7 +227,13 @@ function describeTime(t: bigint): string {
  * What ssh(1) checks of a host certificate. `name` is the host name (or HostKeyAlias) without a
  * port; `cas` the @cert-authority keys that known_hosts gives for this host.
  */
-export function checkHostCertificate(blob: Buffer, name: string, cas: KnownHostKey[], revoked: KnownHostKey[], now = new Date()): CertificateVerdict {
+export function checkHostCertificate(
+  blob: Buffer,
+  name: string,
+  cas: KnownHostKey[],
+  revoked: KnownHostKey[],
+  now = new Date(),
+): CertificateVerdict {
   let cert: HostCertificate;
   try {
     cert = parseHostCertificate(blob);
@@ -213,9 +242,16 @@ export function checkHostCertificate(blob: Buffer, name: string, cas: KnownHostK
   }
   const ca = cas.find((k) => sameKey(k, cert.signatureKey));
   const caPrint = fingerprint(cert.signatureKey);
-  if (!ca) return { ok: false, cert, reason: `its certificate is signed by CA ${caPrint}, which no @cert-authority line trusts for this host` };
-  if (revoked.some((k) => sameKey(k, cert.signatureKey))) return { ok: false, cert, reason: `its certificate's CA ${caPrint} is marked @revoked` };
-  if (revoked.some((k) => sameKey(k, cert.publicKey))) return { ok: false, cert, reason: `its certified key ${fingerprint(cert.publicKey)} is marked @revoked` };
+  if (!ca)
+    return {
+      ok: false,
+      cert,
+      reason: `its certificate is signed by CA ${caPrint}, which no @cert-authority line trusts for this host`,
+    };
+  if (revoked.some((k) => sameKey(k, cert.signatureKey)))
+    return { ok: false, cert, reason: `its certificate's CA ${caPrint} is marked @revoked` };
+  if (revoked.some((k) => sameKey(k, cert.publicKey)))
+    return { ok: false, cert, reason: `its certified key ${fingerprint(cert.publicKey)} is marked @revoked` };
   let valid: boolean;
   try {
     valid = verifySshSignature(cert.signatureKey, cert.signed, cert.signature);
@@ -223,14 +259,30 @@ export function checkHostCertificate(blob: Buffer, name: string, cas: KnownHostK
     return { ok: false, cert, reason: `its certificate's signature cannot be checked (${(err as Error).message})` };
   }
   if (!valid) return { ok: false, cert, reason: `its certificate's signature does not verify with CA ${caPrint}` };
-  if (cert.type !== SSH2_CERT_HOST) return { ok: false, cert, reason: `its certificate "${cert.keyId}" is a user certificate, not a host certificate` };
+  if (cert.type !== SSH2_CERT_HOST)
+    return { ok: false, cert, reason: `its certificate "${cert.keyId}" is a user certificate, not a host certificate` };
   const t = BigInt(Math.floor(now.getTime() / 1000));
-  if (t < cert.validAfter) return { ok: false, cert, reason: `its certificate "${cert.keyId}" is not valid before ${describeTime(cert.validAfter)}` };
-  if (t >= cert.validBefore) return { ok: false, cert, reason: `its certificate "${cert.keyId}" expired at ${describeTime(cert.validBefore)}` };
-  if (cert.criticalOptions.length) return { ok: false, cert, reason: `its certificate "${cert.keyId}" carries critical options (${cert.criticalOptions.join(', ')}) that host certificates do not have` };
+  if (t < cert.validAfter)
+    return {
+      ok: false,
+      cert,
+      reason: `its certificate "${cert.keyId}" is not valid before ${describeTime(cert.validAfter)}`,
+    };
+  if (t >= cert.validBefore)
+    return { ok: false, cert, reason: `its certificate "${cert.keyId}" expired at ${describeTime(cert.validBefore)}` };
+  if (cert.criticalOptions.length)
+    return {
+      ok: false,
+      cert,
+      reason: `its certificate "${cert.keyId}" carries critical options (${cert.criticalOptions.join(', ')}) that host certificates do not have`,
+    };
   // ssh(1) accepts a host certificate without principals for any host; wildcards are allowed.
   if (cert.principals.length && !cert.principals.some((p) => globMatch(name, p))) {
-    return { ok: false, cert, reason: `its certificate "${cert.keyId}" names ${cert.principals.map((p) => `"${p}"`).join(', ')}, not "${name}"` };
+    return {
+      ok: false,
+      cert,
+      reason: `its certificate "${cert.keyId}" names ${cert.principals.map((p) => `"${p}"`).join(', ')}, not "${name}"`,
+    };
   }
   return { ok: true, cert, ca };
 }
@@ -317,9 +369,12 @@ export function probeHostCertificate(stream: Duplex, timeoutMs: number): Promise
         const r = new Reader(payload.subarray(17));
         r.str(); // kex algorithms
         const hostKeyAlgorithms = r.str().split(',');
-        if (!hostKeyAlgorithms.some((a) => CERT_ALGORITHMS.includes(a))) return finish(undefined, { kind: 'no-certificate', offered: hostKeyAlgorithms });
+        if (!hostKeyAlgorithms.some((a) => CERT_ALGORITHMS.includes(a)))
+          return finish(undefined, { kind: 'no-certificate', offered: hostKeyAlgorithms });
         stream.write(packet(kexinit));
-        stream.write(packet(Buffer.concat([Buffer.from([MSG_KEX_ECDH_INIT]), sshString(Buffer.from(q!, 'base64url'))])));
+        stream.write(
+          packet(Buffer.concat([Buffer.from([MSG_KEX_ECDH_INIT]), sshString(Buffer.from(q!, 'base64url'))])),
+        );
         return;
       }
       if (type === MSG_KEX_ECDH_REPLY) {
@@ -343,7 +398,8 @@ export function probeHostCertificate(stream: Duplex, timeoutMs: number): Promise
             const line = buf.subarray(0, nl).toString('latin1').replace(/\r$/, '');
             buf = buf.subarray(nl + 1);
             if (line.startsWith('SSH-')) {
-              if (!line.startsWith('SSH-2.0-') && !line.startsWith('SSH-1.99-')) throw new Error(`the server speaks ${line}`);
+              if (!line.startsWith('SSH-2.0-') && !line.startsWith('SSH-1.99-'))
+                throw new Error(`the server speaks ${line}`);
               versionSeen = true;
               break;
             }

@@ -3,7 +3,15 @@
 // then key files the agent does not hold. A file protected by a passphrase is usable only
 // through an agent that holds it; where ssh would ask for the passphrase, we refuse instead.
 import { existsSync, readFileSync } from 'node:fs';
-import { BaseAgent, OpenSSHAgent, utils, type IdentityCallback, type ParsedKey, type SignCallback, type SigningRequestOptions } from 'ssh2';
+import {
+  BaseAgent,
+  OpenSSHAgent,
+  utils,
+  type IdentityCallback,
+  type ParsedKey,
+  type SignCallback,
+  type SigningRequestOptions,
+} from 'ssh2';
 import { fingerprint } from './knownHosts';
 
 export interface IdentityFile {
@@ -61,13 +69,23 @@ export function loadIdentityFile(path: string): IdentityFile {
     const code = (err as NodeJS.ErrnoException).code;
     // ssh(1) also uses a key the agent holds when only its .pub is on disk.
     const publicBlob = pubFileBlob(path);
-    return { path, encrypted: false, ...(publicBlob ? { publicBlob } : {}), problem: code === 'ENOENT' ? 'no such file' : `cannot read it (${code ?? (err as Error).message})` };
+    return {
+      path,
+      encrypted: false,
+      ...(publicBlob ? { publicBlob } : {}),
+      problem: code === 'ENOENT' ? 'no such file' : `cannot read it (${code ?? (err as Error).message})`,
+    };
   }
   const parsed = utils.parseKey(text);
   if (parsed instanceof Error) {
     const encrypted = /passphrase/i.test(parsed.message) || /ENCRYPTED/.test(text);
     const publicBlob = opensshPublicBlob(text) ?? pubFileBlob(path);
-    return { path, encrypted, ...(publicBlob ? { publicBlob } : {}), ...(encrypted ? {} : { problem: parsed.message }) };
+    return {
+      path,
+      encrypted,
+      ...(publicBlob ? { publicBlob } : {}),
+      ...(encrypted ? {} : { problem: parsed.message }),
+    };
   }
   const key = Array.isArray(parsed) ? (parsed[0] as ParsedKey) : parsed;
   if (!key.isPrivateKey()) {
@@ -83,14 +101,18 @@ export interface AgentKeys {
   agent: OpenSSHAgent;
 }
 
-export type AgentState = { kind: 'none' } | { kind: 'unreachable'; socket: string; reason: string } | ({ kind: 'ok' } & AgentKeys);
+export type AgentState =
+  { kind: 'none' } | { kind: 'unreachable'; socket: string; reason: string } | ({ kind: 'ok' } & AgentKeys);
 
 export function listAgentKeys(socket: string | undefined, timeoutMs = 5000): Promise<AgentState> {
   if (!socket) return Promise.resolve({ kind: 'none' });
   if (!existsSync(socket)) return Promise.resolve({ kind: 'unreachable', socket, reason: 'no such socket' });
   const agent = new OpenSSHAgent(socket);
   return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve({ kind: 'unreachable', socket, reason: `no answer within ${timeoutMs} ms` }), timeoutMs);
+    const timer = setTimeout(
+      () => resolve({ kind: 'unreachable', socket, reason: `no answer within ${timeoutMs} ms` }),
+      timeoutMs,
+    );
     agent.getIdentities((err, keys) => {
       clearTimeout(timer);
       if (err || !keys) return resolve({ kind: 'unreachable', socket, reason: err?.message ?? 'no keys' });
@@ -144,7 +166,9 @@ export function planLogin(files: IdentityFile[], agent: AgentState, identitiesOn
       const file = files.find((f) => !used.has(f) && f.publicBlob?.equals(blob));
       if (file) used.add(file);
       else if (identitiesOnly) continue;
-      const label = file ? `${file.path} (held by the agent)` : `agent key ${key.comment ? `"${key.comment}" ` : ''}${describeKey(blob)}`;
+      const label = file
+        ? `${file.path} (held by the agent)`
+        : `agent key ${key.comment ? `"${key.comment}" ` : ''}${describeKey(blob)}`;
       methods.push({ kind: 'agent', label, agent: new OneKeyAgent(agent.agent, key) });
     }
   }

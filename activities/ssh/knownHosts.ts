@@ -32,7 +32,10 @@ export function knownHostsName(host: string, port: number): string {
 }
 
 function globToRegExp(glob: string): RegExp {
-  const escaped = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const escaped = glob
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${escaped}$`, 'i');
 }
 
@@ -86,7 +89,9 @@ export function lookupKnownHosts(text: string, host: string, port: number): Know
   const found: KnownHostsLookup = { keys: [], revoked: [], cas: [] };
   for (const entry of parseKnownHosts(text)) {
     if (!entry.matches(name)) continue;
-    (entry.marker === 'revoked' ? found.revoked : entry.marker === 'cert-authority' ? found.cas : found.keys).push(entry.key);
+    (entry.marker === 'revoked' ? found.revoked : entry.marker === 'cert-authority' ? found.cas : found.keys).push(
+      entry.key,
+    );
   }
   return found;
 }
@@ -107,7 +112,11 @@ export class KnownHostsReadError extends Error {
 }
 
 /** Every file ssh would consult, in order; `read` lists those that exist. */
-export function readKnownHostsFiles(paths: string[], host: string, port: number): { lookup: KnownHostsLookup; read: string[] } {
+export function readKnownHostsFiles(
+  paths: string[],
+  host: string,
+  port: number,
+): { lookup: KnownHostsLookup; read: string[] } {
   const lookup: KnownHostsLookup = { keys: [], revoked: [], cas: [] };
   const read: string[] = [];
   for (const path of paths) {

@@ -127,7 +127,13 @@ export class SshPool implements RemoteRunner {
       commandsRunning += slot.connections.reduce((n, c) => n + c.active, 0);
       commandsQueued += slot.waiters.length;
     }
-    return { connectionsOpened: this.opened, connectionsOpen, commandsRunning, commandsQueued, sessionsRefused: this.sessionsRefused };
+    return {
+      connectionsOpened: this.opened,
+      connectionsOpen,
+      commandsRunning,
+      commandsQueued,
+      sessionsRefused: this.sessionsRefused,
+    };
   }
 
   /** Ends every connection. Detached runs keep running on their nodes; plain commands may too. */
@@ -177,7 +183,10 @@ export class SshPool implements RemoteRunner {
       if (signal?.aborted) throw abortReason(signal);
       if (this.closed) throw new Error(`ssh pool is closed; not running commands on ${fail.where(target)}`);
       for (const c of slot.connections) {
-        if (c.channelLimit < this.settings.maxChannelsPerConnection && Date.now() - c.lastRefusalAt > REFUSAL_MEMORY_MS) {
+        if (
+          c.channelLimit < this.settings.maxChannelsPerConnection &&
+          Date.now() - c.lastRefusalAt > REFUSAL_MEMORY_MS
+        ) {
           c.channelLimit = this.settings.maxChannelsPerConnection;
         }
       }

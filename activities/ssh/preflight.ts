@@ -44,7 +44,12 @@ function sudoRefusal(node: string, user: string, exitCode: number | null, stderr
   } else {
     message = `sudo on ${node} does not work for ${user} without a password (\`${SUDO_CHECK}\` said "${said}"): give ${user} password-less sudo there, or log in as root`;
   }
-  return ApplicationFailure.create({ type: SshFailureType.SudoNeedsPassword, nonRetryable: true, message, details: [{ node, user, exitCode, stderr: said }] });
+  return ApplicationFailure.create({
+    type: SshFailureType.SudoNeedsPassword,
+    nonRetryable: true,
+    message,
+    details: [{ node, user, exitCode, stderr: said }],
+  });
 }
 
 export function createSshPreflightActivities(deps: { runner: RemoteRunner }) {
@@ -56,7 +61,11 @@ export function createSshPreflightActivities(deps: { runner: RemoteRunner }) {
       route = describeRoute(target);
     } catch (err) {
       if (err instanceof SshConfigError) {
-        throw ApplicationFailure.create({ type: SshFailureType.ConfigRefused, nonRetryable: true, message: `cannot connect to ${target.node}: ${err.message}` });
+        throw ApplicationFailure.create({
+          type: SshFailureType.ConfigRefused,
+          nonRetryable: true,
+          message: `cannot connect to ${target.node}: ${err.message}`,
+        });
       }
       throw err;
     }
@@ -64,15 +73,32 @@ export function createSshPreflightActivities(deps: { runner: RemoteRunner }) {
     const opts = { timeoutMs: input.timeoutMs, signal: cancellationSignal() };
     const who = await deps.runner.run(target, 'id -un', opts);
     commands.push(toRecord(who));
-    if (who.exitCode !== 0) throw new Error(`on ${target.node}, \`id -un\` exited ${who.exitCode ?? who.signal}: ${who.stderr.trim() || '(no output)'}`);
+    if (who.exitCode !== 0)
+      throw new Error(
+        `on ${target.node}, \`id -un\` exited ${who.exitCode ?? who.signal}: ${who.stderr.trim() || '(no output)'}`,
+      );
     const loginUser = who.stdout.trim();
     if (!input.sudo) {
-      return { node: target.node, route, loginUser, sudo: 'not used', summary: `${target.node}: logged in as ${loginUser} via ${route}; its commands do not use sudo`, commands };
+      return {
+        node: target.node,
+        route,
+        loginUser,
+        sudo: 'not used',
+        summary: `${target.node}: logged in as ${loginUser} via ${route}; its commands do not use sudo`,
+        commands,
+      };
     }
     const sudo = await deps.runner.run(target, SUDO_CHECK, opts);
     commands.push(toRecord(sudo));
     if (sudo.exitCode !== 0) throw sudoRefusal(target.node, loginUser, sudo.exitCode, sudo.stderr);
-    return { node: target.node, route, loginUser, sudo: 'works without a password', summary: `${target.node}: logged in as ${loginUser} via ${route}; sudo works without a password`, commands };
+    return {
+      node: target.node,
+      route,
+      loginUser,
+      sudo: 'works without a password',
+      summary: `${target.node}: logged in as ${loginUser} via ${route}; sudo works without a password`,
+      commands,
+    };
   }
 
   return { checkNodeAccess };

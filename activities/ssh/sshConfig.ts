@@ -105,7 +105,10 @@ function lexLine(raw: string, file: string, line: number): Directive | undefined
 // Patterns: `*` and `?` wildcards, matched case-sensitively as ssh matches Host lines.
 
 function globMatch(text: string, pattern: string, ignoreCase = false): boolean {
-  const escaped = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const escaped = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${escaped}$`, ignoreCase ? 'is' : 's').test(text);
 }
 
@@ -184,7 +187,19 @@ const PATH_TOKENS = 'CdhikLlnpru';
 // Reading files, following Include.
 
 // Keywords that take exactly one argument; more is an error in ssh too ("extra arguments").
-const SINGLE_ARG = new Set(['hostname', 'user', 'port', 'identityfile', 'identitiesonly', 'identityagent', 'proxyjump', 'stricthostkeychecking', 'hostkeyalias', 'connecttimeout', 'batchmode']);
+const SINGLE_ARG = new Set([
+  'hostname',
+  'user',
+  'port',
+  'identityfile',
+  'identitiesonly',
+  'identityagent',
+  'proxyjump',
+  'stricthostkeychecking',
+  'hostkeyalias',
+  'connecttimeout',
+  'batchmode',
+]);
 
 function readDirectives(source: ConfigSource): Directive[] | undefined {
   let text: string;
@@ -199,8 +214,10 @@ function readDirectives(source: ConfigSource): Directive[] | undefined {
   text.split('\n').forEach((raw, i) => {
     const d = lexLine(raw, source.path, i + 1);
     if (!d) return;
-    if (d.args.length === 0 && d.keyword !== 'match') throw new SshConfigError(`${source.path} line ${i + 1}: ${d.keyword} has no argument`);
-    if (SINGLE_ARG.has(d.keyword) && d.args.length > 1) throw new SshConfigError(`${source.path} line ${i + 1}: ${d.keyword} takes one argument, found ${d.args.length}`);
+    if (d.args.length === 0 && d.keyword !== 'match')
+      throw new SshConfigError(`${source.path} line ${i + 1}: ${d.keyword} has no argument`);
+    if (SINGLE_ARG.has(d.keyword) && d.args.length > 1)
+      throw new SshConfigError(`${source.path} line ${i + 1}: ${d.keyword} takes one argument, found ${d.args.length}`);
     out.push(d);
   });
   return out;
@@ -349,7 +366,10 @@ class Evaluator {
       }
       if (crit === 'canonical' || crit === 'final') {
         // Only true on a second pass that nova-upgrade never makes; ssh makes `final` true then.
-        refuse(where, `Match ${crit} is not supported: nova-upgrade reads the config in one pass, without hostname canonicalization`);
+        refuse(
+          where,
+          `Match ${crit} is not supported: nova-upgrade reads the config in one pass, without hostname canonicalization`,
+        );
       }
       const arg = args[i + 1];
       if (arg === undefined) refuse(where, `Match ${crit} needs an argument`);
@@ -369,10 +389,16 @@ class Evaluator {
           result = matchPatternList(this.ctx.localUser, arg);
           break;
         case 'exec':
-          refuse(where, 'Match exec is not supported: nova-upgrade does not run commands from an ssh config to decide how to connect');
-         
+          refuse(
+            where,
+            'Match exec is not supported: nova-upgrade does not run commands from an ssh config to decide how to connect',
+          );
+
         default:
-          refuse(where, `Match ${crit} is not a criterion nova-upgrade knows (all, host, originalhost, user, localuser)`);
+          refuse(
+            where,
+            `Match ${crit} is not a criterion nova-upgrade knows (all, host, originalhost, user, localuser)`,
+          );
       }
       if (negate) result = !result;
       // ssh stops evaluating a Match line at its first false criterion.
@@ -405,7 +431,8 @@ class Evaluator {
           if (depth >= 16) refuse(where, 'Include nested too deeply (16 levels)');
           for (const arg of d.args) {
             let pattern = kind === 'user' ? expandTilde(arg, this.ctx) : arg;
-            if (!isAbsolute(pattern)) pattern = kind === 'user' ? join(this.ctx.home, '.ssh', pattern) : join('/etc/ssh', pattern);
+            if (!isAbsolute(pattern))
+              pattern = kind === 'user' ? join(this.ctx.home, '.ssh', pattern) : join('/etc/ssh', pattern);
             for (const file of globFiles(pattern)) {
               const included = readDirectives({ path: file, kind, required: true });
               // An included file starts in the including block's state; its Host lines rule
@@ -421,7 +448,8 @@ class Evaluator {
           this.first('user', { value: one, from: where });
           break;
         case 'port':
-          if (!/^\d+$/.test(one) || Number(one) < 1 || Number(one) > 65535) refuse(where, `Port "${one}" is not a TCP port, 1 to 65535`);
+          if (!/^\d+$/.test(one) || Number(one) < 1 || Number(one) > 65535)
+            refuse(where, `Port "${one}" is not a TCP port, 1 to 65535`);
           this.first('port', { value: one, from: where });
           break;
         case 'identityfile':
@@ -461,7 +489,12 @@ class Evaluator {
 }
 
 /** Resolves what ssh would use to reach `cl.host`, reading `sources` in order. */
-export function resolveHostConfig(cl: CommandLine, sources: ConfigSource[], opts: ResolveOptions, ctx: LocalContext = localContext()): HostConfig {
+export function resolveHostConfig(
+  cl: CommandLine,
+  sources: ConfigSource[],
+  opts: ResolveOptions,
+  ctx: LocalContext = localContext(),
+): HostConfig {
   const ev = new Evaluator(cl, ctx, opts);
   ev.run(sources);
   const got = ev.got;
@@ -475,10 +508,15 @@ export function resolveHostConfig(cl: CommandLine, sources: ConfigSource[], opts
         'remove the setting for this host, or add its key with ssh-keyscan after checking its fingerprint',
     );
   }
-  // ask and accept-new would prompt or write known_hosts; nova-upgrade does neither and refuses unknown keys, as yes does.
-  if (strict && !['yes', 'true', 'ask', 'accept-new'].includes(strict.value)) refuse(strict.from, `StrictHostKeyChecking "${strict.value}" is not yes, ask, accept-new or no`);
+  // ask and accept-new would prompt or write known_hosts; nova-upgrade does neither and refuses
+  // unknown keys, as yes does.
+  if (strict && !['yes', 'true', 'ask', 'accept-new'].includes(strict.value))
+    refuse(strict.from, `StrictHostKeyChecking "${strict.value}" is not yes, ask, accept-new or no`);
   if (got.proxy?.value.kind === 'command' && got.proxy.value.value.toLowerCase() !== 'none') {
-    refuse(got.proxy.from, `ProxyCommand applies to ${cl.host}; nova-upgrade connects through jump hosts itself: write the bastion as ProxyJump [user@]host[:port] instead`);
+    refuse(
+      got.proxy.from,
+      `ProxyCommand applies to ${cl.host}; nova-upgrade connects through jump hosts itself: write the bastion as ProxyJump [user@]host[:port] instead`,
+    );
   }
 
   const hostnameRaw = got.hostname ? expandTokens(got.hostname.value, { h: cl.host }, 'h', got.hostname.from) : cl.host;
@@ -504,15 +542,22 @@ export function resolveHostConfig(cl: CommandLine, sources: ConfigSource[], opts
     u: ctx.localUser,
   };
   tokens.C = createHash('sha1').update(`${tokens.l}${tokens.h}${tokens.p}${tokens.r}`).digest('hex');
-  const pathOf = (value: string, from: string) => expandTokens(expandEnv(expandTilde(value, ctx), ctx, from), tokens, PATH_TOKENS, from);
+  const pathOf = (value: string, from: string) =>
+    expandTokens(expandEnv(expandTilde(value, ctx), ctx, from), tokens, PATH_TOKENS, from);
 
   // The inventory's keys come first, as ssh's -i does; with no key named anywhere, ssh's defaults.
-  const named = [...(cl.identityFiles ?? []).map((f) => expandTilde(f, ctx)), ...got.identityFiles.map((s) => pathOf(s.value, s.from))];
+  const named = [
+    ...(cl.identityFiles ?? []).map((f) => expandTilde(f, ctx)),
+    ...got.identityFiles.map((s) => pathOf(s.value, s.from)),
+  ];
   const identityFilesExplicit = named.length > 0;
-  const identityFiles = identityFilesExplicit ? [...new Set(named)] : DEFAULT_IDENTITIES.map((f) => join(ctx.home, '.ssh', f));
+  const identityFiles = identityFilesExplicit
+    ? [...new Set(named)]
+    : DEFAULT_IDENTITIES.map((f) => join(ctx.home, '.ssh', f));
 
   const io = got.identitiesOnly?.value;
-  if (io !== undefined && io !== 'yes' && io !== 'no') refuse(got.identitiesOnly!.from, `IdentitiesOnly "${io}" is not yes or no`);
+  if (io !== undefined && io !== 'yes' && io !== 'no')
+    refuse(got.identitiesOnly!.from, `IdentitiesOnly "${io}" is not yes or no`);
 
   let agentSocket: string | undefined = ctx.env.SSH_AUTH_SOCK || undefined;
   if (got.identityAgent) {
@@ -591,6 +636,7 @@ export function parseJump(spec: string, from: string): { host: string; user?: st
     }
   }
   if (!host || (user !== undefined && !user)) refuse(from, `ProxyJump "${spec}" is not [user@]host[:port]`);
-  if (port !== undefined && (port < 1 || port > 65535)) refuse(from, `ProxyJump "${spec}" has a port outside 1 to 65535`);
+  if (port !== undefined && (port < 1 || port > 65535))
+    refuse(from, `ProxyJump "${spec}" has a port outside 1 to 65535`);
   return { host, ...(user ? { user } : {}), ...(port ? { port } : {}) };
 }

@@ -49,10 +49,22 @@ export function createTempestActivities(deps: NovaDeps) {
       throw nonRetryable(
         'TempestFailed',
         `tempest on ${target.node} failed: ${report.reason}${r.exitCode !== 0 ? ` (exit ${r.exitCode ?? r.signal})` : ''}${names.length ? `. Failing tests: ${names.join(', ')}${report.failingTests.length > names.length ? ` and ${report.failingTests.length - names.length} more` : ''}` : ''}${report.totals ? '' : `\n${lastLines(outputOf(r), 15)}`}`,
-        { node: target.node, command, exitCode: r.exitCode, totals: report.totals, failingTests: report.failingTests, reason: report.reason },
+        {
+          node: target.node,
+          command,
+          exitCode: r.exitCode,
+          totals: report.totals,
+          failingTests: report.failingTests,
+          reason: report.reason,
+        },
       );
     }
-    return { summary: `tempest passed on ${target.node}: ${report.reason} in ${report.totals.seconds} s`, totals: report.totals, failingTests: [], commands };
+    return {
+      summary: `tempest passed on ${target.node}: ${report.reason} in ${report.totals.seconds} s`,
+      totals: report.totals,
+      failingTests: [],
+      commands,
+    };
   }
 
   return { runTempest };

@@ -21,7 +21,8 @@ export interface StestrReport {
   reason: string;
 }
 
-const RESULT_LINE = /^\{\d+\}\s+(\S+)(?:\s+\[[\d.]+s\])?\s+\.\.\.\s+(ok|FAILED|SKIPPED(?::.*)?|Expected Fail|Unexpected Success)/;
+const RESULT_LINE =
+  /^\{\d+\}\s+(\S+)(?:\s+\[[\d.]+s\])?\s+\.\.\.\s+(ok|FAILED|SKIPPED(?::.*)?|Expected Fail|Unexpected Success)/;
 
 function count(block: string, label: string): number | undefined {
   const m = new RegExp(`^\\s*-\\s*${label}:\\s*(\\d+)`, 'm').exec(block);
@@ -35,7 +36,9 @@ export function parseStestrTotals(output: string): StestrReport {
     if (m && m[2] === 'FAILED') failing.add(m[1]!);
   }
   // The failure section repeats each failed id under "Failed N tests - output below:".
-  const section = /Failed \d+ tests - output below:\n=+\n([\s\S]*?)(?:\n={3,}\nTotals|$)/.exec(output.replace(/\r\n/g, '\n'));
+  const section = /Failed \d+ tests - output below:\n=+\n([\s\S]*?)(?:\n={3,}\nTotals|$)/.exec(
+    output.replace(/\r\n/g, '\n'),
+  );
   if (section) {
     for (const m of section[1]!.matchAll(/^(\S+)\n-+\n/gm)) failing.add(m[1]!);
   }
@@ -43,7 +46,11 @@ export function parseStestrTotals(output: string): StestrReport {
 
   const ran = /^Ran: (\d+) tests? in ([\d.]+) sec\./m.exec(output);
   if (!ran) {
-    return { failingTests, passed: false, reason: 'stestr printed no Totals block: no test matched the selection, or the run did not get that far' };
+    return {
+      failingTests,
+      passed: false,
+      reason: 'stestr printed no Totals block: no test matched the selection, or the run did not get that far',
+    };
   }
   const block = output.slice(ran.index);
   const sum = /^Sum of execute time for each test: ([\d.]+) sec\./m.exec(block);
@@ -57,9 +64,17 @@ export function parseStestrTotals(output: string): StestrReport {
     failed: count(block, 'Failed') ?? 0,
     ...(sum ? { sumOfExecuteSeconds: Number(sum[1]) } : {}),
   };
-  if (totals.failed > 0) return { totals, failingTests, passed: false, reason: `${totals.failed} of ${totals.ran} tests failed` };
-  if (totals.unexpectedSuccess > 0) return { totals, failingTests, passed: false, reason: `${totals.unexpectedSuccess} unexpected successes` };
-  if (totals.passed === 0) return { totals, failingTests, passed: false, reason: `no test passed (${totals.ran} ran, ${totals.skipped} skipped)` };
+  if (totals.failed > 0)
+    return { totals, failingTests, passed: false, reason: `${totals.failed} of ${totals.ran} tests failed` };
+  if (totals.unexpectedSuccess > 0)
+    return { totals, failingTests, passed: false, reason: `${totals.unexpectedSuccess} unexpected successes` };
+  if (totals.passed === 0)
+    return {
+      totals,
+      failingTests,
+      passed: false,
+      reason: `no test passed (${totals.ran} ran, ${totals.skipped} skipped)`,
+    };
   return { totals, failingTests, passed: true, reason: `${totals.passed} passed, ${totals.skipped} skipped` };
 }
 

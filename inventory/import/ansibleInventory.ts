@@ -78,7 +78,8 @@ function parseInlineVars(text: string, where: string): Vars {
     pos = re.lastIndex;
   }
   const rest = text.slice(pos).trim();
-  if (rest && !rest.startsWith('#')) throw new ImportError(`${where}: cannot read "${rest}" as key=value host variables`);
+  if (rest && !rest.startsWith('#'))
+    throw new ImportError(`${where}: cannot read "${rest}" as key=value host variables`);
   return vars;
 }
 
@@ -128,7 +129,9 @@ export function parseYamlInventory(text: string, source: string): AnsibleInvento
     const g = group(inv, name);
     if (body === null || body === undefined) return;
     if (!isMap(body)) throw new ImportError(`${source}: ${path} must be a mapping with hosts, children or vars`);
-    for (const key of Object.keys(body)) if (!['hosts', 'children', 'vars'].includes(key)) throw new ImportError(`${source}: ${path}.${key}: an inventory group holds only hosts, children and vars`);
+    for (const key of Object.keys(body))
+      if (!['hosts', 'children', 'vars'].includes(key))
+        throw new ImportError(`${source}: ${path}.${key}: an inventory group holds only hosts, children and vars`);
     if (body.vars !== undefined) {
       if (!isMap(body.vars)) throw new ImportError(`${source}: ${path}.vars must be a mapping`);
       Object.assign(g.vars, body.vars);
@@ -136,7 +139,8 @@ export function parseYamlInventory(text: string, source: string): AnsibleInvento
     if (body.hosts !== undefined && body.hosts !== null) {
       if (!isMap(body.hosts)) throw new ImportError(`${source}: ${path}.hosts must be a mapping of host names`);
       for (const [pattern, vars] of Object.entries(body.hosts)) {
-        if (vars !== null && !isMap(vars)) throw new ImportError(`${source}: ${path}.hosts.${pattern} must be a mapping of variables`);
+        if (vars !== null && !isMap(vars))
+          throw new ImportError(`${source}: ${path}.hosts.${pattern} must be a mapping of variables`);
         for (const host of expandHostPattern(pattern, `${source}: ${path}.hosts`)) addHost(inv, name, host, vars ?? {});
       }
     }

@@ -38,7 +38,9 @@ export class Draft {
       validateInventory(this.inventory, source);
     } catch (err) {
       if (err instanceof InventoryError) {
-        throw new ImportError(`${source}: the imported inventory would not be valid:\n  - ${err.problems.join('\n  - ')}`);
+        throw new ImportError(
+          `${source}: the imported inventory would not be valid:\n  - ${err.problems.join('\n  - ')}`,
+        );
       }
       throw err;
     }

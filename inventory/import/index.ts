@@ -18,7 +18,9 @@ function read(path: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ImportError(`${path}: cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new ImportError(
+      `${path}: cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
 }
 
@@ -28,11 +30,16 @@ export function importInventory(from: ImportSource, files: string[], opts: Impor
   const texts = files.map((f) => ({ path: f, text: read(f) }));
   if (from === 'kolla-ansible') {
     // globals.yml by its name or its keys; the rest is the INI inventory.
-    const isGlobals = (f: { path: string; text: string }) => /globals\.ya?ml$/.test(basename(f.path)) || /^\s*#?\s*kolla_[a-z_]+:/m.test(f.text);
+    const isGlobals = (f: { path: string; text: string }) =>
+      /globals\.ya?ml$/.test(basename(f.path)) || /^\s*#?\s*kolla_[a-z_]+:/m.test(f.text);
     const globals = texts.filter(isGlobals);
     const inventories = texts.filter((f) => !isGlobals(f));
-    if (inventories.length !== 1) throw new ImportError(`--from kolla-ansible takes one inventory (multinode) and optionally globals.yml; got ${inventories.length} inventories: ${inventories.map((f) => f.path).join(', ') || 'none'}`);
-    if (globals.length > 1) throw new ImportError(`--from kolla-ansible takes one globals.yml; got ${globals.map((f) => f.path).join(', ')}`);
+    if (inventories.length !== 1)
+      throw new ImportError(
+        `--from kolla-ansible takes one inventory (multinode) and optionally globals.yml; got ${inventories.length} inventories: ${inventories.map((f) => f.path).join(', ') || 'none'}`,
+      );
+    if (globals.length > 1)
+      throw new ImportError(`--from kolla-ansible takes one globals.yml; got ${globals.map((f) => f.path).join(', ')}`);
     const inv = parseAnsibleInventory(inventories[0]!.text, inventories[0]!.path);
     const g = globals[0] ? { vars: readGlobals(globals[0].text, globals[0].path), source: globals[0].path } : undefined;
     return importKolla(inv, g, opts).render(inventories[0]!.path);
@@ -40,7 +47,10 @@ export function importInventory(from: ImportSource, files: string[], opts: Impor
   if (from === 'openstack-ansible') {
     const generated = texts.filter((f) => f.path.endsWith('.json'));
     const configs = texts.filter((f) => !f.path.endsWith('.json'));
-    if (configs.length !== 1) throw new ImportError(`--from openstack-ansible takes one openstack_user_config.yml and optionally openstack_inventory.json; got ${configs.length} YAML files`);
+    if (configs.length !== 1)
+      throw new ImportError(
+        `--from openstack-ansible takes one openstack_user_config.yml and optionally openstack_inventory.json; got ${configs.length} YAML files`,
+      );
     const config = { vars: readUserConfig(configs[0]!.text, configs[0]!.path), source: configs[0]!.path };
     const gen = generated[0] ? readGeneratedInventory(generated[0].text, generated[0].path) : undefined;
     return importOsa(config, gen, opts).render(configs[0]!.path);

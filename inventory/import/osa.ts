@@ -20,7 +20,9 @@ export function readUserConfig(text: string, source: string): Vars {
   if (doc.errors.length) throw new ImportError(`${source}: not YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
   const data: unknown = doc.toJS();
   if (data === null || data === undefined) {
-    throw new ImportError(`${source}: holds no host groups: every line of it is a comment (OpenStack-Ansible's example documents each level in comments; copy the levels your cloud has and uncomment them)`);
+    throw new ImportError(
+      `${source}: holds no host groups: every line of it is a comment (OpenStack-Ansible's example documents each level in comments; copy the levels your cloud has and uncomment them)`,
+    );
   }
   if (!isMap(data)) throw new ImportError(`${source}: openstack_user_config.yml is a mapping of levels`);
   // OpenStack-Ansible accepts os-infra_hosts and os_infra_hosts alike.
@@ -40,9 +42,11 @@ export function readGeneratedInventory(text: string, source: string): GeneratedI
   } catch (err) {
     throw new ImportError(`${source}: not JSON: ${(err as Error).message}`);
   }
-  if (!isMap(data) || !isMap(data._meta) || !isMap(data._meta.hostvars)) throw new ImportError(`${source}: not an Ansible inventory with _meta.hostvars (openstack_inventory.json)`);
+  if (!isMap(data) || !isMap(data._meta) || !isMap(data._meta.hostvars))
+    throw new ImportError(`${source}: not an Ansible inventory with _meta.hostvars (openstack_inventory.json)`);
   const groups: Record<string, string[]> = {};
-  for (const [name, g] of Object.entries(data)) if (isMap(g) && Array.isArray(g.hosts)) groups[name] = g.hosts.filter((h): h is string => typeof h === 'string');
+  for (const [name, g] of Object.entries(data))
+    if (isMap(g) && Array.isArray(g.hosts)) groups[name] = g.hosts.filter((h): h is string => typeof h === 'string');
   return { source, hostvars: data._meta.hostvars as Record<string, Vars>, groups };
 }
 
@@ -64,18 +68,32 @@ function hostsAt(config: Vars, levels: string[], source: string): Array<{ name: 
 const API_LEVELS = ['compute_infra_hosts', 'os_infra_hosts'];
 const LB_LEVELS = ['load_balancer_hosts', 'haproxy_hosts'];
 
-export function importOsa(config: { vars: Vars; source: string }, generated: GeneratedInventory | undefined, opts: ImportOptions): Draft {
+export function importOsa(
+  config: { vars: Vars; source: string },
+  generated: GeneratedInventory | undefined,
+  opts: ImportOptions,
+): Draft {
   const c = config.vars;
   const src = config.source;
   const api = hostsAt(c, API_LEVELS, src);
   const computes = hostsAt(c, ['compute_hosts'], src);
   const lbs = hostsAt(c, LB_LEVELS, src);
-  if (api.length === 0) throw new ImportError(`${src}: neither compute_infra_hosts nor os_infra_hosts lists a host, so no node runs nova-api`);
-  if (lbs.length === 0) throw new ImportError(`${src}: neither load_balancer_hosts nor haproxy_hosts lists a host; nova-upgrade drains nova-api in HAProxy, so an external load balancer cannot be mapped`);
+  if (api.length === 0)
+    throw new ImportError(
+      `${src}: neither compute_infra_hosts nor os_infra_hosts lists a host, so no node runs nova-api`,
+    );
+  if (lbs.length === 0)
+    throw new ImportError(
+      `${src}: neither load_balancer_hosts nor haproxy_hosts lists a host; nova-upgrade drains nova-api in HAProxy, so an external load balancer cannot be mapped`,
+    );
 
   // Where nova-api runs: OpenStack-Ansible's default is an LXC container on each infra host.
   const apiGroup = generated ? (generated.groups.nova_api_os_compute ?? generated.groups.nova_api ?? []) : [];
-  const containers = generated ? apiGroup.filter((h) => (generated.hostvars[h]?.physical_host ?? h) !== h && generated.hostvars[h]?.is_metal !== true) : [];
+  const containers = generated
+    ? apiGroup.filter(
+        (h) => (generated.hostvars[h]?.physical_host ?? h) !== h && generated.hostvars[h]?.is_metal !== true,
+      )
+    : [];
   if (generated && containers.length) {
     throw new ImportError(
       `${generated.source}: nova-api runs in LXC containers (${containers.join(', ')}); nova-upgrade reaches hosts over SSH and cannot yet run nova's commands inside an LXC container`,
@@ -90,23 +108,47 @@ export function importOsa(config: { vars: Vars; source: string }, generated: Gen
 
   const overrides = isMap(c.global_overrides) ? c.global_overrides : {};
   const vip = opts.vip ?? overrides.internal_lb_vip_address;
-  if (vip === undefined) throw new ImportError(`${src}: global_overrides.internal_lb_vip_address is not set: set it, or pass --vip`);
-  if (typeof vip !== 'string' || isTemplate(vip)) throw new ImportError(`${src}: global_overrides.internal_lb_vip_address is "${String(vip)}", not an address: pass --vip`);
+  if (vip === undefined)
+    throw new ImportError(`${src}: global_overrides.internal_lb_vip_address is not set: set it, or pass --vip`);
+  if (typeof vip !== 'string' || isTemplate(vip))
+    throw new ImportError(
+      `${src}: global_overrides.internal_lb_vip_address is "${String(vip)}", not an address: pass --vip`,
+    );
 
   const draft = new Draft([
     `Imported by nova-upgrade from OpenStack-Ansible: ${[src, ...(generated ? [generated.source] : [])].join(', ')}.`,
     'Every value marked ASSUMED is not in those files: check it before an upgrade.',
     `nova runs on the hosts themselves (${generated ? 'as openstack_inventory.json shows' : '--nova-on-metal'}), under the systemd units OpenStack-Ansible names.`,
   ]);
-  draft.set(['cloud'], opts.cloud ?? 'osa', opts.cloud ? undefined : 'a name for this cloud; it makes the workflow id nova-upgrade-<cloud>');
+  draft.set(
+    ['cloud'],
+    opts.cloud ?? 'osa',
+    opts.cloud ? undefined : 'a name for this cloud; it makes the workflow id nova-upgrade-<cloud>',
+  );
   setRelease(draft, opts);
-  draft.set(['vip', 'url'], vipUrl(vip, NOVA_API_PORT, false), `nova-api's port ${NOVA_API_PORT} behind the internal VIP, over http`);
-  draft.set(['haproxy', 'backend'], 'nova_api_os_compute-back', "OpenStack-Ansible's haproxy_server role names the backend <service>-back");
-  draft.set(['openstack', 'osCloud'], 'default', 'the clouds.yaml entry OpenStack-Ansible writes for root; the controller needs it');
-  draft.set(['cells'], [
-    { name: 'cell0', configFile: '/etc/nova/nova.conf' },
-    { name: 'cell1', configFile: '/etc/nova/nova.conf' },
-  ], 'OpenStack-Ansible keeps one nova.conf for every cell');
+  draft.set(
+    ['vip', 'url'],
+    vipUrl(vip, NOVA_API_PORT, false),
+    `nova-api's port ${NOVA_API_PORT} behind the internal VIP, over http`,
+  );
+  draft.set(
+    ['haproxy', 'backend'],
+    'nova_api_os_compute-back',
+    "OpenStack-Ansible's haproxy_server role names the backend <service>-back",
+  );
+  draft.set(
+    ['openstack', 'osCloud'],
+    'default',
+    'the clouds.yaml entry OpenStack-Ansible writes for root; the controller needs it',
+  );
+  draft.set(
+    ['cells'],
+    [
+      { name: 'cell0', configFile: '/etc/nova/nova.conf' },
+      { name: 'cell1', configFile: '/etc/nova/nova.conf' },
+    ],
+    'OpenStack-Ansible keeps one nova.conf for every cell',
+  );
 
   // One machine may be listed under several names with one ip (OpenStack-Ansible's own example
   // puts lb2 on infra1's address): it is one node, under the first name it is given.
@@ -118,21 +160,46 @@ export function importOsa(config: { vars: Vars; source: string }, generated: Gen
   }
   [...byIp.entries()].forEach(([ip, aliases], i) => {
     const name = aliases[0]!;
-    if (!NODE_NAME.test(name)) throw new ImportError(`${src}: host "${name}" is not a name nova-upgrade can use for a node (letters, digits, ".", "_", "-")`);
+    if (!NODE_NAME.test(name))
+      throw new ImportError(
+        `${src}: host "${name}" is not a name nova-upgrade can use for a node (letters, digits, ".", "_", "-")`,
+      );
     const at = (...rest: Array<string | number>) => ['nodes', i, ...rest];
     const has = (list: Array<{ name: string }>) => list.some((h) => aliases.includes(h.name));
     const isApi = has(api);
     const isCompute = has(computes);
     const isLb = has(lbs);
-    draft.set(at('name'), name, aliases.length > 1 ? `also listed as ${aliases.slice(1).join(', ')}, with the same ip: one machine` : undefined);
+    draft.set(
+      at('name'),
+      name,
+      aliases.length > 1 ? `also listed as ${aliases.slice(1).join(', ')}, with the same ip: one machine` : undefined,
+    );
     draft.set(at('address'), ip);
-    const roles = [...(i === 0 ? ['controller'] : []), ...(isApi ? ['api'] : []), ...(isCompute ? ['compute'] : []), ...(isLb ? ['lb'] : [])];
-    draft.set(at('roles'), roles, i === 0 ? 'nova-manage, nova-status and the openstack CLI run on the first nova API host' : undefined);
+    const roles = [
+      ...(i === 0 ? ['controller'] : []),
+      ...(isApi ? ['api'] : []),
+      ...(isCompute ? ['compute'] : []),
+      ...(isLb ? ['lb'] : []),
+    ];
+    draft.set(
+      at('roles'),
+      roles,
+      i === 0 ? 'nova-manage, nova-status and the openstack CLI run on the first nova API host' : undefined,
+    );
     if (isApi) {
       draft.set(at('api', 'haproxyServer'), name, 'OpenStack-Ansible names each HAProxy server by its inventory host');
-      draft.set(at('api', 'url'), vipUrl(ip, NOVA_API_PORT, false), `nova-api on the host's management address, port ${NOVA_API_PORT}`);
+      draft.set(
+        at('api', 'url'),
+        vipUrl(ip, NOVA_API_PORT, false),
+        `nova-api on the host's management address, port ${NOVA_API_PORT}`,
+      );
     }
-    if (isLb) draft.set(at('lb', 'socket'), { via: 'ssh', path: '/var/run/haproxy.stat', sudo: true }, "the admin socket OpenStack-Ansible's haproxy_server role configures");
+    if (isLb)
+      draft.set(
+        at('lb', 'socket'),
+        { via: 'ssh', path: '/var/run/haproxy.stat', sudo: true },
+        "the admin socket OpenStack-Ansible's haproxy_server role configures",
+      );
     const services = [
       ...(isApi
         ? [

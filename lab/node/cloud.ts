@@ -136,16 +136,25 @@ export function initCloud(stateDir: string, seed: CloudSeed): void {
         Interface: 'public',
         URL: url,
       });
-      writeJson(f.endpoints, [ep('nova', 'compute', seed.endpointUrl), ep('placement', 'placement', seed.placementUrl)]);
+      writeJson(f.endpoints, [
+        ep('nova', 'compute', seed.endpointUrl),
+        ep('placement', 'placement', seed.placementUrl),
+      ]);
     }
     if (!existsSync(f.schema)) {
       const v = (db: string): SchemaVersion => ({ release: seed.release, revision: revisionFor(db, seed.release) });
-      writeJson(f.schema, { api: v('api'), placement: v('placement'), cells: { cell0: v('main'), cell1: v('main') } } satisfies SchemaState);
+      writeJson(f.schema, {
+        api: v('api'),
+        placement: v('placement'),
+        cells: { cell0: v('main'), cell1: v('main') },
+      } satisfies SchemaState);
     }
     // Per cell, as in nova: the instances (and so the rows to migrate) live in cell1; cell0
     // holds only instances that failed to schedule, seeded with a few so both cells have work.
     if (!existsSync(f.migrations)) {
-      const cell0 = Object.fromEntries(Object.entries(seed.pendingMigrations).map(([k, n]) => [k, n ? Math.max(1, Math.ceil(n / 10)) : 0]));
+      const cell0 = Object.fromEntries(
+        Object.entries(seed.pendingMigrations).map(([k, n]) => [k, n ? Math.max(1, Math.ceil(n / 10)) : 0]),
+      );
       writeJson(f.migrations, { pendingByCell: { cell0, cell1: seed.pendingMigrations } });
     }
     if (!existsSync(f.servers)) writeJson(f.servers, []);
@@ -166,8 +175,16 @@ export function updateServices(stateDir: string, fn: (records: ServiceRecord[]) 
 }
 
 /** A record for a host that is gone (decommissioned without `compute service delete`). */
-export function addOrphanService(stateDir: string, host: string, binary = 'nova-compute', lastSeen = new Date(Date.now() - 86_400_000)): ServiceRecord {
-  const rec = { ...serviceRecord(binary, host, binary === 'nova-compute' ? NOVA_UNITS.compute : NOVA_UNITS.cellConductor, 'cell1'), lastSeen: novaTimestamp(lastSeen) };
+export function addOrphanService(
+  stateDir: string,
+  host: string,
+  binary = 'nova-compute',
+  lastSeen = new Date(Date.now() - 86_400_000),
+): ServiceRecord {
+  const rec = {
+    ...serviceRecord(binary, host, binary === 'nova-compute' ? NOVA_UNITS.compute : NOVA_UNITS.cellConductor, 'cell1'),
+    lastSeen: novaTimestamp(lastSeen),
+  };
   updateServices(stateDir, (rs) => [...rs.filter((r) => r.id !== rec.id), rec]);
   return rec;
 }

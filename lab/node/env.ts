@@ -18,7 +18,9 @@ export function nodeEnv(): NodeEnv {
   const stateDir = process.env.NOVA_LAB_STATE;
   const name = process.env.NOVA_LAB_NODE;
   if (!root || !stateDir || !name) {
-    process.stderr.write('not on a nova-upgrade lab node: NOVA_LAB_ROOT, NOVA_LAB_STATE and NOVA_LAB_NODE must be set\n');
+    process.stderr.write(
+      'not on a nova-upgrade lab node: NOVA_LAB_ROOT, NOVA_LAB_STATE and NOVA_LAB_NODE must be set\n',
+    );
     process.exit(1);
   }
   const node = nodeLayout(root);
@@ -64,7 +66,12 @@ export function codeVersion(env: Pick<NodeEnv, 'node'>): string {
 }
 
 /** One line per lifecycle event, so tests can count restarts and HUPs per unit. */
-export function logEvent(env: Pick<NodeEnv, 'node'>, verb: string, unit: string, fields: Record<string, string | number>): void {
+export function logEvent(
+  env: Pick<NodeEnv, 'node'>,
+  verb: string,
+  unit: string,
+  fields: Record<string, string | number>,
+): void {
   const kv = Object.entries({ ...fields, at: new Date().toISOString() })
     .map(([k, v]) => `${k}=${v}`)
     .join(' ');
@@ -85,7 +92,8 @@ export function withLock<T>(dir: string, fn: () => T, staleMs = 10_000): T {
       mkdirSync(lock);
       break;
     } catch {
-      if (Date.now() > deadline) rmdirSync(lock); // a holder that died; take over
+      if (Date.now() > deadline)
+        rmdirSync(lock); // a holder that died; take over
       else sleepSync(10);
     }
   }

@@ -22,7 +22,10 @@ export function pointLink(link: string, target: string): void {
 function installReal(env: NodeEnv, real: RealNodeConfig, version: string): void {
   const release = real.releases[version];
   if (!release) {
-    fail(`error: pathspec '${version}' did not match any file(s) known to git (the lab has venvs for nova ${Object.keys(real.releases).join(', ')} only)`, 1);
+    fail(
+      `error: pathspec '${version}' did not match any file(s) known to git (the lab has venvs for nova ${Object.keys(real.releases).join(', ')} only)`,
+      1,
+    );
   }
   for (const venv of [release.nova, ...(real.placementLink ? [release.placement] : [])]) {
     if (!existsSync(join(venv, '.nova-upgrade-stamp'))) fail(`${venv} is not built; run scripts/openstack-venvs.sh`, 1);
@@ -42,5 +45,9 @@ export function main(argv: string[]): void {
   }
   writeText(env.node.codeVersion, `${version}\n`);
   logEvent(env, 'install', 'nova', { from: before, version });
-  process.stdout.write(before === version ? `nova ${version} is already installed on ${env.name}\n` : `Installed nova ${version} on ${env.name} (was ${before})\n`);
+  process.stdout.write(
+    before === version
+      ? `nova ${version} is already installed on ${env.name}\n`
+      : `Installed nova ${version} on ${env.name} (was ${before})\n`,
+  );
 }

@@ -80,9 +80,14 @@ export function runApi(env: NodeEnv, version: string, ready: () => void): void {
 
     if (path === '/' || path === '') return void later(0, 2, () => send(res, 200, rewrite(rootDoc)));
     if (path === '/v2.1' || path === '/v2.1/') return void later(0, 2, () => send(res, 200, rewrite(v21Doc)));
-    if (!path.startsWith('/v2.1/')) return void later(0, 2, () => send(res, 404, { itemNotFound: { code: 404, message: 'The resource could not be found.' } }));
+    if (!path.startsWith('/v2.1/'))
+      return void later(0, 2, () =>
+        send(res, 404, { itemNotFound: { code: 404, message: 'The resource could not be found.' } }),
+      );
 
-    const asked = String(req.headers['openstack-api-version'] ?? '').replace(/^compute\s+/i, '') || String(req.headers['x-openstack-nova-api-version'] ?? '');
+    const asked =
+      String(req.headers['openstack-api-version'] ?? '').replace(/^compute\s+/i, '') ||
+      String(req.headers['x-openstack-nova-api-version'] ?? '');
     let micro = '2.1';
     if (asked === 'latest') micro = v21.version.version;
     else if (asked) {
@@ -94,17 +99,41 @@ export function runApi(env: NodeEnv, version: string, ready: () => void): void {
       micro = asked;
     }
     const link = (kind: string, id: string) => [{ href: `http://${host}/v2.1/${kind}/${id}`, rel: 'self' }];
-    const flavor = (f: (typeof FLAVORS)[number]) => ({ ...f, links: link('flavors', f.id), 'OS-FLV-DISABLED:disabled': false, 'os-flavor-access:is_public': true, swap: 0, rxtx_factor: 1.0, 'OS-FLV-EXT-DATA:ephemeral': 0 });
+    const flavor = (f: (typeof FLAVORS)[number]) => ({
+      ...f,
+      links: link('flavors', f.id),
+      'OS-FLV-DISABLED:disabled': false,
+      'os-flavor-access:is_public': true,
+      swap: 0,
+      rxtx_factor: 1.0,
+      'OS-FLV-EXT-DATA:ephemeral': 0,
+    });
     const rest = path.slice('/v2.1/'.length).replace(/\/+$/, '');
-    if (rest === 'servers' || rest === 'servers/detail') return void later(50, 300, () => send(res, 200, { servers: [] }, micro));
-    if (rest === 'flavors') return void later(20, 100, () => send(res, 200, { flavors: FLAVORS.map((f) => ({ id: f.id, name: f.name, links: link('flavors', f.id) })) }, micro));
-    if (rest === 'flavors/detail') return void later(20, 100, () => send(res, 200, { flavors: FLAVORS.map(flavor) }, micro));
+    if (rest === 'servers' || rest === 'servers/detail')
+      return void later(50, 300, () => send(res, 200, { servers: [] }, micro));
+    if (rest === 'flavors')
+      return void later(20, 100, () =>
+        send(
+          res,
+          200,
+          { flavors: FLAVORS.map((f) => ({ id: f.id, name: f.name, links: link('flavors', f.id) })) },
+          micro,
+        ),
+      );
+    if (rest === 'flavors/detail')
+      return void later(20, 100, () => send(res, 200, { flavors: FLAVORS.map(flavor) }, micro));
     const one = /^flavors\/([^/]+)$/.exec(rest);
     if (one) {
       const f = FLAVORS.find((x) => x.id === one[1]);
-      return void later(20, 100, () => (f ? send(res, 200, { flavor: flavor(f) }, micro) : send(res, 404, { itemNotFound: { code: 404, message: `Flavor ${one[1]} could not be found.` } }, micro)));
+      return void later(20, 100, () =>
+        f
+          ? send(res, 200, { flavor: flavor(f) }, micro)
+          : send(res, 404, { itemNotFound: { code: 404, message: `Flavor ${one[1]} could not be found.` } }, micro),
+      );
     }
-    later(0, 2, () => send(res, 404, { itemNotFound: { code: 404, message: 'The resource could not be found.' } }, micro));
+    later(0, 2, () =>
+      send(res, 404, { itemNotFound: { code: 404, message: 'The resource could not be found.' } }, micro),
+    );
   }
 
   let finished = false;

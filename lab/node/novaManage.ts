@@ -44,7 +44,10 @@ function syncCell(env: NodeEnv, cell: string, release: string): void {
   updateSchema(env.stateDir, (s) => {
     const at = s.cells[cell];
     if (at && majorOf(at.release) > majorOf(release)) {
-      fail(`ERROR: Database schema of ${cell} is newer (${at.release}) than this code (${release}); Can't locate revision identified by '${at.revision}'`, 1);
+      fail(
+        `ERROR: Database schema of ${cell} is newer (${at.release}) than this code (${release}); Can't locate revision identified by '${at.revision}'`,
+        1,
+      );
     }
     return { ...s, cells: { ...s.cells, [cell]: { release, revision: revisionFor('main', release) } } };
   });
@@ -95,7 +98,12 @@ function onlineDataMigrations(env: NodeEnv, cell: string, maxCountArg: string | 
     }
     writeJson(file, { pendingByCell: { ...all.pendingByCell, [cell]: state.pending } });
     const names = [...info.keys()].sort();
-    out.push(prettyTable(['Migration', 'Total Needed', 'Completed'], names.map((n) => [n, ...info.get(n)!])));
+    out.push(
+      prettyTable(
+        ['Migration', 'Total Needed', 'Completed'],
+        names.map((n) => [n, ...info.get(n)!]),
+      ),
+    );
     let code = ran ? 1 : 0;
     if (exceptions && (unlimited || !ran)) {
       out.push('Some migrations failed unexpectedly. Check log for details.');
@@ -126,11 +134,12 @@ export function main(argv: string[]): void {
   const flag = (name: string) => {
     const i = args.findIndex((a) => a === name || a.startsWith(`${name}=`));
     if (i < 0) return undefined;
-    return args[i]!.includes('=') ? args[i]!.slice(args[i]!.indexOf('=') + 1) : args[i + 1] ?? '';
+    return args[i]!.includes('=') ? args[i]!.slice(args[i]!.indexOf('=') + 1) : (args[i + 1] ?? '');
   };
 
   if (category === 'api_db' && action === 'sync') {
-    if (!iniValue(conf(), 'api_database', 'connection')) fail('nova-manage: [api_database] connection is not set in the configuration', 1);
+    if (!iniValue(conf(), 'api_database', 'connection'))
+      fail('nova-manage: [api_database] connection is not set in the configuration', 1);
     updateSchema(env.stateDir, (s) => ({ ...s, api: { release, revision: revisionFor('api', release) } }));
     return;
   }
@@ -155,5 +164,8 @@ export function main(argv: string[]): void {
     process.exitCode = onlineDataMigrations(env, cellOf(conf()), flag('--max-count'));
     return;
   }
-  fail(`usage: nova-manage [-h] [--config-file PATH] [--version] {api_db,db,...} ...\nnova-manage: error: this lab's nova-manage has no "${rest.join(' ')}"`, 2);
+  fail(
+    `usage: nova-manage [-h] [--config-file PATH] [--version] {api_db,db,...} ...\nnova-manage: error: this lab's nova-manage has no "${rest.join(' ')}"`,
+    2,
+  );
 }

@@ -21,7 +21,11 @@ type Fault = Record<string, { code?: number; details?: string }> & { error?: str
 export function main(argv: string[]): void {
   const env = nodeEnv();
   const args = argv.filter((a) => !a.startsWith('--config'));
-  if (args[0] !== 'upgrade' || args[1] !== 'check') fail('usage: nova-status [-h] [--config-dir DIR] [--config-file PATH] {upgrade} ...\nnova-status: error: argument category: invalid choice', 2);
+  if (args[0] !== 'upgrade' || args[1] !== 'check')
+    fail(
+      'usage: nova-status [-h] [--config-dir DIR] [--config-file PATH] {upgrade} ...\nnova-status: error: argument category: invalid choice',
+      2,
+    );
   const fault = readJsonOr<Fault>(join(env.state.faults, FAULTS.upgradeCheck), {});
   if (typeof fault.error === 'string') {
     process.stdout.write(

@@ -3,7 +3,15 @@
 // is fresh. (Real nova only sees the heartbeat, so it notices a dead service up to
 // service_down_time later; the lab is quicker, never slower.)
 import { existsSync } from 'node:fs';
-import { cloudFiles, novaTimestamp, readServices, updateServices, type Endpoint, type Server, type ServiceRecord } from './cloud';
+import {
+  cloudFiles,
+  novaTimestamp,
+  readServices,
+  updateServices,
+  type Endpoint,
+  type Server,
+  type ServiceRecord,
+} from './cloud';
 import { fail, nodeEnv, readJsonOr, readTextOr, withLock, writeJson, type NodeEnv } from './env';
 import { nodeLayout, stateLayout, type NodeConfig } from './layout';
 import { prettyTable } from './prettytable';
@@ -15,7 +23,21 @@ interface Parsed {
   flags: Set<string>;
 }
 
-const VALUE_OPTS = new Set(['-f', '--format', '-c', '--column', '--host', '--service', '--interface', '--region', '--disable-reason', '--url', '--os-cloud', '--sort-column', '--name']);
+const VALUE_OPTS = new Set([
+  '-f',
+  '--format',
+  '-c',
+  '--column',
+  '--host',
+  '--service',
+  '--interface',
+  '--region',
+  '--disable-reason',
+  '--url',
+  '--os-cloud',
+  '--sort-column',
+  '--name',
+]);
 
 function parse(argv: string[]): Parsed {
   const p: Parsed = { words: [], opts: new Map(), flags: new Set() };
@@ -40,7 +62,8 @@ function checkCloud(env: NodeEnv, p: Parsed): void {
   const cloud = opt(p, '--os-cloud') ?? process.env.OS_CLOUD;
   if (!cloud) fail('Missing value auth-url required for auth plugin password', 1);
   const clouds = readTextOr(env.node.clouds, '');
-  if (!new RegExp(`^  ${cloud.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\s*$`, 'm').test(clouds)) fail(`Cloud ${cloud} was not found.`, 1);
+  if (!new RegExp(`^  ${cloud.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\s*$`, 'm').test(clouds))
+    fail(`Cloud ${cloud} was not found.`, 1);
 }
 
 /** cliff's output: JSON indented by 2, or a left-aligned table. */
@@ -50,8 +73,18 @@ function output(p: Parsed, columns: string[], rows: Array<Record<string, unknown
   const format = opt(p, '-f', '--format') ?? 'table';
   const picked = rows.map((r) => Object.fromEntries(cols.map((c) => [c, r[c] ?? null])));
   if (format === 'json') process.stdout.write(`${JSON.stringify(picked, null, 2)}\n`);
-  else if (format === 'value') process.stdout.write(picked.map((r) => cols.map((c) => String(r[c] ?? '')).join(' ')).join('\n') + (picked.length ? '\n' : ''));
-  else if (picked.length) process.stdout.write(`${prettyTable(cols, picked.map((r) => cols.map((c) => (r[c] === null ? 'None' : String(r[c])))), { align: 'l' })}\n`);
+  else if (format === 'value')
+    process.stdout.write(
+      picked.map((r) => cols.map((c) => String(r[c] ?? '')).join(' ')).join('\n') + (picked.length ? '\n' : ''),
+    );
+  else if (picked.length)
+    process.stdout.write(
+      `${prettyTable(
+        cols,
+        picked.map((r) => cols.map((c) => (r[c] === null ? 'None' : String(r[c])))),
+        { align: 'l' },
+      )}\n`,
+    );
 }
 
 function serviceView(env: NodeEnv, r: ServiceRecord): Record<string, unknown> {
@@ -87,14 +120,28 @@ function computeService(env: NodeEnv, p: Parsed, verb: string): void {
     const rows = readServices(env.stateDir)
       .filter((r) => (!host || r.host === host) && (!binary || r.binary === binary))
       .map((r) => serviceView(env, r));
-    const cols = ['ID', 'Binary', 'Host', 'Zone', 'Status', 'State', 'Updated At', ...(p.flags.has('--long') ? ['Disabled Reason', 'Forced Down'] : [])];
+    const cols = [
+      'ID',
+      'Binary',
+      'Host',
+      'Zone',
+      'Status',
+      'State',
+      'Updated At',
+      ...(p.flags.has('--long') ? ['Disabled Reason', 'Forced Down'] : []),
+    ];
     return output(p, cols, rows);
   }
   if (verb === 'set') {
     const [host, binary] = p.words.slice(3);
-    if (!host || !binary) fail('usage: openstack compute service set [-h] [--enable | --disable] [--disable-reason <reason>] [--up | --down] <host> <service>\nopenstack compute service set: error: the following arguments are required: <host>, <service>', 2);
+    if (!host || !binary)
+      fail(
+        'usage: openstack compute service set [-h] [--enable | --disable] [--disable-reason <reason>] [--up | --down] <host> <service>\nopenstack compute service set: error: the following arguments are required: <host>, <service>',
+        2,
+      );
     const reason = opt(p, '--disable-reason');
-    if (reason !== undefined && !p.flags.has('--disable')) fail('Cannot specify option --disable-reason without --disable specified.', 1);
+    if (reason !== undefined && !p.flags.has('--disable'))
+      fail('Cannot specify option --disable-reason without --disable specified.', 1);
     let found = false;
     updateServices(env.stateDir, (rs) =>
       rs.map((r) => {
@@ -117,7 +164,11 @@ function computeService(env: NodeEnv, p: Parsed, verb: string): void {
 function serverList(env: NodeEnv, p: Parsed): void {
   const host = opt(p, '--host');
   const servers = readJsonOr<Server[]>(cloudFiles(env.stateDir).servers, []).filter((s) => !host || s.Host === host);
-  output(p, ['ID', 'Name', 'Status', 'Task State', 'Host'], servers.map((s) => ({ Status: 'ACTIVE', ...s })));
+  output(
+    p,
+    ['ID', 'Name', 'Status', 'Task State', 'Host'],
+    servers.map((s) => ({ Status: 'ACTIVE', ...s })),
+  );
 }
 
 function endpoint(env: NodeEnv, p: Parsed, verb: string): void {
@@ -126,9 +177,15 @@ function endpoint(env: NodeEnv, p: Parsed, verb: string): void {
     const service = opt(p, '--service');
     const iface = opt(p, '--interface');
     const rows = readJsonOr<Endpoint[]>(file, []).filter(
-      (e) => (!service || e['Service Type'] === service || e['Service Name'] === service || e.ID === service) && (!iface || e.Interface === iface),
+      (e) =>
+        (!service || e['Service Type'] === service || e['Service Name'] === service || e.ID === service) &&
+        (!iface || e.Interface === iface),
     );
-    return output(p, ['ID', 'Region', 'Service Name', 'Service Type', 'Enabled', 'Interface', 'URL'], rows as unknown as Array<Record<string, unknown>>);
+    return output(
+      p,
+      ['ID', 'Region', 'Service Name', 'Service Type', 'Enabled', 'Interface', 'URL'],
+      rows as unknown as Array<Record<string, unknown>>,
+    );
   }
   if (verb === 'set') {
     const id = p.words[2];

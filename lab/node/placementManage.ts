@@ -17,6 +17,10 @@ export function main(argv: string[]): void {
     updateSchema(env.stateDir, (s) => ({ ...s, placement: { release, revision: revisionFor('placement', release) } }));
     return;
   }
-  if (args[0] === 'db' && args[1] === 'version') return void process.stdout.write(`${readSchema(env.stateDir).placement?.revision ?? 'None'}\n`);
-  fail(`usage: placement-manage [-h] [--config-file PATH] [--version] {db} ...\nplacement-manage: error: this lab's placement-manage has no "${argv.join(' ')}"`, 2);
+  if (args[0] === 'db' && args[1] === 'version')
+    return void process.stdout.write(`${readSchema(env.stateDir).placement?.revision ?? 'None'}\n`);
+  fail(
+    `usage: placement-manage [-h] [--config-file PATH] [--version] {db} ...\nplacement-manage: error: this lab's placement-manage has no "${argv.join(' ')}"`,
+    2,
+  );
 }

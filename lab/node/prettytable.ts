@@ -13,7 +13,9 @@ function justify(text: string, width: number, align: 'c' | 'l'): string {
   const half = Math.floor(excess / 2);
   if (excess % 2 === 0) return ' '.repeat(half) + text + ' '.repeat(half);
   // str.center's rule: odd-length text gets the extra space on the right, even on the left.
-  return text.length % 2 ? ' '.repeat(half) + text + ' '.repeat(half + 1) : ' '.repeat(half + 1) + text + ' '.repeat(half);
+  return text.length % 2
+    ? ' '.repeat(half) + text + ' '.repeat(half + 1)
+    : ' '.repeat(half + 1) + text + ' '.repeat(half);
 }
 
 export function prettyTable(header: string[], rows: Array<Array<string | number>>, opts: TableOptions = {}): string {

@@ -27,7 +27,9 @@ export function releaseOf(link: string): string {
 function answers(url: string): boolean {
   try {
     // Any HTTP status counts: nova-api's root needs no token, keystone's and placement's may 401.
-    const code = execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '2', url], { encoding: 'utf8' }).trim();
+    const code = execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '2', url], {
+      encoding: 'utf8',
+    }).trim();
     return /^[1-5]\d\d$/.test(code);
   } catch {
     return false;
@@ -55,7 +57,10 @@ export function startRealUnit(env: NodeEnv, unit: string, def: RealUnit, via: st
       if (!isUnitProcess(pid, env.root, unit) || Date.now() > deadline) {
         killGroup(pid, 'SIGKILL');
         logEvent(env, 'failed', unit, { pid, version, via });
-        fail(`Job for ${unit}.service failed because the control process exited with error code.\nSee "systemctl status ${unit}.service" and "journalctl -xeu ${unit}.service" for details.`, 1);
+        fail(
+          `Job for ${unit}.service failed because the control process exited with error code.\nSee "systemctl status ${unit}.service" and "journalctl -xeu ${unit}.service" for details.`,
+          1,
+        );
       }
       sleepSync(250);
     }

@@ -36,10 +36,16 @@ function main(): void {
   // Test fault: the unit dies at start, as a service whose new code fails to import would.
   const [fUnit, fVersion, fNode] = readTextOr(join(env.state.faults, FAULTS.serviceStart), '').trim().split(/\s+/);
   if (fUnit === unit && (!fVersion || fVersion === version) && (!fNode || fNode === env.name)) {
-    process.stderr.write(`${unit}: ImportError: cannot import name 'lab_fault' (lab fault serviceStart, nova ${version} on ${env.name})\n`);
+    process.stderr.write(
+      `${unit}: ImportError: cannot import name 'lab_fault' (lab fault serviceStart, nova ${version} on ${env.name})\n`,
+    );
     process.exit(1);
   }
-  const beat = () => writeText(env.node.heartbeat(unit), JSON.stringify({ pid: process.pid, unit, version, at: new Date().toISOString() }));
+  const beat = () =>
+    writeText(
+      env.node.heartbeat(unit),
+      JSON.stringify({ pid: process.pid, unit, version, at: new Date().toISOString() }),
+    );
 
   // oslo.service re-reads its config on SIGHUP (and resets the RPC version caps the upgrade
   // relies on); the code stays what was imported at start.

@@ -45,7 +45,10 @@ export function startUnit(env: NodeEnv, unit: string, via = 'start'): void {
     if (!isUnitProcess(pid, env.root, unit) || Date.now() > deadline) {
       if (isUnitProcess(pid, env.root, unit)) process.kill(pid, 'SIGKILL');
       logEvent(env, 'failed', unit, { pid, version: codeVersion(env), via });
-      fail(`Job for ${unit}.service failed because the control process exited with error code.\nSee "systemctl status ${unit}.service" and "journalctl -xeu ${unit}.service" for details.`, 1);
+      fail(
+        `Job for ${unit}.service failed because the control process exited with error code.\nSee "systemctl status ${unit}.service" and "journalctl -xeu ${unit}.service" for details.`,
+        1,
+      );
     }
     sleepSync(20);
   }
@@ -119,12 +122,14 @@ export function main(argv: string[]): void {
   let verb: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    const value = () => (a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i] ?? '');
+    const value = () => (a.includes('=') ? a.slice(a.indexOf('=') + 1) : (argv[++i] ?? ''));
     if (a.startsWith('--property') || a === '-p') props.push(...value().split(','));
     else if (a.startsWith('--signal') || a === '-s') signal = value();
-    else if (a.startsWith('--kill-who')) value(); // one process per lab unit: main and all are the same
+    else if (a.startsWith('--kill-who'))
+      value(); // one process per lab unit: main and all are the same
     else if (a === '-n' || a.startsWith('--lines')) lines = Number(value()) || 10;
-    else if (a.startsWith('-')) continue; // --no-pager, --quiet, -l: no effect here
+    else if (a.startsWith('-'))
+      continue; // --no-pager, --quiet, -l: no effect here
     else if (!verb) verb = a;
     else units.push(normalizeUnit(a));
   }
@@ -169,7 +174,11 @@ export function main(argv: string[]): void {
         if (!known) notFound('kill', unit);
         const s = unitStatus(env, unit);
         // With no process to signal systemd says nothing and succeeds for main; so do we.
-        if (s.mainPid) process.kill(s.mainPid, signal.startsWith('SIG') ? (signal as NodeJS.Signals) : (`SIG${signal}` as NodeJS.Signals));
+        if (s.mainPid)
+          process.kill(
+            s.mainPid,
+            signal.startsWith('SIG') ? (signal as NodeJS.Signals) : (`SIG${signal}` as NodeJS.Signals),
+          );
         break;
       }
       default:

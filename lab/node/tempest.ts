@@ -10,7 +10,8 @@ import { FAULTS } from './layout';
 
 export function main(argv: string[]): void {
   const env = nodeEnv();
-  if (argv[0] !== 'run') fail('usage: tempest run [--smoke] [--regex REGEX] [--concurrency N] [--serial] [FILTER...]', 2);
+  if (argv[0] !== 'run')
+    fail('usage: tempest run [--smoke] [--regex REGEX] [--concurrency N] [--serial] [FILTER...]', 2);
   const args = ['run'];
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i]!;
@@ -22,7 +23,9 @@ export function main(argv: string[]): void {
     else if (a === '--serial' || a === '-t') args.push('--serial');
     else args.push(a);
   }
-  const compute = readJsonOr<Endpoint[]>(cloudFiles(env.stateDir).endpoints, []).find((e) => e['Service Type'] === 'compute' && e.Interface === 'public');
+  const compute = readJsonOr<Endpoint[]>(cloudFiles(env.stateDir).endpoints, []).find(
+    (e) => e['Service Type'] === 'compute' && e.Interface === 'public',
+  );
   if (!compute) fail('tempest: no public compute endpoint in the catalog', 1);
   const faultFile = join(env.state.faults, FAULTS.tempest);
   const fault = existsSync(faultFile) ? readTextOr(faultFile, '').trim() || 'test_list_servers' : '';

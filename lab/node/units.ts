@@ -64,8 +64,16 @@ export function unitStatus(env: Pick<NodeEnv, 'node' | 'root' | 'config'>, unit:
   const known = env.config.units.includes(unit);
   const file = readUnitFile(env, unit);
   if (!known || !file) return { known, activeState: 'inactive', subState: 'dead', mainPid: 0, startedMonotonic: '0' };
-  if (!file.active) return { known, activeState: 'inactive', subState: 'dead', mainPid: 0, startedMonotonic: file.startedMonotonic };
-  if (isUnitProcess(file.pid, env.root, unit)) return { known, activeState: 'active', subState: 'running', mainPid: file.pid, startedMonotonic: file.startedMonotonic };
+  if (!file.active)
+    return { known, activeState: 'inactive', subState: 'dead', mainPid: 0, startedMonotonic: file.startedMonotonic };
+  if (isUnitProcess(file.pid, env.root, unit))
+    return {
+      known,
+      activeState: 'active',
+      subState: 'running',
+      mainPid: file.pid,
+      startedMonotonic: file.startedMonotonic,
+    };
   return { known, activeState: 'failed', subState: 'failed', mainPid: 0, startedMonotonic: file.startedMonotonic };
 }
 

@@ -3,7 +3,18 @@
 // Ports are not the defaults, so a system MariaDB or RabbitMQ (or another lab) never clashes.
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -69,7 +80,12 @@ function tail(path: string, lines = 15): string {
 
 /** Environment marker: labDown's sweep finds whatever a lab process started by it. */
 function labEnv(stateDir: string, extra: Record<string, string>): NodeJS.ProcessEnv {
-  return { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', NOVA_LAB_STATE: stateDir, ...extra };
+  return {
+    PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    LANG: 'C.UTF-8',
+    NOVA_LAB_STATE: stateDir,
+    ...extra,
+  };
 }
 
 export const mariadbFiles = (dir: string) => ({
@@ -86,9 +102,21 @@ export async function startMariadb(stateDir: string, dir: string, address: strin
   if (!alive(pid)) {
     if (!existsSync(join(f.data, 'mysql'))) {
       try {
-        await run('mariadb-install-db', ['--no-defaults', `--datadir=${f.data}`, '--user=root', '--auth-root-authentication-method=normal', '--skip-test-db'], { env: labEnv(stateDir, {}), cwd: dir });
+        await run(
+          'mariadb-install-db',
+          [
+            '--no-defaults',
+            `--datadir=${f.data}`,
+            '--user=root',
+            '--auth-root-authentication-method=normal',
+            '--skip-test-db',
+          ],
+          { env: labEnv(stateDir, {}), cwd: dir },
+        );
       } catch (e) {
-        throw new Error(`MariaDB could not initialise its data directory ${f.data}: ${(e as { stderr?: string }).stderr ?? String(e)}`);
+        throw new Error(
+          `MariaDB could not initialise its data directory ${f.data}: ${(e as { stderr?: string }).stderr ?? String(e)}`,
+        );
       }
     }
     const child = spawn(
@@ -120,7 +148,10 @@ export async function startMariadb(stateDir: string, dir: string, address: strin
       await run('mariadb', ['--no-defaults', '-S', f.socket, '-uroot', '-e', 'SELECT 1'], { timeout: 5000 });
       break;
     } catch {
-      if (Date.now() > deadline) throw new Error(`MariaDB did not start on ${address}:${MARIADB_PORT} within 60 s; its log is ${f.log}:\n${tail(f.log)}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `MariaDB did not start on ${address}:${MARIADB_PORT} within 60 s; its log is ${f.log}:\n${tail(f.log)}`,
+        );
       if (!alive(pid)) throw new Error(`MariaDB exited at start; its log is ${f.log}:\n${tail(f.log)}`);
       await sleep(200);
     }
@@ -135,7 +166,16 @@ export async function startMariadb(stateDir: string, dir: string, address: strin
 
 /** Runs SQL as root over the lab's socket; tab-separated rows without a header. */
 export async function mariadbQuery(dir: string, sql: string): Promise<string[][]> {
-  const { stdout } = await run('mariadb', ['--no-defaults', '-S', mariadbFiles(dir).socket, '-uroot', '-N', '-B', '-e', sql]);
+  const { stdout } = await run('mariadb', [
+    '--no-defaults',
+    '-S',
+    mariadbFiles(dir).socket,
+    '-uroot',
+    '-N',
+    '-B',
+    '-e',
+    sql,
+  ]);
   return stdout
     .split('\n')
     .filter(Boolean)
@@ -158,7 +198,12 @@ export const rabbitNodeName = (address: string) => `nova-lab-${address.replace(/
 /** RabbitMQ's own salted SHA-256 password hash, as its definitions file takes it. */
 function rabbitPasswordHash(password: string): string {
   const salt = randomBytes(4);
-  return Buffer.concat([salt, createHash('sha256').update(Buffer.concat([salt, Buffer.from(password)])).digest()]).toString('base64');
+  return Buffer.concat([
+    salt,
+    createHash('sha256')
+      .update(Buffer.concat([salt, Buffer.from(password)]))
+      .digest(),
+  ]).toString('base64');
 }
 
 function chownTree(path: string, uid: number, gid: number): void {
@@ -179,7 +224,9 @@ async function rabbitUser(): Promise<{ uid: number; gid: number }> {
 function refuseUntraversable(dir: string): void {
   for (let d = dirname(dir); ; d = dirname(d)) {
     if ((statSync(d).mode & 0o001) === 0) {
-      throw new Error(`RabbitMQ runs as the rabbitmq user, which cannot enter ${d} (mode ${(statSync(d).mode & 0o777).toString(8)}); put the lab's state directory where every user may traverse, or chmod o+x ${d}`);
+      throw new Error(
+        `RabbitMQ runs as the rabbitmq user, which cannot enter ${d} (mode ${(statSync(d).mode & 0o777).toString(8)}); put the lab's state directory where every user may traverse, or chmod o+x ${d}`,
+      );
     }
     if (d === dirname(d)) return;
   }
@@ -193,13 +240,28 @@ export async function startRabbitmq(stateDir: string, dir: string, address: stri
   const logFile = join(f.logs, `${nodeName}.log`);
   if (!alive(readPid(f.pid))) {
     for (const d of [dir, f.mnesia, f.logs, f.home]) mkdirSync(d, { recursive: true });
-    writeFileSync(f.config, [`listeners.tcp.1 = ${address}:${RABBIT_PORT}`, 'loopback_users = none', `load_definitions = ${f.definitions}`, ''].join('\n'));
+    writeFileSync(
+      f.config,
+      [
+        `listeners.tcp.1 = ${address}:${RABBIT_PORT}`,
+        'loopback_users = none',
+        `load_definitions = ${f.definitions}`,
+        '',
+      ].join('\n'),
+    );
     writeFileSync(f.plugins, '[].\n');
     const perm = (vhost: string) => ({ user: RABBIT_USER, vhost, configure: '.*', write: '.*', read: '.*' });
     writeFileSync(
       f.definitions,
       JSON.stringify({
-        users: [{ name: RABBIT_USER, password_hash: rabbitPasswordHash(RABBIT_PASSWORD), hashing_algorithm: 'rabbit_password_hashing_sha256', tags: ['administrator'] }],
+        users: [
+          {
+            name: RABBIT_USER,
+            password_hash: rabbitPasswordHash(RABBIT_PASSWORD),
+            hashing_algorithm: 'rabbit_password_hashing_sha256',
+            tags: ['administrator'],
+          },
+        ],
         vhosts: ['/', ...vhosts].map((name) => ({ name })),
         permissions: ['/', ...vhosts].map(perm),
       }),
@@ -208,23 +270,27 @@ export async function startRabbitmq(stateDir: string, dir: string, address: stri
     const { uid, gid } = await rabbitUser();
     chownTree(dir, uid, gid);
     const out = openSync(f.stdout, 'a');
-    const child = spawn('runuser', ['-u', 'rabbitmq', '--', 'env', `HOME=${f.home}`, '/usr/lib/rabbitmq/bin/rabbitmq-server'], {
-      detached: true,
-      stdio: ['ignore', out, out],
-      cwd: f.home,
-      env: labEnv(stateDir, {
-        RABBITMQ_NODENAME: nodeName,
-        RABBITMQ_NODE_IP_ADDRESS: address,
-        RABBITMQ_NODE_PORT: String(RABBIT_PORT),
-        RABBITMQ_DIST_PORT: String(RABBIT_DIST_PORT),
-        RABBITMQ_MNESIA_BASE: f.mnesia,
-        RABBITMQ_LOG_BASE: f.logs,
-        RABBITMQ_CONFIG_FILE: f.config,
-        RABBITMQ_ENABLED_PLUGINS_FILE: f.plugins,
-        ERL_EPMD_PORT: String(EPMD_PORT),
-        ERL_EPMD_ADDRESS: address,
-      }),
-    });
+    const child = spawn(
+      'runuser',
+      ['-u', 'rabbitmq', '--', 'env', `HOME=${f.home}`, '/usr/lib/rabbitmq/bin/rabbitmq-server'],
+      {
+        detached: true,
+        stdio: ['ignore', out, out],
+        cwd: f.home,
+        env: labEnv(stateDir, {
+          RABBITMQ_NODENAME: nodeName,
+          RABBITMQ_NODE_IP_ADDRESS: address,
+          RABBITMQ_NODE_PORT: String(RABBIT_PORT),
+          RABBITMQ_DIST_PORT: String(RABBIT_DIST_PORT),
+          RABBITMQ_MNESIA_BASE: f.mnesia,
+          RABBITMQ_LOG_BASE: f.logs,
+          RABBITMQ_CONFIG_FILE: f.config,
+          RABBITMQ_ENABLED_PLUGINS_FILE: f.plugins,
+          ERL_EPMD_PORT: String(EPMD_PORT),
+          ERL_EPMD_ADDRESS: address,
+        }),
+      },
+    );
     closeSync(out);
     child.unref();
     writeFileSync(f.pid, `${child.pid}\n`);
@@ -232,13 +298,22 @@ export async function startRabbitmq(stateDir: string, dir: string, address: stri
   // Measured: 8 s on an idle machine, 30 s while pip builds a venv beside it.
   const deadline = Date.now() + 120_000;
   while (!(await tcpOpen(address, RABBIT_PORT))) {
-    if (!alive(readPid(f.pid))) throw new Error(`RabbitMQ exited at start; its log is ${logFile} (and ${f.stdout}):\n${tail(existsSync(logFile) ? logFile : f.stdout)}`);
-    if (Date.now() > deadline) throw new Error(`RabbitMQ did not listen on ${address}:${RABBIT_PORT} within 120 s; its log is ${logFile}:\n${tail(logFile)}`);
+    if (!alive(readPid(f.pid)))
+      throw new Error(
+        `RabbitMQ exited at start; its log is ${logFile} (and ${f.stdout}):\n${tail(existsSync(logFile) ? logFile : f.stdout)}`,
+      );
+    if (Date.now() > deadline)
+      throw new Error(
+        `RabbitMQ did not listen on ${address}:${RABBIT_PORT} within 120 s; its log is ${logFile}:\n${tail(logFile)}`,
+      );
     await sleep(250);
   }
 }
 
-/** Pids of live processes of the lab: its marker in their environment, or working in a node root or a backing directory. */
+/**
+ * Pids of live processes of the lab: its marker in their environment, or working in a node root
+ * or a backing directory.
+ */
 export function backingPids(stateDir: string): number[] {
   return readdirSync('/proc')
     .filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)
@@ -257,7 +332,9 @@ export function backingPids(stateDir: string): number[] {
 
 /** Stops MariaDB and RabbitMQ: SIGTERM (both shut down cleanly on it), then SIGKILL. */
 export async function stopBacking(dirs: BackingDirs): Promise<void> {
-  const pids = [readPid(mariadbFiles(dirs.mariadb).pid), readPid(rabbitFiles(dirs.rabbitmq).pid)].filter(alive) as number[];
+  const pids = [readPid(mariadbFiles(dirs.mariadb).pid), readPid(rabbitFiles(dirs.rabbitmq).pid)].filter(
+    alive,
+  ) as number[];
   for (const pid of pids) {
     try {
       process.kill(-pid, 'SIGTERM');

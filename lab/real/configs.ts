@@ -30,8 +30,10 @@ export interface RealNodeFiles {
   computeCell: string;
 }
 
-export const dbUrl = (ctl: string, db: string) => `mysql+pymysql://${DB_USER}:${DB_PASSWORD}@${ctl}:${MARIADB_PORT}/${db}?charset=utf8`;
-export const transportUrl = (ctl: string, vhost: string) => `rabbit://${RABBIT_USER}:${RABBIT_PASSWORD}@${ctl}:${RABBIT_PORT}/${vhost}`;
+export const dbUrl = (ctl: string, db: string) =>
+  `mysql+pymysql://${DB_USER}:${DB_PASSWORD}@${ctl}:${MARIADB_PORT}/${db}?charset=utf8`;
+export const transportUrl = (ctl: string, vhost: string) =>
+  `rabbit://${RABBIT_USER}:${RABBIT_PASSWORD}@${ctl}:${RABBIT_PORT}/${vhost}`;
 export const keystoneUrl = (ctl: string) => `http://${ctl}:${KEYSTONE_PORT}`;
 export const placementUrl = (ctl: string) => `http://${ctl}:${PLACEMENT_PORT}`;
 
@@ -111,7 +113,11 @@ workers = 1
 }
 
 export function cpuConf(n: RealNodeFiles): string {
-  return common(n, `nova_${n.computeCell}`, `compute_driver = fake.FakeDriver\ninstances_path = ${n.root}/data/nova/instances\n`);
+  return common(
+    n,
+    `nova_${n.computeCell}`,
+    `compute_driver = fake.FakeDriver\ninstances_path = ${n.root}/data/nova/instances\n`,
+  );
 }
 
 export function placementConf(n: RealNodeFiles): string {
@@ -154,7 +160,14 @@ key_repository = ${join(l.etcKeystone, 'credential-keys')}
  * an HTTP socket instead of behind Apache: SIGTERM shuts down gracefully, letting in-flight
  * requests finish for worker-reload-mercy seconds.
  */
-export function uwsgiIni(o: { module: string; virtualenv: string; listen: string; processes: number; mercySeconds: number; env: Record<string, string> }): string {
+export function uwsgiIni(o: {
+  module: string;
+  virtualenv: string;
+  listen: string;
+  processes: number;
+  mercySeconds: number;
+  env: Record<string, string>;
+}): string {
   return `[uwsgi]
 plugins = python3
 virtualenv = ${o.virtualenv}

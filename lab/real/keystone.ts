@@ -19,12 +19,16 @@ export class KeystoneAdmin {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
         auth: {
-          identity: { methods: ['password'], password: { user: { name: 'admin', domain: { id: 'default' }, password: ADMIN_PASSWORD } } },
+          identity: {
+            methods: ['password'],
+            password: { user: { name: 'admin', domain: { id: 'default' }, password: ADMIN_PASSWORD } },
+          },
           scope: { project: { name: 'admin', domain: { id: 'default' } } },
         },
       }),
     });
-    if (r.status !== 201) throw new Error(`keystone at ${this.url} refused the admin login: HTTP ${r.status} ${await r.text()}`);
+    if (r.status !== 201)
+      throw new Error(`keystone at ${this.url} refused the admin login: HTTP ${r.status} ${await r.text()}`);
     this.token = r.headers.get('x-subject-token') ?? '';
   }
 
@@ -39,7 +43,10 @@ export class KeystoneAdmin {
   }
 
   private async find(collection: string, name: string, extra = ''): Promise<Named | undefined> {
-    const r = await this.call<Record<string, Named[]>>('GET', `/${collection}?name=${encodeURIComponent(name)}${extra}`);
+    const r = await this.call<Record<string, Named[]>>(
+      'GET',
+      `/${collection}?name=${encodeURIComponent(name)}${extra}`,
+    );
     return r[collection]?.[0];
   }
 
@@ -51,9 +58,14 @@ export class KeystoneAdmin {
   }
 
   async ensureEndpoint(serviceId: string, iface: string, url: string): Promise<void> {
-    const r = await this.call<{ endpoints: Array<{ id: string; url: string }> }>('GET', `/endpoints?service_id=${serviceId}&interface=${iface}`);
+    const r = await this.call<{ endpoints: Array<{ id: string; url: string }> }>(
+      'GET',
+      `/endpoints?service_id=${serviceId}&interface=${iface}`,
+    );
     if (r.endpoints.length) return;
-    await this.call('POST', '/endpoints', { endpoint: { service_id: serviceId, interface: iface, url, region_id: REGION, enabled: true } });
+    await this.call('POST', '/endpoints', {
+      endpoint: { service_id: serviceId, interface: iface, url, region_id: REGION, enabled: true },
+    });
   }
 }
 
@@ -67,14 +79,27 @@ export interface CatalogInput {
 export async function registerServices(i: CatalogInput): Promise<void> {
   const k = new KeystoneAdmin(i.keystoneUrl);
   await k.login();
-  const project = await k.ensure('projects', 'project', 'service', { domain_id: 'default', description: 'devstack service project' });
+  const project = await k.ensure('projects', 'project', 'service', {
+    domain_id: 'default',
+    description: 'devstack service project',
+  });
   const roles = await Promise.all(['admin', 'service'].map((r) => k.ensure('roles', 'role', r, {})));
   for (const name of ['nova', 'placement']) {
-    const user = await k.ensure('users', 'user', name, { domain_id: 'default', password: SERVICE_PASSWORD, default_project_id: project.id });
+    const user = await k.ensure('users', 'user', name, {
+      domain_id: 'default',
+      password: SERVICE_PASSWORD,
+      default_project_id: project.id,
+    });
     for (const role of roles) await k.call('PUT', `/projects/${project.id}/users/${user.id}/roles/${role.id}`);
   }
-  const compute = await k.ensure('services', 'service', 'nova', { type: 'compute', description: 'Nova Compute Service' });
+  const compute = await k.ensure('services', 'service', 'nova', {
+    type: 'compute',
+    description: 'Nova Compute Service',
+  });
   await k.ensureEndpoint(compute.id, 'public', i.computeUrl);
-  const placement = await k.ensure('services', 'service', 'placement', { type: 'placement', description: 'Placement Service' });
+  const placement = await k.ensure('services', 'service', 'placement', {
+    type: 'placement',
+    description: 'Placement Service',
+  });
   await k.ensureEndpoint(placement.id, 'public', i.placementUrl);
 }

@@ -6,7 +6,14 @@ import { copyFileSync, existsSync, mkdirSync, readlinkSync, symlinkSync, unlinkS
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { nodeLayout, stateLayout, NOVA_UNITS, type RealNodeConfig, type RealRelease, type RealUnit } from '../node/layout';
+import {
+  nodeLayout,
+  stateLayout,
+  NOVA_UNITS,
+  type RealNodeConfig,
+  type RealRelease,
+  type RealUnit,
+} from '../node/layout';
 import type { Role } from '../../inventory/schema';
 import { mariadbFiles, mariadbQuery, startMariadb, startRabbitmq } from './backing';
 import {
@@ -37,42 +44,79 @@ const run = promisify(execFile);
 export const PLACEMENT_FOR: Record<string, string> = { '31.3.1': '13.0.1', '33.0.2': '15.0.0', '34.0.0': '16.0.0' };
 /** The release pair a nova major picks in scripts/openstack-venvs.sh --pair. */
 const MAJOR_OF = (v: string) => v.split('.')[0]!;
-export const SHARED_VENVS = { keystone: 'keystone-30.0.0', openstackclient: 'openstackclient-10.5.0', tempest: 'tempest-47.0.0' } as const;
+export const SHARED_VENVS = {
+  keystone: 'keystone-30.0.0',
+  openstackclient: 'openstackclient-10.5.0',
+  tempest: 'tempest-47.0.0',
+} as const;
 
-export const venvRoot = () => join(process.env.NOVA_UPGRADE_CACHE ?? join(homedir(), '.cache', 'nova-upgrade'), 'venvs');
+export const venvRoot = () =>
+  join(process.env.NOVA_UPGRADE_CACHE ?? join(homedir(), '.cache', 'nova-upgrade'), 'venvs');
 const built = (dir: string) => existsSync(join(dir, '.nova-upgrade-stamp'));
 
 export function realReleases(from: string, to: string): Record<string, RealRelease> {
   const out: Record<string, RealRelease> = {};
   for (const v of [from, to]) {
     const p = PLACEMENT_FOR[v];
-    if (!p) throw new Error(`the real-nova lab has no venvs for nova ${v}; it knows ${Object.keys(PLACEMENT_FOR).join(', ')}`);
+    if (!p)
+      throw new Error(
+        `the real-nova lab has no venvs for nova ${v}; it knows ${Object.keys(PLACEMENT_FOR).join(', ')}`,
+      );
     out[v] = { nova: join(venvRoot(), `nova-${v}`), placement: join(venvRoot(), `placement-${p}`) };
   }
   return out;
 }
 
-const repoRoot = () => resolve(__dirname, existsSync(join(__dirname, '..', '..', 'package.json')) ? join('..', '..') : join('..', '..', '..'));
+const repoRoot = () =>
+  resolve(
+    __dirname,
+    existsSync(join(__dirname, '..', '..', 'package.json')) ? join('..', '..') : join('..', '..', '..'),
+  );
 
 /** Builds the pair's venvs with scripts/openstack-venvs.sh unless every one is already built. */
 export async function ensureVenvs(from: string, to: string, log: (line: string) => void): Promise<void> {
   const releases = realReleases(from, to);
-  const needed = [...Object.values(releases).flatMap((r) => [r.nova, r.placement]), ...Object.values(SHARED_VENVS).map((v) => join(venvRoot(), v))];
+  const needed = [
+    ...Object.values(releases).flatMap((r) => [r.nova, r.placement]),
+    ...Object.values(SHARED_VENVS).map((v) => join(venvRoot(), v)),
+  ];
   if (needed.every(built)) return;
   const pair = `${MAJOR_OF(from)}-${MAJOR_OF(to)}`;
-  log(`building the OpenStack venvs for nova ${from} → ${to} (scripts/openstack-venvs.sh --pair ${pair}); a cold build takes minutes`);
+  log(
+    `building the OpenStack venvs for nova ${from} → ${to} (scripts/openstack-venvs.sh --pair ${pair}); a cold build takes minutes`,
+  );
   await new Promise<void>((res, rej) => {
-    const child = spawn('bash', [join(repoRoot(), 'scripts', 'openstack-venvs.sh'), '--pair', pair], { stdio: ['ignore', 'inherit', 'inherit'], cwd: repoRoot() });
+    const child = spawn('bash', [join(repoRoot(), 'scripts', 'openstack-venvs.sh'), '--pair', pair], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      cwd: repoRoot(),
+    });
     child.on('error', rej);
-    child.on('exit', (code) => (code === 0 ? res() : rej(new Error(`scripts/openstack-venvs.sh --pair ${pair} exited ${code}; its output above names the package that failed`))));
+    child.on('exit', (code) =>
+      code === 0
+        ? res()
+        : rej(
+            new Error(
+              `scripts/openstack-venvs.sh --pair ${pair} exited ${code}; its output above names the package that failed`,
+            ),
+          ),
+    );
   });
   const missing = needed.filter((d) => !built(d));
-  if (missing.length) throw new Error(`these venvs are still missing after scripts/openstack-venvs.sh: ${missing.join(', ')}`);
+  if (missing.length)
+    throw new Error(`these venvs are still missing after scripts/openstack-venvs.sh: ${missing.join(', ')}`);
 }
 
 export function realUnitsFor(roles: Role[]): string[] {
   return [
-    ...(roles.includes('controller') ? [NOVA_UNITS.keystone, NOVA_UNITS.placement, NOVA_UNITS.superConductor, NOVA_UNITS.cellConductor, NOVA_UNITS.scheduler] : []),
+    ...(roles.includes('controller')
+      ? [
+          NOVA_UNITS.keystone,
+          NOVA_UNITS.placement,
+          NOVA_UNITS.superConductor,
+          NOVA_UNITS.cellConductor,
+          NOVA_UNITS.scheduler,
+        ]
+      : []),
     ...(roles.includes('compute') ? [NOVA_UNITS.compute] : []),
     ...(roles.includes('api') ? [NOVA_UNITS.api] : []),
   ];
@@ -148,13 +192,36 @@ export function prepareRealNode(i: RealNodeInput): RealNodeConfig {
   }
   const units: Record<string, RealUnit> = {};
   const python = (unit: string, binary: string, config: string): void => {
-    units[unit] = { argv: [join(l.codeLink, 'bin', binary), '--config-file', config], env: {}, stopSignal: 'SIGTERM', stopTimeoutSeconds: 30, codeLink: l.codeLink };
+    units[unit] = {
+      argv: [join(l.codeLink, 'bin', binary), '--config-file', config],
+      env: {},
+      stopSignal: 'SIGTERM',
+      stopTimeoutSeconds: 30,
+      codeLink: l.codeLink,
+    };
   };
   const uwsgi = (unit: string, ini: string, readyUrl: string, codeLink: string, stopTimeoutSeconds: number): void => {
-    units[unit] = { argv: ['/usr/bin/uwsgi', '--ini', ini], env: {}, readyUrl, stopSignal: 'SIGTERM', stopTimeoutSeconds, codeLink };
+    units[unit] = {
+      argv: ['/usr/bin/uwsgi', '--ini', ini],
+      env: {},
+      readyUrl,
+      stopSignal: 'SIGTERM',
+      stopTimeoutSeconds,
+      codeLink,
+    };
   };
   if (n.isApi) {
-    writeOnce(f.novaApiIni, uwsgiIni({ module: 'nova.wsgi.osapi_compute:application', virtualenv: l.codeLink, listen: `${i.address}:${i.apiPort}`, processes: 2, mercySeconds: i.apiMercySeconds, env: { OS_NOVA_CONFIG_DIR: l.etcNova } }));
+    writeOnce(
+      f.novaApiIni,
+      uwsgiIni({
+        module: 'nova.wsgi.osapi_compute:application',
+        virtualenv: l.codeLink,
+        listen: `${i.address}:${i.apiPort}`,
+        processes: 2,
+        mercySeconds: i.apiMercySeconds,
+        env: { OS_NOVA_CONFIG_DIR: l.etcNova },
+      }),
+    );
     // TimeoutStopSec must outlast uwsgi's own mercy, or the stop would cut the drain short.
     uwsgi(NOVA_UNITS.api, f.novaApiIni, `http://${i.address}:${i.apiPort}/`, l.codeLink, i.apiMercySeconds + 5);
   }
@@ -169,11 +236,31 @@ export function prepareRealNode(i: RealNodeInput): RealNodeConfig {
     python(NOVA_UNITS.scheduler, 'nova-scheduler', f.novaConf);
     writeOnce(f.placementConf, placementConf(n));
     link(join(root, '.placement', 'placement.conf'), f.placementConf);
-    writeOnce(f.placementIni, uwsgiIni({ module: 'placement.wsgi.api:application', virtualenv: l.placementLink, listen: `${i.address}:${PLACEMENT_PORT}`, processes: 2, mercySeconds: 5, env: { OS_PLACEMENT_CONFIG_DIR: l.etcPlacement } }));
+    writeOnce(
+      f.placementIni,
+      uwsgiIni({
+        module: 'placement.wsgi.api:application',
+        virtualenv: l.placementLink,
+        listen: `${i.address}:${PLACEMENT_PORT}`,
+        processes: 2,
+        mercySeconds: 5,
+        env: { OS_PLACEMENT_CONFIG_DIR: l.etcPlacement },
+      }),
+    );
     uwsgi(NOVA_UNITS.placement, f.placementIni, `${placementUrl(i.address)}/`, l.placementLink, 15);
     writeOnce(f.keystoneConf, keystoneConf(n));
     const ks = venv(SHARED_VENVS.keystone);
-    writeOnce(f.keystoneIni, uwsgiIni({ module: 'keystone.wsgi.api:application', virtualenv: ks, listen: `${i.address}:${KEYSTONE_PORT}`, processes: 2, mercySeconds: 5, env: { OS_KEYSTONE_CONFIG_DIR: l.etcKeystone } }));
+    writeOnce(
+      f.keystoneIni,
+      uwsgiIni({
+        module: 'keystone.wsgi.api:application',
+        virtualenv: ks,
+        listen: `${i.address}:${KEYSTONE_PORT}`,
+        processes: 2,
+        mercySeconds: 5,
+        env: { OS_KEYSTONE_CONFIG_DIR: l.etcKeystone },
+      }),
+    );
     uwsgi(NOVA_UNITS.keystone, f.keystoneIni, `${keystoneUrl(i.address)}/v3`, ks, 15);
   }
   return { units, releases, codeLink: l.codeLink, ...(isController ? { placementLink: l.placementLink } : {}) };
@@ -188,15 +275,25 @@ export interface NodeRunner {
 /** Runs one of the node's own programs (<root>/bin/...) locally, with the node's environment. */
 export async function runNodeBin(n: NodeRunner, cmd: string, args: string[], timeoutMs = 180_000): Promise<string> {
   try {
-    const r = await run(join(nodeLayout(n.root).bin, cmd), args, { env: { ...n.env }, cwd: n.root, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 });
+    const r = await run(join(nodeLayout(n.root).bin, cmd), args, {
+      env: { ...n.env },
+      cwd: n.root,
+      timeout: timeoutMs,
+      maxBuffer: 16 * 1024 * 1024,
+    });
     return r.stdout;
   } catch (e) {
     const x = e as { stderr?: string; stdout?: string; code?: number | string };
-    throw new Error(`${cmd} ${args.join(' ')} on ${n.name} failed (exit ${x.code}):\n${`${x.stdout ?? ''}\n${x.stderr ?? ''}`.trim().split('\n').slice(-20).join('\n')}`);
+    throw new Error(
+      `${cmd} ${args.join(' ')} on ${n.name} failed (exit ${x.code}):\n${`${x.stdout ?? ''}\n${x.stderr ?? ''}`.trim().split('\n').slice(-20).join('\n')}`,
+    );
   }
 }
 
-export const backingDirs = (stateDir: string) => ({ mariadb: stateLayout(stateDir).backing('mariadb'), rabbitmq: stateLayout(stateDir).backing('rabbitmq') });
+export const backingDirs = (stateDir: string) => ({
+  mariadb: stateLayout(stateDir).backing('mariadb'),
+  rabbitmq: stateLayout(stateDir).backing('rabbitmq'),
+});
 
 export const CELLS = ['cell1'] as const;
 
@@ -204,20 +301,62 @@ export const CELLS = ['cell1'] as const;
 export async function startBackingServices(stateDir: string, controllerAddress: string): Promise<void> {
   const d = backingDirs(stateDir);
   await Promise.all([
-    startMariadb(stateDir, d.mariadb, controllerAddress, ['keystone', 'placement', 'nova_api', 'nova_cell0', ...CELLS.map((c) => `nova_${c}`)]),
-    startRabbitmq(stateDir, d.rabbitmq, controllerAddress, CELLS.map((c) => `nova_${c}`)),
+    startMariadb(stateDir, d.mariadb, controllerAddress, [
+      'keystone',
+      'placement',
+      'nova_api',
+      'nova_cell0',
+      ...CELLS.map((c) => `nova_${c}`),
+    ]),
+    startRabbitmq(
+      stateDir,
+      d.rabbitmq,
+      controllerAddress,
+      CELLS.map((c) => `nova_${c}`),
+    ),
   ]);
 }
 
 /** keystone's database, keys and bootstrap, then its unit; idempotent like keystone-manage. */
-export async function setUpKeystone(ctl: NodeRunner, address: string, start: (units: string[]) => Promise<void>): Promise<void> {
+export async function setUpKeystone(
+  ctl: NodeRunner,
+  address: string,
+  start: (units: string[]) => Promise<void>,
+): Promise<void> {
   const f = realFiles(ctl.root);
   const conf = ['--config-file', f.keystoneConf];
   await runNodeBin(ctl, 'keystone-manage', [...conf, 'db_sync']);
-  await runNodeBin(ctl, 'keystone-manage', [...conf, 'fernet_setup', '--keystone-user', 'root', '--keystone-group', 'root']);
-  await runNodeBin(ctl, 'keystone-manage', [...conf, 'credential_setup', '--keystone-user', 'root', '--keystone-group', 'root']);
+  await runNodeBin(ctl, 'keystone-manage', [
+    ...conf,
+    'fernet_setup',
+    '--keystone-user',
+    'root',
+    '--keystone-group',
+    'root',
+  ]);
+  await runNodeBin(ctl, 'keystone-manage', [
+    ...conf,
+    'credential_setup',
+    '--keystone-user',
+    'root',
+    '--keystone-group',
+    'root',
+  ]);
   const url = `${keystoneUrl(address)}/v3`;
-  await runNodeBin(ctl, 'keystone-manage', [...conf, 'bootstrap', '--bootstrap-password', ADMIN_PASSWORD, '--bootstrap-admin-url', url, '--bootstrap-internal-url', url, '--bootstrap-public-url', url, '--bootstrap-region-id', REGION]);
+  await runNodeBin(ctl, 'keystone-manage', [
+    ...conf,
+    'bootstrap',
+    '--bootstrap-password',
+    ADMIN_PASSWORD,
+    '--bootstrap-admin-url',
+    url,
+    '--bootstrap-internal-url',
+    url,
+    '--bootstrap-public-url',
+    url,
+    '--bootstrap-region-id',
+    REGION,
+  ]);
   await start([NOVA_UNITS.keystone]);
 }
 
@@ -234,7 +373,16 @@ export async function setUpNovaCells(ctl: NodeRunner, address: string): Promise<
   const cells = await runNodeBin(ctl, 'nova-manage', ['cell_v2', 'list_cells']);
   for (const cell of CELLS) {
     if (!new RegExp(`\\|\\s*${cell}\\s*\\|`).test(cells)) {
-      await runNodeBin(ctl, 'nova-manage', ['cell_v2', 'create_cell', '--name', cell, '--database_connection', dbUrl(address, `nova_${cell}`), '--transport-url', transportUrl(address, `nova_${cell}`)]);
+      await runNodeBin(ctl, 'nova-manage', [
+        'cell_v2',
+        'create_cell',
+        '--name',
+        cell,
+        '--database_connection',
+        dbUrl(address, `nova_${cell}`),
+        '--transport-url',
+        transportUrl(address, `nova_${cell}`),
+      ]);
     }
     await runNodeBin(ctl, 'nova-manage', ['--config-file', f.cellConf(cell), 'db', 'sync', '--local_cell']);
   }
@@ -252,7 +400,10 @@ export async function discoverHosts(ctl: NodeRunner, hosts: string[], timeoutMs 
     await runNodeBin(ctl, 'nova-manage', ['cell_v2', 'discover_hosts']);
     listed = await runNodeBin(ctl, 'nova-manage', ['cell_v2', 'list_hosts']);
     if (hosts.every((h) => new RegExp(`\\|\\s*${h}\\s*\\|`).test(listed))) return;
-    if (Date.now() > deadline) throw new Error(`after ${timeoutMs / 1000} s nova has not mapped every compute host (${hosts.join(', ')}) to a cell; nova-manage cell_v2 list_hosts:\n${listed}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `after ${timeoutMs / 1000} s nova has not mapped every compute host (${hosts.join(', ')}) to a cell; nova-manage cell_v2 list_hosts:\n${listed}`,
+      );
     await new Promise((r) => setTimeout(r, 3000));
   }
 }
@@ -264,16 +415,26 @@ export async function discoverHosts(ctl: NodeRunner, hosts: string[], timeoutMs 
  * FakeDriver of 33.0.2 does not, so the lab writes what a real compute would have, from the
  * compute node record nova created.
  */
-export async function writeComputeIds(stateDir: string, hosts: NodeRunner[], cells: readonly string[] = CELLS): Promise<void> {
+export async function writeComputeIds(
+  stateDir: string,
+  hosts: NodeRunner[],
+  cells: readonly string[] = CELLS,
+): Promise<void> {
   for (const h of hosts) {
     const file = join(h.root, 'data', 'nova', 'compute_id');
     if (existsSync(file)) continue;
     let uuid: string | undefined;
     for (const cell of cells) {
-      const rows = await mariadbQuery(backingDirs(stateDir).mariadb, `SELECT uuid FROM nova_${cell}.compute_nodes WHERE host = '${h.name}' AND deleted = 0`);
+      const rows = await mariadbQuery(
+        backingDirs(stateDir).mariadb,
+        `SELECT uuid FROM nova_${cell}.compute_nodes WHERE host = '${h.name}' AND deleted = 0`,
+      );
       uuid ??= rows[0]?.[0];
     }
-    if (!uuid) throw new Error(`nova has no compute node record for ${h.name}; see ${join(h.root, 'run', 'devstack@n-cpu.log')}`);
+    if (!uuid)
+      throw new Error(
+        `nova has no compute node record for ${h.name}; see ${join(h.root, 'run', 'devstack@n-cpu.log')}`,
+      );
     writeFileSync(file, `${uuid}\n`);
   }
 }

@@ -24,7 +24,9 @@ export function activityEnv(info?: Partial<Info>): ActivityEnv {
 }
 
 /** Runs a promise that must fail and returns what it failed with. */
-export async function failureOf(p: Promise<unknown>): Promise<Error & { type?: string; nonRetryable?: boolean; details?: unknown[] }> {
+export async function failureOf(
+  p: Promise<unknown>,
+): Promise<Error & { type?: string; nonRetryable?: boolean; details?: unknown[] }> {
   try {
     await p;
   } catch (e) {

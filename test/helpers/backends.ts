@@ -82,7 +82,13 @@ export function get(port: number, path: string): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, agent: false, headers: { connection: 'close' } }, (res) => {
       res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, servedBy: String(res.headers['x-served-by'] ?? ''), ms: Date.now() - started }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          servedBy: String(res.headers['x-served-by'] ?? ''),
+          ms: Date.now() - started,
+        }),
+      );
     });
     req.on('error', reject);
     req.end();

@@ -28,7 +28,10 @@ function ip(...args: string[]): string {
 
 /** Runs a command inside the namespace and returns its stdout. */
 export function inNetns(ns: string, cmd: string, ...args: string[]): string {
-  return execFileSync('ip', ['netns', 'exec', ns, cmd, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return execFileSync('ip', ['netns', 'exec', ns, cmd, ...args], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 /** Every process left in the namespace: started by this test, through its sshd or helpers. */
@@ -64,7 +67,13 @@ export function createNetnsPair(tag: string, subnet: string, iface = 'lb0'): Net
   const names = [`${tag}-a`, `${tag}-b`] as const;
   const children: ChildProcess[] = [];
   const destroy = () => {
-    for (const c of children) if (c.exitCode === null && c.pid) try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ }
+    for (const c of children)
+      if (c.exitCode === null && c.pid)
+        try {
+          process.kill(c.pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
     for (const ns of names) {
       killNamespaceProcesses(ns);
       try {
@@ -119,10 +128,17 @@ export interface Forward {
  * <listen>:<port> in this namespace (default 127.0.0.1) → <innerHost>:<innerPort> inside `ns`.
  * Each connection is one `socat` run inside the namespace; nothing listens on any other address.
  */
-export async function forwardIntoNetns(ns: string, innerPort: number, listen = '127.0.0.1', innerHost = '127.0.0.1'): Promise<Forward> {
+export async function forwardIntoNetns(
+  ns: string,
+  innerPort: number,
+  listen = '127.0.0.1',
+  innerHost = '127.0.0.1',
+): Promise<Forward> {
   const bridges = new Set<ChildProcess>();
   const server: Server = createServer((sock) => {
-    const bridge = spawn('ip', ['netns', 'exec', ns, 'socat', 'STDIO', `TCP:${innerHost}:${innerPort}`], { stdio: ['pipe', 'pipe', 'ignore'] });
+    const bridge = spawn('ip', ['netns', 'exec', ns, 'socat', 'STDIO', `TCP:${innerHost}:${innerPort}`], {
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
     bridges.add(bridge);
     sock.pipe(bridge.stdin!);
     bridge.stdout!.pipe(sock);

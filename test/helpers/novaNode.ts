@@ -56,7 +56,15 @@ export async function startFakeNovaNode(node = 'apicomp'): Promise<FakeNovaNode>
   });
   const knownHostsPath = join(dir, 'known_hosts');
   writeFileSync(knownHostsPath, `${sshd.knownHostsLine}\n`);
-  const target: SshTarget = { node, host: '127.0.0.1', port, username: userInfo().username, privateKeyPath: key.privateKeyPath, knownHostsPath, connectTimeoutMs: 5000 };
+  const target: SshTarget = {
+    node,
+    host: '127.0.0.1',
+    port,
+    username: userInfo().username,
+    privateKeyPath: key.privateKeyPath,
+    knownHostsPath,
+    connectTimeoutMs: 5000,
+  };
   const at = (name: string) => join(state, name);
   const pool = process.env.NOVA_TEST_SSH === 'cli' ? undefined : new SshPool({ idleTimeoutMs: 5000 });
   const runner: RemoteRunner = pool ?? new SshCommandRunner();

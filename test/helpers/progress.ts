@@ -2,7 +2,12 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { progressQuery, type Progress } from '../../common/messages';
 
 /** Polls the progress query until `pred` holds; the error says where the upgrade stood. */
-export async function untilProgress(handle: WorkflowHandle, pred: (p: Progress) => boolean, what: string, timeoutMs = 60_000): Promise<Progress> {
+export async function untilProgress(
+  handle: WorkflowHandle,
+  pred: (p: Progress) => boolean,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<Progress> {
   const deadline = Date.now() + timeoutMs;
   let last: Progress | undefined;
   while (Date.now() < deadline) {

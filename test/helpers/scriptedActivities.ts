@@ -33,7 +33,13 @@ const SPECIFIC: Partial<Record<keyof Activities, (input: Record<string, unknown>
   runUpgradeCheck: () => ({ ...GENERIC, outcome: 'success', checks: [], warnings: [] }),
   findOrphanedServices: () => ({ ...GENERIC, orphans: [] }),
   recordServerWeights: () => ({ ...GENERIC, weights: {} }),
-  readServiceState: () => ({ ...GENERIC, mainPid: 100, activeState: 'active', subState: 'running', startedMonotonic: 1 }),
+  readServiceState: () => ({
+    ...GENERIC,
+    mainPid: 100,
+    activeState: 'active',
+    subState: 'running',
+    startedMonotonic: 1,
+  }),
   readCodeVersion: () => ({ ...GENERIC, version: '31.0.0' }),
   checkApiServesVersion: () => ({ ...GENERIC, maxMicroversion: '2.100', minMicroversion: '2.1' }),
   readBackendCounters: () => ({ ...GENERIC, summary: 'no retries, redispatches or errors' }),
@@ -45,17 +51,55 @@ const SPECIFIC: Partial<Record<keyof Activities, (input: Record<string, unknown>
     const beat = setInterval(() => ctx.heartbeat(), 200);
     await untilProbeStop(ctx);
     clearInterval(beat);
-    return { requests: 10, failedRequests: 0, failuresByKind: {}, firstFailures: [], latencyMs: { p50: 1, p95: 2, p99: 3, max: 4 }, versionDecreases: 0, maxMicroversionSeen: '2.100', requestsByBackend: {}, perClient: [], durationSeconds: 1, running: false };
+    return {
+      requests: 10,
+      failedRequests: 0,
+      failuresByKind: {},
+      firstFailures: [],
+      latencyMs: { p50: 1, p95: 2, p99: 3, max: 4 },
+      versionDecreases: 0,
+      maxMicroversionSeen: '2.100',
+      requestsByBackend: {},
+      perClient: [],
+      durationSeconds: 1,
+      running: false,
+    };
   },
 };
 
 export const ACTIVITY_NAMES: (keyof Activities)[] = [
-  'checkLoadBalancers', 'recordServerWeights', 'drainApiServer', 'waitForNoSessions', 'shutdownSessions', 'enableApiServer',
-  'switchOverApiServers', 'waitForServerUp', 'readBackendCounters', 'installCode', 'readCodeVersion', 'upgradePlacement',
-  'syncApiDb', 'syncCellDb', 'runUpgradeCheck', 'runOnlineDataMigrations', 'setUpgradeLevelsCompute', 'readServiceState',
-  'restartService', 'stopService', 'startService', 'hupService', 'disableComputeServices', 'enableComputeServices',
-  'waitForNoTasksInProgress', 'waitForComputesUp', 'findOrphanedServices', 'pointComputeEndpointAtVip', 'runTempest',
-  'checkApiServesVersion', 'runVipProbe', 'notifyWebhook',
+  'checkLoadBalancers',
+  'recordServerWeights',
+  'drainApiServer',
+  'waitForNoSessions',
+  'shutdownSessions',
+  'enableApiServer',
+  'switchOverApiServers',
+  'waitForServerUp',
+  'readBackendCounters',
+  'installCode',
+  'readCodeVersion',
+  'upgradePlacement',
+  'syncApiDb',
+  'syncCellDb',
+  'runUpgradeCheck',
+  'runOnlineDataMigrations',
+  'setUpgradeLevelsCompute',
+  'readServiceState',
+  'restartService',
+  'stopService',
+  'startService',
+  'hupService',
+  'disableComputeServices',
+  'enableComputeServices',
+  'waitForNoTasksInProgress',
+  'waitForComputesUp',
+  'findOrphanedServices',
+  'pointComputeEndpointAtVip',
+  'runTempest',
+  'checkApiServesVersion',
+  'runVipProbe',
+  'notifyWebhook',
 ];
 
 /** A plausible audit record for an activity that names a node, so `history` has rows to show. */
@@ -63,13 +107,17 @@ function scriptedCommands(name: string, input: Record<string, unknown>): Command
   const target = input.target as { node?: unknown } | undefined;
   const node = typeof target?.node === 'string' ? target.node : typeof input.node === 'string' ? input.node : undefined;
   if (!node) return [];
-  const command = [input.command, input.restartCommand, input.stopCommand, input.startCommand, input.listCommand].find((c): c is string => typeof c === 'string') ?? `${name} (scripted)`;
+  const command =
+    [input.command, input.restartCommand, input.stopCommand, input.startCommand, input.listCommand].find(
+      (c): c is string => typeof c === 'string',
+    ) ?? `${name} (scripted)`;
   return [{ node, command, exitCode: 0, durationMs: 12 }];
 }
 
 function withCommands(name: string, input: Record<string, unknown>, out: unknown): unknown {
   const rec = out as { commands?: unknown } | null;
-  if (rec && typeof rec === 'object' && Array.isArray(rec.commands) && rec.commands.length === 0) return { ...rec, commands: scriptedCommands(name, input) };
+  if (rec && typeof rec === 'object' && Array.isArray(rec.commands) && rec.commands.length === 0)
+    return { ...rec, commands: scriptedCommands(name, input) };
   return out;
 }
 
@@ -95,7 +143,9 @@ export async function untilProbeStop(ctx: Context): Promise<void> {
   await Promise.race([ctx.cancelled.catch(() => undefined), asked]);
 }
 
-export function scriptedActivities(script: Script): Record<string, (input: Record<string, unknown>) => Promise<unknown>> {
+export function scriptedActivities(
+  script: Script,
+): Record<string, (input: Record<string, unknown>) => Promise<unknown>> {
   return Object.fromEntries(
     ACTIVITY_NAMES.map((name) => [
       name,
@@ -105,7 +155,11 @@ export function scriptedActivities(script: Script): Record<string, (input: Recor
         const left = script.failures.get(name) ?? 0;
         if (left > 0 && (!script.failWhen || script.failWhen(call))) {
           script.failures.set(name, left - 1);
-          throw ApplicationFailure.create({ type: 'Scripted', nonRetryable: true, message: `${name} failed as scripted` });
+          throw ApplicationFailure.create({
+            type: 'Scripted',
+            nonRetryable: true,
+            message: `${name} failed as scripted`,
+          });
         }
         const specific = script.overrides?.[name] ?? SPECIFIC[name];
         return withCommands(name, input, specific ? await specific(input) : GENERIC);

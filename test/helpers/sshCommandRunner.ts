@@ -7,15 +7,23 @@ import type { SshTarget } from '../../common/sshTarget';
 
 function sshArgs(t: SshTarget): string[] {
   return [
-    '-F', '/dev/null',
-    '-o', 'BatchMode=yes',
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', `UserKnownHostsFile=${t.knownHostsPath ?? '~/.ssh/known_hosts'}`,
-    '-o', 'IdentitiesOnly=yes',
-    '-o', `ConnectTimeout=${Math.ceil(t.connectTimeoutMs / 1000)}`,
-    '-o', 'LogLevel=ERROR',
+    '-F',
+    '/dev/null',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    `UserKnownHostsFile=${t.knownHostsPath ?? '~/.ssh/known_hosts'}`,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    `ConnectTimeout=${Math.ceil(t.connectTimeoutMs / 1000)}`,
+    '-o',
+    'LogLevel=ERROR',
     ...(t.privateKeyPath ? ['-i', t.privateKeyPath] : []),
-    '-p', String(t.port),
+    '-p',
+    String(t.port),
     `${t.username}@${t.host}`,
   ];
 }
@@ -43,7 +51,11 @@ export class SshCommandRunner implements RemoteRunner {
         const stderr = Buffer.concat(err).toString('utf8');
         // 255 is also a remote command's own exit code (nova-status uses it); only ssh's
         // complaints on stderr mark a connection failure.
-        if (code === 255 && /^(ssh: |kex_|Connection (refused|closed|reset)|Permission denied|Host key verification)/m.test(stderr)) return reject(new Error(`ssh to ${target.node} failed: ${stderr.trim()}`));
+        if (
+          code === 255 &&
+          /^(ssh: |kex_|Connection (refused|closed|reset)|Permission denied|Host key verification)/m.test(stderr)
+        )
+          return reject(new Error(`ssh to ${target.node} failed: ${stderr.trim()}`));
         resolve({
           node: target.node,
           command,
@@ -76,15 +88,27 @@ export class SshCommandRunner implements RemoteRunner {
     const reattached = s.stdout.trim() === 'reattached';
     const deadline = opts.timeoutMs ? started + opts.timeoutMs : Infinity;
     for (;;) {
-      const p = await this.run(target, `d=${dir}; cat "$d/rc" 2>/dev/null; echo '--tail--'; tail -c 4000 "$d/out" 2>/dev/null`);
+      const p = await this.run(
+        target,
+        `d=${dir}; cat "$d/rc" 2>/dev/null; echo '--tail--'; tail -c 4000 "$d/out" 2>/dev/null`,
+      );
       const [rc, tail = ''] = p.stdout.split('--tail--\n');
       opts.onProgress?.(tail);
       if (rc && rc.trim() !== '') {
         const f = await this.run(target, `d=${dir}; cat "$d/out"; printf '\\0'; cat "$d/err"`);
         const [stdout = '', stderr = ''] = f.stdout.split('\0');
-        return { node: target.node, command: opts.command, exitCode: Number(rc.trim()), durationMs: Date.now() - started, stdout, stderr, ...(reattached ? { reattached } : {}) };
+        return {
+          node: target.node,
+          command: opts.command,
+          exitCode: Number(rc.trim()),
+          durationMs: Date.now() - started,
+          stdout,
+          stderr,
+          ...(reattached ? { reattached } : {}),
+        };
       }
-      if (Date.now() > deadline) throw new Error(`\`${opts.command}\` on ${target.node} did not finish within ${opts.timeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw new Error(`\`${opts.command}\` on ${target.node} did not finish within ${opts.timeoutMs} ms`);
       if (opts.signal?.aborted) throw opts.signal.reason;
       await new Promise((r) => setTimeout(r, opts.pollMs ?? 100));
     }

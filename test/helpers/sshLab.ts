@@ -39,7 +39,11 @@ export class SshLab {
    * `authorizedKeys` replaces the lab client key as the only key allowed in; `extraConfig` adds
    * sshd_config lines (a HostCertificate, say).
    */
-  async node(name: string, address = '127.0.0.1', opts: { maxSessions?: number; authorizedKeys?: string[]; extraConfig?: string[] } = {}): Promise<LabNode> {
+  async node(
+    name: string,
+    address = '127.0.0.1',
+    opts: { maxSessions?: number; authorizedKeys?: string[]; extraConfig?: string[] } = {},
+  ): Promise<LabNode> {
     const dir = join(this.root, name);
     this.dirs.push(dir);
     // Each node gets its own $HOME: run state stays apart, and bash finds no slow ~/.bashrc.

@@ -14,20 +14,32 @@ export function computeOps(inv: Inventory) {
   const waits = { timeoutMs: inv.timeouts.serviceUpSeconds * 1000, pollMs: inv.timeouts.pollSeconds * 1000 };
   return {
     disableComputeServices: (hosts: string[], reason: string) =>
-      acts.disableComputeServices.executeWithOptions(activityOptions(inv, 'short', `disable ${hosts.join(', ')} for scheduling`), [
-        { target: ctl(), listCommand: cmd(inv, 'serviceList'), hosts, disableCommands: perHost(hosts, 'computeServiceDisable', reason), reason },
-      ]),
+      acts.disableComputeServices.executeWithOptions(
+        activityOptions(inv, 'short', `disable ${hosts.join(', ')} for scheduling`),
+        [
+          {
+            target: ctl(),
+            listCommand: cmd(inv, 'serviceList'),
+            hosts,
+            disableCommands: perHost(hosts, 'computeServiceDisable', reason),
+            reason,
+          },
+        ],
+      ),
     enableComputeServices: (hosts: string[]) =>
-      acts.enableComputeServices.executeWithOptions(activityOptions(inv, 'short', `enable ${hosts.join(', ')} for scheduling`), [
-        {
-          target: ctl(),
-          listCommand: cmd(inv, 'serviceList'),
-          hosts,
-          enableCommands: perHost(hosts, 'computeServiceEnable'),
-          // Every disable of this upgrade says so (runbook/batchSteps.ts); any other is the operator's.
-          ourReason: `nova-upgrade to ${inv.release.to}`,
-        },
-      ]),
+      acts.enableComputeServices.executeWithOptions(
+        activityOptions(inv, 'short', `enable ${hosts.join(', ')} for scheduling`),
+        [
+          {
+            target: ctl(),
+            listCommand: cmd(inv, 'serviceList'),
+            hosts,
+            enableCommands: perHost(hosts, 'computeServiceEnable'),
+            // Every disable of this upgrade says so (runbook/batchSteps.ts); any other is the operator's.
+            ourReason: `nova-upgrade to ${inv.release.to}`,
+          },
+        ],
+      ),
     waitForNoTasksInProgress: (hosts: string[]) =>
       acts.waitForNoTasksInProgress.executeWithOptions(
         activityOptions(inv, 'long', `wait until no instance task runs on ${hosts.join(', ')}`),

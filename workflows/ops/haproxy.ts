@@ -9,7 +9,10 @@ import { activityOptions, proxyDefaults } from './options';
 export function haproxyOps(inv: Inventory) {
   const acts = proxyActivities<ReturnType<typeof createHaproxyActivities>>(proxyDefaults(inv));
   const lbs = () => lbTargets(inv);
-  const lbNames = () => lbs().map((l) => l.node).join(', ');
+  const lbNames = () =>
+    lbs()
+      .map((l) => l.node)
+      .join(', ');
   const backend = inv.haproxy.backend;
   const t = inv.timeouts;
   return {
@@ -29,7 +32,16 @@ export function haproxyOps(inv: Inventory) {
     waitForNoSessions: (server: string) =>
       acts.waitForNoSessions.executeWithOptions(
         activityOptions(inv, 'long', `wait until ${server} has no sessions on every LB`),
-        [{ lbs: lbs(), backend, server, settleMs: t.settleSeconds * 1000, timeoutMs: t.drainSeconds * 1000, pollMs: t.pollSeconds * 1000 }],
+        [
+          {
+            lbs: lbs(),
+            backend,
+            server,
+            settleMs: t.settleSeconds * 1000,
+            timeoutMs: t.drainSeconds * 1000,
+            pollMs: t.pollSeconds * 1000,
+          },
+        ],
       ),
     shutdownSessions: (server: string) =>
       acts.shutdownSessions.executeWithOptions(
@@ -46,9 +58,10 @@ export function haproxyOps(inv: Inventory) {
         [{ lbs: lbs(), backend, enable, drain, mode: inv.haproxy.drainMode, weights }],
       ),
     waitForServerUp: (server: string) =>
-      acts.waitForServerUp.executeWithOptions(activityOptions(inv, 'long', `wait until every LB reports ${server} UP`), [
-        { lbs: lbs(), backend, server, timeoutMs: t.serviceUpSeconds * 1000, pollMs: t.pollSeconds * 1000 },
-      ]),
+      acts.waitForServerUp.executeWithOptions(
+        activityOptions(inv, 'long', `wait until every LB reports ${server} UP`),
+        [{ lbs: lbs(), backend, server, timeoutMs: t.serviceUpSeconds * 1000, pollMs: t.pollSeconds * 1000 }],
+      ),
     readBackendCounters: () =>
       acts.readBackendCounters.executeWithOptions(
         activityOptions(inv, 'short', `read HAProxy's retry and redispatch counters for ${backend}`),

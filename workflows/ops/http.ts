@@ -23,14 +23,17 @@ export function httpOps(inv: Inventory) {
   return {
     checkApiServesVersion: (node: string) => {
       const n = nodeByName(inv, node);
-      return acts.checkApiServesVersion.executeWithOptions(activityOptions(inv, 'long', `check nova-api on ${node} at ${n.api?.url}`), [
-        {
-          node,
-          url: n.api?.url ?? `http://${n.address}:8774`,
-          timeoutMs: inv.timeouts.serviceUpSeconds * 1000,
-          pollMs: inv.timeouts.pollSeconds * 1000,
-        },
-      ]);
+      return acts.checkApiServesVersion.executeWithOptions(
+        activityOptions(inv, 'long', `check nova-api on ${node} at ${n.api?.url}`),
+        [
+          {
+            node,
+            url: n.api?.url ?? `http://${n.address}:8774`,
+            timeoutMs: inv.timeouts.serviceUpSeconds * 1000,
+            pollMs: inv.timeouts.pollSeconds * 1000,
+          },
+        ],
+      );
     },
 
     /**

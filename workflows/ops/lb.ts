@@ -15,9 +15,10 @@ export function lbOps(inv: Inventory) {
     saveServerState: async (): Promise<void> => {
       if (!inv.loadBalancer) return;
       for (const job of lbNodeJobs(inv)) {
-        await acts.saveServerState.executeWithOptions(activityOptions(inv, 'short', `save HAProxy's server state on ${job.node}`), [
-          { node: job.node, target: job.target, lb: job.lb, sudo: job.sudo, serverStateFile: job.serverStateFile },
-        ]);
+        await acts.saveServerState.executeWithOptions(
+          activityOptions(inv, 'short', `save HAProxy's server state on ${job.node}`),
+          [{ node: job.node, target: job.target, lb: job.lb, sudo: job.sudo, serverStateFile: job.serverStateFile }],
+        );
       }
     },
   };

@@ -43,9 +43,10 @@ export function novaOps(inv: Inventory) {
         },
       ]),
     readCodeVersion: (node: string) =>
-      acts.readCodeVersion.executeWithOptions(activityOptions(inv, 'short', `read the nova version installed on ${node}`), [
-        { target: targetOf(inv, node), command: cmd(inv, 'codeVersion') },
-      ]),
+      acts.readCodeVersion.executeWithOptions(
+        activityOptions(inv, 'short', `read the nova version installed on ${node}`),
+        [{ target: targetOf(inv, node), command: cmd(inv, 'codeVersion') }],
+      ),
     syncApiDb: (key: string) =>
       acts.syncApiDb.executeWithOptions(activityOptions(inv, 'long', 'nova-manage api_db sync'), [
         { target: ctl(), command: cmd(inv, 'apiDbSync'), key, stateDir },
@@ -72,7 +73,15 @@ export function novaOps(inv: Inventory) {
     setUpgradeLevelsCompute: (node: string, path: string) =>
       acts.setUpgradeLevelsCompute.executeWithOptions(
         activityOptions(inv, 'short', `set [upgrade_levels] compute = auto in ${path} on ${node}`),
-        [{ target: targetOf(inv, node), path, value: 'auto', readCommand: cmd(inv, 'readFile', { path }), key: 'nova-upgrade' }],
+        [
+          {
+            target: targetOf(inv, node),
+            path,
+            value: 'auto',
+            readCommand: cmd(inv, 'readFile', { path }),
+            key: 'nova-upgrade',
+          },
+        ],
       ),
     runUpgradeCheck: () =>
       acts.runUpgradeCheck.executeWithOptions(activityOptions(inv, 'short', 'nova-status upgrade check'), [

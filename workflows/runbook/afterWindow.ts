@@ -9,16 +9,14 @@ export function afterWindowSteps(inv: Inventory): RunbookStep[] {
   const ctl = inv.controller;
   const phase = 'after-window';
   return [
-    ...hupServices(inv).map(
-      ({ node, unit }): RunbookStep => ({
-        id: `hup:${node}:${unit}`,
-        phase,
-        title: `SIGHUP ${unit} on ${node}`,
-        node,
-        commands: [{ node, command: cmd(inv, 'serviceHup', { unit, node }) }],
-        run: (rt) => rt.ops.services.hupService(node, unit),
-      }),
-    ),
+    ...hupServices(inv).map(({ node, unit }): RunbookStep => ({
+      id: `hup:${node}:${unit}`,
+      phase,
+      title: `SIGHUP ${unit} on ${node}`,
+      node,
+      commands: [{ node, command: cmd(inv, 'serviceHup', { unit, node }) }],
+      run: (rt) => rt.ops.services.hupService(node, unit),
+    })),
     // An orphaned record (a host renamed or gone) keeps the RPC version pinned: the operator removes it.
     {
       id: 'check-orphans',
@@ -30,7 +28,9 @@ export function afterWindowSteps(inv: Inventory): RunbookStep[] {
         const r = await rt.ops.computes.findOrphanedServices();
         if (r.orphans.length) {
           const list = r.orphans.map((o) => `${o.binary} on ${o.host} (id ${o.id}, ${o.reason})`).join('; ');
-          throw new Error(`orphaned service records: ${list}; remove them with "openstack compute service delete <id>" and retry`);
+          throw new Error(
+            `orphaned service records: ${list}; remove them with "openstack compute service delete <id>" and retry`,
+          );
         }
         return r;
       },

@@ -101,7 +101,11 @@ export function apiServerSteps(inv: Inventory, installOnce: (node: string) => Ru
           clears: [{ drained: { server: d.server, node: d.node } }],
         },
         run: async (rt) => {
-          const out = await rt.ops.haproxy.switchOverApiServers(d.server, rest.map((o) => o.server), rt.weights);
+          const out = await rt.ops.haproxy.switchOverApiServers(
+            d.server,
+            rest.map((o) => o.server),
+            rt.weights,
+          );
           await rt.ops.lb.saveServerState();
           return out;
         },
@@ -135,7 +139,12 @@ export function apiServerSteps(inv: Inventory, installOnce: (node: string) => Ru
       id: 'vip-probe-result',
       phase,
       title: `check what API clients saw through ${inv.vip.url}`,
-      commands: [{ node: '(worker)', command: `GET ${inv.vip.url}{${inv.probe.paths.join(',')}} at ${inv.probe.ratePerSecond}/s` }],
+      commands: [
+        {
+          node: '(worker)',
+          command: `GET ${inv.vip.url}{${inv.probe.paths.join(',')}} at ${inv.probe.ratePerSecond}/s`,
+        },
+      ],
       before: stopProbe,
       run: checkProbeResult,
     });
@@ -143,12 +152,17 @@ export function apiServerSteps(inv: Inventory, installOnce: (node: string) => Ru
   return steps;
 }
 
-/** Two releases can share a microversion (29.0.0 and 30.0.0 both say 2.96): the installed code must be the new one too. */
+/**
+ * Two releases can share a microversion (29.0.0 and 30.0.0 both say 2.96): the installed code
+ * must be the new one too.
+ */
 async function checkServesRelease(rt: RunContext, node: string): Promise<Outcome> {
   const out = await rt.ops.http.checkApiServesVersion(node);
   const installed = await rt.ops.nova.readCodeVersion(node);
   if (installed.version !== rt.inv.release.to) {
-    throw new Error(`${node} serves max microversion ${out.maxMicroversion} but has nova ${installed.version} installed, not ${rt.inv.release.to}`);
+    throw new Error(
+      `${node} serves max microversion ${out.maxMicroversion} but has nova ${installed.version} installed, not ${rt.inv.release.to}`,
+    );
   }
   return { summary: `${out.summary}; nova ${installed.version} installed` };
 }
@@ -167,14 +181,22 @@ async function stopProbe(rt: RunContext): Promise<void> {
 
 async function checkProbeResult(rt: RunContext): Promise<Outcome> {
   const snap = rt.probeOutcome;
-  if (!snap || snap instanceof Error) throw new Error(`the VIP probe was lost, so nothing shows what clients saw: ${describeFailure(snap)}`);
+  if (!snap || snap instanceof Error)
+    throw new Error(`the VIP probe was lost, so nothing shows what clients saw: ${describeFailure(snap)}`);
   const counters = await rt.ops.haproxy.readBackendCounters();
   const max = rt.inv.probe.maxFailures;
   if (snap.failedRequests > max) {
-    const first = snap.firstFailures.slice(0, 3).map((f) => `${f.kind} on ${f.path}: ${f.reason}`).join('; ');
-    throw new Error(`${snap.failedRequests} of ${snap.requests} requests through the VIP failed (allowed: ${max}); first: ${first}`);
+    const first = snap.firstFailures
+      .slice(0, 3)
+      .map((f) => `${f.kind} on ${f.path}: ${f.reason}`)
+      .join('; ');
+    throw new Error(
+      `${snap.failedRequests} of ${snap.requests} requests through the VIP failed (allowed: ${max}); first: ${first}`,
+    );
   }
-  const gaps = snap.resumedAfterWorkerLoss ? `, restarted ${snap.resumedAfterWorkerLoss} time(s) after its worker died (unmeasured gaps)` : '';
+  const gaps = snap.resumedAfterWorkerLoss
+    ? `, restarted ${snap.resumedAfterWorkerLoss} time(s) after its worker died (unmeasured gaps)`
+    : '';
   return {
     summary: `${snap.requests} requests through the VIP, ${snap.failedRequests} failed, ${snap.versionDecreases} version decreases, p99 ${snap.latencyMs.p99} ms${gaps}; ${counters.summary}`,
   };

@@ -3,7 +3,14 @@
 // scheduling before its code changes, and comes back only once a heartbeat from the new
 // process proves it runs (an old heartbeat stays "up" for service_down_time).
 import type { Outcome } from '../../common/messages';
-import { cmd, computeUnit, isComputeOnly, nodeByName, type ComputeBatch, type PlannedCommand } from '../../common/topology';
+import {
+  cmd,
+  computeUnit,
+  isComputeOnly,
+  nodeByName,
+  type ComputeBatch,
+  type PlannedCommand,
+} from '../../common/topology';
 import type { Inventory } from '../../inventory/schema';
 import type { Ops } from '../ops';
 import { setUpgradeLevels } from './pin';
@@ -74,7 +81,10 @@ export function computeBatchSteps(inv: Inventory, batch: ComputeBatch, label: st
           // Workflow time once the stop is done: a heartbeat newer than it can only come from the new process.
           b.stoppedAt[n.novaHost] = new Date().toISOString();
           const start = await b.ops.services.startService(n.name, unit, `${key}/start`, 'on the new code');
-          return { summary: `${stop.summary}; ${start.summary}`, alreadyDone: !!stop.alreadyDone && !!start.alreadyDone };
+          return {
+            summary: `${stop.summary}; ${start.summary}`,
+            alreadyDone: !!stop.alreadyDone && !!start.alreadyDone,
+          };
         },
       },
     );

@@ -14,7 +14,9 @@ export function beforeUpgradeSteps(inv: Inventory): RunbookStep[] {
     {
       id: 'check-load-balancers',
       phase,
-      title: `check HAProxy on ${lbNodes(inv).map((l) => l.name).join(', ')}`,
+      title: `check HAProxy on ${lbNodes(inv)
+        .map((l) => l.name)
+        .join(', ')}`,
       commands: onEveryLb(inv, 'show stat'),
       run: (rt) => rt.ops.haproxy.checkLoadBalancers(servers),
     },

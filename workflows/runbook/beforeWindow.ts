@@ -21,15 +21,13 @@ export function beforeWindowSteps(inv: Inventory): RunbookStep[] {
       run: (rt, key) => rt.ops.nova.syncApiDb(key),
     },
     // Then every cell, cell0 included: a cell left behind fails the upgrade check.
-    ...inv.cells.map(
-      (cell): RunbookStep => ({
-        id: `db-sync:${cell.name}`,
-        phase,
-        title: `nova-manage db sync for ${cell.name}`,
-        node: ctl,
-        commands: [{ node: ctl, command: cmd(inv, 'dbSync', { config: cell.configFile, cell: cell.name }) }],
-        run: (rt, key) => rt.ops.nova.syncCellDb(cell, key),
-      }),
-    ),
+    ...inv.cells.map((cell): RunbookStep => ({
+      id: `db-sync:${cell.name}`,
+      phase,
+      title: `nova-manage db sync for ${cell.name}`,
+      node: ctl,
+      commands: [{ node: ctl, command: cmd(inv, 'dbSync', { config: cell.configFile, cell: cell.name }) }],
+      run: (rt, key) => rt.ops.nova.syncCellDb(cell, key),
+    })),
   ];
 }

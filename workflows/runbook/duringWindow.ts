@@ -1,7 +1,15 @@
 // In the window: placement first, the RPC pin, the upgrade check, the control services
 // (conductors first), the computes in batches, then every nova-api behind its drain.
 import { executeChild, workflowInfo } from '@temporalio/workflow';
-import { cmd, computeBatches, computeUnit, inPlaceRestarts, inventoryForBatch, isComputeOnly, nodeByName } from '../../common/topology';
+import {
+  cmd,
+  computeBatches,
+  computeUnit,
+  inPlaceRestarts,
+  inventoryForBatch,
+  isComputeOnly,
+  nodeByName,
+} from '../../common/topology';
 import type { Inventory } from '../../inventory/schema';
 import { upgradeComputeBatch } from '../computeBatch';
 import { batchEstimate } from '../window';
@@ -52,7 +60,8 @@ export function duringWindowSteps(inv: Inventory, installed: Set<string>): Runbo
     run: async (rt) => {
       const r = await rt.ops.nova.runUpgradeCheck();
       const warnings = rt.state.progress.warnings;
-      for (const w of r.warnings.map((x) => `nova-status: ${x.name}: ${x.details ?? 'warning'}`)) if (!warnings.includes(w)) warnings.push(w);
+      for (const w of r.warnings.map((x) => `nova-status: ${x.name}: ${x.details ?? 'warning'}`))
+        if (!warnings.includes(w)) warnings.push(w);
       return { summary: r.summary };
     },
   });

@@ -21,7 +21,12 @@ export type { PlannedStep, RunbookStep, RunContext, Mark } from './types';
 export function planUpgrade(inv: Inventory): RunbookStep[] {
   // The controller's code is installed before the window; other nodes at their first restart.
   const installed = new Set([inv.controller]);
-  const steps = [...beforeUpgradeSteps(inv), ...beforeWindowSteps(inv), ...duringWindowSteps(inv, installed), ...afterWindowSteps(inv)];
+  const steps = [
+    ...beforeUpgradeSteps(inv),
+    ...beforeWindowSteps(inv),
+    ...duringWindowSteps(inv, installed),
+    ...afterWindowSteps(inv),
+  ];
   const seen = new Set<string>();
   for (const s of steps) {
     // Progress is keyed by step id; a duplicate would merge two steps' states into one.
@@ -33,5 +38,11 @@ export function planUpgrade(inv: Inventory): RunbookStep[] {
 
 /** The plan without its code, as `--dry-run --json` and the progress carry it. */
 export function plannedSteps(inv: Inventory): PlannedStep[] {
-  return planUpgrade(inv).map(({ id, phase, title, node, commands }) => ({ id, phase, title, commands, ...(node ? { node } : {}) }));
+  return planUpgrade(inv).map(({ id, phase, title, node, commands }) => ({
+    id,
+    phase,
+    title,
+    commands,
+    ...(node ? { node } : {}),
+  }));
 }

@@ -32,7 +32,12 @@ export function restartStep(inv: Inventory, phase: Phase, node: string, unit: st
     exposes: { during: [{ service: { node, unit } }] },
     run: async (rt, key) => {
       const before = await rt.ops.services.readServiceState(node, unit);
-      return rt.ops.services.restartService(node, unit, { mainPid: before.mainPid, startedMonotonic: before.startedMonotonic }, key);
+      return rt.ops.services.restartService(
+        node,
+        unit,
+        { mainPid: before.mainPid, startedMonotonic: before.startedMonotonic },
+        key,
+      );
     },
   };
 }

@@ -11,9 +11,7 @@ import type { Estimate } from '../window';
 
 /** What a step may leave half-done, so that an abort (or a cancel) can put it right. */
 export type Mark =
-  | { service: { node: string; unit: string } }
-  | { drained: { server: string; node: string } }
-  | { compute: string };
+  { service: { node: string; unit: string } } | { drained: { server: string; node: string } } | { compute: string };
 
 /** Everything a step's `run` may use: the ops, the progress, and what earlier steps found. */
 export interface RunContext {
