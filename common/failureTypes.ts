@@ -1,6 +1,7 @@
 // The one catalogue of failure types: every ApplicationFailure an activity or a workflow raises
-// has one of these types, prefixed by the system it concerns. The CLI, the docs and the tests
-// switch on them; test/failureTypes.test.ts keeps the sources and this list in step.
+// has one of these types, prefixed by the system it concerns (Ssh, Haproxy, Lb, Nova, Tempest,
+// Notify). The CLI, the docs and the tests switch on them; test/failureTypes.test.ts keeps the
+// sources and this list in step.
 export const FAILURE_TYPES = {
   // SSH (activities/ssh/errors.ts): how a node was (not) reached.
   SshHostKeyUnknown: 'the node presented a key that known_hosts does not list',
@@ -8,6 +9,11 @@ export const FAILURE_TYPES = {
   SshHostKeyRevoked: 'the key is marked @revoked in known_hosts',
   SshAuthFailed: 'the node refused the user and key',
   SshPrivateKeyUnreadable: 'the key file named by the inventory cannot be read',
+  SshKeyNeedsPassphrase: 'a key file is encrypted and no ssh-agent holds it (ssh would ask for the passphrase)',
+  SshHostCertificateInvalid:
+    "the node's host certificate does not check out (signature, CA, principals, validity, @revoked)",
+  SshSudoNeedsPassword: "sudo on the node would ask for a password (the preflight's sudo -n true)",
+  SshConfigRefused: 'the ssh config asks for what nova-upgrade refuses (StrictHostKeyChecking no, ProxyCommand, …)',
   SshKnownHostsUnreadable: 'the known_hosts file named by the inventory cannot be read',
   SshConnectFailed: 'no SSH connection could be made',
   SshConnectionLost: 'the connection dropped mid-command',
@@ -41,6 +47,7 @@ export const FAILURE_TYPES = {
   LbCommandFailed: 'a command of lb setup failed on the LB node',
   LbSudoRefused: 'sudo on the LB node asked for a password or refused',
   LbVipNotHeld: 'no LB node holds the VIP',
+  LbVipHeldTwice: 'more than one LB node holds the VIP (split brain)',
   LbVipFrontendNotAnswering: 'the frontend does not answer through the VIP',
   // nova (activities/nova/, workflows/computeBatch.ts).
   NovaBadInput: 'an activity input that cannot be right (an empty host list)',
@@ -61,6 +68,8 @@ export const FAILURE_TYPES = {
   NovaOnlineDataMigrationsFailed: 'online_data_migrations exited 2',
   NovaOnlineDataMigrationsIncomplete: 'online_data_migrations still had work after maxRounds',
   NovaOnlineDataMigrationsBadInput: 'online_data_migrations exited 127 (bad arguments)',
+  // tempest (activities/tempest/).
+  TempestFailed: 'tempest ran and a test failed, or none ran',
   // The webhook (activities/notify/).
   NotifyWebhookUrlUnreadable: 'the worker cannot read the webhook URL from the file or variable the inventory names',
   NovaComputeBatchFailed: 'a compute batch child failed; its stage and notes are in the details',

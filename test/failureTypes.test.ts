@@ -16,17 +16,27 @@ const text = ['activities', 'workflows']
   .flatMap(sources)
   .map((p) => readFileSync(p, 'utf8'))
   .join('\n');
-// `type: 'X'`, `nonRetryable('X'`, `'X' : 'Y'` and the SSH table's values.
-const written = new Set(
-  [...text.matchAll(/(?:type: |nonRetryable\(|\? |: )'((?:Ssh|Haproxy|Lb|Nova|Notify|Probe)[A-Za-z]+)'/g)].map(
-    (m) => m[1]!,
-  ),
-);
+// Every type name the code writes, prefixed or not: `type: 'X'` (and `type: c ? 'X' : 'Y'`),
+// `nonRetryable('X'` and the values of SSH's table. An unprefixed one fails the prefix check.
+const TYPE_AT =
+  /(?:type:\s*(?:[\w.]+\s*\?\s*)?|nonRetryable\(\s*|:\s*)'([A-Z][A-Za-z]+)'(?:\s*:\s*'([A-Z][A-Za-z]+)')?/g;
+const sshTable = readFileSync('activities/ssh/errors.ts', 'utf8').match(/SshFailureType = \{([^}]*)\}/)![1]!;
+const written = new Set([
+  ...[
+    ...text.matchAll(
+      /(?:type:\s*(?:[\w.]+\s*\?\s*)?|nonRetryable\(\s*)'([A-Z][A-Za-z]+)'(?:\s*:\s*'([A-Z][A-Za-z]+)')?/g,
+    ),
+  ].flatMap((m) => [m[1]!, m[2]].filter((t): t is string => !!t)),
+  ...[...sshTable.matchAll(/:\s*'([A-Z][A-Za-z]+)'/g)].map((m) => m[1]!),
+]);
 
 it('lists every failure type the code raises, each with its system prefix', () => {
   expect(written.size).toBeGreaterThan(40);
+  expect([...written].filter((t) => !/^(Ssh|Haproxy|Lb|Nova|Notify|Probe|Tempest)[A-Z]/.test(t))).toEqual([]);
   expect([...written].filter((t) => !(t in FAILURE_TYPES))).toEqual([]);
-  expect(Object.keys(FAILURE_TYPES).filter((t) => !/^(Ssh|Haproxy|Lb|Nova|Notify|Probe)[A-Z]/.test(t))).toEqual([]);
+  expect(Object.keys(FAILURE_TYPES).filter((t) => !/^(Ssh|Haproxy|Lb|Nova|Notify|Probe|Tempest)[A-Z]/.test(t))).toEqual(
+    [],
+  );
 });
 
 it('lists nothing that the code no longer raises', () => {
@@ -35,8 +45,6 @@ it('lists nothing that the code no longer raises', () => {
 
 it('would notice an unlisted type', () => {
   const unlisted = "throw ApplicationFailure.create({ type: 'HaproxyNewThing', message: 'x' })";
-  const found = [
-    ...unlisted.matchAll(/(?:type: |nonRetryable\(|\? |: )'((?:Ssh|Haproxy|Lb|Nova|Notify|Probe)[A-Za-z]+)'/g),
-  ].map((m) => m[1]!);
+  const found = [...unlisted.matchAll(TYPE_AT)].map((m) => m[1]!);
   expect(found.filter((t) => !(t in FAILURE_TYPES))).toEqual(['HaproxyNewThing']);
 });

@@ -117,9 +117,15 @@ describe('inventory', () => {
 
   it('plans every runbook step once, conductors before other services, and renders commands', () => {
     const inv = loadInventory('examples/seed-two-node.yaml');
+    // The seed's literal order; the default monotonic switch-over drains apicomp in the switch-over.
+    inv.haproxy.switchover = 'rolling';
     const steps = planUpgrade(inv);
     const ids = steps.map((s) => s.id);
     expect(new Set(ids).size).toBe(ids.length);
+    inv.haproxy.switchover = 'monotonic';
+    const monotonic = planUpgrade(inv).map((s) => s.id);
+    expect(monotonic).toContain('switch-over');
+    expect(monotonic).not.toContain('drain:apicomp');
     const restarts = ids.filter((i) => i.startsWith('restart:controller:') && !i.endsWith('n-api'));
     expect(restarts[0]).toBe('restart:controller:devstack@n-super-cond');
     expect(restarts[1]).toBe('restart:controller:devstack@n-cond-cell1');

@@ -306,7 +306,7 @@ describe('@cert-authority host certificates', () => {
     const other = ensureKeyPair(join(lab.root, 'ca', 'other_ca'), 'other-ca');
     const kh = `@cert-authority * ${other.publicKey.split(' ').slice(0, 2).join(' ')}\n`;
     const failure = (await connect(certNode, kh)) as Error;
-    expect(failure).toMatchObject({ type: 'HostCertificateInvalid', nonRetryable: true });
+    expect(failure).toMatchObject({ type: 'SshHostCertificateInvalid', nonRetryable: true });
     expect(failure.message).toContain(
       `host key for certnode (127.0.24.2:${certNode.sshd.port}) cannot be trusted: its certificate is signed by CA ${fingerprintOf(`${ca.privateKeyPath}.pub`)}, which no @cert-authority line trusts for this host`,
     );
@@ -342,7 +342,7 @@ describe('@cert-authority host certificates', () => {
   it('refuses a certificate that does not name the host, as OpenSSH does', async () => {
     const config = aliasConfig('wrong.example');
     const failure = await failureOf(new SshPool().run(viaConfig(config), 'true'));
-    expect(failure.type).toBe('HostCertificateInvalid');
+    expect(failure.type).toBe('SshHostCertificateInvalid');
     expect(failure.message).toContain(
       'its certificate "certnode-cert" names "127.0.24.2", "certnode.example", not "wrong.example"',
     );
@@ -383,7 +383,7 @@ describe('@cert-authority host certificates', () => {
 
   it('refuses a host that presents no certificate when only a CA is known for it', async () => {
     const failure = (await connect(plain, `@cert-authority * ${caLine()}\n`)) as Error;
-    expect(failure).toMatchObject({ type: 'HostCertificateInvalid' });
+    expect(failure).toMatchObject({ type: 'SshHostCertificateInvalid' });
     expect(failure.message).toContain('it presents no host certificate');
   });
 });

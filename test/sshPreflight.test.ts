@@ -156,7 +156,7 @@ describe('sudo at preflight', () => {
     const failure = await failureOf(
       activityEnv().run(acts.checkNodeAccess, { target: targetOf('compute-pw'), sudo: true }),
     );
-    expect(failure).toMatchObject({ type: 'SudoNeedsPassword', nonRetryable: true });
+    expect(failure).toMatchObject({ type: 'SshSudoNeedsPassword', nonRetryable: true });
     expect(failure.message).toBe(
       `sudo on compute-pw asks ${USER_PW} for a password (\`sudo -n true\` said "sudo: a password is required"); nova-upgrade never types passwords: ` +
         `give ${USER_PW} password-less sudo there (NOPASSWD in sudoers), or log in as root`,

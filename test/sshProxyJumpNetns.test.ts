@@ -269,7 +269,7 @@ describe('ProxyJump into a network namespace', () => {
     const pool = new SshPool();
     try {
       const failure = await failureOf(pool.run(target('compute-behind', { sshConfig: strict }), 'true'));
-      expect(failure).toMatchObject({ type: 'HostKeyUnknown', nonRetryable: true });
+      expect(failure).toMatchObject({ type: 'SshHostKeyUnknown', nonRetryable: true });
       expect(failure.message).toContain(
         `host key for compute9's jump host bastion (${BASTION_FWD}:${bastionFwd.port}) is not in ${empty}`,
       );

@@ -302,7 +302,7 @@ export function createLbSetupActivities(deps: LbSetupDeps) {
       if (holder && now - since >= input.stableMs) break;
       if (now - started > input.timeoutMs) {
         throw ApplicationFailure.create({
-          type: seen.length ? 'VipHeldTwice' : 'LbVipNotHeld',
+          type: seen.length ? 'LbVipHeldTwice' : 'LbVipNotHeld',
           message: `VIP ${input.vipAddress} is held by ${seen.length ? seen.join(' and ') : 'no LB node'} after ${Math.round((now - started) / 1000)} s; check keepalived on ${input.members.map((m) => m.node).join(', ')}`,
           nonRetryable: true,
         });
