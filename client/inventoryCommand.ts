@@ -9,7 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { loadInventory } from '../inventory/load';
 import { createSshPreflightActivities } from '../activities/ssh/preflight';
 import { SshPool } from '../activities/ssh/pool';
-import { nodesUsingSudo } from '../activities/ssh/sudo';
+import { nodesUsingSudo } from '../common/sudo';
 import { sshTargetFor } from '../common/sshTarget';
 import { plannedSteps as planUpgrade } from '../workflows/runbook';
 import { CliError } from './upgrades';

@@ -13,6 +13,8 @@ export const FAILURE_TYPES = {
   SshHostCertificateInvalid:
     "the node's host certificate does not check out (signature, CA, principals, validity, @revoked)",
   SshSudoNeedsPassword: "sudo on the node would ask for a password (the preflight's sudo -n true)",
+  SshNodeAccessRefused:
+    'the preflight: one or more nodes refuse the login or password-less sudo (each named, with its own type)',
   SshConfigRefused: 'the ssh config asks for what nova-upgrade refuses (StrictHostKeyChecking no, ProxyCommand, …)',
   SshKnownHostsUnreadable: 'the known_hosts file named by the inventory cannot be read',
   SshConnectFailed: 'no SSH connection could be made',

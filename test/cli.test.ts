@@ -68,9 +68,15 @@ describe('the CLI on bad input', () => {
   it('prints every command host by host with --dry-run, without a server', async () => {
     const r = await cli('start', '-i', 'examples/seed-two-node.yaml', '--dry-run', '--address', '127.0.0.1:1');
     expect(r.code).toBe(0);
+    expect(r.stdout.startsWith('nova N+1: 30.0.0 (2024.2 Dalmatian) → 31.0.0 (2025.1 Epoxy)\n')).toBe(true);
     expect(r.stdout).toContain(
-      "[controller] echo 'set server nova-api/apicomp weight 0' | sudo socat /var/run/haproxy.sock stdio",
+      '- log in to every node; password-less sudo on controller, apicomp\n    [controller] id -un\n',
     );
+    expect(r.stdout).toContain(
+      "[controller] echo 'set server nova-api/controller weight 0' | sudo socat /var/run/haproxy.sock stdio",
+    );
+    // The default monotonic switch-over: apicomp is drained in the exchange that enables controller.
+    expect(r.stdout).toContain('- enable controller and drain apicomp in one exchange');
     expect(r.stdout).toContain('[apicomp] sudo systemctl restart devstack@n-api');
     expect(r.stdout).toContain('[controller] nova-manage --config-file /etc/nova/nova_cell1.conf db sync');
     expect(r.stdout.trim().endsWith('Dry run: nothing was started and no host was contacted.')).toBe(true);

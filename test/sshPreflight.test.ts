@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSshPreflightActivities } from '../activities/ssh/preflight';
 import { SshPool } from '../activities/ssh/pool';
-import { nodesUsingSudo, usesSudo } from '../activities/ssh/sudo';
+import { nodesUsingSudo, usesSudo } from '../common/sudo';
 import { sshTargetFor } from '../common/sshTarget';
 import { validateInventory } from '../inventory/load';
 import type { Inventory } from '../inventory/schema';

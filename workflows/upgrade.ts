@@ -129,6 +129,13 @@ async function runPhase(
         beside.set(s.beside.until, { step: s, first });
         continue;
       }
+      if (s.patch && !patched(s.patch)) {
+        // The run started on a release without this step: it replays without it.
+        const t = state.step(s.id);
+        t.status = 'skipped';
+        t.skipReason = `not in the release this upgrade started on (${s.patch})`;
+        continue;
+      }
       await s.before?.(rt);
       gates.checkAbort();
       if (s.window)

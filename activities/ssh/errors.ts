@@ -14,6 +14,7 @@ export const SshFailureType = {
   ConfigRefused: 'SshConfigRefused',
   HostCertificateInvalid: 'SshHostCertificateInvalid',
   SudoNeedsPassword: 'SshSudoNeedsPassword',
+  NodeAccessRefused: 'SshNodeAccessRefused',
   KnownHostsUnreadable: 'SshKnownHostsUnreadable',
   ConnectFailed: 'SshConnectFailed',
   ConnectionLost: 'SshConnectionLost',

@@ -2,7 +2,7 @@
 // does sudo work there without a password? A sudo that would prompt is found here, not halfway
 // through the window, and refused with a sentence naming the node: nobody is there to type it.
 import { ApplicationFailure } from '@temporalio/common';
-import { cancellationSignal } from '../common';
+import { cancellationSignal, heartbeat } from '../common';
 import { toRecord } from '../nova/common';
 import { describeRoute } from './connect';
 import { SshFailureType } from './errors';
@@ -101,5 +101,47 @@ export function createSshPreflightActivities(deps: { runner: RemoteRunner }) {
     };
   }
 
-  return { checkNodeAccess };
+  /**
+   * Every node at once, a bounded number at a time, as one activity: a fleet's preflight costs
+   * the parent's history one activity, not one per node. Every refusal is named, not the first.
+   */
+  async function checkNodesAccess(input: { nodes: NodeAccessInput[]; concurrency?: number }): Promise<{
+    summary: string;
+    results: NodeAccessResult[];
+    commands: CommandRecord[];
+  }> {
+    const queue = [...input.nodes];
+    const results: NodeAccessResult[] = [];
+    const refused: string[] = [];
+    let retryable = false;
+    const worker = async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        try {
+          results.push(await checkNodeAccess(next));
+        } catch (err) {
+          if (!(err instanceof ApplicationFailure && err.nonRetryable)) retryable = true;
+          const type = err instanceof ApplicationFailure && err.type ? ` [${err.type}]` : '';
+          refused.push(`${err instanceof Error ? err.message : String(err)}${type}`);
+        }
+        heartbeat({ checked: results.length + refused.length, of: input.nodes.length });
+      }
+    };
+    await Promise.all(
+      Array.from({ length: Math.max(1, Math.min(input.concurrency ?? 16, input.nodes.length)) }, worker),
+    );
+    if (refused.length) {
+      const message = `${refused.length} of ${input.nodes.length} node(s) cannot be used: ${refused.sort().join('; ')}`;
+      // A login that may work on the next try (a node still booting) is retried; a refusal is not.
+      if (retryable) throw new Error(message);
+      throw ApplicationFailure.create({ type: SshFailureType.NodeAccessRefused, nonRetryable: true, message });
+    }
+    const sudo = results.filter((r) => r.sudo !== 'not used').length;
+    return {
+      summary: `logged in to all ${results.length} node(s); sudo works without a password on the ${sudo} that use it`,
+      results: results.sort((a, b) => a.node.localeCompare(b.node)),
+      commands: results.flatMap((r) => r.commands),
+    };
+  }
+
+  return { checkNodeAccess, checkNodesAccess };
 }

@@ -100,6 +100,7 @@ export const ACTIVITY_NAMES: (keyof Activities)[] = [
   'checkApiServesVersion',
   'runVipProbe',
   'notifyWebhook',
+  'checkNodesAccess',
 ];
 
 /** A plausible audit record for an activity that names a node, so `history` has rows to show. */

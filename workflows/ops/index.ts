@@ -9,6 +9,7 @@ import { lbOps } from './lb';
 import { notifyOps } from './notify';
 import { novaOps } from './nova';
 import { serviceOps } from './services';
+import { sshOps } from './ssh';
 import { tempestOps } from './tempest';
 
 export function createOps(inv: Inventory) {
@@ -21,6 +22,7 @@ export function createOps(inv: Inventory) {
     tempest: tempestOps(inv),
     http: httpOps(inv),
     notify: notifyOps(),
+    ssh: sshOps(inv),
   };
 }
 

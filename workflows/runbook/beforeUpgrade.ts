@@ -56,3 +56,18 @@ export function beforeUpgradeSteps(inv: Inventory): RunbookStep[] {
   }
   return steps;
 }
+
+/** Added after 0.1.0: runs started on 0.1.0 replay without it. */
+export function nodeAccessStep(inv: Inventory, sudoNodes: string[]): RunbookStep {
+  return {
+    id: 'check-node-access',
+    phase: 'before-upgrade',
+    title: `log in to every node${sudoNodes.length ? `; password-less sudo on ${sudoNodes.join(', ')}` : ''}`,
+    commands: inv.nodes.flatMap((n) => [
+      { node: n.name, command: 'id -un' },
+      ...(sudoNodes.includes(n.name) ? [{ node: n.name, command: 'sudo -n true' }] : []),
+    ]),
+    patch: 'node-access-preflight',
+    run: (rt) => rt.ops.ssh.checkNodesAccess(sudoNodes),
+  };
+}

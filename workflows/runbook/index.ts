@@ -15,18 +15,23 @@ import { beforeUpgradeSteps } from './beforeUpgrade';
 import { beforeWindowSteps } from './beforeWindow';
 import { duringWindowSteps } from './duringWindow';
 import type { PlannedStep, RunbookStep } from './types';
+import { nodesUsingSudo } from '../../common/sudo';
+import { nodeAccessStep } from './beforeUpgrade';
 
 export type { PlannedStep, RunbookStep, RunContext, Mark } from './types';
 
 export function planUpgrade(inv: Inventory): RunbookStep[] {
   // The controller's code is installed before the window; other nodes at their first restart.
   const installed = new Set([inv.controller]);
-  const steps = [
+  const rest = [
     ...beforeUpgradeSteps(inv),
     ...beforeWindowSteps(inv),
     ...duringWindowSteps(inv, installed),
     ...afterWindowSteps(inv),
   ];
+  // First of all, before anything changes: every node takes the login, and sudo needs no
+  // password where the plan's commands use it (nobody is there to type one mid-window).
+  const steps = [nodeAccessStep(inv, nodesUsingSudo(rest.flatMap((s) => s.commands))), ...rest];
   const seen = new Set<string>();
   for (const s of steps) {
     // Progress is keyed by step id; a duplicate would merge two steps' states into one.

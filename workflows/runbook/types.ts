@@ -47,6 +47,11 @@ export interface RunbookStep {
   beside?: { until: string };
   /** Runs before the step's safe point, such as stopping the probe whose result it checks. */
   before?: (rt: RunContext) => Promise<void>;
+  /**
+   * A step added after a release names its patch: runs started on an earlier release replay
+   * without it (the interpreter asks `patched(patch)`), and show it skipped.
+   */
+  patch?: string;
   run: (rt: RunContext, key: string) => Promise<Outcome>;
 }
 

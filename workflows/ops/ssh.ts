@@ -1,0 +1,28 @@
+// The node-access preflight, as the runbook calls it: one activity for every node.
+import { proxyActivities } from '@temporalio/workflow';
+import type { createSshPreflightActivities } from '../../activities/ssh/preflight';
+import { targetOf } from '../../common/topology';
+import type { Inventory } from '../../inventory/schema';
+import { activityOptions, proxyDefaults } from './options';
+
+export function sshOps(inv: Inventory) {
+  const acts = proxyActivities<ReturnType<typeof createSshPreflightActivities>>(proxyDefaults(inv));
+  return {
+    /** Logs in to every node; checks `sudo -n true` on those whose commands use sudo. */
+    checkNodesAccess: (sudoNodes: string[]) =>
+      acts.checkNodesAccess.executeWithOptions(
+        activityOptions(inv, 'long', `log in to every node; sudo -n true on ${sudoNodes.join(', ') || 'none'}`),
+        [
+          {
+            nodes: inv.nodes.map((n) => ({
+              target: targetOf(inv, n.name),
+              sudo: sudoNodes.includes(n.name),
+              timeoutMs: inv.timeouts.readSeconds * 1000,
+            })),
+          },
+        ],
+      ),
+  };
+}
+
+export type SshOps = ReturnType<typeof sshOps>;
