@@ -333,14 +333,16 @@ describe('a wrong host key', () => {
       inventory('hostkey', (inv) => (inv.ssh.knownHostsPath = wrong)),
       ['before-upgrade', 'before-window', 'during-window'],
     );
-    const { error, ms } = await heldAt(h, 'pin-compute-rpc:apicomp');
+    // Found by the node-access preflight, the runbook's first line, before anything changed.
+    const { error, ms } = await heldAt(h, 'check-node-access');
     expect(error).toMatch(
       new RegExp(
-        `^host key for apicomp \\(${apicomp.address.replace(/\./g, '\\.')}:${apicomp.sshPort}\\) has CHANGED: it presented ssh-ed25519 SHA256:\\S+ but ${wrong} knows ssh-ed25519 SHA256:\\S+; someone may be impersonating the node`,
+        `^1 of 2 node\\(s\\) cannot be used: host key for apicomp \\(${apicomp.address.replace(/\./g, '\\.')}:${apicomp.sshPort}\\) has CHANGED: it presented ssh-ed25519 SHA256:\\S+ but ${wrong} knows ssh-ed25519 SHA256:\\S+; someone may be impersonating the node`,
       ),
     );
-    expect(error).toMatch(/\[SshHostKeyChanged\]$/);
-    expect(Math.max(...(await lastAttempts(h)).get('setUpgradeLevelsCompute')!)).toBe(1);
+    expect(error).toMatch(/\[SshHostKeyChanged\] \[SshNodeAccessRefused\]$/);
+    expect(Math.max(...(await lastAttempts(h)).get('checkNodesAccess')!)).toBe(1);
+    expect((await lastAttempts(h)).get('setUpgradeLevelsCompute')).toBeUndefined();
     measured.push(`wrong host key: held after ${ms} ms: ${error}`);
     await h.terminate('next fault');
   });
@@ -356,11 +358,10 @@ describe('a node that hangs with a connection open', () => {
     stopSshd(sshdDir('apicomp'), 'SIGSTOP');
     try {
       const h = await start(inv, ['before-upgrade', 'before-window', 'during-window']);
-      const hung = await heldAt(h, 'pin-compute-rpc:apicomp');
-      // The first of apicomp's two parallel reads to give up ends the step; it used both attempts.
-      expect((await lastAttempts(h)).get('setUpgradeLevelsCompute')).toContain(2);
-      // Temporal's timeout says no node; the hold puts the step's title, which names it, in front.
-      expect(hung.error).toMatch(/^set \[upgrade_levels\] compute = auto on apicomp: .*timeout/i);
+      // The preflight, the first line to reach apicomp, gives up on it after its command timeout.
+      const hung = await heldAt(h, 'check-node-access');
+      expect((await lastAttempts(h)).get('checkNodesAccess')).toContain(2);
+      expect(hung.error).toMatch(/^1 of 2 node\(s\) cannot be used: .*apicomp.*(timed out|timeout)/i);
       measured.push(`node hanging mid-connection at a plain step: held after ${hung.ms} ms: ${hung.error}`);
       stopSshd(sshdDir('apicomp'), 'SIGCONT');
       await decide(h, 'retry');
@@ -393,19 +394,19 @@ describe('SSH nodes that refuse or hang, and nova-api that will not start on the
     );
 
     // 1. Refused: the first step that needs apicomp over SSH.
-    const refused = await heldAt(h, 'pin-compute-rpc:apicomp');
+    const refused = await heldAt(h, 'check-node-access');
     expect(refused.error).toMatch(
-      /^cannot connect to apicomp \(127\.0\.6\.3:2222\): connection refused \(is sshd running and listening on that port\?\) \[SshConnectFailed\]$/,
+      /^1 of 2 node\(s\) cannot be used: cannot connect to apicomp \(127\.0\.6\.3:2222\): connection refused \(is sshd running and listening on that port\?\) \[SshConnectFailed\]$/,
     );
     expect(refused.p.pendingDecision!.choices).toEqual(['retry', 'skip', 'abort']);
-    // controller's three config files once each; apicomp's two (read in parallel) twice each.
-    expect((await lastAttempts(h)).get('setUpgradeLevelsCompute')).toEqual([1, 1, 1, 2, 2]);
+    // A refused connection is worth a retry: both attempts, then the hold.
+    expect((await lastAttempts(h)).get('checkNodesAccess')).toEqual([2]);
     measured.push(`refusing node: held after ${refused.ms} ms: ${refused.error}`);
     // Retry while it still refuses: held again, nothing skipped.
-    expect(await decide(h, 'retry')).toBe('retry accepted for pin-compute-rpc:apicomp');
+    expect(await decide(h, 'retry')).toBe('retry accepted for check-node-access');
     await until(
       h,
-      (x) => x.status === 'held' && x.steps.find((s) => s.id === 'pin-compute-rpc:apicomp')!.operatorRetries === 1,
+      (x) => x.status === 'held' && x.steps.find((s) => s.id === 'check-node-access')!.operatorRetries === 1,
       'the second hold',
     );
     await startNodeSshd('apicomp');

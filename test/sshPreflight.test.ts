@@ -166,6 +166,18 @@ describe('sudo at preflight', () => {
     expect(direct.stdout).toBe('exit 1\n');
   });
 
+  it('checks every node in one activity and names each refused one with its own type', async () => {
+    const nodes = [
+      { target: targetOf('compute-ok'), sudo: true },
+      { target: targetOf('compute-pw'), sudo: true },
+    ];
+    const failure = await failureOf(activityEnv().run(acts.checkNodesAccess, { nodes }));
+    expect(failure).toMatchObject({ type: 'SshNodeAccessRefused', nonRetryable: true });
+    expect(failure.message).toMatch(/^1 of 2 node\(s\) cannot be used: sudo on compute-pw asks .* \[SshSudoNeedsPassword\]$/);
+    const ok = await activityEnv().run(acts.checkNodesAccess, { nodes: [nodes[0]!, { ...nodes[1]!, sudo: false }] });
+    expect(ok.summary).toBe('logged in to all 2 node(s); sudo works without a password on the 1 that use it');
+  });
+
   it('does not ask sudo on a node whose commands do not use it', async () => {
     const r = await activityEnv().run(acts.checkNodeAccess, { target: targetOf('compute-pw'), sudo: false });
     expect(r).toMatchObject({ loginUser: USER_PW, sudo: 'not used' });

@@ -126,9 +126,18 @@ export function createSshPreflightActivities(deps: { runner: RemoteRunner }) {
         heartbeat({ checked: results.length + refused.length, of: input.nodes.length });
       }
     };
-    await Promise.all(
-      Array.from({ length: Math.max(1, Math.min(input.concurrency ?? 16, input.nodes.length)) }, worker),
+    // A hung node must cost its own command timeout, not the activity's heartbeat.
+    const beat = setInterval(
+      () => heartbeat({ checked: results.length + refused.length, of: input.nodes.length }),
+      2000,
     );
+    try {
+      await Promise.all(
+        Array.from({ length: Math.max(1, Math.min(input.concurrency ?? 16, input.nodes.length)) }, worker),
+      );
+    } finally {
+      clearInterval(beat);
+    }
     if (refused.length) {
       const message = `${refused.length} of ${input.nodes.length} node(s) cannot be used: ${refused.sort().join('; ')}`;
       // A login that may work on the next try (a node still booting) is retried; a refusal is not.
