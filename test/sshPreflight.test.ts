@@ -173,7 +173,9 @@ describe('sudo at preflight', () => {
     ];
     const failure = await failureOf(activityEnv().run(acts.checkNodesAccess, { nodes }));
     expect(failure).toMatchObject({ type: 'SshNodeAccessRefused', nonRetryable: true });
-    expect(failure.message).toMatch(/^1 of 2 node\(s\) cannot be used: sudo on compute-pw asks .* \[SshSudoNeedsPassword\]$/);
+    expect(failure.message).toMatch(
+      /^1 of 2 node\(s\) cannot be used: sudo on compute-pw asks .* \[SshSudoNeedsPassword\]$/,
+    );
     const ok = await activityEnv().run(acts.checkNodesAccess, { nodes: [nodes[0]!, { ...nodes[1]!, sudo: false }] });
     expect(ok.summary).toBe('logged in to all 2 node(s); sudo works without a password on the 1 that use it');
   });
