@@ -361,7 +361,9 @@ describe('a node that hangs with a connection open', () => {
       // The preflight, the first line to reach apicomp, gives up on it after its command timeout.
       const hung = await heldAt(h, 'check-node-access');
       expect((await lastAttempts(h)).get('checkNodesAccess')).toContain(2);
-      expect(hung.error).toMatch(/^1 of 2 node\(s\) cannot be used: .*apicomp.*(timed out|timeout)/i);
+      expect(hung.error).toMatch(
+        /^1 of 2 node\(s\) cannot be used: cannot connect to apicomp .*: no SSH handshake within \d+ ms .*\[SshConnectFailed\] \[SshNodeAccessRefused\]$/,
+      );
       measured.push(`node hanging mid-connection at a plain step: held after ${hung.ms} ms: ${hung.error}`);
       stopSshd(sshdDir('apicomp'), 'SIGCONT');
       await decide(h, 'retry');
@@ -396,7 +398,7 @@ describe('SSH nodes that refuse or hang, and nova-api that will not start on the
     // 1. Refused: the first step that needs apicomp over SSH.
     const refused = await heldAt(h, 'check-node-access');
     expect(refused.error).toMatch(
-      /^1 of 2 node\(s\) cannot be used: cannot connect to apicomp \(127\.0\.6\.3:2222\): connection refused \(is sshd running and listening on that port\?\) \[SshConnectFailed\]$/,
+      /^1 of 2 node\(s\) cannot be used: cannot connect to apicomp \(127\.0\.6\.3:2222\): connection refused \(is sshd running and listening on that port\?\) \[SshConnectFailed\] \[SshNodeAccessRefused\]$/,
     );
     expect(refused.p.pendingDecision!.choices).toEqual(['retry', 'skip', 'abort']);
     // A refused connection is worth a retry: both attempts, then the hold.

@@ -141,8 +141,7 @@ export function createSshPreflightActivities(deps: { runner: RemoteRunner }) {
     if (refused.length) {
       const message = `${refused.length} of ${input.nodes.length} node(s) cannot be used: ${refused.sort().join('; ')}`;
       // A login that may work on the next try (a node still booting) is retried; a refusal is not.
-      if (retryable) throw new Error(message);
-      throw ApplicationFailure.create({ type: SshFailureType.NodeAccessRefused, nonRetryable: true, message });
+      throw ApplicationFailure.create({ type: SshFailureType.NodeAccessRefused, nonRetryable: !retryable, message });
     }
     const sudo = results.filter((r) => r.sudo !== 'not used').length;
     return {
