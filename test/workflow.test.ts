@@ -205,6 +205,7 @@ describe('novaUpgrade orchestration', () => {
     );
     expect(atSecond.steps.filter((s) => s.phase !== 'before-upgrade').every((s) => s.status === 'pending')).toBe(true);
     expect(calledNames()).toEqual([
+      'checkNodesAccess',
       'checkLoadBalancers',
       'pointComputeEndpointAtVip',
       'runTempest',
