@@ -18,7 +18,7 @@ const layer = (patterns, allowTypeImports = false) => ({
 });
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'test/histories/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'test/histories/**', '.state/**'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts', '**/*.mts'],

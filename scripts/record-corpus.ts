@@ -40,7 +40,13 @@ import {
 import { lbSetupProgressQuery, lbSetupWorkflowId, setupLoadBalancers } from '../workflows/setupLoadBalancers';
 import { novaUpgrade } from '../workflows/upgrade';
 import type { LbNodeJob } from '../common/lbJobs';
-import { newScript, scriptedActivities, useProbeClient, type Script } from '../test/helpers/scriptedActivities';
+import {
+  liveScript,
+  newScript,
+  scriptedActivities,
+  useProbeClient,
+  type Script,
+} from '../test/helpers/scriptedActivities';
 
 const ALL: Phase[] = ['before-upgrade', 'before-window', 'during-window', 'after-window'];
 
@@ -281,20 +287,7 @@ async function main(argv: string[]): Promise<void> {
   });
   useProbeClient(client);
   let script = newScript();
-  const live = {
-    get calls() {
-      return script.calls;
-    },
-    get failures() {
-      return script.failures;
-    },
-    get failWhen() {
-      return script.failWhen;
-    },
-    get overrides() {
-      return script.overrides;
-    },
-  } as Script;
+  const live = liveScript(() => script);
   const taskQueue = 'corpus';
   const worker = await Worker.create({
     connection,

@@ -75,6 +75,13 @@ describe.each(releases)('release %s', (release) => {
   });
 });
 
+// 0.1.0 kept its lab histories at the top of test/histories/; they stay there, and replay too.
+it('replays the histories kept where 0.1.0 recorded them', async () => {
+  const histories = load(root);
+  expect(histories.length).toBe(6);
+  expect(await replay(histories)).toEqual(histories.map((h) => [h.workflowId, null]));
+});
+
 describe('a change that is not behind patched() fails the replay', () => {
   it('the probe-stop change of 355dcd5, which shipped unpatched, fails the histories recorded before it', async () => {
     // Recorded at 4d34c17, a development build before 0.1.0: the probe was stopped by cancelling

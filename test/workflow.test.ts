@@ -27,7 +27,7 @@ import {
   type UpgradeInput,
   type UpgradeResult,
 } from '../common/messages';
-import { newScript, scriptedActivities, useProbeClient, type Script } from './helpers/scriptedActivities';
+import { liveScript, newScript, scriptedActivities, useProbeClient, type Script } from './helpers/scriptedActivities';
 import { sharedTemporal, workflowBundle } from './temporalEnv';
 import { untilProgress } from './helpers/progress';
 import { novaUpgrade } from '../workflows/upgrade';
@@ -81,20 +81,7 @@ beforeAll(async () => {
     taskQueue,
     workflowBundle: workflowBundle(),
     maxHeartbeatThrottleInterval: '1s',
-    activities: scriptedActivities({
-      get calls() {
-        return script.calls;
-      },
-      get failures() {
-        return script.failures;
-      },
-      get failWhen() {
-        return script.failWhen;
-      },
-      get overrides() {
-        return script.overrides;
-      },
-    } as Script),
+    activities: scriptedActivities(liveScript(() => script)),
   });
   workerRun = worker.run();
 });

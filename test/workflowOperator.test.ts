@@ -29,6 +29,7 @@ import {
 import type { UpgradeState } from '../workflows/state';
 import { batchEstimate } from '../workflows/window';
 import {
+  liveScript,
   newScript,
   scriptedActivities,
   untilProbeStop,
@@ -100,20 +101,7 @@ beforeAll(async () => {
   client = new Client({ connection: await Connection.connect({ address }), namespace: t.namespace });
   useProbeClient(client);
   // Getters, so each test's fresh script reaches the activities the worker already holds.
-  const live = {
-    get calls() {
-      return script.calls;
-    },
-    get failures() {
-      return script.failures;
-    },
-    get failWhen() {
-      return script.failWhen;
-    },
-    get overrides() {
-      return script.overrides;
-    },
-  } as Script;
+  const live = liveScript(() => script);
   worker = await Worker.create({
     connection: nativeConnection,
     namespace: t.namespace,

@@ -23,6 +23,27 @@ export interface Script {
   overrides?: Partial<Record<keyof Activities, (input: Record<string, unknown>) => unknown>>;
 }
 
+/**
+ * A Script that always reads the current one: a worker keeps the activities it was created with,
+ * so each test (or corpus scenario) swaps in a fresh script behind these getters.
+ */
+export function liveScript(current: () => Script): Script {
+  return {
+    get calls() {
+      return current().calls;
+    },
+    get failures() {
+      return current().failures;
+    },
+    get failWhen() {
+      return current().failWhen;
+    },
+    get overrides() {
+      return current().overrides;
+    },
+  };
+}
+
 export function newScript(): Script {
   return { calls: [], failures: new Map() };
 }
