@@ -1,7 +1,6 @@
 // Importers on the projects' own example files: kolla-ansible's ansible/inventory/multinode and
 // etc/kolla/globals.yml, OpenStack-Ansible's etc/openstack_deploy/openstack_user_config.yml.example.
-// They are not in this repository: they are read from ../shared/fixtures/importers/ beside it
-// (see the README there for their origin and licence), or from NOVA_UPGRADE_IMPORTER_FIXTURES.
+// They are kept unchanged in test/fixtures/importers/ (ORIGIN.md there gives their commit and licence).
 // Where a test changes a file, it does what an operator does to it (uncomment a line) at run time.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,11 +11,7 @@ import { expandHostPattern, hostsOf, parseAnsibleInventory, varsOf } from '../in
 import { drainedServices, inPlaceRestarts } from '../common/topology';
 import { runCli } from './helpers/cli';
 
-const FIXTURES =
-  process.env.NOVA_UPGRADE_IMPORTER_FIXTURES ?? resolve(__dirname, '..', '..', 'shared', 'fixtures', 'importers');
-// The example files are fetched public data, kept only in shared/ (never committed here). Until
-// they are placed there, these tests are reported as skipped, not passed.
-const present = existsSync(FIXTURES);
+const FIXTURES = resolve(__dirname, 'fixtures', 'importers');
 const MULTINODE = join(FIXTURES, 'kolla-ansible-multinode');
 const GLOBALS = join(FIXTURES, 'kolla-ansible-globals.yml');
 const OSA = join(FIXTURES, 'openstack_user_config.yml.example');
@@ -27,9 +22,7 @@ const RELEASE = ['--release-from', '30.0.0', '--release-to', '31.0.0'];
 
 function fixture(path: string): string {
   if (!existsSync(path))
-    throw new Error(
-      `missing fixture ${path}: the importer tests read the projects' example files from ${FIXTURES} (or NOVA_UPGRADE_IMPORTER_FIXTURES)`,
-    );
+    throw new Error(`missing fixture ${path}: the importer tests read the projects' example files from ${FIXTURES}`);
   return readFileSync(path, 'utf8');
 }
 
@@ -65,7 +58,7 @@ function osaExamplesUncommented(): string {
     .join('\n');
 }
 
-describe.runIf(present)('Ansible inventories as Ansible reads them', () => {
+describe('Ansible inventories as Ansible reads them', () => {
   it("reads kolla-ansible's multinode: groups through :children, the deployment host, and its commented range form", () => {
     const inv = parseAnsibleInventory(fixture(MULTINODE), MULTINODE);
     expect(hostsOf(inv, 'nova-api')).toEqual(['control01', 'control02', 'control03']);
@@ -91,7 +84,7 @@ describe.runIf(present)('Ansible inventories as Ansible reads them', () => {
   });
 });
 
-describe.runIf(present)('nova-upgrade inventory import --from kolla-ansible', () => {
+describe('nova-upgrade inventory import --from kolla-ansible', () => {
   it("refuses kolla-ansible's own example globals.yml: its VIP is commented out", async () => {
     const r = await runCli(['inventory', 'import', '--from', 'kolla-ansible', MULTINODE, GLOBALS, ...RELEASE]);
     expect(r.code).toBe(2);
@@ -171,7 +164,7 @@ describe.runIf(present)('nova-upgrade inventory import --from kolla-ansible', ()
   });
 });
 
-describe.runIf(present)('nova-upgrade inventory import --from openstack-ansible', () => {
+describe('nova-upgrade inventory import --from openstack-ansible', () => {
   it("refuses OpenStack-Ansible's example as it ships: every line of it is a comment", async () => {
     const r = await runCli(['inventory', 'import', '--from', 'openstack-ansible', OSA, ...RELEASE]);
     expect(r.code).toBe(2);
@@ -272,7 +265,7 @@ describe.runIf(present)('nova-upgrade inventory import --from openstack-ansible'
   });
 });
 
-describe.runIf(present)('nova-upgrade inventory import --from ansible', () => {
+describe('nova-upgrade inventory import --from ansible', () => {
   it('maps roles from conventional group names in a YAML inventory', async () => {
     const file = written(
       'hosts.yml',
