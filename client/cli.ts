@@ -241,9 +241,22 @@ export function buildProgram(): Command {
 
   withConnection(program.command('worker'))
     .description('run a worker for the upgrade workflows and their activities')
-    .action(async (o: ConnectionFlags) => {
-      const { runWorker } = await import('../worker/main');
-      await runWorker(o);
+    .option(
+      '--deployment <name>',
+      'use Worker Versioning, in this Worker Deployment (env NOVA_UPGRADE_DEPLOYMENT); see the operator guide, 8b',
+    )
+    .option(
+      '--build-id <id>',
+      'this build within the deployment (default: the version plus a hash of the workflow code)',
+    )
+    .option('--make-current', "make this build the deployment's current version once it polls")
+    .action(async (o: ConnectionFlags & { deployment?: string; buildId?: string; makeCurrent?: boolean }) => {
+      const { runWorker, versioningFromEnv, WorkerOptionsError } = await import('../worker/main');
+      try {
+        await runWorker({ ...versioningFromEnv(process.env), ...o });
+      } catch (err) {
+        throw err instanceof WorkerOptionsError ? new CliError(`${err.message}; nothing was started`, 2) : err;
+      }
     });
 
   return program;

@@ -125,3 +125,22 @@ describe('the CLI on bad input', () => {
     }
   });
 });
+
+describe('worker versioning options', () => {
+  it('refuses a build id or make-current without a deployment, and a deployment name with a space, before connecting', async () => {
+    for (const [args, sentence] of [
+      [
+        ['worker', '--build-id', 'b1'],
+        'worker: --build-id names a build of a Worker Deployment; give --deployment too',
+      ],
+      [['worker', '--make-current'], 'worker: --make-current needs --deployment'],
+      [['worker', '--deployment', 'nova upgrade'], 'worker: --deployment "nova upgrade" must be letters, digits'],
+    ] as const) {
+      // An address nothing listens on: a refusal must come before any connection is tried.
+      const r = await runCli([...args], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(sentence);
+      expect(r.stderr).toContain('nothing was started');
+    }
+  });
+});

@@ -49,6 +49,7 @@ const address = `${stack.ip}:${stack.port}`;
 const labDir = join(dir, 'lab');
 const taskQueue = `team-stack-${randomUUID()}`;
 const WORKERS = ['worker-a', 'worker-b'] as const;
+const DEPLOYMENT = 'nova-upgrade';
 let first: TeamStackInfo;
 let firstStartMs: number;
 let lab: LabInfo;
@@ -69,6 +70,9 @@ async function startWorker(name: string) {
     namespace: 'default',
     taskQueue,
     ...(bundle ? { workflowBundlePath: bundle } : {}),
+    // As a team deploys them: versioned, one build, made current by whichever worker starts first.
+    deployment: DEPLOYMENT,
+    makeCurrent: true,
   });
 }
 
@@ -327,6 +331,11 @@ describe('the team stack on PostgreSQL', () => {
         ),
       ).toBe(true);
       expect(snap.failedRequests, JSON.stringify(snap.firstFailures)).toBe(0);
+      // The upgrade ran on the workers' Worker Deployment, auto-upgrading, not pinned (operator guide, 8b).
+      const versioning = (await h2.describe()).raw.workflowExecutionInfo?.versioningInfo;
+      expect(versioning?.deploymentVersion?.deploymentName).toBe(DEPLOYMENT);
+      expect(versioning?.deploymentVersion?.buildId).toMatch(/-[0-9a-f]{12}$/);
+      expect(String(versioning?.behavior)).toMatch(/AUTO_UPGRADE|^2$/);
       // Both original workers served the upgrade (a third identity is the restarted one).
       for (const [w, pid] of originalPids)
         expect([w, [...identities].some((i) => i.startsWith(`${pid}@`))]).toEqual([w, true]);

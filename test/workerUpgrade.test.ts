@@ -17,6 +17,7 @@ import { novaUpgrade } from '../workflows/upgrade';
 import { newScript, scriptedActivities, useProbeClient } from './helpers/scriptedActivities';
 import { untilProgress } from './helpers/progress';
 import { sharedTemporal, workflowBundle } from './temporalEnv';
+import { defaultBuildId, makeCurrent, versionedWorker } from '../worker/main';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 
@@ -141,6 +142,88 @@ it.runIf(haveRelease)(
     } finally {
       workerB.shutdown();
       await runB;
+    }
+  },
+  300_000,
+);
+
+// The same swap as a team does it with Worker Versioning: build B joins a Worker Deployment while
+// A (0.1.0, unversioned) still runs; B gets nothing until the operator makes it current; then the
+// held upgrade moves to B at its next task (auto-upgrade), with A still polling, and completes there.
+it.runIf(haveRelease)(
+  'with Worker Versioning, a held upgrade moves to a new build only once the operator makes that build current',
+  async () => {
+    const t = sharedTemporal();
+    const taskQueue = `worker-versioning-${randomUUID()}`;
+    const scriptA = newScript();
+    const scriptB = newScript();
+    const raw = parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as Record<string, unknown>;
+    const loadA = (await import(join(buildA, 'inventory', 'load.ts'))) as {
+      validateInventory: typeof validateInventory;
+    };
+    const inventory = loadA.validateInventory({
+      ...raw,
+      cloud: `wv${randomUUID().slice(0, 8)}`,
+      retry: { maximumAttempts: 1, initialIntervalSeconds: 1 },
+    });
+    const input: UpgradeInput = {
+      inventory,
+      autoApprove: ['before-upgrade', 'before-window', 'after-window'],
+      startedBy: 'test',
+    };
+    const workerA = await Worker.create({
+      connection,
+      namespace: t.namespace,
+      taskQueue,
+      workflowBundle: { code: bundleA },
+      activities: scriptedActivities(scriptA),
+    });
+    const runA = workerA.run();
+    const bundleB = workflowBundle();
+    const version = {
+      deploymentName: `nova-upgrade-${randomUUID().slice(0, 8)}`,
+      buildId: defaultBuildId(readFileSync(bundleB.codePath, 'utf8')),
+    };
+    const workerB = await Worker.create({
+      connection,
+      namespace: t.namespace,
+      taskQueue,
+      workflowBundle: bundleB,
+      activities: scriptedActivities(scriptB),
+      workerDeploymentOptions: versionedWorker(version),
+    });
+    const runB = workerB.run();
+    try {
+      const h = await client.workflow.start(novaUpgrade, {
+        taskQueue,
+        workflowId: `nova-upgrade-${inventory.cloud}`,
+        args: [input],
+      });
+      await untilProgress(h, (p) => p.pendingApproval?.phase === 'during-window', 'the window gate, on build A');
+      // B polled all along and was given nothing: a version that is not current gets no task.
+      expect(scriptB.calls).toEqual([]);
+      expect(scriptA.calls.length).toBeGreaterThan(0);
+      expect(version.buildId).toMatch(/^\d+\.\d+\.\d+\S*-[0-9a-f]{12}$/);
+
+      await makeCurrent(client, t.namespace, version.deploymentName, version.buildId);
+      const callsOnA = scriptA.calls.length;
+      await h.executeUpdate(approveUpdate, {
+        args: [{ phase: 'during-window', approver: 'alice', comment: 'after making build B current' }],
+      });
+      const result = (await h.result()) as UpgradeResult;
+      expect(result.status).toBe('completed');
+      // A kept polling, yet everything after the promotion ran on B, and nothing of A's ran again.
+      expect(scriptA.calls.length).toBe(callsOnA);
+      expect(scriptB.calls.map((c) => c.name)).toContain('upgradePlacement');
+      expect(scriptB.calls.filter((c) => ['syncApiDb', 'syncCellDb'].includes(c.name))).toEqual([]);
+      const info = (await h.describe()).raw.workflowExecutionInfo?.versioningInfo;
+      expect(info?.deploymentVersion?.buildId).toBe(version.buildId);
+      expect(info?.deploymentVersion?.deploymentName).toBe(version.deploymentName);
+      expect(String(info?.behavior)).toMatch(/AUTO_UPGRADE|^2$/);
+    } finally {
+      workerA.shutdown();
+      workerB.shutdown();
+      await Promise.all([runA, runB]);
     }
   },
   300_000,

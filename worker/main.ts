@@ -1,7 +1,10 @@
 // The worker: runs the workflows and every remote effect. One SSH pool serves all activities
 // in this process, so connections to a node are shared across concurrent steps.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, Worker, type WorkerDeploymentOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { progressQuery } from '../common/messages';
 import { SshPool } from '../activities/ssh/pool';
@@ -11,10 +14,117 @@ export interface WorkerOptions extends ConnectionFlags {
   /** A prebuilt bundle (tests build one per run); otherwise the workflows are bundled at start. */
   workflowBundlePath?: string;
   maxConcurrentActivities?: number;
+  /**
+   * Worker Versioning (docs/operator-guide.md, 8b): the Worker Deployment this worker belongs to.
+   * Unset, the worker is unversioned, as 0.1.0's were.
+   */
+  deployment?: string;
+  /** The build within the deployment; by default the version plus a hash of the workflow code. */
+  buildId?: string;
+  /** Make this build the deployment's current version once it polls, so running upgrades move to it. */
+  makeCurrent?: boolean;
+}
+
+/** A refusal of the worker's own options, before it connects anywhere. */
+export class WorkerOptionsError extends Error {}
+
+/** The project's version, from its package.json: two levels up from dist/worker/, one from worker/. */
+function packageVersion(): string {
+  for (const dir of [join(__dirname, '..'), join(__dirname, '..', '..')]) {
+    const file = join(dir, 'package.json');
+    if (!existsSync(file)) continue;
+    const pkg: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    if (typeof pkg === 'object' && pkg !== null && 'name' in pkg && pkg.name === 'nova-upgrade' && 'version' in pkg)
+      return String(pkg.version);
+  }
+  return 'unknown';
+}
+
+/**
+ * The same workflow code gives the same build id on every worker of a team, and any change to it
+ * a new one, so a build id never names two different codes.
+ */
+export function defaultBuildId(workflowCode: string): string {
+  return `${packageVersion()}-${createHash('sha256').update(workflowCode).digest('hex').slice(0, 12)}`;
+}
+
+/**
+ * Auto-upgrade, never pinned: an upgrade runs for hours or days, and a pinned one would keep
+ * running the build it started on, fixes included, until it ends. With auto-upgrade it moves to
+ * the deployment's current build at its next workflow task, which is what patched() and the
+ * replay corpus (test/histories/) make safe.
+ */
+export function versionedWorker(version: { deploymentName: string; buildId: string }): WorkerDeploymentOptions {
+  return { useWorkerVersioning: true, version, defaultVersioningBehavior: 'AUTO_UPGRADE' };
+}
+
+function checkVersioning(opts: WorkerOptions): void {
+  if (opts.deployment === undefined) {
+    if (opts.buildId !== undefined)
+      throw new WorkerOptionsError('worker: --build-id names a build of a Worker Deployment; give --deployment too');
+    if (opts.makeCurrent)
+      throw new WorkerOptionsError(
+        'worker: --make-current needs --deployment, the deployment to make this build current in',
+      );
+    return;
+  }
+  const name = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+  if (!name.test(opts.deployment))
+    throw new WorkerOptionsError(
+      `worker: --deployment "${opts.deployment}" must be letters, digits, dots, dashes and underscores`,
+    );
+  if (opts.buildId !== undefined && !name.test(opts.buildId))
+    throw new WorkerOptionsError(
+      `worker: --build-id "${opts.buildId}" must be letters, digits, dots, dashes and underscores`,
+    );
+}
+
+/**
+ * Sets this build as its deployment's current version. The server knows a version only once its
+ * workers poll, so this waits for that (a few seconds after start, measured: 1 to 3 s on the dev
+ * server) and gives up after a minute with the server's own answer.
+ */
+export async function makeCurrent(
+  client: Client,
+  namespace: string,
+  deploymentName: string,
+  buildId: string,
+): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      await client.workflowService.setWorkerDeploymentCurrentVersion({
+        namespace,
+        deploymentName,
+        buildId,
+        identity: client.options.identity,
+      });
+      console.log(`build ${buildId} is now the current version of Worker Deployment "${deploymentName}"`);
+      return;
+    } catch (err) {
+      if (Date.now() > deadline)
+        throw new Error(
+          `could not make build ${buildId} current in Worker Deployment "${deploymentName}": ${err instanceof Error ? err.message : String(err)}`,
+        );
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+  }
 }
 
 export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
+  checkVersioning(opts);
   const conn = resolveConnection(opts);
+  // Versioned, the build id is taken from the code this worker runs, so the code is bundled first.
+  const workflowCode =
+    opts.deployment === undefined
+      ? undefined
+      : opts.workflowBundlePath
+        ? readFileSync(opts.workflowBundlePath, 'utf8')
+        : (await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') })).code;
+  const version =
+    opts.deployment === undefined || workflowCode === undefined
+      ? undefined
+      : { deploymentName: opts.deployment, buildId: opts.buildId ?? defaultBuildId(workflowCode) };
   const connection = await NativeConnection.connect(connectionOptions(conn));
   const pool = new SshPool();
   const clientConnection = await Connection.connect(connectionOptions(conn));
@@ -23,9 +133,12 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
     connection,
     namespace: conn.namespace,
     taskQueue: conn.taskQueue,
-    ...(opts.workflowBundlePath
-      ? { workflowBundle: { codePath: opts.workflowBundlePath } }
-      : { workflowsPath: require.resolve('../workflows') }),
+    ...(workflowCode !== undefined
+      ? { workflowBundle: { code: workflowCode } }
+      : opts.workflowBundlePath
+        ? { workflowBundle: { codePath: opts.workflowBundlePath } }
+        : { workflowsPath: require.resolve('../workflows') }),
+    ...(version ? { workerDeploymentOptions: versionedWorker(version) } : {}),
     activities: createActivities({
       runner: pool,
       // The probe asks its workflow's progress whether the window's steps are done.
@@ -42,9 +155,21 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
   const stop = () => worker.shutdown();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  console.log(`worker polling task queue "${conn.taskQueue}" on ${conn.address} (namespace ${conn.namespace})`);
+  console.log(
+    `worker polling task queue "${conn.taskQueue}" on ${conn.address} (namespace ${conn.namespace})` +
+      (version ? `, Worker Deployment "${version.deploymentName}" build ${version.buildId}` : ', unversioned'),
+  );
   try {
-    await worker.run();
+    const running = worker.run();
+    if (version && opts.makeCurrent)
+      await makeCurrent(workflowClient, conn.namespace, version.deploymentName, version.buildId).catch(
+        async (err: unknown) => {
+          worker.shutdown();
+          await running.catch(() => undefined);
+          throw err;
+        },
+      );
+    await running;
   } finally {
     await pool.close();
     await clientConnection.close();
@@ -52,11 +177,23 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
   }
 }
 
+/** Worker Versioning from the environment, for the compose file's worker and other containers. */
+export function versioningFromEnv(
+  env: NodeJS.ProcessEnv,
+): Pick<WorkerOptions, 'deployment' | 'buildId' | 'makeCurrent'> {
+  return {
+    ...(env.NOVA_UPGRADE_DEPLOYMENT ? { deployment: env.NOVA_UPGRADE_DEPLOYMENT } : {}),
+    ...(env.NOVA_UPGRADE_BUILD_ID ? { buildId: env.NOVA_UPGRADE_BUILD_ID } : {}),
+    ...(env.NOVA_UPGRADE_MAKE_CURRENT === 'true' ? { makeCurrent: true } : {}),
+  };
+}
+
 if (require.main === module) {
   runWorker({
     ...(process.env.NOVA_UPGRADE_WORKFLOW_BUNDLE
       ? { workflowBundlePath: process.env.NOVA_UPGRADE_WORKFLOW_BUNDLE }
       : {}),
+    ...versioningFromEnv(process.env),
   }).catch((err: unknown) => {
     console.error(`worker stopped: ${err instanceof Error ? err.message : String(err)}`);
     process.exit(1);

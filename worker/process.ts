@@ -13,6 +13,10 @@ export interface WorkerProcessOptions {
   /** Prebuilt workflow bundle; without one the worker bundles at start (slower). */
   workflowBundlePath?: string;
   name?: string;
+  /** Worker Versioning: the Worker Deployment to join, as `worker --deployment` does. */
+  deployment?: string;
+  /** Make this worker's build current in its deployment once it polls (`--make-current`). */
+  makeCurrent?: boolean;
 }
 
 function alive(pid: number): boolean {
@@ -58,6 +62,8 @@ export async function startWorkerProcess(
       TEMPORAL_NAMESPACE: opts.namespace ?? 'default',
       ...(opts.taskQueue ? { NOVA_UPGRADE_TASK_QUEUE: opts.taskQueue } : {}),
       ...(opts.workflowBundlePath ? { NOVA_UPGRADE_WORKFLOW_BUNDLE: opts.workflowBundlePath } : {}),
+      ...(opts.deployment ? { NOVA_UPGRADE_DEPLOYMENT: opts.deployment } : {}),
+      ...(opts.makeCurrent ? { NOVA_UPGRADE_MAKE_CURRENT: 'true' } : {}),
     },
   });
   child.unref();
