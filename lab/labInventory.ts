@@ -1,11 +1,19 @@
 // The inventory a lab hands the tool: the seed's topology on loopback addresses, the lab's own
 // key and known_hosts, node-root config paths, and timeouts sized for a lab, not a cloud.
 import { Document, isMap, isScalar } from 'yaml';
+import { DEFAULT_COMMANDS, type CommandName } from '../inventory/commands';
 import { validateInventory } from '../inventory/load';
 import type { InventoryInput } from '../inventory/schema';
 import { nodeLayout, stateLayout, NOVA_UNITS } from './node/layout';
 import { realFiles } from './real/configs';
 import { API_PORT, type LabLb, type LabNodePlan } from './topology';
+
+/** The devstack templates that name a program by its venv path, naming it by PATH instead. */
+const PATH_COMMANDS = Object.fromEntries(
+  Object.entries(DEFAULT_COMMANDS)
+    .filter(([, t]) => t.includes('{venv}/bin/'))
+    .map(([k, t]) => [k, t.replaceAll('{venv}/bin/', '')]),
+) as Partial<Record<CommandName, string>>;
 
 export interface LabInventoryInput {
   stateDir: string;
@@ -36,6 +44,10 @@ export function labInventory(i: LabInventoryInput): InventoryInput {
     vip: { url: `http://${vip.address}:${vip.port}`, computeEndpointUrl: `http://${vip.address}:${vip.port}/v2.1` },
     haproxy: { backend: 'nova-api', drainMode: 'drain', switchover: 'monotonic' },
     openstack: { osCloud: 'devstack-admin' },
+    // The lab's stand-ins (nova-manage, nova-status, placement-manage) live in <stateDir>/bin,
+    // where devstack's global venv keeps the real ones: the default templates call them by
+    // that full path, as on a current devstack.
+    devstack: { venv: s.root },
     cells: [
       { name: 'cell0', configFile: ctl.novaConf },
       { name: 'cell1', configFile: ctl.cell1Conf },
@@ -163,7 +175,9 @@ function realLabInventory(i: LabInventoryInput): InventoryInput {
       readSeconds: 60,
     },
     retry: { maximumAttempts: 3, initialIntervalSeconds: 1, maximumIntervalSeconds: 5 },
-    commands: { installCode: 'lab-install-code {version}' },
+    // A real-nova node runs its own release's programs from its own bin directory on PATH (one
+    // venv per node and release), not from one venv path shared by every node.
+    commands: { ...PATH_COMMANDS, installCode: 'lab-install-code {version}' },
     nodes: i.nodes.map((n) => {
       const f = realFiles(s.node(n.name));
       const isController = n.roles.includes('controller');
