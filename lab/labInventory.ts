@@ -6,6 +6,9 @@ import { validateInventory } from '../inventory/load';
 import type { InventoryInput } from '../inventory/schema';
 import { nodeLayout, stateLayout, NOVA_UNITS } from './node/layout';
 import { realFiles } from './real/configs';
+import { imagePrefix, KOLLA_CONTAINERS, kollaLayout } from './kolla';
+import type { Service } from '../inventory/schema';
+import { join } from 'node:path';
 import { API_PORT, type LabLb, type LabNodePlan } from './topology';
 
 /** The devstack templates that name a program by its venv path, naming it by PATH instead. */
@@ -22,11 +25,14 @@ export interface LabInventoryInput {
   sshPort: number;
   nodes: LabNodePlan[];
   lbs: LabLb[];
-  nova?: 'standin' | 'real';
+  nova?: 'standin' | 'real' | 'kolla';
+  /** The kolla lab's subnet: its registry's address. */
+  subnet?: string;
 }
 
 export function labInventory(i: LabInventoryInput): InventoryInput {
   if (i.nova === 'real') return realLabInventory(i);
+  if (i.nova === 'kolla') return kollaLabInventory(i);
   const s = stateLayout(i.stateDir);
   const controller = i.nodes.find((n) => n.roles.includes('controller'))!;
   const ctl = nodeLayout(s.node(controller.name));
@@ -209,6 +215,47 @@ function realLabInventory(i: LabInventoryInput): InventoryInput {
           ...(isCompute ? [f.cpuConf] : []),
         ],
       };
+    }),
+  };
+}
+
+/**
+ * The kolla lab's inventory: the stand-in lab's, with profile kolla. Every kolla template is
+ * the profile's own (pull, one-shot nova-manage containers, recreate); the node services are
+ * the lab's containers (its extra nova_super_conductor included), the images its registry's.
+ */
+function kollaLabInventory(i: LabInventoryInput): InventoryInput {
+  const standin = labInventory({ ...i, nova: 'standin' });
+  const k = kollaLayout(i.stateDir);
+  const conf = (service: string) => join(k.configDir, service, 'nova.conf');
+  const byUnit = new Map(KOLLA_CONTAINERS.map((c) => [c.unit, c]));
+  const kind = (unit: string): Service['kind'] =>
+    unit === NOVA_UNITS.api
+      ? 'api'
+      : unit === NOVA_UNITS.compute
+        ? 'compute'
+        : unit === NOVA_UNITS.scheduler
+          ? 'scheduler'
+          : unit === NOVA_UNITS.metadata
+            ? 'metadata'
+            : unit === NOVA_UNITS.console
+              ? 'console'
+              : 'conductor';
+  const { devstack: _devstack, ...rest } = standin;
+  return {
+    ...rest,
+    profile: 'kolla',
+    kolla: { engine: 'podman', images: imagePrefix(i.subnet ?? '127.0.1'), tag: i.toVersion, configDir: k.configDir },
+    cells: [
+      { name: 'cell0', configFile: conf('nova-api') },
+      { name: 'cell1', configFile: conf('nova-conductor') },
+    ],
+    // The lab's own tempest and clouds.yaml entry; everything else is the kolla profile's.
+    commands: { tempest: standin.commands?.tempest ?? '' },
+    nodes: standin.nodes.map((n, idx) => {
+      const { configFiles: _files, ...node } = n;
+      const units = i.nodes[idx]!.units.filter((u) => u !== NOVA_UNITS.placement);
+      return { ...node, services: units.map((u) => ({ unit: byUnit.get(u)!.container, kind: kind(u) })) };
     }),
   };
 }
