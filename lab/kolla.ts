@@ -19,7 +19,7 @@
 // placement-manage, with /etc/nova-lab-release naming its release; the node binaries and
 // libraries come from the host through the containers' default volumes (containers.conf), so
 // an image is a few kilobytes and builds in well under a second.
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -350,9 +350,35 @@ export async function startKollaContainers(
   }
 }
 
-/** Removes every container of a node (lab down); images and storage stay for the next lab up. */
+/**
+ * Podman's overlay driver keeps its storage directory mounted (a private bind of
+ * <graphroot>/overlay, and each running container's rootfs) after its containers are gone:
+ * unmounted here, so that the lab's state directory can be removed.
+ */
+function unmountUnder(dir: string): void {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((m) => m === dir || m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) {
+    try {
+      execFileSync('umount', ['-l', m], { stdio: 'ignore' });
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+/** Removes every container of a node (lab down); images stay in its storage for the next lab up. */
 export async function stopKollaContainers(root: string): Promise<void> {
   const dir = nodePodmanDir(root);
   if (!existsSync(join(dir, 'containers.conf'))) return;
   await podman(dir, ['rm', '--all', '--force', '--time', '2']).catch(() => undefined);
+  unmountUnder(dir);
+}
+
+/** The lab's build store, unmounted as a node's is. */
+export function stopKollaBuild(stateDir: string): void {
+  unmountUnder(kollaLayout(stateDir).build);
 }

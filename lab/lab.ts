@@ -35,6 +35,7 @@ import {
   podmanEnv,
   prepareKollaImages,
   startKollaContainers,
+  stopKollaBuild,
   stopKollaContainers,
   writeKollaConfigs,
   writeNodePodman,
@@ -459,7 +460,10 @@ export async function labDown(stateDir: string = DEFAULT_STATE_DIR): Promise<voi
     }
     await sleep(25);
   }
-  if (o.nova === 'kolla') await Promise.all(nodes.map((n) => stopKollaContainers(n.root)));
+  if (o.nova === 'kolla') {
+    await Promise.all(nodes.map((n) => stopKollaContainers(n.root)));
+    stopKollaBuild(o.stateDir);
+  }
   // MariaDB and RabbitMQ get their clean shutdown before the sweep's SIGKILL.
   if (o.nova === 'real') await stopBacking(backingDirs(o.stateDir));
   await sweepSessions(o.stateDir);

@@ -114,6 +114,9 @@ lab-install-code switches the node's installed release) and tempest (a small rea
 suite run by stestr, in the lab's tempest directory). upgradePlacement keeps its default:
 the lab's placement-manage and systemctl answer it.`;
 
+const KOLLA_COMMANDS_NOTE = `The kolla lab replaces one template: tempest (the lab's small stestr suite). Every other
+command is the kolla profile's own, run with the lab's podman against its containers and registry.`;
+
 const asComment = (text: string) =>
   text
     .split('\n')
@@ -127,7 +130,8 @@ export function renderLabInventory(inv: InventoryInput): string {
   doc.commentBefore = asComment(HEADER);
   if (isMap(doc.contents)) {
     const pair = doc.contents.items.find((p) => isScalar(p.key) && p.key.value === 'commands');
-    if (pair && isScalar(pair.key)) pair.key.commentBefore = asComment(COMMANDS_NOTE);
+    if (pair && isScalar(pair.key))
+      pair.key.commentBefore = asComment(inv.profile === 'kolla' ? KOLLA_COMMANDS_NOTE : COMMANDS_NOTE);
   }
   return doc.toString({ lineWidth: 0 });
 }
