@@ -3,8 +3,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { InventoryError, loadInventory } from '../inventory/load';
 import { isPhase, PHASES, type Phase } from '../common/messages';
-import { plannedSteps } from '../workflows/runbook';
-import { describeJump } from '../inventory/jump';
+import { dryRunLines } from './dryRun';
 import { UpgradePhase, UpgradeStatus } from '../common/searchAttributes';
 import { connectClient, ConnectionError, resolveConnection, type ConnectionFlags } from './connection';
 import { changedLines, liveLines, progressTable, watchView } from './render';
@@ -88,19 +87,7 @@ export function buildProgram(): Command {
       ) => {
         const inv = loadInventory(o.inventory);
         if (o.dryRun) {
-          const jump = describeJump(inv.release.from, inv.release.to);
-          print(`nova ${jump.summary}`);
-          for (const d of jump.differences) print(`  - ${d}`);
-          let phaseName = '';
-          for (const s of plannedSteps(inv)) {
-            if (s.phase !== phaseName)
-              print(
-                `\n== ${(phaseName = s.phase)}${o.autoApprove.includes(s.phase) ? ' (auto-approved)' : ' (waits for approval)'}`,
-              );
-            print(`- ${s.title}`);
-            for (const c of s.commands) print(`    [${c.node}] ${c.command}`);
-          }
-          print('\nDry run: nothing was started and no host was contacted.');
+          for (const line of dryRunLines(inv, o.autoApprove)) print(line);
           return;
         }
         const { conn, client: c } = await client(o);

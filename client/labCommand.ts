@@ -20,14 +20,15 @@ export function labCommand(): Command {
     .option('--lb-nodes <n>', 'HAProxy instances (keepalived is not simulated)', '1')
     .option(
       '--nova <kind>',
-      'standin (the fast lab of stand-ins) or real (nova, placement and keystone from their releases, on MariaDB and RabbitMQ)',
+      'standin (the fast lab of stand-ins), real (nova, placement and keystone from their releases, on MariaDB and RabbitMQ) or kolla (the stand-ins in podman containers, as kolla-ansible runs them)',
       'standin',
     )
     .option('--from <version>', 'release installed at first (default 30.0.0; real: 33.0.2)')
     .option('--to <version>', 'release the inventory upgrades to (default 31.0.0; real: 34.0.0)')
     .option('--ssh-port <port>', 'port every node sshd listens on', '2222')
     .action(async (o: Record<string, string>) => {
-      if (o.nova !== 'standin' && o.nova !== 'real') throw new Error(`--nova must be standin or real, not "${o.nova}"`);
+      if (o.nova !== 'standin' && o.nova !== 'real' && o.nova !== 'kolla')
+        throw new Error(`--nova must be standin, real or kolla, not "${o.nova}"`);
       const info = await labUp({
         nova: o.nova,
         stateDir: o.stateDir,

@@ -29,7 +29,9 @@ export const RESTART_ORDER: Service['kind'][] = ['conductor', 'scheduler', 'meta
 
 /** A command template of the inventory, rendered with every value shell-quoted. */
 export function cmd(inv: Inventory, name: CommandName, values: Record<string, string | number> = {}): string {
-  return renderCommand(name, inv.commands[name], { osCloud: inv.openstack.osCloud, ...values });
+  // {venv} only with the devstack profile; a run started before profiles has no devstack section and no {venv}.
+  const venv: Record<string, string> = inv.devstack ? { venv: inv.devstack.venv } : {};
+  return renderCommand(name, inv.commands[name], { osCloud: inv.openstack.osCloud, ...venv, ...values });
 }
 
 export function nodeByName(inv: Inventory, name: string): Node {

@@ -1,20 +1,30 @@
-// Command templates with devstack/systemd defaults. Every placeholder value is shell-quoted
-// when rendered, so a template may not use a placeholder it does not declare: the inventory
-// check refuses unknown ones before anything runs.
+// Command templates with the devstack profile's defaults (the other profiles are in
+// inventory/profiles/). Every placeholder value is shell-quoted when rendered, so a template may
+// not use a placeholder it does not declare: the inventory check refuses unknown ones before
+// anything runs.
+//
+// A current devstack (stackrc: GLOBAL_VENV=True, the default except on CentOS Stream and
+// Rocky) installs every project into one venv, {venv} = /opt/stack/data/venv (DEVSTACK_VENV),
+// and links only nova-manage and openstack into /usr/local/bin (stack.sh): nova-status and
+// placement-manage are on no non-interactive PATH, so every nova program is called by its full
+// venv path. There is no system pip to call either (PEP 668: Debian 12 and Ubuntu 24.04 refuse
+// `pip install` outside a venv); devstack's pip_install runs the venv's own pip as the stack
+// user, without sudo.
 export const DEFAULT_COMMANDS = {
   /** Prints the installed nova release (e.g. 31.0.0) on stdout. */
-  codeVersion: 'nova-manage --version',
+  codeVersion: '{venv}/bin/nova-manage --version',
   installCode:
-    'cd /opt/stack/nova && git fetch --tags origin && git checkout {version} && sudo -H pip install -e /opt/stack/nova',
-  upgradePlacement: 'placement-manage db sync && sudo systemctl restart devstack@placement-api',
-  apiDbSync: 'nova-manage api_db sync',
+    'cd /opt/stack/nova && git fetch --tags origin && git checkout {version} && {venv}/bin/pip install -e /opt/stack/nova',
+  upgradePlacement: '{venv}/bin/placement-manage db sync && sudo systemctl restart devstack@placement-api',
+  apiDbSync: '{venv}/bin/nova-manage api_db sync',
   // --local_cell, as nova's docs and devstack run it: a cell's config (devstack's
   // nova_cell1.conf) has no [api_database], and without the flag nova-manage also syncs cell0
   // through the API database and exits 1 with "Could not access cell0".
-  dbSync: 'nova-manage --config-file {config} db sync --local_cell',
-  upgradeCheck: 'nova-status upgrade check',
+  dbSync: '{venv}/bin/nova-manage --config-file {config} db sync --local_cell',
+  upgradeCheck: '{venv}/bin/nova-status upgrade check',
   // Per cell, with that cell's config: nova-manage migrates only the [database] it reads.
-  onlineDataMigrations: 'nova-manage --config-file {config} db online_data_migrations --max-count {maxCount}',
+  onlineDataMigrations:
+    '{venv}/bin/nova-manage --config-file {config} db online_data_migrations --max-count {maxCount}',
   serviceState: 'systemctl show --property=MainPID,ActiveState,SubState,ExecMainStartTimestampMonotonic {unit}',
   serviceStart: 'sudo systemctl start {unit}',
   serviceStop: 'sudo systemctl stop {unit}',
@@ -40,14 +50,17 @@ export const DEFAULT_COMMANDS = {
 
 export type CommandName = keyof typeof DEFAULT_COMMANDS;
 
+/** devstack's global venv: the one placeholder only the devstack profile has a value for. */
+export const DEVSTACK_VENV = '/opt/stack/data/venv';
+
 export const COMMAND_PLACEHOLDERS: Record<CommandName, readonly string[]> = {
-  codeVersion: [],
-  installCode: ['version', 'node'],
-  upgradePlacement: ['version', 'node'],
-  apiDbSync: [],
-  dbSync: ['config', 'cell'],
-  upgradeCheck: [],
-  onlineDataMigrations: ['maxCount', 'config', 'cell'],
+  codeVersion: ['venv'],
+  installCode: ['version', 'node', 'venv'],
+  upgradePlacement: ['version', 'node', 'venv'],
+  apiDbSync: ['venv'],
+  dbSync: ['config', 'cell', 'venv'],
+  upgradeCheck: ['venv'],
+  onlineDataMigrations: ['maxCount', 'config', 'cell', 'venv'],
   serviceState: ['unit', 'node'],
   serviceStart: ['unit', 'node'],
   serviceStop: ['unit', 'node'],

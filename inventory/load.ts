@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { COMMAND_PLACEHOLDERS, DEFAULT_COMMANDS, placeholdersIn, type CommandName } from './commands';
+import { COMMAND_PLACEHOLDERS, placeholdersIn, type CommandName } from './commands';
+import { DEVSTACK_VENV, KOLLA_CONFIG_DIR, resolveProfile, type Profile } from './profiles';
 import {
   inventorySchema,
   IPV4,
@@ -9,8 +10,6 @@ import {
   type InventoryInput,
   type LoadBalancerSettings,
   type Node,
-  type Service,
-  type Role,
 } from './schema';
 
 export class InventoryError extends Error {
@@ -24,26 +23,6 @@ export class InventoryError extends Error {
     this.name = 'InventoryError';
   }
 }
-
-const DEFAULT_SERVICES: Record<Role, Service[]> = {
-  controller: [
-    { unit: 'devstack@n-super-cond', kind: 'conductor' },
-    { unit: 'devstack@n-cond-cell1', kind: 'conductor' },
-    { unit: 'devstack@n-sch', kind: 'scheduler' },
-    { unit: 'devstack@n-api-meta', kind: 'metadata' },
-    { unit: 'devstack@n-novnc-cell1', kind: 'console' },
-  ],
-  api: [{ unit: 'devstack@n-api', kind: 'api' }],
-  compute: [{ unit: 'devstack@n-cpu', kind: 'compute' }],
-  lb: [],
-};
-
-const DEFAULT_CONFIGS: Record<Role, string[]> = {
-  controller: ['/etc/nova/nova.conf', '/etc/nova/nova_cell1.conf'],
-  api: ['/etc/nova/nova.conf'],
-  compute: ['/etc/nova/nova-cpu.conf'],
-  lb: [],
-};
 
 /** Names a path the way an operator reads it: `nodes[1] (apicomp).api.haproxyServer`. */
 function describePath(path: readonly PropertyKey[], raw: unknown): string {
@@ -171,13 +150,17 @@ function resolveLoadBalancer(
   };
 }
 
-function templateProblems(overrides: Record<string, unknown>): string[] {
+function templateProblems(overrides: Record<string, unknown>, profile = 'devstack'): string[] {
   const problems: string[] = [];
   for (const [name, template] of Object.entries(overrides)) {
     const allowed = COMMAND_PLACEHOLDERS[name as CommandName];
     if (!allowed || typeof template !== 'string') continue;
     for (const p of uniq(placeholdersIn(template))) {
-      if (!allowed.includes(p)) {
+      if (p === 'venv' && allowed.includes(p) && profile !== 'devstack') {
+        problems.push(
+          `commands.${name}: {venv} is devstack's global venv, and profile ${profile} has none; write the program's path`,
+        );
+      } else if (!allowed.includes(p)) {
         problems.push(
           `commands.${name}: unknown placeholder {${p}}; this template may use ${allowed.length ? allowed.map((a) => `{${a}}`).join(', ') : 'no placeholders'}`,
         );
@@ -185,6 +168,30 @@ function templateProblems(overrides: Record<string, unknown>): string[] {
     }
   }
   return problems;
+}
+
+/**
+ * The profile the inventory names, with its own section. A section for another profile is
+ * refused rather than ignored: it says the operator meant something this inventory does not do.
+ */
+function pickProfile(inv: Parsed, problems: string[]): Profile {
+  if (inv.devstack && inv.profile !== 'devstack')
+    problems.push(`devstack: read only with profile: devstack (this inventory says profile: ${inv.profile})`);
+  if (inv.kolla && inv.profile !== 'kolla')
+    problems.push(`kolla: read only with profile: kolla (this inventory says profile: ${inv.profile})`);
+  if (inv.profile !== 'kolla') return resolveProfile(inv.profile);
+  if (!inv.kolla) {
+    problems.push(
+      'kolla: profile kolla needs the new images: kolla.images (registry/namespace, as docker_registry/docker_namespace) and kolla.tag (openstack_tag of the target release)',
+    );
+    return resolveProfile('kolla', {
+      engine: 'docker',
+      images: 'registry/namespace',
+      tag: 'tag',
+      configDir: KOLLA_CONFIG_DIR,
+    });
+  }
+  return resolveProfile('kolla', inv.kolla);
 }
 
 /** Validates an already-parsed document; the single entry point for YAML, JSON and tests. */
@@ -199,9 +206,10 @@ export function validateInventory(raw: unknown, source = 'inventory'): Inventory
   const inv = parsed.data;
   const problems: string[] = [];
   const where = (i: number) => `nodes[${i}] (${inv.nodes[i]!.name})`;
+  const profile = pickProfile(inv, problems);
 
   const nodes: Node[] = inv.nodes.map((n, i) => {
-    const services = n.services ?? uniq(n.roles).flatMap((r) => DEFAULT_SERVICES[r]);
+    const services = n.services ?? uniq(n.roles).flatMap((r) => profile.services[r]);
     if (n.address === undefined && n.sshHost === undefined)
       problems.push(`${where(i)}.address: give the node's address, or sshHost (a Host alias of the ssh config)`);
     const address = n.address ?? n.sshHost ?? '';
@@ -232,7 +240,7 @@ export function validateInventory(raw: unknown, source = 'inventory'): Inventory
       ...(api ? { api } : {}),
       ...(n.lb ? { lb: { socket: n.lb.socket } } : {}),
       services,
-      configFiles: n.configFiles ?? uniq(n.roles.flatMap((r) => DEFAULT_CONFIGS[r])),
+      configFiles: n.configFiles ?? uniq(n.roles.flatMap((r) => profile.configFiles[r])),
     };
   });
 
@@ -291,19 +299,22 @@ export function validateInventory(raw: unknown, source = 'inventory'): Inventory
   });
 
   const commands = {
-    ...DEFAULT_COMMANDS,
+    ...profile.commands,
     ...Object.fromEntries(Object.entries(inv.commands).filter(([, v]) => v !== undefined)),
   } as Record<CommandName, string>;
-  problems.push(...templateProblems(commands));
+  problems.push(...templateProblems(commands, profile.name));
 
   const loadBalancer = resolveLoadBalancer(inv, nodes, problems, where);
 
   if (problems.length) throw new InventoryError(source, problems);
-  const { loadBalancer: _section, ...rest } = inv;
+  const { loadBalancer: _section, devstack: _devstack, ...rest } = inv;
   return {
     ...rest,
     nodes,
     commands,
+    openstack: { osCloud: inv.openstack.osCloud ?? profile.osCloud },
+    cells: inv.cells ?? profile.cells,
+    ...(profile.name === 'devstack' ? { devstack: { venv: inv.devstack?.venv ?? DEVSTACK_VENV } } : {}),
     vip: { url: inv.vip.url, computeEndpointUrl: inv.vip.computeEndpointUrl ?? `${inv.vip.url}/v2.1` },
     tempest: { host: tempestHost, enabled: inv.tempest.enabled },
     controller: controllers[0]!.name,

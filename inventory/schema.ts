@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { DEFAULT_COMMANDS, COMMAND_PLACEHOLDERS, type CommandName } from './commands';
 import { checkReleasePair } from './jump';
+import { CONTAINER_ENGINES, PROFILE_NAMES, type ProfileName } from './profiles/names';
 
 // HAProxy accepts letters, digits, '-', '_', '.' and ':' in proxy and server names. Anything
 // else (';' or a newline above all) could smuggle a second runtime command into a batch.
@@ -294,18 +295,17 @@ export const inventorySchema = z
     openstack: z
       .object({
         // Name of the clouds.yaml entry the openstack CLI uses on the controller: a reference,
-        // never a password.
-        osCloud: z.string().min(1).default('devstack-admin'),
+        // never a password. Default: the profile's (devstack-admin, kolla-admin, admin).
+        osCloud: z.string().min(1).optional(),
       })
       .strict()
-      .default({ osCloud: 'devstack-admin' }),
+      .default({}),
+    // Default: the profile's cells (devstack's cell0 and cell1 configs, kolla's nova-api and
+    // nova-conductor configs, a package install's one nova.conf).
     cells: z
       .array(z.object({ name: z.string().min(1), configFile: z.string().min(1) }).strict())
       .min(1)
-      .default([
-        { name: 'cell0', configFile: '/etc/nova/nova.conf' },
-        { name: 'cell1', configFile: '/etc/nova/nova_cell1.conf' },
-      ]),
+      .optional(),
     compute: z
       .object({
         batchSize: z.number().int().min(1).default(5),
@@ -397,6 +397,40 @@ export const inventorySchema = z
       .object({ end: z.iso.datetime({ offset: true }).optional() })
       .strict()
       .default({}),
+    // Every per-deployment difference (services, config paths, how code is installed, how a
+    // service is restarted and its identity read): inventory/profiles/. `commands` and a node's
+    // `services` and `configFiles` still override any of it.
+    profile: z.enum(PROFILE_NAMES, { message: `must be one of ${PROFILE_NAMES.join(', ')}` }).default('devstack'),
+    // Read only with profile: devstack.
+    devstack: z
+      .object({
+        // devstack's DEVSTACK_VENV (stackrc), where GLOBAL_VENV installs every project.
+        venv: absPath.optional(),
+      })
+      .strict()
+      .optional(),
+    // Read only with profile: kolla (kolla-ansible's globals.yml names in brackets).
+    kolla: z
+      .object({
+        engine: z
+          .enum(CONTAINER_ENGINES, { message: `must be one of ${CONTAINER_ENGINES.join(', ')}` })
+          .default('docker'),
+        // [docker_registry]/[docker_namespace] of the new images, e.g. registry.example.com/kolla.
+        images: z
+          .string()
+          .regex(
+            /^[a-z0-9][a-z0-9._:-]*(\/[a-z0-9][a-z0-9._-]*)*$/,
+            'must be a registry and namespace such as registry.example.com/kolla, without a trailing /',
+          ),
+        // [openstack_tag] of the release upgraded to, e.g. 2025.1-ubuntu-noble.
+        tag: z
+          .string()
+          .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, 'must be an image tag (letters, digits, "_", "." and "-")'),
+        // [node_config_directory].
+        configDir: absPath.default('/etc/kolla'),
+      })
+      .strict()
+      .optional(),
     commands: commandsSchema.default({}),
     loadBalancer: loadBalancerSchema.optional(),
     nodes: z.array(nodeSchema).min(1, 'must list at least one node'),
@@ -427,9 +461,13 @@ export interface Node {
   configFiles: string[];
 }
 
-export type Inventory = Omit<Parsed, 'nodes' | 'commands' | 'loadBalancer'> & {
+export type Inventory = Omit<Parsed, 'nodes' | 'commands' | 'loadBalancer' | 'openstack' | 'cells' | 'devstack'> & {
   nodes: Node[];
   commands: Record<CommandName, string>;
+  openstack: { osCloud: string };
+  cells: { name: string; configFile: string }[];
+  /** devstack's venv, the value of {venv}; absent with another profile and in runs started before profiles. */
+  devstack?: { venv: string };
   vip: { url: string; computeEndpointUrl: string };
   tempest: { host: string; enabled: boolean };
   /** The node that runs nova-manage, nova-status and the openstack CLI. */
@@ -439,4 +477,5 @@ export type Inventory = Omit<Parsed, 'nodes' | 'commands' | 'loadBalancer'> & {
 };
 
 export { COMMAND_PLACEHOLDERS };
+export type { ProfileName };
 export type { CommandName };

@@ -30,6 +30,16 @@ import {
   writeComputeIds,
 } from './real/realLab';
 import { stopBacking } from './real/backing';
+import {
+  nodePodmanDir,
+  podmanEnv,
+  prepareKollaImages,
+  startKollaContainers,
+  stopKollaBuild,
+  stopKollaContainers,
+  writeKollaConfigs,
+  writeNodePodman,
+} from './kolla';
 
 export interface LabOptions {
   stateDir?: string;
@@ -51,7 +61,7 @@ export interface LabOptions {
    * standin: the fast lab of lab/node stand-ins. real: nova, placement and keystone from their
    * releases (scripts/openstack-venvs.sh), on MariaDB and RabbitMQ.
    */
-  nova?: 'standin' | 'real';
+  nova?: 'standin' | 'real' | 'kolla';
 }
 
 export type ResolvedLabOptions = Required<LabOptions>;
@@ -125,6 +135,8 @@ function nodeEnvVars(stateDir: string, n: LabNodePlan, nova: ResolvedLabOptions[
     NOVA_LAB_NODE: n.name,
     NOVA_LAB_STATE: stateDir,
     LANG: 'C.UTF-8',
+    // The kolla lab's podman: this node's own storage and config (lab/kolla.ts).
+    ...(nova === 'kolla' ? podmanEnv(nodePodmanDir(root)) : {}),
   };
 }
 
@@ -216,6 +228,36 @@ export async function labUp(opts: LabOptions = {}): Promise<LabInfo> {
     }
     writeJson(l.config, config);
   }
+  const kolla = o.nova === 'kolla';
+  if (kolla) {
+    await prepareKollaImages(o.stateDir, o.subnet, [o.fromVersion, o.toVersion]);
+    const ctl = nodeLayout(controller.root);
+    const cpu = nodeLayout((nodes.find((n) => n.roles.includes('compute')) ?? controller).root).cpuConf;
+    const read = (f: string) => readFileSync(f, 'utf8');
+    writeKollaConfigs(o.stateDir, [
+      ...['nova-api', 'nova-scheduler', 'nova-metadata', 'nova-super-conductor', 'nova-novncproxy'].map((service) => ({
+        service,
+        nova: read(ctl.novaConf),
+      })),
+      { service: 'nova-conductor', nova: read(ctl.cell1Conf) },
+      { service: 'nova-compute', nova: read(cpu) },
+      {
+        service: 'placement-api',
+        nova: `[placement_database]\nconnection = mysql+pymysql://root:secret@${controller.address}/placement\n`,
+      },
+    ]);
+    for (const n of nodes) {
+      const {
+        PATH: _path,
+        HOME: _home,
+        CONTAINERS_CONF: _c,
+        CONTAINERS_STORAGE_CONF: _s,
+        CONTAINERS_REGISTRIES_CONF: _r,
+        ...env
+      } = n.env;
+      writeNodePodman(o.stateDir, o.subnet, n.root, env);
+    }
+  }
   if (!real)
     initCloud(o.stateDir, {
       controller: controller.name,
@@ -246,6 +288,13 @@ export async function labUp(opts: LabOptions = {}): Promise<LabInfo> {
 
   if (real) {
     await startRealServices(nodes, controller);
+  } else if (kolla) {
+    // kolla-ansible's deploy: each node pulls its images and runs its containers.
+    await Promise.all(
+      nodes
+        .filter((n) => n.units.length)
+        .map((n) => startKollaContainers(o.stateDir, o.subnet, n.root, n.units, o.fromVersion)),
+    );
   } else {
     // One systemctl per node, starting its units in devstack's order; started ones are kept.
     await Promise.all(nodes.filter((n) => n.units.length).map((n) => runOnNode(n, 'systemctl', ['start', ...n.units])));
@@ -282,6 +331,7 @@ export async function labUp(opts: LabOptions = {}): Promise<LabInfo> {
         nodes,
         lbs,
         nova: o.nova,
+        subnet: o.subnet,
       }),
     ),
   );
@@ -409,6 +459,10 @@ export async function labDown(stateDir: string = DEFAULT_STATE_DIR): Promise<voi
       for (const r of left) process.kill(r.file.pid, 'SIGKILL');
     }
     await sleep(25);
+  }
+  if (o.nova === 'kolla') {
+    await Promise.all(nodes.map((n) => stopKollaContainers(n.root)));
+    stopKollaBuild(o.stateDir);
   }
   // MariaDB and RabbitMQ get their clean shutdown before the sweep's SIGKILL.
   if (o.nova === 'real') await stopBacking(backingDirs(o.stateDir));

@@ -1,11 +1,22 @@
 // The inventory a lab hands the tool: the seed's topology on loopback addresses, the lab's own
 // key and known_hosts, node-root config paths, and timeouts sized for a lab, not a cloud.
 import { Document, isMap, isScalar } from 'yaml';
+import { DEFAULT_COMMANDS, type CommandName } from '../inventory/commands';
 import { validateInventory } from '../inventory/load';
 import type { InventoryInput } from '../inventory/schema';
 import { nodeLayout, stateLayout, NOVA_UNITS } from './node/layout';
 import { realFiles } from './real/configs';
+import { imagePrefix, KOLLA_CONTAINERS, kollaLayout } from './kolla';
+import type { Service } from '../inventory/schema';
+import { join } from 'node:path';
 import { API_PORT, type LabLb, type LabNodePlan } from './topology';
+
+/** The devstack templates that name a program by its venv path, naming it by PATH instead. */
+const PATH_COMMANDS = Object.fromEntries(
+  Object.entries(DEFAULT_COMMANDS)
+    .filter(([, t]) => t.includes('{venv}/bin/'))
+    .map(([k, t]) => [k, t.replaceAll('{venv}/bin/', '')]),
+) as Partial<Record<CommandName, string>>;
 
 export interface LabInventoryInput {
   stateDir: string;
@@ -14,11 +25,14 @@ export interface LabInventoryInput {
   sshPort: number;
   nodes: LabNodePlan[];
   lbs: LabLb[];
-  nova?: 'standin' | 'real';
+  nova?: 'standin' | 'real' | 'kolla';
+  /** The kolla lab's subnet: its registry's address. */
+  subnet?: string;
 }
 
 export function labInventory(i: LabInventoryInput): InventoryInput {
   if (i.nova === 'real') return realLabInventory(i);
+  if (i.nova === 'kolla') return kollaLabInventory(i);
   const s = stateLayout(i.stateDir);
   const controller = i.nodes.find((n) => n.roles.includes('controller'))!;
   const ctl = nodeLayout(s.node(controller.name));
@@ -36,6 +50,10 @@ export function labInventory(i: LabInventoryInput): InventoryInput {
     vip: { url: `http://${vip.address}:${vip.port}`, computeEndpointUrl: `http://${vip.address}:${vip.port}/v2.1` },
     haproxy: { backend: 'nova-api', drainMode: 'drain', switchover: 'monotonic' },
     openstack: { osCloud: 'devstack-admin' },
+    // The lab's stand-ins (nova-manage, nova-status, placement-manage) live in <stateDir>/bin,
+    // where devstack's global venv keeps the real ones: the default templates call them by
+    // that full path, as on a current devstack.
+    devstack: { venv: s.root },
     cells: [
       { name: 'cell0', configFile: ctl.novaConf },
       { name: 'cell1', configFile: ctl.cell1Conf },
@@ -96,6 +114,9 @@ lab-install-code switches the node's installed release) and tempest (a small rea
 suite run by stestr, in the lab's tempest directory). upgradePlacement keeps its default:
 the lab's placement-manage and systemctl answer it.`;
 
+const KOLLA_COMMANDS_NOTE = `The kolla lab replaces one template: tempest (the lab's small stestr suite). Every other
+command is the kolla profile's own, run with the lab's podman against its containers and registry.`;
+
 const asComment = (text: string) =>
   text
     .split('\n')
@@ -109,7 +130,8 @@ export function renderLabInventory(inv: InventoryInput): string {
   doc.commentBefore = asComment(HEADER);
   if (isMap(doc.contents)) {
     const pair = doc.contents.items.find((p) => isScalar(p.key) && p.key.value === 'commands');
-    if (pair && isScalar(pair.key)) pair.key.commentBefore = asComment(COMMANDS_NOTE);
+    if (pair && isScalar(pair.key))
+      pair.key.commentBefore = asComment(inv.profile === 'kolla' ? KOLLA_COMMANDS_NOTE : COMMANDS_NOTE);
   }
   return doc.toString({ lineWidth: 0 });
 }
@@ -163,7 +185,9 @@ function realLabInventory(i: LabInventoryInput): InventoryInput {
       readSeconds: 60,
     },
     retry: { maximumAttempts: 3, initialIntervalSeconds: 1, maximumIntervalSeconds: 5 },
-    commands: { installCode: 'lab-install-code {version}' },
+    // A real-nova node runs its own release's programs from its own bin directory on PATH (one
+    // venv per node and release), not from one venv path shared by every node.
+    commands: { ...PATH_COMMANDS, installCode: 'lab-install-code {version}' },
     nodes: i.nodes.map((n) => {
       const f = realFiles(s.node(n.name));
       const isController = n.roles.includes('controller');
@@ -195,6 +219,47 @@ function realLabInventory(i: LabInventoryInput): InventoryInput {
           ...(isCompute ? [f.cpuConf] : []),
         ],
       };
+    }),
+  };
+}
+
+/**
+ * The kolla lab's inventory: the stand-in lab's, with profile kolla. Every kolla template is
+ * the profile's own (pull, one-shot nova-manage containers, recreate); the node services are
+ * the lab's containers (its extra nova_super_conductor included), the images its registry's.
+ */
+function kollaLabInventory(i: LabInventoryInput): InventoryInput {
+  const standin = labInventory({ ...i, nova: 'standin' });
+  const k = kollaLayout(i.stateDir);
+  const conf = (service: string) => join(k.configDir, service, 'nova.conf');
+  const byUnit = new Map(KOLLA_CONTAINERS.map((c) => [c.unit, c]));
+  const kind = (unit: string): Service['kind'] =>
+    unit === NOVA_UNITS.api
+      ? 'api'
+      : unit === NOVA_UNITS.compute
+        ? 'compute'
+        : unit === NOVA_UNITS.scheduler
+          ? 'scheduler'
+          : unit === NOVA_UNITS.metadata
+            ? 'metadata'
+            : unit === NOVA_UNITS.console
+              ? 'console'
+              : 'conductor';
+  const { devstack: _devstack, ...rest } = standin;
+  return {
+    ...rest,
+    profile: 'kolla',
+    kolla: { engine: 'podman', images: imagePrefix(i.subnet ?? '127.0.1'), tag: i.toVersion, configDir: k.configDir },
+    cells: [
+      { name: 'cell0', configFile: conf('nova-api') },
+      { name: 'cell1', configFile: conf('nova-conductor') },
+    ],
+    // The lab's own tempest and clouds.yaml entry; everything else is the kolla profile's.
+    commands: { tempest: standin.commands?.tempest ?? '' },
+    nodes: standin.nodes.map((n, idx) => {
+      const { configFiles: _files, ...node } = n;
+      const units = i.nodes[idx]!.units.filter((u) => u !== NOVA_UNITS.placement);
+      return { ...node, services: units.map((u) => ({ unit: byUnit.get(u)!.container, kind: kind(u) })) };
     }),
   };
 }

@@ -11,6 +11,9 @@ step() { printf '\n=== %s\n' "$*" >&2; }
 step "system packages"
 # sudo: the node-access preflight's tests (sudo -n). postgresql-15: the team stack's database (`nova-upgrade server start --stack postgres`).
 APT_PACKAGES=(haproxy openssh-server openssh-client socat keepalived python3-stestr iproute2 chromium postgresql-15 sudo)
+# The kolla lab (lab up --nova kolla, test/kollaLab.test.ts): podman with runc (crun refuses a
+# hybrid cgroup layout), and Debian's docker-registry as the lab's image registry.
+APT_PACKAGES+=(podman runc docker-registry)
 # The real-nova lab (lab up --nova real), only when its venvs are asked for: Debian's MariaDB,
 # RabbitMQ and uwsgi with its Python 3.11 plugin, and what scripts/openstack-venvs.sh needs to
 # build the OpenStack venvs with Debian's own python3.11 (uwsgi-plugin-python3's interpreter).
@@ -31,6 +34,11 @@ if ((${#missing[@]})); then
   apt-get install -y --no-install-recommends "${APT_PACKAGES[@]}" >&2
 else
   echo "all present: ${APT_PACKAGES[*]}" >&2
+fi
+# Debian's docker-registry package enables a registry on every address, port 5000, where systemd
+# runs; the kolla lab starts its own on loopback only.
+if [[ -d /run/systemd/system ]] && systemctl is-enabled --quiet docker-registry 2>/dev/null; then
+  systemctl disable --now docker-registry >&2
 fi
 
 step "Temporal CLI"

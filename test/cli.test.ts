@@ -78,7 +78,9 @@ describe('the CLI on bad input', () => {
     // The default monotonic switch-over: apicomp is drained in the exchange that enables controller.
     expect(r.stdout).toContain('- enable controller and drain apicomp in one exchange');
     expect(r.stdout).toContain('[apicomp] sudo systemctl restart devstack@n-api');
-    expect(r.stdout).toContain('[controller] nova-manage --config-file /etc/nova/nova_cell1.conf db sync');
+    expect(r.stdout).toContain(
+      '[controller] /opt/stack/data/venv/bin/nova-manage --config-file /etc/nova/nova_cell1.conf db sync',
+    );
     expect(r.stdout.trim().endsWith('Dry run: nothing was started and no host was contacted.')).toBe(true);
   });
 

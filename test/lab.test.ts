@@ -54,7 +54,11 @@ function ssh(node: string, command: string): Promise<Ran> {
 
 /** Renders one of the inventory's templates (defaults unless the lab overrides them). */
 function cmd(name: CommandName, values: Record<string, string | number> = {}): string {
-  return renderCommand(name, inv.commands[name], { osCloud: inv.openstack.osCloud, ...values });
+  return renderCommand(name, inv.commands[name], {
+    osCloud: inv.openstack.osCloud,
+    ...(inv.devstack ? { venv: inv.devstack.venv } : {}),
+    ...values,
+  });
 }
 
 function props(out: string): Record<string, string> {

@@ -1,7 +1,7 @@
 // installCode, the db syncs, nova-status and online data migrations over a real sshd, against
 // the nova-manage/nova-status doubles in test/fixtures/nova/fakebin.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_COMMANDS, renderCommand } from '../inventory/commands';
+import { DEFAULT_COMMANDS, renderCommand, type CommandName } from '../inventory/commands';
 import { createManageActivities } from '../activities/nova/manage';
 import { startFakeNovaNode, type FakeNovaNode } from './helpers/novaNode';
 import { activityEnv, failureOf } from './helpers/activityEnv';
@@ -14,12 +14,16 @@ beforeAll(async () => {
 });
 afterAll(() => node?.stop());
 
+/** A devstack default template, with the fake node's directory as devstack's venv (its bin/ holds the doubles). */
+const T = (name: CommandName, values: Record<string, string | number> = {}) =>
+  renderCommand(name, DEFAULT_COMMANDS[name], { venv: node.dir, ...values });
+
 describe('installCode', () => {
   it('installs and verifies once; the second run finds the version installed', async () => {
     node.write('version', '30.0.0\n');
     const input = {
       target: node.target,
-      versionCommand: DEFAULT_COMMANDS.codeVersion,
+      versionCommand: T('codeVersion'),
       command: `echo x >> "$FAKE_STATE/installs" && echo 31.0.0 > "$FAKE_STATE/version"`,
       version: '31.0.0',
       key: 'wf1-install-controller',
@@ -37,7 +41,7 @@ describe('installCode', () => {
     expect(node.count('installs')).toBe(1);
     const read = await activityEnv().run(acts.readCodeVersion, {
       target: node.target,
-      command: DEFAULT_COMMANDS.codeVersion,
+      command: T('codeVersion'),
     });
     expect(read).toMatchObject({ version: '31.0.0', summary: 'nova 31.0.0 is installed on controller' });
   });
@@ -47,7 +51,7 @@ describe('installCode', () => {
     const err = await failureOf(
       activityEnv().run(acts.installCode, {
         target: node.target,
-        versionCommand: DEFAULT_COMMANDS.codeVersion,
+        versionCommand: T('codeVersion'),
         command: 'true',
         version: '31.0.0',
         key: 'noop-install',
@@ -57,7 +61,7 @@ describe('installCode', () => {
     );
     expect(err.type).toBe('NovaCodeVersionMismatch');
     expect(err.message).toContain(
-      'after installing nova 31.0.0 on controller, `nova-manage --version` reports "30.0.0"',
+      `after installing nova 31.0.0 on controller, \`${T('codeVersion')}\` reports "30.0.0"`,
     );
   });
 
@@ -66,7 +70,7 @@ describe('installCode', () => {
     const err = await failureOf(
       activityEnv().run(acts.installCode, {
         target: node.target,
-        versionCommand: DEFAULT_COMMANDS.codeVersion,
+        versionCommand: T('codeVersion'),
         command: 'echo "error: pathspec 31.0.0 did not match" >&2; exit 1',
         version: '31.0.0',
         key: 'bad-install',
@@ -85,7 +89,7 @@ describe('schema syncs', () => {
   it('run detached, say they are idempotent, and reattach under the same key', async () => {
     const api = {
       target: node.target,
-      command: DEFAULT_COMMANDS.apiDbSync,
+      command: T('apiDbSync'),
       key: 'wf1-api-db',
       stateDir: node.stateDir,
       pollMs: 100,
@@ -99,7 +103,7 @@ describe('schema syncs', () => {
 
     const cell = {
       target: node.target,
-      command: renderCommand('dbSync', DEFAULT_COMMANDS.dbSync, { config: '/etc/nova/nova_cell1.conf', cell: 'cell1' }),
+      command: T('dbSync', { config: '/etc/nova/nova_cell1.conf', cell: 'cell1' }),
       cell: 'cell1',
       key: 'wf1-db-cell1',
       stateDir: node.stateDir,
@@ -122,8 +126,7 @@ describe('schema syncs', () => {
 });
 
 describe('runUpgradeCheck', () => {
-  const run = () =>
-    activityEnv().run(acts.runUpgradeCheck, { target: node.target, command: DEFAULT_COMMANDS.upgradeCheck });
+  const run = () => activityEnv().run(acts.runUpgradeCheck, { target: node.target, command: T('upgradeCheck') });
 
   it('passes on exit 0', async () => {
     node.write('status_mode', 'success');
@@ -160,11 +163,12 @@ describe('runUpgradeCheck', () => {
 });
 
 describe('runOnlineDataMigrations', () => {
-  const command = renderCommand('onlineDataMigrations', DEFAULT_COMMANDS.onlineDataMigrations, {
-    maxCount: 50,
-    config: '/etc/nova/nova_cell1.conf',
-    cell: 'cell1',
-  });
+  const command = () =>
+    T('onlineDataMigrations', {
+      maxCount: 50,
+      config: '/etc/nova/nova_cell1.conf',
+      cell: 'cell1',
+    });
 
   it('repeats rounds until nova says done, then finds nothing left on a second run', async () => {
     node.write('odm_remaining', '120');
@@ -172,7 +176,7 @@ describe('runOnlineDataMigrations', () => {
     const env = activityEnv();
     const r = await env.run(acts.runOnlineDataMigrations, {
       target: node.target,
-      command,
+      command: command(),
       keyPrefix: 'wf1-odm',
       stateDir: node.stateDir,
       pollMs: 100,
@@ -191,7 +195,7 @@ describe('runOnlineDataMigrations', () => {
 
     const again = await activityEnv().run(acts.runOnlineDataMigrations, {
       target: node.target,
-      command,
+      command: command(),
       keyPrefix: 'wf1-odm-again',
       stateDir: node.stateDir,
       pollMs: 100,
@@ -209,7 +213,7 @@ describe('runOnlineDataMigrations', () => {
     node.write('odm_remaining', '60');
     const input = {
       target: node.target,
-      command,
+      command: command(),
       keyPrefix: 'wf2-odm',
       stateDir: node.stateDir,
       pollMs: 100,
@@ -219,13 +223,13 @@ describe('runOnlineDataMigrations', () => {
     // Attempt 1 got through round 1 and was in round 2 when its worker died: round 2 ran.
     await node.runner.runDetached(node.target, {
       key: 'wf2-odm-round-1',
-      command,
+      command: command(),
       stateDir: node.stateDir,
       pollMs: 100,
     });
     await node.runner.runDetached(node.target, {
       key: 'wf2-odm-round-2',
-      command,
+      command: command(),
       stateDir: node.stateDir,
       pollMs: 100,
     });
@@ -246,7 +250,7 @@ describe('runOnlineDataMigrations', () => {
     const err = await failureOf(
       activityEnv().run(acts.runOnlineDataMigrations, {
         target: node.target,
-        command,
+        command: command(),
         keyPrefix: 'wf3-odm',
         stateDir: node.stateDir,
         pollMs: 100,
@@ -260,7 +264,7 @@ describe('runOnlineDataMigrations', () => {
   });
 
   it('fails non-retryably on exit 127 (bad input)', async () => {
-    const bad = renderCommand('onlineDataMigrations', DEFAULT_COMMANDS.onlineDataMigrations, {
+    const bad = T('onlineDataMigrations', {
       maxCount: 0,
       config: '/etc/nova/nova_cell1.conf',
       cell: 'cell1',
@@ -284,7 +288,7 @@ describe('runOnlineDataMigrations', () => {
     const err = await failureOf(
       activityEnv().run(acts.runOnlineDataMigrations, {
         target: node.target,
-        command,
+        command: command(),
         keyPrefix: 'wf5-odm',
         stateDir: node.stateDir,
         pollMs: 100,

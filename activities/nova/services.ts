@@ -11,9 +11,18 @@ export interface ServiceState {
   subState: string;
   /** Microseconds since boot when the main process started; 0 when it never did. */
   startedMonotonic: number;
+  /**
+   * A profile's own identity of the running service, when its state template prints one: a
+   * container's id and start time (kolla). A new identity is a new process, as a new main pid
+   * and start time are under systemd.
+   */
+  identity?: string;
 }
 
-/** Parses `systemctl show --property=…` (key=value lines, in systemd's order, not ours). */
+/**
+ * Parses `systemctl show --property=…` (key=value lines, in systemd's order, not ours), or the
+ * same shape printed by another profile's state template (kolla's `inspect --format`).
+ */
 export function parseServiceState(output: string): ServiceState {
   const props = new Map<string, string>();
   for (const line of output.split(/\r?\n/)) {
@@ -28,6 +37,7 @@ export function parseServiceState(output: string): ServiceState {
     activeState,
     subState: props.get('SubState') ?? '',
     startedMonotonic: Number(props.get('ExecMainStartTimestampMonotonic') ?? 0) || 0,
+    ...(props.get('Identity') ? { identity: props.get('Identity')! } : {}),
   };
 }
 
@@ -45,7 +55,7 @@ interface UnitInput {
 export interface RestartServiceInput extends UnitInput {
   restartCommand: string;
   /** readServiceState's answer taken before the restart was first attempted. */
-  before: { mainPid: number; startedMonotonic: number };
+  before: { mainPid: number; startedMonotonic: number; identity?: string };
   key: string;
   stateDir: string;
 }
@@ -81,7 +91,9 @@ const isActive = (s: ServiceState) => s.activeState === 'active';
 // A unit whose main process exited with an error stops in "failed"; it is stopped all the same.
 const isStopped = (s: ServiceState) => s.activeState === 'inactive' || s.activeState === 'failed';
 const isNewProcess = (s: ServiceState, before: RestartServiceInput['before']) =>
-  s.mainPid !== before.mainPid || s.startedMonotonic !== before.startedMonotonic;
+  s.identity !== undefined && before.identity !== undefined
+    ? s.identity !== before.identity
+    : s.mainPid !== before.mainPid || s.startedMonotonic !== before.startedMonotonic;
 
 export function createServiceActivities(deps: NovaDeps) {
   const { runner } = deps;

@@ -26,7 +26,8 @@ export function iniValue(text: string, section: string, key: string): string | u
 }
 
 function loadConfig(env: NodeEnv, files: string[]): string {
-  const paths = files.length ? files : [env.node.novaConf];
+  // In a kolla lab container, kolla_set_configs has put the service's config at /etc/nova/nova.conf.
+  const paths = files.length ? files : [process.env.NOVA_LAB_NOVA_CONF || env.node.novaConf];
   const missing = paths.filter((p) => !existsSync(p));
   if (missing.length) fail(`Failed to find some config files: ${missing.join(',')}`, 1);
   return paths.map((p) => readFileSync(p, 'utf8')).join('\n');

@@ -3,7 +3,7 @@
 // once: installing new code changes nothing until the unit restarts.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { codeVersion, logEvent, nodeEnv, readTextOr, writeText, type NodeEnv } from './env';
+import { codeVersion, logEvent, nodeEnv, readTextOr, writeJson, writeText, type NodeEnv } from './env';
 import { FAULTS, NOVA_UNITS } from './layout';
 import { runApi } from './novaApi';
 
@@ -41,6 +41,16 @@ function main(): void {
     );
     process.exit(1);
   }
+  // In a kolla lab container nothing like systemctl records the unit's process: the service does,
+  // with its host pid (the lab's containers share the host's pid namespace), so the stand-in
+  // cloud and lab status see it as they see a unit's.
+  if (process.env.NOVA_LAB_RELEASE_FILE)
+    writeJson(env.node.unitState(unit), {
+      pid: process.pid,
+      startedMonotonic: (process.hrtime.bigint() / 1000n).toString(),
+      active: true,
+    });
+  if (process.env.NOVA_LAB_RELEASE_FILE) logEvent(env, 'start', unit, { pid: process.pid, version, via: 'container' });
   const beat = () =>
     writeText(
       env.node.heartbeat(unit),

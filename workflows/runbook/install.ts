@@ -35,7 +35,12 @@ export function restartStep(inv: Inventory, phase: Phase, node: string, unit: st
       return rt.ops.services.restartService(
         node,
         unit,
-        { mainPid: before.mainPid, startedMonotonic: before.startedMonotonic },
+        {
+          mainPid: before.mainPid,
+          startedMonotonic: before.startedMonotonic,
+          // A container's id and start time, where the profile reads one (kolla).
+          ...(before.identity !== undefined ? { identity: before.identity } : {}),
+        },
         key,
       );
     },
