@@ -43,7 +43,13 @@ function containers(node: string): Record<string, { id: string; image: string; s
   return rows;
 }
 
+// Nine minutes on this machine (a one-shot `podman run` takes 21 s inside the lab, 1.5 s outside,
+// cause not found: docs/operator-guide.md, the kolla lab), so it runs on request, not in every CI
+// run: `NOVA_UPGRADE_KOLLA_LAB=1 npx vitest run test/kollaLab.test.ts`. Skipped, it says so.
+const KOLLA = process.env.NOVA_UPGRADE_KOLLA_LAB === '1';
+
 beforeAll(async () => {
+  if (!KOLLA) return;
   const t = sharedTemporal();
   client = new Client({ connection: await Connection.connect({ address: t.address }), namespace: t.namespace });
   lab = await labUp({ stateDir: join(dir, 'lab'), subnet: '127.0.35', nova: 'kolla', sshPort: 2235 });
@@ -58,13 +64,14 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
+  if (!KOLLA) return;
   await stopWorkerProcess(dir);
   await labDown(join(dir, 'lab'));
   await client?.connection.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe('a kolla cloud on podman', () => {
+describe.runIf(KOLLA)('a kolla cloud on podman', () => {
   it('upgrades container by container with no failed request through the VIP', async () => {
     const inv = loadInventory(lab.inventoryPath);
     expect(inv.profile).toBe('kolla');
