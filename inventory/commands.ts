@@ -6,6 +6,10 @@ export const DEFAULT_COMMANDS = {
   codeVersion: 'nova-manage --version',
   installCode:
     'cd /opt/stack/nova && git fetch --tags origin && git checkout {version} && sudo -H pip install -e /opt/stack/nova',
+  // Placement's code first: its db sync and restart would otherwise run the old release again.
+  // A series' newest placement (placement has its own version numbers: 2025.1 is 13.x).
+  installPlacement:
+    'cd /opt/stack/placement && git fetch origin && git checkout origin/stable/{series} && sudo -H pip install -e /opt/stack/placement',
   upgradePlacement: 'placement-manage db sync && sudo systemctl restart devstack@placement-api',
   apiDbSync: 'nova-manage api_db sync',
   // --local_cell, as nova's docs and devstack run it: a cell's config (devstack's
@@ -13,6 +17,9 @@ export const DEFAULT_COMMANDS = {
   // through the API database and exits 1 with "Could not access cell0".
   dbSync: 'nova-manage --config-file {config} db sync --local_cell',
   upgradeCheck: 'nova-status upgrade check',
+  // nova's own cell mappings (API database): a cell the inventory lacks would never be synced
+  // or migrated. Prints a PrettyTable: Name, UUID, Transport URL, Database Connection, Disabled.
+  cellList: 'nova-manage cell_v2 list_cells',
   // Per cell, with that cell's config: nova-manage migrates only the [database] it reads.
   onlineDataMigrations: 'nova-manage --config-file {config} db online_data_migrations --max-count {maxCount}',
   serviceState: 'systemctl show --property=MainPID,ActiveState,SubState,ExecMainStartTimestampMonotonic {unit}',
@@ -20,7 +27,10 @@ export const DEFAULT_COMMANDS = {
   serviceStop: 'sudo systemctl stop {unit}',
   serviceRestart: 'sudo systemctl restart {unit}',
   serviceHup: 'sudo systemctl kill --kill-whom=main --signal=HUP {unit}',
-  readFile: 'cat {path}',
+  // The become rule of every other command: a nova.conf that only root may read or write is
+  // read and written through sudo, whoever logs in. {script} is the atomic write (config.ts).
+  readFile: 'sudo cat {path}',
+  writeFile: 'sudo sh -c {script}',
   // --long adds "Disabled Reason": an operator's own disable must be told from this upgrade's.
   serviceList: 'OS_CLOUD={osCloud} openstack compute service list --long -f json',
   computeServiceDisable:
@@ -43,10 +53,12 @@ export type CommandName = keyof typeof DEFAULT_COMMANDS;
 export const COMMAND_PLACEHOLDERS: Record<CommandName, readonly string[]> = {
   codeVersion: [],
   installCode: ['version', 'node'],
+  installPlacement: ['version', 'series', 'node'],
   upgradePlacement: ['version', 'node'],
   apiDbSync: [],
   dbSync: ['config', 'cell'],
   upgradeCheck: [],
+  cellList: [],
   onlineDataMigrations: ['maxCount', 'config', 'cell'],
   serviceState: ['unit', 'node'],
   serviceStart: ['unit', 'node'],
@@ -54,6 +66,7 @@ export const COMMAND_PLACEHOLDERS: Record<CommandName, readonly string[]> = {
   serviceRestart: ['unit', 'node'],
   serviceHup: ['unit', 'node'],
   readFile: ['path'],
+  writeFile: ['path', 'script'],
   serviceList: ['osCloud'],
   computeServiceDisable: ['osCloud', 'host', 'reason'],
   computeServiceEnable: ['osCloud', 'host'],

@@ -1,6 +1,7 @@
 // nova-manage, nova-status, nova.conf and keystone's catalog, as the runbook calls them. Each
 // function is one activity; what the runbook decides from the answers lives in runbook/.
 import { proxyActivities } from '@temporalio/workflow';
+import type { createCellActivities } from '../../activities/nova/cells';
 import type { createConfigActivities } from '../../activities/nova/config';
 import type { createKeystoneActivities } from '../../activities/nova/keystone';
 import type { createManageActivities } from '../../activities/nova/manage';
@@ -9,6 +10,7 @@ import type { Inventory } from '../../inventory/schema';
 import { activityOptions, proxyDefaults } from './options';
 
 type NovaActivities = ReturnType<typeof createManageActivities> &
+  ReturnType<typeof createCellActivities> &
   ReturnType<typeof createConfigActivities> &
   ReturnType<typeof createKeystoneActivities>;
 
@@ -29,6 +31,11 @@ export function novaOps(inv: Inventory) {
             url: inv.vip.computeEndpointUrl,
           },
         ],
+      ),
+    checkCells: () =>
+      acts.checkCells.executeWithOptions(
+        activityOptions(inv, 'short', `read nova's cells on ${inv.controller}`),
+        [{ target: ctl(), command: cmd(inv, 'cellList'), cells: inv.cells.map((c) => c.name) }],
       ),
     installCode: (node: string, key: string) =>
       acts.installCode.executeWithOptions(activityOptions(inv, 'long', `install nova ${inv.release.to} on ${node}`), [

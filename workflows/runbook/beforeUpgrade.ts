@@ -71,3 +71,20 @@ export function nodeAccessStep(inv: Inventory, sudoNodes: string[]): RunbookStep
     run: (rt) => rt.ops.ssh.checkNodesAccess(sudoNodes),
   };
 }
+
+/**
+ * Added after 0.2.x: nova's cell mappings against the inventory's cells, before anything changes.
+ * Runs started earlier replay without it.
+ */
+export function cellsStep(inv: Inventory): RunbookStep {
+  const ctl = inv.controller;
+  return {
+    id: 'check-cells',
+    phase: 'before-upgrade',
+    title: `check that nova's cells are the inventory's (${inv.cells.map((c) => c.name).join(', ')})`,
+    node: ctl,
+    commands: [{ node: ctl, command: cmd(inv, 'cellList') }],
+    patch: 'cells-from-nova',
+    run: (rt) => rt.ops.nova.checkCells(),
+  };
+}
