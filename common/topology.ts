@@ -1,7 +1,7 @@
 // The cloud's shape as the runbook sees it, derived from the inventory: which node is which,
 // which services are drained behind HAProxy, which restart in place, how computes are batched.
 // Pure, so the dry run, the workflow and the CLI derive the very same answers.
-import { renderCommand, type CommandName } from '../inventory/commands';
+import { DEFAULT_COMMANDS, renderCommand, type CommandName } from '../inventory/commands';
 import type { Inventory, Node, Service } from '../inventory/schema';
 import type { LbTarget } from './haproxy';
 import { sshTargetFor, type SshTarget } from './sshTarget';
@@ -29,7 +29,9 @@ export const RESTART_ORDER: Service['kind'][] = ['conductor', 'scheduler', 'meta
 
 /** A command template of the inventory, rendered with every value shell-quoted. */
 export function cmd(inv: Inventory, name: CommandName, values: Record<string, string | number> = {}): string {
-  return renderCommand(name, inv.commands[name], { osCloud: inv.openstack.osCloud, ...values });
+  // The inventory of a run started before a template existed lacks it: that run gets the default.
+  const template = (inv.commands as Partial<Record<CommandName, string>>)[name] ?? DEFAULT_COMMANDS[name];
+  return renderCommand(name, template, { osCloud: inv.openstack.osCloud, ...values });
 }
 
 export function nodeByName(inv: Inventory, name: string): Node {

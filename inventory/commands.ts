@@ -38,7 +38,10 @@ export const DEFAULT_COMMANDS = {
   computeServiceEnable: 'OS_CLOUD={osCloud} openstack compute service set --enable {host} nova-compute',
   serverTasksOnHost:
     'OS_CLOUD={osCloud} openstack server list --all-projects --host {host} -f json -c ID -c "Task State"',
-  endpointList: 'OS_CLOUD={osCloud} openstack endpoint list --service compute --interface public -f json',
+  // Every region and interface: the step picks the inventory's, and must see whether the
+  // catalog has more than one region. `endpoint set --region` would MOVE an endpoint, so the set
+  // names the endpoint by its id alone.
+  endpointList: 'OS_CLOUD={osCloud} openstack endpoint list --service compute -f json',
   endpointSet: 'OS_CLOUD={osCloud} openstack endpoint set --url {url} {endpointId}',
   tempest: 'cd /opt/stack/tempest && tempest run --smoke',
   /** `lb setup`: exits 0 with "Configuration file is valid", 1 on errors; warnings still exit 0. */

@@ -304,7 +304,11 @@ export function validateInventory(raw: unknown, source = 'inventory'): Inventory
     ...rest,
     nodes,
     commands,
-    vip: { url: inv.vip.url, computeEndpointUrl: inv.vip.computeEndpointUrl ?? `${inv.vip.url}/v2.1` },
+    vip: {
+      url: inv.vip.url,
+      computeEndpointUrl: inv.vip.computeEndpointUrl ?? `${inv.vip.url}/v2.1`,
+      computeEndpointInterfaces: inv.vip.computeEndpointInterfaces,
+    },
     tempest: { host: tempestHost, enabled: inv.tempest.enabled },
     controller: controllers[0]!.name,
     ...(loadBalancer ? { loadBalancer } : {}),

@@ -277,6 +277,12 @@ export const inventorySchema = z
         url: httpUrl,
         // What keystone's compute endpoint should say; nova's versioned root behind the VIP.
         computeEndpointUrl: httpUrl.optional(),
+        // Which of the compute service's endpoints (in openstack.region) get that URL.
+        computeEndpointInterfaces: z
+          .array(z.enum(['public', 'internal', 'admin']))
+          .min(1)
+          .refine((a) => new Set(a).size === a.length, 'must name each interface once')
+          .default(['public']),
       })
       .strict(),
     haproxy: z
@@ -296,6 +302,12 @@ export const inventorySchema = z
         // Name of the clouds.yaml entry the openstack CLI uses on the controller: a reference,
         // never a password.
         osCloud: z.string().min(1).default('devstack-admin'),
+        // The keystone region whose compute endpoint the upgrade points at the VIP; required
+        // once the catalog has compute endpoints in more than one region (checked when read).
+        region: z
+          .string()
+          .regex(/^[^\s'"]+$/, 'must be a keystone region id, without spaces or quotes')
+          .optional(),
       })
       .strict()
       .default({ osCloud: 'devstack-admin' }),
@@ -430,7 +442,7 @@ export interface Node {
 export type Inventory = Omit<Parsed, 'nodes' | 'commands' | 'loadBalancer'> & {
   nodes: Node[];
   commands: Record<CommandName, string>;
-  vip: { url: string; computeEndpointUrl: string };
+  vip: { url: string; computeEndpointUrl: string; computeEndpointInterfaces: Array<'public' | 'internal' | 'admin'> };
   tempest: { host: string; enabled: boolean };
   /** The node that runs nova-manage, nova-status and the openstack CLI. */
   controller: string;

@@ -1,19 +1,26 @@
 // What a real cloud has that the lab's defaults hid (issue 11), each made to happen on the
 // stand-in lab on 127.0.32.x over real SSH: a cell nova maps and the inventory lacks, a catalog
 // with two regions, placement's own code, and a metadata API behind its own HAProxy backend.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { createCellActivities, parseCellList } from '../activities/nova/cells';
+import { createConfigActivities } from '../activities/nova/config';
+import { getIniOption } from '../activities/nova/ini';
+import { createKeystoneActivities } from '../activities/nova/keystone';
 import { SshPool } from '../activities/ssh/pool';
+import type { SshTarget } from '../common/sshTarget';
 import { cmd, targetOf } from '../common/topology';
 import { validateInventory } from '../inventory/load';
 import type { Inventory } from '../inventory/schema';
 import { labDown, labUp, runOnNode, type LabInfo } from '../lab/lab';
-import { addLabCell } from '../lab/node/cloud';
+import { addLabCell, addLabEndpoint, readEndpoints } from '../lab/node/cloud';
+import { plannedSteps } from '../workflows/runbook';
 import { activityEnv, failureOf } from './helpers/activityEnv';
+import { SshLab } from './helpers/sshLab';
 
 let dir: string;
 let lab: LabInfo;
@@ -65,5 +72,226 @@ describe("nova's cells against the inventory's", () => {
     expect(err.message).toMatch(
       /^nova has cell "cell2" \([0-9a-f-]{36}\) that the inventory's cells do not list: add it to cells with its config file, or its database is never synced nor migrated \(`nova-manage cell_v2 list_cells` on controller\)$/,
     );
+  });
+});
+
+describe("keystone's compute endpoint in one region", () => {
+  const keystone = () => createKeystoneActivities({ runner: pool });
+  const input = (i: Inventory) => ({
+    target: targetOf(i, i.controller),
+    osCloud: i.openstack.osCloud,
+    listTemplate: i.commands.endpointList,
+    setTemplate: i.commands.endpointSet,
+    url: i.vip.computeEndpointUrl,
+    ...(i.openstack.region ? { region: i.openstack.region } : {}),
+    interfaces: i.vip.computeEndpointInterfaces,
+  });
+  const urls = () =>
+    Object.fromEntries(
+      readEndpoints(lab.stateDir)
+        .filter((e) => e['Service Type'] === 'compute')
+        .map((e) => [`${e.Region}/${e.Interface}`, e.URL]),
+    );
+
+  it('the stand-in openstack filters by --region and moves an endpoint on set --region, as openstackclient does', async () => {
+    addLabEndpoint(lab.stateDir, {
+      Region: 'RegionTwo',
+      'Service Name': 'nova',
+      'Service Type': 'compute',
+      Interface: 'public',
+      URL: 'http://127.0.32.200:8774/v2.1',
+    });
+    const ctl = lab.nodes[0]!;
+    const env = { ...ctl.env, OS_CLOUD: inv.openstack.osCloud };
+    const list = await runOnNode({ env }, 'openstack', [
+      'endpoint',
+      'list',
+      '--service',
+      'compute',
+      '--region',
+      'RegionTwo',
+      '-f',
+      'json',
+    ]);
+    expect((JSON.parse(list.stdout) as Array<{ Region: string }>).map((e) => e.Region)).toEqual(['RegionTwo']);
+    await expect(
+      runOnNode({ env }, 'openstack', ['endpoint', 'list', '--region', 'RegionNine', '-f', 'json']),
+    ).rejects.toThrow(/No Region found for RegionNine/);
+    const image = addLabEndpoint(lab.stateDir, {
+      Region: 'RegionOne',
+      'Service Name': 'glance',
+      'Service Type': 'image',
+      Interface: 'public',
+      URL: 'http://127.0.32.2:9292',
+    });
+    await runOnNode({ env }, 'openstack', ['endpoint', 'set', '--region', 'RegionTwo', image.ID]);
+    expect(readEndpoints(lab.stateDir).find((e) => e.ID === image.ID)?.Region).toBe('RegionTwo');
+  });
+
+  it('refuses to choose when the catalog has two regions and the inventory names none, changing nothing', async () => {
+    const before = urls();
+    const err = await failureOf(activityEnv().run(keystone().pointComputeEndpointAtVip, input(inv)));
+    expect(err.type).toBe('NovaEndpointRegionUnnamed');
+    expect(err.message).toBe(
+      "keystone's catalog has compute endpoints in regions RegionOne, RegionTwo (`OS_CLOUD=devstack-admin openstack endpoint list --service compute -f json` on controller): name the region whose endpoint points at the VIP in openstack.region",
+    );
+    expect(urls()).toEqual(before);
+  });
+
+  it("changes only the inventory's region and interfaces, to exactly the inventory's URL", async () => {
+    addLabEndpoint(lab.stateDir, {
+      Region: 'RegionOne',
+      'Service Name': 'nova',
+      'Service Type': 'compute',
+      Interface: 'internal',
+      URL: 'http://127.0.32.2:8774/v2.1',
+    });
+    const raw = parse(readFileSync(lab.inventoryPath, 'utf8')) as Record<string, Record<string, unknown>>;
+    const one = validateInventory({ ...raw, openstack: { ...raw.openstack, region: 'RegionOne' } });
+    const before = urls();
+    const r = await activityEnv().run(keystone().pointComputeEndpointAtVip, input(one));
+    expect(r.region).toBe('RegionOne');
+    expect(r.alreadyDone).toBe(false);
+    expect(r.summary).toBe(
+      `pointed keystone's public compute endpoint in region RegionOne at ${one.vip.computeEndpointUrl} (was public ${r.endpointIds[0]} → ${before['RegionOne/public']})`,
+    );
+    expect(urls()).toEqual({ ...before, 'RegionOne/public': one.vip.computeEndpointUrl });
+    // Only `endpoint set --url`, by id: a --region there would move the endpoint.
+    expect(r.commands.map((c) => c.command).filter((c) => c.includes('endpoint set'))).toEqual([
+      `OS_CLOUD=devstack-admin openstack endpoint set --url ${one.vip.computeEndpointUrl} ${r.endpointIds[0]}`,
+    ]);
+    const again = await activityEnv().run(keystone().pointComputeEndpointAtVip, input(one));
+    expect(again.alreadyDone).toBe(true);
+
+    // Both interfaces when the inventory names both; RegionTwo is still left alone.
+    const both = validateInventory({
+      ...raw,
+      openstack: { ...raw.openstack, region: 'RegionOne' },
+      vip: { ...raw.vip, computeEndpointInterfaces: ['public', 'internal'] },
+    });
+    await activityEnv().run(keystone().pointComputeEndpointAtVip, input(both));
+    expect(urls()).toEqual({
+      'RegionOne/public': both.vip.computeEndpointUrl,
+      'RegionOne/internal': both.vip.computeEndpointUrl,
+      'RegionTwo/public': 'http://127.0.32.200:8774/v2.1',
+    });
+  });
+
+  it('is a change of before-window, and the dry run shows the region, the new URL and where the old one is recorded', () => {
+    const raw = parse(readFileSync(lab.inventoryPath, 'utf8')) as Record<string, Record<string, unknown>>;
+    const one = validateInventory({ ...raw, openstack: { ...raw.openstack, region: 'RegionOne' } });
+    const plan = plannedSteps(one);
+    expect(plan.some((s) => s.id === 'point-endpoint-at-vip')).toBe(false);
+    const step = plan.find((s) => s.id === 'change-compute-endpoint')!;
+    expect(step.phase).toBe('before-window');
+    expect(plan.filter((s) => s.phase === 'before-window')[0]!.id).toBe('change-compute-endpoint');
+    expect(step.title).toBe(
+      `change keystone's public compute endpoint in region RegionOne to ${one.vip.computeEndpointUrl} (the old URL is read and recorded in this step's summary when it runs)`,
+    );
+    expect(step.commands.map((c) => c.command)).toEqual([
+      'OS_CLOUD=devstack-admin openstack endpoint list --service compute -f json',
+      `OS_CLOUD=devstack-admin openstack endpoint set --url ${one.vip.computeEndpointUrl} '<id of the public compute endpoint in RegionOne>'`,
+    ]);
+  });
+});
+
+describe('nova.conf edits by a non-root login whose nova.conf needs sudo', () => {
+  // A real sshd and the real sudo: the login is an unprivileged user with password-less sudo,
+  // and nova.conf is root's, mode 0640, as packaged nova ships it.
+  const USER = 'nu32-cfg';
+  const SUDOERS = '/etc/sudoers.d/nova-upgrade-test-cloud32';
+  const ssh = new SshLab();
+  let target: SshTarget;
+  let confDir: string;
+
+  beforeAll(async () => {
+    try {
+      execFileSync('id', [USER], { stdio: 'ignore' });
+    } catch {
+      execFileSync(
+        'useradd',
+        ['--system', '--no-create-home', '--home-dir', '/', '--shell', '/bin/sh', '--password', '*', USER],
+        { stdio: 'ignore' },
+      );
+    }
+    writeFileSync(`${SUDOERS}.new`, `${USER} ALL=(ALL) NOPASSWD: ALL\n`);
+    chmodSync(`${SUDOERS}.new`, 0o440);
+    execFileSync('visudo', ['-c', '-q', '-f', `${SUDOERS}.new`]);
+    execFileSync('mv', [`${SUDOERS}.new`, SUDOERS]);
+    const node = await ssh.node('cfg', '127.0.32.50');
+    // sshd reads authorized_keys as the user logging in.
+    for (const d of [ssh.root, node.sshd.dir]) chmodSync(d, 0o755);
+    chmodSync(join(node.sshd.dir, 'authorized_keys'), 0o644);
+    chmodSync(join(ssh.root, 'client'), 0o755);
+    target = node.target({ username: USER });
+    confDir = join(ssh.root, 'etc-nova');
+    mkdirSync(confDir, { mode: 0o755 });
+  }, 30_000);
+
+  afterAll(() => {
+    ssh.cleanup();
+    rmSync(SUDOERS, { force: true });
+    try {
+      execFileSync('userdel', [USER], { stdio: 'ignore' });
+    } catch {
+      // Already gone.
+    }
+  });
+
+  const NOVA_CONF = '[DEFAULT]\nmy_ip = 10.0.0.11\n\n[upgrade_levels]\n#compute = <None>\n';
+
+  it('pins compute=auto through sudo with the default templates, keeping owner and mode; without sudo it is refused', async () => {
+    const path = join(confDir, 'nova.conf');
+    writeFileSync(path, NOVA_CONF);
+    chmodSync(path, 0o640);
+    const i = inv;
+    const config = createConfigActivities({ runner: pool });
+    // The negative control first: as the login itself, the file cannot even be read.
+    const asLogin = await failureOf(
+      activityEnv().run(config.setUpgradeLevelsCompute, { target, path, readCommand: `cat ${path}`, key: 'k0' }),
+    );
+    expect(asLogin.message).toContain('Permission denied');
+    // Read through sudo but written as the login: the write is refused and the file is unchanged.
+    const writeAsLogin = await failureOf(
+      activityEnv().run(config.setUpgradeLevelsCompute, {
+        target,
+        path,
+        readCommand: cmd(i, 'readFile', { path }),
+        key: 'k1',
+      }),
+    );
+    expect(writeAsLogin.type).toBe('NovaConfigWriteFailed');
+    expect(readFileSync(path, 'utf8')).toBe(NOVA_CONF);
+
+    // What the upgrade's ops pass: readFile and writeFile, both through sudo.
+    const r = await activityEnv().run(config.setUpgradeLevelsCompute, {
+      target,
+      path,
+      readCommand: cmd(i, 'readFile', { path }),
+      writeTemplate: i.commands.writeFile,
+      key: 'k2',
+    });
+    expect(r.alreadyDone).toBe(false);
+    expect(getIniOption(readFileSync(path, 'utf8'), 'upgrade_levels', 'compute')).toBe('auto');
+    const st = statSync(path);
+    expect([st.uid, st.mode & 0o777]).toEqual([0, 0o640]);
+    expect(r.commands.map((c) => c.command)).toEqual([
+      `sudo cat ${path}`,
+      `write ${path} atomically (backup ${r.backupPath!})`,
+      `sudo cat ${path}`,
+    ]);
+    // The plan shows the write through sudo, so the preflight checks sudo on that node.
+    const pin = plannedSteps(inv).find((s) => s.id === 'pin-compute-rpc:controller')!;
+    expect(pin.commands.filter((c) => c.command.startsWith('sudo sh -c ')).length).toBe(
+      inv.nodes[0]!.configFiles.length,
+    );
+    const again = await activityEnv().run(config.setUpgradeLevelsCompute, {
+      target,
+      path,
+      readCommand: cmd(i, 'readFile', { path }),
+      writeTemplate: i.commands.writeFile,
+      key: 'k3',
+    });
+    expect(again.alreadyDone).toBe(true);
   });
 });

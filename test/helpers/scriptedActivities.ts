@@ -122,6 +122,7 @@ export const ACTIVITY_NAMES: (keyof Activities)[] = [
   'runVipProbe',
   'notifyWebhook',
   'checkNodesAccess',
+  'checkCells',
 ];
 
 /** A plausible audit record for an activity that names a node, so `history` has rows to show. */

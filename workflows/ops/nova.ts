@@ -6,6 +6,7 @@ import type { createConfigActivities } from '../../activities/nova/config';
 import type { createKeystoneActivities } from '../../activities/nova/keystone';
 import type { createManageActivities } from '../../activities/nova/manage';
 import { cmd, targetOf } from '../../common/topology';
+import { DEFAULT_COMMANDS } from '../../inventory/commands';
 import type { Inventory } from '../../inventory/schema';
 import { activityOptions, proxyDefaults } from './options';
 
@@ -29,14 +30,16 @@ export function novaOps(inv: Inventory) {
             listTemplate: inv.commands.endpointList,
             setTemplate: inv.commands.endpointSet,
             url: inv.vip.computeEndpointUrl,
+            // Inventories of runs started before these existed carry neither.
+            ...(inv.openstack.region !== undefined ? { region: inv.openstack.region } : {}),
+            interfaces: inv.vip.computeEndpointInterfaces ?? ['public'],
           },
         ],
       ),
     checkCells: () =>
-      acts.checkCells.executeWithOptions(
-        activityOptions(inv, 'short', `read nova's cells on ${inv.controller}`),
-        [{ target: ctl(), command: cmd(inv, 'cellList'), cells: inv.cells.map((c) => c.name) }],
-      ),
+      acts.checkCells.executeWithOptions(activityOptions(inv, 'short', `read nova's cells on ${inv.controller}`), [
+        { target: ctl(), command: cmd(inv, 'cellList'), cells: inv.cells.map((c) => c.name) },
+      ]),
     installCode: (node: string, key: string) =>
       acts.installCode.executeWithOptions(activityOptions(inv, 'long', `install nova ${inv.release.to} on ${node}`), [
         {
@@ -86,6 +89,7 @@ export function novaOps(inv: Inventory) {
             path,
             value: 'auto',
             readCommand: cmd(inv, 'readFile', { path }),
+            writeTemplate: (inv.commands as Partial<Inventory['commands']>).writeFile ?? DEFAULT_COMMANDS.writeFile,
             key: 'nova-upgrade',
           },
         ],

@@ -5,8 +5,40 @@ import type { Inventory } from '../../inventory/schema';
 import { onEveryLb } from './lbCommands';
 import type { RunbookStep } from './types';
 
-export function beforeUpgradeSteps(inv: Inventory): RunbookStep[] {
+/** The patch that moved the endpoint change out of the checks into before-window. */
+export const ENDPOINT_IS_A_CHANGE = 'endpoint-is-a-change';
+
+/**
+ * The seed: clients must reach nova through the VIP, or draining a server hides nothing. Changes
+ * only the inventory's region and interfaces, to exactly the inventory's URL. The old URL cannot
+ * be read offline, so the plan says where it will be recorded: the step's summary, when it runs.
+ */
+export function endpointStep(inv: Inventory, id: string, phase: RunbookStep['phase']): RunbookStep {
   const ctl = inv.controller;
+  const url = inv.vip.computeEndpointUrl;
+  const interfaces = inv.vip.computeEndpointInterfaces ?? ['public'];
+  const region = inv.openstack.region;
+  const where = region ? `region ${region}` : "the catalog's only region";
+  return {
+    id,
+    phase,
+    title: `change keystone's ${interfaces.join(', ')} compute endpoint in ${where} to ${url} (the old URL is read and recorded in this step's summary when it runs)`,
+    node: ctl,
+    commands: [
+      { node: ctl, command: cmd(inv, 'endpointList') },
+      ...interfaces.map((i) => ({
+        node: ctl,
+        command: cmd(inv, 'endpointSet', {
+          url,
+          endpointId: `<id of the ${i} compute endpoint in ${region ?? 'the only region'}>`,
+        }),
+      })),
+    ],
+    run: (rt) => rt.ops.nova.pointComputeEndpointAtVip(),
+  };
+}
+
+export function beforeUpgradeSteps(inv: Inventory): RunbookStep[] {
   const phase = 'before-upgrade';
   const servers = drainedServices(inv).map((d) => d.server);
   const steps: RunbookStep[] = [
@@ -20,18 +52,9 @@ export function beforeUpgradeSteps(inv: Inventory): RunbookStep[] {
       commands: onEveryLb(inv, 'show stat'),
       run: (rt) => rt.ops.haproxy.checkLoadBalancers(servers),
     },
-    // The seed: clients must reach nova through the VIP, or draining a server hides nothing.
-    {
-      id: 'point-endpoint-at-vip',
-      phase,
-      title: `point keystone's compute endpoint at ${inv.vip.computeEndpointUrl}`,
-      node: ctl,
-      commands: [
-        { node: ctl, command: cmd(inv, 'endpointList') },
-        { node: ctl, command: cmd(inv, 'endpointSet', { url: inv.vip.computeEndpointUrl, endpointId: '<id>' }) },
-      ],
-      run: (rt) => rt.ops.nova.pointComputeEndpointAtVip(),
-    },
+    // Retired: pointing the endpoint changes keystone's catalog, so it is no check; it is now
+    // change-compute-endpoint, the first change of before-window. Runs started earlier replay it here.
+    { ...endpointStep(inv, 'point-endpoint-at-vip', phase), retiredBy: ENDPOINT_IS_A_CHANGE },
   ];
   // A baseline: a test that already fails before the upgrade is not the upgrade's fault.
   if (inv.tempest.enabled) {

@@ -16,7 +16,7 @@ import { batchEstimate } from '../window';
 import { apiServerSteps } from './apiServers';
 import { computeBatchSteps } from './batchSteps';
 import { installCodeStep, restartStep } from './install';
-import { setUpgradeLevels } from './pin';
+import { pinCommands, setUpgradeLevels } from './pin';
 import type { RunbookStep } from './types';
 
 export function duringWindowSteps(inv: Inventory, installed: Set<string>): RunbookStep[] {
@@ -46,7 +46,7 @@ export function duringWindowSteps(inv: Inventory, installed: Set<string>): Runbo
       phase,
       title: `set [upgrade_levels] compute = auto on ${n.name}`,
       node: n.name,
-      commands: n.configFiles.map((f) => ({ node: n.name, command: cmd(inv, 'readFile', { path: f }) })),
+      commands: n.configFiles.flatMap((f) => pinCommands(inv, n.name, f)),
       run: (rt) => setUpgradeLevels(rt.ops, n),
     });
   }

@@ -44,11 +44,14 @@ export function planUpgrade(inv: Inventory): RunbookStep[] {
 
 /** The plan without its code, as `--dry-run --json` and the progress carry it. */
 export function plannedSteps(inv: Inventory): PlannedStep[] {
-  return planUpgrade(inv).map(({ id, phase, title, node, commands }) => ({
-    id,
-    phase,
-    title,
-    commands,
-    ...(node ? { node } : {}),
-  }));
+  // A retired step runs only in upgrades started before it was replaced; the plan of a new one lacks it.
+  return planUpgrade(inv)
+    .filter((s) => !s.retiredBy)
+    .map(({ id, phase, title, node, commands }) => ({
+      id,
+      phase,
+      title,
+      commands,
+      ...(node ? { node } : {}),
+    }));
 }

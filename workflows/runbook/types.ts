@@ -52,6 +52,13 @@ export interface RunbookStep {
    * without it (the interpreter asks `patched(patch)`), and show it skipped.
    */
   patch?: string;
+  /**
+   * A step that a later release replaced (renamed or moved to another phase): runs that record
+   * this patch skip it, runs started earlier replay it where it was.
+   */
+  retiredBy?: string;
+  /** The retired step this one replaces: skipped when that one already ran in this upgrade. */
+  replaces?: string;
   run: (rt: RunContext, key: string) => Promise<Outcome>;
 }
 
