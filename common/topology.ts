@@ -2,6 +2,7 @@
 // which services are drained behind HAProxy, which restart in place, how computes are batched.
 // Pure, so the dry run, the workflow and the CLI derive the very same answers.
 import { DEFAULT_COMMANDS, renderCommand, type CommandName } from '../inventory/commands';
+import { releaseOf } from '../inventory/releases';
 import type { Inventory, Node, Service } from '../inventory/schema';
 import type { LbTarget } from './haproxy';
 import { sshTargetFor, type SshTarget } from './sshTarget';
@@ -32,6 +33,15 @@ export function cmd(inv: Inventory, name: CommandName, values: Record<string, st
   // The inventory of a run started before a template existed lacks it: that run gets the default.
   const template = (inv.commands as Partial<Record<CommandName, string>>)[name] ?? DEFAULT_COMMANDS[name];
   return renderCommand(name, template, { osCloud: inv.openstack.osCloud, ...values });
+}
+
+/** The placement install of the plan: `{series}` is the target release's (placement numbers its own). */
+export function placementInstallCommand(inv: Inventory): string {
+  return cmd(inv, 'installPlacement', {
+    version: inv.release.to,
+    series: releaseOf(inv.release.to)?.series ?? inv.release.to,
+    node: inv.controller,
+  });
 }
 
 export function nodeByName(inv: Inventory, name: string): Node {

@@ -63,6 +63,7 @@ export function labInventory(i: LabInventoryInput): InventoryInput {
     retry: { maximumAttempts: 3, initialIntervalSeconds: 1, maximumIntervalSeconds: 5 },
     commands: {
       installCode: 'lab-install-code {version}',
+      installPlacement: 'lab-install-code --placement {version}',
       tempest: `cd ${s.tempest} && tempest run --smoke`,
     },
     nodes: i.nodes.map((n) => {
@@ -91,8 +92,9 @@ The nodes are real sshd's on loopback addresses, each with its own root under no
 where the default command templates run unchanged against stand-ins (systemctl, nova-manage,
 nova-status, openstack, sudo) on the node's PATH.`;
 
-const COMMANDS_NOTE = `Lab stand-ins replace two templates: installCode (there is no git checkout or pip here;
-lab-install-code switches the node's installed release) and tempest (a small real unittest
+const COMMANDS_NOTE = `Lab stand-ins replace three templates: installCode and installPlacement (there is no git
+checkout or pip here; lab-install-code switches the node's installed release, or with --placement
+placement's) and tempest (a small real unittest
 suite run by stestr, in the lab's tempest directory). upgradePlacement keeps its default:
 the lab's placement-manage and systemctl answer it.`;
 
@@ -163,7 +165,7 @@ function realLabInventory(i: LabInventoryInput): InventoryInput {
       readSeconds: 60,
     },
     retry: { maximumAttempts: 3, initialIntervalSeconds: 1, maximumIntervalSeconds: 5 },
-    commands: { installCode: 'lab-install-code {version}' },
+    commands: { installCode: 'lab-install-code {version}', installPlacement: 'lab-install-code --placement {version}' },
     nodes: i.nodes.map((n) => {
       const f = realFiles(s.node(n.name));
       const isController = n.roles.includes('controller');

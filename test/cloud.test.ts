@@ -11,13 +11,14 @@ import { createCellActivities, parseCellList } from '../activities/nova/cells';
 import { createConfigActivities } from '../activities/nova/config';
 import { getIniOption } from '../activities/nova/ini';
 import { createKeystoneActivities } from '../activities/nova/keystone';
+import { createManageActivities } from '../activities/nova/manage';
 import { SshPool } from '../activities/ssh/pool';
 import type { SshTarget } from '../common/sshTarget';
-import { cmd, targetOf } from '../common/topology';
+import { cmd, placementInstallCommand, targetOf } from '../common/topology';
 import { validateInventory } from '../inventory/load';
 import type { Inventory } from '../inventory/schema';
 import { labDown, labUp, runOnNode, type LabInfo } from '../lab/lab';
-import { addLabCell, addLabEndpoint, readEndpoints } from '../lab/node/cloud';
+import { addLabCell, addLabEndpoint, readEndpoints, readSchema } from '../lab/node/cloud';
 import { plannedSteps } from '../workflows/runbook';
 import { activityEnv, failureOf } from './helpers/activityEnv';
 import { SshLab } from './helpers/sshLab';
@@ -293,5 +294,56 @@ describe('nova.conf edits by a non-root login whose nova.conf needs sudo', () =>
       key: 'k3',
     });
     expect(again.alreadyDone).toBe(true);
+  });
+});
+
+describe("placement's own code", () => {
+  it('installs the new placement before its db sync and restart; without the install the old release is synced again', async () => {
+    const manage = createManageActivities({ runner: pool });
+    const ctl = targetOf(inv, inv.controller);
+    const stateDir = inv.remoteStateDir;
+    const placementVersion = async () =>
+      (await runOnNode(lab.nodes[0]!, 'placement-manage', ['--version'])).stdout.trim();
+    // nova's new code on the controller (before-window) does not bring placement's.
+    await runOnNode(lab.nodes[0]!, 'lab-install-code', [lab.options.toVersion]);
+    expect(await placementVersion()).toBe('12.0.0');
+    // What the step did before: db sync and restart of the code that is there, the old release.
+    await activityEnv().run(manage.upgradePlacement, {
+      target: ctl,
+      command: cmd(inv, 'upgradePlacement', { version: inv.release.to, node: inv.controller }),
+      key: 'cloud-placement-old',
+      stateDir,
+      pollMs: 100,
+    });
+    expect(readSchema(lab.stateDir).placement?.release).toBe('12.0.0');
+
+    const step = plannedSteps(inv).find((s) => s.id === 'upgrade-placement')!;
+    expect(step.commands.map((c) => c.command)).toEqual([
+      'lab-install-code --placement 31.0.0',
+      'placement-manage db sync && sudo systemctl restart devstack@placement-api',
+    ]);
+    const installed = await activityEnv().run(manage.installPlacement, {
+      target: ctl,
+      command: placementInstallCommand(inv),
+      release: inv.release.to,
+      key: 'cloud-placement-install',
+      stateDir,
+      pollMs: 100,
+    });
+    expect(installed.summary).toBe('installed placement for nova 31.0.0 on controller');
+    await activityEnv().run(manage.upgradePlacement, {
+      target: ctl,
+      command: cmd(inv, 'upgradePlacement', { version: inv.release.to, node: inv.controller }),
+      key: 'cloud-placement-new',
+      stateDir,
+      pollMs: 100,
+    });
+    expect(await placementVersion()).toBe('13.0.0');
+    expect(readSchema(lab.stateDir).placement?.release).toBe('13.0.0');
+    // The default template checks out the series' placement: 2025.1 for nova 31.
+    const devstack = validateInventory({ ...(parse(readFileSync(lab.inventoryPath, 'utf8')) as object), commands: {} });
+    expect(placementInstallCommand(devstack)).toBe(
+      'cd /opt/stack/placement && git fetch origin && git checkout origin/stable/2025.1 && sudo -H pip install -e /opt/stack/placement',
+    );
   });
 });

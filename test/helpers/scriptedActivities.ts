@@ -100,6 +100,7 @@ export const ACTIVITY_NAMES: (keyof Activities)[] = [
   'readBackendCounters',
   'installCode',
   'readCodeVersion',
+  'installPlacement',
   'upgradePlacement',
   'syncApiDb',
   'syncCellDb',

@@ -5,7 +5,7 @@ import type { createCellActivities } from '../../activities/nova/cells';
 import type { createConfigActivities } from '../../activities/nova/config';
 import type { createKeystoneActivities } from '../../activities/nova/keystone';
 import type { createManageActivities } from '../../activities/nova/manage';
-import { cmd, targetOf } from '../../common/topology';
+import { cmd, placementInstallCommand, targetOf } from '../../common/topology';
 import { DEFAULT_COMMANDS } from '../../inventory/commands';
 import type { Inventory } from '../../inventory/schema';
 import { activityOptions, proxyDefaults } from './options';
@@ -71,6 +71,20 @@ export function novaOps(inv: Inventory) {
           cell: cell.name,
         },
       ]),
+    installPlacement: (key: string) =>
+      acts.installPlacement.executeWithOptions(
+        activityOptions(inv, 'long', `install placement for nova ${inv.release.to}`),
+        [
+          {
+            target: ctl(),
+            command: placementInstallCommand(inv),
+            release: inv.release.to,
+            key,
+            stateDir,
+            timeoutMs: inv.timeouts.commandSeconds * 1000,
+          },
+        ],
+      ),
     upgradePlacement: (key: string) =>
       acts.upgradePlacement.executeWithOptions(activityOptions(inv, 'long', 'upgrade placement'), [
         {
