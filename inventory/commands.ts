@@ -107,3 +107,23 @@ export function renderCommand(name: CommandName, template: string, values: Recor
     return shellQuote(String(v));
   });
 }
+
+/**
+ * The inventory's check of command templates, by field: unknown placeholders refused before
+ * anything runs. Pure, so the workflow applies the same check to templates changed while held.
+ */
+export function templateProblems(overrides: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  for (const [name, template] of Object.entries(overrides)) {
+    const allowed = COMMAND_PLACEHOLDERS[name as CommandName] as readonly string[] | undefined;
+    if (!allowed || typeof template !== 'string') continue;
+    for (const p of [...new Set(placeholdersIn(template))]) {
+      if (!allowed.includes(p)) {
+        problems.push(
+          `commands.${name}: unknown placeholder {${p}}; this template may use ${allowed.length ? allowed.map((a) => `{${a}}`).join(', ') : 'no placeholders'}`,
+        );
+      }
+    }
+  }
+  return problems;
+}

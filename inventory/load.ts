@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { COMMAND_PLACEHOLDERS, DEFAULT_COMMANDS, placeholdersIn, type CommandName } from './commands';
+import { DEFAULT_COMMANDS, templateProblems, type CommandName } from './commands';
 import {
   inventorySchema,
   IPV4,
@@ -169,22 +169,6 @@ function resolveLoadBalancer(
     members,
     servers,
   };
-}
-
-function templateProblems(overrides: Record<string, unknown>): string[] {
-  const problems: string[] = [];
-  for (const [name, template] of Object.entries(overrides)) {
-    const allowed = COMMAND_PLACEHOLDERS[name as CommandName];
-    if (!allowed || typeof template !== 'string') continue;
-    for (const p of uniq(placeholdersIn(template))) {
-      if (!allowed.includes(p)) {
-        problems.push(
-          `commands.${name}: unknown placeholder {${p}}; this template may use ${allowed.length ? allowed.map((a) => `{${a}}`).join(', ') : 'no placeholders'}`,
-        );
-      }
-    }
-  }
-  return problems;
 }
 
 /** Validates an already-parsed document; the single entry point for YAML, JSON and tests. */

@@ -5,8 +5,12 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { createActivities } from '../activities';
 import { createCellActivities, parseCellList } from '../activities/nova/cells';
 import { createConfigActivities } from '../activities/nova/config';
 import { getIniOption } from '../activities/nova/ini';
@@ -22,6 +26,11 @@ import { addLabCell, addLabEndpoint, readEndpoints, readSchema } from '../lab/no
 import { plannedSteps } from '../workflows/runbook';
 import { activityEnv, failureOf } from './helpers/activityEnv';
 import { SshLab } from './helpers/sshLab';
+import { runCli } from './helpers/cli';
+import { untilProgress } from './helpers/progress';
+import { sharedTemporal, workflowBundle } from './temporalEnv';
+import { abortSignal, approveUpdate, type UpgradeInput, type UpgradeResult } from '../common/messages';
+import { novaUpgrade } from '../workflows/upgrade';
 
 let dir: string;
 let lab: LabInfo;
@@ -346,4 +355,108 @@ describe("placement's own code", () => {
       'cd /opt/stack/placement && git fetch origin && git checkout origin/stable/2025.1 && sudo -H pip install -e /opt/stack/placement',
     );
   });
+});
+
+describe('a template corrected while its step is held', () => {
+  it('refuses a change unless held or a template the inventory check refuses; the corrected one is used on retry and recorded', async () => {
+    const t = sharedTemporal();
+    const taskQueue = `cloud-templates-${randomUUID()}`;
+    const nativeConnection = await NativeConnection.connect({ address: t.address });
+    const client = new Client({ connection: await Connection.connect({ address: t.address }), namespace: t.namespace });
+    const worker = await Worker.create({
+      connection: nativeConnection,
+      namespace: t.namespace,
+      taskQueue,
+      workflowBundle: workflowBundle(),
+      activities: createActivities({ runner: pool }),
+    });
+    const running = worker.run();
+    const cli = (...args: string[]) =>
+      runCli([...args, '--address', t.address, '--namespace', t.namespace, '--task-queue', taskQueue], {
+        NOVA_UPGRADE_OPERATOR: 'carol',
+      });
+    try {
+      const raw = parse(readFileSync(lab.inventoryPath, 'utf8')) as Record<string, Record<string, unknown>>;
+      // A typo, as an operator's template might have one: the stand-in nova-manage exits 2 on it.
+      const wrong = validateInventory({
+        ...raw,
+        commands: { ...raw.commands, cellList: 'nova-manage cell_v2 list_cell' },
+      });
+      const workflowId = `nova-upgrade-cloud-templates-${randomUUID().slice(0, 8)}`;
+      const h = await client.workflow.start(novaUpgrade, {
+        taskQueue,
+        workflowId,
+        args: [{ inventory: wrong, autoApprove: [], startedBy: 'test' } satisfies UpgradeInput],
+      });
+      await untilProgress(h, (p) => p.pendingApproval?.phase === 'before-upgrade', 'the first gate');
+      const early = await cli('templates', 'set', workflowId, 'cellList=nova-manage cell_v2 list_cells');
+      expect(early.code).not.toBe(0);
+      expect(early.stderr).toContain(
+        'refused: command templates can be changed only while a step is held (nothing runs then); this upgrade holds no step now',
+      );
+      await h.executeUpdate(approveUpdate, { args: [{ phase: 'before-upgrade', approver: 'carol' }] });
+      const held = await untilProgress(
+        h,
+        (p) => p.pendingDecision?.stepId === 'check-cells',
+        'the hold at check-cells',
+      );
+      expect(held.steps.find((s) => s.id === 'check-cells')?.error).toContain('`nova-manage cell_v2 list_cell`');
+
+      const badPlaceholder = await cli(
+        'templates',
+        'set',
+        workflowId,
+        'cellList=nova-manage --config-file {config} cell_v2 list_cells',
+      );
+      expect(badPlaceholder.stderr).toContain(
+        'refused: commands.cellList: unknown placeholder {config}; this template may use no placeholders',
+      );
+      const unknown = await cli('templates', 'set', workflowId, 'cellsList=nova-manage cell_v2 list_cells');
+      expect(unknown.stderr).toContain('refused: commands.cellsList: not a command template; the templates are ');
+
+      const set = await cli(
+        'templates',
+        'set',
+        workflowId,
+        'cellList=nova-manage cell_v2 list_cells',
+        '--reason',
+        'typo',
+      );
+      expect(set.stdout).toContain('changed cellList while check-cells is held; "retry" runs it with the new template');
+      const retry = await cli('retry', workflowId);
+      expect(retry.code).toBe(0);
+      // The corrected template reads nova's cells, and nova has cell2 (added above), which the
+      // inventory lacks: the upgrade is refused at its start, with the sentence naming it.
+      const refused = await untilProgress(
+        h,
+        (p) =>
+          p.pendingDecision?.stepId === 'check-cells' &&
+          (p.steps.find((s) => s.id === 'check-cells')?.attempts ?? 0) >= 2,
+        'the second hold at check-cells',
+      );
+      expect(refused.steps.find((s) => s.id === 'check-cells')?.error).toMatch(
+        /nova has cell "cell2" \([0-9a-f-]{36}\) that the inventory's cells do not list: add it to cells with its config file, or its database is never synced nor migrated \(`nova-manage cell_v2 list_cells` on controller\)/,
+      );
+      expect(refused.templateChanges).toEqual([
+        {
+          at: expect.any(String),
+          by: 'carol',
+          reason: 'typo',
+          stepId: 'check-cells',
+          changes: { cellList: { from: 'nova-manage cell_v2 list_cell', to: 'nova-manage cell_v2 list_cells' } },
+        },
+      ]);
+      const history = JSON.stringify((await h.fetchHistory()).events);
+      expect(history).toContain('setTemplates');
+      await h.signal(abortSignal, { by: 'carol', reason: 'cell2 first' });
+      const result = (await h.result()) as UpgradeResult;
+      expect(result.status).toBe('aborted');
+      expect(result.steps.filter((s) => s.status === 'succeeded').map((s) => s.id)).toEqual(['check-node-access']);
+    } finally {
+      worker.shutdown();
+      await running;
+      await nativeConnection.close();
+      await client.connection.close();
+    }
+  }, 180_000);
 });

@@ -13,6 +13,7 @@ import { createOps } from './ops';
 import { planUpgrade, type RunbookStep, type RunContext } from './runbook';
 import { UpgradeState } from './state';
 import { runStep, upgradeHost, type StepContext } from './stepRunner';
+import { handleTemplateUpdates } from './templates';
 import { holdUnlessWindowAllows } from './window';
 
 export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
@@ -37,6 +38,7 @@ export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
         : undefined;
   const notifier = new WebhookNotifier(ops.notify, state, webhook);
   const gates = new Gates(state, input.autoApprove, notifier);
+  handleTemplateUpdates(state, inv);
   const ctx: StepContext = { state, gates };
   const rt: RunContext = { inv, ops, state, weights: {} };
   const exposure = new Exposure();
