@@ -23,7 +23,13 @@ export interface DrainedService {
   node: string;
   unit: string;
   server: string;
+  kind: Service['kind'];
+  /** Every backend that routes to the service; haproxy.backend unless the inventory names others. */
+  backends: string[];
 }
+
+/** A service is drained behind HAProxy if it is nova-api or the inventory gives it a server or backends. */
+const isDrained = (s: Service) => s.kind === 'api' || !!s.haproxyServer || !!s.haproxyBackends;
 
 /** Conductors first: newer services must find conductors that already speak their RPC version. */
 export const RESTART_ORDER: Service['kind'][] = ['conductor', 'scheduler', 'metadata', 'console', 'other'];
@@ -77,9 +83,13 @@ export function computeUnit(n: Node): string {
 
 export function drainedServices(inv: Inventory): DrainedService[] {
   return inv.nodes.flatMap((n) =>
-    n.services
-      .filter((s) => s.kind === 'api' || s.haproxyServer)
-      .map((s) => ({ node: n.name, unit: s.unit, server: s.haproxyServer ?? n.api?.haproxyServer ?? n.name })),
+    n.services.filter(isDrained).map((s) => ({
+      node: n.name,
+      unit: s.unit,
+      server: s.haproxyServer ?? n.api?.haproxyServer ?? n.name,
+      kind: s.kind,
+      backends: s.haproxyBackends ?? [inv.haproxy.backend],
+    })),
   );
 }
 
@@ -96,9 +106,7 @@ export function inPlaceRestarts(inv: Inventory): { node: string; unit: string; k
 
 /** Services that get a SIGHUP after the window: everything that is not drained behind HAProxy. */
 export function hupServices(inv: Inventory): { node: string; unit: string }[] {
-  return inv.nodes.flatMap((n) =>
-    n.services.filter((s) => s.kind !== 'api' && !s.haproxyServer).map((s) => ({ node: n.name, unit: s.unit })),
-  );
+  return inv.nodes.flatMap((n) => n.services.filter((s) => !isDrained(s)).map((s) => ({ node: n.name, unit: s.unit })));
 }
 
 export function computeBatches(inv: Inventory): ComputeBatch[] {

@@ -38,6 +38,14 @@ const serviceSchema = z
     // A service with an HAProxy server is drained, restarted and enabled like nova-api
     // instead of being restarted in place.
     haproxyServer: haproxyName.optional(),
+    // The HAProxy backends that route to this service (kolla and OpenStack-Ansible put nova-api
+    // and nova-metadata in backends of their own); default haproxy.backend. Each is drained
+    // before the service restarts, waited on, and enabled after.
+    haproxyBackends: z
+      .array(haproxyName)
+      .min(1)
+      .refine((a) => new Set(a).size === a.length, 'must name each backend once')
+      .optional(),
   })
   .strict();
 export type Service = z.infer<typeof serviceSchema>;

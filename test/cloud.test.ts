@@ -29,7 +29,8 @@ import { SshLab } from './helpers/sshLab';
 import { runCli } from './helpers/cli';
 import { untilProgress } from './helpers/progress';
 import { sharedTemporal, workflowBundle } from './temporalEnv';
-import { abortSignal, approveUpdate, type UpgradeInput, type UpgradeResult } from '../common/messages';
+import { abortSignal, approveUpdate, PHASES, type UpgradeInput, type UpgradeResult } from '../common/messages';
+import { newScript, scriptedActivities, useProbeClient } from './helpers/scriptedActivities';
 import { novaUpgrade } from '../workflows/upgrade';
 
 let dir: string;
@@ -452,6 +453,90 @@ describe('a template corrected while its step is held', () => {
       const result = (await h.result()) as UpgradeResult;
       expect(result.status).toBe('aborted');
       expect(result.steps.filter((s) => s.status === 'succeeded').map((s) => s.id)).toEqual(['check-node-access']);
+    } finally {
+      worker.shutdown();
+      await running;
+      await nativeConnection.close();
+      await client.connection.close();
+    }
+  }, 180_000);
+});
+
+describe('nova-metadata behind a backend of its own', () => {
+  it('drains every backend that routes to the metadata API before its restart, waits, and enables it after', async () => {
+    const raw = parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as {
+      nodes: Array<Record<string, unknown>>;
+    } & Record<string, unknown>;
+    const services = [
+      { unit: 'devstack@n-super-cond', kind: 'conductor' },
+      { unit: 'devstack@n-cond-cell1', kind: 'conductor' },
+      { unit: 'devstack@n-sch', kind: 'scheduler' },
+      { unit: 'devstack@n-api', kind: 'api' },
+      { unit: 'devstack@n-api-meta', kind: 'metadata', haproxyBackends: ['nova-metadata'] },
+      { unit: 'devstack@n-cpu', kind: 'compute' },
+    ];
+    const i = validateInventory({
+      ...raw,
+      cloud: `meta${randomUUID().slice(0, 6)}`,
+      retry: { maximumAttempts: 1, initialIntervalSeconds: 1 },
+      nodes: raw.nodes.map((n, k) => (k === 0 ? { ...n, services } : n)),
+    });
+    const ctl = i.controller;
+    const plan = plannedSteps(i).map((s) => s.id);
+    const at = (id: string) => {
+      expect(plan).toContain(id);
+      return plan.indexOf(id);
+    };
+    // Not restarted in place any more: only behind its own drain.
+    const restart = plan.filter((id) => id.includes('devstack@n-api-meta'));
+    expect(restart).toHaveLength(1);
+    expect(at('record-weights:nova-metadata')).toBeLessThan(at(`drain:nova-metadata/${ctl}`));
+    expect(at(`drain:nova-metadata/${ctl}`)).toBeLessThan(at(`wait-sessions:nova-metadata/${ctl}`));
+    expect(at(`wait-sessions:nova-metadata/${ctl}`)).toBeLessThan(plan.indexOf(restart[0]!));
+    expect(plan.indexOf(restart[0]!)).toBeLessThan(at(`enable:nova-metadata/${ctl}`));
+    expect(at(`enable:nova-metadata/${ctl}`)).toBeLessThan(at(`wait-up:nova-metadata/${ctl}`));
+
+    // And so it runs, on the real Temporal server with scripted activities.
+    const t = sharedTemporal();
+    const taskQueue = `cloud-meta-${randomUUID()}`;
+    const script = newScript();
+    const nativeConnection = await NativeConnection.connect({ address: t.address });
+    const client = new Client({ connection: await Connection.connect({ address: t.address }), namespace: t.namespace });
+    useProbeClient(client);
+    const worker = await Worker.create({
+      connection: nativeConnection,
+      namespace: t.namespace,
+      taskQueue,
+      workflowBundle: workflowBundle(),
+      activities: scriptedActivities(script),
+    });
+    const running = worker.run();
+    try {
+      const h = await client.workflow.start(novaUpgrade, {
+        taskQueue,
+        workflowId: `nova-upgrade-${i.cloud}`,
+        args: [{ inventory: i, autoApprove: [...PHASES], startedBy: 'test' } satisfies UpgradeInput],
+      });
+      const result = (await h.result()) as UpgradeResult;
+      expect(result.status).toBe('completed');
+      const calls = script.calls.map((c) => ({
+        name: c.name,
+        backend: c.input.backend as string | undefined,
+        server: c.input.server as string | undefined,
+        unit: c.input.unit as string | undefined,
+      }));
+      const idx = (pred: (c: (typeof calls)[number]) => boolean) => calls.findIndex(pred);
+      const meta = (name: string) => idx((c) => c.name === name && c.backend === 'nova-metadata' && c.server === ctl);
+      const restartMeta = idx((c) => c.name === 'restartService' && c.unit === 'devstack@n-api-meta');
+      expect(restartMeta).toBeGreaterThan(-1);
+      expect(meta('drainApiServer')).toBeGreaterThan(-1);
+      expect(meta('drainApiServer')).toBeLessThan(meta('waitForNoSessions'));
+      expect(meta('waitForNoSessions')).toBeLessThan(restartMeta);
+      expect(restartMeta).toBeLessThan(meta('enableApiServer'));
+      expect(meta('enableApiServer')).toBeLessThan(meta('waitForServerUp'));
+      expect(calls.filter((c) => c.name === 'restartService' && c.unit === 'devstack@n-api-meta')).toHaveLength(1);
+      // nova-api's own backend is drained and enabled as before.
+      expect(calls.some((c) => c.name === 'drainApiServer' && c.backend === 'nova-api')).toBe(true);
     } finally {
       worker.shutdown();
       await running;

@@ -40,7 +40,13 @@ export function endpointStep(inv: Inventory, id: string, phase: RunbookStep['pha
 
 export function beforeUpgradeSteps(inv: Inventory): RunbookStep[] {
   const phase = 'before-upgrade';
-  const servers = drainedServices(inv).map((d) => d.server);
+  const drained = drainedServices(inv);
+  const backend = inv.haproxy.backend;
+  const servers = drained.filter((d) => d.backends.includes(backend)).map((d) => d.server);
+  // Backends of their own (nova-metadata): each checked for its servers too.
+  const others = [...new Set(drained.flatMap((d) => d.backends))]
+    .filter((b) => b !== backend)
+    .map((b) => ({ backend: b, servers: drained.filter((d) => d.backends.includes(b)).map((d) => d.server) }));
   const steps: RunbookStep[] = [
     // Every API server must be present and UP, and the socket at level admin, before any drain.
     {
@@ -50,7 +56,12 @@ export function beforeUpgradeSteps(inv: Inventory): RunbookStep[] {
         .map((l) => l.name)
         .join(', ')}`,
       commands: onEveryLb(inv, 'show stat'),
-      run: (rt) => rt.ops.haproxy.checkLoadBalancers(servers),
+      run: async (rt) => {
+        const out = await rt.ops.haproxy.checkLoadBalancers(servers);
+        const more = [];
+        for (const o of others) more.push(await rt.ops.haproxy.checkLoadBalancers(o.servers, o.backend));
+        return { summary: [out, ...more].map((r) => r.summary).join('; ') };
+      },
     },
     // Retired: pointing the endpoint changes keystone's catalog, so it is no check; it is now
     // change-compute-endpoint, the first change of before-window. Runs started earlier replay it here.
