@@ -545,3 +545,31 @@ describe('nova-metadata behind a backend of its own', () => {
     }
   }, 180_000);
 });
+
+describe('the inventory fields for regions and backends', () => {
+  it('refuses an interface or a backend named twice, by field and node', () => {
+    const raw = parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as {
+      nodes: Array<Record<string, unknown>>;
+      vip: Record<string, unknown>;
+    } & Record<string, unknown>;
+    expect(() =>
+      validateInventory({
+        ...raw,
+        vip: { ...raw.vip, computeEndpointInterfaces: ['public', 'public'] },
+        nodes: raw.nodes.map((n, k) =>
+          k === 0
+            ? {
+                ...n,
+                services: [
+                  { unit: 'a', kind: 'api' },
+                  { unit: 'm', kind: 'metadata', haproxyBackends: ['x', 'x'] },
+                ],
+              }
+            : n,
+        ),
+      }),
+    ).toThrow(
+      'inventory: 2 problems in the inventory:\n  - vip.computeEndpointInterfaces: must name each interface once\n  - nodes[0] (controller).services[1].haproxyBackends: must name each backend once',
+    );
+  });
+});
