@@ -5,6 +5,7 @@ import { createProbeActivities, type StopRequested } from './http/probe';
 import { createLbSetupActivities } from './lb/activities';
 import { createVersionActivities } from './http/versions';
 import { createComputeActivities } from './nova/computes';
+import { createCellActivities } from './nova/cells';
 import { createConfigActivities } from './nova/config';
 import { createKeystoneActivities } from './nova/keystone';
 import { createManageActivities } from './nova/manage';
@@ -26,6 +27,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createLbSetupActivities(deps),
     ...createManageActivities(deps),
     ...createConfigActivities(deps),
+    ...createCellActivities(deps),
     ...createServiceActivities(deps),
     ...createComputeActivities(deps),
     ...createKeystoneActivities(deps),

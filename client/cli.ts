@@ -12,6 +12,7 @@ import {
   approvePhase,
   CliError,
   decide,
+  setTemplates,
   requestAbort,
   signalApproval,
   signalDecision,
@@ -160,6 +161,26 @@ export function buildProgram(): Command {
       print(await decide(c, conn.taskQueue, id, input));
     });
   }
+
+  const templates = program
+    .command('templates')
+    .description('correct the command templates of a held upgrade, without starting over');
+  withConnection(templates.command('set <workflowId> <assignments...>'))
+    .description(
+      'set name=template for each template named (checked as the inventory\'s are); only while a step is held, then "retry" it. Recorded in the history and the progress',
+    )
+    .option('--reason <text>', 'recorded with the change')
+    .action(async (id: string, assignments: string[], o: ConnectionFlags & { reason?: string }) => {
+      const values: Record<string, string> = {};
+      for (const a of assignments) {
+        const eq = a.indexOf('=');
+        if (eq <= 0)
+          throw new CliError(`"${a}" is not name=template (e.g. cellList='nova-manage cell_v2 list_cells')`, 2);
+        values[a.slice(0, eq)] = a.slice(eq + 1);
+      }
+      const { conn, client: c } = await client(o);
+      print(await setTemplates(c, conn.taskQueue, id, values, o.reason));
+    });
 
   withConnection(program.command('abort <workflowId>'))
     .description('stop at the next safe point, leaving no API server drained and no service stopped')

@@ -15,6 +15,7 @@ import {
   approveUpdate,
   decideSignal,
   decideUpdate,
+  setTemplatesUpdate,
   progressQuery,
   upgradeWorkflowId,
   type DecideInput,
@@ -175,6 +176,32 @@ export async function decide(
       handle.executeUpdate(decideUpdate, { args: [{ ...input, by: operatorName() }] }),
       30_000,
       `the ${input.action} decision`,
+    );
+  } catch (err) {
+    return updateRefusal(err);
+  }
+}
+
+/**
+ * Corrects command templates of a held upgrade; the workflow checks them as the inventory's
+ * are, refuses unless a step is held, and records the change (history and progress).
+ */
+export async function setTemplates(
+  client: Client,
+  taskQueue: string,
+  workflowId: string,
+  templates: Record<string, string>,
+  reason?: string,
+): Promise<string> {
+  const handle = await openUpgrade(client, workflowId);
+  await requireWorker(client, taskQueue);
+  try {
+    return await withDeadline(
+      handle.executeUpdate(setTemplatesUpdate, {
+        args: [{ templates, by: operatorName(), ...(reason ? { reason } : {}) }],
+      }),
+      30_000,
+      'the template change',
     );
   } catch (err) {
     return updateRefusal(err);

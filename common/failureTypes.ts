@@ -58,6 +58,9 @@ export const FAILURE_TYPES = {
   NovaCodeVersionMismatch: 'the install finished but the node reports another version',
   NovaConfigWriteFailed: 'nova.conf could not be written',
   NovaConfigVerifyFailed: 'nova.conf did not read back as written',
+  NovaCellListUnreadable: 'nova-manage cell_v2 list_cells printed no table this tool can read',
+  NovaCellsDiffer: "nova's cell mappings and the inventory's cells differ (a cell missing from either)",
+  NovaEndpointRegionUnnamed: 'the catalog has compute endpoints in more than one region and the inventory names none',
   NovaComputeEndpointNotFound: "keystone's catalog has no compute endpoint to point at the VIP",
   NovaComputeServiceNotFound: 'the service list has no nova-compute record for a host',
   NovaServiceListWithoutReason:

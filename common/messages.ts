@@ -93,6 +93,8 @@ export interface Progress {
   approvals: ApprovalRecord[];
   pendingApproval?: PendingApproval;
   pendingDecision?: PendingDecision;
+  /** Command templates corrected while held, in order. */
+  templateChanges?: TemplateChange[];
   steps: StepState[];
   warnings: string[];
   compute: { nodesDone: number; nodesTotal: number; batchesDone: number; batchesTotal: number };
@@ -168,6 +170,26 @@ export interface NotifyEvent extends NotifyFields {
 export const approveUpdate = defineUpdate<ApprovalRecord, [ApproveInput]>('approve');
 export const approveSignal = defineSignal<[ApproveInput]>('approve');
 export const decideUpdate = defineUpdate<string, [DecideInput]>('decide');
+
+/** Corrects command templates of a held upgrade (`nova-upgrade templates set`); recorded in history. */
+export interface SetTemplatesInput {
+  /** Template name → the new template, checked as the inventory's are. */
+  templates: Record<string, string>;
+  by: string;
+  reason?: string;
+}
+
+/** One accepted correction, as the progress lists it. */
+export interface TemplateChange {
+  at: string;
+  by: string;
+  reason?: string;
+  /** The step that was held when the templates were changed. */
+  stepId: string;
+  changes: Record<string, { from: string; to: string }>;
+}
+
+export const setTemplatesUpdate = defineUpdate<string, [SetTemplatesInput]>('setTemplates');
 export const decideSignal = defineSignal<[DecideInput]>('decide');
 export const abortSignal = defineSignal<[{ by: string; reason?: string }]>('abort');
 export const progressQuery = defineQuery<Progress>('progress');

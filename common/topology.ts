@@ -1,7 +1,8 @@
 // The cloud's shape as the runbook sees it, derived from the inventory: which node is which,
 // which services are drained behind HAProxy, which restart in place, how computes are batched.
 // Pure, so the dry run, the workflow and the CLI derive the very same answers.
-import { renderCommand, type CommandName } from '../inventory/commands';
+import { DEFAULT_COMMANDS, renderCommand, type CommandName } from '../inventory/commands';
+import { releaseOf } from '../inventory/releases';
 import type { Inventory, Node, Service } from '../inventory/schema';
 import type { LbTarget } from './haproxy';
 import { sshTargetFor, type SshTarget } from './sshTarget';
@@ -22,7 +23,13 @@ export interface DrainedService {
   node: string;
   unit: string;
   server: string;
+  kind: Service['kind'];
+  /** Every backend that routes to the service; haproxy.backend unless the inventory names others. */
+  backends: string[];
 }
+
+/** A service is drained behind HAProxy if it is nova-api or the inventory gives it a server or backends. */
+const isDrained = (s: Service) => s.kind === 'api' || !!s.haproxyServer || !!s.haproxyBackends;
 
 /** Conductors first: newer services must find conductors that already speak their RPC version. */
 export const RESTART_ORDER: Service['kind'][] = ['conductor', 'scheduler', 'metadata', 'console', 'other'];
@@ -31,7 +38,18 @@ export const RESTART_ORDER: Service['kind'][] = ['conductor', 'scheduler', 'meta
 export function cmd(inv: Inventory, name: CommandName, values: Record<string, string | number> = {}): string {
   // {venv} only with the devstack profile; a run started before profiles has no devstack section and no {venv}.
   const venv: Record<string, string> = inv.devstack ? { venv: inv.devstack.venv } : {};
-  return renderCommand(name, inv.commands[name], { osCloud: inv.openstack.osCloud, ...venv, ...values });
+  // The inventory of a run started before a template existed lacks it: that run gets the default.
+  const template = (inv.commands as Partial<Record<CommandName, string>>)[name] ?? DEFAULT_COMMANDS[name];
+  return renderCommand(name, template, { osCloud: inv.openstack.osCloud, ...venv, ...values });
+}
+
+/** The placement install of the plan: `{series}` is the target release's (placement numbers its own). */
+export function placementInstallCommand(inv: Inventory): string {
+  return cmd(inv, 'installPlacement', {
+    version: inv.release.to,
+    series: releaseOf(inv.release.to)?.series ?? inv.release.to,
+    node: inv.controller,
+  });
 }
 
 export function nodeByName(inv: Inventory, name: string): Node {
@@ -67,9 +85,13 @@ export function computeUnit(n: Node): string {
 
 export function drainedServices(inv: Inventory): DrainedService[] {
   return inv.nodes.flatMap((n) =>
-    n.services
-      .filter((s) => s.kind === 'api' || s.haproxyServer)
-      .map((s) => ({ node: n.name, unit: s.unit, server: s.haproxyServer ?? n.api?.haproxyServer ?? n.name })),
+    n.services.filter(isDrained).map((s) => ({
+      node: n.name,
+      unit: s.unit,
+      server: s.haproxyServer ?? n.api?.haproxyServer ?? n.name,
+      kind: s.kind,
+      backends: s.haproxyBackends ?? [inv.haproxy.backend],
+    })),
   );
 }
 
@@ -86,9 +108,7 @@ export function inPlaceRestarts(inv: Inventory): { node: string; unit: string; k
 
 /** Services that get a SIGHUP after the window: everything that is not drained behind HAProxy. */
 export function hupServices(inv: Inventory): { node: string; unit: string }[] {
-  return inv.nodes.flatMap((n) =>
-    n.services.filter((s) => s.kind !== 'api' && !s.haproxyServer).map((s) => ({ node: n.name, unit: s.unit })),
-  );
+  return inv.nodes.flatMap((n) => n.services.filter((s) => !isDrained(s)).map((s) => ({ node: n.name, unit: s.unit })));
 }
 
 export function computeBatches(inv: Inventory): ComputeBatch[] {

@@ -15,6 +15,10 @@ export const DEFAULT_COMMANDS = {
   codeVersion: '{venv}/bin/nova-manage --version',
   installCode:
     'cd /opt/stack/nova && git fetch --tags origin && git checkout {version} && {venv}/bin/pip install -e /opt/stack/nova',
+  // Placement's code first: its db sync and restart would otherwise run the old release again.
+  // A series' newest placement (placement has its own version numbers: 2025.1 is 13.x).
+  installPlacement:
+    'cd /opt/stack/placement && git fetch origin && git checkout origin/stable/{series} && {venv}/bin/pip install -e /opt/stack/placement',
   upgradePlacement: '{venv}/bin/placement-manage db sync && sudo systemctl restart devstack@placement-api',
   apiDbSync: '{venv}/bin/nova-manage api_db sync',
   // --local_cell, as nova's docs and devstack run it: a cell's config (devstack's
@@ -22,6 +26,9 @@ export const DEFAULT_COMMANDS = {
   // through the API database and exits 1 with "Could not access cell0".
   dbSync: '{venv}/bin/nova-manage --config-file {config} db sync --local_cell',
   upgradeCheck: '{venv}/bin/nova-status upgrade check',
+  // nova's own cell mappings (API database): a cell the inventory lacks would never be synced
+  // or migrated. Prints a PrettyTable: Name, UUID, Transport URL, Database Connection, Disabled.
+  cellList: '{venv}/bin/nova-manage cell_v2 list_cells',
   // Per cell, with that cell's config: nova-manage migrates only the [database] it reads.
   onlineDataMigrations:
     '{venv}/bin/nova-manage --config-file {config} db online_data_migrations --max-count {maxCount}',
@@ -30,7 +37,10 @@ export const DEFAULT_COMMANDS = {
   serviceStop: 'sudo systemctl stop {unit}',
   serviceRestart: 'sudo systemctl restart {unit}',
   serviceHup: 'sudo systemctl kill --kill-whom=main --signal=HUP {unit}',
-  readFile: 'cat {path}',
+  // The become rule of every other command: a nova.conf that only root may read or write is
+  // read and written through sudo, whoever logs in. {script} is the atomic write (config.ts).
+  readFile: 'sudo cat {path}',
+  writeFile: 'sudo sh -c {script}',
   // --long adds "Disabled Reason": an operator's own disable must be told from this upgrade's.
   serviceList: 'OS_CLOUD={osCloud} openstack compute service list --long -f json',
   computeServiceDisable:
@@ -38,7 +48,10 @@ export const DEFAULT_COMMANDS = {
   computeServiceEnable: 'OS_CLOUD={osCloud} openstack compute service set --enable {host} nova-compute',
   serverTasksOnHost:
     'OS_CLOUD={osCloud} openstack server list --all-projects --host {host} -f json -c ID -c "Task State"',
-  endpointList: 'OS_CLOUD={osCloud} openstack endpoint list --service compute --interface public -f json',
+  // Every region and interface: the step picks the inventory's, and must see whether the
+  // catalog has more than one region. `endpoint set --region` would MOVE an endpoint, so the set
+  // names the endpoint by its id alone.
+  endpointList: 'OS_CLOUD={osCloud} openstack endpoint list --service compute -f json',
   endpointSet: 'OS_CLOUD={osCloud} openstack endpoint set --url {url} {endpointId}',
   tempest: 'cd /opt/stack/tempest && tempest run --smoke',
   /** `lb setup`: exits 0 with "Configuration file is valid", 1 on errors; warnings still exit 0. */
@@ -56,10 +69,12 @@ export const DEVSTACK_VENV = '/opt/stack/data/venv';
 export const COMMAND_PLACEHOLDERS: Record<CommandName, readonly string[]> = {
   codeVersion: ['venv'],
   installCode: ['version', 'node', 'venv'],
+  installPlacement: ['version', 'series', 'node', 'venv'],
   upgradePlacement: ['version', 'node', 'venv'],
   apiDbSync: ['venv'],
   dbSync: ['config', 'cell', 'venv'],
   upgradeCheck: ['venv'],
+  cellList: ['venv'],
   onlineDataMigrations: ['maxCount', 'config', 'cell', 'venv'],
   serviceState: ['unit', 'node'],
   serviceStart: ['unit', 'node'],
@@ -67,6 +82,7 @@ export const COMMAND_PLACEHOLDERS: Record<CommandName, readonly string[]> = {
   serviceRestart: ['unit', 'node'],
   serviceHup: ['unit', 'node'],
   readFile: ['path'],
+  writeFile: ['path', 'script'],
   serviceList: ['osCloud'],
   computeServiceDisable: ['osCloud', 'host', 'reason'],
   computeServiceEnable: ['osCloud', 'host'],
@@ -103,4 +119,28 @@ export function renderCommand(name: CommandName, template: string, values: Recor
     }
     return shellQuote(String(v));
   });
+}
+
+/**
+ * The inventory's check of command templates, by field: unknown placeholders refused before
+ * anything runs. Pure, so the workflow applies the same check to templates changed while held.
+ */
+export function templateProblems(overrides: Record<string, unknown>, profile = 'devstack'): string[] {
+  const problems: string[] = [];
+  for (const [name, template] of Object.entries(overrides)) {
+    const allowed = COMMAND_PLACEHOLDERS[name as CommandName] as readonly string[] | undefined;
+    if (!allowed || typeof template !== 'string') continue;
+    for (const p of [...new Set(placeholdersIn(template))]) {
+      if (p === 'venv' && allowed.includes(p) && profile !== 'devstack') {
+        problems.push(
+          `commands.${name}: {venv} is devstack's global venv, and profile ${profile} has none; write the program's path`,
+        );
+      } else if (!allowed.includes(p)) {
+        problems.push(
+          `commands.${name}: unknown placeholder {${p}}; this template may use ${allowed.length ? allowed.map((a) => `{${a}}`).join(', ') : 'no placeholders'}`,
+        );
+      }
+    }
+  }
+  return problems;
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { COMMAND_PLACEHOLDERS, placeholdersIn, type CommandName } from './commands';
+import { templateProblems, type CommandName } from './commands';
 import { DEVSTACK_VENV, KOLLA_CONFIG_DIR, resolveProfile, type Profile } from './profiles';
 import {
   inventorySchema,
@@ -150,26 +150,6 @@ function resolveLoadBalancer(
   };
 }
 
-function templateProblems(overrides: Record<string, unknown>, profile = 'devstack'): string[] {
-  const problems: string[] = [];
-  for (const [name, template] of Object.entries(overrides)) {
-    const allowed = COMMAND_PLACEHOLDERS[name as CommandName];
-    if (!allowed || typeof template !== 'string') continue;
-    for (const p of uniq(placeholdersIn(template))) {
-      if (p === 'venv' && allowed.includes(p) && profile !== 'devstack') {
-        problems.push(
-          `commands.${name}: {venv} is devstack's global venv, and profile ${profile} has none; write the program's path`,
-        );
-      } else if (!allowed.includes(p)) {
-        problems.push(
-          `commands.${name}: unknown placeholder {${p}}; this template may use ${allowed.length ? allowed.map((a) => `{${a}}`).join(', ') : 'no placeholders'}`,
-        );
-      }
-    }
-  }
-  return problems;
-}
-
 /**
  * The profile the inventory names, with its own section. A section for another profile is
  * refused rather than ignored: it says the operator meant something this inventory does not do.
@@ -312,10 +292,17 @@ export function validateInventory(raw: unknown, source = 'inventory'): Inventory
     ...rest,
     nodes,
     commands,
-    openstack: { osCloud: inv.openstack.osCloud ?? profile.osCloud },
+    openstack: {
+      osCloud: inv.openstack.osCloud ?? profile.osCloud,
+      ...(inv.openstack.region ? { region: inv.openstack.region } : {}),
+    },
     cells: inv.cells ?? profile.cells,
     ...(profile.name === 'devstack' ? { devstack: { venv: inv.devstack?.venv ?? DEVSTACK_VENV } } : {}),
-    vip: { url: inv.vip.url, computeEndpointUrl: inv.vip.computeEndpointUrl ?? `${inv.vip.url}/v2.1` },
+    vip: {
+      url: inv.vip.url,
+      computeEndpointUrl: inv.vip.computeEndpointUrl ?? `${inv.vip.url}/v2.1`,
+      computeEndpointInterfaces: inv.vip.computeEndpointInterfaces,
+    },
     tempest: { host: tempestHost, enabled: inv.tempest.enabled },
     controller: controllers[0]!.name,
     ...(loadBalancer ? { loadBalancer } : {}),

@@ -39,6 +39,14 @@ const serviceSchema = z
     // A service with an HAProxy server is drained, restarted and enabled like nova-api
     // instead of being restarted in place.
     haproxyServer: haproxyName.optional(),
+    // The HAProxy backends that route to this service (kolla and OpenStack-Ansible put nova-api
+    // and nova-metadata in backends of their own); default haproxy.backend. Each is drained
+    // before the service restarts, waited on, and enabled after.
+    haproxyBackends: z
+      .array(haproxyName)
+      .min(1)
+      .refine((a) => new Set(a).size === a.length, 'must name each backend once')
+      .optional(),
   })
   .strict();
 export type Service = z.infer<typeof serviceSchema>;
@@ -278,6 +286,12 @@ export const inventorySchema = z
         url: httpUrl,
         // What keystone's compute endpoint should say; nova's versioned root behind the VIP.
         computeEndpointUrl: httpUrl.optional(),
+        // Which of the compute service's endpoints (in openstack.region) get that URL.
+        computeEndpointInterfaces: z
+          .array(z.enum(['public', 'internal', 'admin']))
+          .min(1)
+          .refine((a) => new Set(a).size === a.length, 'must name each interface once')
+          .default(['public']),
       })
       .strict(),
     haproxy: z
@@ -297,6 +311,12 @@ export const inventorySchema = z
         // Name of the clouds.yaml entry the openstack CLI uses on the controller: a reference,
         // never a password. Default: the profile's (devstack-admin, kolla-admin, admin).
         osCloud: z.string().min(1).optional(),
+        // The keystone region whose compute endpoint the upgrade points at the VIP; required
+        // once the catalog has compute endpoints in more than one region (checked when read).
+        region: z
+          .string()
+          .regex(/^[^\s'"]+$/, 'must be a keystone region id, without spaces or quotes')
+          .optional(),
       })
       .strict()
       .default({}),
@@ -464,11 +484,11 @@ export interface Node {
 export type Inventory = Omit<Parsed, 'nodes' | 'commands' | 'loadBalancer' | 'openstack' | 'cells' | 'devstack'> & {
   nodes: Node[];
   commands: Record<CommandName, string>;
-  openstack: { osCloud: string };
+  openstack: { osCloud: string; region?: string };
   cells: { name: string; configFile: string }[];
   /** devstack's venv, the value of {venv}; absent with another profile and in runs started before profiles. */
   devstack?: { venv: string };
-  vip: { url: string; computeEndpointUrl: string };
+  vip: { url: string; computeEndpointUrl: string; computeEndpointInterfaces: Array<'public' | 'internal' | 'admin'> };
   tempest: { host: string; enabled: boolean };
   /** The node that runs nova-manage, nova-status and the openstack CLI. */
   controller: string;

@@ -81,6 +81,7 @@ export function labInventory(i: LabInventoryInput): InventoryInput {
     retry: { maximumAttempts: 3, initialIntervalSeconds: 1, maximumIntervalSeconds: 5 },
     commands: {
       installCode: 'lab-install-code {version}',
+      installPlacement: 'lab-install-code --placement {version}',
       tempest: `cd ${s.tempest} && tempest run --smoke`,
     },
     nodes: i.nodes.map((n) => {
@@ -109,8 +110,9 @@ The nodes are real sshd's on loopback addresses, each with its own root under no
 where the default command templates run unchanged against stand-ins (systemctl, nova-manage,
 nova-status, openstack, sudo) on the node's PATH.`;
 
-const COMMANDS_NOTE = `Lab stand-ins replace two templates: installCode (there is no git checkout or pip here;
-lab-install-code switches the node's installed release) and tempest (a small real unittest
+const COMMANDS_NOTE = `Lab stand-ins replace three templates: installCode and installPlacement (there is no git
+checkout or pip here; lab-install-code switches the node's installed release, or with --placement
+placement's) and tempest (a small real unittest
 suite run by stestr, in the lab's tempest directory). upgradePlacement keeps its default:
 the lab's placement-manage and systemctl answer it.`;
 
@@ -187,7 +189,11 @@ function realLabInventory(i: LabInventoryInput): InventoryInput {
     retry: { maximumAttempts: 3, initialIntervalSeconds: 1, maximumIntervalSeconds: 5 },
     // A real-nova node runs its own release's programs from its own bin directory on PATH (one
     // venv per node and release), not from one venv path shared by every node.
-    commands: { ...PATH_COMMANDS, installCode: 'lab-install-code {version}' },
+    commands: {
+      ...PATH_COMMANDS,
+      installCode: 'lab-install-code {version}',
+      installPlacement: 'lab-install-code --placement {version}',
+    },
     nodes: i.nodes.map((n) => {
       const f = realFiles(s.node(n.name));
       const isController = n.roles.includes('controller');

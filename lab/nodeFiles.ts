@@ -1,6 +1,7 @@
 // What devstack would have left in a node's /etc: nova's config files and clouds.yaml, laid
 // out under the node root. Written once; the upgrade edits them and a second `lab up` must
 // not undo its edits.
+import { placementRelease } from './node/placementManage';
 import { existsSync } from 'node:fs';
 import { writeText } from './node/env';
 import { nodeLayout } from './node/layout';
@@ -129,4 +130,5 @@ export function writeNodeFiles(n: NodeFileInput, fromVersion: string): void {
   if (n.isCompute) once(l.cpuConf, cpuConf(n));
   once(l.clouds, cloudsYaml(n));
   once(l.codeVersion, `${fromVersion}\n`);
+  if (n.isController) once(l.placementVersion, `${placementRelease(fromVersion)}\n`);
 }

@@ -108,7 +108,10 @@ export const SCENARIOS: Scenario[] = [
     autoApprove: ALL,
     script: (s) => s.failures.set('pointComputeEndpointAtVip', 1),
     drive: async (h, until) => {
-      await until((p) => p.pendingDecision?.stepId === 'point-endpoint-at-vip', 'the hold at point-endpoint-at-vip');
+      await until(
+        (p) => p.pendingDecision?.stepId === 'change-compute-endpoint',
+        'the hold at change-compute-endpoint',
+      );
       await decide(h, 'skip', 'endpoint managed by the operator');
     },
   },

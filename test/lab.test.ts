@@ -114,7 +114,7 @@ afterAll(async () => {
 }, 30_000);
 
 describe('lab', () => {
-  it('writes an inventory the tool accepts, overriding only installCode and tempest', () => {
+  it('writes an inventory the tool accepts, overriding only installCode, installPlacement and tempest', () => {
     expect(inv.cloud).toBe('lab');
     expect(inv.nodes.map((n) => [n.name, n.address, n.roles])).toEqual([
       ['controller', '127.0.2.2', ['controller', 'api', 'compute', 'lb']],
@@ -133,7 +133,7 @@ describe('lab', () => {
     const overridden = (Object.keys(DEFAULT_COMMANDS) as CommandName[]).filter(
       (k) => inv.commands[k] !== DEFAULT_COMMANDS[k],
     );
-    expect(overridden.sort()).toEqual(['installCode', 'tempest']);
+    expect(overridden.sort()).toEqual(['installCode', 'installPlacement', 'tempest']);
   });
 
   it('runs the default templates unchanged over real SSH', async () => {

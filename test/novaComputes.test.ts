@@ -329,12 +329,12 @@ describe('pointComputeEndpointAtVip', () => {
     const first = await activityEnv().run(pointComputeEndpointAtVip, input);
     expect(first).toMatchObject({ alreadyDone: false, previousUrls: { 'ep-public': 'http://10.0.0.11/compute/v2.1' } });
     expect(first.summary).toBe(
-      "pointed keystone's public compute endpoint at http://10.0.0.100:8774/v2.1 (was http://10.0.0.11/compute/v2.1)",
+      "pointed keystone's public compute endpoint in region RegionOne at http://10.0.0.100:8774/v2.1 (was public ep-public → http://10.0.0.11/compute/v2.1)",
     );
     const second = await activityEnv().run(pointComputeEndpointAtVip, input);
     expect(second).toMatchObject({
       alreadyDone: true,
-      summary: "keystone's public compute endpoint already points at http://10.0.0.100:8774/v2.1",
+      summary: "keystone's public compute endpoint in region RegionOne already points at http://10.0.0.100:8774/v2.1",
     });
     expect(node.read('openstack.log')).toContain('endpoint set --url http://10.0.0.100:8774/v2.1 ep-public');
     expect(node.read('openstack.log').match(/endpoint set/g)).toHaveLength(1);

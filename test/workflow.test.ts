@@ -193,8 +193,8 @@ describe('novaUpgrade orchestration', () => {
     expect(atSecond.steps.filter((s) => s.phase !== 'before-upgrade').every((s) => s.status === 'pending')).toBe(true);
     expect(calledNames()).toEqual([
       'checkNodesAccess',
+      'checkCells',
       'checkLoadBalancers',
-      'pointComputeEndpointAtVip',
       'runTempest',
       'checkApiServesVersion',
       'checkApiServesVersion',

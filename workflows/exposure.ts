@@ -6,8 +6,11 @@ import { describeFailure, runKey } from './failures';
 import type { Ops } from './ops';
 import type { Mark } from './runbook';
 
+/** nova-api's marks keep the server's name alone, as runs started before backends of their own did. */
+const drainKey = (d: { server: string; backend?: string }) => (d.backend ? `${d.backend}/${d.server}` : d.server);
+
 export class Exposure {
-  private readonly drained = new Map<string, { node: string }>();
+  private readonly drained = new Map<string, { server: string; node: string; backend?: string }>();
   /** Services a step may have left stopped (a restart or a compute batch in progress). */
   private readonly services = new Map<string, { node: string; unit: string }>();
   /** Compute hosts disabled for scheduling by a batch that has not finished. */
@@ -15,13 +18,13 @@ export class Exposure {
 
   mark(m: Mark): void {
     if ('service' in m) this.services.set(`${m.service.node}/${m.service.unit}`, m.service);
-    else if ('drained' in m) this.drained.set(m.drained.server, { node: m.drained.node });
+    else if ('drained' in m) this.drained.set(drainKey(m.drained), m.drained);
     else this.disabledComputes.add(m.compute);
   }
 
   clear(m: Mark): void {
     if ('service' in m) this.services.delete(`${m.service.node}/${m.service.unit}`);
-    else if ('drained' in m) this.drained.delete(m.drained.server);
+    else if ('drained' in m) this.drained.delete(drainKey(m.drained));
     else this.disabledComputes.delete(m.compute);
   }
 
@@ -45,12 +48,14 @@ export class Exposure {
         notes.push(`left ${unit} on ${node} STOPPED: it does not start (${describeFailure(err)})`);
       }
     }
-    for (const [server, { node }] of this.drained) {
+    for (const { server, node, backend } of this.drained.values()) {
       try {
         await ops.http.checkApiServesVersion(node);
-        await ops.haproxy.enableApiServer(server);
-        await ops.haproxy.waitForServerUp(server);
-        notes.push(`enabled ${server} again on every LB (it was drained when the abort came)`);
+        await ops.haproxy.enableApiServer(server, undefined, backend);
+        await ops.haproxy.waitForServerUp(server, backend);
+        notes.push(
+          `enabled ${backend ? `${backend}/` : ''}${server} again on every LB (it was drained when the abort came)`,
+        );
       } catch (err) {
         notes.push(`left ${server} DRAINED: its nova-api on ${node} does not serve (${describeFailure(err)})`);
       }

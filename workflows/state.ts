@@ -38,6 +38,17 @@ export class UpgradeState {
     for (const s of this.progress.steps) this.byId.set(s.id, s);
   }
 
+  /**
+   * A step replaced in this release leaves the progress of runs that record the replacement; it
+   * stays known here (skipped, with `reason`) for the step that replaces it to ask about.
+   */
+  retire(id: string, reason: string): void {
+    const s = this.step(id);
+    s.status = 'skipped';
+    s.skipReason = reason;
+    this.progress.steps = this.progress.steps.filter((x) => x.id !== id);
+  }
+
   step(id: string): StepState {
     const s = this.byId.get(id);
     // A step missing from the plan is a bug in the workflow, not an operator problem.

@@ -13,6 +13,7 @@ import { createOps } from './ops';
 import { planUpgrade, type RunbookStep, type RunContext } from './runbook';
 import { UpgradeState } from './state';
 import { runStep, upgradeHost, type StepContext } from './stepRunner';
+import { handleTemplateUpdates } from './templates';
 import { holdUnlessWindowAllows } from './window';
 
 export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
@@ -37,6 +38,7 @@ export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
         : undefined;
   const notifier = new WebhookNotifier(ops.notify, state, webhook);
   const gates = new Gates(state, input.autoApprove, notifier);
+  handleTemplateUpdates(state, inv);
   const ctx: StepContext = { state, gates };
   const rt: RunContext = { inv, ops, state, weights: {} };
   const exposure = new Exposure();
@@ -104,6 +106,8 @@ export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
   }
 }
 
+const RETIRED = 'replaced in this release by the step that follows it in the plan';
+
 async function runPhase(
   ctx: StepContext,
   rt: RunContext,
@@ -128,6 +132,23 @@ async function runPhase(
         const first = s.run(rt, runKey(s.id, 0)).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
         beside.set(s.beside.until, { step: s, first });
         continue;
+      }
+      if (s.retiredBy) {
+        if (patched(s.retiredBy)) {
+          // Replaced in this release; the run goes on to the step that replaces it.
+          state.retire(s.id, RETIRED);
+          continue;
+        }
+      }
+      if (s.replaces) {
+        const old = state.step(s.replaces);
+        if (old.status === 'succeeded' || (old.status === 'skipped' && old.skipReason !== RETIRED)) {
+          // A run started before the replacement already did (or skipped) this as the old step.
+          const t = state.step(s.id);
+          t.status = 'skipped';
+          t.skipReason = `done as ${s.replaces}, the step this release replaced`;
+          continue;
+        }
       }
       if (s.patch && !patched(s.patch)) {
         // The run started on a release without this step: it replays without it.

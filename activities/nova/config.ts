@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { CommandRecord } from '../ssh/types';
 import type { SshTarget } from '../../common/sshTarget';
-import { shellQuote } from '../../inventory/commands';
+import { renderCommand, shellQuote } from '../../inventory/commands';
 import { getIniOption, setIniOption } from './ini';
 import { runRead, toRecord, outputOf, lastLines, type NovaDeps } from './common';
 import { nonRetryable } from '../common';
@@ -18,6 +18,12 @@ export interface SetUpgradeLevelsComputeInput {
   readCommand: string;
   /** Names the backup (`path.bak.<key>`); a timestamp when absent. */
   key?: string;
+  /**
+   * The inventory's writeFile template ({script} is the atomic write below): the same become
+   * rule as every other command, so a nova.conf only root may write is written through sudo by
+   * a non-root login. Absent: the script runs as the login.
+   */
+  writeTemplate?: string;
 }
 
 export interface SetUpgradeLevelsComputeResult {
@@ -85,7 +91,8 @@ export function createConfigActivities(deps: NovaDeps) {
     // this upgrade's original unsaved behind an older backup.
     const backupPath = `${path}.bak.${suffix}.${original.slice(0, 8)}`;
     const script = atomicWriteScript(path, backupPath, original, `nova-upgrade.${suffix}`);
-    const write = await runner.run(target, script, { stdin: edit.text });
+    const command = input.writeTemplate ? renderCommand('writeFile', input.writeTemplate, { path, script }) : script;
+    const write = await runner.run(target, command, { stdin: edit.text });
     commands.push({ ...toRecord(write), command: `write ${path} atomically (backup ${backupPath})` });
     if (write.exitCode === 3) {
       throw new Error(`${path} on ${target.node} changed while it was being edited; reading it again`);

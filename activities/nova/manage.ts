@@ -158,6 +158,21 @@ export function createManageActivities(deps: NovaDeps) {
 
   // Schema syncs apply only the migrations a database lacks, so running one again is a no-op:
   // they are idempotent by nature and there is no state worth checking first.
+  /**
+   * Placement's new code, before its db sync and restart (which would otherwise sync and restart
+   * the old release again). A checkout and an editable install are idempotent; detached under its
+   * key, so a retry after a worker death reattaches instead of running a second install.
+   */
+  async function installPlacement(input: DetachedInput & { release: string }): Promise<StepResult> {
+    const commands: CommandRecord[] = [];
+    await runDetachedOrFail(runner, input, `installing placement for nova ${input.release}`, commands);
+    return {
+      summary: `installed placement for nova ${input.release} on ${input.target.node}`,
+      alreadyDone: false,
+      commands,
+    };
+  }
+
   async function upgradePlacement(input: DetachedInput): Promise<StepResult> {
     const commands: CommandRecord[] = [];
     await runDetachedOrFail(runner, input, 'upgrading placement', commands);
@@ -381,6 +396,7 @@ export function createManageActivities(deps: NovaDeps) {
   return {
     readCodeVersion,
     installCode,
+    installPlacement,
     upgradePlacement,
     syncApiDb,
     syncCellDb,

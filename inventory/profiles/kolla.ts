@@ -94,6 +94,8 @@ export function kollaCommands(o: KollaOptions): Record<keyof typeof DEFAULT_COMM
       `exec ${e} exec "$c" nova-manage --version`,
     ].join('\n'),
     installCode: [`for c in $(${novaContainers}); do`, newImage, ensureImage, 'done'].join('\n'),
+    // The new placement image first, as kolla-ansible's pull precedes its upgrade tasks.
+    installPlacement: `${e} pull -q ${o.images}/placement-api:${o.tag}`,
     upgradePlacement: [
       `${oneShot(`${o.configDir}/placement-api/`, 'placement-api', 'placement-manage db sync')} || exit 1`,
       recreate('restart').replace('{unit}', 'placement_api'),
@@ -101,6 +103,7 @@ export function kollaCommands(o: KollaOptions): Record<keyof typeof DEFAULT_COMM
     apiDbSync: oneShot(api, 'nova-api', 'nova-manage api_db sync'),
     dbSync: oneShot(cellDir, 'nova-api', 'nova-manage db sync --local_cell'),
     upgradeCheck: oneShot(api, 'nova-api', 'nova-status upgrade check'),
+    cellList: oneShot(api, 'nova-api', 'nova-manage cell_v2 list_cells'),
     onlineDataMigrations: oneShot(cellDir, 'nova-api', 'nova-manage db online_data_migrations --max-count {maxCount}'),
     serviceState: `${e} container inspect -f 'Identity={{ .Id }} {{ .State.StartedAt }}\nActiveState={{ if .State.Running }}active{{ else }}inactive{{ end }}\nSubState={{ .State.Status }}\nMainPID={{ .State.Pid }}' {unit}`,
     serviceStart: recreate('start'),

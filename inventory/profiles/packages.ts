@@ -45,12 +45,14 @@ function packagesProfile(name: 'ubuntu' | 'debian'): Profile {
       ...DEFAULT_COMMANDS,
       codeVersion: `${novaManage} --version`,
       installCode: aptUpgrade("'nova-*' python3-nova"),
-      upgradePlacement: `${aptUpgrade("'placement-*' python3-placement")} && sudo -u placement placement-manage db sync && ${placementRestart}`,
+      installPlacement: aptUpgrade("'placement-*' python3-placement"),
+      upgradePlacement: `sudo -u placement placement-manage db sync && ${placementRestart}`,
       apiDbSync: `${novaManage} api_db sync`,
       // A packaged nova.conf points [database] at the (only) cell and has [api_database]: the
       // install guides' plain `db sync` also syncs cell0 through the API database.
       dbSync: `${novaManage} --config-file {config} db sync`,
       upgradeCheck: 'sudo -u nova nova-status upgrade check',
+      cellList: `${novaManage} cell_v2 list_cells`,
       onlineDataMigrations: `${novaManage} --config-file {config} db online_data_migrations --max-count {maxCount}`,
       // nova.conf is root:nova 0640.
       readFile: 'sudo cat {path}',

@@ -20,10 +20,12 @@ export const rdo: Profile = {
     codeVersion: `${novaManage} --version`,
     installCode: dnfUpgrade("'openstack-nova-*' python3-nova"),
     // openstack-placement-api runs under httpd; a graceful reload restarts its WSGI daemons.
-    upgradePlacement: `${dnfUpgrade("'openstack-placement-*' python3-placement")} && sudo -u placement placement-manage db sync && sudo systemctl reload httpd`,
+    installPlacement: dnfUpgrade("'openstack-placement-*' python3-placement"),
+    upgradePlacement: 'sudo -u placement placement-manage db sync && sudo systemctl reload httpd',
     apiDbSync: `${novaManage} api_db sync`,
     dbSync: `${novaManage} --config-file {config} db sync`,
     upgradeCheck: 'sudo -u nova nova-status upgrade check',
+    cellList: `${novaManage} cell_v2 list_cells`,
     onlineDataMigrations: `${novaManage} --config-file {config} db online_data_migrations --max-count {maxCount}`,
     readFile: 'sudo cat {path}',
     tempest: 'cd ~/tempest && tempest run --smoke',

@@ -189,6 +189,50 @@ export function addOrphanService(
   return rec;
 }
 
+/** Another catalog entry (a second region, another interface), as `openstack endpoint create` makes it. */
+export function addLabEndpoint(stateDir: string, e: Omit<Endpoint, 'ID' | 'Enabled'>): Endpoint {
+  const f = cloudFiles(stateDir);
+  const ep: Endpoint = {
+    ID: labUuid(`endpoint/${e['Service Type']}/${e.Interface}/${e.Region}`).replace(/-/g, ''),
+    Enabled: true,
+    ...e,
+  };
+  withLock(f.dir, () =>
+    writeJson(f.endpoints, [...readJsonOr<Endpoint[]>(f.endpoints, []).filter((x) => x.ID !== ep.ID), ep]),
+  );
+  return ep;
+}
+
+export function readEndpoints(stateDir: string): Endpoint[] {
+  return readJsonOr<Endpoint[]>(cloudFiles(stateDir).endpoints, []);
+}
+
+/** nova's CELL0_UUID (nova/objects/cell_mapping.py). */
+export const CELL0_UUID = '00000000-0000-0000-0000-000000000000';
+
+/**
+ * A cell that nova maps but the inventory may not know: created as `nova-manage cell_v2
+ * create_cell` would, its database at `release` with `pending` rows to migrate.
+ */
+export function addLabCell(
+  stateDir: string,
+  name: string,
+  release: string,
+  pending: Record<string, number> = {},
+): void {
+  const f = cloudFiles(stateDir);
+  withLock(f.dir, () => {
+    const s = readJsonOr<SchemaState>(f.schema, { cells: {} });
+    if (!s.cells[name]) s.cells[name] = { release, revision: revisionFor('main', release) };
+    writeJson(f.schema, s);
+    const m = readJsonOr<{ pendingByCell: Record<string, Record<string, number>> }>(f.migrations, {
+      pendingByCell: {},
+    });
+    m.pendingByCell[name] = { ...pending, ...(m.pendingByCell[name] ?? {}) };
+    writeJson(f.migrations, m);
+  });
+}
+
 export function readSchema(stateDir: string): SchemaState {
   return readJsonOr<SchemaState>(cloudFiles(stateDir).schema, { cells: {} });
 }

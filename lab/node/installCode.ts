@@ -4,7 +4,8 @@
 // the controller placement too), built beforehand by scripts/openstack-venvs.sh.
 import { existsSync, renameSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { codeVersion, fail, logEvent, nodeEnv, writeText, type NodeEnv } from './env';
+import { codeVersion, fail, logEvent, nodeEnv, readTextOr, writeText, type NodeEnv } from './env';
+import { placementRelease } from './placementManage';
 import type { RealNodeConfig } from './layout';
 
 /** rename(2) over the old link: a process resolving the link sees the old or the new venv. */
@@ -34,10 +35,28 @@ function installReal(env: NodeEnv, real: RealNodeConfig, version: string): void 
   if (real.placementLink) pointLink(real.placementLink, release.placement);
 }
 
+/** `--placement NOVA_VERSION`: placement's code paired with that nova release, nova's own left alone. */
+function installPlacement(env: NodeEnv, version: string): void {
+  const real = env.config.real;
+  if (real) {
+    const release = real.releases[version];
+    if (!release || !real.placementLink) fail(`error: the lab has no placement venv paired with nova ${version}`, 1);
+    if (!existsSync(join(release.placement, '.nova-upgrade-stamp')))
+      fail(`${release.placement} is not built; run scripts/openstack-venvs.sh`, 1);
+    pointLink(real.placementLink, release.placement);
+  }
+  const before = readTextOr(env.node.placementVersion, '').trim() || 'none';
+  const to = placementRelease(version);
+  writeText(env.node.placementVersion, `${to}\n`);
+  logEvent(env, 'install', 'placement', { from: before, version: to });
+  process.stdout.write(`Installed placement ${to} on ${env.name} (was ${before})\n`);
+}
+
 export function main(argv: string[]): void {
   const env = nodeEnv();
   const version = argv.find((a) => !a.startsWith('-'));
-  if (!version) fail('usage: lab-install-code VERSION', 2);
+  if (!version) fail('usage: lab-install-code [--placement] VERSION', 2);
+  if (argv.includes('--placement')) return installPlacement(env, version);
   const before = codeVersion(env);
   if (env.config.real) installReal(env, env.config.real, version);
   else if (!existsSync(join(env.state.fixtures, `root-${version}.json`))) {

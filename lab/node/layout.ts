@@ -80,6 +80,8 @@ export const nodeLayout = (root: string) => ({
   clouds: join(root, '.config', 'openstack', 'clouds.yaml'),
   /** The release of the code installed on the node (what `pip install -e` would have put there). */
   codeVersion: join(root, 'code-version'),
+  /** The placement release installed (controller): its own code, installed by its own command. */
+  placementVersion: join(root, 'placement-version'),
   run: join(root, 'run'),
   unitState: (unit: string) => join(root, 'run', `${unit}.json`),
   heartbeat: (unit: string) => join(root, 'run', `${unit}.heartbeat`),

@@ -2,7 +2,7 @@
 // with nova's own output and exit codes (see nova/cmd/manage.py), against the lab's cloud files.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cloudFiles, ONLINE_MIGRATIONS, readSchema, revisionFor, updateSchema } from './cloud';
+import { CELL0_UUID, cloudFiles, labUuid, ONLINE_MIGRATIONS, readSchema, revisionFor, updateSchema } from './cloud';
 import { codeVersion, fail, nodeEnv, readJsonOr, readTextOr, withLock, writeJson, type NodeEnv } from './env';
 import { FAULTS } from './layout';
 import { prettyTable } from './prettytable';
@@ -115,6 +115,30 @@ function onlineDataMigrations(env: NodeEnv, cell: string, maxCountArg: string | 
   });
 }
 
+/**
+ * `cell_v2 list_cells` as nova/cmd/manage.py prints it: PrettyTable (centred) with Name, UUID,
+ * Transport URL, Database Connection (passwords masked as ****) and Disabled, sorted by name.
+ * The lab's cells are the cell databases of its cloud.
+ */
+function listCells(env: NodeEnv, conf: string): void {
+  const api = iniValue(conf, 'api_database', 'connection');
+  if (!api) fail('nova-manage: [api_database] connection is not set in the configuration', 1);
+  const host = /@([^/:]+)/.exec(api)?.[1] ?? '127.0.0.1';
+  const names = Object.keys(readSchema(env.stateDir).cells).sort();
+  const rows = names.map((name) =>
+    name === 'cell0'
+      ? [name, CELL0_UUID, 'none:///', `mysql+pymysql://root:****@${host}/nova_cell0?charset=utf8`, 'False']
+      : [
+          name,
+          labUuid(`cell/${name}`),
+          `rabbit://stackrabbit:****@${host}:5672/nova_${name}`,
+          `mysql+pymysql://root:****@${host}/nova_${name}?charset=utf8`,
+          'False',
+        ],
+  );
+  process.stdout.write(`${prettyTable(['Name', 'UUID', 'Transport URL', 'Database Connection', 'Disabled'], rows)}\n`);
+}
+
 export function main(argv: string[]): void {
   const env = nodeEnv();
   const configFiles: string[] = [];
@@ -161,6 +185,7 @@ export function main(argv: string[]): void {
     process.stdout.write(`${readSchema(env.stateDir).cells[cell]?.revision ?? 'None'}\n`);
     return;
   }
+  if (category === 'cell_v2' && action === 'list_cells') return listCells(env, conf());
   if (category === 'db' && action === 'online_data_migrations') {
     process.exitCode = onlineDataMigrations(env, cellOf(conf()), flag('--max-count'));
     return;

@@ -176,10 +176,15 @@ function endpoint(env: NodeEnv, p: Parsed, verb: string): void {
   if (verb === 'list') {
     const service = opt(p, '--service');
     const iface = opt(p, '--interface');
-    const rows = readJsonOr<Endpoint[]>(file, []).filter(
+    const region = opt(p, '--region');
+    const all = readJsonOr<Endpoint[]>(file, []);
+    // openstackclient looks the region up first (identity.get_region), so an unknown one fails.
+    if (region !== undefined && !all.some((e) => e.Region === region)) fail(`No Region found for ${region}`, 1);
+    const rows = all.filter(
       (e) =>
         (!service || e['Service Type'] === service || e['Service Name'] === service || e.ID === service) &&
-        (!iface || e.Interface === iface),
+        (!iface || e.Interface === iface) &&
+        (!region || e.Region === region),
     );
     return output(
       p,
@@ -196,6 +201,11 @@ function endpoint(env: NodeEnv, p: Parsed, verb: string): void {
       const ep = eps.find((e) => e.ID === id);
       if (!ep) fail(`No endpoint with a ID or name of '${id}' exists.`, 1);
       if (url) ep.URL = url;
+      // As openstackclient's `endpoint set`: --region and --interface MOVE the endpoint.
+      const region = opt(p, '--region');
+      if (region) ep.Region = region;
+      const iface = opt(p, '--interface');
+      if (iface) ep.Interface = iface;
       writeJson(file, eps);
     });
     return;

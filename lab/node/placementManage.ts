@@ -1,7 +1,7 @@
 // placement-manage db sync / db version / --version. Placement's release follows nova's
 // (2024.2 ships nova 30 and placement 12), so the lab derives one from the other.
 import { revisionFor, readSchema, updateSchema } from './cloud';
-import { codeVersion, fail, nodeEnv } from './env';
+import { codeVersion, fail, nodeEnv, readTextOr } from './env';
 
 export function placementRelease(novaRelease: string): string {
   const [major, ...rest] = novaRelease.split('.');
@@ -10,7 +10,9 @@ export function placementRelease(novaRelease: string): string {
 
 export function main(argv: string[]): void {
   const env = nodeEnv();
-  const release = placementRelease(codeVersion(env));
+  // Placement's own code when installed on its own (lab-install-code --placement); else nova's pair.
+  const own = readTextOr(env.node.placementVersion, '').trim();
+  const release = own || placementRelease(codeVersion(env));
   const args = argv.filter((a) => !a.startsWith('--config'));
   if (args[0] === '--version') return void process.stdout.write(`${release}\n`);
   if (args[0] === 'db' && args[1] === 'sync') {

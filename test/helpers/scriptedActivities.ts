@@ -100,6 +100,7 @@ export const ACTIVITY_NAMES: (keyof Activities)[] = [
   'readBackendCounters',
   'installCode',
   'readCodeVersion',
+  'installPlacement',
   'upgradePlacement',
   'syncApiDb',
   'syncCellDb',
@@ -122,6 +123,7 @@ export const ACTIVITY_NAMES: (keyof Activities)[] = [
   'runVipProbe',
   'notifyWebhook',
   'checkNodesAccess',
+  'checkCells',
 ];
 
 /** A plausible audit record for an activity that names a node, so `history` has rows to show. */

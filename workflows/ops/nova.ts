@@ -1,14 +1,17 @@
 // nova-manage, nova-status, nova.conf and keystone's catalog, as the runbook calls them. Each
 // function is one activity; what the runbook decides from the answers lives in runbook/.
 import { proxyActivities } from '@temporalio/workflow';
+import type { createCellActivities } from '../../activities/nova/cells';
 import type { createConfigActivities } from '../../activities/nova/config';
 import type { createKeystoneActivities } from '../../activities/nova/keystone';
 import type { createManageActivities } from '../../activities/nova/manage';
-import { cmd, targetOf } from '../../common/topology';
+import { cmd, placementInstallCommand, targetOf } from '../../common/topology';
+import { DEFAULT_COMMANDS } from '../../inventory/commands';
 import type { Inventory } from '../../inventory/schema';
 import { activityOptions, proxyDefaults } from './options';
 
 type NovaActivities = ReturnType<typeof createManageActivities> &
+  ReturnType<typeof createCellActivities> &
   ReturnType<typeof createConfigActivities> &
   ReturnType<typeof createKeystoneActivities>;
 
@@ -27,9 +30,23 @@ export function novaOps(inv: Inventory) {
             listTemplate: inv.commands.endpointList,
             setTemplate: inv.commands.endpointSet,
             url: inv.vip.computeEndpointUrl,
+            // Inventories of runs started before these existed carry neither.
+            ...(inv.openstack.region !== undefined ? { region: inv.openstack.region } : {}),
+            interfaces: inv.vip.computeEndpointInterfaces ?? ['public'],
           },
         ],
       ),
+    checkCells: () =>
+      acts.checkCells.executeWithOptions(activityOptions(inv, 'short', `read nova's cells on ${inv.controller}`), [
+        {
+          target: ctl(),
+          command: cmd(inv, 'cellList'),
+          cells: inv.cells.map((c) => c.name),
+          // nova-manage's db sync without --local_cell also syncs cell0 (nova/cmd/manage.py, DbCommands.sync),
+          // as the package profiles' templates run it: their one nova.conf has no cell0 of its own.
+          cell0SyncedWithEveryCell: !inv.commands.dbSync.includes('--local_cell'),
+        },
+      ]),
     installCode: (node: string, key: string) =>
       acts.installCode.executeWithOptions(activityOptions(inv, 'long', `install nova ${inv.release.to} on ${node}`), [
         {
@@ -61,6 +78,20 @@ export function novaOps(inv: Inventory) {
           cell: cell.name,
         },
       ]),
+    installPlacement: (key: string) =>
+      acts.installPlacement.executeWithOptions(
+        activityOptions(inv, 'long', `install placement for nova ${inv.release.to}`),
+        [
+          {
+            target: ctl(),
+            command: placementInstallCommand(inv),
+            release: inv.release.to,
+            key,
+            stateDir,
+            timeoutMs: inv.timeouts.commandSeconds * 1000,
+          },
+        ],
+      ),
     upgradePlacement: (key: string) =>
       acts.upgradePlacement.executeWithOptions(activityOptions(inv, 'long', 'upgrade placement'), [
         {
@@ -79,6 +110,7 @@ export function novaOps(inv: Inventory) {
             path,
             value: 'auto',
             readCommand: cmd(inv, 'readFile', { path }),
+            writeTemplate: (inv.commands as Partial<Inventory['commands']>).writeFile ?? DEFAULT_COMMANDS.writeFile,
             key: 'nova-upgrade',
           },
         ],

@@ -3,7 +3,7 @@
 // enabled again. One at a time (rolling), or the monotonic switch-over: once the first server
 // serves the new release, the rest are drained in the same exchange that enables it, so no
 // client sees the API version go down again.
-import { cmd, drainedServices, nodeByName } from '../../common/topology';
+import { cmd, drainedServices, nodeByName, type DrainedService } from '../../common/topology';
 import { drainSetting } from '../../common/haproxy';
 import type { Outcome } from '../../common/messages';
 import type { Inventory } from '../../inventory/schema';
@@ -16,7 +16,11 @@ import type { RunbookStep, RunContext } from './types';
 export function apiServerSteps(inv: Inventory, installOnce: (node: string) => RunbookStep[]): RunbookStep[] {
   const phase = 'during-window';
   const backend = inv.haproxy.backend;
-  const drained = drainedServices(inv);
+  const all = drainedServices(inv);
+  // nova-api behind haproxy.backend, as ever; services behind backends of their own follow.
+  const onDefault = (d: DrainedService) => d.backends.length === 1 && d.backends[0] === backend;
+  const drained = all.filter(onDefault);
+  const own = all.filter((d) => !onDefault(d));
   const servers = [...new Set(drained.map((d) => d.server))];
   const monotonic = inv.haproxy.switchover === 'monotonic' && drained.length > 1;
   const steps: RunbookStep[] = [
@@ -134,6 +138,7 @@ export function apiServerSteps(inv: Inventory, installOnce: (node: string) => Ru
       run: (rt) => rt.ops.haproxy.waitForServerUp(d.server),
     });
   });
+  steps.push(...ownBackendSteps(inv, own, installOnce));
   if (inv.probe.enabled) {
     steps.push({
       id: 'vip-probe-result',
@@ -148,6 +153,92 @@ export function apiServerSteps(inv: Inventory, installOnce: (node: string) => Ru
       before: stopProbe,
       run: checkProbeResult,
     });
+  }
+  return steps;
+}
+
+/**
+ * A service behind backends of its own (kolla's and OpenStack-Ansible's nova-metadata): every
+ * backend that routes to it is drained first and waited on, the service restarts only then,
+ * and every backend is enabled after and waited on until UP. Rolling, one service at a time.
+ */
+function ownBackendSteps(
+  inv: Inventory,
+  own: DrainedService[],
+  installOnce: (node: string) => RunbookStep[],
+): RunbookStep[] {
+  const phase = 'during-window';
+  const steps: RunbookStep[] = [];
+  const backends = [...new Set(own.flatMap((d) => d.backends))];
+  for (const b of backends) {
+    const servers = [...new Set(own.filter((d) => d.backends.includes(b)).map((d) => d.server))];
+    steps.push({
+      id: `record-weights:${b}`,
+      phase,
+      title: `record the weight of ${servers.join(', ')} in ${b} on every LB`,
+      commands: onEveryLb(inv, 'show servers state'),
+      run: async (rt) => {
+        const out = await rt.ops.haproxy.recordServerWeights(servers, b);
+        rt.backendWeights = { ...rt.backendWeights, [b]: out.weights };
+        return out;
+      },
+    });
+  }
+  const each = async (d: DrainedService, fn: (b: string) => Promise<{ summary: string }>) => {
+    const out: string[] = [];
+    for (const b of d.backends) out.push((await fn(b)).summary);
+    return { summary: out.join('; ') };
+  };
+  for (const d of own) {
+    const key = `${d.backends.join('+')}/${d.server}`;
+    const marks = d.backends.map((b) => ({ drained: { server: d.server, node: d.node, backend: b } }));
+    steps.push(
+      {
+        id: `drain:${key}`,
+        phase,
+        title: `drain ${d.server} in ${d.backends.join(', ')} on every LB, before ${d.unit} restarts`,
+        node: d.node,
+        commands: d.backends.flatMap((b) =>
+          onEveryLb(inv, `set server ${b}/${d.server} ${drainSetting(inv.haproxy.drainMode)}`),
+        ),
+        exposes: { sets: marks },
+        window: { what: `the drain of ${key}`, estimate: (rt) => drainEstimate(inv, rt.state, [d.server]) },
+        run: (rt) => each(d, (b) => rt.ops.haproxy.drainApiServer(d.server, b)),
+      },
+      {
+        id: `wait-sessions:${key}`,
+        phase,
+        title: `wait until ${d.server} has no sessions in ${d.backends.join(', ')}`,
+        node: d.node,
+        commands: onEveryLb(inv, 'show stat'),
+        choices: ['retry', 'shutdown-sessions', 'skip', 'abort'],
+        onAction: async (rt) => void (await each(d, (b) => rt.ops.haproxy.shutdownSessions(d.server, b))),
+        run: (rt) => each(d, (b) => rt.ops.haproxy.waitForNoSessions(d.server, b)),
+      },
+      ...installOnce(d.node),
+      restartStep(inv, phase, d.node, d.unit),
+      {
+        id: `enable:${key}`,
+        phase,
+        title: `enable ${d.server} in ${d.backends.join(', ')} on every LB`,
+        node: d.node,
+        commands: d.backends.flatMap((b) => onEveryLb(inv, `set server ${b}/${d.server} state ready`)),
+        exposes: { clears: marks },
+        run: async (rt) => {
+          const out = await each(d, (b) => rt.ops.haproxy.enableApiServer(d.server, rt.backendWeights?.[b] ?? {}, b));
+          await rt.ops.lb.saveServerState();
+          return out;
+        },
+      },
+      {
+        id: `wait-up:${key}`,
+        phase,
+        title: `wait until every LB reports ${d.server} UP in ${d.backends.join(', ')}`,
+        node: d.node,
+        commands: onEveryLb(inv, 'show stat'),
+        run: (rt) => each(d, (b) => rt.ops.haproxy.waitForServerUp(d.server, b)),
+      },
+    );
   }
   return steps;
 }

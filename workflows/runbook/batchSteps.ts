@@ -13,7 +13,7 @@ import {
 } from '../../common/topology';
 import type { Inventory } from '../../inventory/schema';
 import type { Ops } from '../ops';
-import { setUpgradeLevels } from './pin';
+import { pinCommands, setUpgradeLevels } from './pin';
 
 export interface BatchContext {
   ops: Ops;
@@ -42,7 +42,7 @@ export function computeBatchSteps(inv: Inventory, batch: ComputeBatch, label: st
   for (const n of nodes.filter(isComputeOnly)) {
     steps.push({
       title: `set [upgrade_levels] compute = auto on ${n.name}`,
-      commands: n.configFiles.map((f) => ({ node: n.name, command: cmd(inv, 'readFile', { path: f }) })),
+      commands: n.configFiles.flatMap((f) => pinCommands(inv, n.name, f)),
       run: (b) => setUpgradeLevels(b.ops, n),
     });
   }

@@ -5,10 +5,48 @@ import type { Inventory } from '../../inventory/schema';
 import { onEveryLb } from './lbCommands';
 import type { RunbookStep } from './types';
 
-export function beforeUpgradeSteps(inv: Inventory): RunbookStep[] {
+/** The patch that moved the endpoint change out of the checks into before-window. */
+export const ENDPOINT_IS_A_CHANGE = 'endpoint-is-a-change';
+
+/**
+ * The seed: clients must reach nova through the VIP, or draining a server hides nothing. Changes
+ * only the inventory's region and interfaces, to exactly the inventory's URL. The old URL cannot
+ * be read offline, so the plan says where it will be recorded: the step's summary, when it runs.
+ */
+export function endpointStep(inv: Inventory, id: string, phase: RunbookStep['phase']): RunbookStep {
   const ctl = inv.controller;
+  const url = inv.vip.computeEndpointUrl;
+  const interfaces = inv.vip.computeEndpointInterfaces ?? ['public'];
+  const region = inv.openstack.region;
+  const where = region ? `region ${region}` : "the catalog's only region";
+  return {
+    id,
+    phase,
+    title: `change keystone's ${interfaces.join(', ')} compute endpoint in ${where} to ${url} (the old URL is read and recorded in this step's summary when it runs)`,
+    node: ctl,
+    commands: [
+      { node: ctl, command: cmd(inv, 'endpointList') },
+      ...interfaces.map((i) => ({
+        node: ctl,
+        command: cmd(inv, 'endpointSet', {
+          url,
+          endpointId: `<id of the ${i} compute endpoint in ${region ?? 'the only region'}>`,
+        }),
+      })),
+    ],
+    run: (rt) => rt.ops.nova.pointComputeEndpointAtVip(),
+  };
+}
+
+export function beforeUpgradeSteps(inv: Inventory): RunbookStep[] {
   const phase = 'before-upgrade';
-  const servers = drainedServices(inv).map((d) => d.server);
+  const drained = drainedServices(inv);
+  const backend = inv.haproxy.backend;
+  const servers = drained.filter((d) => d.backends.includes(backend)).map((d) => d.server);
+  // Backends of their own (nova-metadata): each checked for its servers too.
+  const others = [...new Set(drained.flatMap((d) => d.backends))]
+    .filter((b) => b !== backend)
+    .map((b) => ({ backend: b, servers: drained.filter((d) => d.backends.includes(b)).map((d) => d.server) }));
   const steps: RunbookStep[] = [
     // Every API server must be present and UP, and the socket at level admin, before any drain.
     {
@@ -18,20 +56,16 @@ export function beforeUpgradeSteps(inv: Inventory): RunbookStep[] {
         .map((l) => l.name)
         .join(', ')}`,
       commands: onEveryLb(inv, 'show stat'),
-      run: (rt) => rt.ops.haproxy.checkLoadBalancers(servers),
+      run: async (rt) => {
+        const out = await rt.ops.haproxy.checkLoadBalancers(servers);
+        const more = [];
+        for (const o of others) more.push(await rt.ops.haproxy.checkLoadBalancers(o.servers, o.backend));
+        return { summary: [out, ...more].map((r) => r.summary).join('; ') };
+      },
     },
-    // The seed: clients must reach nova through the VIP, or draining a server hides nothing.
-    {
-      id: 'point-endpoint-at-vip',
-      phase,
-      title: `point keystone's compute endpoint at ${inv.vip.computeEndpointUrl}`,
-      node: ctl,
-      commands: [
-        { node: ctl, command: cmd(inv, 'endpointList') },
-        { node: ctl, command: cmd(inv, 'endpointSet', { url: inv.vip.computeEndpointUrl, endpointId: '<id>' }) },
-      ],
-      run: (rt) => rt.ops.nova.pointComputeEndpointAtVip(),
-    },
+    // Retired: pointing the endpoint changes keystone's catalog, so it is no check; it is now
+    // change-compute-endpoint, the first change of before-window. Runs started earlier replay it here.
+    { ...endpointStep(inv, 'point-endpoint-at-vip', phase), retiredBy: ENDPOINT_IS_A_CHANGE },
   ];
   // A baseline: a test that already fails before the upgrade is not the upgrade's fault.
   if (inv.tempest.enabled) {
@@ -69,5 +103,22 @@ export function nodeAccessStep(inv: Inventory, sudoNodes: string[]): RunbookStep
     ]),
     patch: 'node-access-preflight',
     run: (rt) => rt.ops.ssh.checkNodesAccess(sudoNodes),
+  };
+}
+
+/**
+ * Added after 0.2.x: nova's cell mappings against the inventory's cells, before anything changes.
+ * Runs started earlier replay without it.
+ */
+export function cellsStep(inv: Inventory): RunbookStep {
+  const ctl = inv.controller;
+  return {
+    id: 'check-cells',
+    phase: 'before-upgrade',
+    title: `check that nova's cells are the inventory's (${inv.cells.map((c) => c.name).join(', ')})`,
+    node: ctl,
+    commands: [{ node: ctl, command: cmd(inv, 'cellList') }],
+    patch: 'cells-from-nova',
+    run: (rt) => rt.ops.nova.checkCells(),
   };
 }

@@ -2,6 +2,7 @@
 // keeps additive so the old services run on the new schema (nova's upgrade guide).
 import { cmd } from '../../common/topology';
 import type { Inventory } from '../../inventory/schema';
+import { ENDPOINT_IS_A_CHANGE, endpointStep } from './beforeUpgrade';
 import { installCodeStep } from './install';
 import type { RunbookStep } from './types';
 
@@ -9,6 +10,12 @@ export function beforeWindowSteps(inv: Inventory): RunbookStep[] {
   const ctl = inv.controller;
   const phase = 'before-window';
   return [
+    // The first change: clients reach nova through the VIP before any server is drained.
+    {
+      ...endpointStep(inv, 'change-compute-endpoint', phase),
+      patch: ENDPOINT_IS_A_CHANGE,
+      replaces: 'point-endpoint-at-vip',
+    },
     // nova-manage must be the new release's to write the new schema.
     installCodeStep(inv, phase, ctl),
     // The API database first: cell databases are found through it.

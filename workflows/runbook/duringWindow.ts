@@ -1,6 +1,6 @@
 // In the window: placement first, the RPC pin, the upgrade check, the control services
 // (conductors first), the computes in batches, then every nova-api behind its drain.
-import { executeChild, workflowInfo } from '@temporalio/workflow';
+import { executeChild, patched, workflowInfo } from '@temporalio/workflow';
 import {
   cmd,
   computeBatches,
@@ -9,6 +9,7 @@ import {
   inventoryForBatch,
   isComputeOnly,
   nodeByName,
+  placementInstallCommand,
 } from '../../common/topology';
 import type { Inventory } from '../../inventory/schema';
 import { upgradeComputeBatch } from '../computeBatch';
@@ -16,7 +17,7 @@ import { batchEstimate } from '../window';
 import { apiServerSteps } from './apiServers';
 import { computeBatchSteps } from './batchSteps';
 import { installCodeStep, restartStep } from './install';
-import { setUpgradeLevels } from './pin';
+import { pinCommands, setUpgradeLevels } from './pin';
 import type { RunbookStep } from './types';
 
 export function duringWindowSteps(inv: Inventory, installed: Set<string>): RunbookStep[] {
@@ -36,8 +37,19 @@ export function duringWindowSteps(inv: Inventory, installed: Set<string>): Runbo
     phase,
     title: `upgrade placement on ${ctl}`,
     node: ctl,
-    commands: [{ node: ctl, command: cmd(inv, 'upgradePlacement', { version: inv.release.to, node: ctl }) }],
-    run: (rt, key) => rt.ops.nova.upgradePlacement(key),
+    commands: [
+      { node: ctl, command: placementInstallCommand(inv) },
+      { node: ctl, command: cmd(inv, 'upgradePlacement', { version: inv.release.to, node: ctl }) },
+    ],
+    run: async (rt, key) => {
+      // Runs started before it replay without the install (they synced and restarted the code
+      // already there).
+      const install = patched('placement-installs-code')
+        ? await rt.ops.nova.installPlacement(`${key}/install`)
+        : undefined;
+      const out = await rt.ops.nova.upgradePlacement(key);
+      return { summary: install ? `${install.summary}; ${out.summary}` : out.summary };
+    },
   });
   // Before any service restarts on the new code, so none sends messages old computes can't read.
   for (const n of inv.nodes.filter((x) => x.configFiles.length && !isComputeOnly(x))) {
@@ -46,7 +58,7 @@ export function duringWindowSteps(inv: Inventory, installed: Set<string>): Runbo
       phase,
       title: `set [upgrade_levels] compute = auto on ${n.name}`,
       node: n.name,
-      commands: n.configFiles.map((f) => ({ node: n.name, command: cmd(inv, 'readFile', { path: f }) })),
+      commands: n.configFiles.flatMap((f) => pinCommands(inv, n.name, f)),
       run: (rt) => setUpgradeLevels(rt.ops, n),
     });
   }

@@ -16,7 +16,7 @@ import { beforeWindowSteps } from './beforeWindow';
 import { duringWindowSteps } from './duringWindow';
 import type { PlannedStep, RunbookStep } from './types';
 import { nodesUsingSudo } from '../../common/sudo';
-import { nodeAccessStep } from './beforeUpgrade';
+import { cellsStep, nodeAccessStep } from './beforeUpgrade';
 
 export type { PlannedStep, RunbookStep, RunContext, Mark } from './types';
 
@@ -31,7 +31,8 @@ export function planUpgrade(inv: Inventory): RunbookStep[] {
   ];
   // First of all, before anything changes: every node takes the login, and sudo needs no
   // password where the plan's commands use it (nobody is there to type one mid-window).
-  const steps = [nodeAccessStep(inv, nodesUsingSudo(rest.flatMap((s) => s.commands))), ...rest];
+  // Then nova's own cells: every cell must be in the inventory, or its database is never synced.
+  const steps = [nodeAccessStep(inv, nodesUsingSudo(rest.flatMap((s) => s.commands))), cellsStep(inv), ...rest];
   const seen = new Set<string>();
   for (const s of steps) {
     // Progress is keyed by step id; a duplicate would merge two steps' states into one.
@@ -43,11 +44,14 @@ export function planUpgrade(inv: Inventory): RunbookStep[] {
 
 /** The plan without its code, as `--dry-run --json` and the progress carry it. */
 export function plannedSteps(inv: Inventory): PlannedStep[] {
-  return planUpgrade(inv).map(({ id, phase, title, node, commands }) => ({
-    id,
-    phase,
-    title,
-    commands,
-    ...(node ? { node } : {}),
-  }));
+  // A retired step runs only in upgrades started before it was replaced; the plan of a new one lacks it.
+  return planUpgrade(inv)
+    .filter((s) => !s.retiredBy)
+    .map(({ id, phase, title, node, commands }) => ({
+      id,
+      phase,
+      title,
+      commands,
+      ...(node ? { node } : {}),
+    }));
 }

@@ -11,7 +11,9 @@ import type { Estimate } from '../window';
 
 /** What a step may leave half-done, so that an abort (or a cancel) can put it right. */
 export type Mark =
-  { service: { node: string; unit: string } } | { drained: { server: string; node: string } } | { compute: string };
+  | { service: { node: string; unit: string } }
+  | { drained: { server: string; node: string; /** Absent: haproxy.backend. */ backend?: string } }
+  | { compute: string };
 
 /** Everything a step's `run` may use: the ops, the progress, and what earlier steps found. */
 export interface RunContext {
@@ -20,6 +22,8 @@ export interface RunContext {
   state: UpgradeState;
   /** Recorded by record-weights, restored by every enable. */
   weights: RecordedWeights;
+  /** Recorded by record-weights:<backend> for services behind backends of their own. */
+  backendWeights?: Record<string, RecordedWeights>;
   probe?: RunningProbe;
   probeOutcome?: ProbeSnapshot | Error;
 }
@@ -52,6 +56,13 @@ export interface RunbookStep {
    * without it (the interpreter asks `patched(patch)`), and show it skipped.
    */
   patch?: string;
+  /**
+   * A step that a later release replaced (renamed or moved to another phase): runs that record
+   * this patch skip it, runs started earlier replay it where it was.
+   */
+  retiredBy?: string;
+  /** The retired step this one replaces: skipped when that one already ran in this upgrade. */
+  replaces?: string;
   run: (rt: RunContext, key: string) => Promise<Outcome>;
 }
 
