@@ -20,6 +20,8 @@ export interface RunContext {
   state: UpgradeState;
   /** Recorded by record-weights, restored by every enable. */
   weights: RecordedWeights;
+  /** Per server, per LB: stot when its drain took effect, which the session wait compares with. */
+  sessionsAtDrain?: Record<string, Record<string, number>>;
   probe?: RunningProbe;
   probeOutcome?: ProbeSnapshot | Error;
 }
