@@ -108,6 +108,7 @@ export const ACTIVITY_NAMES: (keyof Activities)[] = [
   'setUpgradeLevelsCompute',
   'readServiceState',
   'restartService',
+  'restartServiceChecked',
   'stopService',
   'startService',
   'hupService',
