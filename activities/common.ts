@@ -47,3 +47,17 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/**
+ * Poll delays that start fast and back off to the configured interval: most waits end within
+ * the first few hundred milliseconds (a check interval, a restart), and a long one should not
+ * cost a read every 50 ms. 50, 75, 113, 169, … ms, never more than `maxMs`.
+ */
+export function backoff(maxMs: number, firstMs = 50): () => number {
+  let next = Math.min(firstMs, maxMs);
+  return () => {
+    const now = next;
+    next = Math.min(maxMs, Math.ceil(next * 1.5));
+    return now;
+  };
+}

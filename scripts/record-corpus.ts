@@ -148,8 +148,9 @@ export const SCENARIOS: Scenario[] = [
     path: 'an API restart fails after its drain; abort restarts the service and enables the server',
     autoApprove: ALL,
     script: (s) => {
-      s.failures.set('restartService', 1);
-      s.failWhen = (c) => c.name !== 'restartService' || String(c.input.unit).includes('n-api');
+      // New runs restart in one activity (restartServiceChecked, behind 'restart-one-exchange').
+      s.failures.set('restartServiceChecked', 1);
+      s.failWhen = (c) => c.name !== 'restartServiceChecked' || String(c.input.unit).includes('n-api');
     },
     drive: async (h, until) => {
       await until((p) => p.pendingDecision?.stepId?.startsWith('restart:') === true, 'the hold at an API restart');

@@ -196,9 +196,10 @@ describe('drain and enable', () => {
       weights,
     });
     expect(out.alreadyDone).toBe(false);
+    // The same exchange reads stot back: the count when the drains took effect.
     expect(sent.filter((p) => p.includes('set server'))).toEqual([
-      'set server nova-api/api1 state ready;show cli level;set server nova-api/api2 state drain;show cli level;set server nova-api/api3 state drain;show cli level\n',
-      'set server nova-api/api1 state ready;show cli level;set server nova-api/api2 state drain;show cli level;set server nova-api/api3 state drain;show cli level\n',
+      'set server nova-api/api1 state ready;show cli level;set server nova-api/api2 state drain;show cli level;set server nova-api/api3 state drain;show cli level;show stat nova-api 4 -1;show cli level\n',
+      'set server nova-api/api1 state ready;show cli level;set server nova-api/api2 state drain;show cli level;set server nova-api/api3 state drain;show cli level;show stat nova-api 4 -1;show cli level\n',
     ]);
     for (const lb of lbs) {
       expect((await stat(lb, 'api2')).status).toBe('DRAIN');

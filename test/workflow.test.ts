@@ -268,12 +268,15 @@ describe('novaUpgrade orchestration', () => {
       ['after-window', true],
     ]);
     const names = calledNames();
-    const restarts = script.calls.filter((c) => c.name === 'restartService').map((c) => c.input.unit);
+    // A new run restarts in one activity (restartServiceChecked, issue 16), never the old pair.
+    expect(names).not.toContain('readServiceState');
+    expect(names).not.toContain('restartService');
+    const restarts = script.calls.filter((c) => c.name === 'restartServiceChecked').map((c) => c.input.unit);
     expect(restarts.slice(0, 2)).toEqual(['devstack@n-super-cond', 'devstack@n-cond-cell1']);
     // Every nova-api restart happens after every compute is back, and each API server is drained first.
     const lastComputeStart = names.lastIndexOf('startService');
     const firstApiRestart = script.calls.findIndex(
-      (c) => c.name === 'restartService' && c.input.unit === 'devstack@n-api',
+      (c) => c.name === 'restartServiceChecked' && c.input.unit === 'devstack@n-api',
     );
     expect(lastComputeStart).toBeLessThan(firstApiRestart);
     const drains = script.calls.filter((c) => c.name === 'drainApiServer').map((c) => c.input.server);

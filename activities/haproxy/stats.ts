@@ -56,8 +56,22 @@ export interface ServerStat {
   wredis: number;
   econ: number;
   eresp: number;
-  /** Empty while in maintenance (no checks run). */
+  /** Empty while in maintenance (no checks run). Without the "* " HAProxy prefixes while a check runs. */
   checkStatus: string;
+  /** A check is running right now: HAProxy shows check_status as "* L7OK" (and check_code 0) meanwhile. */
+  checkRunning: boolean;
+  /** Duration of the last completed check in ms; -1 when HAProxy does not say. */
+  checkDuration: number;
+  checkCode: number;
+  /** check_health, check_rise, check_fall: the health counter runs 0 .. rise+fall-1; -1 when absent. */
+  checkHealth: number;
+  checkRise: number;
+  checkFall: number;
+  /** Checks that failed while the server was up, and UP to DOWN transitions: both only ever grow. */
+  chkfail: number;
+  chkdown: number;
+  /** Sessions ever sent to the server (only ever grows): a new one since a reading shows here. */
+  stot: number;
   lastchgSeconds: number;
   /** Idle pooled connections to the server: scur 0 does not mean these are closed. */
   idleConnections: number;
@@ -68,6 +82,11 @@ const num = (row: Row, col: string): number => {
   return v === undefined || v === '' ? 0 : Number(v);
 };
 
+const orMinus1 = (row: Row, col: string): number => {
+  const v = row[col];
+  return v === undefined || v === '' ? -1 : Number(v);
+};
+
 const REQUIRED_STAT_COLUMNS = [
   'pxname',
   'svname',
@@ -75,6 +94,7 @@ const REQUIRED_STAT_COLUMNS = [
   'weight',
   'scur',
   'qcur',
+  'stot',
   'wretr',
   'wredis',
   'econ',
@@ -102,7 +122,16 @@ export function serverStats(text: string, backend: string): Map<string, ServerSt
       wredis: num(r, 'wredis'),
       econ: num(r, 'econ'),
       eresp: num(r, 'eresp'),
-      checkStatus: r.check_status ?? '',
+      checkStatus: (r.check_status ?? '').replace(/^\* /, ''),
+      checkRunning: (r.check_status ?? '').startsWith('* '),
+      checkDuration: orMinus1(r, 'check_duration'),
+      checkCode: orMinus1(r, 'check_code'),
+      checkHealth: orMinus1(r, 'check_health'),
+      checkRise: orMinus1(r, 'check_rise'),
+      checkFall: orMinus1(r, 'check_fall'),
+      chkfail: num(r, 'chkfail'),
+      chkdown: num(r, 'chkdown'),
+      stot: num(r, 'stot'),
       lastchgSeconds: num(r, 'lastchg'),
       idleConnections: num(r, 'idle_conn_cur'),
     });

@@ -87,13 +87,30 @@ tail -c ${tailBytes} "$d/output" 2>/dev/null
 true`;
 }
 
+// Completion by event: the exchange that claims a run (or reattaches to it, or reports on it)
+// stays open on the node until the run ends, or until \`boundMs\` passes so the caller can
+// heartbeat and show progress, and then prints the status. A run that ends mid-exchange is
+// seen within one pause, not at the next poll a second later: on the default lab, an install of
+// 0.16 s of commands took 1.5 s at a 1 s poll. The node-side pause starts at 20 ms and backs off
+// to 100 ms, so a long run costs the node a \`sleep\` ten times a second and the wire nothing.
+// A dead pid also ends the wait (the status then says whether it recorded an exit first).
+function waitScript(boundMs: number): string {
+  return `
+left=${Math.max(0, Math.round(boundMs))}; s=20
+while [ "$left" -gt 0 ] && [ -d "$d" ] && [ ! -f "$d/exit" ] && [ ! -f "$d/cancelled" ]; do
+  if [ -f "$d/pid" ] && ! kill -0 "$(cat "$d/pid")" 2>/dev/null; then break; fi
+  if sleep "$(printf '0.%03d' "$s")" 2>/dev/null; then left=$((left - s)); else sleep 1; left=$((left - 1000)); fi
+  [ "$s" -lt 100 ] && s=$((s * 2)) && [ "$s" -gt 100 ] && s=100
+done`;
+}
+
 // The run itself: records its pid (= its process group, thanks to setsid), then its exit
 // status through a rename so a reader never sees a half-written file.
 const RUN_WRAPPER =
   'echo $$ > pid.tmp && mv pid.tmp pid; [ -f cancelled ] && exit 0; ' +
   'sh -c "$1" > output 2>&1 < /dev/null; rc=$?; date +%s > finished_at; echo "$rc" > exit.tmp && mv exit.tmp exit';
 
-function claimScript(opts: DetachedOptions, tailBytes: number): string {
+function claimScript(opts: DetachedOptions, tailBytes: number, boundMs: number): string {
   return `${runDirAssignment(opts)}
 mkdir -p "$runs" || exit 1
 if mkdir "$d" 2>/dev/null; then
@@ -107,6 +124,7 @@ if mkdir "$d" 2>/dev/null; then
 else
   echo nova-upgrade-claim=existing
 fi
+${waitScript(boundMs)}
 ${statusScript(tailBytes)}`;
 }
 
@@ -190,8 +208,6 @@ function unlessAborted<T>(work: Promise<T>, signal?: AbortSignal): Promise<T> {
   });
 }
 
-const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 export async function runDetached(
   runner: CommandRunner,
   target: SshTarget,
@@ -202,10 +218,13 @@ export async function runDetached(
   const progressBytes = settings.progressTailBytes ?? 4096;
   const finalBytes = settings.outputLimitBytes ?? DEFAULT_OUTPUT_LIMIT_BYTES;
   const startGraceMs = settings.startGraceMs ?? 10_000;
-  const pollOpts: RunOptions = { timeoutMs: settings.pollTimeoutMs ?? 60_000 };
+  const pollOpts: RunOptions = { timeoutMs: (settings.pollTimeoutMs ?? 60_000) + pollMs };
   const where = fail.where(target);
   const began = Date.now();
   const deadline = opts.timeoutMs ? began + opts.timeoutMs : Infinity;
+  // Each exchange waits on the node up to one poll interval for the run to end: progress (and
+  // so heartbeats) still comes once per pollMs, completion as soon as it happens.
+  const boundMs = () => Math.max(0, Math.min(pollMs, deadline - Date.now()));
   const describe = (dir: string) => `detached run "${opts.key}" on ${where} (${dir})`;
 
   const script = async (body: string) => {
@@ -219,13 +238,13 @@ export async function runDetached(
     }
     return result.stdout;
   };
-  const poll = async (tailBytes: number) =>
-    parseStatus(await script(`${runDirAssignment(opts)}\n${statusScript(tailBytes)}`));
+  const poll = async (tailBytes: number, waitMs = 0) =>
+    parseStatus(await script(`${runDirAssignment(opts)}\n${waitScript(waitMs)}\n${statusScript(tailBytes)}`));
   const kill = (why: string) => script(killScript(opts, why, settings.killGraceMs));
 
   try {
     if (opts.signal?.aborted) throw new AbortedWait(abortReason(opts.signal));
-    const claimOutput = await unlessAborted(script(claimScript(opts, progressBytes)), opts.signal);
+    const claimOutput = await unlessAborted(script(claimScript(opts, progressBytes, boundMs())), opts.signal);
     const markAt = claimOutput.indexOf(`\n${OUTPUT_MARK}\n`);
     const reattached = /^nova-upgrade-claim=existing$/m.test(markAt >= 0 ? claimOutput.slice(0, markAt) : claimOutput);
     let status = parseStatus(claimOutput);
@@ -288,8 +307,7 @@ export async function runDetached(
           message: `${describe(status.dir)}: \`${fail.brief(opts.command)}\` did not finish within ${opts.timeoutMs} ms and ${killed}`,
         });
       }
-      await unlessAborted(pause(Math.max(0, Math.min(pollMs, deadline - Date.now()))), opts.signal);
-      status = await unlessAborted(poll(progressBytes), opts.signal);
+      status = await unlessAborted(poll(progressBytes, boundMs()), opts.signal);
     }
   } catch (err) {
     if (!(err instanceof AbortedWait)) throw err;

@@ -38,7 +38,8 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function startFakeNovaNode(node = 'apicomp'): Promise<FakeNovaNode> {
+/** `address`: a loopback address of the test's own subnet; 127.0.0.1 unless given. */
+export async function startFakeNovaNode(node = 'apicomp', address = '127.0.0.1'): Promise<FakeNovaNode> {
   const dir = mkdtempSync(join(tmpdir(), `nova-${node}-`));
   const bin = join(dir, 'bin');
   const state = join(dir, 'state');
@@ -49,7 +50,7 @@ export async function startFakeNovaNode(node = 'apicomp'): Promise<FakeNovaNode>
   const sshd = await startSshd({
     name: node,
     dir: join(dir, 'sshd'),
-    address: '127.0.0.1',
+    address,
     port,
     authorizedKeys: key.publicKey,
     env: { PATH: `${bin}:/usr/local/bin:/usr/bin:/bin`, FAKE_STATE: state },
@@ -58,7 +59,7 @@ export async function startFakeNovaNode(node = 'apicomp'): Promise<FakeNovaNode>
   writeFileSync(knownHostsPath, `${sshd.knownHostsLine}\n`);
   const target: SshTarget = {
     node,
-    host: '127.0.0.1',
+    host: address,
     port,
     username: userInfo().username,
     privateKeyPath: key.privateKeyPath,

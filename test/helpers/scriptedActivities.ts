@@ -109,6 +109,7 @@ export const ACTIVITY_NAMES: (keyof Activities)[] = [
   'setUpgradeLevelsCompute',
   'readServiceState',
   'restartService',
+  'restartServiceChecked',
   'stopService',
   'startService',
   'hupService',

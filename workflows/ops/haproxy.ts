@@ -30,7 +30,7 @@ export function haproxyOps(inv: Inventory) {
       acts.drainApiServer.executeWithOptions(activityOptions(inv, 'short', `drain ${server} on ${lbNames()}`), [
         { lbs: lbs(), backend, server, mode: inv.haproxy.drainMode },
       ]),
-    waitForNoSessions: (server: string, backend = defaultBackend) =>
+    waitForNoSessions: (server: string, backend = defaultBackend, since?: Record<string, number>) =>
       acts.waitForNoSessions.executeWithOptions(
         activityOptions(inv, 'long', `wait until ${server} has no sessions on every LB`),
         [
@@ -41,6 +41,8 @@ export function haproxyOps(inv: Inventory) {
             settleMs: t.settleSeconds * 1000,
             timeoutMs: t.drainSeconds * 1000,
             pollMs: t.pollSeconds * 1000,
+            // Only when recorded, so a run whose drain predates the record sends what it did.
+            ...(since ? { since } : {}),
           },
         ],
       ),

@@ -24,6 +24,16 @@ export function serviceOps(inv: Inventory) {
       acts.restartService.executeWithOptions(activityOptions(inv, 'long', `restart ${unit} on ${node}`), [
         { ...unitInput(node, unit), restartCommand: cmd(inv, 'serviceRestart', { unit, node }), before, key, stateDir },
       ]),
+    /** Reads, restarts and reads again in one run on the node; the before is kept there. */
+    restartServiceChecked: (node: string, unit: string, key: string) =>
+      acts.restartServiceChecked.executeWithOptions(activityOptions(inv, 'long', `restart ${unit} on ${node}`), [
+        {
+          ...unitInput(node, unit),
+          restartCommand: cmd(inv, 'serviceRestart', { unit, node }),
+          key,
+          stateDir,
+        },
+      ]),
     stopService: (node: string, unit: string, key: string) =>
       acts.stopService.executeWithOptions(activityOptions(inv, 'long', `gracefully stop ${unit} on ${node}`), [
         { ...unitInput(node, unit), stopCommand: cmd(inv, 'serviceStop', { unit, node }), key, stateDir },

@@ -65,7 +65,11 @@ export function apiServerSteps(inv: Inventory, installOnce: (node: string) => Ru
         commands: onEveryLb(inv, `set server ${backend}/${d.server} ${drainSetting(inv.haproxy.drainMode)}`),
         exposes: { sets: [{ drained: { server: d.server, node: d.node } }] },
         window,
-        run: (rt) => rt.ops.haproxy.drainApiServer(d.server),
+        run: async (rt) => {
+          const out = await rt.ops.haproxy.drainApiServer(d.server);
+          rt.sessionsAtDrain = { ...rt.sessionsAtDrain, ...out.sessionsAtDrain };
+          return out;
+        },
       });
     }
     steps.push(
@@ -78,7 +82,7 @@ export function apiServerSteps(inv: Inventory, installOnce: (node: string) => Ru
         choices: ['retry', 'shutdown-sessions', 'skip', 'abort'],
         onAction: async (rt) => void (await rt.ops.haproxy.shutdownSessions(d.server)),
         ...(drainedAlready ? { window } : {}),
-        run: (rt) => rt.ops.haproxy.waitForNoSessions(d.server),
+        run: (rt) => rt.ops.haproxy.waitForNoSessions(d.server, undefined, rt.sessionsAtDrain?.[d.server]),
       },
       ...installOnce(d.node),
       // Enabling needs a serving nova-api, so an abort only restarts it; it stays drained if it won't serve.
@@ -110,6 +114,7 @@ export function apiServerSteps(inv: Inventory, installOnce: (node: string) => Ru
             rest.map((o) => o.server),
             rt.weights,
           );
+          rt.sessionsAtDrain = { ...rt.sessionsAtDrain, ...out.sessionsAtDrain };
           await rt.ops.lb.saveServerState();
           return out;
         },

@@ -1,4 +1,5 @@
 // Installing the new code on a node: one runbook line per node, at the first step that needs it.
+import { patched } from '@temporalio/workflow';
 import { cmd } from '../../common/topology';
 import type { Phase } from '../../common/messages';
 import type { Inventory } from '../../inventory/schema';
@@ -31,6 +32,8 @@ export function restartStep(inv: Inventory, phase: Phase, node: string, unit: st
     commands: [{ node, command: cmd(inv, 'serviceRestart', { unit, node }) }],
     exposes: { during: [{ service: { node, unit } }] },
     run: async (rt, key) => {
+      // One activity and one run on the node (issue 16); runs started before keep two.
+      if (patched('restart-one-exchange')) return rt.ops.services.restartServiceChecked(node, unit, key);
       const before = await rt.ops.services.readServiceState(node, unit);
       return rt.ops.services.restartService(
         node,

@@ -24,6 +24,8 @@ export interface RunContext {
   weights: RecordedWeights;
   /** Recorded by record-weights:<backend> for services behind backends of their own. */
   backendWeights?: Record<string, RecordedWeights>;
+  /** Per server, per LB: stot when its drain took effect, which the session wait compares with. */
+  sessionsAtDrain?: Record<string, Record<string, number>>;
   probe?: RunningProbe;
   probeOutcome?: ProbeSnapshot | Error;
 }
