@@ -101,6 +101,14 @@ export function computeBatches(inv: Inventory): ComputeBatch[] {
   return batches;
 }
 
+/**
+ * How many nodes of a batch are upgraded at once. 10 unless the inventory says: each node costs
+ * a few SSH sessions at a time (detached polls), well inside the pool's worker-wide cap of 256.
+ */
+export function computeParallel(inv: Inventory): number {
+  return inv.compute.parallel ?? 10;
+}
+
 /** Only what a compute batch needs, so the child's history does not carry the whole fleet. */
 export function inventoryForBatch(inv: Inventory, nodes: string[]): Inventory {
   const keep = new Set([...nodes, inv.controller]);

@@ -309,6 +309,9 @@ export const inventorySchema = z
     compute: z
       .object({
         batchSize: z.number().int().min(1).default(5),
+        // Nodes of one batch whose install, restart and wait-up run at once. Optional, not
+        // defaulted here: inventories recorded before it existed replay without it.
+        parallel: z.number().int().min(1).max(500).optional(),
         exclude: z.array(z.string().min(1)).default([]),
       })
       .strict()

@@ -38,7 +38,13 @@ export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
   const notifier = new WebhookNotifier(ops.notify, state, webhook);
   const gates = new Gates(state, input.autoApprove, notifier);
   const ctx: StepContext = { state, gates };
-  const rt: RunContext = { inv, ops, state, weights: {} };
+  const rt: RunContext = {
+    inv,
+    ops,
+    state,
+    weights: {},
+    hold: (id, error, choices) => gates.holdForDecision(id, error, choices),
+  };
   const exposure = new Exposure();
   const done: string[] = [];
   // Runs started before these existed replay without them (contributing.md): a cancel from the
