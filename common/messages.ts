@@ -209,3 +209,8 @@ export const decideUpdate = defineUpdate<string, [DecideInput]>('decide');
 export const decideSignal = defineSignal<[DecideInput]>('decide');
 export const abortSignal = defineSignal<[{ by: string; reason?: string }]>('abort');
 export const progressQuery = defineQuery<Progress>('progress');
+/**
+ * What the VIP probe asks every 2 s: whether the window's steps are done. A boolean, where the
+ * progress answer grows with the fleet (about 160 KiB at 500 computes, by bench/plan-scale.ts).
+ */
+export const probeStopQuery = defineQuery<boolean>('probeStop');

@@ -92,7 +92,8 @@ describe('compute batches at fleet shape', () => {
     script = newScript();
     const spans: { node: string; from: number; to: number }[] = [];
     script.overrides = { installCode: timedInstall(spans) };
-    const h = await start(inventory(6, { batchSize: 8, parallel: 4 }));
+    // Only the compute-only nodes in the batch: their installs are the batch's alone.
+    const h = await start(inventory(6, { batchSize: 8, parallel: 4, exclude: ['controller', 'apicomp'] }));
     const result = (await h.result()) as UpgradeResult;
     expect(result.status).toBe('completed');
     // The compute-only nodes install only in their batch; 6 of them overlap 4 at a time.
@@ -100,7 +101,25 @@ describe('compute batches at fleet shape', () => {
     expect(computeOnly.map((s) => s.node).sort()).toEqual(['c1', 'c2', 'c3', 'c4', 'c5', 'c6']);
     expect(maxOverlap(computeOnly)).toBe(4);
     const p = await h.query('progress');
-    expect(p).toMatchObject({ compute: { nodesDone: 8, batchesDone: 1, failedNodes: undefined } });
+    expect(p).toMatchObject({ compute: { nodesDone: 6, batchesDone: 1 } });
+    expect(p.compute.failedNodes).toBeUndefined();
+    // The computes' SIGHUP runs in their batch's child, not as one parent step per compute.
+    const hupSteps = result.steps.map((s) => s.id).filter((id) => id.startsWith('hup'));
+    expect(hupSteps).toContain('hup-computes:1');
+    // The excluded controller and apicomp keep their own SIGHUP steps; the batch's nodes have none.
+    expect(hupSteps.filter((id) => id.endsWith('@n-cpu'))).toEqual([
+      'hup:controller:devstack@n-cpu',
+      'hup:apicomp:devstack@n-cpu',
+    ]);
+    const hups = calls('hupService').map((c) => nodeOf(c.input));
+    for (const n of ['c1', 'c2', 'c3', 'c4', 'c5', 'c6'])
+      expect(hups.filter((x) => x === n).length, n).toBeGreaterThanOrEqual(1);
+    // Search attributes are upserted when they change, not twice per step.
+    const events = (await h.fetchHistory()).events ?? [];
+    const upserts = events.filter((e) => e.upsertWorkflowSearchAttributesEventAttributes).length;
+    console.log(`parent: ${events.length} events, ${upserts} upserts, ${result.steps.length} steps`);
+    // Before, every step upserted twice (starting and done): 2 × steps at least.
+    expect(upserts).toBeLessThan(result.steps.length * 1.5);
   });
 
   it('holds a failed node by itself while its batch-mates finish; skip leaves it disabled and reported', async () => {

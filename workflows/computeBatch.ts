@@ -218,3 +218,51 @@ async function parallelBatch(input: ComputeBatchInput, label: string): Promise<C
     leftDisabled,
   };
 }
+
+export interface HupComputeBatchInput {
+  /** Only the batch's nodes and the controller. */
+  inventory: Inventory;
+  batch: ComputeBatch;
+  batches: number;
+}
+
+export interface HupComputeBatchResult {
+  summary: string;
+  done: string[];
+  failed: FailedNode[];
+}
+
+/**
+ * The SIGHUP that lifts the RPC pin, for one batch's nova-computes at once (up to
+ * `compute.parallel`): in the batch's own child, so the parent's history grows by one child
+ * per batch instead of one step per compute. A failed node is returned, not thrown: the
+ * parent holds the batch's step and a retry HUPs only the nodes that failed.
+ */
+export async function hupComputeBatch(input: HupComputeBatchInput): Promise<HupComputeBatchResult> {
+  const inv = input.inventory;
+  const ops = createOps(inv);
+  const nodes = input.batch.nodes.map((name) => nodeByName(inv, name));
+  const done: string[] = [];
+  const failed: FailedNode[] = [];
+  setCurrentDetails(`SIGHUP nova-compute on ${nodes.length} nodes of batch ${input.batch.index}/${input.batches}`);
+  await forEachLimit(nodes, computeParallel(inv), async (n) => {
+    const unit = computeUnit(n);
+    try {
+      await ops.services.hupService(n.name, unit);
+      done.push(n.name);
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      failed.push({
+        node: n.name,
+        host: n.novaHost,
+        stage: `SIGHUP ${unit} on ${n.name}`,
+        error: describeFailure(err),
+      });
+    }
+  });
+  return {
+    summary: `SIGHUP nova-compute on ${hostList(done.length ? done : ['no node'])}${failed.length ? `; failed on ${hostList(failed.map((f) => f.node))}` : ''}`,
+    done,
+    failed,
+  };
+}

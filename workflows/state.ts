@@ -1,6 +1,6 @@
 // The workflow's view of where the upgrade stands. Everything the progress query, the Web UI's
 // current details and the search attributes show is derived from this one object.
-import { setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { patched, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Phase, Progress, StepState, UpgradeInput } from '../common/messages';
 import { UpgradePhase, UpgradeStatus, UpgradeStep } from '../common/searchAttributes';
 
@@ -54,16 +54,35 @@ export class UpgradeState {
     this.publish();
   }
 
-  /** Keeps search attributes and the UI's current details in line with the progress. */
+  /**
+   * Keeps search attributes and the UI's current details in line with the progress. Since
+   * `search-attributes-on-change`, an upsert (one history event each) is sent only when a value
+   * changed, and compute work shows as one step value for all its batches: at 92 computes,
+   * 298 of the parent's 1,270 events were upserts, two per step.
+   */
   publish(): void {
     const p = this.progress;
-    upsertSearchAttributes([
-      { key: UpgradeStatus, value: p.status },
-      { key: UpgradePhase, value: p.phase ?? 'none' },
-      { key: UpgradeStep, value: p.currentStep ?? 'none' },
-    ]);
+    this.onChange ??= patched('search-attributes-on-change');
+    const step = p.currentStep ?? 'none';
+    const attrs: [string, string, string] = [
+      p.status,
+      p.phase ?? 'none',
+      this.onChange ? step.replace(/^(compute-batch|hup-computes):\d+$/, '$1') : step,
+    ];
+    const key = attrs.join('\u0000');
+    if (!this.onChange || key !== this.lastAttributes) {
+      upsertSearchAttributes([
+        { key: UpgradeStatus, value: attrs[0] },
+        { key: UpgradePhase, value: attrs[1] },
+        { key: UpgradeStep, value: attrs[2] },
+      ]);
+      this.lastAttributes = key;
+    }
     setCurrentDetails(this.details());
   }
+
+  private onChange?: boolean;
+  private lastAttributes?: string;
 
   private details(): string {
     const p = this.progress;
