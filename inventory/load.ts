@@ -233,6 +233,9 @@ export function validateInventory(raw: unknown, source = 'inventory'): Inventory
       ...(n.lb ? { lb: { socket: n.lb.socket } } : {}),
       services,
       configFiles: n.configFiles ?? uniq(n.roles.flatMap((r) => DEFAULT_CONFIGS[r])),
+      ...(n.cell !== undefined ? { cell: n.cell } : {}),
+      ...(n.az !== undefined ? { az: n.az } : {}),
+      ...(n.aggregate !== undefined ? { aggregate: n.aggregate } : {}),
     };
   });
 

@@ -10,7 +10,7 @@ import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { NativeConnection, Worker, Runtime, DefaultLogger } from '@temporalio/worker';
 import { validateInventory } from '../inventory/load';
 import type { Inventory } from '../inventory/schema';
-import { decideUpdate, type Phase, type UpgradeInput, type UpgradeResult } from '../common/messages';
+import { decideUpdate, progressQuery, type Phase, type UpgradeInput, type UpgradeResult } from '../common/messages';
 import { liveScript, newScript, scriptedActivities, useProbeClient, type Script } from './helpers/scriptedActivities';
 import { sharedTemporal, workflowBundle } from './temporalEnv';
 import { untilProgress } from './helpers/progress';
@@ -100,7 +100,7 @@ describe('compute batches at fleet shape', () => {
     const computeOnly = spans.filter((s) => /^c\d$/.test(s.node));
     expect(computeOnly.map((s) => s.node).sort()).toEqual(['c1', 'c2', 'c3', 'c4', 'c5', 'c6']);
     expect(maxOverlap(computeOnly)).toBe(4);
-    const p = await h.query('progress');
+    const p = await h.query(progressQuery);
     expect(p).toMatchObject({ compute: { nodesDone: 6, batchesDone: 1 } });
     expect(p.compute.failedNodes).toBeUndefined();
     // The computes' SIGHUP runs in their batch's child, not as one parent step per compute.
@@ -145,7 +145,7 @@ describe('compute batches at fleet shape', () => {
     expect(calls('enableComputeServices').flatMap((c) => c.input.hosts as string[])).not.toContain('c2');
     const step = result.steps.find((s) => s.id === 'compute-batch:1');
     expect(step?.summary).toMatch(/skipped c2: left on nova 30\.0\.0, disabled for scheduling/);
-    const p = await h.query('progress');
+    const p = await h.query(progressQuery);
     expect(p).toMatchObject({
       compute: {
         nodesDone: 7,
@@ -198,7 +198,36 @@ describe('compute batches at fleet shape', () => {
     // The retry read c3's state and waited for its heartbeat again, then enabled it.
     expect(onC3.filter((c) => c.name === 'readServiceState')).toHaveLength(2);
     expect(calls('enableComputeServices').map((c) => c.input.hosts)).toContainEqual(['c3']);
-    const p = await h.query('progress');
+    const p = await h.query(progressQuery);
     expect(p).toMatchObject({ compute: { nodesDone: 6, failedNodes: [{ node: 'c3', status: 'done' }] } });
+  });
+
+  it('starts no new batch once the failure budget is exceeded; abort leaves the later batches untouched', async () => {
+    script = newScript();
+    script.failures.set('installCode', 1);
+    script.failWhen = (c) => c.name === 'installCode' && nodeOf(c.input) === 'c2';
+    const h = await start(inventory(6, { batchSize: 2, maxFailedNodes: 0, exclude: ['controller', 'apicomp'] }));
+    await untilProgress(h, (p) => p.pendingDecision?.stepId === 'compute-batch:1', 'the c2 hold');
+    // c1, c2's batch-mate, finished.
+    expect(calls('enableComputeServices').map((c) => c.input.hosts)).toEqual([['c1']]);
+    await h.executeUpdate(decideUpdate, { args: [{ action: 'skip', reason: 'broken disk', by: 'alice' }] });
+    const held = await untilProgress(h, (p) => p.pendingDecision?.stepId === 'compute-batch:2', 'the budget hold');
+    expect(held.pendingDecision?.error).toBe(
+      '1 compute node failed (c2), more than compute.maxFailedNodes allows (0): batch 2 does not start by itself; retry starts it anyway',
+    );
+    expect(held.pendingDecision?.choices).toEqual(['retry', 'abort']);
+    // No new batch started: nothing was disabled, installed or restarted on c3..c6.
+    expect(calls('disableComputeServices').map((c) => c.input.hosts)).toEqual([['c1', 'c2']]);
+    expect(script.calls.filter((c) => /^c[3-6]$/.test(String((c.input.target as { node?: string })?.node)))).toEqual(
+      [],
+    );
+    await h.executeUpdate(decideUpdate, { args: [{ action: 'abort', by: 'alice' }] });
+    const result = (await h.result()) as UpgradeResult;
+    expect(result.status).toBe('aborted');
+    expect(calls('disableComputeServices').map((c) => c.input.hosts)).toEqual([['c1', 'c2']]);
+    // The skipped node stays disabled and is reported.
+    expect(calls('enableComputeServices').flatMap((c) => c.input.hosts as string[])).not.toContain('c2');
+    const p = await h.query(progressQuery);
+    expect(p.compute.failedNodes).toMatchObject([{ node: 'c2', status: 'skipped', reason: 'broken disk' }]);
   });
 });

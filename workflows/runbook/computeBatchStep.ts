@@ -7,10 +7,11 @@ import {
   executeChild,
   isCancellation,
   patched,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { BatchAggregate, FailedNodeRecord, Outcome } from '../../common/messages';
-import { inventoryForBatch, type ComputeBatch } from '../../common/topology';
+import { failureBudget, inventoryForBatch, type ComputeBatch } from '../../common/topology';
 import type { Inventory } from '../../inventory/schema';
 import { upgradeComputeBatch, type FailedNode, type NodeMemo } from '../computeBatch';
 import { AbortRequested, describeFailure } from '../failures';
@@ -74,6 +75,8 @@ export function computeBatchRun(
       rt.state.progress.compute.nodesDone += batch.nodes.length;
       return { summary: res.summary, alreadyDone: res.alreadyDone };
     }
+    const fresh = !rt.state.progress.compute.batches?.some((x) => x.index === batch.index);
+    if (fresh) await beforeBatch(inv, rt, stepId, batch);
     const agg = aggregate(rt, batch);
     agg.status = 'running';
     agg.startedAt ??= rt.state.now();
@@ -120,6 +123,29 @@ export function computeBatchRun(
     rt.state.progress.compute.batchesDone += 1;
     return { summary: summaries.join('; '), alreadyDone };
   };
+}
+
+/**
+ * Before a batch's first attempt: the pause between batches, then the failure budget. Once
+ * more nodes have failed than compute.maxFailedNodes allows, no new batch starts by itself:
+ * the operator's retry starts it anyway (recorded), abort stops the upgrade.
+ */
+async function beforeBatch(inv: Inventory, rt: RunContext, stepId: string, batch: ComputeBatch): Promise<void> {
+  const c = rt.state.progress.compute;
+  if (inv.compute.pauseSeconds && c.batches?.length) await sleep(inv.compute.pauseSeconds * 1000);
+  const budget = failureBudget(inv);
+  if (budget === undefined) return;
+  const failed = (c.failedNodes ?? []).filter((f) => f.status !== 'done');
+  if (failed.length <= budget) return;
+  const decision = await rt.hold!(
+    stepId,
+    `${failed.length} compute node${failed.length === 1 ? '' : 's'} failed (${hostList(failed.map((f) => f.host))}), more than compute.maxFailedNodes allows (${budget}): batch ${batch.index} does not start by itself; retry starts it anyway`,
+    ['retry', 'abort'],
+  );
+  if (decision.action === 'abort') throw new AbortRequested(decision.by, decision.reason);
+  rt.state.progress.warnings.push(
+    `batch ${batch.index} started past the failure budget (${failed.length} failed > ${budget}) on ${decision.by}'s word`,
+  );
 }
 
 /**
