@@ -113,6 +113,15 @@ export class UpgradeState {
       lines.push(
         `Compute: ${p.compute.nodesDone}/${p.compute.nodesTotal} nodes, ${p.compute.batchesDone}/${p.compute.batchesTotal} batches`,
       );
+    // Failed nodes by name, the first 20: the Web UI's details stay small at any fleet size.
+    const failed = (p.compute.failedNodes ?? []).filter((f) => f.status !== 'done');
+    if (failed.length)
+      lines.push(
+        `Failed computes (${failed.length}): ${failed
+          .slice(0, 20)
+          .map((f) => `${f.host} ${f.status} (batch ${f.batch})`)
+          .join(', ')}${failed.length > 20 ? ', …' : ''}`,
+      );
     if (p.drain)
       lines.push(
         `Draining ${p.drain.server}: ${Object.entries(p.drain.sessions)
