@@ -198,7 +198,7 @@ export function buildProgram(): Command {
       const { client: c } = await client(o);
       const view = await viewUpgrade(c, id);
       if (o.json) return print(JSON.stringify(view, null, 2));
-      if (view.running) return print(progressTable(view.progress));
+      if (view.running) return print(progressTable(view.progress, { width: process.stdout.columns }));
       print(`upgrade ${id} is ${view.status}`);
       if (view.result)
         print(
@@ -214,10 +214,11 @@ export function buildProgram(): Command {
       const { client: c } = await client(o);
       await watchUpgrade(c, id, {
         tty: Boolean(process.stdout.isTTY),
-        render: progressTable,
+        // Each line cut to the terminal's width, read anew at every frame (the window may be resized).
+        render: (p) => progressTable(p, { width: process.stdout.columns }),
         changes: changedLines,
         out: print,
-        live: { render: watchView, lines: liveLines },
+        live: { render: (p, live) => watchView(p, live, process.stdout.columns), lines: liveLines },
       });
     });
 

@@ -26,6 +26,46 @@ function stepNote(s: StepState): string {
   return parts.filter(Boolean).join(' — ');
 }
 
+/** Cuts a line to the terminal's width, so a long summary (a backup path) never wraps. */
+export function fit(line: string, width: number | undefined): string {
+  if (!width || width < 20 || [...line].length <= width) return line;
+  return `${[...line].slice(0, width - 1).join('')}…`;
+}
+
+const isBatchStep = (s: StepState) => /^(compute-batch|hup-computes):\d+$/.test(s.id);
+
+/** The compute batches as aggregates: done, running, held, failed nodes, and an ETA from measured batches. */
+export function batchSummary(p: Progress, nowMs = Date.now()): string[] {
+  const c = p.compute;
+  if (!c.batchesTotal) return [];
+  const aggs = c.batches ?? [];
+  const running = aggs.filter((a) => a.status === 'running').map((a) => a.index);
+  const held = aggs.filter((a) => a.status === 'held').map((a) => a.index);
+  const ended = aggs.filter((a) => a.status === 'done' && a.startedAt && a.endedAt);
+  const parts = [`${c.batchesDone}/${c.batchesTotal} batches done`, `${c.nodesDone}/${c.nodesTotal} nodes`];
+  if (running.length) parts.push(`running: batch ${running.join(', ')}`);
+  if (held.length) parts.push(`held: batch ${held.join(', ')}`);
+  const failed = c.failedNodes ?? [];
+  const open = failed.filter((f) => f.status !== 'done');
+  if (open.length) parts.push(`${open.length} failed node${open.length === 1 ? '' : 's'}`);
+  if (ended.length && c.batchesDone < c.batchesTotal) {
+    const mean = ended.reduce((n, a) => n + (Date.parse(a.endedAt!) - Date.parse(a.startedAt!)), 0) / ended.length;
+    const current = aggs.find((a) => a.status === 'running' && a.startedAt);
+    const left = (c.batchesTotal - c.batchesDone) * mean - (current ? nowMs - Date.parse(current.startedAt!) : 0);
+    parts.push(`ETA ${Math.max(1, Math.round(Math.max(0, left) / 60_000))} min`);
+  }
+  const lines = [`computes: ${parts.join(', ')}`];
+  // Failed nodes by name, grouped by what became of them: the one thing at fleet size to read.
+  for (const status of ['held', 'retrying', 'skipped'] as const) {
+    const list = failed.filter((f) => f.status === status);
+    if (list.length)
+      lines.push(
+        `  ${status}: ${list.map((f) => `${f.host} (batch ${f.batch}${status === 'skipped' ? `, ${f.stage}` : ''})`).join(', ')}`,
+      );
+  }
+  return lines;
+}
+
 export function headline(p: Progress): string {
   const parts = [`nova ${p.from} → ${p.to} on ${p.cloud}`, `status: ${p.status}`];
   if (p.phase) parts.push(`phase: ${p.phase}`);
@@ -57,11 +97,40 @@ export function nextAction(p: Progress): string[] {
   return out;
 }
 
-export function progressTable(p: Progress, opts: { onlyPhase?: boolean } = {}): string {
+/**
+ * The steps, one line each (cut to `width` when given). Past `collapseAt` compute batches, the
+ * batch steps of a phase show as one aggregate line, plus any batch running, held or failed.
+ */
+export function progressTable(
+  p: Progress,
+  opts: { onlyPhase?: boolean; width?: number; collapseAt?: number } = {},
+): string {
   const lines = [headline(p), ''];
-  const steps = opts.onlyPhase && p.phase ? p.steps.filter((s) => s.phase === p.phase) : p.steps;
+  const all = opts.onlyPhase && p.phase ? p.steps.filter((s) => s.phase === p.phase) : p.steps;
+  const batchSteps = all.filter(isBatchStep);
+  const collapse = batchSteps.length > (opts.collapseAt ?? 12);
   let phase = '';
-  for (const s of steps) {
+  let collapsed = '';
+  for (const s of all) {
+    if (collapse && isBatchStep(s) && !['running', 'held', 'failed'].includes(s.status)) {
+      const kind = s.id.split(':')[0]!;
+      if (collapsed === `${s.phase}/${kind}`) continue;
+      collapsed = `${s.phase}/${kind}`;
+      const same = batchSteps.filter((x) => x.phase === s.phase && x.id.startsWith(`${kind}:`));
+      const count = (st: StepState['status']) => same.filter((x) => x.status === st).length;
+      const title = kind === 'compute-batch' ? 'upgrade nova-compute batches' : 'SIGHUP nova-compute batches';
+      if (s.phase !== phase) {
+        phase = s.phase;
+        lines.push(phase);
+      }
+      lines.push(
+        fit(
+          `  ${count('succeeded') === same.length ? MARK.succeeded : MARK.pending} ${pad(title, 58)} ${pad(`${count('succeeded')}/${same.length}`, 10)} ${[count('running') && `${count('running')} running`, count('held') && `${count('held')} held`, count('skipped') && `${count('skipped')} skipped`].filter(Boolean).join(', ')}`.trimEnd(),
+          opts.width,
+        ),
+      );
+      continue;
+    }
     if (s.phase !== phase) {
       phase = s.phase;
       const approval = p.approvals.find((a) => a.phase === phase);
@@ -69,8 +138,13 @@ export function progressTable(p: Progress, opts: { onlyPhase?: boolean } = {}): 
         `${phase}${approval ? `  (approved by ${approval.approver}${approval.auto ? ', automatically' : ''}${approval.comment ? `: ${approval.comment}` : ''})` : ''}`,
       );
     }
-    lines.push(`  ${MARK[s.status]} ${pad(s.title, 58)} ${pad(s.status, 10)} ${stepNote(s)}`.trimEnd());
+    lines.push(
+      fit(`  ${MARK[s.status]} ${pad(s.title, 58)} ${pad(s.status, 10)} ${stepNote(s)}`.trimEnd(), opts.width),
+    );
   }
+  const batches = batchSummary(p);
+  if (batches.length && (p.compute.batches?.length || p.compute.failedNodes?.length))
+    lines.push('', ...batches.map((l) => fit(l, opts.width)));
   const next = nextAction(p);
   if (next.length) lines.push('', ...next);
   if (p.warnings.length) lines.push('', 'Warnings:', ...p.warnings.map((w) => `  - ${w}`));
@@ -106,6 +180,8 @@ export function phaseLine(p: Progress): string {
 export function computeLine(p: Progress): string | undefined {
   const c = p.compute;
   if (!c.batchesTotal) return undefined;
+  // Since parallel-compute-batch the progress carries aggregates per batch.
+  if (c.batches) return batchSummary(p)[0];
   const running = p.currentStep?.startsWith('compute-batch:') ? p.steps.find((s) => s.id === p.currentStep) : undefined;
   const now =
     running && (running.status === 'running' || running.status === 'held')
@@ -189,12 +265,15 @@ export function liveLines(live: LiveActivity[]): LiveLine[] {
 }
 
 /** The TTY view: where the upgrade stands, what runs right now, and the current phase's steps. */
-export function watchView(p: Progress, live: LiveActivity[]): string {
+export function watchView(p: Progress, live: LiveActivity[], width?: number): string {
   const lines = [headline(p), phaseLine(p)];
   const compute = computeLine(p);
   if (compute) lines.push(compute);
   const now = liveLines(live);
-  if (now.length) lines.push('', 'Now:', ...now.map((l) => `  ${l.text}`));
-  lines.push('', progressTable(p, { onlyPhase: true }).split('\n').slice(2).join('\n'));
-  return lines.join('\n');
+  // At fleet size dozens of activities run at once: the first few, and how many more.
+  const shown = now.slice(0, 8).map((l) => `  ${l.text}`);
+  if (now.length > shown.length) shown.push(`  … and ${now.length - shown.length} more`);
+  if (now.length) lines.push('', 'Now:', ...shown);
+  lines.push('', progressTable(p, { onlyPhase: true, width }).split('\n').slice(2).join('\n'));
+  return lines.map((l) => fit(l, width)).join('\n');
 }

@@ -82,6 +82,44 @@ export interface ProbeSummary {
   latencyMs?: { p50: number; p95: number; p99: number; max: number };
 }
 
+/** A compute node that failed in its batch while its batch-mates finished, and what became of it. */
+export interface FailedNodeRecord {
+  node: string;
+  host: string;
+  batch: number;
+  stage: string;
+  error: string;
+  /** held: waits for the operator; retrying; done (a retry upgraded it); skipped: left on the old release, disabled. */
+  status: 'held' | 'retrying' | 'done' | 'skipped';
+  reason?: string;
+  by?: string;
+}
+
+/** One compute batch as aggregates: the per-node detail lives in the batch's child workflow. */
+export interface BatchAggregate {
+  index: number;
+  nodes: number;
+  done: number;
+  failed: number;
+  skipped: number;
+  status: 'running' | 'held' | 'done';
+  startedAt?: string;
+  endedAt?: string;
+  /** The slowest node's chain and the sum over nodes (ms): the ideal and the ETA come from these. */
+  slowestNodeMs?: number;
+  totalNodeMs?: number;
+}
+
+export interface ComputeProgress {
+  nodesDone: number;
+  nodesTotal: number;
+  batchesDone: number;
+  batchesTotal: number;
+  /** Since parallel-compute-batch. */
+  batches?: BatchAggregate[];
+  failedNodes?: FailedNodeRecord[];
+}
+
 export interface Progress {
   workflowId: string;
   cloud: string;
@@ -97,7 +135,7 @@ export interface Progress {
   templateChanges?: TemplateChange[];
   steps: StepState[];
   warnings: string[];
-  compute: { nodesDone: number; nodesTotal: number; batchesDone: number; batchesTotal: number };
+  compute: ComputeProgress;
   drain?: { server: string; sessions: Record<string, number> };
   probe?: ProbeSummary;
   /** Read by the VIP probe activity: the window's steps are done, report and stop. */
@@ -193,3 +231,8 @@ export const setTemplatesUpdate = defineUpdate<string, [SetTemplatesInput]>('set
 export const decideSignal = defineSignal<[DecideInput]>('decide');
 export const abortSignal = defineSignal<[{ by: string; reason?: string }]>('abort');
 export const progressQuery = defineQuery<Progress>('progress');
+/**
+ * What the VIP probe asks every 2 s: whether the window's steps are done. A boolean, where the
+ * progress answer grows with the fleet (about 160 KiB at 500 computes, by bench/plan-scale.ts).
+ */
+export const probeStopQuery = defineQuery<boolean>('probeStop');

@@ -16,6 +16,8 @@ export interface PlannedCommand {
 export interface ComputeBatch {
   index: number;
   nodes: string[];
+  /** The canary batch (compute.canary), before the others. */
+  canary?: boolean;
 }
 
 /** HTTP services behind HAProxy: drained, restarted and enabled one at a time. */
@@ -116,11 +118,51 @@ export function computeBatches(inv: Inventory): ComputeBatch[] {
   const computes = inv.nodes.filter(
     (n) => n.services.some((s) => s.kind === 'compute') && !excluded.has(n.name) && !excluded.has(n.novaHost),
   );
+  const c = inv.compute;
+  const size = countOf(c.batchSize, computes.length, 1);
+  // Grouped by cell, AZ or aggregate, in the order each value first appears: no batch mixes two.
+  const groups = new Map<string, Node[]>();
+  for (const n of computes) {
+    const key = c.groupBy ? (n[c.groupBy] ?? '') : '';
+    groups.set(key, [...(groups.get(key) ?? []), n]);
+  }
   const batches: ComputeBatch[] = [];
-  for (let i = 0; i < computes.length; i += inv.compute.batchSize) {
-    batches.push({ index: batches.length + 1, nodes: computes.slice(i, i + inv.compute.batchSize).map((n) => n.name) });
+  let canary = c.canary ?? 0;
+  for (const group of groups.values()) {
+    let rest = group;
+    if (canary > 0) {
+      const first = rest.slice(0, canary);
+      batches.push({ index: batches.length + 1, nodes: first.map((n) => n.name), canary: true });
+      canary -= first.length;
+      rest = rest.slice(first.length);
+    }
+    for (let i = 0; i < rest.length; i += size) {
+      batches.push({ index: batches.length + 1, nodes: rest.slice(i, i + size).map((n) => n.name) });
+    }
   }
   return batches;
+}
+
+/** A count, or a percent of `total` (rounded down, at least `min`). */
+export function countOf(value: number | string, total: number, min: number): number {
+  if (typeof value === 'number') return value;
+  return Math.max(min, Math.floor((total * Number(value.replace('%', ''))) / 100));
+}
+
+/** The failure budget in nodes, or undefined when the inventory sets none. */
+export function failureBudget(inv: Inventory): number | undefined {
+  const m = inv.compute.maxFailedNodes;
+  if (m === undefined) return undefined;
+  const total = computeBatches(inv).reduce((n, b) => n + b.nodes.length, 0);
+  return countOf(m, total, 0);
+}
+
+/**
+ * How many nodes of a batch are upgraded at once. 10 unless the inventory says: each node costs
+ * a few SSH sessions at a time (detached polls), well inside the pool's worker-wide cap of 256.
+ */
+export function computeParallel(inv: Inventory): number {
+  return inv.compute.parallel ?? 10;
 }
 
 /** Only what a compute batch needs, so the child's history does not carry the whole fleet. */

@@ -221,6 +221,9 @@ export function validateInventory(raw: unknown, source = 'inventory'): Inventory
       ...(n.lb ? { lb: { socket: n.lb.socket } } : {}),
       services,
       configFiles: n.configFiles ?? uniq(n.roles.flatMap((r) => profile.configFiles[r])),
+      ...(n.cell !== undefined ? { cell: n.cell } : {}),
+      ...(n.az !== undefined ? { az: n.az } : {}),
+      ...(n.aggregate !== undefined ? { aggregate: n.aggregate } : {}),
     };
   });
 

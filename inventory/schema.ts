@@ -27,6 +27,12 @@ const httpUrl = z
 const port = z.number().int().min(1).max(65535);
 const seconds = z.number().positive();
 
+const percent = z
+  .string()
+  .regex(/^(100|[1-9][0-9]?)%$/, 'must be a whole number of nodes or a percent from 1% to 100% (e.g. "10%")');
+const countOrPercent = (what: string) =>
+  z.union([z.number().int().min(1, 'must be at least 1 node'), percent], { error: `must be ${what}` });
+
 export const ROLES = ['controller', 'api', 'compute', 'lb'] as const;
 export type Role = (typeof ROLES)[number];
 
@@ -233,6 +239,10 @@ const nodeSchema = z
     lb: lbNodeSchema.optional(),
     services: z.array(serviceSchema).optional(),
     configFiles: z.array(z.string().min(1)).optional(),
+    // Where nova places the node, for compute.groupBy: a batch never mixes cells.
+    cell: z.string().min(1).optional(),
+    az: z.string().min(1).optional(),
+    aggregate: z.string().min(1).optional(),
   })
   .strict();
 
@@ -328,7 +338,25 @@ export const inventorySchema = z
       .optional(),
     compute: z
       .object({
-        batchSize: z.number().int().min(1).default(5),
+        batchSize: countOrPercent(
+          'a whole number of nodes (e.g. 10) or a percent of the computes (e.g. "10%")',
+        ).default(5),
+        // The fields below are optional, not defaulted here: upgrades started with an inventory
+        // from before them replay with the batches they had.
+        // Nodes of one batch whose install, restart and wait-up run at once.
+        parallel: z.number().int().min(1).max(500).optional(),
+        // A first batch of this many nodes (OpenStack-Ansible's serial: [1, …]), before the others.
+        canary: z.number().int().min(1).optional(),
+        // A batch never mixes two values of this node field (nodes[].cell, .az or .aggregate).
+        groupBy: z.enum(['cell', 'az', 'aggregate']).optional(),
+        // Seconds between the end of a batch and the start of the next (Azure's pauseTimeBetweenBatches).
+        pauseSeconds: z.number().int().min(1).max(86_400).optional(),
+        // Once more nodes than this have failed (held or skipped), no new batch starts.
+        maxFailedNodes: z
+          .union([z.number().int().min(0), percent], {
+            error: 'must be a whole number of nodes (e.g. 3) or a percent of the computes (e.g. "2%")',
+          })
+          .optional(),
         exclude: z.array(z.string().min(1)).default([]),
       })
       .strict()
@@ -479,6 +507,9 @@ export interface Node {
   lb?: { socket: LbSocket };
   services: Service[];
   configFiles: string[];
+  cell?: string;
+  az?: string;
+  aggregate?: string;
 }
 
 export type Inventory = Omit<Parsed, 'nodes' | 'commands' | 'loadBalancer' | 'openstack' | 'cells' | 'devstack'> & {

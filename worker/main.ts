@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkerDeploymentOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
-import { progressQuery } from '../common/messages';
+import { probeStopQuery, progressQuery } from '../common/messages';
 import { SshPool } from '../activities/ssh/pool';
 import { connectionOptions, resolveConnection, type ConnectionFlags } from '../client/connection';
 
@@ -142,8 +142,16 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
     activities: createActivities({
       runner: pool,
       // The probe asks its workflow's progress whether the window's steps are done.
-      probeStopRequested: async (workflowId) =>
-        (await workflowClient.workflow.getHandle(workflowId).query(progressQuery)).probeStopRequested === true,
+      // The one-boolean query; a workflow on code from before it answers only the progress.
+      probeStopRequested: async (workflowId) => {
+        const h = workflowClient.workflow.getHandle(workflowId);
+        try {
+          return await h.query(probeStopQuery);
+        } catch (err) {
+          if (!/probeStop/.test(err instanceof Error ? err.message : String(err))) throw err;
+          return (await h.query(progressQuery)).probeStopRequested === true;
+        }
+      },
     }),
     // SSH commands mostly wait on remote hosts, so many can run at once on two cores.
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 200,

@@ -1,12 +1,36 @@
 // One batch of nova-compute nodes in a child workflow of its own, so the parent's history
 // stays bounded however many hundreds of computes the cloud has. Its lines are declared in
 // runbook/batchSteps.ts, where the dry run reads them too.
-import { ApplicationFailure, isCancellation, setCurrentDetails } from '@temporalio/workflow';
-import type { ComputeBatch } from '../common/topology';
+//
+// Since `parallel-compute-batch`, a batch's nodes are upgraded at once (up to
+// `compute.parallel`), and a node that fails no longer fails its batch: its batch-mates finish,
+// and the child returns the failed nodes for the parent to hold one by one (holds stay in the
+// parent: a child cannot receive the parent's signals).
+import { ApplicationFailure, isCancellation, patched, setCurrentDetails } from '@temporalio/workflow';
+import { computeParallel, computeUnit, isComputeOnly, nodeByName, type ComputeBatch } from '../common/topology';
 import type { Inventory } from '../inventory/schema';
 import { describeFailure } from './failures';
+import { forEachLimit } from './limit';
 import { createOps } from './ops';
+import { hostList } from './ops/computes';
 import { computeBatchSteps, type BatchContext } from './runbook/batchSteps';
+import { setUpgradeLevels } from './runbook/pin';
+
+/** What the batch learnt about a node, carried into an operator's retry so the node's state decides. */
+export interface NodeMemo {
+  /** nova-compute's process when the batch first reached the node. */
+  before?: { mainPid: number; startedMonotonic: number };
+  /** Workflow time once its nova-compute was stopped: later heartbeats are the new process's. */
+  stoppedAt?: string;
+}
+
+export interface FailedNode {
+  node: string;
+  host: string;
+  /** The line of the batch it failed at. */
+  stage: string;
+  error: string;
+}
 
 export interface ComputeBatchInput {
   /** Only the batch's nodes and the controller: the child's history carries no more. */
@@ -15,17 +39,29 @@ export interface ComputeBatchInput {
   batches: number;
   /** The parent step's run key: detached commands reattach across worker deaths. */
   key: string;
+  /** From earlier attempts at this batch (an operator's retry), per node name. */
+  memo?: Record<string, NodeMemo>;
 }
 
 export interface ComputeBatchResult {
   summary: string;
   alreadyDone: boolean;
   notes: string[];
+  /** Since parallel-compute-batch: nodes that failed while their batch-mates finished. */
+  failed?: FailedNode[];
+  memo?: Record<string, NodeMemo>;
+  /** Nodes upgraded and enabled (or left disabled as an operator had them). */
+  nodesDone?: number;
+  /** The slowest node's chain (install → up) and the sum over nodes, in ms of workflow time. */
+  slowestNodeMs?: number;
+  totalNodeMs?: number;
+  leftDisabled?: string[];
 }
 
 export async function upgradeComputeBatch(input: ComputeBatchInput): Promise<ComputeBatchResult> {
-  const inv = input.inventory;
   const label = `batch ${input.batch.index}/${input.batches}`;
+  if (patched('parallel-compute-batch')) return parallelBatch(input, label);
+  const inv = input.inventory;
   const b: BatchContext = { ops: createOps(inv), key: input.key, stoppedAt: {}, leftDisabled: [] };
   const notes: string[] = [];
   let changed = false;
@@ -53,4 +89,180 @@ export async function upgradeComputeBatch(input: ComputeBatchInput): Promise<Com
     ? `; ${b.leftDisabled.join(', ')} left disabled for scheduling, as an operator set them`
     : '';
   return { summary: `${label}: ${hosts.join(', ')} run nova ${inv.release.to}${kept}`, alreadyDone: !changed, notes };
+}
+
+const isActive = (s: { activeState: string }) => s.activeState === 'active';
+
+async function parallelBatch(input: ComputeBatchInput, label: string): Promise<ComputeBatchResult> {
+  const inv = input.inventory;
+  const ops = createOps(inv);
+  const nodes = input.batch.nodes.map((name) => nodeByName(inv, name));
+  const hosts = nodes.map((n) => n.novaHost);
+  const memo: Record<string, NodeMemo> = { ...(input.memo ?? {}) };
+  const failed: FailedNode[] = [];
+  const reason = `nova-upgrade to ${inv.release.to} (${label})`;
+  let changed = false;
+  let stage = `disable ${hostList(hosts)} for scheduling`;
+  // Batch-wide lines fail the batch: the parent holds it whole, and carries `memo` into a retry.
+  const batchFailed = (err: unknown) => {
+    if (isCancellation(err)) return err;
+    return ApplicationFailure.create({
+      type: 'NovaComputeBatchFailed',
+      nonRetryable: true,
+      message: `${label} failed at "${stage}": ${describeFailure(err)}`,
+      details: [{ stage, memo }],
+    });
+  };
+  const track = (out: { alreadyDone?: boolean }) => {
+    if (!out.alreadyDone) changed = true;
+  };
+  try {
+    setCurrentDetails(`${label}: ${stage}`);
+    track(await ops.computes.disableComputeServices(hosts, reason));
+    // A restart under a running migration or resize would break the instance's task.
+    stage = `wait until no instance task is in progress on ${hostList(hosts)}`;
+    setCurrentDetails(`${label}: ${stage}`);
+    await ops.computes.waitForNoTasksInProgress(hosts);
+  } catch (err) {
+    throw batchFailed(err);
+  }
+
+  // Each node's chain, up to `parallel` at once; a failure stays with its node.
+  const restarted: string[] = [];
+  const spent: Record<string, number> = {};
+  setCurrentDetails(`${label}: install and restart ${nodes.length} nodes, ${computeParallel(inv)} at once`);
+  await forEachLimit(nodes, computeParallel(inv), async (n) => {
+    const unit = computeUnit(n);
+    const m = (memo[n.name] ??= {});
+    const began = Date.now();
+    let at = 'start';
+    try {
+      if (isComputeOnly(n) && n.configFiles.length) {
+        at = `set [upgrade_levels] compute = auto on ${n.name}`;
+        track(await setUpgradeLevels(ops, n));
+      }
+      at = `read ${unit} state on ${n.name}`;
+      const now = await ops.services.readServiceState(n.name, unit);
+      m.before ??= { mainPid: now.mainPid, startedMonotonic: now.startedMonotonic };
+      at = `install nova ${inv.release.to} on ${n.name}`;
+      track(await ops.nova.installCode(n.name, `${input.key}/install-${n.name}`));
+      // The node's state decides: a nova-compute stopped by an earlier attempt of this batch and
+      // running a process started since, on the code just verified installed, already runs the
+      // new release. An operator's retry must not stop it again.
+      const fresh =
+        m.stoppedAt !== undefined &&
+        isActive(now) &&
+        (now.mainPid !== m.before.mainPid || now.startedMonotonic !== m.before.startedMonotonic);
+      if (!fresh) {
+        const key = `${input.key}/restart-${n.name}`;
+        at = `gracefully stop ${unit} on ${n.name}`;
+        track(await ops.services.stopService(n.name, unit, `${key}/stop`));
+        // Workflow time once the stop is done: a heartbeat newer than it can only come from the new process.
+        m.stoppedAt = new Date().toISOString();
+        at = `start ${unit} on ${n.name} on the new code`;
+        track(await ops.services.startService(n.name, unit, `${key}/start`, 'on the new code'));
+      }
+      restarted.push(n.name);
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      failed.push({ node: n.name, host: n.novaHost, stage: at, error: describeFailure(err) });
+    } finally {
+      spent[n.name] = Date.now() - began;
+    }
+  });
+
+  const up: string[] = [];
+  const leftDisabled: string[] = [];
+  try {
+    const waiting = nodes.filter((n) => restarted.includes(n.name));
+    if (waiting.length) {
+      const began = Date.now();
+      stage = `wait until ${hostList(waiting.map((n) => n.novaHost))} report up with a fresh heartbeat`;
+      setCurrentDetails(`${label}: ${stage}`);
+      const r = await ops.computes.waitForComputesUp(
+        waiting.map((n) => n.novaHost),
+        Object.fromEntries(waiting.map((n) => [n.novaHost, memo[n.name]!.stoppedAt ?? new Date(began).toISOString()])),
+        true,
+      );
+      for (const n of waiting) {
+        const late = r.notUp?.find((x) => x.host === n.novaHost);
+        if (late) failed.push({ node: n.name, host: n.novaHost, stage: 'wait until up', error: late.why });
+        else up.push(n.novaHost);
+        spent[n.name] = (spent[n.name] ?? 0) + (Date.now() - began);
+      }
+    }
+    if (up.length) {
+      stage = `enable ${hostList(up)} for scheduling`;
+      setCurrentDetails(`${label}: ${stage}`);
+      const out = await ops.computes.enableComputeServices(up);
+      track(out);
+      leftDisabled.push(...(out.leftDisabled ?? []).map((l) => l.host));
+    }
+  } catch (err) {
+    throw batchFailed(err);
+  }
+  const times = Object.values(spent);
+  const kept = leftDisabled.length
+    ? `; ${hostList(leftDisabled)} left disabled for scheduling, as an operator set them`
+    : '';
+  const bad = failed.length ? `; ${failed.length} failed: ${hostList(failed.map((f) => f.host))}` : '';
+  return {
+    summary: `${label}: ${up.length ? hostList(up) : 'no node'} run${up.length === 1 ? 's' : ''} nova ${inv.release.to}${kept}${bad}`,
+    alreadyDone: !changed,
+    notes: [],
+    failed,
+    memo,
+    nodesDone: up.length,
+    slowestNodeMs: times.length ? Math.max(...times) : 0,
+    totalNodeMs: times.reduce((a, b) => a + b, 0),
+    leftDisabled,
+  };
+}
+
+export interface HupComputeBatchInput {
+  /** Only the batch's nodes and the controller. */
+  inventory: Inventory;
+  batch: ComputeBatch;
+  batches: number;
+}
+
+export interface HupComputeBatchResult {
+  summary: string;
+  done: string[];
+  failed: FailedNode[];
+}
+
+/**
+ * The SIGHUP that lifts the RPC pin, for one batch's nova-computes at once (up to
+ * `compute.parallel`): in the batch's own child, so the parent's history grows by one child
+ * per batch instead of one step per compute. A failed node is returned, not thrown: the
+ * parent holds the batch's step and a retry HUPs only the nodes that failed.
+ */
+export async function hupComputeBatch(input: HupComputeBatchInput): Promise<HupComputeBatchResult> {
+  const inv = input.inventory;
+  const ops = createOps(inv);
+  const nodes = input.batch.nodes.map((name) => nodeByName(inv, name));
+  const done: string[] = [];
+  const failed: FailedNode[] = [];
+  setCurrentDetails(`SIGHUP nova-compute on ${nodes.length} nodes of batch ${input.batch.index}/${input.batches}`);
+  await forEachLimit(nodes, computeParallel(inv), async (n) => {
+    const unit = computeUnit(n);
+    try {
+      await ops.services.hupService(n.name, unit);
+      done.push(n.name);
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      failed.push({
+        node: n.name,
+        host: n.novaHost,
+        stage: `SIGHUP ${unit} on ${n.name}`,
+        error: describeFailure(err),
+      });
+    }
+  });
+  return {
+    summary: `SIGHUP nova-compute on ${hostList(done.length ? done : ['no node'])}${failed.length ? `; failed on ${hostList(failed.map((f) => f.node))}` : ''}`,
+    done,
+    failed,
+  };
 }

@@ -1,4 +1,4 @@
 // What the worker registers: every workflow, by function.
 export { novaUpgrade } from './upgrade';
-export { upgradeComputeBatch } from './computeBatch';
+export { hupComputeBatch, upgradeComputeBatch } from './computeBatch';
 export { setupLoadBalancers } from './setupLoadBalancers';

@@ -2,8 +2,8 @@
 // only interprets the runbook (runbook/index.ts): it runs each line through the step runner,
 // holds at the maintenance window, keeps tempest beside the API restarts and the VIP probe
 // beside the window, and undoes what an abort would leave half-done.
-import { CancellationScope, isCancellation, patched } from '@temporalio/workflow';
-import { PHASES, type Phase, type UpgradeInput, type UpgradeResult } from '../common/messages';
+import { CancellationScope, isCancellation, patched, setHandler } from '@temporalio/workflow';
+import { PHASES, probeStopQuery, type Phase, type UpgradeInput, type UpgradeResult } from '../common/messages';
 import { computeBatches } from '../common/topology';
 import { Exposure } from './exposure';
 import { AbortRequested, runKey } from './failures';
@@ -18,7 +18,8 @@ import { holdUnlessWindowAllows } from './window';
 
 export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
   const inv = input.inventory;
-  const plan = planUpgrade(inv);
+  // Asked first, before any command: a run started before it keeps one SIGHUP step per compute.
+  const plan = planUpgrade(inv, { computeHupInBatches: patched('compute-hup-in-batches') });
   const batches = computeBatches(inv);
   const state = new UpgradeState(
     input,
@@ -39,8 +40,15 @@ export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
   const notifier = new WebhookNotifier(ops.notify, state, webhook);
   const gates = new Gates(state, input.autoApprove, notifier);
   handleTemplateUpdates(state, inv);
+  setHandler(probeStopQuery, () => state.progress.probeStopRequested === true);
   const ctx: StepContext = { state, gates };
-  const rt: RunContext = { inv, ops, state, weights: {} };
+  const rt: RunContext = {
+    inv,
+    ops,
+    state,
+    weights: {},
+    hold: (id, error, choices) => gates.holdForDecision(id, error, choices),
+  };
   const exposure = new Exposure();
   const done: string[] = [];
   // Runs started before these existed replay without them (contributing.md): a cancel from the

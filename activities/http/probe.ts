@@ -316,6 +316,8 @@ export class VipProbe {
 export interface RunVipProbeInput extends Omit<VipProbeOptions, 'maxDurationMs'> {
   maxDurationMs: number;
   heartbeatEveryMs?: number;
+  /** The aggregates of the window's earlier segments: a window longer than one segment goes on. */
+  carry?: ProbeSnapshot;
 }
 
 /**
@@ -331,9 +333,12 @@ export type StopRequested = (workflowId: string) => Promise<boolean>;
 export async function runVipProbe(input: RunVipProbeInput, stopRequested?: StopRequested): Promise<ProbeSnapshot> {
   const ctx = activityContext();
   // A retry after the worker died carries on from the last heartbeat instead of starting over.
-  const earlier = ctx?.info.heartbeatDetails as ProbeSnapshot | undefined;
-  const total = (s: ProbeSnapshot) =>
-    earlier ? mergeSnapshots({ ...earlier, resumedAfterWorkerLoss: (earlier.resumedAfterWorkerLoss ?? 0) + 1 }, s) : s;
+  const beaten = ctx?.info.heartbeatDetails as ProbeSnapshot | undefined;
+  // Heartbeats already include the carried segments; only they mean a worker was lost.
+  const earlier = beaten
+    ? { ...beaten, resumedAfterWorkerLoss: (beaten.resumedAfterWorkerLoss ?? 0) + 1 }
+    : input.carry;
+  const total = (s: ProbeSnapshot) => (earlier ? mergeSnapshots(earlier, s) : s);
   const probe = new VipProbe(input);
   probe.start();
   const beat = setInterval(() => ctx?.heartbeat(total(probe.snapshot())), input.heartbeatEveryMs ?? 1000);

@@ -71,6 +71,8 @@ export interface WaitForComputesUpInput {
   restartedAfter: string | Record<string, string>;
   timeoutMs: number;
   pollMs?: number;
+  /** At the deadline, return the hosts not up instead of failing, unless none is up. */
+  partial?: boolean;
 }
 
 export interface FindOrphanedServicesInput {
@@ -229,9 +231,13 @@ export function createComputeActivities(deps: NovaDeps) {
 
   // A service stays "up" for service_down_time (60 s) after its last heartbeat, so "up" alone
   // could be the old process's last report: only a heartbeat newer than the restart counts.
-  async function waitForComputesUp(
-    input: WaitForComputesUpInput,
-  ): Promise<{ summary: string; polls: number; commands: CommandRecord[] }> {
+  async function waitForComputesUp(input: WaitForComputesUpInput): Promise<{
+    summary: string;
+    polls: number;
+    commands: CommandRecord[];
+    /** With `partial`: the hosts still not up at the deadline, each with why. */
+    notUp?: { host: string; why: string }[];
+  }> {
     const commands: CommandRecord[] = [];
     const deadline = Date.now() + input.timeoutMs;
     const since = (host: string) =>
@@ -242,12 +248,18 @@ export function createComputeActivities(deps: NovaDeps) {
     for (let polls = 1; ; polls++) {
       const records = await listServices(input.target, input.listCommand, commands);
       const waiting: string[] = [];
+      const notUp: { host: string; why: string }[] = [];
       for (const host of input.hosts) {
         const svc = computeOf(records, host, input.target.node);
         const updated = parseNovaTimestamp(svc['Updated At']);
-        if (svc.State !== 'up') waiting.push(`${host} is ${svc.State}`);
+        let why: string | undefined;
+        if (svc.State !== 'up') why = `${host} is ${svc.State}`;
         else if (updated === undefined || updated <= since(host))
-          waiting.push(`${host} last reported at ${svc['Updated At'] ?? 'never'} UTC, before its restart`);
+          why = `${host} last reported at ${svc['Updated At'] ?? 'never'} UTC, before its restart`;
+        if (why) {
+          waiting.push(why);
+          notUp.push({ host, why });
+        }
       }
       if (!waiting.length)
         return {
@@ -255,9 +267,22 @@ export function createComputeActivities(deps: NovaDeps) {
           polls,
           commands: commands.slice(-1),
         };
-      if (Date.now() >= deadline)
-        throw new Error(`after ${Math.round(input.timeoutMs / 1000)} s: ${waiting.join('; ')}`);
-      heartbeat({ polls, waiting });
+      if (Date.now() >= deadline) {
+        const after = `after ${Math.round(input.timeoutMs / 1000)} s`;
+        // A batch's nodes are judged one by one: those up go on, the others are held by themselves.
+        if (input.partial && notUp.length < input.hosts.length) {
+          const up = input.hosts.filter((h) => !notUp.some((x) => x.host === h));
+          return {
+            summary: `nova-compute reports up on new code on ${up.join(', ')}; ${after} not ${notUp.map((x) => x.host).join(', ')}`,
+            polls,
+            commands: commands.slice(-1),
+            notUp: notUp.map((x) => ({ host: x.host, why: `${after}: ${x.why}` })),
+          };
+        }
+        throw new Error(`${after}: ${waiting.join('; ')}`);
+      }
+      // At fleet size the list is long: the heartbeat carries its length and the first few.
+      heartbeat({ polls, waitingCount: waiting.length, waiting: waiting.slice(0, 10) });
       await sleep(input.pollMs ?? 2000, cancellationSignal());
     }
   }

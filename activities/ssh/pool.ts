@@ -25,6 +25,17 @@ export interface SshPoolOptions {
   keepaliveCountMax?: number;
   /** Between TERM and KILL when stopping a remote process group. */
   killGraceMs?: number;
+  /**
+   * Commands running at once on this worker, over every node: a batch of 50 computes with
+   * their detached polls must not open thousands of channels at once.
+   */
+  maxSessions?: number;
+  /**
+   * Handshakes in flight at once, over every node. sshd's MaxStartups (10:30:100 by default)
+   * starts dropping unauthenticated connections at random past 10 per sshd, and one sshd may
+   * serve many addresses (a jump host, the scale lab): 8 stays below it.
+   */
+  maxHandshakes?: number;
 }
 
 export interface SshPoolStats {
@@ -35,6 +46,48 @@ export interface SshPoolStats {
   commandsQueued: number;
   /** Sessions a node refused below our per-connection cap (its MaxSessions is lower). */
   sessionsRefused: number;
+  /** Commands waiting for the worker-wide session cap. */
+  sessionsQueued: number;
+  /** The most commands that ran at once, and the most handshakes in flight at once. */
+  peakSessions: number;
+  peakHandshakes: number;
+}
+
+/** A counting semaphore; waiters are served in arrival order. */
+class Limiter {
+  private used = 0;
+  peak = 0;
+  private readonly queue: (() => void)[] = [];
+  constructor(private readonly limit: number) {}
+  get queued(): number {
+    return this.queue.length;
+  }
+  async take(signal?: AbortSignal): Promise<void> {
+    if (this.used < this.limit) {
+      this.used++;
+      this.peak = Math.max(this.peak, this.used);
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const go = () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        const i = this.queue.indexOf(go);
+        if (i >= 0) this.queue.splice(i, 1);
+        reject(abortReason(signal!));
+      };
+      this.queue.push(go);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+  give(): void {
+    const next = this.queue.shift();
+    // The slot passes to the next waiter still counted, so a newcomer cannot overtake it.
+    if (next) next();
+    else this.used--;
+  }
 }
 
 interface PooledConnection {
@@ -69,6 +122,8 @@ export class SshPool implements RemoteRunner {
   private opened = 0;
   private sessionsRefused = 0;
   private closed = false;
+  private readonly sessions: Limiter;
+  private readonly handshakes: Limiter;
 
   constructor(options: SshPoolOptions = {}) {
     this.settings = {
@@ -79,10 +134,23 @@ export class SshPool implements RemoteRunner {
       keepaliveIntervalMs: options.keepaliveIntervalMs ?? 15_000,
       keepaliveCountMax: options.keepaliveCountMax ?? 3,
       killGraceMs: options.killGraceMs ?? 5_000,
+      maxSessions: options.maxSessions ?? 256,
+      maxHandshakes: options.maxHandshakes ?? 8,
     };
+    this.sessions = new Limiter(this.settings.maxSessions);
+    this.handshakes = new Limiter(this.settings.maxHandshakes);
   }
 
   async run(target: SshTarget, command: string, opts: RunOptions = {}): Promise<CommandResult> {
+    await this.sessions.take(opts.signal);
+    try {
+      return await this.runCapped(target, command, opts);
+    } finally {
+      this.sessions.give();
+    }
+  }
+
+  private async runCapped(target: SshTarget, command: string, opts: RunOptions): Promise<CommandResult> {
     const slot = this.slotFor(target);
     for (let attempt = 1; ; attempt++) {
       const conn = await this.acquire(slot, target, opts.signal);
@@ -133,6 +201,9 @@ export class SshPool implements RemoteRunner {
       commandsRunning,
       commandsQueued,
       sessionsRefused: this.sessionsRefused,
+      sessionsQueued: this.sessions.queued,
+      peakSessions: this.sessions.peak,
+      peakHandshakes: this.handshakes.peak,
     };
   }
 
@@ -233,7 +304,7 @@ export class SshPool implements RemoteRunner {
 
   private connect(slot: HostSlot, target: SshTarget): PooledConnection {
     const conn: PooledConnection = {
-      ready: openConnection(target, this.settings, this.jumps),
+      ready: this.handshake(target),
       active: 0,
       channelLimit: this.settings.maxChannelsPerConnection,
       lastRefusalAt: 0,
@@ -252,6 +323,15 @@ export class SshPool implements RemoteRunner {
     // The connection's failure reaches callers through acquire(); this only marks it handled.
     conn.ready.catch(() => undefined);
     return conn;
+  }
+
+  private async handshake(target: SshTarget): Promise<Client> {
+    await this.handshakes.take();
+    try {
+      return await openConnection(target, this.settings, this.jumps);
+    } finally {
+      this.handshakes.give();
+    }
   }
 
   /** Forgets a broken connection; the next command on that node opens a fresh one. */

@@ -6,6 +6,11 @@ import { cmd, targetOf } from '../../common/topology';
 import type { Inventory } from '../../inventory/schema';
 import { activityOptions, proxyDefaults } from './options';
 
+/** An activity's summary names a batch's hosts, cut short at fleet size. */
+export function hostList(hosts: string[], max = 8): string {
+  return hosts.length <= max ? hosts.join(', ') : `${hosts.slice(0, max).join(', ')} and ${hosts.length - max} more`;
+}
+
 export function computeOps(inv: Inventory) {
   const acts = proxyActivities<ReturnType<typeof createComputeActivities>>(proxyDefaults(inv));
   const ctl = () => targetOf(inv, inv.controller);
@@ -46,10 +51,19 @@ export function computeOps(inv: Inventory) {
         [{ target: ctl(), commandsPerHost: perHost(hosts, 'serverTasksOnHost'), ...waits }],
       ),
     /** Heartbeats newer than the restart: an old one stays "up" for service_down_time. */
-    waitForComputesUp: (hosts: string[], restartedAfter: Record<string, string>) =>
+    waitForComputesUp: (hosts: string[], restartedAfter: Record<string, string>, partial?: boolean) =>
       acts.waitForComputesUp.executeWithOptions(
-        activityOptions(inv, 'long', `wait until ${hosts.join(', ')} report up on the new code`),
-        [{ target: ctl(), listCommand: cmd(inv, 'serviceList'), hosts, restartedAfter, ...waits }],
+        activityOptions(inv, 'long', `wait until ${hostList(hosts)} report up on the new code`),
+        [
+          {
+            target: ctl(),
+            listCommand: cmd(inv, 'serviceList'),
+            hosts,
+            restartedAfter,
+            ...waits,
+            ...(partial ? { partial } : {}),
+          },
+        ],
       ),
     findOrphanedServices: () =>
       acts.findOrphanedServices.executeWithOptions(

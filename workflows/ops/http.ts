@@ -1,6 +1,6 @@
 // nova-api over HTTP: a node's own version document, and the VIP probe that runs beside the
 // window's steps and reports what API clients saw.
-import { ActivityCancellationType, CancellationScope, proxyActivities, sleep } from '@temporalio/workflow';
+import { ActivityCancellationType, CancellationScope, patched, proxyActivities, sleep } from '@temporalio/workflow';
 import type { createVersionActivities } from '../../activities/http/versions';
 import type { createProbeActivities } from '../../activities/http/probe';
 import { nodeByName } from '../../common/topology';
@@ -10,7 +10,11 @@ import { activityOptions, proxyDefaults } from './options';
 type HttpActivities = ReturnType<typeof createVersionActivities> & ReturnType<typeof createProbeActivities>;
 export type ProbeSnapshot = Awaited<ReturnType<HttpActivities['runVipProbe']>>;
 
-/** A forgotten probe must stop by itself; no maintenance window is longer than this. */
+/**
+ * One probe activity's longest run. Before `probe-segments` a forgotten probe stopped by itself
+ * here; since, a window longer than this (1,000 computes at 30–60 s each take 8–17 h) runs in
+ * segments, each carrying the aggregates of those before, until the workflow asks it to stop.
+ */
 const PROBE_MAX_MS = 12 * 3600 * 1000;
 
 export interface RunningProbe {
@@ -44,34 +48,42 @@ export function httpOps(inv: Inventory) {
     startVipProbe: (requestStop: () => void): RunningProbe => {
       const p = inv.probe;
       const scope = new CancellationScope();
-      const run = scope
-        .run(() =>
-          acts.runVipProbe.executeWithOptions(
+      let stopAsked = false;
+      const segment = (carry?: ProbeSnapshot) =>
+        acts.runVipProbe.executeWithOptions(
+          {
+            summary: `probe ${inv.vip.url} at ${p.ratePerSecond}/s from ${p.clients} clients`,
+            startToCloseTimeout: PROBE_MAX_MS,
+            scheduleToCloseTimeout: PROBE_MAX_MS,
+            heartbeatTimeout: inv.timeouts.heartbeatSeconds * 1000,
+            cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            // A worker death restarts it, carrying on from its last heartbeat, for the whole window.
+            retry: { initialInterval: 1000, maximumInterval: 10_000 },
+          },
+          [
             {
-              summary: `probe ${inv.vip.url} at ${p.ratePerSecond}/s from ${p.clients} clients`,
-              startToCloseTimeout: PROBE_MAX_MS,
-              scheduleToCloseTimeout: PROBE_MAX_MS,
-              heartbeatTimeout: inv.timeouts.heartbeatSeconds * 1000,
-              cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-              // A worker death restarts it, carrying on from its last heartbeat, for the whole window.
-              retry: { initialInterval: 1000, maximumInterval: 10_000 },
+              url: inv.vip.url,
+              paths: p.paths,
+              ratePerSecond: p.ratePerSecond,
+              clients: p.clients,
+              requestTimeoutMs: p.requestTimeoutSeconds * 1000,
+              maxDurationMs: PROBE_MAX_MS,
+              ...(carry ? { carry } : {}),
             },
-            [
-              {
-                url: inv.vip.url,
-                paths: p.paths,
-                ratePerSecond: p.ratePerSecond,
-                clients: p.clients,
-                requestTimeoutMs: p.requestTimeoutSeconds * 1000,
-                maxDurationMs: PROBE_MAX_MS,
-              },
-            ],
-          ),
-        )
+          ],
+        );
+      const run = scope
+        .run(async () => {
+          if (!patched('probe-segments')) return segment();
+          let total = await segment();
+          while (total.stoppedBecause === 'maxDuration' && !stopAsked) total = await segment(total);
+          return total;
+        })
         // Held, not thrown: a probe lost mid-window must not fail the workflow task.
         .catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
       return {
         stop: async () => {
+          stopAsked = true;
           requestStop();
           const grace = (inv.timeouts.heartbeatSeconds * 3 + 30) * 1000;
           const timedOut = await Promise.race([run.then(() => false), sleep(grace).then(() => true)]);

@@ -1,21 +1,20 @@
 // In the window: placement first, the RPC pin, the upgrade check, the control services
 // (conductors first), the computes in batches, then every nova-api behind its drain.
-import { executeChild, patched, workflowInfo } from '@temporalio/workflow';
+import { patched } from '@temporalio/workflow';
 import {
   cmd,
   computeBatches,
   computeUnit,
   inPlaceRestarts,
-  inventoryForBatch,
   isComputeOnly,
   nodeByName,
   placementInstallCommand,
 } from '../../common/topology';
 import type { Inventory } from '../../inventory/schema';
-import { upgradeComputeBatch } from '../computeBatch';
 import { batchEstimate } from '../window';
 import { apiServerSteps } from './apiServers';
 import { computeBatchSteps } from './batchSteps';
+import { computeBatchRun } from './computeBatchStep';
 import { installCodeStep, restartStep } from './install';
 import { pinCommands, setUpgradeLevels } from './pin';
 import type { RunbookStep } from './types';
@@ -97,16 +96,7 @@ export function duringWindowSteps(inv: Inventory, installed: Set<string>): Runbo
         ],
       },
       window: { what: label, estimate: (rt) => batchEstimate(inv, rt.state, batch.nodes.length) },
-      run: async (rt, key) => {
-        const res = await executeChild(upgradeComputeBatch, {
-          args: [{ inventory: inventoryForBatch(inv, batch.nodes), batch, batches: batches.length, key }],
-          workflowId: `${workflowInfo().workflowId}/compute-batch-${batch.index}/${key.split('/').pop()}`,
-          staticSummary: `upgrade nova-compute ${label}: ${batch.nodes.join(', ')}`,
-        });
-        rt.state.progress.compute.batchesDone += 1;
-        rt.state.progress.compute.nodesDone += batch.nodes.length;
-        return { summary: res.summary, alreadyDone: res.alreadyDone };
-      },
+      run: computeBatchRun(inv, batch, batches.length),
     });
   }
   // Every compute on the new code before any nova-api serves the new release's API.

@@ -10,7 +10,7 @@
 //                   batches, then each nova-api behind its drain while tempest runs;
 //   after-window    SIGHUP lifts the pin, orphans are found, online data migrations finish.
 import type { Inventory } from '../../inventory/schema';
-import { afterWindowSteps } from './afterWindow';
+import { afterWindowSteps, type AfterWindowOptions } from './afterWindow';
 import { beforeUpgradeSteps } from './beforeUpgrade';
 import { beforeWindowSteps } from './beforeWindow';
 import { duringWindowSteps } from './duringWindow';
@@ -20,14 +20,18 @@ import { cellsStep, nodeAccessStep } from './beforeUpgrade';
 
 export type { PlannedStep, RunbookStep, RunContext, Mark } from './types';
 
-export function planUpgrade(inv: Inventory): RunbookStep[] {
+/**
+ * `opts` are the plan's shapes that changed after a release: the workflow passes what its
+ * `patched()` markers say, so a run started earlier keeps its plan; the dry run shows today's.
+ */
+export function planUpgrade(inv: Inventory, opts: AfterWindowOptions = { computeHupInBatches: true }): RunbookStep[] {
   // The controller's code is installed before the window; other nodes at their first restart.
   const installed = new Set([inv.controller]);
   const rest = [
     ...beforeUpgradeSteps(inv),
     ...beforeWindowSteps(inv),
     ...duringWindowSteps(inv, installed),
-    ...afterWindowSteps(inv),
+    ...afterWindowSteps(inv, opts),
   ];
   // First of all, before anything changes: every node takes the login, and sudo needs no
   // password where the plan's commands use it (nobody is there to type one mid-window).

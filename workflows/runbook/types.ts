@@ -1,7 +1,7 @@
 // The shape of one runbook line. `planUpgrade` returns a list of these; `--dry-run` prints
 // their commands and the workflow runs them, in this order, each behind the phase's gate.
 import type { RecordedWeights } from '../../common/haproxy';
-import type { DecisionAction, Outcome, Phase } from '../../common/messages';
+import type { DecideInput, DecisionAction, Outcome, Phase } from '../../common/messages';
 import type { PlannedCommand } from '../../common/topology';
 import type { Inventory } from '../../inventory/schema';
 import type { Ops } from '../ops';
@@ -28,6 +28,8 @@ export interface RunContext {
   sessionsAtDrain?: Record<string, Record<string, number>>;
   probe?: RunningProbe;
   probeOutcome?: ProbeSnapshot | Error;
+  /** Holds the upgrade at a step for the operator's choice without failing it (a compute batch's failed node). */
+  hold?: (stepId: string, error: string, choices: DecisionAction[]) => Promise<DecideInput>;
 }
 
 export interface RunbookStep {

@@ -1,0 +1,233 @@
+// Compute batches at fleet shape, on the real Temporal server with scripted activities: a
+// batch's nodes run at once up to `compute.parallel`; a node that fails is held by itself
+// while its batch-mates finish; skip leaves it disabled and reported; an operator's retry does
+// not stop again a nova-compute that already runs a process started since the batch began.
+import { readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { NativeConnection, Worker, Runtime, DefaultLogger } from '@temporalio/worker';
+import { validateInventory } from '../inventory/load';
+import type { Inventory } from '../inventory/schema';
+import { decideUpdate, progressQuery, type Phase, type UpgradeInput, type UpgradeResult } from '../common/messages';
+import { liveScript, newScript, scriptedActivities, useProbeClient, type Script } from './helpers/scriptedActivities';
+import { sharedTemporal, workflowBundle } from './temporalEnv';
+import { untilProgress } from './helpers/progress';
+import { novaUpgrade } from '../workflows/upgrade';
+
+Runtime.install({ logger: new DefaultLogger('WARN') });
+
+let client: Client;
+let nativeConnection: NativeConnection;
+let worker: Worker;
+let workerRun: Promise<void>;
+let script: Script;
+const taskQueue = `fleet-test-${randomUUID()}`;
+const ALL: Phase[] = ['before-upgrade', 'before-window', 'during-window', 'after-window'];
+
+/** The seed's two nodes plus `extra` compute-only nodes (addresses in this file's subnet). */
+function inventory(extra: number, compute: Record<string, unknown>): Inventory {
+  const raw = parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as Record<string, unknown>;
+  const nodes = [...(raw.nodes as unknown[])];
+  for (let i = 1; i <= extra; i++) nodes.push({ name: `c${i}`, address: `127.0.41.${i}`, roles: ['compute'] });
+  return validateInventory({
+    ...raw,
+    cloud: `f${randomUUID().slice(0, 8)}`,
+    retry: { maximumAttempts: 1, initialIntervalSeconds: 1 },
+    compute,
+    nodes,
+  });
+}
+
+async function start(inv: Inventory): Promise<WorkflowHandle> {
+  const input: UpgradeInput = { inventory: inv, autoApprove: ALL, startedBy: 'test' };
+  return client.workflow.start(novaUpgrade, { taskQueue, workflowId: `nova-upgrade-${inv.cloud}`, args: [input] });
+}
+
+const nodeOf = (input: Record<string, unknown>) => (input.target as { node: string }).node;
+const calls = (name: string) => script.calls.filter((c) => c.name === name);
+
+/** installCode takes 300 ms and records when it ran, so overlap can be measured. */
+function timedInstall(spans: { node: string; from: number; to: number }[]) {
+  return async (input: Record<string, unknown>) => {
+    const from = Date.now();
+    await new Promise((r) => setTimeout(r, 300));
+    spans.push({ node: nodeOf(input), from, to: Date.now() });
+    return { summary: 'installed', alreadyDone: false, commands: [] };
+  };
+}
+
+function maxOverlap(spans: { from: number; to: number }[]): number {
+  let peak = 0;
+  for (const s of spans) peak = Math.max(peak, spans.filter((o) => o.from < s.to && o.to > s.from).length);
+  return peak;
+}
+
+beforeAll(async () => {
+  const t = sharedTemporal();
+  nativeConnection = await NativeConnection.connect({ address: t.address });
+  client = new Client({ connection: await Connection.connect({ address: t.address }), namespace: t.namespace });
+  useProbeClient(client);
+  script = newScript();
+  worker = await Worker.create({
+    connection: nativeConnection,
+    namespace: t.namespace,
+    taskQueue,
+    workflowBundle: workflowBundle(),
+    maxHeartbeatThrottleInterval: '1s',
+    activities: scriptedActivities(liveScript(() => script)),
+  });
+  workerRun = worker.run();
+});
+
+afterAll(async () => {
+  worker?.shutdown();
+  await workerRun;
+  await nativeConnection?.close();
+});
+
+describe('compute batches at fleet shape', () => {
+  it('runs a batch’s installs at once, up to compute.parallel', async () => {
+    script = newScript();
+    const spans: { node: string; from: number; to: number }[] = [];
+    script.overrides = { installCode: timedInstall(spans) };
+    // Only the compute-only nodes in the batch: their installs are the batch's alone.
+    const h = await start(inventory(6, { batchSize: 8, parallel: 4, exclude: ['controller', 'apicomp'] }));
+    const result = (await h.result()) as UpgradeResult;
+    expect(result.status).toBe('completed');
+    // The compute-only nodes install only in their batch; 6 of them overlap 4 at a time.
+    const computeOnly = spans.filter((s) => /^c\d$/.test(s.node));
+    expect(computeOnly.map((s) => s.node).sort()).toEqual(['c1', 'c2', 'c3', 'c4', 'c5', 'c6']);
+    expect(maxOverlap(computeOnly)).toBe(4);
+    const p = await h.query(progressQuery);
+    expect(p).toMatchObject({ compute: { nodesDone: 6, batchesDone: 1 } });
+    expect(p.compute.failedNodes).toBeUndefined();
+    // The computes' SIGHUP runs in their batch's child, not as one parent step per compute.
+    const hupSteps = result.steps.map((s) => s.id).filter((id) => id.startsWith('hup'));
+    expect(hupSteps).toContain('hup-computes:1');
+    // The excluded controller and apicomp keep their own SIGHUP steps; the batch's nodes have none.
+    expect(hupSteps.filter((id) => id.endsWith('@n-cpu'))).toEqual([
+      'hup:controller:devstack@n-cpu',
+      'hup:apicomp:devstack@n-cpu',
+    ]);
+    const hups = calls('hupService').map((c) => nodeOf(c.input));
+    for (const n of ['c1', 'c2', 'c3', 'c4', 'c5', 'c6'])
+      expect(hups.filter((x) => x === n).length, n).toBeGreaterThanOrEqual(1);
+    // Search attributes are upserted when they change, not twice per step.
+    const events = (await h.fetchHistory()).events ?? [];
+    const upserts = events.filter((e) => e.upsertWorkflowSearchAttributesEventAttributes).length;
+    console.log(`parent: ${events.length} events, ${upserts} upserts, ${result.steps.length} steps`);
+    // Before, every step upserted twice (starting and done): 2 × steps at least.
+    expect(upserts).toBeLessThan(result.steps.length * 1.5);
+  });
+
+  it('holds a failed node by itself while its batch-mates finish; skip leaves it disabled and reported', async () => {
+    script = newScript();
+    script.failures.set('installCode', 1);
+    script.failWhen = (c) => c.name === 'installCode' && nodeOf(c.input) === 'c2';
+    const h = await start(inventory(6, { batchSize: 4 }));
+    const held = await untilProgress(h, (p) => p.pendingDecision?.stepId === 'compute-batch:1', 'the node hold');
+    expect(held.pendingDecision?.error).toMatch(
+      /^c2 \(c2\) failed at "install nova 31\.0\.0 on c2": .*the rest of its batch finished/,
+    );
+    // Its batch-mates finished: enabled again, and c2 never was.
+    const enabled = calls('enableComputeServices').flatMap((c) => c.input.hosts as string[]);
+    expect(enabled.sort()).toEqual(['apicomp', 'c1', 'controller']);
+    expect(calls('stopService').map((c) => nodeOf(c.input))).not.toContain('c2');
+    // The second batch waits for the operator's answer.
+    expect(calls('disableComputeServices').map((c) => c.input.hosts)).toEqual([['controller', 'apicomp', 'c1', 'c2']]);
+    await h.executeUpdate(decideUpdate, {
+      args: [{ action: 'skip', reason: 'DIMM errors, replace first', by: 'alice' }],
+    });
+    const result = (await h.result()) as UpgradeResult;
+    expect(result.status).toBe('completed');
+    expect(calls('enableComputeServices').flatMap((c) => c.input.hosts as string[])).not.toContain('c2');
+    const step = result.steps.find((s) => s.id === 'compute-batch:1');
+    expect(step?.summary).toMatch(/skipped c2: left on nova 30\.0\.0, disabled for scheduling/);
+    const p = await h.query(progressQuery);
+    expect(p).toMatchObject({
+      compute: {
+        nodesDone: 7,
+        failedNodes: [{ node: 'c2', status: 'skipped', reason: 'DIMM errors, replace first', by: 'alice', batch: 1 }],
+        batches: [
+          { index: 1, nodes: 4, done: 3, failed: 1, skipped: 1, status: 'done' },
+          { index: 2, nodes: 4, done: 4, failed: 0, skipped: 0, status: 'done' },
+        ],
+      },
+    });
+  });
+
+  it('a retry of a node whose nova-compute already restarted since the batch began does not stop it again', async () => {
+    script = newScript();
+    // nova-compute's process: a new pid after each start, as systemd would report it.
+    const starts = new Map<string, number>();
+    let firstWait = true;
+    script.overrides = {
+      startService: (input) => {
+        starts.set(nodeOf(input), (starts.get(nodeOf(input)) ?? 0) + 1);
+        return { summary: 'started', alreadyDone: false, commands: [] };
+      },
+      readServiceState: (input) => ({
+        summary: 'state',
+        commands: [],
+        mainPid: 100 + (starts.get(nodeOf(input)) ?? 0),
+        activeState: 'active',
+        subState: 'running',
+        startedMonotonic: 1 + (starts.get(nodeOf(input)) ?? 0),
+      }),
+      // c3's first heartbeat is late: it is held after its restart, its batch-mates go on.
+      waitForComputesUp: (input) => {
+        const hosts = input.hosts as string[];
+        if (firstWait && hosts.includes('c3')) {
+          firstWait = false;
+          return { summary: 'partly', polls: 3, commands: [], notUp: [{ host: 'c3', why: 'after 1 s: c3 is down' }] };
+        }
+        return { summary: 'up', polls: 1, commands: [] };
+      },
+    };
+    const h = await start(inventory(4, { batchSize: 3 }));
+    const held = await untilProgress(h, (p) => p.pendingDecision?.stepId === 'compute-batch:2', 'the c3 hold');
+    expect(held.pendingDecision?.error).toMatch(/c3 \(c3\) failed at "wait until up": after 1 s: c3 is down/);
+    await h.executeUpdate(decideUpdate, { args: [{ action: 'retry', by: 'alice' }] });
+    const result = (await h.result()) as UpgradeResult;
+    expect(result.status).toBe('completed');
+    const onC3 = script.calls.filter((c) => (c.input.target as { node?: string } | undefined)?.node === 'c3');
+    expect(onC3.filter((c) => c.name === 'stopService')).toHaveLength(1);
+    expect(onC3.filter((c) => c.name === 'startService')).toHaveLength(1);
+    // The retry read c3's state and waited for its heartbeat again, then enabled it.
+    expect(onC3.filter((c) => c.name === 'readServiceState')).toHaveLength(2);
+    expect(calls('enableComputeServices').map((c) => c.input.hosts)).toContainEqual(['c3']);
+    const p = await h.query(progressQuery);
+    expect(p).toMatchObject({ compute: { nodesDone: 6, failedNodes: [{ node: 'c3', status: 'done' }] } });
+  });
+
+  it('starts no new batch once the failure budget is exceeded; abort leaves the later batches untouched', async () => {
+    script = newScript();
+    script.failures.set('installCode', 1);
+    script.failWhen = (c) => c.name === 'installCode' && nodeOf(c.input) === 'c2';
+    const h = await start(inventory(6, { batchSize: 2, maxFailedNodes: 0, exclude: ['controller', 'apicomp'] }));
+    await untilProgress(h, (p) => p.pendingDecision?.stepId === 'compute-batch:1', 'the c2 hold');
+    // c1, c2's batch-mate, finished.
+    expect(calls('enableComputeServices').map((c) => c.input.hosts)).toEqual([['c1']]);
+    await h.executeUpdate(decideUpdate, { args: [{ action: 'skip', reason: 'broken disk', by: 'alice' }] });
+    const held = await untilProgress(h, (p) => p.pendingDecision?.stepId === 'compute-batch:2', 'the budget hold');
+    expect(held.pendingDecision?.error).toBe(
+      '1 compute node failed (c2), more than compute.maxFailedNodes allows (0): batch 2 does not start by itself; retry starts it anyway',
+    );
+    expect(held.pendingDecision?.choices).toEqual(['retry', 'abort']);
+    // No new batch started: nothing was disabled, installed or restarted on c3..c6.
+    expect(calls('disableComputeServices').map((c) => c.input.hosts)).toEqual([['c1', 'c2']]);
+    expect(script.calls.filter((c) => /^c[3-6]$/.test(String((c.input.target as { node?: string })?.node)))).toEqual(
+      [],
+    );
+    await h.executeUpdate(decideUpdate, { args: [{ action: 'abort', by: 'alice' }] });
+    const result = (await h.result()) as UpgradeResult;
+    expect(result.status).toBe('aborted');
+    expect(calls('disableComputeServices').map((c) => c.input.hosts)).toEqual([['c1', 'c2']]);
+    // The skipped node stays disabled and is reported.
+    expect(calls('enableComputeServices').flatMap((c) => c.input.hosts as string[])).not.toContain('c2');
+    const p = await h.query(progressQuery);
+    expect(p.compute.failedNodes).toMatchObject([{ node: 'c2', status: 'skipped', reason: 'broken disk' }]);
+  });
+});
