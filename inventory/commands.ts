@@ -13,8 +13,13 @@ export const DEFAULT_COMMANDS = {
   // through the API database and exits 1 with "Could not access cell0".
   dbSync: 'nova-manage --config-file {config} db sync --local_cell',
   upgradeCheck: 'nova-status upgrade check',
-  // Per cell, with that cell's config: nova-manage migrates only the [database] it reads.
-  onlineDataMigrations: 'nova-manage --config-file {config} db online_data_migrations --max-count {maxCount}',
+  // Per cell, with that cell's config: nova-manage migrates only the [database] it reads. The
+  // API config comes first: most migrations also read or write the API database (quota limits
+  // and classes, instance mappings for populate_queued_for_delete and populate_user_id), and a
+  // cell's own config (devstack's nova_cell1.conf) has no [api_database]; the real nova 34.0.0
+  // then exits 2 on cell1. oslo.config's later file wins, so [database] is the cell's.
+  onlineDataMigrations:
+    'nova-manage --config-file {apiConfig} --config-file {config} db online_data_migrations --max-count {maxCount}',
   serviceState: 'systemctl show --property=MainPID,ActiveState,SubState,ExecMainStartTimestampMonotonic {unit}',
   serviceStart: 'sudo systemctl start {unit}',
   serviceStop: 'sudo systemctl stop {unit}',
@@ -47,7 +52,7 @@ export const COMMAND_PLACEHOLDERS: Record<CommandName, readonly string[]> = {
   apiDbSync: [],
   dbSync: ['config', 'cell'],
   upgradeCheck: [],
-  onlineDataMigrations: ['maxCount', 'config', 'cell'],
+  onlineDataMigrations: ['maxCount', 'apiConfig', 'config', 'cell'],
   serviceState: ['unit', 'node'],
   serviceStart: ['unit', 'node'],
   serviceStop: ['unit', 'node'],

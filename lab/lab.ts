@@ -27,7 +27,7 @@ import {
   setUpNovaCells,
   setUpPlacement,
   startBackingServices,
-  writeComputeIds,
+  checkComputeIds,
 } from './real/realLab';
 import { stopBacking } from './real/backing';
 
@@ -334,7 +334,7 @@ async function startRealServices(nodes: LabNode[], controller: LabNode): Promise
     controller,
     computes.map((n) => n.name),
   );
-  await writeComputeIds(controller.env.NOVA_LAB_STATE!, computes);
+  await checkComputeIds(computes);
 }
 
 function readOptions(stateDir: string): ResolvedLabOptions | undefined {

@@ -162,6 +162,7 @@ describe('runUpgradeCheck', () => {
 describe('runOnlineDataMigrations', () => {
   const command = renderCommand('onlineDataMigrations', DEFAULT_COMMANDS.onlineDataMigrations, {
     maxCount: 50,
+    apiConfig: '/etc/nova/nova.conf',
     config: '/etc/nova/nova_cell1.conf',
     cell: 'cell1',
   });
@@ -262,6 +263,7 @@ describe('runOnlineDataMigrations', () => {
   it('fails non-retryably on exit 127 (bad input)', async () => {
     const bad = renderCommand('onlineDataMigrations', DEFAULT_COMMANDS.onlineDataMigrations, {
       maxCount: 0,
+      apiConfig: '/etc/nova/nova.conf',
       config: '/etc/nova/nova_cell1.conf',
       cell: 'cell1',
     });

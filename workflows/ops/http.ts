@@ -64,6 +64,7 @@ export function httpOps(inv: Inventory) {
                 clients: p.clients,
                 requestTimeoutMs: p.requestTimeoutSeconds * 1000,
                 maxDurationMs: PROBE_MAX_MS,
+                ...(p.auth ? { auth: p.auth } : {}),
               },
             ],
           ),

@@ -44,7 +44,12 @@ export function afterWindowSteps(inv: Inventory): RunbookStep[] {
       node: ctl,
       commands: inv.cells.map((c) => ({
         node: ctl,
-        command: cmd(inv, 'onlineDataMigrations', { maxCount: 1000, config: c.configFile, cell: c.name }),
+        command: cmd(inv, 'onlineDataMigrations', {
+          maxCount: 1000,
+          apiConfig: inv.apiConfigFile,
+          config: c.configFile,
+          cell: c.name,
+        }),
       })),
       run: (rt, key) => rt.ops.nova.runOnlineDataMigrations(key),
     },
