@@ -259,6 +259,7 @@ export async function labUp(opts: LabOptions = {}): Promise<LabInfo> {
         bind: { address: b.address, port: b.port },
         backend: 'nova-api',
         servers: apiNodes.map((n) => ({ name: n.name, address: n.address, port: API_PORT })),
+        ...(o.nova === 'real' ? { checkTimeoutSeconds: 10 } : {}),
       });
       const h = await startHaproxy({ dir: b.dir, config });
       await waitForBackends(

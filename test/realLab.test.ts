@@ -3,8 +3,17 @@
 // real worker with the default command templates (only installCode is the lab's), while a
 // probe sends requests through the VIP. Needs the venvs of scripts/openstack-venvs.sh (the
 // lab builds them if missing) and the apt packages of scripts/install.sh.
-import { execFile } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import {
+  appendFileSync,
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -16,7 +25,7 @@ import { httpRequest } from '../activities/http/get';
 import { issueToken, readCloudCredentials } from '../activities/http/keystone';
 import { VipProbe } from '../activities/http/probe';
 import { SshPool } from '../activities/ssh/pool';
-import { labDown, labUp, type LabInfo } from '../lab/lab';
+import { labDown, labUp, runOnNode, type LabInfo } from '../lab/lab';
 import { realProbeAuth } from '../lab/labInventory';
 import { NOVA_UNITS, nodeLayout } from '../lab/node/layout';
 import { readUnitFile } from '../lab/node/units';
@@ -59,6 +68,25 @@ async function haproxyCounters(): Promise<{ retries: number; redispatches: numbe
   }
 }
 
+/** apicomp (or another server) is drained on every LB: HAProxy's runtime drain bit or weight 0. */
+function drainedOnEveryLb(server: string): boolean {
+  for (const lb of lab.lbs) {
+    const stdout = execFileSync('socat', ['-', `UNIX-CONNECT:${lb.socket}`], {
+      input: 'show servers state nova-api\n',
+      encoding: 'utf8',
+    });
+    const row = stdout
+      .split('\n')
+      .map((l) => l.split(' '))
+      .find((f) => f[3] === server);
+    if (!row) throw new Error(`no ${server} in nova-api on ${lb.node}: ${stdout}`);
+    const admin = Number(row[6]);
+    const uweight = Number(row[7]);
+    if (!((admin & 0x08) !== 0 || uweight === 0)) return false;
+  }
+  return true;
+}
+
 function cli(...args: string[]): Promise<CliRun> {
   return runCli([...args, '--address', address, '--task-queue', taskQueue], { NOVA_UPGRADE_OPERATOR: 'test-operator' });
 }
@@ -97,6 +125,9 @@ function venvsMappedBy(pid: number): string[] {
 // Part of the default npm test (CI's .ci/run builds the venvs and apt packages with
 // NOVA_UPGRADE_VENVS=33-34); NOVA_UPGRADE_VENVS=skip leaves it out on a machine without them.
 const REAL = process.env.NOVA_UPGRADE_VENVS !== 'skip';
+// The real fault in the one upgrade (issue 10 §4): it costs failed starts and a retry, so CI
+// leaves it out; NOVA_UPGRADE_REAL_FAULT=1 turns it on.
+const INJECT_API_FAULT = process.env.NOVA_UPGRADE_REAL_FAULT === '1';
 
 beforeAll(async () => {
   if (!REAL) return;
@@ -140,7 +171,7 @@ describe.runIf(REAL)('the real-nova lab', () => {
       url: lab.vipUrl,
       paths: ['/', '/v2.1/'],
       auth: realProbeAuth(realFiles(controller.root).clouds),
-      ratePerSecond: 20,
+      ratePerSecond: 8,
       clients: 4,
       requestTimeoutMs: 10_000,
       maxDurationMs: 60 * 60_000,
@@ -153,15 +184,46 @@ describe.runIf(REAL)('the real-nova lab', () => {
     expect(started.code, started.stderr).toBe(0);
     const id = 'nova-upgrade-lab';
     let view: { running: boolean; progress?: Progress; result?: UpgradeResult };
+    // A real fault: once apicomp's compute batch is done (its node runs 34.0.0's code, its
+    // nova-api still the 33.0.2 process), its nova.conf gets an option value nova cannot parse.
+    // nova-api on the new code then fails to start: the restart step must hold naming the
+    // node, with apicomp still drained on every LB; fixed, a retry completes the upgrade.
+    const apicomp = lab.nodes.find((n) => n.name === 'apicomp')!;
+    const apicompConf = realFiles(apicomp.root).novaConf;
+    const goodConf = readFileSync(apicompConf, 'utf8');
+    const fault = { injected: false, held: '', drainedWhileHeld: false, fixed: false };
     for (;;) {
       const s = await cli('status', id, '--json');
       expect(s.code, s.stderr).toBe(0);
       view = JSON.parse(s.stdout) as typeof view;
       if (!view.running) break;
-      // A hold on real nova is the finding: show it instead of waiting out the test timeout.
-      expect(view.progress?.status, JSON.stringify(view.progress?.pendingDecision, null, 2)).not.toBe('held');
+      const p = view.progress!;
+      const step = (sid: string) => p.steps.find((x) => x.id === sid)?.status;
+      if (INJECT_API_FAULT && !fault.injected && step('compute-batch:2') === 'succeeded') {
+        expect(step(`restart:apicomp:${NOVA_UNITS.api}`)).toBe('pending');
+        appendFileSync(apicompConf, '\n[DEFAULT]\ndebug = not-a-boolean\n');
+        fault.injected = true;
+      }
+      if (p.status === 'held') {
+        // Any other hold on real nova is a finding: show it instead of waiting out the timeout.
+        expect(fault.injected && !fault.fixed, JSON.stringify(p.pendingDecision, null, 2)).toBe(true);
+        expect(p.pendingDecision?.stepId).toContain('apicomp');
+        fault.held = p.pendingDecision!.error;
+        expect(fault.held).toContain('apicomp');
+        fault.drainedWhileHeld = drainedOnEveryLb('apicomp');
+        expect(fault.drainedWhileHeld).toBe(true);
+        writeFileSync(
+          apicompConf,
+          readFileSync(apicompConf, 'utf8').replace('\n[DEFAULT]\ndebug = not-a-boolean\n', ''),
+        );
+        expect(readFileSync(apicompConf, 'utf8')).toBe(goodConf);
+        fault.fixed = true;
+        const r = await cli('retry', id);
+        expect(r.code, r.stderr).toBe(0);
+      }
       await new Promise((r) => setTimeout(r, 3000));
     }
+    if (INJECT_API_FAULT) expect(fault).toMatchObject({ injected: true, drainedWhileHeld: true, fixed: true });
     const upgradeMs = Date.now() - t0;
     const snap = await probe.stop();
     clearInterval(sampler);
@@ -288,7 +350,7 @@ describe.runIf(REAL)('the real-nova lab', () => {
       url: lab.vipUrl,
       paths: ['/', '/v2.1/'],
       auth: realProbeAuth(realFiles(controller.root).clouds),
-      ratePerSecond: 20,
+      ratePerSecond: 8,
       clients: 4,
       requestTimeoutMs: 10_000,
       maxDurationMs: 15 * 60_000,
@@ -297,7 +359,7 @@ describe.runIf(REAL)('the real-nova lab', () => {
     probe.start();
     // HAProxy still sends to apicomp while its uwsgi stops and reloads nova (tens of seconds).
     for (let i = 0; i < 2; i++) {
-      await runNodeBin(apicomp, 'systemctl', ['restart', NOVA_UNITS.api], 300_000);
+      await runOnNode(apicomp, 'systemctl', ['restart', NOVA_UNITS.api], 300_000);
       await new Promise((r) => setTimeout(r, 3000));
     }
     const undrained = await haproxyCounters();
@@ -307,7 +369,7 @@ describe.runIf(REAL)('the real-nova lab', () => {
       await new Promise((r) => setTimeout(r, 2000));
       const file = readUnitFile({ node: nodeLayout(apicomp.root) }, NOVA_UNITS.api)!;
       process.kill(-file.pid, 'SIGKILL');
-      await runNodeBin(apicomp, 'systemctl', ['start', NOVA_UNITS.api], 300_000);
+      await runOnNode(apicomp, 'systemctl', ['start', NOVA_UNITS.api], 300_000);
     }
     const snap = await probe.stop();
     const seenByRestarts =

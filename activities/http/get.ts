@@ -1,6 +1,6 @@
 // One HTTP request (a GET, or the probe's keystone and keypair calls) with a hard deadline, on
-// node's own http/https: no retries, no redirects, no
-// shared pool, so every failure is seen as it happened.
+// node's own http/https: no retries, no redirects, no shared pool, so every failure is seen as
+// it happened.
 import http from 'node:http';
 import https from 'node:https';
 
