@@ -116,10 +116,24 @@ async function serviceVersion(release: string): Promise<number> {
   return Number(stdout.trim().split('\n').at(-1));
 }
 
-/** Which venv a running unit's Python imported its code from: its mapped C extensions say. */
+/**
+ * Which venv a running unit's Python imported its code from: the C extensions mapped by the
+ * processes of its group. uwsgi's master (lazy-apps) imports no app code; its workers do.
+ */
 function venvsMappedBy(pid: number): string[] {
-  const maps = readFileSync(`/proc/${pid}/maps`, 'utf8');
-  return [...new Set([...maps.matchAll(/\/venvs\/([a-z]+-\d+\.\d+\.\d+)\//g)].map((m) => m[1]!))];
+  const venvs = new Set<string>();
+  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+      if (pgrp !== pid) continue;
+      const maps = readFileSync(`/proc/${p}/maps`, 'utf8');
+      for (const m of maps.matchAll(/\/venvs\/([a-z]+-\d+\.\d+\.\d+)\//g)) venvs.add(m[1]!);
+    } catch {
+      /* gone */
+    }
+  }
+  return [...venvs];
 }
 
 // Part of the default npm test (CI's .ci/run builds the venvs and apt packages with
