@@ -29,9 +29,13 @@ export const DEFAULT_COMMANDS = {
   // nova's own cell mappings (API database): a cell the inventory lacks would never be synced
   // or migrated. Prints a PrettyTable: Name, UUID, Transport URL, Database Connection, Disabled.
   cellList: '{venv}/bin/nova-manage cell_v2 list_cells',
-  // Per cell, with that cell's config: nova-manage migrates only the [database] it reads.
+  // Per cell, with that cell's config: nova-manage migrates only the [database] it reads. The
+  // API config comes first: most migrations also read or write the API database (quota limits
+  // and classes, instance mappings for populate_queued_for_delete and populate_user_id), and a
+  // cell's own config (devstack's nova_cell1.conf) has no [api_database]; the real nova 34.0.0
+  // then exits 2 on cell1. oslo.config's later file wins, so [database] is the cell's.
   onlineDataMigrations:
-    '{venv}/bin/nova-manage --config-file {config} db online_data_migrations --max-count {maxCount}',
+    '{venv}/bin/nova-manage --config-file {apiConfig} --config-file {config} db online_data_migrations --max-count {maxCount}',
   serviceState: 'systemctl show --property=MainPID,ActiveState,SubState,ExecMainStartTimestampMonotonic {unit}',
   serviceStart: 'sudo systemctl start {unit}',
   serviceStop: 'sudo systemctl stop {unit}',
@@ -75,7 +79,7 @@ export const COMMAND_PLACEHOLDERS: Record<CommandName, readonly string[]> = {
   dbSync: ['config', 'cell', 'venv'],
   upgradeCheck: ['venv'],
   cellList: ['venv'],
-  onlineDataMigrations: ['maxCount', 'config', 'cell', 'venv'],
+  onlineDataMigrations: ['maxCount', 'apiConfig', 'config', 'cell', 'venv'],
   serviceState: ['unit', 'node'],
   serviceStart: ['unit', 'node'],
   serviceStop: ['unit', 'node'],

@@ -330,6 +330,9 @@ export const inventorySchema = z
       })
       .strict()
       .default({}),
+    // The nova config with [api_database] (devstack's nova.conf): read before each cell's own
+    // config where a command needs both databases (online data migrations).
+    apiConfigFile: z.string().min(1).default('/etc/nova/nova.conf'),
     // Default: the profile's cells (devstack's cell0 and cell1 configs, kolla's nova-api and
     // nova-conductor configs, a package install's one nova.conf).
     cells: z
@@ -377,6 +380,17 @@ export const inventorySchema = z
         requestTimeoutSeconds: seconds.default(10),
         // Failed requests tolerated before the run holds for the operator.
         maxFailures: z.number().int().min(0).default(0),
+        // Authenticated traffic beside the anonymous paths: a token from this cloud of a
+        // clouds.yaml on the worker's host, then these GETs and a keypair create and delete.
+        auth: z
+          .object({
+            cloudsYaml: z.string().min(1),
+            cloud: z.string().min(1),
+            paths: z.array(z.string().startsWith('/')).default(['/v2.1/servers/detail', '/v2.1/flavors']),
+            keypairs: z.boolean().default(true),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .default({

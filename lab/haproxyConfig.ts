@@ -5,6 +5,12 @@ export interface LabHaproxyInput {
   bind: { address: string; port: number };
   backend: string;
   servers: Array<{ name: string; address: string; port: number }>;
+  /**
+   * HAProxy's `timeout check`. 2 s for the stand-ins; the real nova-api (two uwsgi workers)
+   * answered its root in more than 2 s under the probes' authenticated load on this 2-core
+   * machine at load average 25, and the preflight then found it DOWN (L7TOUT).
+   */
+  checkTimeoutSeconds?: number;
 }
 
 export function labHaproxyConfig(c: LabHaproxyInput): string {
@@ -36,7 +42,7 @@ defaults
     timeout connect 10s
     timeout client 1m
     timeout server 1m
-    timeout check 2s
+    timeout check ${c.checkTimeoutSeconds ?? 2}s
 
 frontend nova-api-vip
     bind ${c.bind.address}:${c.bind.port}

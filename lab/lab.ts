@@ -27,7 +27,7 @@ import {
   setUpNovaCells,
   setUpPlacement,
   startBackingServices,
-  writeComputeIds,
+  checkComputeIds,
 } from './real/realLab';
 import { stopBacking } from './real/backing';
 import {
@@ -308,6 +308,7 @@ export async function labUp(opts: LabOptions = {}): Promise<LabInfo> {
         bind: { address: b.address, port: b.port },
         backend: 'nova-api',
         servers: apiNodes.map((n) => ({ name: n.name, address: n.address, port: API_PORT })),
+        ...(o.nova === 'real' ? { checkTimeoutSeconds: 10 } : {}),
       });
       const h = await startHaproxy({ dir: b.dir, config });
       await waitForBackends(
@@ -384,7 +385,7 @@ async function startRealServices(nodes: LabNode[], controller: LabNode): Promise
     controller,
     computes.map((n) => n.name),
   );
-  await writeComputeIds(controller.env.NOVA_LAB_STATE!, computes);
+  await checkComputeIds(computes);
 }
 
 function readOptions(stateDir: string): ResolvedLabOptions | undefined {

@@ -63,8 +63,8 @@ step "build"
 npm run build >&2
 
 # NOVA_UPGRADE_VENVS=33-34 (or 31-33) builds the real-nova lab's venvs (15 min cold, measured
-# on a busy machine; 0.2 s warm). Left out by default until the real-nova upgrade passes end to
-# end (docs/real-lab.md): the stand-in lab needs none.
+# on a busy machine; 0.2 s warm). Asked for, npm test also runs one real-nova upgrade
+# (test/realLab.test.ts); .ci/run leaves it out by default (see there).
 if [[ "${NOVA_UPGRADE_VENVS:-skip}" != skip ]]; then
   step "OpenStack venvs for the real-nova lab"
   bash scripts/openstack-venvs.sh --pair "${NOVA_UPGRADE_VENVS}"

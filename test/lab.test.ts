@@ -168,7 +168,12 @@ describe('lab', () => {
 
     const first = await ssh(
       'controller',
-      cmd('onlineDataMigrations', { maxCount: 50, config: inv.cells[1]!.configFile, cell: 'cell1' }),
+      cmd('onlineDataMigrations', {
+        maxCount: 50,
+        apiConfig: inv.apiConfigFile,
+        config: inv.cells[1]!.configFile,
+        cell: 'cell1',
+      }),
     );
     expect(first.code).toBe(1);
     expect(first.stdout).toMatch(/\d+ rows matched query populate_\w+, \d+ migrated/);
@@ -177,7 +182,12 @@ describe('lab', () => {
     for (let i = 0; i < 10 && last.code === 1; i++)
       last = await ssh(
         'controller',
-        cmd('onlineDataMigrations', { maxCount: 50, config: inv.cells[1]!.configFile, cell: 'cell1' }),
+        cmd('onlineDataMigrations', {
+          maxCount: 50,
+          apiConfig: inv.apiConfigFile,
+          config: inv.cells[1]!.configFile,
+          cell: 'cell1',
+        }),
       );
     expect(last.code).toBe(0);
 

@@ -166,6 +166,7 @@ describe('runOnlineDataMigrations', () => {
   const command = () =>
     T('onlineDataMigrations', {
       maxCount: 50,
+      apiConfig: '/etc/nova/nova.conf',
       config: '/etc/nova/nova_cell1.conf',
       cell: 'cell1',
     });
@@ -266,6 +267,7 @@ describe('runOnlineDataMigrations', () => {
   it('fails non-retryably on exit 127 (bad input)', async () => {
     const bad = T('onlineDataMigrations', {
       maxCount: 0,
+      apiConfig: '/etc/nova/nova.conf',
       config: '/etc/nova/nova_cell1.conf',
       cell: 'cell1',
     });

@@ -3,8 +3,17 @@
 // real worker with the default command templates (only installCode is the lab's), while a
 // probe sends requests through the VIP. Needs the venvs of scripts/openstack-venvs.sh (the
 // lab builds them if missing) and the apt packages of scripts/install.sh.
-import { execFile } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import {
+  appendFileSync,
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -12,9 +21,12 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { createHaproxyActivities } from '../activities/haproxy/activities';
+import { httpRequest } from '../activities/http/get';
+import { issueToken, readCloudCredentials } from '../activities/http/keystone';
 import { VipProbe } from '../activities/http/probe';
 import { SshPool } from '../activities/ssh/pool';
-import { labDown, labUp, type LabInfo } from '../lab/lab';
+import { labDown, labUp, runOnNode, type LabInfo } from '../lab/lab';
+import { realProbeAuth } from '../lab/labInventory';
 import { NOVA_UNITS, nodeLayout } from '../lab/node/layout';
 import { readUnitFile } from '../lab/node/units';
 import { backingPids, mariadbQuery } from '../lab/real/backing';
@@ -36,6 +48,44 @@ const TO = '34.0.0';
 let address: string;
 let lab: LabInfo;
 let labUpMs = 0;
+
+/** HAProxy's retries and redispatches (and connection errors) for nova-api, over every LB, since its start. */
+async function haproxyCounters(): Promise<{ retries: number; redispatches: number; econ: number }> {
+  const pool = new SshPool();
+  try {
+    const r = await createHaproxyActivities({ runner: pool }).readBackendCounters({
+      lbs: lab.lbs.map((b) => ({ node: b.node, socket: { via: 'unix' as const, path: b.socket } })),
+      backend: 'nova-api',
+    });
+    const all = Object.values(r.counters).flatMap((s) => Object.values(s));
+    return {
+      retries: all.reduce((n, c) => n + c.wretr, 0),
+      redispatches: all.reduce((n, c) => n + c.wredis, 0),
+      econ: all.reduce((n, c) => n + c.econ, 0),
+    };
+  } finally {
+    await pool.close();
+  }
+}
+
+/** apicomp (or another server) is drained on every LB: HAProxy's runtime drain bit or weight 0. */
+function drainedOnEveryLb(server: string): boolean {
+  for (const lb of lab.lbs) {
+    const stdout = execFileSync('socat', ['-', `UNIX-CONNECT:${lb.socket}`], {
+      input: 'show servers state nova-api\n',
+      encoding: 'utf8',
+    });
+    const row = stdout
+      .split('\n')
+      .map((l) => l.split(' '))
+      .find((f) => f[3] === server);
+    if (!row) throw new Error(`no ${server} in nova-api on ${lb.node}: ${stdout}`);
+    const admin = Number(row[6]);
+    const uweight = Number(row[7]);
+    if (!((admin & 0x08) !== 0 || uweight === 0)) return false;
+  }
+  return true;
+}
 
 function cli(...args: string[]): Promise<CliRun> {
   return runCli([...args, '--address', address, '--task-queue', taskQueue], { NOVA_UPGRADE_OPERATOR: 'test-operator' });
@@ -66,16 +116,32 @@ async function serviceVersion(release: string): Promise<number> {
   return Number(stdout.trim().split('\n').at(-1));
 }
 
-/** Which venv a running unit's Python imported its code from: its mapped C extensions say. */
+/**
+ * Which venv a running unit's Python imported its code from: the C extensions mapped by the
+ * processes of its group. uwsgi's master (lazy-apps) imports no app code; its workers do.
+ */
 function venvsMappedBy(pid: number): string[] {
-  const maps = readFileSync(`/proc/${pid}/maps`, 'utf8');
-  return [...new Set([...maps.matchAll(/\/venvs\/([a-z]+-\d+\.\d+\.\d+)\//g)].map((m) => m[1]!))];
+  const venvs = new Set<string>();
+  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+      if (pgrp !== pid) continue;
+      const maps = readFileSync(`/proc/${p}/maps`, 'utf8');
+      for (const m of maps.matchAll(/\/venvs\/([a-z]+-\d+\.\d+\.\d+)\//g)) venvs.add(m[1]!);
+    } catch {
+      /* gone */
+    }
+  }
+  return [...venvs];
 }
 
-// Work in progress (issue 10): nova-compute 34.0.0 does not start yet after the upgrade of its
-// node (docs/real-lab.md), so this runs only where the venvs were asked for
-// (NOVA_UPGRADE_VENVS=33-34 bash scripts/install.sh), never in the default CI run.
+// Runs when the venvs are asked for (NOVA_UPGRADE_VENVS=33-34, which also makes install.sh build them);
+// NOVA_UPGRADE_VENVS=33-34); without it the test is reported as skipped (.ci/run says why).
 const REAL = (process.env.NOVA_UPGRADE_VENVS ?? 'skip') !== 'skip';
+// The real fault in the one upgrade (issue 10 §4): it costs failed starts and a retry, so CI
+// leaves it out; NOVA_UPGRADE_REAL_FAULT=1 turns it on.
+const INJECT_API_FAULT = process.env.NOVA_UPGRADE_REAL_FAULT === '1';
 
 beforeAll(async () => {
   if (!REAL) return;
@@ -83,7 +149,7 @@ beforeAll(async () => {
   address = t.address;
   await labDown(stateDir);
   const t0 = Date.now();
-  lab = await labUp({ stateDir, subnet: '127.0.20', nova: 'real', apiMercySeconds: 10 });
+  lab = await labUp({ stateDir, subnet: '127.0.30', nova: 'real', apiMercySeconds: 10 });
   labUpMs = Date.now() - t0;
   const bundle = inject('workflowBundlePath');
   await startWorkerProcess({
@@ -112,10 +178,14 @@ describe.runIf(REAL)('the real-nova lab', () => {
     // The services-table check below could not tell the releases apart otherwise.
     expect(after).toBeGreaterThan(before);
 
+    // The harness's own probe, beside the workflow's: the same request mix (anonymous version
+    // documents, then with a token servers/detail, flavors and a keypair create and delete),
+    // from before the start until the result, so it covers the whole window.
     const probe = new VipProbe({
       url: lab.vipUrl,
       paths: ['/', '/v2.1/'],
-      ratePerSecond: 20,
+      auth: realProbeAuth(realFiles(controller.root).clouds),
+      ratePerSecond: 8,
       clients: 4,
       requestTimeoutMs: 10_000,
       maxDurationMs: 60 * 60_000,
@@ -128,15 +198,46 @@ describe.runIf(REAL)('the real-nova lab', () => {
     expect(started.code, started.stderr).toBe(0);
     const id = 'nova-upgrade-lab';
     let view: { running: boolean; progress?: Progress; result?: UpgradeResult };
+    // A real fault: once apicomp's compute batch is done (its node runs 34.0.0's code, its
+    // nova-api still the 33.0.2 process), its nova.conf gets an option value nova cannot parse.
+    // nova-api on the new code then fails to start: the restart step must hold naming the
+    // node, with apicomp still drained on every LB; fixed, a retry completes the upgrade.
+    const apicomp = lab.nodes.find((n) => n.name === 'apicomp')!;
+    const apicompConf = realFiles(apicomp.root).novaConf;
+    const goodConf = readFileSync(apicompConf, 'utf8');
+    const fault = { injected: false, held: '', drainedWhileHeld: false, fixed: false };
     for (;;) {
       const s = await cli('status', id, '--json');
       expect(s.code, s.stderr).toBe(0);
       view = JSON.parse(s.stdout) as typeof view;
       if (!view.running) break;
-      // A hold on real nova is the finding: show it instead of waiting out the test timeout.
-      expect(view.progress?.status, JSON.stringify(view.progress?.pendingDecision, null, 2)).not.toBe('held');
+      const p = view.progress!;
+      const step = (sid: string) => p.steps.find((x) => x.id === sid)?.status;
+      if (INJECT_API_FAULT && !fault.injected && step('compute-batch:2') === 'succeeded') {
+        expect(step(`restart:apicomp:${NOVA_UNITS.api}`)).toBe('pending');
+        appendFileSync(apicompConf, '\n[DEFAULT]\ndebug = not-a-boolean\n');
+        fault.injected = true;
+      }
+      if (p.status === 'held') {
+        // Any other hold on real nova is a finding: show it instead of waiting out the timeout.
+        expect(fault.injected && !fault.fixed, JSON.stringify(p.pendingDecision, null, 2)).toBe(true);
+        expect(p.pendingDecision?.stepId).toContain('apicomp');
+        fault.held = p.pendingDecision!.error;
+        expect(fault.held).toContain('apicomp');
+        fault.drainedWhileHeld = drainedOnEveryLb('apicomp');
+        expect(fault.drainedWhileHeld).toBe(true);
+        writeFileSync(
+          apicompConf,
+          readFileSync(apicompConf, 'utf8').replace('\n[DEFAULT]\ndebug = not-a-boolean\n', ''),
+        );
+        expect(readFileSync(apicompConf, 'utf8')).toBe(goodConf);
+        fault.fixed = true;
+        const r = await cli('retry', id);
+        expect(r.code, r.stderr).toBe(0);
+      }
       await new Promise((r) => setTimeout(r, 3000));
     }
+    if (INJECT_API_FAULT) expect(fault).toMatchObject({ injected: true, drainedWhileHeld: true, fixed: true });
     const upgradeMs = Date.now() - t0;
     const snap = await probe.stop();
     clearInterval(sampler);
@@ -187,38 +288,114 @@ describe.runIf(REAL)('the real-nova lab', () => {
         .map((s) => `${s} up enabled`)
         .sort(),
     );
-    // The conductors chose the compute RPC version from the services' versions themselves.
-    const condLog = readFileSync(nodeLayout(controller.root).unitLog(NOVA_UNITS.superConductor), 'utf8');
-    expect(condLog).toMatch(/Automatically selected compute RPC version/);
+    // [upgrade_levels] compute = auto: a service picks its compute RPC version from the minimum
+    // nova-compute service version at its first compute RPC call (nova/compute/rpcapi.py). On a
+    // cloud without instances the conductors make none, so nothing is logged there; nova-api
+    // makes one for a hypervisor's uptime (before 2.88). Asked through the VIP after the
+    // upgrade, the answering nova-api logs the version it chose from 34.0.0's service version.
+    const creds = readCloudCredentials(realFiles(controller.root).clouds, 'devstack-admin');
+    const token = await issueToken(creds, 30_000);
+    const hv = await httpRequest('GET', `${lab.vipUrl}/v2.1/os-hypervisors`, {
+      timeoutMs: 60_000,
+      headers: { 'X-Auth-Token': token.id, 'OpenStack-API-Version': 'compute 2.87' },
+    });
+    const hvId = (JSON.parse(hv.body) as { hypervisors: Array<{ id: number | string }> }).hypervisors[0]!.id;
+    const up = await httpRequest('GET', `${lab.vipUrl}/v2.1/os-hypervisors/${hvId}/uptime`, {
+      timeoutMs: 60_000,
+      headers: { 'X-Auth-Token': token.id, 'OpenStack-API-Version': 'compute 2.87' },
+    });
+    expect(up.status, up.body).toBe(200);
+    const apiLogs = lab.nodes
+      .filter((n) => n.units.includes(NOVA_UNITS.api))
+      .map((n) => readFileSync(nodeLayout(n.root).unitLog(NOVA_UNITS.api), 'utf8'))
+      .join('\n');
+    const chosen = [
+      ...apiLogs.matchAll(/Automatically selected compute RPC version (\S+) from minimum service version (\d+)/g),
+    ];
+    expect(chosen.map((m) => Number(m[2]))).toContain(after);
 
-    // Online data migrations: the workflow's step ran them (cell0 and the API database, the
-    // cells of nova.conf); then every cell has nothing left, cell by cell with its own config.
-    expect(result.steps.find((s) => s.id === 'online-migrations')?.status).toBe('succeeded');
-    for (const conf of [realFiles(controller.root).novaConf, realFiles(controller.root).cellConf('cell1')]) {
-      const out = await runNodeBin(controller, 'nova-manage', ['--config-file', conf, 'db', 'online_data_migrations']);
+    // Online data migrations: the workflow's step ran them in every cell until exit 0 (the API
+    // config, then the cell's); then each cell has nothing left: nova-manage exits 0 (runNodeBin
+    // throws otherwise) with no row to migrate.
+    const odm = result.steps.find((s) => s.id === 'online-migrations')!;
+    expect(odm.status).toBe('succeeded');
+    expect(odm.summary).toMatch(
+      /(complete in every cell: cell0 \d+ rounds?, cell1 \d+ rounds?|nothing left to migrate in cell0, cell1)/,
+    );
+    const f = realFiles(controller.root);
+    for (const conf of [f.novaConf, f.cellConf('cell1')]) {
+      const out = await runNodeBin(controller, 'nova-manage', [
+        '--config-file',
+        f.novaConf,
+        '--config-file',
+        conf,
+        'db',
+        'online_data_migrations',
+      ]);
       expect(out).toMatch(/Migration\s+\|\s+Total Needed/);
+      expect(out, conf).not.toMatch(/rows matched query/);
     }
 
-    const hp = await (async () => {
-      const pool = new SshPool();
-      try {
-        const r = await createHaproxyActivities({ runner: pool }).readBackendCounters({
-          lbs: lab.lbs.map((b) => ({ node: b.node, socket: { via: 'unix' as const, path: b.socket } })),
-          backend: 'nova-api',
-        });
-        const all = Object.values(r.counters).flatMap((s) => Object.values(s));
-        return { retries: all.reduce((n, c) => n + c.wretr, 0), redispatches: all.reduce((n, c) => n + c.wredis, 0) };
-      } finally {
-        await pool.close();
-      }
-    })();
+    const hp = await haproxyCounters();
     expect(snap.failedRequests, JSON.stringify(snap.firstFailures)).toBe(0);
-    expect(hp).toEqual({ retries: 0, redispatches: 0 });
+    expect(snap.requests).toBeGreaterThanOrEqual(2000);
+    expect(snap.authenticatedRequests! / snap.requests).toBeGreaterThanOrEqual(0.3);
+    // The workflow's own probe (same mix) saw no failure either.
+    expect(result.probe?.failedRequests, JSON.stringify(result.probe)).toBe(0);
+    // Every keypair the probes created was deleted again.
+    const keypairs = JSON.parse(
+      await runNodeBin(controller, 'openstack', ['--os-cloud', 'devstack', 'keypair', 'list', '-f', 'json'], 120_000),
+    ) as unknown[];
+    expect(keypairs).toEqual([]);
+    expect({ retries: hp.retries, redispatches: hp.redispatches }).toEqual({ retries: 0, redispatches: 0 });
     console.log(
       `real lab: up in ${labUpMs} ms; upgrade ${upgradeMs} ms; peak lab RSS ${Math.round(peakRss / 2 ** 20)} MiB; ` +
-        `VIP probe ${snap.requests} requests, ${snap.failedRequests} failed, p99 ${snap.latencyMs.p99} ms; HAProxy retries ${hp.retries}, redispatches ${hp.redispatches}; ` +
+        `VIP probe ${snap.requests} requests (${snap.authenticatedRequests} authenticated, ${snap.tokenRequests} tokens), ${snap.failedRequests} failed, p99 ${snap.latencyMs.p99} ms; HAProxy retries ${hp.retries}, redispatches ${hp.redispatches}; ` +
         `service version ${before} → ${after}`,
     );
     expect(existsSync(lab.inventoryPath)).toBe(true);
   }, 3_600_000);
+
+  // After the upgrade, on the same lab: the probe must be able to see what the upgrade avoided.
+  it('negative controls on real nova-api: a restart without a drain and a SIGKILL in flight both show', async () => {
+    const controller = lab.nodes.find((n) => n.name === 'controller')!;
+    const apicomp = lab.nodes.find((n) => n.name === 'apicomp')!;
+    const probe = new VipProbe({
+      url: lab.vipUrl,
+      paths: ['/', '/v2.1/'],
+      auth: realProbeAuth(realFiles(controller.root).clouds),
+      ratePerSecond: 8,
+      clients: 4,
+      requestTimeoutMs: 10_000,
+      maxDurationMs: 15 * 60_000,
+    });
+    const before = await haproxyCounters();
+    probe.start();
+    // HAProxy still sends to apicomp while its uwsgi stops and reloads nova (tens of seconds).
+    for (let i = 0; i < 2; i++) {
+      await runOnNode(apicomp, 'systemctl', ['restart', NOVA_UNITS.api], 300_000);
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+    const undrained = await haproxyCounters();
+    const afterRestarts = probe.snapshot();
+    // SIGKILL to the whole unit (uwsgi's master and workers) while requests are in flight.
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 2000));
+      const file = readUnitFile({ node: nodeLayout(apicomp.root) }, NOVA_UNITS.api)!;
+      process.kill(-file.pid, 'SIGKILL');
+      await runOnNode(apicomp, 'systemctl', ['start', NOVA_UNITS.api], 300_000);
+    }
+    const snap = await probe.stop();
+    const seenByRestarts =
+      undrained.retries +
+      undrained.redispatches +
+      undrained.econ -
+      (before.retries + before.redispatches + before.econ);
+    expect(seenByRestarts + afterRestarts.failedRequests).toBeGreaterThan(0);
+    expect(snap.failedRequests - afterRestarts.failedRequests).toBeGreaterThan(0);
+    console.log(
+      `real negative controls: undrained restarts: HAProxy retries+redispatches+econ +${seenByRestarts}, ${afterRestarts.failedRequests} failed of ${afterRestarts.requests}; ` +
+        `SIGKILL: ${snap.failedRequests - afterRestarts.failedRequests} failed of ${snap.requests - afterRestarts.requests} (${JSON.stringify(snap.failuresByKind)})`,
+    );
+  }, 1_200_000);
 });

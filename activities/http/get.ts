@@ -1,5 +1,6 @@
-// One HTTP GET with a hard deadline, on node's own http/https: no retries, no redirects, no
-// shared pool, so every failure is seen as it happened.
+// One HTTP request (a GET, or the probe's keystone and keypair calls) with a hard deadline, on
+// node's own http/https: no retries, no redirects, no shared pool, so every failure is seen as
+// it happened.
 import http from 'node:http';
 import https from 'node:https';
 
@@ -30,6 +31,15 @@ export interface GetOptions {
 }
 
 export function httpGet(url: string, opts: GetOptions): Promise<HttpResponse> {
+  return httpRequest('GET', url, opts);
+}
+
+export interface RequestOptions extends GetOptions {
+  /** Sent as JSON. */
+  json?: unknown;
+}
+
+export function httpRequest(method: string, url: string, opts: RequestOptions): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const lib = u.protocol === 'https:' ? https : http;
@@ -40,7 +50,13 @@ export function httpGet(url: string, opts: GetOptions): Promise<HttpResponse> {
       settled = true;
       reject(new HttpRequestError(kind, message));
     };
-    const req = lib.get(u, { headers: { Accept: 'application/json', ...opts.headers }, agent: opts.agent }, (res) => {
+    const body = opts.json === undefined ? undefined : JSON.stringify(opts.json);
+    const headers: Record<string, string> = {
+      Accept: 'application/json',
+      ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+      ...opts.headers,
+    };
+    const req = lib.request(u, { method, headers, agent: opts.agent }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {
@@ -64,5 +80,6 @@ export function httpGet(url: string, opts: GetOptions): Promise<HttpResponse> {
       clearTimeout(timer);
       fail('connection', e.code ? `${e.code}: ${e.message}` : e.message);
     });
+    req.end(body);
   });
 }

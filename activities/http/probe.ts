@@ -2,7 +2,16 @@
 // "zero downtime" is measured, not assumed. Each client sends its requests one after another,
 // like a user's session, which is what makes "saw an older API after a newer one" meaningful.
 import { activityContext } from '../common';
-import { httpGet, HttpRequestError } from './get';
+import { randomBytes } from 'node:crypto';
+import { httpRequest, HttpRequestError, type HttpResponse } from './get';
+import {
+  issueToken,
+  readCloudCredentials,
+  sshPublicKey,
+  TokenError,
+  type CloudCredentials,
+  type Token,
+} from './keystone';
 import { LatencyHistogram, type LatencySummary } from './latency';
 import { compareMicroversions, parseVersionDocument } from './versions';
 
@@ -15,6 +24,30 @@ export interface ProbeFailure {
   kind: ProbeFailureKind;
   reason: string;
 }
+
+/**
+ * Authenticated traffic: a version document alone cannot see a nova-api that fails on its
+ * database or on keystone. Each client gets a keystone token (from a clouds.yaml on the probe's
+ * own host, so no password is in the workflow's history) and sends these with it, through the VIP.
+ */
+export interface ProbeAuth {
+  cloudsYaml: string;
+  cloud: string;
+  /** GETs sent with the token, e.g. /v2.1/servers/detail (a scatter-gather over every cell) and /v2.1/flavors. */
+  paths: string[];
+  /** Also create a keypair, then delete it: writes to the API database. */
+  keypairs: boolean;
+}
+
+type Action =
+  | { kind: 'get'; path: string }
+  | { kind: 'authGet'; path: string }
+  | { kind: 'keypairCreate' }
+  | { kind: 'keypairDelete' };
+
+/** Tokens are renewed this long before keystone's expiry (default lifetime one hour). */
+const TOKEN_RENEW_MS = 5 * 60_000;
+const KEYPAIRS = '/v2.1/os-keypairs';
 
 export interface VipProbeOptions {
   /** The VIP's base URL; paths are appended to it. */
@@ -32,6 +65,7 @@ export interface VipProbeOptions {
    * OpenStack-API-Version; the version documents say it in their body anyway.
    */
   requestLatestMicroversion?: boolean;
+  auth?: ProbeAuth;
 }
 
 export interface ClientSnapshot {
@@ -45,7 +79,12 @@ export interface ClientSnapshot {
 }
 
 export interface ProbeSnapshot {
+  /** Every request the probe sent: through the VIP, and its token requests to keystone. */
   requests: number;
+  /** Requests through the VIP that carried a keystone token. */
+  authenticatedRequests?: number;
+  /** Token requests to keystone (counted in requests, not in authenticatedRequests). */
+  tokenRequests?: number;
   failedRequests: number;
   failuresByKind: Partial<Record<ProbeFailureKind, number>>;
   firstFailures: ProbeFailure[];
@@ -74,6 +113,8 @@ export function mergeSnapshots(a: ProbeSnapshot, b: ProbeSnapshot): ProbeSnapsho
   const maxOf = (x: string | null, y: string | null) => (!x ? y : !y ? x : compareMicroversions(x, y) >= 0 ? x : y);
   return {
     requests: a.requests + b.requests,
+    authenticatedRequests: (a.authenticatedRequests ?? 0) + (b.authenticatedRequests ?? 0),
+    tokenRequests: (a.tokenRequests ?? 0) + (b.tokenRequests ?? 0),
     failedRequests: a.failedRequests + b.failedRequests,
     failuresByKind: kinds,
     firstFailures: [...a.firstFailures, ...b.firstFailures].slice(0, MAX_FIRST_FAILURES),
@@ -102,6 +143,9 @@ const MAX_BACKENDS = 64;
 const VERSION_PATH = /^\/(v2(\.1)?\/?)?$/;
 
 interface ClientState {
+  token?: Token;
+  /** The keypair this client created and has yet to delete. */
+  keypair?: string;
   requests: number;
   failures: number;
   versionDecreases: number;
@@ -138,7 +182,15 @@ export function microversionOf(
 }
 
 export class VipProbe {
-  private readonly opts: Required<Omit<VipProbeOptions, 'stopAfterMs'>> & { stopAfterMs?: number };
+  private readonly opts: Required<Omit<VipProbeOptions, 'stopAfterMs' | 'auth'>> &
+    Pick<VipProbeOptions, 'stopAfterMs' | 'auth'>;
+  private readonly actions: Action[];
+  private credentials?: CloudCredentials;
+  private publicKey?: string;
+  private readonly runId = randomBytes(3).toString('hex');
+  private keypairSeq = 0;
+  private authenticated = 0;
+  private tokenRequests = 0;
   private readonly latency = new LatencyHistogram();
   private readonly clients: ClientState[];
   private readonly failuresByKind: Partial<Record<ProbeFailureKind, number>> = {};
@@ -160,6 +212,8 @@ export class VipProbe {
 
   constructor(opts: VipProbeOptions) {
     if (!opts.paths.length) throw new Error('the probe needs at least one path');
+    if (opts.auth && !opts.auth.paths.length && !opts.auth.keypairs)
+      throw new Error('probe.auth needs at least one path or keypairs: true');
     if (!(opts.maxDurationMs > 0)) throw new Error('the probe needs a positive maxDurationMs');
     this.opts = {
       ratePerSecond: 20,
@@ -169,6 +223,12 @@ export class VipProbe {
       ...opts,
       url: opts.url.replace(/\/+$/, ''),
     };
+    // One cycle: the anonymous paths, then the authenticated ones, then a keypair's create and delete.
+    this.actions = [
+      ...opts.paths.map((path): Action => ({ kind: 'get', path })),
+      ...(opts.auth?.paths ?? []).map((path): Action => ({ kind: 'authGet', path })),
+      ...(opts.auth?.keypairs ? [{ kind: 'keypairCreate' } as const, { kind: 'keypairDelete' } as const] : []),
+    ];
     this.clients = Array.from({ length: this.opts.clients }, () => ({
       requests: 0,
       failures: 0,
@@ -182,6 +242,11 @@ export class VipProbe {
 
   start(): void {
     if (this.startedAt) throw new Error('the probe was already started');
+    // Bad credentials file: a sentence before any traffic, not a window of failures.
+    if (this.opts.auth) {
+      this.credentials = readCloudCredentials(this.opts.auth.cloudsYaml, this.opts.auth.cloud);
+      if (this.opts.auth.keypairs) this.publicKey = sshPublicKey('nova-upgrade-probe');
+    }
     this.startedAt = Date.now();
     this.timers.push(setTimeout(() => void this.stop('maxDuration'), this.opts.maxDurationMs));
     if (this.opts.stopAfterMs !== undefined)
@@ -213,6 +278,7 @@ export class VipProbe {
     const end = this.endedAt || Date.now();
     return {
       requests: this.requests,
+      ...(this.opts.auth ? { authenticatedRequests: this.authenticated, tokenRequests: this.tokenRequests } : {}),
       failedRequests: this.failed,
       failuresByKind: { ...this.failuresByKind },
       firstFailures: [...this.firstFailures],
@@ -255,46 +321,113 @@ export class VipProbe {
       const wait = next - Date.now();
       if (wait > 0) await this.pause(wait);
       if (this.stopping) break;
-      const path = this.opts.paths[n++ % this.opts.paths.length]!;
-      await this.request(index, path);
+      let action = this.actions[n++ % this.actions.length]!;
+      // Nothing to delete (its create failed, or this client starts mid-cycle): the next action instead.
+      if (action.kind === 'keypairDelete' && !this.clients[index]!.keypair)
+        action = this.actions[n++ % this.actions.length]!;
+      await this.act(index, action);
       // A slow answer delays this client's next request rather than bunching them up later.
       next = Math.max(next + interval, Date.now());
     }
+    // A keypair created just before the stop is deleted, so the probe leaves none behind.
+    if (this.clients[index]!.keypair) await this.act(index, { kind: 'keypairDelete' });
   }
 
-  private async request(index: number, path: string): Promise<void> {
+  private async act(index: number, action: Action): Promise<void> {
+    if (action.kind === 'get') {
+      await this.request(index, 'GET', action.path);
+      return;
+    }
+    const token = await this.token(index);
+    if (!token) return;
     const c = this.clients[index]!;
+    if (action.kind === 'authGet') {
+      await this.request(index, 'GET', action.path, token);
+      return;
+    }
+    if (action.kind === 'keypairCreate') {
+      const name = `nova-upgrade-probe-${this.runId}-${index}-${++this.keypairSeq}`;
+      const ok = await this.request(index, 'POST', KEYPAIRS, token, {
+        keypair: { name, public_key: this.publicKey, type: 'ssh' },
+      });
+      if (ok) c.keypair = name;
+      return;
+    }
+    const name = c.keypair!;
+    c.keypair = undefined;
+    await this.request(index, 'DELETE', `${KEYPAIRS}/${encodeURIComponent(name)}`, token);
+  }
+
+  /** This client's token, renewed ahead of its expiry; undefined (a failure counted) if keystone did not give one. */
+  private async token(index: number): Promise<string | undefined> {
+    const c = this.clients[index]!;
+    if (c.token && c.token.expiresAt - Date.now() > TOKEN_RENEW_MS) return c.token.id;
     const began = performance.now();
-    const headers: Record<string, string> = this.opts.requestLatestMicroversion
-      ? { 'OpenStack-API-Version': 'compute latest', 'X-OpenStack-Nova-API-Version': 'latest' }
-      : {};
     this.requests++;
+    this.tokenRequests++;
     c.requests++;
     try {
-      const res = await httpGet(this.opts.url + path, { timeoutMs: this.opts.requestTimeoutMs, headers });
+      c.token = await issueToken(this.credentials!, this.opts.requestTimeoutMs);
       this.latency.record(performance.now() - began);
-      const backend = header(res.headers, 'x-lab-node');
-      if (backend && (this.byBackend.has(backend) || this.byBackend.size < MAX_BACKENDS))
-        this.byBackend.set(backend, (this.byBackend.get(backend) ?? 0) + 1);
-      if (res.status >= 500)
-        return this.fail(index, path, 'http5xx', `HTTP ${res.status}${backend ? ` from ${backend}` : ''}`);
-      if (res.status >= 400)
-        return this.fail(index, path, 'http4xx', `HTTP ${res.status}${backend ? ` from ${backend}` : ''}`);
-      const mv = microversionOf(path, res.body, res.headers, this.opts.requestLatestMicroversion);
-      if (mv === undefined && VERSION_PATH.test(path) && res.status < 300) {
-        return this.fail(
-          index,
-          path,
-          'invalidVersionDocument',
-          `HTTP ${res.status} without a version document${backend ? ` from ${backend}` : ''}`,
-        );
-      }
-      if (mv !== undefined) this.sawVersion(c, mv);
+      return c.token.id;
     } catch (e) {
       this.latency.record(performance.now() - began);
-      if (e instanceof HttpRequestError) this.fail(index, path, e.kind, e.message);
-      else this.fail(index, path, 'connection', (e as Error).message);
+      c.token = undefined;
+      const kind = e instanceof TokenError ? e.kind : 'connection';
+      this.fail(index, 'keystone /v3/auth/tokens', kind, (e as Error).message);
+      return undefined;
     }
+  }
+
+  /** One request through the VIP; true if it succeeded. */
+  private async request(index: number, method: string, path: string, token?: string, json?: unknown): Promise<boolean> {
+    const c = this.clients[index]!;
+    const began = performance.now();
+    const headers: Record<string, string> = {
+      ...(this.opts.requestLatestMicroversion
+        ? { 'OpenStack-API-Version': 'compute latest', 'X-OpenStack-Nova-API-Version': 'latest' }
+        : {}),
+      ...(token ? { 'X-Auth-Token': token } : {}),
+    };
+    const label = method === 'GET' ? path : `${method} ${path}`;
+    this.requests++;
+    c.requests++;
+    if (token) this.authenticated++;
+    let res: HttpResponse;
+    try {
+      res = await httpRequest(method, this.opts.url + path, {
+        timeoutMs: this.opts.requestTimeoutMs,
+        headers,
+        ...(json !== undefined ? { json } : {}),
+      });
+    } catch (e) {
+      this.latency.record(performance.now() - began);
+      if (e instanceof HttpRequestError) this.fail(index, label, e.kind, e.message);
+      else this.fail(index, label, 'connection', (e as Error).message);
+      return false;
+    }
+    this.latency.record(performance.now() - began);
+    const backend = header(res.headers, 'x-lab-node');
+    if (backend && (this.byBackend.has(backend) || this.byBackend.size < MAX_BACKENDS))
+      this.byBackend.set(backend, (this.byBackend.get(backend) ?? 0) + 1);
+    const from = backend ? ` from ${backend}` : '';
+    if (res.status >= 500) {
+      this.fail(index, label, 'http5xx', `HTTP ${res.status}${from}`);
+      return false;
+    }
+    if (res.status >= 400) {
+      // A token nova refused: get a new one next time, and count this as the failure it was.
+      if (res.status === 401) c.token = undefined;
+      this.fail(index, label, 'http4xx', `HTTP ${res.status}${from}: ${res.body.slice(0, 200)}`);
+      return false;
+    }
+    const mv = microversionOf(path, res.body, res.headers, this.opts.requestLatestMicroversion);
+    if (mv === undefined && method === 'GET' && VERSION_PATH.test(path) && res.status < 300) {
+      this.fail(index, label, 'invalidVersionDocument', `HTTP ${res.status} without a version document${from}`);
+      return false;
+    }
+    if (mv !== undefined) this.sawVersion(c, mv);
+    return true;
   }
 
   private sawVersion(c: ClientState, mv: string): void {

@@ -116,7 +116,7 @@ export function cpuConf(n: RealNodeFiles): string {
   return common(
     n,
     `nova_${n.computeCell}`,
-    `compute_driver = fake.FakeDriver\ninstances_path = ${n.root}/data/nova/instances\n`,
+    `compute_driver = fake.FakeDriverWithoutFakeNodes\ninstances_path = ${n.root}/data/nova/instances\n`,
   );
 }
 

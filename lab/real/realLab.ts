@@ -2,7 +2,7 @@
 // MariaDB and RabbitMQ, keystone's bootstrap and catalog, placement, and nova's cells v2, set up
 // the way devstack does it. lab.ts keeps what both labs share (sshd, HAProxy, the inventory).
 import { execFile, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readlinkSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readlinkSync, symlinkSync, unlinkSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,7 +15,7 @@ import {
   type RealUnit,
 } from '../node/layout';
 import type { Role } from '../../inventory/schema';
-import { mariadbFiles, mariadbQuery, startMariadb, startRabbitmq } from './backing';
+import { mariadbFiles, startMariadb, startRabbitmq } from './backing';
 import {
   cellConf,
   cloudsYaml,
@@ -409,33 +409,25 @@ export async function discoverHosts(ctl: NodeRunner, hosts: string[], timeoutMs 
 }
 
 /**
- * nova-compute keeps its compute node's UUID in <state_path>/compute_id; a 34.0.0 compute
- * whose service record is new enough refuses to start without it ("No local node identity
- * found, but this is not our first startup"). Libvirt's driver writes it at first start; the
- * FakeDriver of 33.0.2 does not, so the lab writes what a real compute would have, from the
- * compute node record nova created.
+ * nova-compute keeps its compute node's UUID in <state_path>/compute_id, and a 34.0.0 compute
+ * whose service record is new enough refuses to start without it. The lab's driver
+ * (fake.FakeDriverWithoutFakeNodes, as a real single-node driver) writes it at first start
+ * (nova/virt/node.py get_local_node_uuid); this checks nova did, so an upgrade never starts
+ * from a node that would lose its identity. fake.FakeDriver cannot be restarted at all: it
+ * draws its node UUID from uuidsentinel, new in every process, and a restarted compute then
+ * fails with "Duplicate compute node record found".
  */
-export async function writeComputeIds(
-  stateDir: string,
-  hosts: NodeRunner[],
-  cells: readonly string[] = CELLS,
-): Promise<void> {
+export async function checkComputeIds(hosts: NodeRunner[], timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   for (const h of hosts) {
     const file = join(h.root, 'data', 'nova', 'compute_id');
-    if (existsSync(file)) continue;
-    let uuid: string | undefined;
-    for (const cell of cells) {
-      const rows = await mariadbQuery(
-        backingDirs(stateDir).mariadb,
-        `SELECT uuid FROM nova_${cell}.compute_nodes WHERE host = '${h.name}' AND deleted = 0`,
-      );
-      uuid ??= rows[0]?.[0];
+    while (!existsSync(file)) {
+      if (Date.now() > deadline)
+        throw new Error(
+          `nova-compute on ${h.name} has not written ${file} after ${timeoutMs / 1000} s; see ${join(h.root, 'run', 'devstack@n-cpu.log')}`,
+        );
+      await new Promise((r) => setTimeout(r, 1000));
     }
-    if (!uuid)
-      throw new Error(
-        `nova has no compute node record for ${h.name}; see ${join(h.root, 'run', 'devstack@n-cpu.log')}`,
-      );
-    writeFileSync(file, `${uuid}\n`);
   }
 }
 

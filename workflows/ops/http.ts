@@ -69,6 +69,7 @@ export function httpOps(inv: Inventory) {
               requestTimeoutMs: p.requestTimeoutSeconds * 1000,
               maxDurationMs: PROBE_MAX_MS,
               ...(carry ? { carry } : {}),
+              ...(p.auth ? { auth: p.auth } : {}),
             },
           ],
         );

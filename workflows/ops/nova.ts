@@ -127,7 +127,12 @@ export function novaOps(inv: Inventory) {
             target: ctl(),
             cells: inv.cells.map((c) => ({
               name: c.name,
-              command: cmd(inv, 'onlineDataMigrations', { maxCount: 1000, config: c.configFile, cell: c.name }),
+              command: cmd(inv, 'onlineDataMigrations', {
+                maxCount: 1000,
+                apiConfig: inv.apiConfigFile,
+                config: c.configFile,
+                cell: c.name,
+              }),
             })),
             keyPrefix: key,
             stateDir,

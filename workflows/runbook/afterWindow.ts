@@ -107,7 +107,12 @@ export function afterWindowSteps(inv: Inventory, opts: AfterWindowOptions = {}):
       node: ctl,
       commands: inv.cells.map((c) => ({
         node: ctl,
-        command: cmd(inv, 'onlineDataMigrations', { maxCount: 1000, config: c.configFile, cell: c.name }),
+        command: cmd(inv, 'onlineDataMigrations', {
+          maxCount: 1000,
+          apiConfig: inv.apiConfigFile,
+          config: c.configFile,
+          cell: c.name,
+        }),
       })),
       run: (rt, key) => rt.ops.nova.runOnlineDataMigrations(key),
     },
