@@ -137,7 +137,7 @@ function venvsMappedBy(pid: number): string[] {
 }
 
 // Runs when the venvs are asked for (NOVA_UPGRADE_VENVS=33-34, which also makes install.sh build them);
-// NOVA_UPGRADE_VENVS=33-34); without it the test is reported as skipped (.ci/run says why).
+// without it the test is reported as skipped (.ci/run says why).
 const REAL = (process.env.NOVA_UPGRADE_VENVS ?? 'skip') !== 'skip';
 // The real fault in the one upgrade (issue 10 §4): it costs failed starts and a retry, so CI
 // leaves it out; NOVA_UPGRADE_REAL_FAULT=1 turns it on.
