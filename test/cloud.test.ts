@@ -81,7 +81,7 @@ describe("nova's cells against the inventory's", () => {
     expect(err.type).toBe('NovaCellsDiffer');
     expect(err.nonRetryable).toBe(true);
     expect(err.message).toMatch(
-      /^nova has cell "cell2" \([0-9a-f-]{36}\) that the inventory's cells do not list: add it to cells with its config file, or its database is never synced nor migrated \(`nova-manage cell_v2 list_cells` on controller\)$/,
+      /^nova has cell "cell2" \([0-9a-f-]{36}\) that the inventory's cells do not list: add it to cells with its config file, or its database is never synced nor migrated \(`\S*\/nova-manage cell_v2 list_cells` on controller\)$/,
     );
   });
 });
@@ -330,7 +330,7 @@ describe("placement's own code", () => {
     const step = plannedSteps(inv).find((s) => s.id === 'upgrade-placement')!;
     expect(step.commands.map((c) => c.command)).toEqual([
       'lab-install-code --placement 31.0.0',
-      'placement-manage db sync && sudo systemctl restart devstack@placement-api',
+      `${lab.stateDir}/bin/placement-manage db sync && sudo systemctl restart devstack@placement-api`,
     ]);
     const installed = await activityEnv().run(manage.installPlacement, {
       target: ctl,
@@ -353,7 +353,7 @@ describe("placement's own code", () => {
     // The default template checks out the series' placement: 2025.1 for nova 31.
     const devstack = validateInventory({ ...(parse(readFileSync(lab.inventoryPath, 'utf8')) as object), commands: {} });
     expect(placementInstallCommand(devstack)).toBe(
-      'cd /opt/stack/placement && git fetch origin && git checkout origin/stable/2025.1 && sudo -H pip install -e /opt/stack/placement',
+      `cd /opt/stack/placement && git fetch origin && git checkout origin/stable/2025.1 && ${lab.stateDir}/bin/pip install -e /opt/stack/placement`,
     );
   });
 });
@@ -410,7 +410,7 @@ describe('a template corrected while its step is held', () => {
         'cellList=nova-manage --config-file {config} cell_v2 list_cells',
       );
       expect(badPlaceholder.stderr).toContain(
-        'refused: commands.cellList: unknown placeholder {config}; this template may use no placeholders',
+        'refused: commands.cellList: unknown placeholder {config}; this template may use {venv}',
       );
       const unknown = await cli('templates', 'set', workflowId, 'cellsList=nova-manage cell_v2 list_cells');
       expect(unknown.stderr).toContain('refused: commands.cellsList: not a command template; the templates are ');
@@ -527,14 +527,16 @@ describe('nova-metadata behind a backend of its own', () => {
       }));
       const idx = (pred: (c: (typeof calls)[number]) => boolean) => calls.findIndex(pred);
       const meta = (name: string) => idx((c) => c.name === name && c.backend === 'nova-metadata' && c.server === ctl);
-      const restartMeta = idx((c) => c.name === 'restartService' && c.unit === 'devstack@n-api-meta');
+      const restartMeta = idx((c) => /^restartService(Checked)?$/.test(c.name) && c.unit === 'devstack@n-api-meta');
       expect(restartMeta).toBeGreaterThan(-1);
       expect(meta('drainApiServer')).toBeGreaterThan(-1);
       expect(meta('drainApiServer')).toBeLessThan(meta('waitForNoSessions'));
       expect(meta('waitForNoSessions')).toBeLessThan(restartMeta);
       expect(restartMeta).toBeLessThan(meta('enableApiServer'));
       expect(meta('enableApiServer')).toBeLessThan(meta('waitForServerUp'));
-      expect(calls.filter((c) => c.name === 'restartService' && c.unit === 'devstack@n-api-meta')).toHaveLength(1);
+      expect(
+        calls.filter((c) => /^restartService(Checked)?$/.test(c.name) && c.unit === 'devstack@n-api-meta'),
+      ).toHaveLength(1);
       // nova-api's own backend is drained and enabled as before.
       expect(calls.some((c) => c.name === 'drainApiServer' && c.backend === 'nova-api')).toBe(true);
     } finally {

@@ -426,7 +426,11 @@ describe('SSH nodes that refuse or hang, and nova-api that will not start on the
     const frozenAt = Date.now();
     const hung = await heldAt(h, 'compute-batch:2');
     const hungMs = Date.now() - frozenAt;
-    expect(hung.error).toMatch(/^batch 2\/2 failed at "install nova 31\.0\.0 on apicomp": /);
+    // Batch 2 is apicomp alone; a node of a batch is held by itself (issue 12), at its first
+    // command on the frozen node: the read of its nova-compute before anything is touched.
+    expect(hung.error).toMatch(
+      /^apicomp \(apicomp\) failed at "(read devstack@n-cpu state|install nova 31\.0\.0) on apicomp": .*; the rest of its batch finished$/,
+    );
     measured.push(`hanging node: held ${hungMs} ms after SIGSTOP (step ran ${hung.ms} ms): ${hung.error}`);
     stopSshd(sshdDir('apicomp'), 'SIGCONT');
     await decide(h, 'retry');
@@ -435,10 +439,9 @@ describe('SSH nodes that refuse or hang, and nova-api that will not start on the
     const broken = await heldAt(h, 'restart:apicomp:devstack@n-api');
     expect(broken.error).toMatch(/^devstack@n-api on apicomp did not become active after the restart/);
     expect(broken.error).toMatch(/\[NovaServiceFailedToStart\]$/);
-    expect(broken.p.steps.find((s) => s.id === 'compute-batch:2')).toMatchObject({
-      status: 'succeeded',
-      operatorRetries: 1,
-    });
+    // The retry was the node's own (issue 12): recorded on the node, the batch step succeeded.
+    expect(broken.p.steps.find((s) => s.id === 'compute-batch:2')?.status).toBe('succeeded');
+    expect(broken.p.compute?.failedNodes?.map((f) => [f.node, f.batch, f.status])).toEqual([['apicomp', 2, 'done']]);
     expect(broken.p.steps.find((s) => s.id === 'enable:controller')?.status).toBe('succeeded');
     const lbAtHold = await expectDrainedEverywhere('apicomp', 'at the restart hold');
     measured.push(
