@@ -232,7 +232,7 @@ describe('webhook notifications', () => {
     expect(sync[0]).toMatchObject({
       workflowId: id,
       node: 'controller',
-      command: 'nova-manage api_db sync',
+      command: '/opt/stack/data/venv/bin/nova-manage api_db sync',
       exitCode: 0,
       durationMs: 12,
       summary: 'nova-manage api_db sync',
@@ -245,7 +245,9 @@ describe('webhook notifications', () => {
       { activity: 'syncApiDb', summary: 'nova-manage api_db sync', error: 'syncApiDb failed as scripted' },
     ]);
     const table = await cli('history', id);
-    expect(table.stdout).toMatch(/nova-manage api_db sync\n {4}controller\s+exit 0\s+12 ms\s+nova-manage api_db sync/);
+    expect(table.stdout).toMatch(
+      /nova-manage api_db sync\n {4}controller\s+exit 0\s+12 ms\s+\/opt\/stack\/data\/venv\/bin\/nova-manage api_db sync/,
+    );
     expect(table.stdout).toMatch(/install nova 31\.0\.0 on apicomp {2}\[compute-batch-2\/r0\]/);
     expect(table.stdout).toContain('Failed activity attempts');
     const missing = await cli('history', 'nova-upgrade-no-such-cloud');
