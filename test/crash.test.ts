@@ -159,8 +159,11 @@ it(
         if (starts !== 2) twice.push(`${n.name}/${unit} started ${starts} times`);
         hupRepeats += Math.max(0, events.filter((e) => e.verb === 'hup' && e.unit === unit).length - 1);
       }
-      const installs = events.filter((e) => e.verb === 'install').length;
-      if (installs !== 1) twice.push(`${n.name} installed ${installs} times`);
+      // nova once per node; placement's own code once, on the controller (its step installs it).
+      const installs = events.filter((e) => e.verb === 'install' && e.unit === 'nova').length;
+      if (installs !== 1) twice.push(`${n.name} installed nova ${installs} times`);
+      const placement = events.filter((e) => e.verb === 'install' && e.unit === 'placement').length;
+      if (placement > 1) twice.push(`${n.name} installed placement ${placement} times`);
     }
     const detectedAlreadyDone = result.steps.filter((s) => s.alreadyDone).map((s) => s.id);
     console.log(

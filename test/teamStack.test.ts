@@ -303,8 +303,11 @@ describe('the team stack on PostgreSQL', () => {
           const starts = events.filter((e) => e.verb === 'start' && e.unit === unit).length;
           if (starts !== 2) twice.push(`${n.name}/${unit} started ${starts} times`);
         }
-        const installs = events.filter((e) => e.verb === 'install').length;
-        if (installs !== 1) twice.push(`${n.name} installed ${installs} times`);
+        // nova once per node; placement's own code once, on the controller (its step installs it).
+        const installs = events.filter((e) => e.verb === 'install' && e.unit === 'nova').length;
+        if (installs !== 1) twice.push(`${n.name} installed nova ${installs} times`);
+        const placement = events.filter((e) => e.verb === 'install' && e.unit === 'placement').length;
+        if (placement > 1) twice.push(`${n.name} installed placement ${placement} times`);
       }
       console.log(
         [
