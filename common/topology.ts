@@ -41,7 +41,11 @@ export function cmd(inv: Inventory, name: CommandName, values: Record<string, st
   // {venv} only with the devstack profile; a run started before profiles has no devstack section and no {venv}.
   const venv: Record<string, string> = inv.devstack ? { venv: inv.devstack.venv } : {};
   // The inventory of a run started before a template existed lacks it: that run gets the default.
-  const template = (inv.commands as Partial<Record<CommandName, string>>)[name] ?? DEFAULT_COMMANDS[name];
+  // A run started before profiles also has no {venv}: it gets the default as that release wrote
+  // its templates, with the programs found on PATH.
+  const template =
+    (inv.commands as Partial<Record<CommandName, string>>)[name] ??
+    (inv.devstack ? DEFAULT_COMMANDS[name] : DEFAULT_COMMANDS[name].replaceAll('{venv}/bin/', ''));
   return renderCommand(name, template, { osCloud: inv.openstack.osCloud, ...venv, ...values });
 }
 
