@@ -28,6 +28,29 @@ const aptUpgrade = (packages: string) =>
 
 const novaManage = 'sudo -u nova nova-manage';
 
+/**
+ * What every distribution package install shares: nova's programs run as the nova user, one
+ * nova.conf (root:nova 0640, so read with sudo) whose [database] is the only cell and which has
+ * [api_database], so the install guides' plain `db sync` also syncs cell0. The packages and how
+ * placement's WSGI server restarts are the distribution's.
+ */
+export function packagedCommands(d: { installCode: string; installPlacement: string; placementRestart: string }) {
+  return {
+    ...DEFAULT_COMMANDS,
+    codeVersion: `${novaManage} --version`,
+    installCode: d.installCode,
+    installPlacement: d.installPlacement,
+    upgradePlacement: `sudo -u placement placement-manage db sync && ${d.placementRestart}`,
+    apiDbSync: `${novaManage} api_db sync`,
+    dbSync: `${novaManage} --config-file {config} db sync`,
+    upgradeCheck: 'sudo -u nova nova-status upgrade check',
+    cellList: `${novaManage} cell_v2 list_cells`,
+    onlineDataMigrations: `${novaManage} --config-file {config} db online_data_migrations --max-count {maxCount}`,
+    readFile: 'sudo cat {path}',
+    tempest: 'cd ~/tempest && tempest run --smoke',
+  };
+}
+
 function packagesProfile(name: 'ubuntu' | 'debian'): Profile {
   // Ubuntu serves nova-api from apache2 (mod_wsgi, the nova-api package's apache2 site);
   // Debian from uwsgi, as nova-api.service (its init script starts uwsgi_python3 with
@@ -41,23 +64,11 @@ function packagesProfile(name: 'ubuntu' | 'debian'): Profile {
   return {
     name,
     summary: `${name === 'ubuntu' ? 'Ubuntu' : 'Debian'} packages: nova-* systemd units (nova-api under ${name === 'ubuntu' ? 'apache2' : 'uwsgi'}), /etc/nova/nova.conf, apt upgrades behind policy-rc.d`,
-    commands: {
-      ...DEFAULT_COMMANDS,
-      codeVersion: `${novaManage} --version`,
+    commands: packagedCommands({
       installCode: aptUpgrade("'nova-*' python3-nova"),
       installPlacement: aptUpgrade("'placement-*' python3-placement"),
-      upgradePlacement: `sudo -u placement placement-manage db sync && ${placementRestart}`,
-      apiDbSync: `${novaManage} api_db sync`,
-      // A packaged nova.conf points [database] at the (only) cell and has [api_database]: the
-      // install guides' plain `db sync` also syncs cell0 through the API database.
-      dbSync: `${novaManage} --config-file {config} db sync`,
-      upgradeCheck: 'sudo -u nova nova-status upgrade check',
-      cellList: `${novaManage} cell_v2 list_cells`,
-      onlineDataMigrations: `${novaManage} --config-file {config} db online_data_migrations --max-count {maxCount}`,
-      // nova.conf is root:nova 0640.
-      readFile: 'sudo cat {path}',
-      tempest: 'cd ~/tempest && tempest run --smoke',
-    },
+      placementRestart,
+    }),
     services: {
       controller: [
         { unit: 'nova-conductor', kind: 'conductor' },

@@ -1,6 +1,6 @@
 // RDO (CentOS Stream, RHEL and their rebuilds): openstack-nova-* systemd units, one
 // /etc/nova/nova.conf, nova-manage as the nova user, code installed by dnf.
-import { DEFAULT_COMMANDS } from '../commands';
+import { packagedCommands } from './packages';
 import type { Profile } from './types';
 
 // RDO's openstack-nova.spec restarts its units on upgrade (%systemd_postun_with_restart for
@@ -10,26 +10,16 @@ import type { Profile } from './types';
 // and the runbook restarts each service in its own turn.
 const dnfUpgrade = (packages: string) =>
   `sudo env SYSTEMD_OFFLINE=1 dnf -y upgrade ${packages} && sudo systemctl daemon-reload`;
-const novaManage = 'sudo -u nova nova-manage';
 
 export const rdo: Profile = {
   name: 'rdo',
   summary: 'RDO packages: openstack-nova-* systemd units, /etc/nova/nova.conf, dnf upgrades that restart nothing',
-  commands: {
-    ...DEFAULT_COMMANDS,
-    codeVersion: `${novaManage} --version`,
+  commands: packagedCommands({
     installCode: dnfUpgrade("'openstack-nova-*' python3-nova"),
-    // openstack-placement-api runs under httpd; a graceful reload restarts its WSGI daemons.
     installPlacement: dnfUpgrade("'openstack-placement-*' python3-placement"),
-    upgradePlacement: 'sudo -u placement placement-manage db sync && sudo systemctl reload httpd',
-    apiDbSync: `${novaManage} api_db sync`,
-    dbSync: `${novaManage} --config-file {config} db sync`,
-    upgradeCheck: 'sudo -u nova nova-status upgrade check',
-    cellList: `${novaManage} cell_v2 list_cells`,
-    onlineDataMigrations: `${novaManage} --config-file {config} db online_data_migrations --max-count {maxCount}`,
-    readFile: 'sudo cat {path}',
-    tempest: 'cd ~/tempest && tempest run --smoke',
-  },
+    // openstack-placement-api runs under httpd; a graceful reload restarts its WSGI daemons.
+    placementRestart: 'sudo systemctl reload httpd',
+  }),
   services: {
     controller: [
       { unit: 'openstack-nova-conductor', kind: 'conductor' },
