@@ -61,28 +61,29 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** An upgrade's input as build A's CLI made it: build A's loader, its defaults, its templates. */
+async function inputOfBuildA(cloudPrefix: string): Promise<UpgradeInput> {
+  const raw = parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as Record<string, unknown>;
+  const loadA = (await import(join(buildA, 'inventory', 'load.ts'))) as {
+    validateInventory: typeof validateInventory;
+  };
+  const inventory = loadA.validateInventory({
+    ...raw,
+    cloud: `${cloudPrefix}${randomUUID().slice(0, 8)}`,
+    retry: { maximumAttempts: 1, initialIntervalSeconds: 1 },
+  });
+  return { inventory, autoApprove: ['before-upgrade', 'before-window', 'after-window'], startedBy: 'test' };
+}
+
 it.runIf(haveRelease)(
   'an upgrade started on 0.1.0 and held at a gate completes on this build after the workers are swapped',
   async () => {
     const t = sharedTemporal();
     const taskQueue = `worker-upgrade-${randomUUID()}`;
     const script = newScript();
-    const raw = parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as Record<string, unknown>;
-    // Build A's CLI started it, so build A's loader made the input (its defaults, its templates).
-    const loadA = (await import(join(buildA, 'inventory', 'load.ts'))) as {
-      validateInventory: typeof validateInventory;
-    };
-    const inventory = loadA.validateInventory({
-      ...raw,
-      cloud: `wu${randomUUID().slice(0, 8)}`,
-      retry: { maximumAttempts: 1, initialIntervalSeconds: 1 },
-    });
+    const input = await inputOfBuildA('wu');
+    const inventory = input.inventory;
     expect(inventory.commands.onlineDataMigrations).not.toContain('{config}');
-    const input: UpgradeInput = {
-      inventory,
-      autoApprove: ['before-upgrade', 'before-window', 'after-window'],
-      startedBy: 'test',
-    };
 
     const workerA = await Worker.create({
       connection,
@@ -157,20 +158,8 @@ it.runIf(haveRelease)(
     const taskQueue = `worker-versioning-${randomUUID()}`;
     const scriptA = newScript();
     const scriptB = newScript();
-    const raw = parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as Record<string, unknown>;
-    const loadA = (await import(join(buildA, 'inventory', 'load.ts'))) as {
-      validateInventory: typeof validateInventory;
-    };
-    const inventory = loadA.validateInventory({
-      ...raw,
-      cloud: `wv${randomUUID().slice(0, 8)}`,
-      retry: { maximumAttempts: 1, initialIntervalSeconds: 1 },
-    });
-    const input: UpgradeInput = {
-      inventory,
-      autoApprove: ['before-upgrade', 'before-window', 'after-window'],
-      startedBy: 'test',
-    };
+    const input = await inputOfBuildA('wv');
+    const inventory = input.inventory;
     const workerA = await Worker.create({
       connection,
       namespace: t.namespace,
