@@ -93,8 +93,9 @@ it(
   async () => {
     console.log(`crash seed ${seed} (NOVA_UPGRADE_CRASH_SEED=${seed} replays these choices)`);
     const inv = loadInventory(lab.inventoryPath);
-    // A longer settle keeps the drain wait open long enough to be hit; short reads keep a
-    // worker death mid-read cheap.
+    // Short reads keep a worker death mid-read cheap. (A settle time no longer holds the drain
+    // wait open: HAProxy's counters prove a drain at once unless sessions remain; the slow
+    // requests below are such sessions.)
     inv.timeouts.settleSeconds = 3;
     inv.timeouts.readSeconds = 10;
     // More than 20 in all: some situations pass too quickly to be caught every time.
@@ -115,6 +116,19 @@ it(
       maxDurationMs: 20 * 60_000,
     });
     probe.start();
+    // Requests of 2.5 s in flight on every server, as a real cloud has (a large server list): the
+    // drain wait has sessions to wait for, so a worker death can land in it. Measured with the
+    // counter proof alone: every drain wait ended at its first reading (0.35–0.46 s), too soon
+    // to be hit by the 80 ms polling below in 2 of 2 runs.
+    const slow = new VipProbe({
+      url: lab.vipUrl,
+      paths: ['/v2.1/servers?delay_ms=2500'],
+      ratePerSecond: 3,
+      clients: 4,
+      requestTimeoutMs: 10_000,
+      maxDurationMs: 20 * 60_000,
+    });
+    slow.start();
     const h = await startUpgrade(client, taskQueue, inv, { autoApprove: [] });
     const kills: { category: Category; step: string; phase?: string }[] = [];
     const killedAt = new Set<string>();
@@ -147,6 +161,7 @@ it(
     }
     const result = (await h.result()) as UpgradeResult;
     const snap = await probe.stop();
+    const slowSnap = await slow.stop();
 
     const status = labStatus(lab.stateDir);
     const twice: string[] = [];
@@ -172,7 +187,7 @@ it(
         `crash points resumed: ${result.status === 'completed' ? kills.length : 0}`,
         `steps executed twice: ${twice.length}${twice.length ? ` (${twice.join('; ')})` : ''}; repeated SIGHUPs (harmless): ${hupRepeats}`,
         `steps found already done: ${detectedAlreadyDone.join(', ') || 'none'}`,
-        `requests through the VIP: ${snap.requests}, failed: ${snap.failedRequests}`,
+        `requests through the VIP: ${snap.requests}, failed: ${snap.failedRequests}; slow (2.5 s) requests: ${slowSnap.requests}, failed: ${slowSnap.failedRequests}`,
         `seed: ${seed}`,
         `kills: ${kills.map((k) => `${k.category}@${k.step || k.phase}`).join(' ')}`,
       ].join('\n'),
@@ -192,6 +207,7 @@ it(
       ),
     ).toBe(true);
     expect(snap.failedRequests, JSON.stringify(snap.firstFailures)).toBe(0);
+    expect(slowSnap.failedRequests, JSON.stringify(slowSnap.firstFailures)).toBe(0);
   },
   15 * 60_000,
 );
