@@ -61,3 +61,26 @@ export function backoff(maxMs: number, firstMs = 50): () => number {
     return now;
   };
 }
+
+/**
+ * `fn` over `items`, at most `limit` at once, results in the items' order. The first failure is
+ * thrown once every started call has settled, so no call is left running behind the error.
+ */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const lane = async (): Promise<void> => {
+    while (next < items.length && !failure) {
+      const i = next++;
+      try {
+        out[i] = await fn(items[i]!);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, lane));
+  if (failure) throw failure.error;
+  return out;
+}

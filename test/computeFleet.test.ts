@@ -106,11 +106,12 @@ describe('compute batches at fleet shape', () => {
     // The computes' SIGHUP runs in their batch's child, not as one parent step per compute.
     const hupSteps = result.steps.map((s) => s.id).filter((id) => id.startsWith('hup'));
     expect(hupSteps).toContain('hup-computes:1');
-    // The excluded controller and apicomp keep their own SIGHUP steps; the batch's nodes have none.
-    expect(hupSteps.filter((id) => id.endsWith('@n-cpu'))).toEqual([
-      'hup:controller:devstack@n-cpu',
-      'hup:apicomp:devstack@n-cpu',
-    ]);
+    // The excluded controller and apicomp are HUPed with the other services, one exchange per
+    // node; the batch's nodes are not.
+    expect(hupSteps.filter((id) => !id.startsWith('hup-computes:'))).toEqual(['hup-services']);
+    const grouped = calls('hupServices').map((c) => [nodeOf(c.input), c.input.hups]);
+    expect(grouped.map(([n]) => n).sort()).toEqual(['apicomp', 'controller']);
+    for (const [, hups] of grouped) expect(JSON.stringify(hups)).toContain('devstack@n-cpu');
     const hups = calls('hupService').map((c) => nodeOf(c.input));
     for (const n of ['c1', 'c2', 'c3', 'c4', 'c5', 'c6'])
       expect(hups.filter((x) => x === n).length, n).toBeGreaterThanOrEqual(1);

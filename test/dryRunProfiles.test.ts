@@ -5,11 +5,17 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dryRunLines } from '../client/dryRun';
+import { plannedSteps } from '../workflows/runbook';
 import { loadInventory, validateInventory, InventoryError } from '../inventory/load';
 import { parse } from 'yaml';
+import { playbookFor } from '../bench/vs-ansible/playbook';
 
 const DIR = join(__dirname, 'fixtures', 'dry-run');
 const PROFILES = ['devstack', 'ubuntu', 'debian', 'rdo', 'kolla'] as const;
+
+function dryRunStepIds(inv: ReturnType<typeof loadInventory>): string[] {
+  return plannedSteps(inv).map((s) => s.id);
+}
 
 function plan(profile: string): string {
   return `${dryRunLines(loadInventory(join(DIR, `${profile}.yaml`))).join('\n')}\n`;
@@ -24,6 +30,14 @@ describe('dry run of each deployment profile', () => {
       expect(text).toBe(readFileSync(golden, 'utf8'));
     });
   }
+
+  it("bench/vs-ansible's playbook plays every step of every profile's plan, so the two cannot drift", () => {
+    // The bench was last broken by a renamed runbook line (change-compute-endpoint) that nothing ran.
+    for (const profile of PROFILES) {
+      const inv = loadInventory(join(DIR, `${profile}.yaml`));
+      expect(playbookFor(inv).steps, profile).toEqual(dryRunStepIds(inv));
+    }
+  });
 
   it('devstack calls nova-status and placement-manage by their venv paths, and pip from the venv', () => {
     const text = plan('devstack');

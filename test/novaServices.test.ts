@@ -141,3 +141,36 @@ describe('hupService', () => {
     expect(node.count(`units/${unit}/hups`)).toBe(1);
   });
 });
+
+describe('hupServices', () => {
+  it("sends each of a node's units one HUP in one exchange", async () => {
+    const units = ['devstack@n-sch', 'devstack@n-cpu'];
+    const before = units.map((u) => node.count(`units/${u}/hups`));
+    const r = await activityEnv().run(acts.hupServices, {
+      target: node.target,
+      hups: units.map((unit) => ({ unit, command: cmd('serviceHup', unit) })),
+    });
+    expect(r.summary).toBe('sent HUP to devstack@n-sch, devstack@n-cpu on apicomp');
+    expect(r.commands).toHaveLength(1);
+    expect(units.map((u) => node.count(`units/${u}/hups`) - before[units.indexOf(u)]!)).toEqual([1, 1]);
+  });
+
+  it('names the unit whose HUP failed, and the ones before it that had theirs', async () => {
+    const before = node.count('units/devstack@n-sch/hups');
+    const hups = [
+      { unit: 'devstack@n-sch', command: cmd('serviceHup', 'devstack@n-sch') },
+      { unit: 'devstack@n-gone', command: 'echo "no unit n-gone" >&2; exit 5' },
+      { unit: 'devstack@n-cpu', command: cmd('serviceHup', 'devstack@n-cpu') },
+    ];
+    const err = await activityEnv()
+      .run(acts.hupServices, { target: node.target, hups })
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
+    expect(err?.message).toMatch(
+      /^sending HUP to devstack@n-gone on apicomp failed \(exit 1\) after devstack@n-sch had it: .*no unit n-gone/s,
+    );
+    expect(node.count('units/devstack@n-sch/hups') - before).toBe(1);
+  });
+});

@@ -49,6 +49,11 @@ export class UpgradeState {
     this.progress.steps = this.progress.steps.filter((x) => x.id !== id);
   }
 
+  /** A step of this run's plan, or undefined for one it never had (a step of another release). */
+  stepIfKnown(id: string): StepState | undefined {
+    return this.byId.get(id);
+  }
+
   step(id: string): StepState {
     const s = this.byId.get(id);
     // A step missing from the plan is a bug in the workflow, not an operator problem.

@@ -4,7 +4,7 @@
 import type { CommandRecord } from '../ssh/types';
 import type { SshTarget } from '../../common/sshTarget';
 import { lastLines, outputOf, runRead, toRecord, type NovaDeps, beatingWhile } from './common';
-import { cancellationSignal, heartbeat, nonRetryable, sleep } from '../common';
+import { cancellationSignal, heartbeat, mapLimit, nonRetryable, sleep } from '../common';
 import {
   isTaskInProgress,
   parseNovaTimestamp,
@@ -94,6 +94,13 @@ export interface OrphanedService {
   reason: string;
 }
 
+/**
+ * openstackclient calls run at once on the controller: each is a Python process of 2-4 s, most of
+ * it start-up CPU (measured on the real-nova lab), so a batch of 50 hosts takes 13 rounds, not 50,
+ * without loading a controller that is also serving the API.
+ */
+const CLI_PARALLEL = 4;
+
 export function createComputeActivities(deps: NovaDeps) {
   const { runner } = deps;
 
@@ -131,6 +138,7 @@ export function createComputeActivities(deps: NovaDeps) {
     const unchanged: string[] = [];
     const disabledByOthers: string[] = [];
     const leftDisabled: { host: string; reason: string | null }[] = [];
+    const toChange: { host: string; command: string }[] = [];
     for (const host of hosts) {
       const svc = computeOf(records, host, target.node);
       if (wanted === 'enabled' && ourReason !== undefined && svc.Status === 'disabled') {
@@ -159,6 +167,10 @@ export function createComputeActivities(deps: NovaDeps) {
         throw nonRetryable('NovaMissingCommand', `no command was given to set nova-compute on ${host} ${wanted}`, {
           host,
         });
+      toChange.push({ host, command });
+    }
+    // The hosts of a batch at once: each `openstack compute service set` is its own 2-4 s process.
+    await mapLimit(toChange, CLI_PARALLEL, async ({ host, command }) => {
       const r = await beatingWhile(
         { running: command },
         runner.run(target, command, { timeoutMs: 60_000, signal: cancellationSignal() }),
@@ -169,7 +181,8 @@ export function createComputeActivities(deps: NovaDeps) {
           `on ${target.node}, \`${command}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5)}`,
         );
       changed.push(host);
-    }
+    });
+    changed.sort((a, b) => hosts.indexOf(a) - hosts.indexOf(b));
     const verb = wanted === 'disabled' ? 'disabled' : 'enabled';
     const wantedHosts = hosts.filter((h) => !leftDisabled.some((l) => l.host === h));
     if (changed.length) {
@@ -204,14 +217,16 @@ export function createComputeActivities(deps: NovaDeps) {
     const hosts = Object.keys(input.commandsPerHost);
     for (let polls = 1; ; polls++) {
       const busy: Array<ServerTask & { host: string }> = [];
-      for (const host of hosts) {
+      // A real `openstack server list` takes 2-4 s: the hosts of a batch are read a few at once,
+      // with a heartbeat after each, so a batch of hosts neither adds up nor outlasts the heartbeat timeout.
+      await mapLimit(hosts, CLI_PARALLEL, async (host) => {
         const tasks = parseServerTasks(
           (await runRead(runner, input.target, input.commandsPerHost[host]!, commands)).stdout,
         );
         busy.push(...tasks.filter(isTaskInProgress).map((t) => ({ ...t, host })));
-        // A real `openstack server list` takes 2-4 s: a batch of hosts must not outlast the heartbeat timeout.
         heartbeat({ polls, host });
-      }
+      });
+      busy.sort((a, b) => hosts.indexOf(a.host) - hosts.indexOf(b.host));
       if (!busy.length)
         return {
           summary: `no server tasks in progress on ${hosts.join(', ')}`,

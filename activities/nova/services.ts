@@ -4,6 +4,10 @@ import type { CommandRecord } from '../ssh/types';
 import type { SshTarget } from '../../common/sshTarget';
 import { lastLines, outputOf, runRead, toRecord, type NovaDeps, beatingWhile } from './common';
 import { cancellationSignal, heartbeat, nonRetryable, sleep } from '../common';
+import { shQuote } from '../ssh/shell';
+
+/** Printed by a grouped SIGHUP before the unit whose HUP failed, so the error can name it. */
+const HUP_FAILED = 'nova-upgrade: SIGHUP failed: ';
 
 export interface ServiceState {
   mainPid: number;
@@ -78,6 +82,12 @@ export interface HupServiceInput {
   target: SshTarget;
   unit: string;
   command: string;
+}
+
+/** Every unit of one node to SIGHUP, each with its own rendered command, in one exchange. */
+export interface HupServicesInput {
+  target: SshTarget;
+  hups: { unit: string; command: string }[];
 }
 
 export interface ServiceStepResult {
@@ -360,5 +370,50 @@ export function createServiceActivities(deps: NovaDeps) {
     return { summary: `sent HUP to ${unit} on ${target.node}`, commands: [toRecord(r)] };
   }
 
-  return { readServiceState, restartService, restartServiceChecked, stopService, startService, hupService };
+  /**
+   * One exchange for all of a node's units. Each HUP runs in its own subshell, so a template that
+   * exits ends only its own; the first that fails stops the rest and is named by the marker it
+   * prints. A SIGHUP only makes a service re-read its config and lift the RPC pin, so a retry
+   * that sends it again is harmless.
+   */
+  async function hupServices(input: HupServicesInput): Promise<{ summary: string; commands: CommandRecord[] }> {
+    const { target, hups } = input;
+    if (!hups.length)
+      throw nonRetryable('NovaBadInput', `no service to SIGHUP on ${target.node}`, { node: target.node });
+    const script = hups
+      .map(({ unit, command }) => `( ${command} ) || { echo ${shQuote(`${HUP_FAILED}${unit}`)} >&2; exit 1; }`)
+      .join('\n');
+    const r = await beatingWhile(
+      { running: script },
+      runner.run(target, script, { timeoutMs: 30_000, signal: cancellationSignal() }),
+    );
+    if (r.exitCode !== 0) {
+      const failedUnit = outputOf(r)
+        .split('\n')
+        .find((l) => l.startsWith(HUP_FAILED))
+        ?.slice(HUP_FAILED.length);
+      const sent = failedUnit
+        ? hups
+            .slice(
+              0,
+              hups.findIndex((h) => h.unit === failedUnit),
+            )
+            .map((h) => h.unit)
+        : [];
+      throw new Error(
+        `sending HUP to ${failedUnit ?? hups.map((h) => h.unit).join(', ')} on ${target.node} failed (exit ${r.exitCode ?? r.signal})${sent.length ? ` after ${sent.join(', ')} had it` : ''}: ${lastLines(outputOf(r), 5)}`,
+      );
+    }
+    return { summary: `sent HUP to ${hups.map((h) => h.unit).join(', ')} on ${target.node}`, commands: [toRecord(r)] };
+  }
+
+  return {
+    readServiceState,
+    restartService,
+    restartServiceChecked,
+    stopService,
+    startService,
+    hupService,
+    hupServices,
+  };
 }

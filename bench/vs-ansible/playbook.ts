@@ -86,6 +86,9 @@ function tasksFor(inv: Inventory, step: ReturnType<typeof plannedSteps>[number])
     case 'restart':
     case 'compute-batch':
     case 'hup':
+    case 'hup-services':
+    case 'hup-computes':
+    case 'check-cells':
     case 'check-orphans':
       return lit();
     case 'point-endpoint-at-vip': {
@@ -93,6 +96,19 @@ function tasksFor(inv: Inventory, step: ReturnType<typeof plannedSteps>[number])
       const id = `$(${list!.command} | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["ID"])')`;
       return [sh(step.id, list!.node, set!.command.replace(`'<id>'`, `"${id}"`))];
     }
+    case 'change-compute-endpoint': {
+      // The endpoint of each named interface in the inventory's region (or the only one), as the tool picks it.
+      const [list, ...sets] = step.commands;
+      const region = inv.openstack.region;
+      return sets.map((set, i) => {
+        const iface = /<id of the (\S+) compute endpoint/.exec(set.command)?.[1] ?? 'public';
+        const pick = `[e["ID"] for e in json.load(sys.stdin) if e["Interface"] == "${iface}"${region ? ` and e["Region"] == "${region}"` : ''}][0]`;
+        const id = `$(${list!.command} | python3 -c 'import json,sys; print(${pick})')`;
+        return sh(`${step.id} [${i + 1}]`, set.node, set.command.replace(/'<id of [^']*>'/, `"${id}"`));
+      });
+    }
+    case 'check-api-servers':
+      return step.commands.map((c, i) => get(`${step.id} [${i + 1}]`, c.command.replace(/^GET /, '')));
     case 'check-api':
     case 'check-api-version': {
       const n = inv.nodes.find((x) => x.name === a)!;

@@ -113,6 +113,7 @@ export const ACTIVITY_NAMES: (keyof Activities)[] = [
   'stopService',
   'startService',
   'hupService',
+  'hupServices',
   'disableComputeServices',
   'enableComputeServices',
   'waitForNoTasksInProgress',

@@ -43,6 +43,14 @@ export function serviceOps(inv: Inventory) {
       acts.startService.executeWithOptions(activityOptions(inv, 'long', `start ${unit} on ${node} ${why}`), [
         { ...unitInput(node, unit), startCommand: cmd(inv, 'serviceStart', { unit, node }), key, stateDir },
       ]),
+    /** All of one node's units in one exchange. */
+    hupServices: (node: string, units: string[]) =>
+      acts.hupServices.executeWithOptions(activityOptions(inv, 'short', `SIGHUP ${units.join(', ')} on ${node}`), [
+        {
+          target: targetOf(inv, node),
+          hups: units.map((unit) => ({ unit, command: cmd(inv, 'serviceHup', { unit, node }) })),
+        },
+      ]),
     hupService: (node: string, unit: string) =>
       acts.hupService.executeWithOptions(activityOptions(inv, 'short', `SIGHUP ${unit} on ${node}`), [
         { target: targetOf(inv, node), unit, command: cmd(inv, 'serviceHup', { unit, node }) },

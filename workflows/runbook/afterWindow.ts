@@ -1,9 +1,10 @@
 // After the window: every service learns that the last compute is upgraded (SIGHUP re-reads
 // [upgrade_levels] compute=auto and lifts the RPC pin), then the data migrations that the new
 // release may need before the next one.
-import { executeChild, workflowInfo } from '@temporalio/workflow';
+import { executeChild, isCancellation, workflowInfo } from '@temporalio/workflow';
 import { cmd, computeBatches, hupServices, inventoryForBatch, nodeByName } from '../../common/topology';
 import type { Inventory } from '../../inventory/schema';
+import { describeFailure } from '../failures';
 import { hupComputeBatch } from '../computeBatch';
 import { hostList } from '../ops/computes';
 import type { RunbookStep } from './types';
@@ -15,6 +16,53 @@ export interface AfterWindowOptions {
    * measured at 92 computes; the parent would pass Temporal's 51,200-event limit near 5,500).
    */
   computeHupInBatches?: boolean;
+}
+
+/** The patch that replaced one SIGHUP step per service with one step for all, node by node at once. */
+export const HUP_PER_NODE = 'hup-per-node';
+
+/**
+ * Every service that is not in a compute batch's own SIGHUP: one exchange per node, all nodes at
+ * once. A node that fails is named; the others keep their HUP, and a retry sends only the rest.
+ */
+function hupPerNodeStep(inv: Inventory, services: { node: string; unit: string }[]): RunbookStep {
+  const byNode = new Map<string, string[]>();
+  for (const { node, unit } of services) byNode.set(node, [...(byNode.get(node) ?? []), unit]);
+  const done = new Set<string>();
+  return {
+    id: 'hup-services',
+    phase: 'after-window',
+    title: `SIGHUP nova's services, one exchange per node, all nodes at once (${[...byNode]
+      .map(([node, units]) => `${node}: ${units.length}`)
+      .join(', ')})`,
+    commands: services.map(({ node, unit }) => ({ node, command: cmd(inv, 'serviceHup', { unit, node }) })),
+    patch: HUP_PER_NODE,
+    run: async (rt) => {
+      // A run that replayed some of the retired per-service steps already HUPed those units.
+      const hupedBefore = (node: string, unit: string) =>
+        rt.state.stepIfKnown(`hup:${node}:${unit}`)?.status === 'succeeded';
+      const left = [...byNode]
+        .map(
+          ([node, units]) => [node, units.filter((u) => !done.has(`${node}/${u}`) && !hupedBefore(node, u))] as const,
+        )
+        .filter(([, units]) => units.length);
+      const failed: string[] = [];
+      await Promise.all(
+        left.map(async ([node, units]) => {
+          try {
+            await rt.ops.services.hupServices(node, units);
+            for (const u of units) done.add(`${node}/${u}`);
+          } catch (err) {
+            if (isCancellation(err)) throw err;
+            failed.push(`${node}: ${describeFailure(err)}`);
+          }
+        }),
+      );
+      if (failed.length) throw new Error(`SIGHUP failed on ${failed.join('; ')}; the other nodes were HUPed`);
+      const sent = left.map(([node, units]) => `${node} (${units.join(', ')})`);
+      return { summary: sent.length ? `sent HUP on ${sent.join('; ')}` : 'every service was HUPed already' };
+    },
+  };
 }
 
 /** One step per compute batch, each a child that SIGHUPs the batch's nova-computes at once. */
@@ -71,14 +119,17 @@ export function afterWindowSteps(inv: Inventory, opts: AfterWindowOptions = {}):
     ? hupServices(inv).filter(({ node, unit }) => !computeUnits.has(`${node}/${unit}`))
     : hupServices(inv);
   return [
+    // Retired by hup-per-node: one step per service, one after another (5 on devstack's controller).
     ...perService.map(({ node, unit }): RunbookStep => ({
       id: `hup:${node}:${unit}`,
       phase,
       title: `SIGHUP ${unit} on ${node}`,
       node,
       commands: [{ node, command: cmd(inv, 'serviceHup', { unit, node }) }],
+      retiredBy: HUP_PER_NODE,
       run: (rt) => rt.ops.services.hupService(node, unit),
     })),
+    hupPerNodeStep(inv, perService),
     ...(opts.computeHupInBatches ? computeHupSteps(inv) : []),
     // An orphaned record (a host renamed or gone) keeps the RPC version pinned: the operator removes it.
     {
