@@ -270,8 +270,8 @@ async function main(argv: string[]): Promise<void> {
   const o = argv.indexOf('--out');
   const outRoot = o >= 0 ? argv.splice(o, 2)[1]! : join(repoRoot(), 'test', 'histories');
   const [release, ...only] = argv;
-  if (!release || !/^\d+\.\d+\.\d+$/.test(release))
-    throw new Error('usage: record-corpus.ts <release x.y.z> [scenario ...]');
+  if (!release || !/^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$/.test(release))
+    throw new Error('usage: record-corpus.ts <release x.y.z or x.y.z-pre> [scenario ...]');
   const chosen = only.length ? SCENARIOS.filter((s) => only.includes(s.name)) : SCENARIOS;
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const dir = mkdtempSync(join(tmpdir(), 'nova-upgrade-corpus-'));

@@ -13,7 +13,7 @@ import { workflowBundle } from './temporalEnv';
 Runtime.install({ logger: new DefaultLogger('WARN') });
 const root = join(__dirname, 'histories');
 const isDir = (p: string) => statSync(p).isDirectory();
-const releases = readdirSync(root).filter((d) => /^\d+\.\d+\.\d+$/.test(d) && isDir(join(root, d)));
+const releases = readdirSync(root).filter((d) => /^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$/.test(d) && isDir(join(root, d)));
 
 interface Recorded {
   file: string;
