@@ -27,6 +27,7 @@ import {
   mkdtempSync,
   openSync,
   closeSync,
+  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -370,11 +371,45 @@ function unmountUnder(dir: string): void {
   }
 }
 
-/** Removes every container of a node (lab down); images stay in its storage for the next lab up. */
+/** Processes whose command line names `dir`: conmon, and the `podman container cleanup` it starts. */
+function processesUsing(dir: string): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(dir)) pids.push(Number(p));
+    } catch {
+      /* gone */
+    }
+  }
+  return pids;
+}
+
+const mountsUnder = (dir: string) =>
+  readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => {
+      const m = l.split(' ')[4] ?? '';
+      return m === dir || m.startsWith(`${dir}/`);
+    });
+
+/**
+ * Removes every container of a node (lab down); images stay in its storage for the next lab up.
+ * A container's exit makes conmon start `podman container cleanup`, which mounts the storage
+ * again after `rm` returns: seen once (the overlay still mounted when the test removed its state
+ * directory, EBUSY). So the mounts are removed once no process of the node's podman is left.
+ */
 export async function stopKollaContainers(root: string): Promise<void> {
   const dir = nodePodmanDir(root);
   if (!existsSync(join(dir, 'containers.conf'))) return;
   await podman(dir, ['rm', '--all', '--force', '--time', '2']).catch(() => undefined);
+  for (let i = 0; i < 40; i++) {
+    if (!processesUsing(dir).length) {
+      unmountUnder(dir);
+      if (!mountsUnder(dir)) return;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
   unmountUnder(dir);
 }
 
