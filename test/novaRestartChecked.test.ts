@@ -11,7 +11,7 @@ import { activityEnv, failureOf } from './helpers/activityEnv';
 let node: FakeNovaNode;
 let acts: ReturnType<typeof createServiceActivities>;
 beforeAll(async () => {
-  node = await startFakeNovaNode('apicomp', '127.0.33.50');
+  node = await startFakeNovaNode('apicomp', '127.0.37.50');
   acts = createServiceActivities({ runner: node.runner });
 });
 afterAll(() => node?.stop());

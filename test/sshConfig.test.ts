@@ -94,7 +94,7 @@ Host web-* !web-9
   Port 2201
 
 Host bastion
-  HostName 127.0.24.10
+  HostName 127.0.28.10
   User jumper
   Port 2222
   IdentityFile ~/.ssh/bastion_key
@@ -141,7 +141,7 @@ Host *
 
   it('lets the inventory beat the config, as ssh -l and -p do', () => {
     const r = expectSameAsOpenSsh(main, 'bastion', { user: 'inv', port: 2999 });
-    expect(r).toMatchObject({ user: 'inv', port: 2999, hostname: '127.0.24.10' });
+    expect(r).toMatchObject({ user: 'inv', port: 2999, hostname: '127.0.28.10' });
   });
 
   it('keeps the first value, and IdentityFile accumulates in order', () => {
@@ -211,7 +211,7 @@ Host hop2
   HostName 10.2.0.254
   ProxyJump hop1
 Host hop1
-  HostName 127.0.24.1
+  HostName 127.0.28.1
   User jumper
 Host loop
   ProxyJump loop2
@@ -231,7 +231,7 @@ Host loop2
   it("reaches a jump host through its own ProxyJump, and the node with the inventory's defaults", () => {
     const hops = resolveRoute(target('node1'), ctx);
     expect(hops.map((h) => `${h.config.user}@${h.config.hostname}:${h.config.port}`)).toEqual([
-      'jumper@127.0.24.1:22',
+      'jumper@127.0.28.1:22',
       `${ctx.localUser}@10.2.0.254:22`,
       'root@10.2.0.1:22',
     ]);
@@ -240,7 +240,7 @@ Host loop2
 
   it('visits a ProxyJump list in order, as ssh -J does', () => {
     const hops = resolveRoute(target('node2'), ctx);
-    expect(hops.map((h) => h.config.hostname)).toEqual(['127.0.24.1', '10.2.0.254', '10.2.0.2']);
+    expect(hops.map((h) => h.config.hostname)).toEqual(['127.0.28.1', '10.2.0.254', '10.2.0.2']);
   });
 
   it('refuses a ProxyJump loop with a sentence', () => {
@@ -303,7 +303,7 @@ describe('the inventory names ssh settings, never their contents', () => {
   const base = () => ({
     cloud: 'byo',
     release: { from: '30.0.0', to: '31.0.0' },
-    vip: { url: 'http://127.0.24.100:8282' },
+    vip: { url: 'http://127.0.28.100:8282' },
     nodes: [
       {
         name: 'ctl',

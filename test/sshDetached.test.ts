@@ -26,7 +26,7 @@ const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').s
 const runPid = (key: string) => Number(readFileSync(join(runDir(key), 'pid'), 'utf8').trim());
 
 beforeAll(async () => {
-  node = await lab.node('ctl1', '127.0.5.1');
+  node = await lab.node('ctl1', '127.0.15.1');
 });
 
 afterAll(async () => {
@@ -163,7 +163,7 @@ describe('runDetached', () => {
       .runDetached(node.target(), { key, command: 'sleep 30', stateDir, pollMs: 100, timeoutMs: 600 })
       .catch((e: unknown) => e);
     expect(outcome).toMatchObject({ type: 'SshCommandTimedOut' });
-    expect((outcome as Error).message).toContain('ctl1 (127.0.5.1:');
+    expect((outcome as Error).message).toContain('ctl1 (127.0.15.1:');
     expect(Date.now() - started).toBeLessThan(4000);
     expect(processRunning(runPid(key))).toBe(false);
   });
@@ -186,7 +186,7 @@ describe('runDetached', () => {
       expect(failure).toMatchObject({ type: 'SshDetachedRunLost', nonRetryable: true });
       const message = (failure as Error).message;
       expect(message).toContain(`"${key}"`);
-      expect(message).toContain(`ctl1 (127.0.5.1:${node.sshd.port})`);
+      expect(message).toContain(`ctl1 (127.0.15.1:${node.sshd.port})`);
       expect(message).toContain(runDir(key));
       expect(message).toContain('NOT restarted');
     }

@@ -1,7 +1,7 @@
 // Detached runs end by event (issue 16): the exchange that claims or reattaches to a run waits
 // on the node for its end, so a run is reported when it ends, not at the next poll; and a
 // worker that dies while waiting leaves the run to the retry, which completes it once.
-// Real sshd on 127.0.33.0/24; the dying worker is a real process killed with SIGKILL.
+// Real sshd on 127.0.38.0/24; the dying worker is a real process killed with SIGKILL.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,7 +19,7 @@ const runDir = (key: string) => join(node.home, '.nova-upgrade', 'runs', safeRun
 const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
 
 beforeAll(async () => {
-  node = await lab.node('evt1', '127.0.33.40');
+  node = await lab.node('evt1', '127.0.38.40');
 });
 
 afterAll(async () => {

@@ -15,7 +15,7 @@ let node: LabNode;
 let pool: SshPool;
 let hostKey: string;
 let otherKey: string;
-const host = '127.0.3.1';
+const host = '127.0.13.1';
 
 /** What `ssh-keygen -l` prints for a public key file: OpenSSH's own fingerprint. */
 function opensshFingerprint(pubPath: string): string {

@@ -101,12 +101,12 @@ beforeAll(async () => {
   encrypted.publicKey = readFileSync(`${encrypted.privateKeyPath}.pub`, 'utf8').trim();
   ca = ensureKeyPair(join(lab.root, 'ca', 'host_ca'), 'host-ca');
 
-  plain = await lab.node('plain', '127.0.24.1', { authorizedKeys: [lab.clientKey.publicKey, encrypted.publicKey] });
-  certNode = await lab.node('certnode', '127.0.24.2', {
-    extraConfig: [`HostCertificate ${certifiedHostKey('certnode', '-5m:+1h', '127.0.24.2,certnode.example')}`],
+  plain = await lab.node('plain', '127.0.25.1', { authorizedKeys: [lab.clientKey.publicKey, encrypted.publicKey] });
+  certNode = await lab.node('certnode', '127.0.25.2', {
+    extraConfig: [`HostCertificate ${certifiedHostKey('certnode', '-5m:+1h', '127.0.25.2,certnode.example')}`],
   });
-  expiredNode = await lab.node('expired', '127.0.24.3', {
-    extraConfig: [`HostCertificate ${certifiedHostKey('expired', '20200101:20200102', '127.0.24.3')}`],
+  expiredNode = await lab.node('expired', '127.0.25.3', {
+    extraConfig: [`HostCertificate ${certifiedHostKey('expired', '20200101:20200102', '127.0.25.3')}`],
   });
 });
 
@@ -121,15 +121,15 @@ function inventoryWith(ssh: Record<string, unknown>, node: Record<string, unknow
     cloud: 'byo',
     release: { from: '30.0.0', to: '31.0.0' },
     ssh,
-    vip: { url: 'http://127.0.24.100:8282' },
+    vip: { url: 'http://127.0.25.100:8282' },
     nodes: [
       {
         name: 'ctl',
-        address: '127.0.24.50',
+        address: '127.0.25.50',
         roles: ['controller', 'api', 'lb'],
         lb: { socket: { via: 'unix', path: '/run/haproxy.sock' } },
       },
-      { name: 'api2', address: '127.0.24.51', roles: ['api'] },
+      { name: 'api2', address: '127.0.25.51', roles: ['api'] },
       node,
     ],
   });
@@ -140,7 +140,7 @@ describe('a node named only by its ssh config alias', () => {
     const config = configFile(
       'alias.conf',
       `Host compute-a
-  HostName 127.0.24.1
+  HostName 127.0.25.1
   Port ${plain.sshd.port}
   User root
   IdentityFile ${lab.clientKey.privateKeyPath}
@@ -161,7 +161,7 @@ Host *
     const [user, , , serverIp, serverPort] = r.stdout.trim().split(' ');
     expect({ user, serverIp, serverPort: Number(serverPort) }).toEqual({
       user: 'root',
-      serverIp: '127.0.24.1',
+      serverIp: '127.0.25.1',
       serverPort: plain.sshd.port,
     });
 
@@ -169,13 +169,13 @@ Host *
     const ssh = spawnSync('ssh', ['-F', config, '-o', 'BatchMode=yes', 'compute-a', 'echo $SSH_CONNECTION'], {
       encoding: 'utf8',
     });
-    expect(ssh.stdout.trim().split(' ').slice(2)).toEqual(['127.0.24.1', String(plain.sshd.port)]);
+    expect(ssh.stdout.trim().split(' ').slice(2)).toEqual(['127.0.25.1', String(plain.sshd.port)]);
   });
 
   it('refuses a config saying StrictHostKeyChecking no for the node, before connecting', async () => {
     const config = configFile(
       'lax.conf',
-      `Host lax\n  HostName 127.0.24.1\n  Port ${plain.sshd.port}\n  StrictHostKeyChecking no\n`,
+      `Host lax\n  HostName 127.0.25.1\n  Port ${plain.sshd.port}\n  StrictHostKeyChecking no\n`,
     );
     const before = connectionsSeen(plain);
     // The alias test above connected, so the count does move when a connection happens.
@@ -211,7 +211,7 @@ describe('keys held by ssh-agent', () => {
     const failure = await withAgentSocket(undefined, () => failureOf(new SshPool().run(target(), 'true')));
     expect(failure).toMatchObject({ type: 'SshKeyNeedsPassphrase', nonRetryable: true });
     expect(failure.message).toBe(
-      `private key ${encrypted.privateKeyPath} for agent1 (127.0.24.1:${plain.sshd.port}) is protected by a passphrase and no ssh-agent is set for the worker (SSH_AUTH_SOCK is unset): ` +
+      `private key ${encrypted.privateKeyPath} for agent1 (127.0.25.1:${plain.sshd.port}) is protected by a passphrase and no ssh-agent is set for the worker (SSH_AUTH_SOCK is unset): ` +
         `load it into the worker's ssh-agent (ssh-add ${encrypted.privateKeyPath}, with SSH_AUTH_SOCK set for the worker), or name a key without a passphrase`,
     );
   });
@@ -297,7 +297,7 @@ describe('@cert-authority host certificates', () => {
   }
 
   it('trusts a host whose certificate a known CA signed for its name, as OpenSSH does', async () => {
-    const kh = `@cert-authority [127.0.24.2]:${certNode.sshd.port} ${caLine()}\n`;
+    const kh = `@cert-authority [127.0.25.2]:${certNode.sshd.port} ${caLine()}\n`;
     expect(await connect(certNode, kh)).toMatchObject({ exitCode: 0, stdout: 'certified\n' });
     expect(openssh(certNode, kh)).toBe(0);
   });
@@ -308,7 +308,7 @@ describe('@cert-authority host certificates', () => {
     const failure = (await connect(certNode, kh)) as Error;
     expect(failure).toMatchObject({ type: 'SshHostCertificateInvalid', nonRetryable: true });
     expect(failure.message).toContain(
-      `host key for certnode (127.0.24.2:${certNode.sshd.port}) cannot be trusted: its certificate is signed by CA ${fingerprintOf(`${ca.privateKeyPath}.pub`)}, which no @cert-authority line trusts for this host`,
+      `host key for certnode (127.0.25.2:${certNode.sshd.port}) cannot be trusted: its certificate is signed by CA ${fingerprintOf(`${ca.privateKeyPath}.pub`)}, which no @cert-authority line trusts for this host`,
     );
     expect(openssh(certNode, kh)).not.toBe(0);
   });
@@ -326,7 +326,7 @@ describe('@cert-authority host certificates', () => {
     writeFileSync(kh, `@cert-authority ${alias} ${caLine()}\n`);
     return configFile(
       `cert-${alias}.conf`,
-      `Host certnode\n  HostName 127.0.24.2\n  Port ${certNode.sshd.port}\n  HostKeyAlias ${alias}\n  UserKnownHostsFile ${kh}\n  GlobalKnownHostsFile /dev/null\n  IdentityFile ${lab.clientKey.privateKeyPath}\n  User root\n`,
+      `Host certnode\n  HostName 127.0.25.2\n  Port ${certNode.sshd.port}\n  HostKeyAlias ${alias}\n  UserKnownHostsFile ${kh}\n  GlobalKnownHostsFile /dev/null\n  IdentityFile ${lab.clientKey.privateKeyPath}\n  User root\n`,
     );
   }
   const viaConfig = (config: string): SshTarget => ({
@@ -344,7 +344,7 @@ describe('@cert-authority host certificates', () => {
     const failure = await failureOf(new SshPool().run(viaConfig(config), 'true'));
     expect(failure.type).toBe('SshHostCertificateInvalid');
     expect(failure.message).toContain(
-      'its certificate "certnode-cert" names "127.0.24.2", "certnode.example", not "wrong.example"',
+      'its certificate "certnode-cert" names "127.0.25.2", "certnode.example", not "wrong.example"',
     );
     expect(
       spawnSync('ssh', ['-F', config, '-o', 'BatchMode=yes', 'certnode', 'true'], { stdio: 'ignore' }).status,

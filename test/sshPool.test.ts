@@ -14,7 +14,7 @@ let node: LabNode;
 
 beforeAll(async () => {
   // OpenSSH's default session limit, which the lab otherwise raises.
-  node = await lab.node('compute1', '127.0.4.1', { maxSessions: 10 });
+  node = await lab.node('compute1', '127.0.14.1', { maxSessions: 10 });
 });
 
 afterAll(() => lab.cleanup());
@@ -55,7 +55,7 @@ describe('SshPool concurrency and reuse', () => {
   });
 
   it('adapts to a node whose MaxSessions is below the pool’s per-connection cap', async () => {
-    const strict = await lab.node('strict', '127.0.4.2', { maxSessions: 3 });
+    const strict = await lab.node('strict', '127.0.14.2', { maxSessions: 3 });
     const pool = new SshPool({ maxConnectionsPerHost: 2, maxChannelsPerConnection: 8 });
     try {
       const results = await Promise.all(
@@ -107,13 +107,13 @@ describe('SshPool concurrency and reuse', () => {
 
 describe('connection failures', () => {
   it('reports connection refused as retryable, naming node and port', async () => {
-    const port = await freePort('127.0.4.9');
+    const port = await freePort('127.0.14.9');
     const pool = new SshPool();
     try {
-      const failure = await failureOf(pool.run(node.target({ node: 'gone1', host: '127.0.4.9', port }), 'true'));
+      const failure = await failureOf(pool.run(node.target({ node: 'gone1', host: '127.0.14.9', port }), 'true'));
       expect(failure.nonRetryable).toBe(false);
       expect(failure.type).toBe('SshConnectFailed');
-      expect(failure.message).toContain(`gone1 (127.0.4.9:${port})`);
+      expect(failure.message).toContain(`gone1 (127.0.14.9:${port})`);
       expect(failure.message).toContain('connection refused');
     } finally {
       await pool.close();
@@ -121,7 +121,7 @@ describe('connection failures', () => {
   });
 
   it('gives up on a frozen sshd after the connect timeout', async () => {
-    const frozen = await lab.node('frozen', '127.0.4.3');
+    const frozen = await lab.node('frozen', '127.0.14.3');
     const pool = new SshPool({ maxConnectionsPerHost: 1, maxChannelsPerConnection: 1 });
     process.kill(frozen.sshd.pid, 'SIGSTOP');
     try {
@@ -135,7 +135,7 @@ describe('connection failures', () => {
       expect(elapsed).toBeGreaterThanOrEqual(900);
       expect(elapsed).toBeLessThan(2500);
       expect(failure.nonRetryable).toBe(false);
-      expect(failure.message).toContain(`frozen (127.0.4.3:${frozen.sshd.port})`);
+      expect(failure.message).toContain(`frozen (127.0.14.3:${frozen.sshd.port})`);
       expect(failure.message).toContain('no SSH handshake within 1000 ms');
     } finally {
       process.kill(frozen.sshd.pid, 'SIGCONT');
@@ -150,7 +150,7 @@ describe('connection failures', () => {
       const failure = await failureOf(pool.run(node.target({ privateKeyPath: stranger.privateKeyPath }), 'true'));
       expect(failure.type).toBe('SshAuthFailed');
       expect(failure.nonRetryable).toBe(true);
-      expect(failure.message).toContain(`compute1 (127.0.4.1:${node.sshd.port})`);
+      expect(failure.message).toContain(`compute1 (127.0.14.1:${node.sshd.port})`);
       expect(failure.message).toContain(stranger.privateKeyPath);
     } finally {
       await pool.close();

@@ -63,8 +63,8 @@ beforeAll(async () => {
 
   // The nodes let in only their own key, not the inventory-wide one.
   nodeKey = ensureKeyPair(join(lab.root, 'node-keys', 'compute_ed25519'), 'per-node-key');
-  okNode = await lab.node('compute-ok', '127.0.24.5', { authorizedKeys: [nodeKey.publicKey] });
-  pwNode = await lab.node('compute-pw', '127.0.24.6', { authorizedKeys: [nodeKey.publicKey] });
+  okNode = await lab.node('compute-ok', '127.0.26.5', { authorizedKeys: [nodeKey.publicKey] });
+  pwNode = await lab.node('compute-pw', '127.0.26.6', { authorizedKeys: [nodeKey.publicKey] });
   // sshd reads authorized_keys as the user logging in: let the test users through to it.
   for (const n of [okNode, pwNode]) {
     for (const dir of [lab.root, n.sshd.dir]) chmodSync(dir, 0o755);
@@ -73,24 +73,24 @@ beforeAll(async () => {
   const knownHosts = join(lab.root, 'known_hosts');
   writeFileSync(knownHosts, `${okNode.sshd.knownHostsLine}\n${pwNode.sshd.knownHostsLine}\n`);
   // ctl and api2 have no sshd: a closed port on an address of this test's subnet.
-  const closed = await freePort('127.0.24.50');
+  const closed = await freePort('127.0.26.50');
   raw = {
     cloud: 'sudo',
     release: { from: '30.0.0', to: '31.0.0' },
     ssh: { config: 'none', user: 'root', privateKeyPath: lab.clientKey.privateKeyPath, knownHostsPath: knownHosts },
-    vip: { url: 'http://127.0.24.100:8282' },
+    vip: { url: 'http://127.0.26.100:8282' },
     nodes: [
       {
         name: 'ctl',
-        address: '127.0.24.50',
+        address: '127.0.26.50',
         sshPort: closed,
         roles: ['controller', 'api', 'lb'],
         lb: { socket: { via: 'unix', path: '/run/haproxy.sock' } },
       },
-      { name: 'api2', address: '127.0.24.51', sshPort: closed, roles: ['api'] },
+      { name: 'api2', address: '127.0.26.51', sshPort: closed, roles: ['api'] },
       {
         name: 'compute-ok',
-        address: '127.0.24.5',
+        address: '127.0.26.5',
         sshPort: okNode.sshd.port,
         sshUser: USER_OK,
         sshPrivateKeyPath: nodeKey.privateKeyPath,
@@ -98,7 +98,7 @@ beforeAll(async () => {
       },
       {
         name: 'compute-pw',
-        address: '127.0.24.6',
+        address: '127.0.26.6',
         sshPort: pwNode.sshd.port,
         sshUser: USER_PW,
         sshPrivateKeyPath: nodeKey.privateKeyPath,
@@ -135,7 +135,7 @@ describe('per-node user and key', () => {
       node: 'compute-ok',
       loginUser: USER_OK,
       sudo: 'works without a password',
-      route: `${USER_OK}@127.0.24.5:${okNode.sshd.port}`,
+      route: `${USER_OK}@127.0.26.5:${okNode.sshd.port}`,
     });
     expect(r.commands.map((c) => [c.command, c.exitCode])).toEqual([
       ['id -un', 0],
@@ -195,11 +195,11 @@ describe('sudo at preflight', () => {
       nodes: [
         {
           name: 'ctl',
-          address: '127.0.24.50',
+          address: '127.0.26.50',
           roles: ['controller', 'api', 'lb'],
           lb: { socket: { via: 'unix', path: '/run/haproxy.sock' } },
         },
-        { name: 'api2', address: '127.0.24.51', roles: ['api'] },
+        { name: 'api2', address: '127.0.26.51', roles: ['api'] },
       ],
     });
     expect(nodesUsingSudo(planUpgrade(rootOnly).flatMap((s) => s.commands))).toEqual([]);
@@ -229,8 +229,8 @@ describe('nova-upgrade inventory check-ssh', () => {
       `refused  compute-pw: sudo on compute-pw asks ${USER_PW} for a password (\`sudo -n true\` said "sudo: a password is required"); nova-upgrade never types passwords: give ${USER_PW} password-less sudo there (NOPASSWD in sudoers), or log in as root`,
     );
     for (const [name, address] of [
-      ['ctl', '127.0.24.50'],
-      ['api2', '127.0.24.51'],
+      ['ctl', '127.0.26.50'],
+      ['api2', '127.0.26.51'],
     ]) {
       expect(lines).toContainEqual(
         expect.stringMatching(

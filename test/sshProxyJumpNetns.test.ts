@@ -1,6 +1,6 @@
 // ProxyJump through a bastion to a node the worker cannot reach: the node's sshd lives in a
 // network namespace whose only link is a veth pair to the bastion's namespace. The worker
-// reaches the bastion through a loopback forward into the bastion's namespace (127.0.24.20),
+// reaches the bastion through a loopback forward into the bastion's namespace (127.0.27.20),
 // and the node only through the bastion. The node also proves its identity with a host
 // certificate, checked over the forwarded channel.
 import { execFileSync, spawn } from 'node:child_process';
@@ -17,8 +17,8 @@ import { createNetnsPair, forwardIntoNetns, type Forward, type NetnsPair } from 
 import { freePort } from './helpers/sshLab';
 
 const SUBNET = '10.250.24';
-const BASTION_FWD = '127.0.24.20';
-const JUMP1 = '127.0.24.21';
+const BASTION_FWD = '127.0.27.20';
+const JUMP1 = '127.0.27.21';
 const root = mkdtempSync(join(tmpdir(), 'ssh-proxyjump-'));
 const forwards: Forward[] = [];
 let pair: NetnsPair;
@@ -172,15 +172,15 @@ describe('ProxyJump into a network namespace', () => {
       cloud: 'jump',
       release: { from: '30.0.0', to: '31.0.0' },
       ssh: { config },
-      vip: { url: 'http://127.0.24.100:8282' },
+      vip: { url: 'http://127.0.27.100:8282' },
       nodes: [
         {
           name: 'ctl',
-          address: '127.0.24.50',
+          address: '127.0.27.50',
           roles: ['controller', 'api', 'lb'],
           lb: { socket: { via: 'unix', path: '/run/haproxy.sock' } },
         },
-        { name: 'api2', address: '127.0.24.51', roles: ['api'] },
+        { name: 'api2', address: '127.0.27.51', roles: ['api'] },
         { name: 'compute9', sshHost: 'compute-behind', roles: ['compute'] },
       ],
     });

@@ -13,7 +13,7 @@ let node: LabNode;
 let pool: SshPool;
 
 beforeAll(async () => {
-  node = await lab.node('runnode', '127.0.2.1');
+  node = await lab.node('runnode', '127.0.12.1');
   pool = new SshPool({ killGraceMs: 1000 });
 });
 
@@ -104,7 +104,7 @@ describe('stopping a remote command', () => {
     const failure = err as ApplicationFailure;
     expect(failure.type).toBe('SshCommandTimedOut');
     expect(failure.nonRetryable).toBe(false);
-    expect(failure.message).toContain('runnode (127.0.2.1:');
+    expect(failure.message).toContain('runnode (127.0.12.1:');
     expect(failure.message).toContain('sleep 30');
     expect(Date.now() - started).toBeLessThan(5000);
     await expectStopped(c);
@@ -134,7 +134,7 @@ describe('stopping a remote command', () => {
   });
 
   it('still kills by process group when the login shell prints a banner first', async () => {
-    const noisy = await lab.node('noisy', '127.0.2.2');
+    const noisy = await lab.node('noisy', '127.0.12.2');
     writeFileSync(join(noisy.home, '.bashrc'), 'echo "welcome to noisy"\n');
     const r = await pool.run(noisy.target(), 'echo hi');
     expect(r.stdout).toBe('welcome to noisy\nhi\n');
