@@ -7,11 +7,8 @@ export default defineConfig({
     // processes give each test file its own runtime.
     pool: 'forks',
     globalSetup: ['test/globalSetup.ts'],
-    // Two files at once, although the machine has two cores: most of a lab test's time is spent
-    // waiting (HAProxy checks, heartbeat timeouts, a frozen worker), so one core per file left
-    // the CPU idle. Every file has its own loopback subnet (docs/contributing.md), its own
-    // state directories and its own task queues, so two never meet.
-    maxWorkers: 2,
+    // One file at a time (vitest's default on two cores). Two at once was tried: the lab tests
+    // share the shared server's workflow ids (nova-upgrade-lab), so two of them collide.
     // Two cores shared by a Temporal server, SDK workers and sshd-based lab nodes: be patient.
     testTimeout: 120_000,
     hookTimeout: 180_000,
