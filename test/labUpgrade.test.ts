@@ -38,6 +38,9 @@ async function freshLab(): Promise<LabInfo> {
 }
 
 const PROBE_RATE = 80;
+// A whole upgrade takes 25-50 s on a quiet machine and went past vitest's 120 s at a load average
+// of 20 (30 Nov: the timed-out run stayed up on the shared server and failed the next test too).
+const UPGRADE_TIMEOUT_MS = 600_000;
 
 function probeFor(l: LabInfo): VipProbe {
   // Faster than the product's default so a short lab run still carries thousands of requests.
@@ -133,102 +136,110 @@ afterAll(async () => {
 });
 
 describe('a full upgrade of the lab', () => {
-  it("runs gate by gate from the CLI with no failed request through the VIP (rolling, the seed's order)", async () => {
-    // Monotonic is the default; the seed's literal order is asked for in the inventory.
-    const inventory = join(dir, 'lab-rolling.yaml');
-    writeFileSync(
-      inventory,
-      readFileSync(lab.inventoryPath, 'utf8').replace('switchover: monotonic', 'switchover: rolling'),
-    );
-    expect(loadInventory(inventory).haproxy.switchover).toBe('rolling');
-    const bad = await cli('approve', 'nova-upgrade-no-such-cloud');
-    expect(bad.code).not.toBe(0);
-    expect(bad.stderr.trim()).toBe(
-      'nova-upgrade: no upgrade with workflow id "nova-upgrade-no-such-cloud"; "nova-upgrade list" shows them',
-    );
-
-    const probe = probeFor(lab);
-    probe.start();
-    const started = await cli('start', '-i', inventory);
-    expect(started.stderr).toBe('');
-    expect(started.stdout).toContain('started upgrade nova-upgrade-lab');
-    const again = await cli('start', '-i', inventory);
-    expect(again.stderr).toContain('an upgrade of cloud "lab" is already running as workflow nova-upgrade-lab');
-
-    const id = 'nova-upgrade-lab';
-    const approvedPhases: string[] = [];
-    for (;;) {
-      const s = await cli('status', id, '--json');
-      expect(s.code, s.stderr).toBe(0);
-      const view = JSON.parse(s.stdout) as { running: boolean; progress?: Progress; result?: UpgradeResult };
-      if (!view.running) break;
-      const p = view.progress!;
-      expect(p.status, JSON.stringify(p.pendingDecision)).not.toBe('held');
-      if (p.pendingApproval) {
-        const phase = p.pendingApproval.phase;
-        // Nothing of a phase runs before its approval.
-        expect(p.steps.filter((x) => x.phase === phase).every((x) => x.status === 'pending')).toBe(true);
-        const a = await cli('approve', id, '--phase', phase, '--comment', `lab ${phase}`);
-        expect(a.stdout.trim()).toBe(`approved ${phase} as test-operator`);
-        approvedPhases.push(phase);
-        const twice = await cli('approve', id, '--phase', phase);
-        expect(twice.code).not.toBe(0);
-      }
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    expect(approvedPhases).toEqual([...PHASES]);
-    const snap = await probe.stop();
-    const result = (await client.workflow.getHandle(id).result()) as UpgradeResult;
-    expect(result.status).toBe('completed');
-    expect(result.approvals.map((a) => [a.phase, a.approver, a.auto])).toEqual(
-      PHASES.map((p) => [p, 'test-operator', false]),
-    );
-    const finalStatus = await cli('status', id);
-    expect(finalStatus.stdout).toContain(`upgrade ${id} is completed`);
-    expect(result.steps.find((s) => s.id === 'online-migrations')?.summary).toMatch(/complete/);
-    // Both cells had rows to migrate (the lab seeds cell1 with most, cell0 with a few): each was
-    // run with its own config, and each now has nothing left.
-    expect(result.steps.find((s) => s.id === 'online-migrations')?.summary).toMatch(
-      /complete in every cell: cell0 \d+ rounds?, cell1 \d+ rounds?/,
-    );
-    for (const cell of loadInventory(inventory).cells) {
-      const left = await runOnNode(lab.nodes[0]!, 'nova-manage', [
-        '--config-file',
-        cell.configFile,
-        'db',
-        'online_data_migrations',
-        '--max-count',
-        '1000',
-      ]).then(
-        (out) => out.stdout,
-        (e: { code?: number; stdout?: string }) => `exit ${e.code}: ${e.stdout}`,
+  it(
+    "runs gate by gate from the CLI with no failed request through the VIP (rolling, the seed's order)",
+    async () => {
+      // Monotonic is the default; the seed's literal order is asked for in the inventory.
+      const inventory = join(dir, 'lab-rolling.yaml');
+      writeFileSync(
+        inventory,
+        readFileSync(lab.inventoryPath, 'utf8').replace('switchover: monotonic', 'switchover: rolling'),
       );
-      expect(left, cell.name).not.toMatch(/rows matched query/);
-    }
-    assertUpgraded(lab, snap, await counters(lab));
-    console.log(
-      `rolling: ${snap.requests} requests, ${snap.failedRequests} failed, ${snap.versionDecreases} version decreases, p99 ${snap.latencyMs.p99} ms`,
-    );
-  });
+      expect(loadInventory(inventory).haproxy.switchover).toBe('rolling');
+      const bad = await cli('approve', 'nova-upgrade-no-such-cloud');
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr.trim()).toBe(
+        'nova-upgrade: no upgrade with workflow id "nova-upgrade-no-such-cloud"; "nova-upgrade list" shows them',
+      );
 
-  it('in monotonic mode, no client ever sees the max microversion go down', async () => {
-    lab = await freshLab();
-    const inv = loadInventory(lab.inventoryPath);
-    inv.haproxy.switchover = 'monotonic';
-    const probe = probeFor(lab);
-    probe.start();
-    const h = await startUpgrade(client, taskQueue, inv, { autoApprove: [...PHASES] });
-    const result = (await h.result()) as UpgradeResult;
-    const snap = await probe.stop();
-    expect(result.status).toBe('completed');
-    expect(result.steps.find((s) => s.id === 'switch-over')?.status).toBe('succeeded');
-    expect(snap.versionDecreases).toBe(0);
-    expect(snap.perClient.every((c) => c.versionsInOrder.at(-1) === '2.100')).toBe(true);
-    assertUpgraded(lab, snap, await counters(lab));
-    console.log(
-      `monotonic: ${snap.requests} requests, ${snap.failedRequests} failed, ${snap.versionDecreases} version decreases, p99 ${snap.latencyMs.p99} ms`,
-    );
-  });
+      const probe = probeFor(lab);
+      probe.start();
+      const started = await cli('start', '-i', inventory);
+      expect(started.stderr).toBe('');
+      expect(started.stdout).toContain('started upgrade nova-upgrade-lab');
+      const again = await cli('start', '-i', inventory);
+      expect(again.stderr).toContain('an upgrade of cloud "lab" is already running as workflow nova-upgrade-lab');
+
+      const id = 'nova-upgrade-lab';
+      const approvedPhases: string[] = [];
+      for (;;) {
+        const s = await cli('status', id, '--json');
+        expect(s.code, s.stderr).toBe(0);
+        const view = JSON.parse(s.stdout) as { running: boolean; progress?: Progress; result?: UpgradeResult };
+        if (!view.running) break;
+        const p = view.progress!;
+        expect(p.status, JSON.stringify(p.pendingDecision)).not.toBe('held');
+        if (p.pendingApproval) {
+          const phase = p.pendingApproval.phase;
+          // Nothing of a phase runs before its approval.
+          expect(p.steps.filter((x) => x.phase === phase).every((x) => x.status === 'pending')).toBe(true);
+          const a = await cli('approve', id, '--phase', phase, '--comment', `lab ${phase}`);
+          expect(a.stdout.trim()).toBe(`approved ${phase} as test-operator`);
+          approvedPhases.push(phase);
+          const twice = await cli('approve', id, '--phase', phase);
+          expect(twice.code).not.toBe(0);
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      expect(approvedPhases).toEqual([...PHASES]);
+      const snap = await probe.stop();
+      const result = (await client.workflow.getHandle(id).result()) as UpgradeResult;
+      expect(result.status).toBe('completed');
+      expect(result.approvals.map((a) => [a.phase, a.approver, a.auto])).toEqual(
+        PHASES.map((p) => [p, 'test-operator', false]),
+      );
+      const finalStatus = await cli('status', id);
+      expect(finalStatus.stdout).toContain(`upgrade ${id} is completed`);
+      expect(result.steps.find((s) => s.id === 'online-migrations')?.summary).toMatch(/complete/);
+      // Both cells had rows to migrate (the lab seeds cell1 with most, cell0 with a few): each was
+      // run with its own config, and each now has nothing left.
+      expect(result.steps.find((s) => s.id === 'online-migrations')?.summary).toMatch(
+        /complete in every cell: cell0 \d+ rounds?, cell1 \d+ rounds?/,
+      );
+      for (const cell of loadInventory(inventory).cells) {
+        const left = await runOnNode(lab.nodes[0]!, 'nova-manage', [
+          '--config-file',
+          cell.configFile,
+          'db',
+          'online_data_migrations',
+          '--max-count',
+          '1000',
+        ]).then(
+          (out) => out.stdout,
+          (e: { code?: number; stdout?: string }) => `exit ${e.code}: ${e.stdout}`,
+        );
+        expect(left, cell.name).not.toMatch(/rows matched query/);
+      }
+      assertUpgraded(lab, snap, await counters(lab));
+      console.log(
+        `rolling: ${snap.requests} requests, ${snap.failedRequests} failed, ${snap.versionDecreases} version decreases, p99 ${snap.latencyMs.p99} ms`,
+      );
+    },
+    UPGRADE_TIMEOUT_MS,
+  );
+
+  it(
+    'in monotonic mode, no client ever sees the max microversion go down',
+    async () => {
+      lab = await freshLab();
+      const inv = loadInventory(lab.inventoryPath);
+      inv.haproxy.switchover = 'monotonic';
+      const probe = probeFor(lab);
+      probe.start();
+      const h = await startUpgrade(client, taskQueue, inv, { autoApprove: [...PHASES] });
+      const result = (await h.result()) as UpgradeResult;
+      const snap = await probe.stop();
+      expect(result.status).toBe('completed');
+      expect(result.steps.find((s) => s.id === 'switch-over')?.status).toBe('succeeded');
+      expect(snap.versionDecreases).toBe(0);
+      expect(snap.perClient.every((c) => c.versionsInOrder.at(-1) === '2.100')).toBe(true);
+      assertUpgraded(lab, snap, await counters(lab));
+      console.log(
+        `monotonic: ${snap.requests} requests, ${snap.failedRequests} failed, ${snap.versionDecreases} version decreases, p99 ${snap.latencyMs.p99} ms`,
+      );
+    },
+    UPGRADE_TIMEOUT_MS,
+  );
 
   it("negative controls: a restart without a drain shows in HAProxy's counters, and SIGKILL fails requests", async () => {
     const apicomp = lab.nodes.find((n) => n.name === 'apicomp')!;
