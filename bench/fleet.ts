@@ -94,7 +94,7 @@ interface PayloadMax {
 }
 
 /** Every payload in a history, by where it sits (e.g. activityTaskScheduledEventAttributes.input). */
-function payloads(events: unknown[]): Map<string, number> {
+export function payloads(events: unknown[]): Map<string, number> {
   const out = new Map<string, number>();
   const walk = (v: unknown, where: string) => {
     if (v === null || typeof v !== 'object') return;
@@ -108,11 +108,27 @@ function payloads(events: unknown[]): Map<string, number> {
       return;
     }
     for (const [k, x] of Object.entries(o)) {
-      const next = k.endsWith('EventAttributes') ? k : where.includes('.') ? where : where ? `${where}.${k}` : where;
+      const next = k.endsWith('EventAttributes')
+        ? `${where}${k}`
+        : where.includes('.')
+          ? where
+          : where.endsWith('EventAttributes')
+            ? `${where}.${k}`
+            : where;
       walk(x, next);
     }
   };
-  for (const e of events) walk(e, '');
+  // An activity's input and result are named by its type, so the largest one says which.
+  const types = new Map<string, string>();
+  for (const e of events as Array<Record<string, Record<string, unknown> | undefined>>) {
+    const sched = e.activityTaskScheduledEventAttributes as { activityType?: { name?: string } } | undefined;
+    const id = String(e.eventId ?? '');
+    if (sched) types.set(id, sched.activityType?.name ?? '?');
+    const done = (e.activityTaskCompletedEventAttributes ?? e.activityTaskScheduledEventAttributes) as
+      { scheduledEventId?: unknown } | undefined;
+    const type = sched ? types.get(id) : types.get(String(done?.scheduledEventId ?? ''));
+    walk(e, type ? `${type} ` : '');
+  }
   return out;
 }
 
@@ -187,6 +203,7 @@ async function one(client: Client, address: string, namespace: string, bundlePat
     .map(([where, bytes]) => ({ where, bytes }))
     .sort((a, b) => b.bytes - a.bytes);
   const input = sizes.get('workflowExecutionStartedEventAttributes.input') ?? 0;
+  const largestChildInput = sizes.get('startChildWorkflowExecutionInitiatedEventAttributes.input') ?? 0;
   const row = {
     computes: n,
     status: result.status,
@@ -201,6 +218,7 @@ async function one(client: Client, address: string, namespace: string, bundlePat
     children: childIds.length,
     largestChild,
     inputBytes: input,
+    largestChildInputBytes: largestChildInput,
     progressBytes,
     largestPayloads: ranked.slice(0, 5),
     workerPeakRssMiB: (last?.hwm ?? 0) / 2 ** 20,
