@@ -18,6 +18,7 @@ import { labDown, labEvents, labUp, type LabInfo } from '../lab/lab';
 import { PHASES, progressQuery, type Progress, type UpgradeResult } from '../common/messages';
 import { startWorkerProcess, workerPid } from '../worker/process';
 import { sharedTemporal } from './temporalEnv';
+import { computeBatches } from '../common/topology';
 
 const COMPUTES = 200;
 const run = process.env.NOVA_UPGRADE_FLEET === '1' ? it : it.skip;
@@ -90,6 +91,7 @@ run(
       virtual.filter((n) =>
         labEvents(lab!.stateDir, n).some((e) => e.verb === 'start' && e.fields.version === inv.release.to),
       );
+    const batches = computeBatches(inv);
     let killed: { batch: number; restartedBefore: string[] } | undefined;
     const deadline = Date.now() + 15 * 60_000;
     while (!killed && Date.now() < deadline) {
@@ -97,7 +99,8 @@ run(
       const running = p?.compute.batches?.find((b) => b.status === 'running' && b.index >= 2);
       if (running) {
         const done = restarted();
-        const batchDone = done.length - (p!.compute.nodesDone ?? 0);
+        const members = new Set(batches.find((b) => b.index === running.index)?.nodes);
+        const batchDone = done.filter((n) => members.has(n)).length;
         if (batchDone > 0 && batchDone < running.nodes) {
           await killWorker();
           killed = { batch: running.index, restartedBefore: done };

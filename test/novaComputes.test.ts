@@ -192,6 +192,32 @@ describe('disableComputeServices and enableComputeServices', () => {
   });
 });
 
+describe('a fleet-sized service list', () => {
+  it('reads a list longer than the pool’s 64 KiB output tail whole', async () => {
+    // 600 computes: about 100 KiB of JSON, which the pool's default tail would cut mid-record
+    // ("did not print JSON", as it did at 500 computes on the scale lab).
+    const now = naiveUtc(Date.now());
+    const fleet = Array.from({ length: 600 }, (_, i) =>
+      service(10 + i, 'nova-compute', `vc${i + 1}`, 'enabled', 'up', now),
+    );
+    node.write(
+      'services.json',
+      JSON.stringify([service(1, 'nova-conductor', 'controller', 'enabled', 'up', now), ...fleet]),
+    );
+    node.write('openstack.log', '');
+    const hosts = ['vc1', 'vc600'];
+    const r = await activityEnv().run(acts.disableComputeServices, {
+      target: node.target,
+      listCommand,
+      hosts,
+      reason,
+      disableCommands: commandsFor('computeServiceDisable', hosts),
+    });
+    expect(r).toMatchObject({ changed: hosts });
+    expect(node.count('openstack.log')).toBe(2);
+  });
+});
+
 describe('waitForNoTasksInProgress', () => {
   it('waits while a server has a task state', async () => {
     node.write(

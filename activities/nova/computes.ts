@@ -103,6 +103,14 @@ export interface OrphanedService {
  */
 export const HOST_COMMANDS_AT_ONCE = 8;
 
+/**
+ * The service list is parsed whole, so it must not be cut to the pool's 64 KiB tail: on the
+ * scale lab 502 services printed ~150 KB of JSON and the batch failed with "did not print
+ * JSON". openstackclient prints ~300 bytes a service; 16 MiB holds 50,000 of them. Its output
+ * is parsed and dropped, never recorded in history.
+ */
+export const SERVICE_LIST_OUTPUT_BYTES = 16 * 1024 * 1024;
+
 /** fn over items, `limit` at once; the results in the items' order. */
 async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array<R>(items.length);
@@ -125,7 +133,9 @@ export function createComputeActivities(deps: NovaDeps) {
     listCommand: string,
     commands: CommandRecord[],
   ): Promise<ComputeServiceRecord[]> {
-    return parseServiceList((await runRead(runner, target, listCommand, commands)).stdout);
+    return parseServiceList(
+      (await runRead(runner, target, listCommand, commands, undefined, SERVICE_LIST_OUTPUT_BYTES)).stdout,
+    );
   }
 
   function computeOf(records: ComputeServiceRecord[], host: string, node: string): ComputeServiceRecord {
