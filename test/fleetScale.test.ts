@@ -2,8 +2,9 @@
 // process on the real Temporal server, with an independent probe on the VIP: the worker is
 // SIGKILLed in the middle of a compute batch, a new one takes over, and every node's own events
 // log shows one stop, one install and one start on the new release: no node that had finished
-// was restarted again. Untimed (speed goals live in bench/fleet.ts). About 4 min on the shared
-// 2-core machine, so it runs only with NOVA_UPGRADE_FLEET=1.
+// was restarted again. Untimed (speed goals live in bench/fleet.ts). It takes 9-14 min on the
+// shared 2-core machine (553 s at load 18-23, 829 s at load 30, lab up and down included), so it
+// runs only with NOVA_UPGRADE_FLEET=1.
 // Subnet 127.2.100 (the lab) and 127.2.101-102 (its computes), inside the scale lab's 127.2.0.0/16.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
