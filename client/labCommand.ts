@@ -6,6 +6,7 @@ import { stopDevServer } from './devServer';
 import { stopWorkerProcess } from '../worker/process';
 import { runLabDemo, summaryTable } from './labDemo';
 import { DEFAULT_STATE_DIR, labDown, labStatus, labUp } from '../lab/lab';
+import { DEFAULT_FLEET_TIMES, fleetSshdCount } from '../lab/fleet';
 
 export function labCommand(): Command {
   const program = new Command('lab').description(
@@ -26,9 +27,26 @@ export function labCommand(): Command {
     .option('--from <version>', 'release installed at first (default 30.0.0; real: 33.0.2)')
     .option('--to <version>', 'release the inventory upgrades to (default 31.0.0; real: 34.0.0)')
     .option('--ssh-port <port>', 'port every node sshd listens on', '2222')
+    .option(
+      '--virtual-computes <n>',
+      'the scale lab: this many virtual computes (shell stand-ins, 16 addresses per sshd) on the /24s after the subnet',
+      '0',
+    )
+    .option(
+      '--fleet-times <ms>',
+      "the virtual computes' install,stop,start,heartbeat times in ms",
+      `${DEFAULT_FLEET_TIMES.installMs},${DEFAULT_FLEET_TIMES.stopMs},${DEFAULT_FLEET_TIMES.startMs},${DEFAULT_FLEET_TIMES.heartbeatMs}`,
+    )
     .action(async (o: Record<string, string>) => {
       if (o.nova !== 'standin' && o.nova !== 'real' && o.nova !== 'kolla')
         throw new Error(`--nova must be standin, real or kolla, not "${o.nova}"`);
+      const virtualComputes = Number(o.virtualComputes);
+      if (!Number.isInteger(virtualComputes) || virtualComputes < 0)
+        throw new Error(`--virtual-computes must be a whole number, not "${o.virtualComputes}"`);
+      const times = (o.fleetTimes ?? '').split(',').map(Number);
+      if (times.length !== 4 || times.some((t) => !Number.isFinite(t) || t < 0))
+        throw new Error(`--fleet-times must be four times in ms (install,stop,start,heartbeat), not "${o.fleetTimes}"`);
+      const [installMs, stopMs, startMs, heartbeatMs] = times as [number, number, number, number];
       const info = await labUp({
         nova: o.nova,
         stateDir: o.stateDir,
@@ -39,12 +57,19 @@ export function labCommand(): Command {
         ...(o.from ? { fromVersion: o.from } : {}),
         ...(o.to ? { toVersion: o.to } : {}),
         sshPort: Number(o.sshPort),
+        virtualComputes,
+        fleetTimes: { installMs, stopMs, startMs, heartbeatMs },
       });
       process.stdout.write(
         `lab up in ${info.upMs} ms\n  inventory: ${info.inventoryPath}\n  VIP:       ${info.vipUrl}\n`,
       );
-      for (const n of info.nodes)
+      for (const n of info.nodes.filter((x) => !x.virtual))
         process.stdout.write(`  ${n.name.padEnd(12)} ${n.address}:${n.sshPort}  ${n.roles.join(',')}\n`);
+      const fleet = info.nodes.filter((x) => x.virtual);
+      if (fleet.length)
+        process.stdout.write(
+          `  ${fleet.length} virtual computes vc1..vc${fleet.length}: ${fleet[0]!.address} to ${fleet.at(-1)!.address}, ${fleetSshdCount(fleet.length)} sshds\n`,
+        );
       process.stdout.write(
         `  ssh: ssh -i ${info.privateKeyPath} -o UserKnownHostsFile=${info.knownHostsPath} -p ${info.options.sshPort} root@${info.nodes[0]!.address}\n`,
       );

@@ -8,12 +8,25 @@ import { startHaproxy, haproxyPid, stopHaproxy } from './haproxy';
 import { installLab } from './install';
 import { labHaproxyConfig } from './haproxyConfig';
 import { labInventory, renderLabInventory } from './labInventory';
-import { writeNodeFiles } from './nodeFiles';
+
 import { initCloud, ONLINE_MIGRATIONS } from './node/cloud';
 import { readJsonOr, writeJson } from './node/env';
 import { nodeLayout, stateLayout, type NodeConfig, NOVA_UNITS } from './node/layout';
 import { isUnitProcess, readHeartbeat, readUnitFile, unitStatus, type UnitFile } from './node/units';
 import { ensureKeyPair, sshdPid, startSshd, stopSshd } from './sshd';
+import {
+  ADDRESSES_PER_SSHD,
+  DEFAULT_FLEET_TIMES,
+  fleetEnv,
+  fleetSshdPids,
+  installFleetBin,
+  startFleetSshds,
+  stopFleetSshds,
+  virtualIndex,
+  writeVirtualNode,
+  type FleetTimes,
+} from './fleet';
+import { cpuConf, writeNodeFiles } from './nodeFiles';
 import { API_PORT, planTopology, type LabLb, type LabNodePlan } from './topology';
 import { waitForBackends } from './haproxySocket';
 import {
@@ -62,6 +75,13 @@ export interface LabOptions {
    * releases (scripts/openstack-venvs.sh), on MariaDB and RabbitMQ.
    */
   nova?: 'standin' | 'real' | 'kolla';
+  /**
+   * The scale lab: this many virtual computes (lab/fleet.ts) besides the lab's own nodes, on
+   * the /24s after the subnet (127.2.0 → 127.2.1.1 onwards), ceil(N/16) sshds for all of them.
+   */
+  virtualComputes?: number;
+  /** The virtual computes' command times (install, stop, start, heartbeat). */
+  fleetTimes?: Partial<FleetTimes>;
 }
 
 export type ResolvedLabOptions = Required<LabOptions>;
@@ -116,10 +136,13 @@ function resolveOptions(o: LabOptions): ResolvedLabOptions {
       populate_user_id: 30,
     },
     nova: o.nova ?? 'standin',
+    virtualComputes: o.virtualComputes ?? 0,
+    fleetTimes: { ...DEFAULT_FLEET_TIMES, ...o.fleetTimes },
   };
 }
 
 function nodeEnvVars(stateDir: string, n: LabNodePlan, nova: ResolvedLabOptions['nova']): Record<string, string> {
+  if (n.virtual) return fleetEnv(stateDir, n.name);
   const s = stateLayout(stateDir);
   const root = s.node(n.name);
   // A real node's first PATH entry holds only the systemd/git stand-ins; then its own bin of
@@ -190,7 +213,22 @@ export async function labUp(opts: LabOptions = {}): Promise<LabInfo> {
 
   const real = o.nova === 'real';
   if (real) await ensureVenvs(o.fromVersion, o.toVersion, (l) => process.stderr.write(`${l}\n`));
+  const fleet = nodes.filter((n) => n.virtual);
+  if (fleet.length) {
+    if (o.nova !== 'standin') throw new Error('virtual computes need the stand-in lab (--nova standin)');
+    installFleetBin(o.stateDir);
+    for (const n of fleet)
+      writeVirtualNode(
+        o.stateDir,
+        n,
+        o.fromVersion,
+        cpuConf({ root: n.root, address: n.address, controllerAddress: controller.address }),
+        { ...DEFAULT_FLEET_TIMES, ...o.fleetTimes },
+        o.serviceDownSeconds,
+      );
+  }
   for (const n of nodes) {
+    if (n.virtual) continue;
     const l = nodeLayout(n.root);
     mkdirSync(l.run, { recursive: true });
     const config: NodeConfig = {
@@ -269,22 +307,25 @@ export async function labUp(opts: LabOptions = {}): Promise<LabInfo> {
       pendingMigrations: Object.fromEntries(ONLINE_MIGRATIONS.map((m) => [m, o.pendingMigrations[m] ?? 0])),
     });
 
-  const [sshds] = await Promise.all([
+  const [sshds, fleetSshds] = await Promise.all([
     Promise.all(
-      nodes.map((n) =>
-        startSshd({
-          name: n.name,
-          dir: nodeLayout(n.root).sshd,
-          address: n.address,
-          port: n.sshPort,
-          authorizedKeys: key.publicKey,
-          env: n.env,
-        }),
-      ),
+      nodes
+        .filter((n) => !n.virtual)
+        .map((n) =>
+          startSshd({
+            name: n.name,
+            dir: nodeLayout(n.root).sshd,
+            address: n.address,
+            port: n.sshPort,
+            authorizedKeys: key.publicKey,
+            env: n.env,
+          }),
+        ),
     ),
+    startFleetSshds(o.stateDir, fleet, o.sshPort, key.publicKey),
     real ? startBackingServices(o.stateDir, controller.address) : undefined,
   ]);
-  writeFileSync(s.knownHosts, `${sshds.map((h) => h.knownHostsLine).join('\n')}\n`);
+  writeFileSync(s.knownHosts, `${[...sshds, ...fleetSshds].map((h) => h.knownHostsLine).join('\n')}\n`);
 
   if (real) {
     await startRealServices(nodes, controller);
@@ -297,7 +338,18 @@ export async function labUp(opts: LabOptions = {}): Promise<LabInfo> {
     );
   } else {
     // One systemctl per node, starting its units in devstack's order; started ones are kept.
-    await Promise.all(nodes.filter((n) => n.units.length).map((n) => runOnNode(n, 'systemctl', ['start', ...n.units])));
+    await Promise.all(
+      nodes.filter((n) => n.units.length && !n.virtual).map((n) => runOnNode(n, 'systemctl', ['start', ...n.units])),
+    );
+    // The virtual computes' nova-computes, 16 at a time, without their start time.
+    for (let i = 0; i < fleet.length; i += 16)
+      await Promise.all(
+        fleet
+          .slice(i, i + 16)
+          .map((n) =>
+            runOnNode({ env: { ...n.env, NOVA_LAB_FLEET_NO_DELAY: '1' } }, 'systemctl', ['start', ...n.units]),
+          ),
+      );
   }
 
   const apiNodes = nodes.filter((n) => n.roles.includes('api'));
@@ -470,6 +522,7 @@ export async function labDown(stateDir: string = DEFAULT_STATE_DIR): Promise<voi
   await sweepSessions(o.stateDir);
   await Promise.all(lbs.map((b) => stopHaproxy(b.dir)));
   for (const n of nodes) stopSshd(nodeLayout(n.root).sshd);
+  stopFleetSshds(o.stateDir, o.virtualComputes ?? 0);
   const sshDeadline = Date.now() + 5000;
   while (nodes.some((n) => sshdPid(nodeLayout(n.root).sshd)) && Date.now() < sshDeadline) await sleep(25);
 }
@@ -492,6 +545,7 @@ export function labStatus(stateDir: string = DEFAULT_STATE_DIR): LabStatus {
   const o = readOptions(stateDir);
   if (!o) return { stateDir: resolve(stateDir), up: false, nodes: [], haproxy: [] };
   const { nodes, lbs } = describe(o);
+  const fleetPids = fleetSshdPids(o.stateDir, o.virtualComputes ?? 0);
   const status: LabStatus = {
     stateDir: o.stateDir,
     up: false,
@@ -511,7 +565,7 @@ export function labStatus(stateDir: string = DEFAULT_STATE_DIR): LabStatus {
         address: n.address,
         roles: n.roles,
         codeVersion: existsSync(l.codeVersion) ? readFileSync(l.codeVersion, 'utf8').trim() : 'none',
-        sshd: sshdPid(l.sshd),
+        sshd: n.virtual ? fleetPids[Math.floor(virtualIndex(n.name) / ADDRESSES_PER_SSHD)] : sshdPid(l.sshd),
         services: n.units.map((unit) => {
           const u = unitStatus(env, unit);
           const hb = u.mainPid ? readHeartbeat(env, unit) : undefined;

@@ -74,7 +74,7 @@ workers = 2
 
 // devstack strips the database connections from nova-cpu.conf: computes reach the database
 // only through the conductor.
-function cpuConf(n: NodeFileInput): string {
+export function cpuConf(n: Pick<NodeFileInput, 'root' | 'address' | 'controllerAddress'>): string {
   return `[DEFAULT]
 debug = True
 my_ip = ${n.address}

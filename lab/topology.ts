@@ -2,6 +2,7 @@
 // so labUp, labDown and labStatus all agree on it.
 import type { Role } from '../inventory/schema';
 import { NOVA_UNITS } from './node/layout';
+import { virtualComputes } from './fleet';
 
 export interface TopologyOptions {
   subnet: string;
@@ -9,6 +10,8 @@ export interface TopologyOptions {
   computeOnlyNodes: number;
   lbNodes: number;
   sshPort: number;
+  /** The scale lab's virtual computes (lab/fleet.ts), on the /24s after the subnet. */
+  virtualComputes?: number;
 }
 
 export interface LabLb {
@@ -25,6 +28,8 @@ export interface LabNodePlan {
   sshPort: number;
   roles: Role[];
   units: string[];
+  /** A virtual compute of the scale lab: no sshd of its own, shell stand-ins (lab/fleet.ts). */
+  virtual?: boolean;
 }
 
 export const API_PORT = 8774;
@@ -71,5 +76,12 @@ export function planTopology(o: TopologyOptions): { nodes: LabNodePlan[]; lbs: L
   const lbs = nodes
     .filter((n) => n.roles.includes('lb'))
     .map((n, k): LabLb => ({ node: n.name, address: `${o.subnet}.${100 + k}`, port: VIP_PORT }));
-  return { nodes, lbs };
+  const virtual = virtualComputes(o.subnet, o.virtualComputes ?? 0).map((v): LabNodePlan => ({
+    ...v,
+    sshPort: o.sshPort,
+    roles: ['compute'],
+    units: unitsFor(['compute']),
+    virtual: true,
+  }));
+  return { nodes: [...nodes, ...virtual], lbs };
 }

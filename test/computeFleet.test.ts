@@ -230,5 +230,12 @@ describe('compute batches at fleet shape', () => {
     expect(calls('enableComputeServices').flatMap((c) => c.input.hosts as string[])).not.toContain('c2');
     const p = await h.query(progressQuery);
     expect(p.compute.failedNodes).toMatchObject([{ node: 'c2', status: 'skipped', reason: 'broken disk' }]);
+    // The aborted upgrade's result reports it too: its batch's step names the skipped node, and
+    // the batch counts it; batch 2 never started.
+    const step = result.steps.find((s) => s.id === 'compute-batch:1');
+    expect(step?.summary).toMatch(/skipped c2: left on nova 30\.0\.0, disabled for scheduling/);
+    expect(p.compute.batches).toEqual([
+      expect.objectContaining({ index: 1, nodes: 2, done: 1, failed: 1, skipped: 1 }),
+    ]);
   });
 });

@@ -81,9 +81,11 @@ describe('disableComputeServices and enableComputeServices', () => {
       unchanged: hosts,
       summary: 'nova-compute already disabled on apicomp, compute2',
     });
-    expect(node.read('openstack.log')).toBe(
-      `compute service set --disable --disable-reason ${reason} apicomp nova-compute\ncompute service set --disable --disable-reason ${reason} compute2 nova-compute\n`,
-    );
+    // The hosts' commands run at once (HOST_COMMANDS_AT_ONCE): their order on the node is any.
+    expect(node.read('openstack.log').split('\n').filter(Boolean).sort()).toEqual([
+      `compute service set --disable --disable-reason ${reason} apicomp nova-compute`,
+      `compute service set --disable --disable-reason ${reason} compute2 nova-compute`,
+    ]);
 
     const enable = {
       target: node.target,
@@ -190,6 +192,32 @@ describe('disableComputeServices and enableComputeServices', () => {
   });
 });
 
+describe('a fleet-sized service list', () => {
+  it('reads a list longer than the pool’s 64 KiB output tail whole', async () => {
+    // 600 computes: about 100 KiB of JSON, which the pool's default tail would cut mid-record
+    // ("did not print JSON", as it did at 500 computes on the scale lab).
+    const now = naiveUtc(Date.now());
+    const fleet = Array.from({ length: 600 }, (_, i) =>
+      service(10 + i, 'nova-compute', `vc${i + 1}`, 'enabled', 'up', now),
+    );
+    node.write(
+      'services.json',
+      JSON.stringify([service(1, 'nova-conductor', 'controller', 'enabled', 'up', now), ...fleet]),
+    );
+    node.write('openstack.log', '');
+    const hosts = ['vc1', 'vc600'];
+    const r = await activityEnv().run(acts.disableComputeServices, {
+      target: node.target,
+      listCommand,
+      hosts,
+      reason,
+      disableCommands: commandsFor('computeServiceDisable', hosts),
+    });
+    expect(r).toMatchObject({ changed: hosts });
+    expect(node.count('openstack.log')).toBe(2);
+  });
+});
+
 describe('waitForNoTasksInProgress', () => {
   it('waits while a server has a task state', async () => {
     node.write(
@@ -224,8 +252,9 @@ describe('waitForNoTasksInProgress', () => {
       timeoutMs: 30_000,
       pollMs: 100,
     });
-    // The task ends once the first poll has seen it (its per-host heartbeat for the last host).
-    for (let i = 0; i < 300 && !env.beats.some((b) => JSON.stringify(b).includes('"host":"compute2"')); i++)
+    // The task ends once the first poll has seen it (the heartbeat naming what is in progress;
+    // the hosts are read at once, so a per-host heartbeat no longer means the poll is over).
+    for (let i = 0; i < 300 && !env.beats.some((b) => JSON.stringify(b).includes('"inProgress"')); i++)
       await new Promise((r) => setTimeout(r, 50));
     node.write('servers-apicomp.json', JSON.stringify([{ ID: 'vm-2', 'Task State': null }]));
     const r = await running;

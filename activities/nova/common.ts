@@ -61,10 +61,15 @@ export async function runRead(
   command: string,
   commands: CommandRecord[],
   timeoutMs?: number,
+  outputLimitBytes?: number,
 ): Promise<CommandResult> {
   const r = await beatingWhile(
     { reading: command, node: target.node },
-    runner.run(target, command, { timeoutMs, signal: cancellationSignal() }),
+    runner.run(target, command, {
+      timeoutMs,
+      signal: cancellationSignal(),
+      ...(outputLimitBytes ? { outputLimitBytes } : {}),
+    }),
   );
   commands.push(toRecord(r));
   if (r.exitCode !== 0) {

@@ -95,11 +95,21 @@ export interface OrphanedService {
 }
 
 /**
- * openstackclient calls run at once on the controller: each is a Python process of 2-4 s, most of
- * it start-up CPU (measured on the real-nova lab), so a batch of 50 hosts takes 13 rounds, not 50,
- * without loading a controller that is also serving the API.
+ * Per-host openstack commands of one batch at once, this many at a time. One after another, a
+ * batch of 50 computes spent 24 s disabling and 14 s checking for tasks on the scale lab (load
+ * 18 on 2 cores), more than its nodes' whole install-stop-start chain; a real openstack call
+ * takes 1-2 s, so 50 in series would be over a minute per batch. 8 stays within one SSH
+ * connection's sessions (the pool's 8 channels) to the node that runs them.
  */
-const CLI_PARALLEL = 4;
+export const HOST_COMMANDS_AT_ONCE = 8;
+
+/**
+ * The service list is parsed whole, so it must not be cut to the pool's 64 KiB tail: on the
+ * scale lab 502 services printed ~150 KB of JSON and the batch failed with "did not print
+ * JSON". openstackclient prints ~300 bytes a service; 16 MiB holds 50,000 of them. Its output
+ * is parsed and dropped, never recorded in history.
+ */
+export const SERVICE_LIST_OUTPUT_BYTES = 16 * 1024 * 1024;
 
 export function createComputeActivities(deps: NovaDeps) {
   const { runner } = deps;
@@ -109,7 +119,9 @@ export function createComputeActivities(deps: NovaDeps) {
     listCommand: string,
     commands: CommandRecord[],
   ): Promise<ComputeServiceRecord[]> {
-    return parseServiceList((await runRead(runner, target, listCommand, commands)).stdout);
+    return parseServiceList(
+      (await runRead(runner, target, listCommand, commands, undefined, SERVICE_LIST_OUTPUT_BYTES)).stdout,
+    );
   }
 
   function computeOf(records: ComputeServiceRecord[], host: string, node: string): ComputeServiceRecord {
@@ -138,7 +150,7 @@ export function createComputeActivities(deps: NovaDeps) {
     const unchanged: string[] = [];
     const disabledByOthers: string[] = [];
     const leftDisabled: { host: string; reason: string | null }[] = [];
-    const toChange: { host: string; command: string }[] = [];
+    const toRun: { host: string; command: string }[] = [];
     for (const host of hosts) {
       const svc = computeOf(records, host, target.node);
       if (wanted === 'enabled' && ourReason !== undefined && svc.Status === 'disabled') {
@@ -167,22 +179,25 @@ export function createComputeActivities(deps: NovaDeps) {
         throw nonRetryable('NovaMissingCommand', `no command was given to set nova-compute on ${host} ${wanted}`, {
           host,
         });
-      toChange.push({ host, command });
+      toRun.push({ host, command });
     }
-    // The hosts of a batch at once: each `openstack compute service set` is its own 2-4 s process.
-    await mapLimit(toChange, CLI_PARALLEL, async ({ host, command }) => {
+    // Each command sets one host; a failed one leaves the others set, and a retry reads the
+    // list first and sets only what is still unset.
+    const results = await mapLimit(toRun, HOST_COMMANDS_AT_ONCE, async ({ host, command }) => {
       const r = await beatingWhile(
         { running: command },
         runner.run(target, command, { timeoutMs: 60_000, signal: cancellationSignal() }),
       );
+      return { host, command, r };
+    });
+    for (const { host, command, r } of results) {
       commands.push(toRecord(r));
       if (r.exitCode !== 0)
         throw new Error(
           `on ${target.node}, \`${command}\` exited ${r.exitCode ?? r.signal}: ${lastLines(outputOf(r), 5)}`,
         );
       changed.push(host);
-    });
-    changed.sort((a, b) => hosts.indexOf(a) - hosts.indexOf(b));
+    }
     const verb = wanted === 'disabled' ? 'disabled' : 'enabled';
     const wantedHosts = hosts.filter((h) => !leftDisabled.some((l) => l.host === h));
     if (changed.length) {
@@ -217,16 +232,19 @@ export function createComputeActivities(deps: NovaDeps) {
     const hosts = Object.keys(input.commandsPerHost);
     for (let polls = 1; ; polls++) {
       const busy: Array<ServerTask & { host: string }> = [];
-      // A real `openstack server list` takes 2-4 s: the hosts of a batch are read a few at once,
-      // with a heartbeat after each, so a batch of hosts neither adds up nor outlasts the heartbeat timeout.
-      await mapLimit(hosts, CLI_PARALLEL, async (host) => {
+      const lists = await mapLimit(hosts, HOST_COMMANDS_AT_ONCE, async (host) => {
+        const read: CommandRecord[] = [];
         const tasks = parseServerTasks(
-          (await runRead(runner, input.target, input.commandsPerHost[host]!, commands)).stdout,
+          (await runRead(runner, input.target, input.commandsPerHost[host]!, read)).stdout,
         );
-        busy.push(...tasks.filter(isTaskInProgress).map((t) => ({ ...t, host })));
+        // A real `openstack server list` takes 2-4 s: a batch of hosts must not outlast the heartbeat timeout.
         heartbeat({ polls, host });
+        return { host, tasks, read };
       });
-      busy.sort((a, b) => hosts.indexOf(a.host) - hosts.indexOf(b.host));
+      for (const { host, tasks, read } of lists) {
+        commands.push(...read);
+        busy.push(...tasks.filter(isTaskInProgress).map((t) => ({ ...t, host })));
+      }
       if (!busy.length)
         return {
           summary: `no server tasks in progress on ${hosts.join(', ')}`,

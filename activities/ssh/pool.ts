@@ -160,7 +160,7 @@ export class SshPool implements RemoteRunner {
           target,
           command,
           opts,
-          outputLimitBytes: this.settings.outputLimitBytes,
+          outputLimitBytes: opts.outputLimitBytes ?? this.settings.outputLimitBytes,
           killGraceMs: this.settings.killGraceMs,
         });
       } catch (err) {

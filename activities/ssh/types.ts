@@ -21,6 +21,11 @@ export interface RunOptions {
   timeoutMs?: number;
   stdin?: string;
   signal?: AbortSignal;
+  /**
+   * Bytes kept from the end of stdout and of stderr for this command, instead of the pool's
+   * limit: for a read that is parsed whole (a fleet's service list), never recorded.
+   */
+  outputLimitBytes?: number;
 }
 
 export interface DetachedOptions {

@@ -13,6 +13,8 @@ export interface NodeConfig {
   apiMercySeconds: number;
   /** nova's service_down_time: how stale a heartbeat may be before a service reads as down. */
   serviceDownSeconds: number;
+  /** A virtual compute of the scale lab (lab/fleet.ts): shell stand-ins, a derived heartbeat. */
+  virtual?: boolean;
   /** Set on a real-nova lab node: its units run real programs instead of lab/node/service.ts. */
   real?: RealNodeConfig;
 }

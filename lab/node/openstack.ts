@@ -15,7 +15,7 @@ import {
 import { fail, nodeEnv, readJsonOr, readTextOr, withLock, writeJson, type NodeEnv } from './env';
 import { nodeLayout, stateLayout, type NodeConfig } from './layout';
 import { prettyTable } from './prettytable';
-import { isUnitProcess, readHeartbeat, readUnitFile } from './units';
+import { isUnitProcess, readHeartbeat, readUnitFile, type UnitFile } from './units';
 
 interface Parsed {
   words: string[];
@@ -92,7 +92,17 @@ function serviceView(env: NodeEnv, r: ServiceRecord): Record<string, unknown> {
   const cfg = readJsonOr<NodeConfig | undefined>(nodeLayout(root).config, undefined);
   let up = false;
   let updated = r.lastSeen;
-  if (cfg && existsSync(root) && cfg.units.includes(r.unit)) {
+  if (cfg?.virtual && cfg.units.includes(r.unit)) {
+    // A virtual compute of the scale lab (lab/fleet.ts) reports while its process lives, from
+    // its heartbeat's time on (its start plus the node's heartbeatMs); once stopped, its record
+    // keeps the time it stopped.
+    const nodeEnvOf = { node: nodeLayout(root) };
+    const hb = readHeartbeat(nodeEnvOf, r.unit);
+    const file = readUnitFile(nodeEnvOf, r.unit) as (UnitFile & { stoppedAt?: string }) | undefined;
+    const alive = !!file && file.active && isUnitProcess(file.pid, root, r.unit);
+    up = alive && !!hb && hb.pid === file.pid && Date.now() >= hb.mtimeMs;
+    updated = up ? novaTimestamp(new Date()) : file?.stoppedAt ? novaTimestamp(new Date(file.stoppedAt)) : r.lastSeen;
+  } else if (cfg && existsSync(root) && cfg.units.includes(r.unit)) {
     const nodeEnvOf = { node: nodeLayout(root) };
     const hb = readHeartbeat(nodeEnvOf, r.unit);
     const file = readUnitFile(nodeEnvOf, r.unit);
