@@ -26,7 +26,9 @@ import {
   releaseOf,
   type NovaRelease,
 } from '../../inventory/releases';
+import { z } from 'zod';
 import { parseNovaTimestamp } from './serviceList';
+import { SERVICE_ROWS_MARKER } from '../../common/serviceRowsScript';
 
 const COMPUTE = 'nova-compute';
 
@@ -298,4 +300,49 @@ export function judgeServiceVersions(input: ServiceVersionInput): ServiceVersion
     notes,
     summary: `nova ${input.to} starts beside computes down to service version ${oldest} (${target.oldestSupported}); ${parts.join('; ')}`,
   };
+}
+
+const rowJson = z.object({
+  id: z.number().int(),
+  uuid: z.string().nullable().optional(),
+  host: z.string(),
+  binary: z.string(),
+  version: z.number().int(),
+  last_seen_up: z.string().nullable(),
+  created_at: z.string().nullable(),
+  forced_down: z.boolean(),
+  deleted: z.number().int(),
+  disabled: z.boolean().optional(),
+});
+const cellsJson = z.array(z.object({ cell: z.string(), uuid: z.string().optional(), rows: z.array(rowJson) }));
+
+/** Reads the script's output: its marker line, then nova's rows per cell. */
+export function parseServiceRowsOutput(output: string): CellServices[] {
+  const line = output.split('\n').find((l) => l.startsWith(`${SERVICE_ROWS_MARKER} `));
+  if (!line)
+    throw new Error(`the services read printed no ${SERVICE_ROWS_MARKER} line: ${output.slice(0, 300) || '(nothing)'}`);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(line.slice(SERVICE_ROWS_MARKER.length + 1));
+  } catch {
+    throw new Error(`the services read printed no JSON after ${SERVICE_ROWS_MARKER}: ${line.slice(0, 300)}`);
+  }
+  const parsed = cellsJson.safeParse(doc);
+  if (!parsed.success)
+    throw new Error(`the services read printed JSON of an unexpected shape: ${parsed.error.issues[0]?.message ?? ''}`);
+  return parsed.data.map((c) => ({
+    cell: c.cell,
+    rows: c.rows.map((r) => ({
+      id: r.id,
+      ...(r.uuid !== undefined ? { uuid: r.uuid } : {}),
+      host: r.host,
+      binary: r.binary,
+      version: r.version,
+      lastSeenUp: r.last_seen_up,
+      createdAt: r.created_at,
+      forcedDown: r.forced_down,
+      deleted: r.deleted,
+      ...(r.disabled !== undefined ? { disabled: r.disabled } : {}),
+    })),
+  }));
 }
