@@ -121,7 +121,10 @@ export function createServiceRecordActivities(deps: NovaDeps) {
     const up: string[] = [];
     for (const r of input.records) {
       const who = `${r.binary} on ${r.host} (${r.cell}, ${r.ref})`;
-      const now = list.find((x) => String(x.ID) === r.ref);
+      // By the uuid; an openstack CLI that speaks a compute API before 2.53 prints integer ids,
+      // which are per cell: then the one record of that host and binary, if exactly one.
+      const byHost = list.filter((x) => x.Host === r.host && x.Binary === r.binary);
+      const now = list.find((x) => String(x.ID) === r.ref) ?? (byHost.length === 1 ? byHost[0] : undefined);
       if (!now) {
         gone.push(who);
         continue;
@@ -130,7 +133,10 @@ export function createServiceRecordActivities(deps: NovaDeps) {
         up.push(who);
         continue;
       }
-      const command = input.deleteCommands[r.ref];
+      const command =
+        String(now.ID) === r.ref
+          ? input.deleteCommands[r.ref]
+          : input.deleteCommands[r.ref]?.replace(r.ref, String(now.ID));
       if (!command) throw nonRetryable('NoDeleteCommand', `no delete command was rendered for ${who}`);
       await runRead(runner, input.target, command, commands);
       deleted.push(who);

@@ -19,7 +19,7 @@ export interface ServiceRecord {
   cell: string;
   /** updated_at as last stored; what an orphan keeps showing forever. */
   lastSeen: string;
-  /** The service version the record keeps once nothing runs for it (an orphan); lab-only default: the cloud's release. */
+  /** The service version an orphan's record keeps (nothing runs to rewrite it); default: the cloud's release's. */
   serviceVersion?: number;
 }
 

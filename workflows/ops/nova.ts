@@ -6,7 +6,7 @@ import type { createConfigActivities } from '../../activities/nova/config';
 import type { createKeystoneActivities } from '../../activities/nova/keystone';
 import type { createManageActivities } from '../../activities/nova/manage';
 import type { PinningRecord, createServiceRecordActivities } from '../../activities/nova/serviceRecords';
-import { cmd, placementInstallCommand, targetOf } from '../../common/topology';
+import { apiConfigOf, cmd, placementInstallCommand, targetOf } from '../../common/topology';
 import { DEFAULT_COMMANDS } from '../../inventory/commands';
 import { SERVICE_ROWS_SCRIPT } from '../../common/serviceRowsScript';
 import type { Inventory } from '../../inventory/schema';
@@ -56,7 +56,7 @@ export function novaOps(inv: Inventory) {
         [
           {
             target: ctl(),
-            command: cmd(inv, 'serviceVersions', { script: SERVICE_ROWS_SCRIPT, apiConfig: inv.apiConfigFile }),
+            command: cmd(inv, 'serviceVersions', { script: SERVICE_ROWS_SCRIPT, apiConfig: apiConfigOf(inv) }),
             to: inv.release.to,
             inventoryComputeHosts: inv.nodes
               .filter((n) => n.services.some((s) => s.kind === 'compute'))

@@ -1,6 +1,6 @@
 // Before the upgrade: prove the cloud is healthy and reached through the VIP, so that whatever
 // fails later is the upgrade's doing. Nothing here changes code or databases.
-import { cmd, drainedServices, lbNodes } from '../../common/topology';
+import { apiConfigOf, cmd, drainedServices, lbNodes } from '../../common/topology';
 import { SERVICE_VERSION_ALIASES, releaseOf } from '../../inventory/releases';
 import type { Inventory } from '../../inventory/schema';
 import { AbortRequested } from '../failures';
@@ -154,7 +154,7 @@ export function serviceVersionsStep(inv: Inventory): RunbookStep {
         node: ctl,
         command: cmd(inv, 'serviceVersions', {
           script: '<read the services rows of every cell through nova.db (common/serviceRowsScript.ts)>',
-          apiConfig: inv.apiConfigFile,
+          apiConfig: apiConfigOf(inv),
         }),
       },
       {
