@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { Client, Connection } from '@temporalio/client';
 import type { Progress, UpgradeResult } from '../common/messages';
 import { addOrphanService, labDown, labEvents, labUp, type LabInfo } from '../lab/lab';
 import { readServices, updateServices } from '../lab/node/cloud';
@@ -17,38 +18,28 @@ import { NOVA_RELEASES } from '../inventory/releases';
 import { startWorkerProcess, stopWorkerProcess } from '../worker/process';
 import { sharedTemporal } from './temporalEnv';
 import { runCli, type CliRun } from './helpers/cli';
+import { untilProgress } from './helpers/progress';
 
 const dir = mkdtempSync(join(tmpdir(), 'service-versions-lab-'));
 const stateDir = join(dir, 'lab');
 const taskQueue = `service-versions-lab-${randomUUID()}`;
 let address: string;
 let lab: LabInfo;
+let connection: Connection;
+let client: Client;
 
 function cli(...args: string[]): Promise<CliRun> {
   return runCli([...args, '--address', address, '--task-queue', taskQueue], { NOVA_UPGRADE_OPERATOR: 'test-operator' });
 }
 
-interface View {
-  running: boolean;
-  progress?: Progress;
-  result?: UpgradeResult;
+/** The progress (every 150 ms, through the query) until `ok` holds. */
+function until(id: string, what: string, ok: (p: Progress) => boolean, timeoutMs = 120_000): Promise<Progress> {
+  return untilProgress(client.workflow.getHandle(id), ok, `${id}: ${what}`, timeoutMs);
 }
 
-async function status(id: string): Promise<View> {
-  const s = await cli('status', id, '--json');
-  expect(s.code, s.stderr).toBe(0);
-  return JSON.parse(s.stdout) as View;
-}
-
-async function until(id: string, what: string, ok: (v: View) => boolean, timeoutMs = 120_000): Promise<View> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await status(id);
-    if (ok(v)) return v;
-    if (Date.now() > deadline)
-      throw new Error(`${id}: no ${what} within ${timeoutMs} ms: ${JSON.stringify(v.progress)}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
+/** The upgrade's result, once it has finished. */
+async function resultOf(id: string): Promise<UpgradeResult> {
+  return (await client.workflow.getHandle(id).result()) as UpgradeResult;
 }
 
 const CHECKS = ['check-node-access', 'check-cells', 'check-service-versions'];
@@ -56,6 +47,8 @@ const CHECKS = ['check-node-access', 'check-cells', 'check-service-versions'];
 beforeAll(async () => {
   const t = sharedTemporal();
   address = t.address;
+  connection = await Connection.connect({ address });
+  client = new Client({ connection, namespace: t.namespace });
   await labDown(stateDir);
   lab = await labUp({ stateDir, subnet: '127.0.80' });
   const bundle = inject('workflowBundlePath');
@@ -69,6 +62,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
+  await connection?.close();
   await stopWorkerProcess(dir);
   await labDown(stateDir);
   rmSync(dir, { recursive: true, force: true });
@@ -87,8 +81,7 @@ describe('the service-version preflight on the stand-in lab', () => {
     const id = 'sv-too-old';
     const started = await cli('start', '-i', lab.inventoryPath, '--workflow-id', id, '--auto-approve', 'all');
     expect(started.code, started.stderr).toBe(0);
-    const v = await until(id, 'hold', (x) => x.progress?.status === 'held');
-    const p = v.progress!;
+    const p = await until(id, 'hold', (x) => x.status === 'held');
     expect(p.pendingDecision).toMatchObject({ stepId: 'check-service-versions', choices: ['retry', 'abort'] });
     expect(p.pendingDecision!.error).toContain('nova-compute on old-cmp1 (cell1, id 5) is down (last seen ');
     expect(p.pendingDecision!.error).toContain(
@@ -103,8 +96,7 @@ describe('the service-version preflight on the stand-in lab', () => {
     expect(labEvents(stateDir, 'controller').slice(eventsBefore)).toEqual([]);
     const a = await cli('abort', id, '--reason', 'old-cmp1 is to be upgraded first');
     expect(a.code, a.stderr).toBe(0);
-    const done = await until(id, 'result', (x) => !x.running);
-    expect(done.result?.status).toBe('aborted');
+    expect((await resultOf(id)).status).toBe('aborted');
   }, 300_000);
 
   it('a down record that would pin the compute RPC is deleted only after the operator answers delete-records', async () => {
@@ -123,15 +115,13 @@ describe('the service-version preflight on the stand-in lab', () => {
       'before-upgrade',
     );
     expect(started.code, started.stderr).toBe(0);
-    const held = await until(id, 'hold', (x) => x.progress?.status === 'held');
-    expect(held.progress!.pendingDecision).toMatchObject({
+    const held = await until(id, 'hold', (x) => x.status === 'held');
+    expect(held.pendingDecision).toMatchObject({
       stepId: 'check-service-versions',
       choices: ['delete-records', 'skip', 'abort'],
     });
-    expect(held.progress!.pendingDecision!.error).toContain(
-      `nova-compute on gone-cmp (cell1, id 5) is down (last seen `,
-    );
-    expect(held.progress!.pendingDecision!.error).toContain(
+    expect(held.pendingDecision!.error).toContain(`nova-compute on gone-cmp (cell1, id 5) is down (last seen `);
+    expect(held.pendingDecision!.error).toContain(
       `and not in the inventory, so this run will not upgrade it, and its service version 67 would keep the compute RPC pinned at 6.3 instead of 6.4 after every other compute runs 31.0.0; delete the record ("openstack compute service delete ${gone.id}") if gone-cmp is gone`,
     );
     // Held, not deleted: the record is still there.
@@ -141,17 +131,15 @@ describe('the service-version preflight on the stand-in lab', () => {
     const after = await until(
       id,
       'the preflight to pass',
-      (x) => x.progress?.steps.find((s) => s.id === 'check-service-versions')?.status === 'succeeded',
+      (x) => x.steps.find((s) => s.id === 'check-service-versions')?.status === 'succeeded',
     );
     expect(readServices(stateDir).some((r) => r.id === gone.id)).toBe(false);
-    expect(after.progress!.warnings).toContain(
-      `on test-operator's word, deleted nova-compute on gone-cmp (cell1, ${gone.id})`,
-    );
-    expect(after.progress!.steps.find((s) => s.id === 'check-service-versions')!.summary).toContain(
+    expect(after.warnings).toContain(`on test-operator's word, deleted nova-compute on gone-cmp (cell1, ${gone.id})`);
+    expect(after.steps.find((s) => s.id === 'check-service-versions')!.summary).toContain(
       'every counted compute is at 66 or newer',
     );
     const a = await cli('abort', id, '--reason', 'the test stops at the before-window gate');
     expect(a.code, a.stderr).toBe(0);
-    expect((await until(id, 'result', (x) => !x.running)).result?.status).toBe('aborted');
+    expect((await resultOf(id)).status).toBe('aborted');
   }, 300_000);
 });
