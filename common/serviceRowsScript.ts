@@ -15,14 +15,18 @@ export const SERVICE_ROWS_MARKER = 'NOVA_UPGRADE_SERVICE_ROWS';
  * with deleted = 0, as nova counts them); objects.Service is not used because loading a row
  * without a uuid makes it write one (nova/objects/service.py _from_db_object).
  * Checked against nova 31.3.1 and 33.0.2 (nova/config.py parse_args, nova/context.py
- * target_cell, nova/db/main/api.py service_get_all are the same in both).
+ * target_cell, nova/db/main/api.py service_get_all are the same in both). parse_args as
+ * nova-manage calls it, RPC included: a cell mapping's transport_url is formatted with
+ * CONF.transport_url (nova/objects/cell_mapping.py), an option only the RPC setup registers
+ * (without it, on the real lab: "NoSuchOptError: no such option transport_url"); the transport
+ * connects lazily, so nothing is sent.
  */
 export const SERVICE_ROWS_SCRIPT = [
   '# nova-upgrade: the services rows of every cell, read only',
   'import json, sys',
   'from nova import config, context, objects',
   'from nova.db.main import api as db',
-  'config.parse_args(sys.argv, init_rpc=False)',
+  'config.parse_args(sys.argv)',
   'objects.register_all()',
   'ctxt = context.get_admin_context()',
   't = lambda d: d.isoformat() if d else None',
