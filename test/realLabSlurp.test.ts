@@ -113,7 +113,8 @@ afterAll(async () => {
   await stopWorkerProcess(dir);
   await labDown(stateDir);
   expect(backingPids(stateDir)).toEqual([]);
-  rmSync(dir, { recursive: true, force: true });
+  // NOVA_UPGRADE_KEEP_LAB=1 keeps the lab's files (unit logs) to read after a failure.
+  if (process.env.NOVA_UPGRADE_KEEP_LAB !== '1') rmSync(dir, { recursive: true, force: true });
 }, 120_000);
 
 describe.runIf(REAL)('the real-nova lab, skip-level 31.3.1 → 33.0.2', () => {
