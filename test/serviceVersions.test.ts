@@ -120,6 +120,8 @@ describe('judgeServiceVersions', () => {
       row(8, 'cmp-dead', 'nova-compute', 66, '2025-12-24 18:00:00', { forcedDown: true }),
     );
     cells[0]!.rows.push(row(3, 'old-ctl', 'nova-scheduler', 66, '2025-09-30 10:00:00'));
+    // nova-api's record is written once at start and never heartbeats: no note for it.
+    cells[0]!.rows.push(row(4, 'controller', 'nova-osapi_compute', 68, null));
     const r = judgeServiceVersions({ cells, to: '33.0.0', now: NOW, inventoryComputeHosts: inventoryHosts });
     expect(r.tooOld).toEqual([]);
     expect(r.novaWouldStart).toBe(true);

@@ -31,6 +31,7 @@ import { parseNovaTimestamp } from './serviceList';
 import { SERVICE_ROWS_MARKER } from '../../common/serviceRowsScript';
 
 const COMPUTE = 'nova-compute';
+const WSGI_BINARIES = new Set(['nova-osapi_compute', 'nova-metadata']);
 
 /**
  * What to read from each cell database (cell0 included), e.g. with
@@ -210,7 +211,9 @@ export function judgeServiceVersions(input: ServiceVersionInput): ServiceVersion
       });
 
       if (r.binary !== COMPUTE) {
-        if (!up && r.version < target.serviceVersion) {
+        // nova-api and nova-metadata write their record when a WSGI worker starts and never
+        // heartbeat (nova/api/openstack/wsgi_app.py _setup_service): "down" says nothing there.
+        if (!up && !WSGI_BINARIES.has(r.binary) && r.version < target.serviceVersion) {
           notes.push(
             `${who} is down (${since}) at service version ${describeServiceVersion(r.version)}; nova's start check and the compute RPC pin count only nova-compute records, so it blocks nothing, but it stays in the service list until deleted`,
           );
