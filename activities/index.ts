@@ -10,6 +10,7 @@ import { createConfigActivities } from './nova/config';
 import { createKeystoneActivities } from './nova/keystone';
 import { createManageActivities } from './nova/manage';
 import { createServiceActivities } from './nova/services';
+import { createServiceRecordActivities } from './nova/serviceRecords';
 import { createNotifyActivities } from './notify/webhook';
 import { createSshPreflightActivities } from './ssh/preflight';
 import type { RemoteRunner } from './ssh/types';
@@ -28,6 +29,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createManageActivities(deps),
     ...createConfigActivities(deps),
     ...createCellActivities(deps),
+    ...createServiceRecordActivities(deps),
     ...createServiceActivities(deps),
     ...createComputeActivities(deps),
     ...createKeystoneActivities(deps),

@@ -128,15 +128,16 @@ export function buildProgram(): Command {
       print(`approved ${rec.phase} as ${rec.approver}`);
     });
 
-  for (const action of ['retry', 'skip', 'shutdown-sessions'] as const) {
+  const actionHelp = {
+    retry: 'run the held step again',
+    skip: 'skip the held step (recorded with the reason)',
+    'shutdown-sessions': "close the drained server's remaining sessions, then wait again",
+    'delete-records':
+      'delete the down service records the held preflight listed as pinning the compute RPC, then read again',
+  } as const;
+  for (const action of ['retry', 'skip', 'shutdown-sessions', 'delete-records'] as const) {
     const cmd = withConnection(program.command(`${action} <workflowId>`))
-      .description(
-        action === 'retry'
-          ? 'run the held step again'
-          : action === 'skip'
-            ? 'skip the held step (recorded with the reason)'
-            : "close the drained server's remaining sessions, then wait again",
-      )
+      .description(actionHelp[action])
       .option('--step <id>', 'the held step you mean (refused if another is held)')
       .option(
         '--signal',

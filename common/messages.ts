@@ -55,7 +55,11 @@ export interface ApprovalRecord {
   auto: boolean;
 }
 
-export type DecisionAction = 'retry' | 'skip' | 'abort' | 'shutdown-sessions';
+/**
+ * `delete-records`: at the service-version preflight, delete the down records it listed as
+ * keeping the compute RPC pinned, then read again.
+ */
+export type DecisionAction = 'retry' | 'skip' | 'abort' | 'shutdown-sessions' | 'delete-records';
 
 export interface PendingDecision {
   stepId: string;

@@ -37,6 +37,15 @@ const isDrained = (s: Service) => s.kind === 'api' || !!s.haproxyServer || !!s.h
 export const RESTART_ORDER: Service['kind'][] = ['conductor', 'scheduler', 'metadata', 'console', 'other'];
 
 /** A command template of the inventory, rendered with every value shell-quoted. */
+/**
+ * The API config file: the inventory's, or the schema's default for a run started before the
+ * field existed (its plan must still build on replay).
+ */
+export function apiConfigOf(inv: Inventory): string {
+  const given: string | undefined = inv.apiConfigFile;
+  return given ?? '/etc/nova/nova.conf';
+}
+
 export function cmd(inv: Inventory, name: CommandName, values: Record<string, string | number> = {}): string {
   // {venv} only with the devstack profile; a run started before profiles has no devstack section and no {venv}.
   const venv: Record<string, string> = inv.devstack ? { venv: inv.devstack.venv } : {};

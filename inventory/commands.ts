@@ -29,6 +29,10 @@ export const DEFAULT_COMMANDS = {
   // nova's own cell mappings (API database): a cell the inventory lacks would never be synced
   // or migrated. Prints a PrettyTable: Name, UUID, Transport URL, Database Connection, Disabled.
   cellList: '{venv}/bin/nova-manage cell_v2 list_cells',
+  // The services rows of every cell (their service versions, which no API shows), read through
+  // nova's own code by nova's Python with the API config: {script} is the read
+  // (activities/nova/serviceVersions.ts SERVICE_ROWS_SCRIPT). Prints one JSON line.
+  serviceVersions: '{venv}/bin/python3 -c {script} --config-file {apiConfig}',
   // Per cell, with that cell's config: nova-manage migrates only the [database] it reads. The
   // API config comes first: most migrations also read or write the API database (quota limits
   // and classes, instance mappings for populate_queued_for_delete and populate_user_id), and a
@@ -50,6 +54,9 @@ export const DEFAULT_COMMANDS = {
   computeServiceDisable:
     'OS_CLOUD={osCloud} openstack compute service set --disable --disable-reason {reason} {host} nova-compute',
   computeServiceEnable: 'OS_CLOUD={osCloud} openstack compute service set --enable {host} nova-compute',
+  // Only after the operator chose it at the service-version preflight's hold, for a record
+  // that is still down: {id} is its uuid (as `compute service list` prints it from 2.53 on).
+  computeServiceDelete: 'OS_CLOUD={osCloud} openstack compute service delete {id}',
   serverTasksOnHost:
     'OS_CLOUD={osCloud} openstack server list --all-projects --host {host} -f json -c ID -c "Task State"',
   // Every region and interface: the step picks the inventory's, and must see whether the
@@ -79,6 +86,7 @@ export const COMMAND_PLACEHOLDERS: Record<CommandName, readonly string[]> = {
   dbSync: ['config', 'cell', 'venv'],
   upgradeCheck: ['venv'],
   cellList: ['venv'],
+  serviceVersions: ['script', 'apiConfig', 'venv'],
   onlineDataMigrations: ['maxCount', 'apiConfig', 'config', 'cell', 'venv'],
   serviceState: ['unit', 'node'],
   serviceStart: ['unit', 'node'],
@@ -90,6 +98,7 @@ export const COMMAND_PLACEHOLDERS: Record<CommandName, readonly string[]> = {
   serviceList: ['osCloud'],
   computeServiceDisable: ['osCloud', 'host', 'reason'],
   computeServiceEnable: ['osCloud', 'host'],
+  computeServiceDelete: ['osCloud', 'id'],
   serverTasksOnHost: ['osCloud', 'host'],
   endpointList: ['osCloud'],
   endpointSet: ['osCloud', 'url', 'endpointId'],

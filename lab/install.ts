@@ -17,6 +17,8 @@ export const STAND_INS: Record<string, string> = {
   tempest: 'tempest',
   'lab-install-code': 'installCode',
   'lab-cloud': 'labCloud',
+  // nova's Python for the service-version read; anything else goes to /usr/bin/python3.
+  python3: 'python',
 };
 
 // Real sudo's secure_path would reset PATH and lose the stand-ins; this one keeps the caller's

@@ -169,6 +169,7 @@ async function buildRootfs(stateDir: string, release: string): Promise<string> {
   bin('nova-manage', lib('novaManage', 'main(process.argv.slice(2))'));
   bin('nova-status', lib('novaStatus', 'main(process.argv.slice(2))'));
   bin('placement-manage', lib('placementManage', 'main(process.argv.slice(2))'));
+  bin('python3', lib('python', 'main(process.argv.slice(2))'));
   const tar = join(build, `rootfs-${release}.tar`);
   await run('tar', ['-C', root, '-cf', tar, '.']);
   rmSync(root, { recursive: true, force: true });

@@ -211,6 +211,9 @@ function realLabInventory(i: LabInventoryInput): InventoryInput {
       ...PATH_COMMANDS,
       installCode: 'lab-install-code {version}',
       installPlacement: 'lab-install-code --placement {version}',
+      // nova's own Python: the controller's venv through its code link (pyvenv.cfg is found
+      // beside the link's bin/, so nova imports), not the python3 on PATH.
+      serviceVersions: `${nodeLayout(s.node(controller.name)).codeLink}/bin/python3 -c {script} --config-file {apiConfig}`,
     },
     nodes: i.nodes.map((n) => {
       const f = realFiles(s.node(n.name));

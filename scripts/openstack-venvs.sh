@@ -28,12 +28,12 @@ LOCKS="lab/venvs"
 # needed: the lab runs no memcached and keystonemiddleware falls back to its in-process cache.
 nova_spec() { echo "nova $1 nova==$1 PyMySQL"; }
 # Extra pins where a release's own requirements admit a library that later broke it (the lab
-# cannot read the releases' upper-constraints): placement 15.0.0 reads
-# [oslo_policy] enforce_scope, which oslo.policy 6 removed ("NoSuchOptError: no such option
-# enforce_scope in group [oslo_policy]" at start).
+# cannot read the releases' upper-constraints): placement 13.0.1 and 15.0.0 read
+# [oslo_policy] enforce_scope (placement/deploy.py), which oslo.policy 6 removed
+# ("NoSuchOptError: no such option enforce_scope in group [oslo_policy]" at start).
 placement_spec() {
   case "$1" in
-    15.0.0) echo "placement $1 openstack-placement==$1 PyMySQL oslo.policy<6" ;;
+    13.0.1 | 15.0.0) echo "placement $1 openstack-placement==$1 PyMySQL oslo.policy<6" ;;
     *) echo "placement $1 openstack-placement==$1 PyMySQL" ;;
   esac
 }

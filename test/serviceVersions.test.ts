@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import {
   judgeServiceVersions,
   parseServiceRows,
+  parseServiceRowsOutput,
   type CellServices,
   type ServiceRow,
 } from '../activities/nova/serviceVersions';
@@ -119,6 +120,8 @@ describe('judgeServiceVersions', () => {
       row(8, 'cmp-dead', 'nova-compute', 66, '2025-12-24 18:00:00', { forcedDown: true }),
     );
     cells[0]!.rows.push(row(3, 'old-ctl', 'nova-scheduler', 66, '2025-09-30 10:00:00'));
+    // nova-api's record is written once at start and never heartbeats: no note for it.
+    cells[0]!.rows.push(row(4, 'controller', 'nova-osapi_compute', 68, null));
     const r = judgeServiceVersions({ cells, to: '33.0.0', now: NOW, inventoryComputeHosts: inventoryHosts });
     expect(r.tooOld).toEqual([]);
     expect(r.novaWouldStart).toBe(true);
@@ -256,5 +259,52 @@ describe('parseServiceRows', () => {
         'id\thost\tbinary\tversion\tlast_seen_up\tcreated_at\tforced_down\tdeleted\n1\tc\tnova-compute\tabc\tNULL\tNULL\t0\t0',
       ),
     ).toThrow('services row 1: version is "abc", not a whole number');
+  });
+});
+
+describe('parseServiceRowsOutput', () => {
+  it("reads the services read's marker line among nova's own output, per cell", () => {
+    const out = [
+      'Modules with known eventlet monkey patching issues were imported prior to eventlet monkey patching',
+      `NOVA_UPGRADE_SERVICE_ROWS ${JSON.stringify([
+        { cell: 'cell0', uuid: '00000000-0000-0000-0000-000000000000', rows: [] },
+        {
+          cell: 'cell1',
+          uuid: 'b3f5c1c4-9a0e-4c57-8d2a-1f0f2f6c2a11',
+          rows: [
+            {
+              id: 3,
+              uuid: '6f2c4d0e-5d7e-4d4e-9a3b-2f1d2b3c4d5e',
+              host: 'old-cmp1',
+              binary: 'nova-compute',
+              version: 67,
+              last_seen_up: '2026-04-17T12:00:00',
+              created_at: '2026-04-17T12:00:00',
+              forced_down: false,
+              deleted: 0,
+              disabled: false,
+            },
+          ],
+        },
+      ])}`,
+    ].join('\n');
+    const cells = parseServiceRowsOutput(out);
+    expect(cells.map((c) => [c.cell, c.rows.length])).toEqual([
+      ['cell0', 0],
+      ['cell1', 1],
+    ]);
+    const r = judgeServiceVersions({ cells, to: '33.0.2', now: NOW });
+    expect(r.tooOld.map((f) => [f.host, f.version, f.state, f.lastSeen])).toEqual([
+      ['old-cmp1', 67, 'down', '2026-04-17T12:00:00Z'],
+    ]);
+  });
+
+  it('refuses output without the marker, or with JSON of another shape', () => {
+    expect(() => parseServiceRowsOutput('Traceback (most recent call last):')).toThrow(
+      'the services read printed no NOVA_UPGRADE_SERVICE_ROWS line: Traceback (most recent call last):',
+    );
+    expect(() => parseServiceRowsOutput('NOVA_UPGRADE_SERVICE_ROWS [{"cell": "cell1"}]')).toThrow(
+      'the services read printed JSON of an unexpected shape',
+    );
   });
 });

@@ -194,6 +194,7 @@ describe('novaUpgrade orchestration', () => {
     expect(calledNames()).toEqual([
       'checkNodesAccess',
       'checkCells',
+      'checkServiceVersions',
       'checkLoadBalancers',
       'runTempest',
       'checkApiServesVersion',

@@ -26,9 +26,12 @@ import {
   releaseOf,
   type NovaRelease,
 } from '../../inventory/releases';
+import { z } from 'zod';
 import { parseNovaTimestamp } from './serviceList';
+import { SERVICE_ROWS_MARKER } from '../../common/serviceRowsScript';
 
 const COMPUTE = 'nova-compute';
+const WSGI_BINARIES = new Set(['nova-osapi_compute', 'nova-metadata']);
 
 /**
  * What to read from each cell database (cell0 included), e.g. with
@@ -208,7 +211,9 @@ export function judgeServiceVersions(input: ServiceVersionInput): ServiceVersion
       });
 
       if (r.binary !== COMPUTE) {
-        if (!up && r.version < target.serviceVersion) {
+        // nova-api and nova-metadata write their record when a WSGI worker starts and never
+        // heartbeat (nova/api/openstack/wsgi_app.py _setup_service): "down" says nothing there.
+        if (!up && !WSGI_BINARIES.has(r.binary) && r.version < target.serviceVersion) {
           notes.push(
             `${who} is down (${since}) at service version ${describeServiceVersion(r.version)}; nova's start check and the compute RPC pin count only nova-compute records, so it blocks nothing, but it stays in the service list until deleted`,
           );
@@ -298,4 +303,49 @@ export function judgeServiceVersions(input: ServiceVersionInput): ServiceVersion
     notes,
     summary: `nova ${input.to} starts beside computes down to service version ${oldest} (${target.oldestSupported}); ${parts.join('; ')}`,
   };
+}
+
+const rowJson = z.object({
+  id: z.number().int(),
+  uuid: z.string().nullable().optional(),
+  host: z.string(),
+  binary: z.string(),
+  version: z.number().int(),
+  last_seen_up: z.string().nullable(),
+  created_at: z.string().nullable(),
+  forced_down: z.boolean(),
+  deleted: z.number().int(),
+  disabled: z.boolean().optional(),
+});
+const cellsJson = z.array(z.object({ cell: z.string(), uuid: z.string().optional(), rows: z.array(rowJson) }));
+
+/** Reads the script's output: its marker line, then nova's rows per cell. */
+export function parseServiceRowsOutput(output: string): CellServices[] {
+  const line = output.split('\n').find((l) => l.startsWith(`${SERVICE_ROWS_MARKER} `));
+  if (!line)
+    throw new Error(`the services read printed no ${SERVICE_ROWS_MARKER} line: ${output.slice(0, 300) || '(nothing)'}`);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(line.slice(SERVICE_ROWS_MARKER.length + 1));
+  } catch {
+    throw new Error(`the services read printed no JSON after ${SERVICE_ROWS_MARKER}: ${line.slice(0, 300)}`);
+  }
+  const parsed = cellsJson.safeParse(doc);
+  if (!parsed.success)
+    throw new Error(`the services read printed JSON of an unexpected shape: ${parsed.error.issues[0]?.message ?? ''}`);
+  return parsed.data.map((c) => ({
+    cell: c.cell,
+    rows: c.rows.map((r) => ({
+      id: r.id,
+      ...(r.uuid !== undefined ? { uuid: r.uuid } : {}),
+      host: r.host,
+      binary: r.binary,
+      version: r.version,
+      lastSeenUp: r.last_seen_up,
+      createdAt: r.created_at,
+      forcedDown: r.forced_down,
+      deleted: r.deleted,
+      ...(r.disabled !== undefined ? { disabled: r.disabled } : {}),
+    })),
+  }));
 }

@@ -89,6 +89,7 @@ function tasksFor(inv: Inventory, step: ReturnType<typeof plannedSteps>[number])
     case 'hup-services':
     case 'hup-computes':
     case 'check-cells':
+    case 'check-service-versions':
     case 'check-orphans':
       return lit();
     case 'point-endpoint-at-vip': {

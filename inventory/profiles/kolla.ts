@@ -104,6 +104,16 @@ export function kollaCommands(o: KollaOptions): Record<keyof typeof DEFAULT_COMM
     dbSync: oneShot(cellDir, 'nova-api', 'nova-manage db sync --local_cell'),
     upgradeCheck: oneShot(api, 'nova-api', 'nova-status upgrade check'),
     cellList: oneShot(api, 'nova-api', 'nova-manage cell_v2 list_cells'),
+    // As cellList, with the read script handed in through the environment (oneShot's command is
+    // already inside single quotes); kolla_set_configs puts the API config at /etc/nova/nova.conf.
+    serviceVersions: oneShot(
+      api,
+      'nova-api',
+      'python3 -c "$NOVA_UPGRADE_SCRIPT" --config-file /etc/nova/nova.conf',
+    ).replace(
+      ' -e KOLLA_CONFIG_STRATEGY=COPY_ALWAYS',
+      ' -e KOLLA_CONFIG_STRATEGY=COPY_ALWAYS -e NOVA_UPGRADE_SCRIPT={script}',
+    ),
     onlineDataMigrations: oneShot(cellDir, 'nova-api', 'nova-manage db online_data_migrations --max-count {maxCount}'),
     serviceState: `${e} container inspect -f 'Identity={{ .Id }} {{ .State.StartedAt }}\nActiveState={{ if .State.Running }}active{{ else }}inactive{{ end }}\nSubState={{ .State.Status }}\nMainPID={{ .State.Pid }}' {unit}`,
     serviceStart: recreate('start'),

@@ -45,6 +45,8 @@ export function packagedCommands(d: { installCode: string; installPlacement: str
     dbSync: `${novaManage} --config-file {config} db sync`,
     upgradeCheck: 'sudo -u nova nova-status upgrade check',
     cellList: `${novaManage} cell_v2 list_cells`,
+    // The packages' nova is importable by the system python3; as the nova user, as nova-manage.
+    serviceVersions: 'sudo -u nova python3 -c {script} --config-file {apiConfig}',
     onlineDataMigrations: `${novaManage} --config-file {config} db online_data_migrations --max-count {maxCount}`,
     readFile: 'sudo cat {path}',
     tempest: 'cd ~/tempest && tempest run --smoke',

@@ -19,6 +19,8 @@ export interface ServiceRecord {
   cell: string;
   /** updated_at as last stored; what an orphan keeps showing forever. */
   lastSeen: string;
+  /** The service version an orphan's record keeps (nothing runs to rewrite it); default: the cloud's release's. */
+  serviceVersion?: number;
 }
 
 export interface Endpoint {
@@ -180,10 +182,12 @@ export function addOrphanService(
   host: string,
   binary = 'nova-compute',
   lastSeen = new Date(Date.now() - 86_400_000),
+  serviceVersion?: number,
 ): ServiceRecord {
-  const rec = {
+  const rec: ServiceRecord = {
     ...serviceRecord(binary, host, binary === 'nova-compute' ? NOVA_UNITS.compute : NOVA_UNITS.cellConductor, 'cell1'),
     lastSeen: novaTimestamp(lastSeen),
+    ...(serviceVersion !== undefined ? { serviceVersion } : {}),
   };
   updateServices(stateDir, (rs) => [...rs.filter((r) => r.id !== rec.id), rec]);
   return rec;

@@ -6,7 +6,7 @@ import { addOrphanService } from './cloud';
 import { fail, nodeEnv, writeText } from './env';
 import { FAULTS } from './layout';
 
-const USAGE = `usage: lab-cloud orphan HOST [BINARY]
+const USAGE = `usage: lab-cloud orphan HOST [BINARY [SERVICE_VERSION]]
        lab-cloud fault ${Object.keys(FAULTS).join('|')} [CONTENT]
        lab-cloud clear-fault ${Object.keys(FAULTS).join('|')}`;
 
@@ -14,7 +14,10 @@ export function main(argv: string[]): void {
   const env = nodeEnv();
   const [verb, name, ...rest] = argv;
   if (verb === 'orphan' && name) {
-    const rec = addOrphanService(env.stateDir, name, rest[0]);
+    const version = rest[1] !== undefined ? Number(rest[1]) : undefined;
+    if (version !== undefined && !Number.isInteger(version))
+      fail(`lab-cloud orphan: ${rest[1]} is not a service version`, 2);
+    const rec = addOrphanService(env.stateDir, name, rest[0], undefined, version);
     return void process.stdout.write(`${rec.id}\n`);
   }
   const file = name && (FAULTS as Record<string, string>)[name];

@@ -168,6 +168,30 @@ function computeService(env: NodeEnv, p: Parsed, verb: string): void {
     if (!found) fail(`Compute service ${binary} of host ${host} failed to set.`, 1);
     return;
   }
+  if (verb === 'delete') {
+    // As nova's DELETE /os-services/{id}: by the uuid `list` prints, refused while the host has servers.
+    const ids = p.words.slice(3);
+    if (!ids.length)
+      fail('openstack compute service delete: error: the following arguments are required: <service>', 2);
+    const servers = readJsonOr<Server[]>(cloudFiles(env.stateDir).servers, []);
+    const failed: string[] = [];
+    for (const id of ids) {
+      updateServices(env.stateDir, (rs) => {
+        const r = rs.find((x) => x.id === id);
+        if (!r || (r.binary === 'nova-compute' && servers.some((sv) => sv.Host === r.host))) {
+          failed.push(id);
+          return rs;
+        }
+        return rs.filter((x) => x.id !== id);
+      });
+    }
+    if (failed.length)
+      fail(
+        `${failed.map((id) => `Failed to delete compute service with ID '${id}'`).join('\n')}\n${failed.length} of ${ids.length} compute services failed to delete.`,
+        1,
+      );
+    return;
+  }
   fail(`openstack: 'compute service ${verb}' is not an openstack command. See 'openstack --help'.`, 2);
 }
 

@@ -24,9 +24,17 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export const MARIADB_PORT = 13306;
 export const RABBIT_PORT = 15673;
-/** Erlang distribution and epmd ports of the lab's RabbitMQ: a system epmd holds 4369. */
-const RABBIT_DIST_PORT = 35673;
+/** epmd's port for the lab's RabbitMQ (bound to the lab's address): a system epmd holds 4369. */
 const EPMD_PORT = 14369;
+/**
+ * Erlang's distribution port for the lab's RabbitMQ. Erlang listens on it on every interface
+ * (not the lab's address), so one fixed port let a second real lab on another subnet fail at
+ * start with "dist_port_already_used, 35673" while the first ran: one port per /24 instead.
+ */
+export function rabbitDistPort(address: string): number {
+  const [, b = 0, c = 0] = address.split('.').map(Number);
+  return 30_000 + (b % 16) * 256 + c;
+}
 
 export const DB_USER = 'lab';
 export const DB_PASSWORD = 'secret';
@@ -281,7 +289,7 @@ export async function startRabbitmq(stateDir: string, dir: string, address: stri
           RABBITMQ_NODENAME: nodeName,
           RABBITMQ_NODE_IP_ADDRESS: address,
           RABBITMQ_NODE_PORT: String(RABBIT_PORT),
-          RABBITMQ_DIST_PORT: String(RABBIT_DIST_PORT),
+          RABBITMQ_DIST_PORT: String(rabbitDistPort(address)),
           RABBITMQ_MNESIA_BASE: f.mnesia,
           RABBITMQ_LOG_BASE: f.logs,
           RABBITMQ_CONFIG_FILE: f.config,

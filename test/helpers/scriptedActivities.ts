@@ -53,6 +53,22 @@ const GENERIC = { summary: 'ok', alreadyDone: false, commands: [] };
 const SPECIFIC: Partial<Record<keyof Activities, (input: Record<string, unknown>) => unknown>> = {
   runUpgradeCheck: () => ({ ...GENERIC, outcome: 'success', checks: [], warnings: [] }),
   findOrphanedServices: () => ({ ...GENERIC, orphans: [] }),
+  checkServiceVersions: () => ({
+    ...GENERIC,
+    cells: [],
+    report: {
+      to: '31.0.0',
+      oldestSupportedServiceVersion: 66,
+      oldestSupported: 'Caracal',
+      minimumComputeVersion: 67,
+      novaWouldStart: true,
+      tooOld: [],
+      pinning: [],
+      notes: [],
+      summary: 'every counted compute is at 66 or newer (scripted)',
+    },
+  }),
+  deleteServiceRecords: () => ({ ...GENERIC, deleted: [] }),
   recordServerWeights: () => ({ ...GENERIC, weights: {} }),
   readServiceState: () => ({
     ...GENERIC,
@@ -126,6 +142,8 @@ export const ACTIVITY_NAMES: (keyof Activities)[] = [
   'notifyWebhook',
   'checkNodesAccess',
   'checkCells',
+  'checkServiceVersions',
+  'deleteServiceRecords',
 ];
 
 /** A plausible audit record for an activity that names a node, so `history` has rows to show. */

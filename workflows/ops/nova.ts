@@ -5,13 +5,16 @@ import type { createCellActivities } from '../../activities/nova/cells';
 import type { createConfigActivities } from '../../activities/nova/config';
 import type { createKeystoneActivities } from '../../activities/nova/keystone';
 import type { createManageActivities } from '../../activities/nova/manage';
-import { cmd, placementInstallCommand, targetOf } from '../../common/topology';
+import type { PinningRecord, createServiceRecordActivities } from '../../activities/nova/serviceRecords';
+import { apiConfigOf, cmd, placementInstallCommand, targetOf } from '../../common/topology';
 import { DEFAULT_COMMANDS } from '../../inventory/commands';
+import { SERVICE_ROWS_SCRIPT } from '../../common/serviceRowsScript';
 import type { Inventory } from '../../inventory/schema';
 import { activityOptions, proxyDefaults } from './options';
 
 type NovaActivities = ReturnType<typeof createManageActivities> &
   ReturnType<typeof createCellActivities> &
+  ReturnType<typeof createServiceRecordActivities> &
   ReturnType<typeof createConfigActivities> &
   ReturnType<typeof createKeystoneActivities>;
 
@@ -47,6 +50,38 @@ export function novaOps(inv: Inventory) {
           cell0SyncedWithEveryCell: !inv.commands.dbSync.includes('--local_cell'),
         },
       ]),
+    checkServiceVersions: () =>
+      acts.checkServiceVersions.executeWithOptions(
+        activityOptions(inv, 'short', `read every cell's service versions on ${inv.controller}`),
+        [
+          {
+            target: ctl(),
+            command: cmd(inv, 'serviceVersions', { script: SERVICE_ROWS_SCRIPT, apiConfig: apiConfigOf(inv) }),
+            to: inv.release.to,
+            inventoryComputeHosts: inv.nodes
+              .filter((n) => n.services.some((s) => s.kind === 'compute'))
+              .map((n) => n.novaHost),
+            excludedHosts: inv.nodes
+              .filter((n) => inv.compute.exclude.includes(n.name) || inv.compute.exclude.includes(n.novaHost))
+              .map((n) => n.novaHost),
+            cells: inv.cells.map((c) => c.name),
+          },
+        ],
+      ),
+    deleteServiceRecords: (records: PinningRecord[]) =>
+      acts.deleteServiceRecords.executeWithOptions(
+        activityOptions(inv, 'short', `delete ${records.length} service record(s) the operator chose to delete`),
+        [
+          {
+            target: ctl(),
+            listCommand: cmd(inv, 'serviceList'),
+            records,
+            deleteCommands: Object.fromEntries(
+              records.map((r) => [r.ref, cmd(inv, 'computeServiceDelete', { id: r.ref })]),
+            ),
+          },
+        ],
+      ),
     installCode: (node: string, key: string) =>
       acts.installCode.executeWithOptions(activityOptions(inv, 'long', `install nova ${inv.release.to} on ${node}`), [
         {

@@ -1,9 +1,10 @@
 // Before the upgrade: prove the cloud is healthy and reached through the VIP, so that whatever
 // fails later is the upgrade's doing. Nothing here changes code or databases.
 import { isCancellation } from '@temporalio/workflow';
-import { cmd, drainedServices, lbNodes } from '../../common/topology';
+import { apiConfigOf, cmd, drainedServices, lbNodes } from '../../common/topology';
+import { SERVICE_VERSION_ALIASES, releaseOf } from '../../inventory/releases';
 import type { Inventory } from '../../inventory/schema';
-import { describeFailure } from '../failures';
+import { AbortRequested, describeFailure } from '../failures';
 import { onEveryLb } from './lbCommands';
 import type { RunbookStep } from './types';
 
@@ -159,5 +160,74 @@ export function cellsStep(inv: Inventory): RunbookStep {
     commands: [{ node: ctl, command: cmd(inv, 'cellList') }],
     patch: 'cells-from-nova',
     run: (rt) => rt.ops.nova.checkCells(),
+  };
+}
+
+/** The patch that added the service-version preflight: runs started earlier replay without it. */
+export const SERVICE_VERSIONS_PREFLIGHT = 'service-versions-preflight';
+
+/**
+ * Added after 0.2.x: every cell's services rows against release.to's envelope, before anything
+ * changes. A compute older than the envelope holds the start (retry once it is upgraded or its
+ * record deleted, or abort; nothing to skip past: nova's control services would refuse to start).
+ * Down records of hosts the inventory lacks keep the compute RPC pinned after the run: they are
+ * listed and held for the operator, whose `delete-records` deletes them (each still there and
+ * still down) and reads again; `skip` keeps them. Never deleted without that choice.
+ */
+export function serviceVersionsStep(inv: Inventory): RunbookStep {
+  const ctl = inv.controller;
+  const id = 'check-service-versions';
+  // The plan of any inventory (a replayed run's included) must build, so no throwing lookup here.
+  const target = releaseOf(inv.release.to);
+  const alias = target?.oldestSupported;
+  const oldest = alias ? SERVICE_VERSION_ALIASES[alias] : undefined;
+  const envelope = alias && oldest !== undefined ? ` down to ${oldest} (${alias})` : '';
+  return {
+    id,
+    phase: 'before-upgrade',
+    title: `check every cell's service versions: nova ${inv.release.to} starts beside computes${envelope}; list down records that would keep the compute RPC pinned`,
+    node: ctl,
+    commands: [
+      {
+        node: ctl,
+        command: cmd(inv, 'serviceVersions', {
+          script: '<read the services rows of every cell through nova.db (common/serviceRowsScript.ts)>',
+          apiConfig: apiConfigOf(inv),
+        }),
+      },
+      {
+        node: ctl,
+        command: cmd(inv, 'computeServiceDelete', {
+          id: '<uuid of each down record listed, only when the operator answers the hold with delete-records>',
+        }),
+      },
+    ],
+    patch: SERVICE_VERSIONS_PREFLIGHT,
+    choices: ['retry', 'abort'],
+    run: async (rt) => {
+      for (;;) {
+        const r = await rt.ops.nova.checkServiceVersions();
+        const orphans = r.report.pinning.filter((f) => f.reason === 'not-in-inventory' && f.state === 'down');
+        const warnings = rt.state.progress.warnings;
+        for (const f of r.report.pinning.filter((x) => !orphans.includes(x)))
+          if (!warnings.includes(f.sentence)) warnings.push(f.sentence);
+        if (!orphans.length) return { summary: r.summary };
+        const decision = await rt.hold!(
+          id,
+          `${orphans.map((f) => f.sentence).join('; ')}. Answer delete-records to delete ${orphans.length === 1 ? 'it' : 'them'} (each only if still down), skip to keep ${orphans.length === 1 ? 'it' : 'them'}, or abort`,
+          ['delete-records', 'skip', 'abort'],
+        );
+        if (decision.action === 'abort') throw new AbortRequested(decision.by, decision.reason);
+        if (decision.action === 'skip') {
+          const kept = `kept on ${decision.by}'s word${decision.reason ? ` (${decision.reason})` : ''}: ${orphans.map((f) => `${f.binary} on ${f.host} (${f.cell}, ${f.ref})`).join('; ')}`;
+          warnings.push(`service records ${kept}`);
+          return { summary: `${r.summary}; ${kept}` };
+        }
+        const del = await rt.ops.nova.deleteServiceRecords(
+          orphans.map((f) => ({ ref: f.ref, host: f.host, binary: f.binary, cell: f.cell })),
+        );
+        warnings.push(`on ${decision.by}'s word, ${del.summary}`);
+      }
+    },
   };
 }

@@ -16,7 +16,7 @@ import { beforeWindowSteps } from './beforeWindow';
 import { duringWindowSteps } from './duringWindow';
 import type { PlannedStep, RunbookStep } from './types';
 import { nodesUsingSudo } from '../../common/sudo';
-import { cellsStep, nodeAccessStep } from './beforeUpgrade';
+import { cellsStep, nodeAccessStep, serviceVersionsStep } from './beforeUpgrade';
 
 export type { PlannedStep, RunbookStep, RunContext, Mark } from './types';
 
@@ -36,7 +36,13 @@ export function planUpgrade(inv: Inventory, opts: AfterWindowOptions = { compute
   // First of all, before anything changes: every node takes the login, and sudo needs no
   // password where the plan's commands use it (nobody is there to type one mid-window).
   // Then nova's own cells: every cell must be in the inventory, or its database is never synced.
-  const steps = [nodeAccessStep(inv, nodesUsingSudo(rest.flatMap((s) => s.commands))), cellsStep(inv), ...rest];
+  // Then every cell's services rows against the target's envelope (read through those cells).
+  const steps = [
+    nodeAccessStep(inv, nodesUsingSudo(rest.flatMap((s) => s.commands))),
+    cellsStep(inv),
+    serviceVersionsStep(inv),
+    ...rest,
+  ];
   const seen = new Set<string>();
   for (const s of steps) {
     // Progress is keyed by step id; a duplicate would merge two steps' states into one.

@@ -1,0 +1,157 @@
+// The service-version preflight on the cloud, and the gated removal of the records it finds
+// keeping the compute RPC pinned. The judgement is serviceVersions.ts (pure); here the rows are
+// read on the controller through nova's own code, and a record is deleted only when the
+// operator chose it at the hold, and only while it is still there and still down.
+import type { SshTarget } from '../../common/sshTarget';
+import { nonRetryable } from '../common';
+import type { CommandRecord } from '../ssh/types';
+import { runRead, type NovaDeps } from './common';
+import { parseServiceList } from './serviceList';
+import {
+  judgeServiceVersions,
+  parseServiceRowsOutput,
+  type CellServices,
+  type ServiceFinding,
+  type ServiceVersionReport,
+} from './serviceVersions';
+
+export interface CheckServiceVersionsInput {
+  /** The controller, whose nova config reaches the API database and through it every cell. */
+  target: SshTarget;
+  /** The rendered serviceVersions template (the read script included). */
+  command: string;
+  /** release.to: its envelope is what counts. */
+  to: string;
+  inventoryComputeHosts: string[];
+  excludedHosts: string[];
+  /** The inventory's cells: a cell nova has and the read did not return would be a blind spot. */
+  cells: string[];
+}
+
+export interface CheckServiceVersionsResult {
+  summary: string;
+  report: ServiceVersionReport;
+  cells: CellServices[];
+  commands: CommandRecord[];
+}
+
+export interface PinningRecord {
+  /** What `openstack compute service delete` takes: the uuid (or the id before uuids). */
+  ref: string;
+  host: string;
+  binary: string;
+  cell: string;
+}
+
+export interface DeleteServiceRecordsInput {
+  target: SshTarget;
+  /** The rendered serviceList template: the state before each delete. */
+  listCommand: string;
+  records: PinningRecord[];
+  /** ref → the rendered computeServiceDelete command. */
+  deleteCommands: Record<string, string>;
+}
+
+export function pinningRecordOf(f: ServiceFinding): PinningRecord {
+  return { ref: f.ref, host: f.host, binary: f.binary, cell: f.cell };
+}
+
+export function createServiceRecordActivities(deps: NovaDeps) {
+  const { runner } = deps;
+
+  /**
+   * Reads every cell's services rows and judges them against release.to: a compute older than
+   * its envelope stops the start (non-retryable: nova's control services would refuse to start
+   * beside it); the records that would keep the RPC pinned are returned for the workflow to
+   * offer their deletion. Changes nothing.
+   */
+  async function checkServiceVersions(input: CheckServiceVersionsInput): Promise<CheckServiceVersionsResult> {
+    const commands: CommandRecord[] = [];
+    const out = (await runRead(runner, input.target, input.command, commands)).stdout;
+    let cells: CellServices[];
+    try {
+      cells = parseServiceRowsOutput(out);
+    } catch (e) {
+      throw nonRetryable('NovaServiceRowsUnreadable', `on ${input.target.node}: ${(e as Error).message}`, {
+        node: input.target.node,
+      });
+    }
+    const report = judgeServiceVersions({
+      cells,
+      to: input.to,
+      now: Date.now(),
+      inventoryComputeHosts: input.inventoryComputeHosts,
+      excludedHosts: input.excludedHosts,
+    });
+    const read = new Set(cells.map((c) => c.cell));
+    const unread = input.cells.filter((c) => !read.has(c));
+    if (unread.length)
+      throw nonRetryable(
+        'NovaCellUnread',
+        `the services read on ${input.target.node} returned no rows for the inventory's cell${unread.length === 1 ? '' : 's'} ${unread.join(', ')} (it read ${[...read].join(', ') || 'none'})`,
+        { unread },
+      );
+    if (report.tooOld.length)
+      throw nonRetryable(
+        'ComputeOlderThanEnvelope',
+        `${report.tooOld.map((f) => f.sentence).join('; ')}. Nothing was changed.`,
+        { tooOld: report.tooOld.map((f) => ({ host: f.host, cell: f.cell, version: f.version, state: f.state })) },
+      );
+    const rows = cells.reduce((n, c) => n + c.rows.length, 0);
+    return {
+      summary: `read ${rows} service records in ${cells.map((c) => c.cell).join(', ')}: ${report.summary}${report.notes.length ? `; ${report.notes.join('; ')}` : ''}`,
+      report,
+      cells,
+      commands,
+    };
+  }
+
+  /**
+   * Deletes the records the operator chose to delete at the hold. Each is looked up first: one
+   * already gone is done; one that is up again is not deleted (a host came back: upgrade it
+   * instead), and the step says so.
+   */
+  async function deleteServiceRecords(
+    input: DeleteServiceRecordsInput,
+  ): Promise<{ summary: string; alreadyDone: boolean; deleted: string[]; commands: CommandRecord[] }> {
+    const commands: CommandRecord[] = [];
+    const list = parseServiceList((await runRead(runner, input.target, input.listCommand, commands)).stdout);
+    const deleted: string[] = [];
+    const gone: string[] = [];
+    const up: string[] = [];
+    for (const r of input.records) {
+      const who = `${r.binary} on ${r.host} (${r.cell}, ${r.ref})`;
+      // By the uuid; an openstack CLI that speaks a compute API before 2.53 prints integer ids,
+      // which are per cell: then the one record of that host and binary, if exactly one.
+      const byHost = list.filter((x) => x.Host === r.host && x.Binary === r.binary);
+      const now = list.find((x) => String(x.ID) === r.ref) ?? (byHost.length === 1 ? byHost[0] : undefined);
+      if (!now) {
+        gone.push(who);
+        continue;
+      }
+      if (now.State === 'up') {
+        up.push(who);
+        continue;
+      }
+      const command =
+        String(now.ID) === r.ref
+          ? input.deleteCommands[r.ref]
+          : input.deleteCommands[r.ref]?.replace(r.ref, String(now.ID));
+      if (!command) throw nonRetryable('NoDeleteCommand', `no delete command was rendered for ${who}`);
+      await runRead(runner, input.target, command, commands);
+      deleted.push(who);
+    }
+    if (up.length)
+      throw nonRetryable(
+        'ServiceRecordUpAgain',
+        `${up.join('; ')} ${up.length === 1 ? 'is' : 'are'} up again, so ${up.length === 1 ? 'it was' : 'they were'} not deleted: add the host to the inventory to upgrade it${deleted.length ? `; deleted ${deleted.join('; ')}` : ''}`,
+      );
+    const parts = [
+      ...(deleted.length ? [`deleted ${deleted.join('; ')}`] : []),
+      ...(gone.length ? [`already gone: ${gone.join('; ')}`] : []),
+    ];
+    return { summary: parts.join('; ') || 'no record to delete', alreadyDone: !deleted.length, deleted, commands };
+  }
+
+  return { checkServiceVersions, deleteServiceRecords };
+}
