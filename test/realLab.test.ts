@@ -301,8 +301,12 @@ describe.runIf(REAL)('the real-nova lab', () => {
         expect({ db, host, binary, version: Number(version) }).toEqual({ db, host, binary, version: after });
     }
     const list = JSON.parse(
-      await runNodeBin(controller, 'openstack', ['compute', 'service', 'list', '-f', 'json'], 120_000).catch(
-        (e: Error) => e.message,
+      // The node has no OS_CLOUD: name the cloud, as the inventory's osCloud does for the tool.
+      await runNodeBin(
+        controller,
+        'openstack',
+        ['--os-cloud', 'devstack-admin', 'compute', 'service', 'list', '-f', 'json'],
+        300_000,
       ),
     ) as Array<{ Binary: string; Host: string; State: string; Status: string }>;
     expect(list.map((s) => `${s.Host}/${s.Binary} ${s.State} ${s.Status}`).sort()).toEqual(
