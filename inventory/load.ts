@@ -306,7 +306,7 @@ export function validateInventory(raw: unknown, source = 'inventory'): Inventory
       computeEndpointUrl: inv.vip.computeEndpointUrl ?? `${inv.vip.url}/v2.1`,
       computeEndpointInterfaces: inv.vip.computeEndpointInterfaces,
     },
-    tempest: { host: tempestHost, enabled: inv.tempest.enabled },
+    tempest: { host: tempestHost, enabled: inv.tempest.enabled, repeatDuringApi: inv.tempest.repeatDuringApi },
     controller: controllers[0]!.name,
     ...(loadBalancer ? { loadBalancer } : {}),
   };

@@ -368,9 +368,14 @@ export const inventorySchema = z
       .object({
         host: nodeName.optional(),
         enabled: z.boolean().default(true),
+        /**
+         * Run tempest again and again beside the nova-api restarts until the last API server is
+         * up again, so that the run overlaps every restart instead of ending before the first.
+         */
+        repeatDuringApi: z.boolean().default(false),
       })
       .strict()
-      .default({ enabled: true }),
+      .default({ enabled: true, repeatDuringApi: false }),
     probe: z
       .object({
         enabled: z.boolean().default(true),
@@ -534,7 +539,8 @@ export type Inventory = Omit<Parsed, 'nodes' | 'commands' | 'loadBalancer' | 'op
   /** devstack's venv, the value of {venv}; absent with another profile and in runs started before profiles. */
   devstack?: { venv: string };
   vip: { url: string; computeEndpointUrl: string; computeEndpointInterfaces: Array<'public' | 'internal' | 'admin'> };
-  tempest: { host: string; enabled: boolean };
+  /** repeatDuringApi is absent in runs started before it existed. */
+  tempest: { host: string; enabled: boolean; repeatDuringApi: boolean };
   /** The node that runs nova-manage, nova-status and the openstack CLI. */
   controller: string;
   /** Present only when the inventory has a loadBalancer section (what `lb setup` needs). */

@@ -43,6 +43,7 @@ import {
   checkComputeIds,
 } from './real/realLab';
 import { stopBacking } from './real/backing';
+import { setUpRealTempest } from './real/tempest';
 import {
   nodePodmanDir,
   podmanEnv,
@@ -438,6 +439,7 @@ async function startRealServices(nodes: LabNode[], controller: LabNode): Promise
     computes.map((n) => n.name),
   );
   await checkComputeIds(computes);
+  await setUpRealTempest(controller, controller.address, `${controller.apiUrl}/v2.1`);
 }
 
 function readOptions(stateDir: string): ResolvedLabOptions | undefined {

@@ -6,6 +6,7 @@ import { validateInventory } from '../inventory/load';
 import type { InventoryInput } from '../inventory/schema';
 import { nodeLayout, stateLayout, NOVA_UNITS } from './node/layout';
 import { realFiles } from './real/configs';
+import { realTempestCommand } from './real/tempest';
 import { imagePrefix, KOLLA_CONTAINERS, kollaLayout } from './kolla';
 import type { Service } from '../inventory/schema';
 import { join } from 'node:path';
@@ -180,7 +181,8 @@ function realLabInventory(i: LabInventoryInput): InventoryInput {
       { name: 'cell1', configFile: ctl.cellConf('cell1') },
     ],
     compute: { batchSize: 1, exclude: [] },
-    tempest: { host: controller.name, enabled: false },
+    // tempest 47.0.0 itself (lab/real/tempest.ts), run again and again beside the API restarts.
+    tempest: { host: controller.name, enabled: true, repeatDuringApi: true },
     // 4 requests a second: with the harness's own probe (8/s) that is what two uwsgi workers of
     // the real nova-api serve on this 2-core machine; 20/s of authenticated requests from each
     // probe left the health checks timing out (docs/real-lab.md).
@@ -214,6 +216,7 @@ function realLabInventory(i: LabInventoryInput): InventoryInput {
       // nova's own Python: the controller's venv through its code link (pyvenv.cfg is found
       // beside the link's bin/, so nova imports), not the python3 on PATH.
       serviceVersions: `${nodeLayout(s.node(controller.name)).codeLink}/bin/python3 -c {script} --config-file {apiConfig}`,
+      tempest: realTempestCommand(s.node(controller.name)),
     },
     nodes: i.nodes.map((n) => {
       const f = realFiles(s.node(n.name));

@@ -92,6 +92,8 @@ afterAll(async () => {
   await nativeConnection?.close();
 });
 
+const GENERIC_UP = { summary: 'up', alreadyDone: false, commands: [] };
+
 /** An override that runs until its activity is cancelled, and says whether it was. */
 function untilCancelled(seen: { cancelled: boolean; started: boolean }) {
   return async () => {
@@ -300,6 +302,47 @@ describe('novaUpgrade orchestration', () => {
       children.push(wf.workflowId);
     // One child workflow per compute batch keeps the parent's history bounded.
     expect(children.sort()).toEqual([`${h.workflowId}/compute-batch-1/r0`, `${h.workflowId}/compute-batch-2/r0`]);
+  });
+
+  it('tempest.repeatDuringApi runs tempest again, each run its own key, until the last API server is up', async () => {
+    script = newScript();
+    // Each run takes a while, so that several fit into the API restarts; the scripted steps are instant.
+    const starts: number[] = [];
+    let upAt = Infinity;
+    script.overrides = {
+      runTempest: async (input) => {
+        if (String(input.key).includes('tempest-during-api')) {
+          starts.push(Date.now());
+          await new Promise((r) => setTimeout(r, 400));
+        }
+        return { summary: 'tempest passed on controller: 29 passed, 0 skipped in 1 s', totals: {}, failingTests: [] };
+      },
+      waitForServerUp: async (input) => {
+        // The last API server comes up only once tempest ran beside the restarts at least twice.
+        while (input.server === 'apicomp' && starts.length < 2) await new Promise((r) => setTimeout(r, 100));
+        if (input.server === 'apicomp') upAt = Date.now();
+        return GENERIC_UP;
+      },
+    };
+    const inv = inventory({
+      haproxy: { backend: 'nova-api', drainMode: 'drain', switchover: 'rolling' },
+      tempest: { enabled: true, repeatDuringApi: true },
+    });
+    const h = await start(['before-upgrade', 'before-window', 'during-window', 'after-window'], inv);
+    const result = (await h.result()) as UpgradeResult;
+    expect(result.status).toBe('completed');
+    const keys = script.calls
+      .filter((c) => c.name === 'runTempest' && String(c.input.key).includes('tempest-during-api'))
+      .map((c) => String(c.input.key));
+    expect(keys.length).toBeGreaterThanOrEqual(2);
+    // A retry reattaches by key: every run needs its own.
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(keys).toHaveLength(starts.length);
+    // Once apicomp is up no new run starts, but for one the workflow scheduled before it saw that.
+    expect(starts.filter((t) => t > upAt).length).toBeLessThanOrEqual(1);
+    expect(result.steps.find((x) => x.id === 'tempest-during-api')?.summary).toMatch(
+      new RegExp(`^${keys.length} runs from \\S+ to \\S+, each passed; the last: tempest passed`),
+    );
   });
 
   it('abort at a drain hold enables the drained server again and reports what was done', async () => {

@@ -3,7 +3,14 @@
 // holds at the maintenance window, keeps tempest beside the API restarts and the VIP probe
 // beside the window, and undoes what an abort would leave half-done.
 import { CancellationScope, isCancellation, patched, setHandler } from '@temporalio/workflow';
-import { PHASES, probeStopQuery, type Phase, type UpgradeInput, type UpgradeResult } from '../common/messages';
+import {
+  PHASES,
+  probeStopQuery,
+  type Outcome,
+  type Phase,
+  type UpgradeInput,
+  type UpgradeResult,
+} from '../common/messages';
 import { computeBatches } from '../common/topology';
 import { Exposure } from './exposure';
 import { AbortRequested, runKey } from './failures';
@@ -131,14 +138,21 @@ async function runPhase(
   }
   // Steps running beside the ones that follow, keyed by the step after which they are taken.
   const beside = new Map<string, { step: RunbookStep; first: Promise<unknown> }>();
+  // A repeating step starts no new run once its `until` is done, or once this phase is left.
+  const untilDone = new Set<string>();
+  let leaving = false;
   try {
     for (const s of steps) {
       if (s.beside) {
         const t = state.step(s.id);
         t.status = 'running';
         t.startedAt = state.now();
-        const first = s.run(rt, runKey(s.id, 0)).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
-        beside.set(s.beside.until, { step: s, first });
+        const until = s.beside.until;
+        const repeat = s.beside.repeat === true && patched('beside-repeats-until');
+        const first = (
+          repeat ? repeatUntil(s, rt, () => leaving || untilDone.has(until)) : s.run(rt, runKey(s.id, 0))
+        ).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+        beside.set(until, { step: s, first });
         continue;
       }
       if (s.retiredBy) {
@@ -170,6 +184,7 @@ async function runPhase(
       if (s.window)
         await holdUnlessWindowAllows(ctx, rt.inv.window.end, s.id, s.window.what, () => s.window!.estimate(rt));
       await runOne(ctx, rt, exposure, s, abortStopsStep);
+      untilDone.add(s.id);
       const waiting = beside.get(s.id);
       if (waiting) {
         gates.checkAbort();
@@ -182,6 +197,7 @@ async function runPhase(
       }
     }
   } finally {
+    leaving = true;
     // An abort must not leave a probe loading the VIP until its own time limit.
     if (rt.probe) {
       const probe = rt.probe;
@@ -189,6 +205,28 @@ async function runPhase(
       await probe.stop().catch(() => undefined);
     }
   }
+}
+
+/**
+ * A beside step run again and again, each run under its own key (so an activity retry reattaches
+ * to its own run and never starts a second copy), until `stop` says its `until` step is done.
+ * The first failing run fails the step. The summary says how many runs there were and when the
+ * first started and the last ended (workflow time), which is the overlap the operator sees.
+ */
+async function repeatUntil(s: RunbookStep, rt: RunContext, stop: () => boolean): Promise<Outcome> {
+  const key0 = runKey(s.id, 0);
+  const first = Date.now();
+  let last: Outcome;
+  let runs = 0;
+  do {
+    last = await s.run(rt, runs === 0 ? key0 : `${key0}.r${runs}`);
+    runs += 1;
+  } while (!stop());
+  const at = (ms: number) => new Date(ms).toISOString();
+  return {
+    ...last,
+    summary: `${runs} runs from ${at(first)} to ${at(Date.now())}, each passed; the last: ${last.summary}`,
+  };
 }
 
 /**

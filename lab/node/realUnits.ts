@@ -10,8 +10,10 @@ import type { RealUnit } from './layout';
 import { isUnitProcess, monotonicMicros, readHeartbeat, readUnitFile } from './units';
 
 // uwsgi loads nova-api with two workers in ~6 s on an idle 2-core machine and ~20 s while
-// another nova process imports; systemd's default TimeoutStartSec is 90 s.
-const START_TIMEOUT_MS = 90_000;
+// another nova process imports, but took more than 90 s (systemd's default TimeoutStartSec)
+// at load average 35-45 on this shared machine, failing `lab up`: 300 s, as a slow host's unit
+// would set TimeoutStartSec.
+const START_TIMEOUT_MS = 300_000;
 
 /** "nova-34.0.0" → "34.0.0": the release a code link (or a venv path) names. */
 export function releaseOf(link: string): string {

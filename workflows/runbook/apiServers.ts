@@ -44,7 +44,10 @@ export function apiServerSteps(inv: Inventory, installOnce: (node: string) => Ru
       title: `run tempest on ${inv.tempest.host} while nova-api restarts`,
       node: inv.tempest.host,
       commands: [{ node: inv.tempest.host, command: cmd(inv, 'tempest') }],
-      beside: { until: `wait-up:${drained[drained.length - 1]!.server}` },
+      beside: {
+        until: `wait-up:${drained[drained.length - 1]!.server}`,
+        ...(inv.tempest.repeatDuringApi ? { repeat: true } : {}),
+      },
       run: (rt, key) => rt.ops.tempest.runTempest(key),
     });
   }

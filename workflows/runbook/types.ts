@@ -51,8 +51,11 @@ export interface RunbookStep {
   exposes?: { during?: Mark[]; sets?: Mark[]; clears?: Mark[] };
   /** Not started while what it starts would outlast the maintenance window. */
   window?: { what: string; estimate: (rt: RunContext) => Estimate };
-  /** Started when reached and run beside the steps that follow; its outcome is taken after `until`. */
-  beside?: { until: string };
+  /**
+   * Started when reached and run beside the steps that follow; its outcome is taken after `until`.
+   * With `repeat`, it is run again (a new key each time) until `until` is done.
+   */
+  beside?: { until: string; repeat?: boolean };
   /** Runs before the step's safe point, such as stopping the probe whose result it checks. */
   before?: (rt: RunContext) => Promise<void>;
   /**
