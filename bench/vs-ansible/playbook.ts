@@ -77,7 +77,6 @@ function tasksFor(inv: Inventory, step: ReturnType<typeof plannedSteps>[number])
     case 'check-node-access':
     case 'check-load-balancers':
     case 'tempest-before':
-    case 'tempest-during-api-runs':
     case 'tempest-after-computes':
     case 'install-code':
     case 'api-db-sync':
