@@ -7,7 +7,7 @@
 //
 // Needs `bash scripts/openstack-venvs.sh --pair 31-33` (the lab builds them if missing) and the
 // apt packages of scripts/install.sh; ≈ 25 min on a 2-core machine, so only with
-// NOVA_UPGRADE_REAL_SLURP=1 (test/realLab.test.ts is the 33 → 34 run CI does).
+// NOVA_UPGRADE_REAL_SLURP=1 (test/realLab.test.ts, the 33 → 34 run, has its own gate: NOVA_UPGRADE_VENVS).
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
