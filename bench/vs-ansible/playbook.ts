@@ -16,7 +16,8 @@
 //   the bench's own, for both.
 import type { Inventory } from '../../inventory/schema';
 import type { LbTarget } from '../../common/haproxy';
-import { lbTargets } from '../../common/topology';
+import { apiConfigOf, cmd, lbTargets } from '../../common/topology';
+import { SERVICE_ROWS_SCRIPT } from '../../common/serviceRowsScript';
 import { plannedSteps } from '../../workflows/runbook/index';
 
 type Task = Record<string, unknown>;
@@ -89,7 +90,6 @@ function tasksFor(inv: Inventory, step: ReturnType<typeof plannedSteps>[number])
     case 'hup-services':
     case 'hup-computes':
     case 'check-cells':
-    case 'check-service-versions':
     case 'check-orphans':
       return lit();
     case 'point-endpoint-at-vip': {
@@ -108,6 +108,15 @@ function tasksFor(inv: Inventory, step: ReturnType<typeof plannedSteps>[number])
         return sh(`${step.id} [${i + 1}]`, set.node, set.command.replace(/'<id of [^']*>'/, `"${id}"`));
       });
     }
+    case 'check-service-versions':
+      // The dry run shows the read-only script by name; the playbook runs the script itself.
+      return [
+        sh(
+          step.id,
+          step.commands[0]!.node,
+          cmd(inv, 'serviceVersions', { script: SERVICE_ROWS_SCRIPT, apiConfig: apiConfigOf(inv) }),
+        ),
+      ];
     case 'check-api-servers':
       return step.commands.map((c, i) => get(`${step.id} [${i + 1}]`, c.command.replace(/^GET /, '')));
     case 'check-api':
@@ -116,14 +125,17 @@ function tasksFor(inv: Inventory, step: ReturnType<typeof plannedSteps>[number])
       return [get(step.id, `${n.api!.url}/`)];
     }
     case 'pin-compute-rpc':
-      return step.commands.map((c, i) => {
-        const f = c.command.replace(/^cat /, '');
-        return sh(
-          `${step.id} [${i + 1}]`,
-          c.node,
-          `f=${f}; if grep -q '^\\[upgrade_levels\\]' "$f"; then grep -q '^compute *= *auto' "$f" || sed -i '/^\\[upgrade_levels\\]/a compute = auto' "$f"; else printf '\\n[upgrade_levels]\\ncompute = auto\\n' >> "$f"; fi`,
-        );
-      });
+      // Each file's read names it; its write is shown by name only, and played here by sed.
+      return step.commands
+        .filter((c) => /^(sudo )?cat /.test(c.command))
+        .map((c, i) => {
+          const f = c.command.replace(/^(sudo )?cat /, '');
+          return sh(
+            `${step.id} [${i + 1}]`,
+            c.node,
+            `f=${f}; if grep -q '^\\[upgrade_levels\\]' "$f"; then grep -q '^compute *= *auto' "$f" || sed -i '/^\\[upgrade_levels\\]/a compute = auto' "$f"; else printf '\\n[upgrade_levels]\\ncompute = auto\\n' >> "$f"; fi`,
+          );
+        });
     case 'record-weights':
     case 'vip-probe-result':
       return [];
