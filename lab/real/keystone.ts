@@ -32,6 +32,11 @@ export class KeystoneAdmin {
     this.token = r.headers.get('x-subject-token') ?? '';
   }
 
+  /** The admin token of the last login, for another service's API (nova's flavors). */
+  get authToken(): string {
+    return this.token;
+  }
+
   async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const r = await fetch(`${this.url}/v3${path}`, {
       method,

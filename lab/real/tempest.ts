@@ -122,22 +122,9 @@ async function ensureAccounts(controllerAddress: string): Promise<void> {
 }
 
 async function ensureFlavors(controllerAddress: string, computeUrl: string): Promise<void> {
-  const login = await fetch(`${keystoneUrl(controllerAddress)}/v3/auth/tokens`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      auth: {
-        identity: {
-          methods: ['password'],
-          password: { user: { name: 'admin', domain: { id: 'default' }, password: ADMIN_PASSWORD } },
-        },
-        scope: { project: { name: 'admin', domain: { id: 'default' } } },
-      },
-    }),
-  });
-  if (login.status !== 201)
-    throw new Error(`keystone refused the admin login for tempest's flavors: HTTP ${login.status}`);
-  const token = login.headers.get('x-subject-token') ?? '';
+  const k = new KeystoneAdmin(keystoneUrl(controllerAddress));
+  await k.login();
+  const token = k.authToken;
   for (const f of FLAVORS) {
     const r = await fetch(`${computeUrl}/flavors`, {
       method: 'POST',
