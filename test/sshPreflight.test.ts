@@ -222,7 +222,7 @@ describe('nova-upgrade inventory check-ssh', () => {
     expect(lines.at(-1)).toBe('1 node ready, 3 refused; nothing was changed on any node.');
     expect(lines).toContainEqual(
       expect.stringMatching(
-        /^ok {7}compute-ok: logged in as nu24-sudo-ok via nu24-sudo-ok@127\.0\.24\.5:\d+; sudo works without a password$/,
+        /^ok {7}compute-ok: logged in as nu24-sudo-ok via nu24-sudo-ok@127\.0\.26\.5:\d+; sudo works without a password$/,
       ),
     );
     expect(lines).toContainEqual(
