@@ -67,6 +67,12 @@ export const FAILURE_TYPES = {
     'the service list lacks "Disabled Reason" (no --long), so an operator\'s disable cannot be told apart',
   NovaTaskStateMissing: 'openstack server list printed no "Task State" column',
   NovaServiceFailedToStart: 'a restarted service did not come up with a new process',
+  NovaComputeOlderThanEnvelope:
+    "a compute's service version is below the target release's oldest supported one (the service-version preflight)",
+  NovaNoDeleteCommand: 'delete-records found no rendered delete command for a record it was asked to delete',
+  NovaServiceRecordUpAgain: 'a service record listed as down reports up again, so delete-records leaves it',
+  NovaServiceRowsUnreadable: 'the service-version read printed no services rows nova-upgrade can parse',
+  NovaCellUnread: 'the service-version read could not read one of the cells nova maps',
   NovaUpgradeCheckFailed: 'nova-status upgrade check exited 2',
   NovaUpgradeCheckError: 'nova-status upgrade check exited 255',
   NovaUpgradeCheckUnreadable: 'nova-status printed no table this tool can read',

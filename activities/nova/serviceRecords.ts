@@ -93,7 +93,7 @@ export function createServiceRecordActivities(deps: NovaDeps) {
       );
     if (report.tooOld.length)
       throw nonRetryable(
-        'ComputeOlderThanEnvelope',
+        'NovaComputeOlderThanEnvelope',
         `${report.tooOld.map((f) => f.sentence).join('; ')}. Nothing was changed.`,
         { tooOld: report.tooOld.map((f) => ({ host: f.host, cell: f.cell, version: f.version, state: f.state })) },
       );
@@ -137,13 +137,13 @@ export function createServiceRecordActivities(deps: NovaDeps) {
         String(now.ID) === r.ref
           ? input.deleteCommands[r.ref]
           : input.deleteCommands[r.ref]?.replace(r.ref, String(now.ID));
-      if (!command) throw nonRetryable('NoDeleteCommand', `no delete command was rendered for ${who}`);
+      if (!command) throw nonRetryable('NovaNoDeleteCommand', `no delete command was rendered for ${who}`);
       await runRead(runner, input.target, command, commands);
       deleted.push(who);
     }
     if (up.length)
       throw nonRetryable(
-        'ServiceRecordUpAgain',
+        'NovaServiceRecordUpAgain',
         `${up.join('; ')} ${up.length === 1 ? 'is' : 'are'} up again, so ${up.length === 1 ? 'it was' : 'they were'} not deleted: add the host to the inventory to upgrade it${deleted.length ? `; deleted ${deleted.join('; ')}` : ''}`,
       );
     const parts = [
