@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { VipProbe } from '../activities/http/probe';
 import { startUpgrade } from '../client/upgrades';
 import { loadInventory } from '../inventory/load';
 import { labDown, labEvents, labStatus, labUp, type LabInfo } from '../lab/lab';
@@ -71,9 +72,23 @@ it(
     inv.timeouts.heartbeatSeconds = 5;
     // The probe lives in the frozen worker too; what clients see is the other tests' concern.
     inv.probe.enabled = false;
-    // Wide enough windows to freeze in: a tempest run that takes 8 s more, a 6 s drain settle.
+    // Wide enough windows to freeze in: a tempest run that takes 8 s more, a 6 s drain settle
+    // (which applies once a session opened since the drain).
     inv.commands.tempest = `sleep 8 && ${inv.commands.tempest}`;
     inv.timeouts.settleSeconds = 6;
+    // Requests of 2.5 s in flight through the VIP keep each drain wait open long enough to be
+    // frozen in: since HAProxy's counters prove a drain at its first reading, a wait with no
+    // session ended before the 100 ms polling below saw it (30 Nov CI: "timed out waiting for a
+    // drain wait"). The same load as test/crash.test.ts.
+    const slow = new VipProbe({
+      url: lab.vipUrl,
+      paths: ['/v2.1/servers?delay_ms=2500'],
+      ratePerSecond: 3,
+      clients: 4,
+      requestTimeoutMs: 10_000,
+      maxDurationMs: 20 * 60_000,
+    });
+    slow.start();
     const h = await startUpgrade(client, taskQueue, inv, { autoApprove: [...PHASES] });
     const pid = workerPid(dir)!;
     const freeze = async (at: Progress) => {
@@ -87,6 +102,7 @@ it(
     frozenAt.push(await freeze(await until(h, (p) => running(p, 'compute-batch:'), 'a compute batch')));
     frozenAt.push(await freeze(await until(h, (p) => running(p, 'wait-sessions:'), 'a drain wait')));
     const result = (await h.result()) as UpgradeResult;
+    await slow.stop();
     expect(result.status).toBe('completed');
     expect(workerPid(dir)).toBe(pid);
 
