@@ -189,8 +189,8 @@ describe('the team stack on PostgreSQL', () => {
       inv.cloud = 'team-stack';
       inv.tempest.enabled = false;
       // As in the server-restart test: a worker cut off from the server has its heartbeats
-      // refused; short timeouts keep the waits that follow short. A 3 s settle keeps the drain
-      // wait open long enough to be hit.
+      // refused; short timeouts keep the waits that follow short. A 3 s settle (once a session
+      // opened since the drain) keeps the drain wait open long enough to be hit.
       inv.timeouts.heartbeatSeconds = 5;
       inv.timeouts.readSeconds = 10;
       inv.timeouts.settleSeconds = 3;
@@ -203,6 +203,17 @@ describe('the team stack on PostgreSQL', () => {
         maxDurationMs: 15 * 60_000,
       });
       probe.start();
+      // 2.5 s requests in flight keep the drain wait open long enough to be hit: HAProxy's
+      // counters prove a drain with no session at its first reading (30 Nov CI: workerDone false).
+      const slow = new VipProbe({
+        url: lab.vipUrl,
+        paths: ['/v2.1/servers?delay_ms=2500'],
+        ratePerSecond: 3,
+        clients: 4,
+        requestTimeoutMs: 10_000,
+        maxDurationMs: 15 * 60_000,
+      });
+      slow.start();
       const h = await startUpgrade(client, taskQueue, inv, { autoApprove: [...PHASES] });
       const id = (upgradeId = h.workflowId);
       const log: string[] = [];
@@ -287,6 +298,7 @@ describe('the team stack on PostgreSQL', () => {
       const h2 = client.workflow.getHandle(id);
       const result = (await h2.result()) as UpgradeResult;
       const snap = await probe.stop();
+      await slow.stop();
 
       // Which worker ran what: every worker identity that started an activity of the upgrade.
       const history = await h2.fetchHistory();
