@@ -16,6 +16,7 @@ import { labDown, labEvents, labStatus, labUp, type LabInfo } from '../lab/lab';
 import { approveUpdate, progressQuery, type Progress, type UpgradeResult } from '../common/messages';
 import { startWorkerProcess, workerPid } from '../worker/process';
 import { sharedTemporal } from './temporalEnv';
+import { slowRequestsThrough } from './helpers/slowRequests';
 
 type Category = 'gate' | 'tempest' | 'drain-wait' | 'ssh' | 'compute-batch' | 'between';
 
@@ -120,15 +121,7 @@ it(
     // drain wait has sessions to wait for, so a worker death can land in it. Measured with the
     // counter proof alone: every drain wait ended at its first reading (0.35–0.46 s), too soon
     // to be hit by the 80 ms polling below in 2 of 2 runs.
-    const slow = new VipProbe({
-      url: lab.vipUrl,
-      paths: ['/v2.1/servers?delay_ms=2500'],
-      ratePerSecond: 3,
-      clients: 4,
-      requestTimeoutMs: 10_000,
-      maxDurationMs: 20 * 60_000,
-    });
-    slow.start();
+    const slow = slowRequestsThrough(lab.vipUrl);
     const h = await startUpgrade(client, taskQueue, inv, { autoApprove: [] });
     const kills: { category: Category; step: string; phase?: string }[] = [];
     const killedAt = new Set<string>();

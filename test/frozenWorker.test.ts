@@ -10,13 +10,13 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { VipProbe } from '../activities/http/probe';
 import { startUpgrade } from '../client/upgrades';
 import { loadInventory } from '../inventory/load';
 import { labDown, labEvents, labStatus, labUp, type LabInfo } from '../lab/lab';
 import { PHASES, progressQuery, type Progress, type UpgradeResult } from '../common/messages';
 import { startWorkerProcess, stopWorkerProcess, workerPid } from '../worker/process';
 import { sharedTemporal } from './temporalEnv';
+import { slowRequestsThrough } from './helpers/slowRequests';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const dir = mkdtempSync(join(tmpdir(), 'frozen-worker-'));
@@ -80,15 +80,7 @@ it(
     // frozen in: since HAProxy's counters prove a drain at its first reading, a wait with no
     // session ended before the 100 ms polling below saw it (30 Nov CI: "timed out waiting for a
     // drain wait"). The same load as test/crash.test.ts.
-    const slow = new VipProbe({
-      url: lab.vipUrl,
-      paths: ['/v2.1/servers?delay_ms=2500'],
-      ratePerSecond: 3,
-      clients: 4,
-      requestTimeoutMs: 10_000,
-      maxDurationMs: 20 * 60_000,
-    });
-    slow.start();
+    const slow = slowRequestsThrough(lab.vipUrl);
     const h = await startUpgrade(client, taskQueue, inv, { autoApprove: [...PHASES] });
     const pid = workerPid(dir)!;
     const freeze = async (at: Progress) => {

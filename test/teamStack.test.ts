@@ -32,6 +32,7 @@ import { PHASES, progressQuery, type Progress, type UpgradeResult } from '../com
 import { SEARCH_ATTRIBUTES } from '../common/searchAttributes';
 import { startWorkerProcess, stopWorkerProcess, workerPid } from '../worker/process';
 import { runCli } from './helpers/cli';
+import { slowRequestsThrough } from './helpers/slowRequests';
 import { launchChromium, openUntil, withUpgradeColumns } from './helpers/webui';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -205,15 +206,7 @@ describe('the team stack on PostgreSQL', () => {
       probe.start();
       // 2.5 s requests in flight keep the drain wait open long enough to be hit: HAProxy's
       // counters prove a drain with no session at its first reading (30 Nov CI: workerDone false).
-      const slow = new VipProbe({
-        url: lab.vipUrl,
-        paths: ['/v2.1/servers?delay_ms=2500'],
-        ratePerSecond: 3,
-        clients: 4,
-        requestTimeoutMs: 10_000,
-        maxDurationMs: 15 * 60_000,
-      });
-      slow.start();
+      const slow = slowRequestsThrough(lab.vipUrl);
       const h = await startUpgrade(client, taskQueue, inv, { autoApprove: [...PHASES] });
       const id = (upgradeId = h.workflowId);
       const log: string[] = [];
