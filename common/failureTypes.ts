@@ -70,6 +70,8 @@ export const FAILURE_TYPES = {
   NovaComputeOlderThanEnvelope:
     "a compute's service version is below the target release's oldest supported one (the service-version preflight)",
   NovaNoDeleteCommand: 'delete-records found no rendered delete command for a record it was asked to delete',
+  NovaServiceListWithoutUuids:
+    'delete-records refused: the service list printed integer ids (compute API before 2.53), which are per cell',
   NovaServiceRecordUpAgain: 'a service record listed as down reports up again, so delete-records leaves it',
   NovaServiceRowsUnreadable: 'the service-version read printed no services rows nova-upgrade can parse',
   NovaCellUnread: 'the service-version read could not read one of the cells nova maps',

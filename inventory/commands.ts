@@ -55,8 +55,9 @@ export const DEFAULT_COMMANDS = {
     'OS_CLOUD={osCloud} openstack compute service set --disable --disable-reason {reason} {host} nova-compute',
   computeServiceEnable: 'OS_CLOUD={osCloud} openstack compute service set --enable {host} nova-compute',
   // Only after the operator chose it at the service-version preflight's hold, for a record
-  // that is still down: {id} is its uuid (as `compute service list` prints it from 2.53 on).
-  computeServiceDelete: 'OS_CLOUD={osCloud} openstack compute service delete {id}',
+  // that is still down: {id} is its uuid. 2.53 is the first compute API that takes a uuid here;
+  // before it the id is the per-cell integer, and nova deletes the first match in any cell.
+  computeServiceDelete: 'OS_CLOUD={osCloud} openstack --os-compute-api-version 2.53 compute service delete {id}',
   serverTasksOnHost:
     'OS_CLOUD={osCloud} openstack server list --all-projects --host {host} -f json -c ID -c "Task State"',
   // Every region and interface: the step picks the inventory's, and must see whether the

@@ -1,9 +1,8 @@
 // Two regions in a real keystone (issue 11): keystone 30.0.0 from the real-nova lab's venv, on
 // SQLite, and the real openstackclient 10.5.0 run over SSH on a node, as the upgrade's endpoint
 // step runs it. The stand-in openstack of test/cloud.test.ts behaves the same way; this is where
-// the real programs have the last word. Runs when the venvs are asked for
-// (NOVA_UPGRADE_VENVS=33-34 or 31-33, which also makes install.sh build them); otherwise it is
-// reported as skipped. Loopback only: 127.0.36.0/24.
+// the real programs have the last word. Runs unless NOVA_UPGRADE_VENVS=skip
+// (test/helpers/realVenvs.ts). Loopback only: 127.0.36.0/24.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir, userInfo } from 'node:os';
@@ -17,8 +16,9 @@ import { ADMIN_PASSWORD } from '../lab/real/configs';
 import { KeystoneAdmin } from '../lab/real/keystone';
 import { ensureKeyPair, startSshd, stopSshd } from '../lab/sshd';
 import { activityEnv, failureOf } from './helpers/activityEnv';
+import { REAL_VENVS } from './helpers/realVenvs';
 
-const REAL = (process.env.NOVA_UPGRADE_VENVS ?? 'skip') !== 'skip';
+const REAL = REAL_VENVS;
 const VENVS = join(homedir(), '.cache', 'nova-upgrade', 'venvs');
 const KEYSTONE = join(VENVS, 'keystone-30.0.0');
 const OSC = join(VENVS, 'openstackclient-10.5.0');

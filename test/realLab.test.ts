@@ -38,6 +38,7 @@ import type { Progress, UpgradeResult } from '../common/messages';
 import { startWorkerProcess, stopWorkerProcess } from '../worker/process';
 import { sharedTemporal } from './temporalEnv';
 import { runCli, type CliRun } from './helpers/cli';
+import { REAL_VENVS } from './helpers/realVenvs';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'real-lab-'));
@@ -151,9 +152,9 @@ async function runTempestNow(controller: LabInfo['nodes'][number]): Promise<stri
     : `tempest failed: ${v.reason}\n${r.stdout.slice(-3000)}`;
 }
 
-// Runs when the venvs are asked for (NOVA_UPGRADE_VENVS=33-34, which also makes install.sh build them);
-// without it the test is reported as skipped (.ci/run says why).
-const REAL = (process.env.NOVA_UPGRADE_VENVS ?? 'skip') !== 'skip';
+// Runs unless NOVA_UPGRADE_VENVS=skip (test/helpers/realVenvs.ts); npm test runs it beside the
+// rest of the suite (scripts/test.sh).
+const REAL = REAL_VENVS;
 // The real fault in the one upgrade (issue 10 §4): it costs failed starts and a retry, so CI
 // leaves it out; NOVA_UPGRADE_REAL_FAULT=1 turns it on.
 const INJECT_API_FAULT = process.env.NOVA_UPGRADE_REAL_FAULT === '1';

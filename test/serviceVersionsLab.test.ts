@@ -4,12 +4,13 @@
 // nova's own Python, test/realLabSlurp.test.ts). A down compute record older than the target's
 // envelope stops the start naming its host, before anything changes; a down record that would
 // keep the RPC pinned is deleted only after the operator answers delete-records.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
+import { parse, stringify } from 'yaml';
 import type { Progress, UpgradeResult } from '../common/messages';
 import { addOrphanService, labDown, labEvents, labUp, type LabInfo } from '../lab/lab';
 import { readServices, updateServices } from '../lab/node/cloud';
@@ -141,5 +142,41 @@ describe('the service-version preflight on the stand-in lab', () => {
     const a = await cli('abort', id, '--reason', 'the test stops at the before-window gate');
     expect(a.code, a.stderr).toBe(0);
     expect((await resultOf(id)).status).toBe('aborted');
+  }, 300_000);
+  it('a service list with integer ids (compute API 2.52) makes delete-records refuse; nothing is deleted', async () => {
+    // Before 2.53 nova lists the per-cell integer id, and DELETE /os-services/{id} deletes the
+    // first record with that id in any cell: another host's, on a cloud of several cells.
+    const gone = addOrphanService(stateDir, 'gone-cmp2', 'nova-compute', new Date(Date.now() - 86_400_000), 67);
+    const raw = parse(readFileSync(lab.inventoryPath, 'utf8')) as { commands?: Record<string, string> };
+    const oldApi = join(dir, 'inventory-compute-2.52.yaml');
+    writeFileSync(
+      oldApi,
+      stringify({
+        ...raw,
+        commands: {
+          ...raw.commands,
+          serviceList: 'OS_CLOUD={osCloud} openstack --os-compute-api-version 2.52 compute service list --long -f json',
+        },
+      }),
+    );
+    const id = 'sv-integer-ids';
+    const started = await cli('start', '-i', oldApi, '--workflow-id', id, '--auto-approve', 'before-upgrade');
+    expect(started.code, started.stderr).toBe(0);
+    await until(id, 'hold', (x) => x.pendingDecision?.choices.includes('delete-records') === true);
+    const d = await cli('delete-records', id);
+    expect(d.code, d.stderr).toBe(0);
+    const refused = await until(
+      id,
+      'the refusal',
+      (x) => x.status === 'held' && (x.pendingDecision?.error ?? '').includes('integer ids'),
+    );
+    expect(refused.pendingDecision!.error).toContain(
+      'that is compute API 2.52 or older, whose ids are per cell, so a record cannot be deleted safely by them; nothing was deleted',
+    );
+    expect(readServices(stateDir).some((r) => r.id === gone.id)).toBe(true);
+    const a = await cli('abort', id, '--reason', 'the test stops here');
+    expect(a.code, a.stderr).toBe(0);
+    expect((await resultOf(id)).status).toBe('aborted');
+    updateServices(stateDir, (rs) => rs.filter((r) => r.id !== gone.id));
   }, 300_000);
 });

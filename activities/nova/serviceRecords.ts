@@ -15,6 +15,8 @@ import {
   type ServiceVersionReport,
 } from './serviceVersions';
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export interface CheckServiceVersionsInput {
   /** The controller, whose nova config reaches the API database and through it every cell. */
   target: SshTarget;
@@ -116,15 +118,27 @@ export function createServiceRecordActivities(deps: NovaDeps) {
   ): Promise<{ summary: string; alreadyDone: boolean; deleted: string[]; commands: CommandRecord[] }> {
     const commands: CommandRecord[] = [];
     const list = parseServiceList((await runRead(runner, input.target, input.listCommand, commands)).stdout);
+    // Before compute API 2.53 the list prints the services table's integer ids. They are per
+    // cell, and nova's DELETE /os-services/{id} then deletes the first record with that id in
+    // any cell (HostAPI.service_get_by_id walks the cells), which may be another host's. The
+    // records were read by uuid, so a list without uuids cannot say which is which: refuse.
+    const integerIds = list.filter((x) => !UUID.test(String(x.ID)));
+    if (integerIds.length)
+      throw nonRetryable(
+        'NovaServiceListWithoutUuids',
+        `the service list printed integer ids (${integerIds
+          .slice(0, 3)
+          .map((x) => `${String(x.ID)} for ${x.Binary} on ${x.Host}`)
+          .join(
+            ', ',
+          )}): that is compute API 2.52 or older, whose ids are per cell, so a record cannot be deleted safely by them; nothing was deleted. Make the inventory's commands.serviceList ask for 2.53 or later (openstack --os-compute-api-version 2.53 …)`,
+      );
     const deleted: string[] = [];
     const gone: string[] = [];
     const up: string[] = [];
     for (const r of input.records) {
       const who = `${r.binary} on ${r.host} (${r.cell}, ${r.ref})`;
-      // By the uuid; an openstack CLI that speaks a compute API before 2.53 prints integer ids,
-      // which are per cell: then the one record of that host and binary, if exactly one.
-      const byHost = list.filter((x) => x.Host === r.host && x.Binary === r.binary);
-      const now = list.find((x) => String(x.ID) === r.ref) ?? (byHost.length === 1 ? byHost[0] : undefined);
+      const now = list.find((x) => String(x.ID) === r.ref);
       if (!now) {
         gone.push(who);
         continue;
@@ -133,10 +147,7 @@ export function createServiceRecordActivities(deps: NovaDeps) {
         up.push(who);
         continue;
       }
-      const command =
-        String(now.ID) === r.ref
-          ? input.deleteCommands[r.ref]
-          : input.deleteCommands[r.ref]?.replace(r.ref, String(now.ID));
+      const command = input.deleteCommands[r.ref];
       if (!command) throw nonRetryable('NovaNoDeleteCommand', `no delete command was rendered for ${who}`);
       await runRead(runner, input.target, command, commands);
       deleted.push(who);

@@ -37,6 +37,7 @@ const VALUE_OPTS = new Set([
   '--os-cloud',
   '--sort-column',
   '--name',
+  '--os-compute-api-version',
 ]);
 
 function parse(argv: string[]): Parsed {
@@ -123,13 +124,28 @@ function serviceView(env: NodeEnv, r: ServiceRecord): Record<string, unknown> {
   };
 }
 
+/** Whether a `2.N` microversion is below `2.<minor>`. */
+function microversionBelow(version: string, minor: number): boolean {
+  const m = /^2\.(\d+)$/.exec(version);
+  if (!m) fail(`openstack: error: argument --os-compute-api-version: invalid version ${version}`, 2);
+  return Number(m[1]) < minor;
+}
+
 function computeService(env: NodeEnv, p: Parsed, verb: string): void {
   if (verb === 'list') {
     const host = opt(p, '--host');
     const binary = opt(p, '--service');
-    const rows = readServices(env.stateDir)
+    // Before compute API 2.53 nova prints the services table's integer id, per cell (the
+    // stand-in numbers each cell's rows as the lab's python3 read does); from 2.53 the uuid.
+    const version = opt(p, '--os-compute-api-version');
+    const integerIds = version !== undefined && microversionBelow(version, 53);
+    const all = readServices(env.stateDir);
+    const rows = all
       .filter((r) => (!host || r.host === host) && (!binary || r.binary === binary))
-      .map((r) => serviceView(env, r));
+      .map((r) => {
+        const id = all.filter((x) => x.cell === r.cell).indexOf(r) + 1;
+        return { ...serviceView(env, r), ...(integerIds ? { ID: id } : {}) };
+      });
     const cols = [
       'ID',
       'Binary',
