@@ -197,6 +197,8 @@ function realLabInventory(i: LabInventoryInput): InventoryInput {
       auth: realProbeAuth(ctl.clouds),
     },
     timeouts: {
+      // Outlasts a uwsgi unit's start wait (240 s, lab/node/realUnits.ts) plus its stop, so a
+      // slow nova-api start fails in systemd's words before the command times out.
       commandSeconds: 300,
       drainSeconds: 30,
       settleSeconds: 1,
