@@ -28,6 +28,11 @@ export function labCommand(): Command {
     .option('--to <version>', 'release the inventory upgrades to (default 31.0.0; real: 34.0.0)')
     .option('--ssh-port <port>', 'port every node sshd listens on', '2222')
     .option(
+      '--cells <n>',
+      "real lab only: 1 (cell1) or 2 (cell1 and cell2: cell2's database, conductor and a node cell2-compute1 whose nova-compute is in it)",
+      '1',
+    )
+    .option(
       '--virtual-computes <n>',
       'the scale lab: this many virtual computes (shell stand-ins, 16 addresses per sshd) on the /24s after the subnet',
       '0',
@@ -47,6 +52,8 @@ export function labCommand(): Command {
       if (times.length !== 4 || times.some((t) => !Number.isFinite(t) || t < 0))
         throw new Error(`--fleet-times must be four times in ms (install,stop,start,heartbeat), not "${o.fleetTimes}"`);
       const [installMs, stopMs, startMs, heartbeatMs] = times as [number, number, number, number];
+      const cells = Number(o.cells);
+      if (cells !== 1 && cells !== 2) throw new Error(`--cells must be 1 or 2, not "${o.cells}"`);
       const info = await labUp({
         nova: o.nova,
         stateDir: o.stateDir,
@@ -59,6 +66,7 @@ export function labCommand(): Command {
         sshPort: Number(o.sshPort),
         virtualComputes,
         fleetTimes: { installMs, stopMs, startMs, heartbeatMs },
+        ...(cells > 1 ? { cells } : {}),
       });
       process.stdout.write(
         `lab up in ${info.upMs} ms\n  inventory: ${info.inventoryPath}\n  VIP:       ${info.vipUrl}\n`,
