@@ -7,5 +7,10 @@ cd "$(dirname "$0")/.."
 if [[ "${1:-}" == "--stop" ]]; then
   exec ./bin/nova-upgrade lab stop-all
 fi
+# The real-nova lab (--nova real) also needs MariaDB, RabbitMQ, uwsgi and its venvs.
+for a in "$@"; do
+  if [[ "$a" == "--nova=real" || "${prev:-}" == "--nova" && "$a" == real ]]; then export NOVA_UPGRADE_VENVS="${NOVA_UPGRADE_VENVS:-33-34}"; fi
+  prev="$a"
+done
 bash scripts/install.sh
 exec ./bin/nova-upgrade lab demo "$@"
