@@ -28,6 +28,11 @@ export function labCommand(): Command {
     .option('--to <version>', 'release the inventory upgrades to (default 31.0.0; real: 34.0.0)')
     .option('--ssh-port <port>', 'port every node sshd listens on', '2222')
     .option(
+      '--cells <n>',
+      "real lab only: 1 (cell1) or 2 (cell1 and cell2: cell2's database, conductor and a node cell2-compute1 whose nova-compute is in it)",
+      '1',
+    )
+    .option(
       '--virtual-computes <n>',
       'the scale lab: this many virtual computes (shell stand-ins, 16 addresses per sshd) on the /24s after the subnet',
       '0',
@@ -47,6 +52,8 @@ export function labCommand(): Command {
       if (times.length !== 4 || times.some((t) => !Number.isFinite(t) || t < 0))
         throw new Error(`--fleet-times must be four times in ms (install,stop,start,heartbeat), not "${o.fleetTimes}"`);
       const [installMs, stopMs, startMs, heartbeatMs] = times as [number, number, number, number];
+      const cells = Number(o.cells);
+      if (cells !== 1 && cells !== 2) throw new Error(`--cells must be 1 or 2, not "${o.cells}"`);
       const info = await labUp({
         nova: o.nova,
         stateDir: o.stateDir,
@@ -59,6 +66,7 @@ export function labCommand(): Command {
         sshPort: Number(o.sshPort),
         virtualComputes,
         fleetTimes: { installMs, stopMs, startMs, heartbeatMs },
+        ...(cells > 1 ? { cells } : {}),
       });
       process.stdout.write(
         `lab up in ${info.upMs} ms\n  inventory: ${info.inventoryPath}\n  VIP:       ${info.vipUrl}\n`,
@@ -107,30 +115,63 @@ export function labCommand(): Command {
     .option('--state-dir <dir>', 'where Temporal, the lab and the worker keep their state', defaultStateDir())
     .option(
       '--mode <mode>',
-      "monotonic (the default: switch all traffic to new code at once) or rolling (the seed's order)",
-      'monotonic',
+      "monotonic (switch all traffic to new code at once; the stand-in lab's default) or rolling (the seed's order; the real lab's default, what test/realLab.test.ts proves on it)",
     )
+    .option(
+      '--nova <kind>',
+      'standin (the lab of stand-ins, up in seconds) or real (nova, placement and keystone from their releases on MariaDB and RabbitMQ: nova 33.0.2 → 34.0.0, real tempest, an authenticated probe)',
+      'standin',
+    )
+    .option('--subnet <a.b.c>', 'loopback subnet for the lab (default 127.0.1)')
+    .option('--port <port>', "the Temporal dev server's port", '7233')
+    .option('--ui-port <port>', "the Temporal Web UI's port", '8233')
     .option('--json', 'print the summary as JSON')
-    .action(async (o: { stateDir: string; mode: string; json?: boolean }) => {
-      if (o.mode !== 'rolling' && o.mode !== 'monotonic')
-        throw new Error(`--mode must be rolling or monotonic, not "${o.mode}"`);
-      const log = o.json
-        ? (l: string) => process.stderr.write(`${l}\n`)
-        : (l: string) => process.stdout.write(`${l}\n`);
-      const s = await runLabDemo({ stateDir: o.stateDir, mode: o.mode, out: log });
-      if (o.json) {
-        process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
-      } else {
-        log('');
-        log('Summary');
-        log(summaryTable(s));
-        log('');
-        log(`Web UI: ${s.uiUrl}`);
-        log('Temporal, the lab and the worker are still running for you to inspect. Stop them all with:');
-        log(`  ./bin/nova-upgrade lab stop-all --state-dir ${o.stateDir}`);
-      }
-      if (s.status !== 'completed' || s.failedRequests > 0) process.exitCode = 1;
-    });
+    .action(
+      async (o: {
+        stateDir: string;
+        mode?: string;
+        nova: string;
+        subnet?: string;
+        port: string;
+        uiPort: string;
+        json?: boolean;
+      }) => {
+        if (o.nova !== 'standin' && o.nova !== 'real')
+          throw new Error(`--nova must be standin or real, not "${o.nova}"`);
+        const mode = o.mode ?? (o.nova === 'real' ? 'rolling' : 'monotonic');
+        if (mode !== 'rolling' && mode !== 'monotonic')
+          throw new Error(`--mode must be rolling or monotonic, not "${mode}"`);
+        const [port, uiPort] = [Number(o.port), Number(o.uiPort)];
+        if (!Number.isInteger(port) || port < 1 || port > 65535)
+          throw new Error(`--port must be a TCP port, not "${o.port}"`);
+        if (!Number.isInteger(uiPort) || uiPort < 1 || uiPort > 65535)
+          throw new Error(`--ui-port must be a TCP port, not "${o.uiPort}"`);
+        const log = o.json
+          ? (l: string) => process.stderr.write(`${l}\n`)
+          : (l: string) => process.stdout.write(`${l}\n`);
+        const s = await runLabDemo({
+          stateDir: o.stateDir,
+          mode,
+          nova: o.nova,
+          port,
+          uiPort,
+          ...(o.subnet ? { subnet: o.subnet } : {}),
+          out: log,
+        });
+        if (o.json) {
+          process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+        } else {
+          log('');
+          log('Summary');
+          log(summaryTable(s));
+          log('');
+          log(`Web UI: ${s.uiUrl}`);
+          log('Temporal, the lab and the worker are still running for you to inspect. Stop them all with:');
+          log(`  ./bin/nova-upgrade lab stop-all --state-dir ${o.stateDir}`);
+        }
+        if (s.status !== 'completed' || s.failedRequests > 0) process.exitCode = 1;
+      },
+    );
   program
     .command('stop-all')
     .description('stop the lab, the worker and the Temporal dev server that "lab demo" started')

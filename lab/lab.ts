@@ -11,7 +11,7 @@ import { labInventory, renderLabInventory } from './labInventory';
 
 import { initCloud, ONLINE_MIGRATIONS } from './node/cloud';
 import { readJsonOr, writeJson } from './node/env';
-import { nodeLayout, stateLayout, type NodeConfig, NOVA_UNITS } from './node/layout';
+import { cellConductorUnit, nodeLayout, stateLayout, type NodeConfig, NOVA_UNITS } from './node/layout';
 import { isUnitProcess, readHeartbeat, readUnitFile, unitStatus, type UnitFile } from './node/units';
 import { ensureKeyPair, sshdPid, startSshd, stopSshd } from './sshd';
 import {
@@ -33,6 +33,7 @@ import {
   backingDirs,
   discoverHosts,
   ensureVenvs,
+  labCells,
   prepareRealNode,
   realUnitsFor,
   registerCatalog,
@@ -83,6 +84,12 @@ export interface LabOptions {
   virtualComputes?: number;
   /** The virtual computes' command times (install, stop, start, heartbeat). */
   fleetTimes?: Partial<FleetTimes>;
+  /**
+   * The real lab's cells besides cell0: 1 (cell1) or 2 (cell1 and cell2, with cell2's own
+   * database, vhost, nova_cell2.conf and conductor on the controller, and a node
+   * `cell2-compute1` whose nova-compute is in cell2).
+   */
+  cells?: number;
 }
 
 export type ResolvedLabOptions = Required<LabOptions>;
@@ -117,6 +124,10 @@ export const DEFAULT_STATE_DIR = resolve(
 
 function resolveOptions(o: LabOptions): ResolvedLabOptions {
   const stateDir = resolve(o.stateDir ?? DEFAULT_STATE_DIR);
+  if (o.cells !== undefined && o.cells !== 1 && o.cells !== 2)
+    throw new Error(`lab cells must be 1 (cell1) or 2 (cell1 and cell2), not ${o.cells}`);
+  if ((o.cells ?? 1) > 1 && o.nova !== 'real')
+    throw new Error(`lab cells ${o.cells} needs the real-nova lab (--nova real): the stand-ins know cell1 only`);
   // sshd's SetEnv and the command templates would split a path with spaces.
   if (/[\s"'\\$`]/.test(stateDir))
     throw new Error(`lab state directory must not contain spaces, quotes or shell metacharacters: ${stateDir}`);
@@ -139,6 +150,7 @@ function resolveOptions(o: LabOptions): ResolvedLabOptions {
     nova: o.nova ?? 'standin',
     virtualComputes: o.virtualComputes ?? 0,
     fleetTimes: { ...DEFAULT_FLEET_TIMES, ...o.fleetTimes },
+    cells: o.cells ?? 1,
   };
 }
 
@@ -170,7 +182,7 @@ function describe(o: ResolvedLabOptions): Pick<LabInfo, 'nodes' | 'lbs'> {
   return {
     nodes: nodes.map((n) => ({
       ...n,
-      ...(o.nova === 'real' ? { units: realUnitsFor(n.roles) } : {}),
+      ...(o.nova === 'real' ? { units: realUnitsFor(n.roles, o.cells ?? 1) } : {}),
       root: s.node(n.name),
       ...(n.roles.includes('api') ? { apiUrl: `http://${n.address}:${API_PORT}` } : {}),
       env: nodeEnvVars(o.stateDir, n, o.nova),
@@ -251,6 +263,8 @@ export async function labUp(opts: LabOptions = {}): Promise<LabInfo> {
         apiMercySeconds: o.apiMercySeconds,
         fromVersion: o.fromVersion,
         toVersion: o.toVersion,
+        cells: labCells(o.cells),
+        computeCell: n.cell ?? 'cell1',
       });
     } else {
       writeNodeFiles(
@@ -324,12 +338,12 @@ export async function labUp(opts: LabOptions = {}): Promise<LabInfo> {
         ),
     ),
     startFleetSshds(o.stateDir, fleet, o.sshPort, key.publicKey),
-    real ? startBackingServices(o.stateDir, controller.address) : undefined,
+    real ? startBackingServices(o.stateDir, controller.address, labCells(o.cells)) : undefined,
   ]);
   writeFileSync(s.knownHosts, `${[...sshds, ...fleetSshds].map((h) => h.knownHostsLine).join('\n')}\n`);
 
   if (real) {
-    await startRealServices(nodes, controller);
+    await startRealServices(nodes, controller, labCells(o.cells));
   } else if (kolla) {
     // kolla-ansible's deploy: each node pulls its images and runs its containers.
     await Promise.all(
@@ -386,6 +400,7 @@ export async function labUp(opts: LabOptions = {}): Promise<LabInfo> {
         lbs,
         nova: o.nova,
         subnet: o.subnet,
+        cells: o.cells,
       }),
     ),
   );
@@ -408,7 +423,7 @@ export async function labUp(opts: LabOptions = {}): Promise<LabInfo> {
  * placement and the conductors, the scheduler and the computes, then nova-api; the computes
  * are mapped into their cell once they registered.
  */
-async function startRealServices(nodes: LabNode[], controller: LabNode): Promise<void> {
+async function startRealServices(nodes: LabNode[], controller: LabNode, cells: string[]): Promise<void> {
   const start = (n: LabNode, units: string[]) =>
     runOnNode(n, 'systemctl', ['start', ...units], 300_000).then(() => undefined);
   await Promise.all([
@@ -417,12 +432,12 @@ async function startRealServices(nodes: LabNode[], controller: LabNode): Promise
       await registerCatalog(controller.address, `${controller.apiUrl}/v2.1`);
     })(),
     setUpPlacement(controller),
-    setUpNovaCells(controller, controller.address),
+    setUpNovaCells(controller, controller.address, cells),
   ]);
   await start(controller, [
     NOVA_UNITS.placement,
     NOVA_UNITS.superConductor,
-    NOVA_UNITS.cellConductor,
+    ...cells.map(cellConductorUnit),
     NOVA_UNITS.scheduler,
   ]);
   await Promise.all(

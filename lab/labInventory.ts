@@ -4,7 +4,8 @@ import { Document, isMap, isScalar } from 'yaml';
 import { DEFAULT_COMMANDS, type CommandName } from '../inventory/commands';
 import { validateInventory } from '../inventory/load';
 import type { InventoryInput } from '../inventory/schema';
-import { nodeLayout, stateLayout, NOVA_UNITS } from './node/layout';
+import { cellConductorUnit, nodeLayout, stateLayout, NOVA_UNITS } from './node/layout';
+import { labCells } from './real/realLab';
 import { realFiles } from './real/configs';
 import { realTempestCommand } from './real/tempest';
 import { imagePrefix, KOLLA_CONTAINERS, kollaLayout } from './kolla';
@@ -29,6 +30,8 @@ export interface LabInventoryInput {
   nova?: 'standin' | 'real' | 'kolla';
   /** The kolla lab's subnet: its registry's address. */
   subnet?: string;
+  /** The real lab's cells besides cell0 (1: cell1; 2: cell1 and cell2). */
+  cells?: number;
 }
 
 export function labInventory(i: LabInventoryInput): InventoryInput {
@@ -162,6 +165,7 @@ function realLabInventory(i: LabInventoryInput): InventoryInput {
   const controller = i.nodes.find((n) => n.roles.includes('controller'))!;
   const ctl = realFiles(s.node(controller.name));
   const vip = i.lbs[0]!;
+  const cells = labCells(i.cells);
   return {
     cloud: 'lab',
     release: { from: i.fromVersion, to: i.toVersion },
@@ -176,9 +180,11 @@ function realLabInventory(i: LabInventoryInput): InventoryInput {
     haproxy: { backend: 'nova-api', drainMode: 'drain', switchover: 'rolling' },
     openstack: { osCloud: 'devstack-admin' },
     apiConfigFile: ctl.novaConf,
+    // Every cell, each with the config its conductor reads: the default templates sync, read
+    // and migrate each one.
     cells: [
       { name: 'cell0', configFile: ctl.novaConf },
-      { name: 'cell1', configFile: ctl.cellConf('cell1') },
+      ...cells.map((cell) => ({ name: cell, configFile: ctl.cellConf(cell) })),
     ],
     compute: { batchSize: 1, exclude: [] },
     // tempest 47.0.0 itself (lab/real/tempest.ts), run again and again beside the API restarts.
@@ -197,6 +203,8 @@ function realLabInventory(i: LabInventoryInput): InventoryInput {
       auth: realProbeAuth(ctl.clouds),
     },
     timeouts: {
+      // Outlasts a uwsgi unit's start wait (240 s, lab/node/realUnits.ts) plus its stop, so a
+      // slow nova-api start fails in systemd's words before the command times out.
       commandSeconds: 300,
       drainSeconds: 30,
       settleSeconds: 1,
@@ -236,7 +244,7 @@ function realLabInventory(i: LabInventoryInput): InventoryInput {
           ...(isController
             ? [
                 { unit: NOVA_UNITS.superConductor, kind: 'conductor' as const },
-                { unit: NOVA_UNITS.cellConductor, kind: 'conductor' as const },
+                ...cells.map((cell) => ({ unit: cellConductorUnit(cell), kind: 'conductor' as const })),
                 { unit: NOVA_UNITS.scheduler, kind: 'scheduler' as const },
               ]
             : []),
@@ -245,7 +253,7 @@ function realLabInventory(i: LabInventoryInput): InventoryInput {
         ],
         configFiles: [
           ...(isController || isApi ? [f.novaConf] : []),
-          ...(isController ? [f.cellConf('cell1')] : []),
+          ...(isController ? cells.map((cell) => f.cellConf(cell)) : []),
           ...(isCompute ? [f.cpuConf] : []),
         ],
       };

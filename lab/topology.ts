@@ -12,6 +12,11 @@ export interface TopologyOptions {
   sshPort: number;
   /** The scale lab's virtual computes (lab/fleet.ts), on the /24s after the subnet. */
   virtualComputes?: number;
+  /**
+   * Cells with computes (the real lab): 1 is cell1 only; 2 adds cell2 and one compute-only
+   * node in it, `cell2-compute1`, after the other nodes.
+   */
+  cells?: number;
 }
 
 export interface LabLb {
@@ -30,6 +35,8 @@ export interface LabNodePlan {
   units: string[];
   /** A virtual compute of the scale lab: no sshd of its own, shell stand-ins (lab/fleet.ts). */
   virtual?: boolean;
+  /** The cell of this node's nova-compute: cell1 unless the lab has more cells. */
+  cell?: string;
 }
 
 export const API_PORT = 8774;
@@ -57,12 +64,15 @@ export function planTopology(o: TopologyOptions): { nodes: LabNodePlan[]; lbs: L
     throw new Error(`lab subnet must be three octets inside 127.0.0.0/8, such as 127.0.1 (got "${o.subnet}")`);
   if (o.apiNodes < 1) throw new Error('a lab needs at least one API node (the controller)');
   if (o.lbNodes < 1) throw new Error('a lab needs at least one load balancer');
-  const total = o.apiNodes + o.computeOnlyNodes;
+  const cellNodes = Math.max(0, (o.cells ?? 1) - 1);
+  const total = o.apiNodes + o.computeOnlyNodes + cellNodes;
   if (total + Math.max(0, o.lbNodes - total) > 97) throw new Error('a lab subnet holds at most 97 nodes (.2 to .98)');
   // The seed's topology: "controller" runs everything, "apicomp" runs n-api and n-cpu.
   const names = [
     ...Array.from({ length: o.apiNodes }, (_, i) => (i === 0 ? 'controller' : i === 1 ? 'apicomp' : `apicomp${i}`)),
     ...Array.from({ length: o.computeOnlyNodes }, (_, i) => `compute${i + 1}`),
+    // One compute of its own in each cell after cell1: cell2-compute1, …
+    ...Array.from({ length: cellNodes }, (_, k) => `cell${k + 2}-compute1`),
     ...Array.from({ length: Math.max(0, o.lbNodes - total) }, (_, i) => `lb${i + 1}`),
   ];
   const nodes = names.map((name, i): LabNodePlan => {
@@ -70,7 +80,16 @@ export function planTopology(o: TopologyOptions): { nodes: LabNodePlan[]; lbs: L
       i === 0 ? ['controller', 'api', 'compute'] : i < o.apiNodes ? ['api', 'compute'] : i < total ? ['compute'] : [];
     // As in the seed, HAProxy runs on the nova nodes themselves; extra ones get their own node.
     if (i < o.lbNodes) roles.push('lb');
-    return { name, address: `${o.subnet}.${i + 2}`, sshPort: o.sshPort, roles, units: unitsFor(roles) };
+    const cell =
+      i >= o.apiNodes + o.computeOnlyNodes && i < total ? `cell${i - o.apiNodes - o.computeOnlyNodes + 2}` : undefined;
+    return {
+      name,
+      address: `${o.subnet}.${i + 2}`,
+      sshPort: o.sshPort,
+      roles,
+      units: unitsFor(roles),
+      ...(cell ? { cell } : {}),
+    };
   });
   // keepalived is not simulated: each HAProxy binds its own VIP-like address.
   const lbs = nodes

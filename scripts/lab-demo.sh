@@ -7,5 +7,13 @@ cd "$(dirname "$0")/.."
 if [[ "${1:-}" == "--stop" ]]; then
   exec ./bin/nova-upgrade lab stop-all
 fi
+# The stand-in demo needs none of the real-nova lab's packages and venvs (15 min cold), which
+# install.sh builds by default for the tests; --nova real needs them (MariaDB, RabbitMQ, uwsgi).
+venvs=skip
+for a in "$@"; do
+  if [[ "$a" == "--nova=real" || "${prev:-}" == "--nova" && "$a" == real ]]; then venvs=33-34; fi
+  prev="$a"
+done
+export NOVA_UPGRADE_VENVS="${NOVA_UPGRADE_VENVS:-$venvs}"
 bash scripts/install.sh
 exec ./bin/nova-upgrade lab demo "$@"

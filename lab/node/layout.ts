@@ -122,3 +122,6 @@ export const NOVA_UNITS = {
   placement: 'devstack@placement-api',
   keystone: 'devstack@keystone',
 } as const;
+
+/** A cell's own conductor, as devstack names it: devstack@n-cond-cell1, devstack@n-cond-cell2. */
+export const cellConductorUnit = (cell: string) => `devstack@n-cond-${cell}`;

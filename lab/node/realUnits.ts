@@ -11,9 +11,13 @@ import { isUnitProcess, monotonicMicros, readHeartbeat, readUnitFile } from './u
 
 // uwsgi loads nova-api with two workers in ~6 s on an idle 2-core machine and ~20 s while
 // another nova process imports, but took more than 90 s (systemd's default TimeoutStartSec)
-// at load average 35-45 on this shared machine, failing `lab up`: 300 s, as a slow host's unit
-// would set TimeoutStartSec.
-const START_TIMEOUT_MS = 300_000;
+// at load average 35-45 on this shared machine, failing `lab up`: so longer, as a slow host's
+// unit would set TimeoutStartSec. 240 s, not 300: the real lab's inventory gives every remote
+// command 300 s (timeouts.commandSeconds), and `systemctl restart devstack@n-api` is a stop (up
+// to apiMercySeconds + 5 = 15 s) plus this start. At 300 s a slow start raced the command's own
+// timeout, and the step saw a killed command instead of systemd's "Job for … failed"; at 240 s
+// the unit fails first, with 45 s to spare, and the step holds on what systemd said.
+const START_TIMEOUT_MS = 240_000;
 
 /** "nova-34.0.0" → "34.0.0": the release a code link (or a venv path) names. */
 export function releaseOf(link: string): string {

@@ -7,6 +7,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import {
+  cellConductorUnit,
   nodeLayout,
   stateLayout,
   NOVA_UNITS,
@@ -106,14 +107,18 @@ export async function ensureVenvs(from: string, to: string, log: (line: string) 
     throw new Error(`these venvs are still missing after scripts/openstack-venvs.sh: ${missing.join(', ')}`);
 }
 
-export function realUnitsFor(roles: Role[]): string[] {
+/** The cells with computes a real lab of `cells` cells has, besides cell0: cell1, cell2, … */
+export const labCells = (cells = 1): string[] => Array.from({ length: Math.max(1, cells) }, (_, i) => `cell${i + 1}`);
+
+export function realUnitsFor(roles: Role[], cells = 1): string[] {
   return [
     ...(roles.includes('controller')
       ? [
           NOVA_UNITS.keystone,
           NOVA_UNITS.placement,
           NOVA_UNITS.superConductor,
-          NOVA_UNITS.cellConductor,
+          // devstack runs every cell's conductor on the controller (NOVA_NUM_CELLS > 1).
+          ...labCells(cells).map(cellConductorUnit),
           NOVA_UNITS.scheduler,
         ]
       : []),
@@ -132,6 +137,10 @@ export interface RealNodeInput {
   apiMercySeconds: number;
   fromVersion: string;
   toVersion: string;
+  /** The lab's cells besides cell0 (labCells): the controller writes a config and runs a conductor for each. */
+  cells: string[];
+  /** The cell this node's nova-compute is in. */
+  computeCell: string;
 }
 
 function link(path: string, target: string): void {
@@ -162,7 +171,7 @@ export function prepareRealNode(i: RealNodeInput): RealNodeConfig {
     isCompute: i.roles.includes('compute'),
     apiPort: i.apiPort,
     apiMercySeconds: i.apiMercySeconds,
-    computeCell: 'cell1',
+    computeCell: i.computeCell,
   };
   mkdirSync(join(root, 'data', 'nova', 'locks'), { recursive: true });
   // The code a fresh node has is the "from" release; an upgrade moves the links, and a second
@@ -230,9 +239,12 @@ export function prepareRealNode(i: RealNodeInput): RealNodeConfig {
     python(NOVA_UNITS.compute, 'nova-compute', f.cpuConf);
   }
   if (isController) {
-    writeOnce(f.cellConf('cell1'), cellConf(n, 'cell1'));
     python(NOVA_UNITS.superConductor, 'nova-conductor', f.novaConf);
-    python(NOVA_UNITS.cellConductor, 'nova-conductor', f.cellConf('cell1'));
+    // devstack's nova_cell<N>.conf and n-cond-cell<N> for each cell.
+    for (const cell of i.cells) {
+      writeOnce(f.cellConf(cell), cellConf(n, cell));
+      python(cellConductorUnit(cell), 'nova-conductor', f.cellConf(cell));
+    }
     python(NOVA_UNITS.scheduler, 'nova-scheduler', f.novaConf);
     writeOnce(f.placementConf, placementConf(n));
     link(join(root, '.placement', 'placement.conf'), f.placementConf);
@@ -295,10 +307,12 @@ export const backingDirs = (stateDir: string) => ({
   rabbitmq: stateLayout(stateDir).backing('rabbitmq'),
 });
 
-export const CELLS = ['cell1'] as const;
-
-/** MariaDB and RabbitMQ, in parallel. */
-export async function startBackingServices(stateDir: string, controllerAddress: string): Promise<void> {
+/** MariaDB and RabbitMQ, in parallel: a database and a vhost for each cell. */
+export async function startBackingServices(
+  stateDir: string,
+  controllerAddress: string,
+  cells: string[] = labCells(),
+): Promise<void> {
   const d = backingDirs(stateDir);
   await Promise.all([
     startMariadb(stateDir, d.mariadb, controllerAddress, [
@@ -306,13 +320,13 @@ export async function startBackingServices(stateDir: string, controllerAddress: 
       'placement',
       'nova_api',
       'nova_cell0',
-      ...CELLS.map((c) => `nova_${c}`),
+      ...cells.map((c) => `nova_${c}`),
     ]),
     startRabbitmq(
       stateDir,
       d.rabbitmq,
       controllerAddress,
-      CELLS.map((c) => `nova_${c}`),
+      cells.map((c) => `nova_${c}`),
     ),
   ]);
 }
@@ -364,15 +378,15 @@ export async function registerCatalog(address: string, computeUrl: string): Prom
   await registerServices({ keystoneUrl: keystoneUrl(address), computeUrl, placementUrl: placementUrl(address) });
 }
 
-/** devstack's init_nova and cell setup: api_db, cell0, cell1, each schema synced. */
-export async function setUpNovaCells(ctl: NodeRunner, address: string): Promise<void> {
+/** devstack's init_nova and cell setup: api_db, cell0, then each cell (cell1, cell2…), each schema synced. */
+export async function setUpNovaCells(ctl: NodeRunner, address: string, cells: string[] = labCells()): Promise<void> {
   const f = realFiles(ctl.root);
   await runNodeBin(ctl, 'nova-manage', ['api_db', 'sync']);
   await runNodeBin(ctl, 'nova-manage', ['cell_v2', 'map_cell0', '--database_connection', dbUrl(address, 'nova_cell0')]);
   await runNodeBin(ctl, 'nova-manage', ['--config-file', f.novaConf, 'db', 'sync', '--local_cell']);
-  const cells = await runNodeBin(ctl, 'nova-manage', ['cell_v2', 'list_cells']);
-  for (const cell of CELLS) {
-    if (!new RegExp(`\\|\\s*${cell}\\s*\\|`).test(cells)) {
+  const listed = await runNodeBin(ctl, 'nova-manage', ['cell_v2', 'list_cells']);
+  for (const cell of cells) {
+    if (!new RegExp(`\\|\\s*${cell}\\s*\\|`).test(listed)) {
       await runNodeBin(ctl, 'nova-manage', [
         'cell_v2',
         'create_cell',
