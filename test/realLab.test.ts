@@ -39,6 +39,7 @@ import { startWorkerProcess, stopWorkerProcess } from '../worker/process';
 import { sharedTemporal } from './temporalEnv';
 import { runCli, type CliRun } from './helpers/cli';
 import { REAL_VENVS } from './helpers/realVenvs';
+import { labPeakRss } from '../lab/rss';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'real-lab-'));
@@ -92,23 +93,6 @@ function drainedOnEveryLb(server: string): boolean {
 
 function cli(...args: string[]): Promise<CliRun> {
   return runCli([...args, '--address', address, '--task-queue', taskQueue], { NOVA_UPGRADE_OPERATOR: 'test-operator' });
-}
-
-/** Resident memory of every process the lab started (its marker is in their environment). */
-function labRssBytes(): number {
-  const marker = `\0NOVA_LAB_STATE=${stateDir}\0`;
-  let total = 0;
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      if (!`\0${readFileSync(`/proc/${p}/environ`, 'utf8')}`.includes(marker)) continue;
-      const rss = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
-      total += rss ? Number(rss[1]) * 1024 : 0;
-    } catch {
-      /* gone */
-    }
-  }
-  return total;
 }
 
 async function serviceVersion(release: string): Promise<number> {
@@ -206,8 +190,7 @@ describe.runIf(REAL)('the real-nova lab', () => {
       requestTimeoutMs: 10_000,
       maxDurationMs: 60 * 60_000,
     });
-    let peakRss = labRssBytes();
-    const sampler = setInterval(() => (peakRss = Math.max(peakRss, labRssBytes())), 2000);
+    const sampler = labPeakRss(stateDir);
     const t0 = Date.now();
     probe.start();
     const started = await cli('start', '-i', lab.inventoryPath, '--auto-approve', 'all');
@@ -258,7 +241,7 @@ describe.runIf(REAL)('the real-nova lab', () => {
     if (INJECT_API_FAULT) expect(fault).toMatchObject({ injected: true, drainedWhileHeld: true, fixed: true });
     const upgradeMs = Date.now() - t0;
     const snap = await probe.stop();
-    clearInterval(sampler);
+    const memory = sampler.stop();
     const result = view.result!;
     // Where the upgrade's time goes (docs/real-lab.md): the slowest steps, in seconds.
     const took = result.steps
@@ -409,7 +392,7 @@ describe.runIf(REAL)('the real-nova lab', () => {
     expect(keypairs).toEqual([]);
     expect({ retries: hp.retries, redispatches: hp.redispatches }).toEqual({ retries: 0, redispatches: 0 });
     console.log(
-      `real lab: up in ${labUpMs} ms; upgrade ${upgradeMs} ms; peak lab RSS ${Math.round(peakRss / 2 ** 20)} MiB; ` +
+      `real lab: up in ${labUpMs} ms; upgrade ${upgradeMs} ms; peak lab memory ${Math.round(memory.peakPssBytes / 2 ** 20)} MiB PSS (${Math.round(memory.peakRssBytes / 2 ** 20)} MiB summed RSS, ${memory.peakProcesses} processes); ` +
         `VIP probe ${snap.requests} requests (${snap.authenticatedRequests} authenticated, ${snap.tokenRequests} tokens), ${snap.failedRequests} failed, p99 ${snap.latencyMs.p99} ms; HAProxy retries ${hp.retries}, redispatches ${hp.redispatches}; ` +
         `service version ${before} → ${after}; ${tempestReport}`,
     );
