@@ -20,16 +20,20 @@
 //   npx tsx bench/steps.ts --address 127.0.0.1:7395 --workflow <id>      # an upgrade that ran
 //   npx tsx bench/steps.ts --run --subnet 127.0.95 --port 7395 --state-dir /tmp/s4speed
 //                                                    # a fresh lab demo upgrade, then its breakdown
+//   … --save run.hist.json        keeps the histories (parent and children) for later
+//   npx tsx bench/steps.ts --from run.hist.json     # the breakdown again, without a server
 //
 // The second form runs the README's demo path (runLabDemo: a fresh default two-node lab, every
 // gate approved automatically, the harness's VIP probe) on the subnet and ports given, and leaves
 // its dev server and worker running (`nova-upgrade lab stop-all --state-dir <dir>` stops them).
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { connectClient, resolveConnection } from '../client/connection';
 import { runLabDemo } from '../client/labDemo';
 import { decodePayload } from '../client/payloads';
+import { defaultPayloadConverter } from '@temporalio/common';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 const T = temporal.api.enums.v1.EventType;
@@ -46,6 +50,8 @@ const { values } = parseArgs({
     'state-dir': { type: 'string', default: '/tmp/nu-bench-steps' },
     mode: { type: 'string', default: 'monotonic' },
     json: { type: 'string' },
+    save: { type: 'string' },
+    from: { type: 'string' },
   },
 });
 
@@ -91,20 +97,51 @@ interface History {
   byId: Map<number, HistoryEvent>;
 }
 
-async function load(client: Client, workflowId: string, runId?: string): Promise<History> {
-  const h = await client.workflow.getHandle(workflowId, runId).fetchHistory();
-  const events = h.events ?? [];
+/** Where the histories come from: the server, or a file an earlier run saved (`--save`, `--from`). */
+export interface Source {
+  history(workflowId: string, runId?: string): Promise<HistoryEvent[]>;
+  decode(p: Payload | null | undefined): Promise<unknown>;
+}
+
+type Payload = temporal.api.common.v1.IPayload;
+
+/** From the server; every history it fetches is kept in `saved` (base64 of the History proto). */
+export function serverSource(client: Client, saved: Record<string, string> = {}): Source {
+  return {
+    history: async (workflowId, runId) => {
+      const h = await client.workflow.getHandle(workflowId, runId).fetchHistory();
+      saved[workflowId] = Buffer.from(temporal.api.history.v1.History.encode(h).finish()).toString('base64');
+      return h.events ?? [];
+    },
+    decode: (p) => decodePayload(client, p),
+  };
+}
+
+/** From a file written by `--save`: the default data converter (the lab uses no codec). */
+export function fileSource(saved: Record<string, string>): Source {
+  return {
+    history: async (workflowId) => {
+      const b = saved[workflowId];
+      if (!b) throw new Error(`no saved history for ${workflowId}`);
+      return temporal.api.history.v1.History.decode(Buffer.from(b, 'base64')).events ?? [];
+    },
+    decode: async (p) => (p ? defaultPayloadConverter.fromPayload(p) : undefined),
+  };
+}
+
+async function load(client: Source, workflowId: string, runId?: string): Promise<History> {
+  const events = await client.history(workflowId, runId);
   return { workflowId, events, byId: new Map(events.map((e) => [id(e.eventId), e])) };
 }
 
-async function activityName(client: Client, s: HistoryEvent): Promise<string> {
-  const summary = await decodePayload(client, s.userMetadata?.summary);
+async function activityName(client: Source, s: HistoryEvent): Promise<string> {
+  const summary = await client.decode(s.userMetadata?.summary);
   const type = s.activityTaskScheduledEventAttributes?.activityType?.name ?? '?';
   return typeof summary === 'string' && summary ? `${type}: ${summary}` : type;
 }
 
-async function remoteOf(client: Client, completed: HistoryEvent): Promise<number> {
-  const r = (await decodePayload(client, completed.activityTaskCompletedEventAttributes?.result?.payloads?.[0])) as
+async function remoteOf(client: Source, completed: HistoryEvent): Promise<number> {
+  const r = (await client.decode(completed.activityTaskCompletedEventAttributes?.result?.payloads?.[0])) as
     { commands?: { durationMs?: unknown }[] } | undefined;
   return Array.isArray(r?.commands)
     ? r.commands.reduce((n, c) => n + (typeof c.durationMs === 'number' ? c.durationMs : 0), 0)
@@ -150,14 +187,24 @@ function wftLinks(h: History, wftc: HistoryEvent, what: string, out: Link[]): Hi
   return wake;
 }
 
-/**
- * Walks back from `end` (the workflow's completion) to its start, pushing every link, newest
- * first. Children are walked the same way inside.
- */
 const isCompletion = (e: HistoryEvent) =>
   e.eventType === T.EVENT_TYPE_ACTIVITY_TASK_COMPLETED ||
   e.eventType === T.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED ||
   e.eventType === T.EVENT_TYPE_TIMER_FIRED;
+
+/** The workflow task that scheduled what `e` completes (an activity, a child, a timer). */
+function originTask(h: History, e: HistoryEvent): number {
+  if (e.eventType === T.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) {
+    const sch = h.byId.get(id(e.activityTaskCompletedEventAttributes?.scheduledEventId));
+    return id(sch?.activityTaskScheduledEventAttributes?.workflowTaskCompletedEventId);
+  }
+  if (e.eventType === T.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED) {
+    const init = h.byId.get(id(e.childWorkflowExecutionCompletedEventAttributes?.initiatedEventId));
+    return id(init?.startChildWorkflowExecutionInitiatedEventAttributes?.workflowTaskCompletedEventId);
+  }
+  const st = h.byId.get(id(e.timerFiredEventAttributes?.startedEventId));
+  return id(st?.timerStartedEventAttributes?.workflowTaskCompletedEventId);
+}
 
 /**
  * Walks back from `end` (the workflow's completion) to its start, pushing every link, newest
@@ -165,7 +212,7 @@ const isCompletion = (e: HistoryEvent) =>
  * probe, tempest beside the API restarts) is on the chain only for what it took beyond the last
  * other completion it overlapped: the workflow was waiting for that one until then.
  */
-async function chain(client: Client, h: History, end: HistoryEvent, out: Link[], onChain: Set<string>): Promise<void> {
+async function chain(client: Source, h: History, end: HistoryEvent, out: Link[], onChain: Set<string>): Promise<void> {
   const wftc0 = h.byId.get(id(end.workflowExecutionCompletedEventAttributes?.workflowTaskCompletedEventId))!;
   let wake = wftLinks(h, wftc0, 'workflow task', out);
   for (;;) {
@@ -178,8 +225,18 @@ async function chain(client: Client, h: History, end: HistoryEvent, out: Link[],
         const sch = h.byId.get(id(a?.scheduledEventId))!;
         const st = h.byId.get(id(a?.startedEventId))!;
         const what = await activityName(client, sch);
+        // Only what the workflow scheduled after this activity: a sibling scheduled by the same
+        // task (reads at once) is not beside it, the slower of the two is simply the chain.
+        const mine = id(sch.activityTaskScheduledEventAttributes?.workflowTaskCompletedEventId);
         const overlapped = h.events
-          .filter((e) => e !== wake && isCompletion(e) && id(e.eventId) < id(wake.eventId) && ms(e) > ms(st))
+          .filter(
+            (e) =>
+              e !== wake &&
+              isCompletion(e) &&
+              id(e.eventId) < id(wake.eventId) &&
+              ms(e) > ms(st) &&
+              originTask(h, e) > mine,
+          )
           .at(-1);
         if (overlapped) {
           out.push({ kind: 'beside', ms: ms(wake) - ms(overlapped), what, workflowId: h.workflowId });
@@ -229,7 +286,7 @@ async function chain(client: Client, h: History, end: HistoryEvent, out: Link[],
 }
 
 /** Every activity of the workflow and its children, in schedule order, with its costs. */
-async function activities(client: Client, h: History, onChain: Set<string>, out: ActivityRow[]): Promise<void> {
+async function activities(client: Source, h: History, onChain: Set<string>, out: ActivityRow[]): Promise<void> {
   for (const e of h.events) {
     if (e.eventType === T.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) {
       const a = e.activityTaskCompletedEventAttributes;
@@ -262,7 +319,7 @@ export interface Breakdown {
   rows: ActivityRow[];
 }
 
-export async function breakdown(client: Client, workflowId: string): Promise<Breakdown> {
+export async function breakdown(client: Source, workflowId: string): Promise<Breakdown> {
   const h = await load(client, workflowId);
   const end = h.events.find((e) => e.eventType === T.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED);
   if (!end) throw new Error(`${workflowId} has not completed`);
@@ -328,16 +385,24 @@ async function main() {
     address = `127.0.0.1:${port}`;
     workflowId = sum.workflowId;
   }
-  if (!address || !workflowId) throw new Error('give --address and --workflow, or --run');
+  const out = (b: Breakdown) => {
+    process.stdout.write(`${render(b)}\n`);
+    if (values.json) writeFileSync(values.json, JSON.stringify(b, null, 1));
+  };
+  if (values.from) {
+    const file = JSON.parse(readFileSync(values.from, 'utf8')) as {
+      workflowId: string;
+      histories: Record<string, string>;
+    };
+    return out(await breakdown(fileSource(file.histories), workflowId ?? file.workflowId));
+  }
+  if (!address || !workflowId) throw new Error('give --address and --workflow, --run, or --from <saved file>');
   const conn = resolveConnection({ address, namespace: values.namespace! });
   const client = await connectClient(conn);
   try {
-    const b = await breakdown(client, workflowId);
-    process.stdout.write(`${render(b)}\n`);
-    if (values.json) {
-      const { writeFileSync } = await import('node:fs');
-      writeFileSync(values.json, JSON.stringify(b, null, 1));
-    }
+    const histories: Record<string, string> = {};
+    out(await breakdown(serverSource(client, histories), workflowId));
+    if (values.save) writeFileSync(values.save, JSON.stringify({ workflowId, histories }));
   } finally {
     await client.connection.close();
   }
