@@ -22,6 +22,7 @@
 //                                                    # a fresh lab demo upgrade, then its breakdown
 //   … --save run.hist.json        keeps the histories (parent and children) for later
 //   npx tsx bench/steps.ts --from run.hist.json     # the breakdown again, without a server
+//   npx tsx bench/steps.ts --compare before.hist.json --compare after.hist.json   # side by side
 //
 // The second form runs the README's demo path (runLabDemo: a fresh default two-node lab, every
 // gate approved automatically, the harness's VIP probe) on the subnet and ports given, and leaves
@@ -52,6 +53,7 @@ const { values } = parseArgs({
     json: { type: 'string' },
     save: { type: 'string' },
     from: { type: 'string' },
+    compare: { type: 'string', multiple: true },
   },
 });
 
@@ -366,6 +368,46 @@ export function render(b: Breakdown): string {
   return lines.join('\n');
 }
 
+/**
+ * Two runs side by side: per activity (matched by name and occurrence; a child's by its name
+ * without the child), wake→schedule + schedule→start (the orchestration before it) and
+ * start→complete, then the chain's totals by kind.
+ */
+export function compare(a: Breakdown, b: Breakdown, names: [string, string]): string {
+  const key = (r: ActivityRow, seen: Map<string, number>) => {
+    const k = r.what.slice(0, 70);
+    const n = (seen.get(k) ?? 0) + 1;
+    seen.set(k, n);
+    return `${k}#${n}`;
+  };
+  const index = (x: Breakdown) => {
+    const seen = new Map<string, number>();
+    return new Map(x.rows.map((r) => [key(r, seen), r]));
+  };
+  const ia = index(a);
+  const ib = index(b);
+  const keys = [...new Set([...ia.keys(), ...ib.keys()])];
+  const cell = (r?: ActivityRow) => (r ? `${s(r.gapMs + r.queueMs)} | ${s(r.runMs)} | ${s(r.remoteMs)}` : '– | – | –');
+  const lines = [
+    `before: ${names[0]} (wall ${s(a.wallMs)} s); after: ${names[1]} (wall ${s(b.wallMs)} s)`,
+    '',
+    '| activity | before: wake→start | start→complete | remote | after: wake→start | start→complete | remote |',
+    '|---|---|---|---|---|---|---|',
+    ...keys.map((k) => `| ${k.replace(/#1$/, '')} | ${cell(ia.get(k))} | ${cell(ib.get(k))} |`),
+    '',
+    '| link (the chain the result waited on) | before (s) | after (s) |',
+    '|---|---|---|',
+  ];
+  const sum = (x: Breakdown, kind: string) => x.links.filter((l) => l.kind === kind).reduce((n, l) => n + l.ms, 0);
+  const kinds = [...new Set([...a.links, ...b.links].map((l) => l.kind))];
+  for (const k of kinds) lines.push(`| ${k} | ${s(sum(a, k))} | ${s(sum(b, k))} |`);
+  const count = (x: Breakdown, kind: string) => x.links.filter((l) => l.kind === kind).length;
+  lines.push(
+    `| activities / workflow tasks on the chain | ${count(a, 'act queue')} / ${count(a, 'wft run')} | ${count(b, 'act queue')} / ${count(b, 'wft run')} |`,
+  );
+  return lines.join('\n');
+}
+
 async function main() {
   let address = values.address;
   let workflowId = values.workflow;
@@ -389,6 +431,16 @@ async function main() {
     process.stdout.write(`${render(b)}\n`);
     if (values.json) writeFileSync(values.json, JSON.stringify(b, null, 1));
   };
+  if (values.compare?.length === 2) {
+    const [a, b] = await Promise.all(
+      values.compare.map(async (f) => {
+        const file = JSON.parse(readFileSync(f, 'utf8')) as { workflowId: string; histories: Record<string, string> };
+        return breakdown(fileSource(file.histories), file.workflowId);
+      }),
+    );
+    process.stdout.write(`${compare(a!, b!, values.compare as [string, string])}\n`);
+    return;
+  }
   if (values.from) {
     const file = JSON.parse(readFileSync(values.from, 'utf8')) as {
       workflowId: string;
