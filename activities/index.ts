@@ -2,6 +2,7 @@
 // object this returns; workflows see only its type.
 import { createHaproxyActivities } from './haproxy/activities';
 import { createProbeActivities, type StopRequested } from './http/probe';
+import type { ProbeStopEvents } from './http/probeStop';
 import { createLbSetupActivities } from './lb/activities';
 import { createVersionActivities } from './http/versions';
 import { createComputeActivities } from './nova/computes';
@@ -20,6 +21,8 @@ export interface ActivityDeps {
   runner: RemoteRunner;
   /** Lets the VIP probe ask its workflow whether the window is over; the worker wires it. */
   probeStopRequested?: StopRequested;
+  /** The same answer by event, from the workflow's `probeStop` sink in this worker. */
+  probeStopEvents?: ProbeStopEvents;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -35,7 +38,10 @@ export function createActivities(deps: ActivityDeps) {
     ...createKeystoneActivities(deps),
     ...createTempestActivities(deps),
     ...createVersionActivities(),
-    ...createProbeActivities(deps.probeStopRequested ? { stopRequested: deps.probeStopRequested } : {}),
+    ...createProbeActivities({
+      ...(deps.probeStopRequested ? { stopRequested: deps.probeStopRequested } : {}),
+      ...(deps.probeStopEvents ? { stopEvents: deps.probeStopEvents } : {}),
+    }),
     ...createNotifyActivities(),
     ...createSshPreflightActivities(deps),
   };

@@ -240,3 +240,10 @@ export const progressQuery = defineQuery<Progress>('progress');
  * progress answer grows with the fleet (about 160 KiB at 500 computes, by bench/plan-scale.ts).
  */
 export const probeStopQuery = defineQuery<boolean>('probeStop');
+/**
+ * The same question answered by event: the workflow calls this sink when it raises the flag,
+ * and the worker that ran the task tells its own probe activity of that run at once
+ * (activities/http/probeStop.ts). Sinks issue no command, so replay is unchanged; the query
+ * stays the answer for a probe on another worker.
+ */
+export type ProbeStopSinks = { probeStop: { requested(): void } };

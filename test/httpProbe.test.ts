@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { microversionOf, runVipProbe, VipProbe } from '../activities/http/probe';
 import { LatencyHistogram } from '../activities/http/latency';
+import { ProbeStopEvents } from '../activities/http/probeStop';
 import { activityEnv } from './helpers/activityEnv';
 
 const DIR = '/work/shared/fixtures/nova-versions';
@@ -222,6 +223,60 @@ describe('runVipProbe activity', () => {
     expect(env.beats.length).toBeGreaterThanOrEqual(3);
     expect(env.beats.at(-1)).toMatchObject({ running: true });
     expect(JSON.stringify(s).length).toBeLessThan(10_000);
+  });
+
+  // The workflow's stop reaches the probe by its sink's event where the task ran in this worker.
+  // The query never says yes here, so only the event can end these runs (well inside 60 s).
+  const run = { workflowId: 'wf-probe', runId: 'run-2' };
+  const probeInput = (url: string) => ({
+    url,
+    paths: ['/'],
+    ratePerSecond: 20,
+    clients: 2,
+    maxDurationMs: 60_000,
+  });
+  const never = async () => false;
+
+  it('stops when its run asks by event, though the query has not said so yet', async () => {
+    api = await fakeApi('31.0.0');
+    const events = new ProbeStopEvents();
+    const env = activityEnv({ workflowExecution: run });
+    const asked: string[] = [];
+    const running = env.run(
+      (i: Parameters<typeof runVipProbe>[0]) => runVipProbe(i, async (id) => (asked.push(id), false), events),
+      probeInput(api.url),
+    );
+    await wait(500);
+    // Another run of the same workflow id (the lab demo reuses its id) must not stop this one.
+    events.request(run.workflowId, 'run-1');
+    await wait(300);
+    const before = Date.now();
+    events.request(run.workflowId, run.runId);
+    const s = await running;
+    expect(s.stoppedBecause).toBe('stopped');
+    expect(s.durationSeconds).toBeGreaterThanOrEqual(0.7);
+    expect(s.requests).toBeGreaterThan(5);
+    // Ended by the event: no question could have answered yes.
+    expect(asked.length).toBeLessThanOrEqual(1);
+    expect(Date.now() - before).toBeLessThan(30_000);
+  });
+
+  it('a stop asked before the probe (re)started stops it at once; the query alone still stops it', async () => {
+    api = await fakeApi('31.0.0');
+    const events = new ProbeStopEvents();
+    events.request(run.workflowId, run.runId);
+    const early = await activityEnv({ workflowExecution: run }).run(
+      (i: Parameters<typeof runVipProbe>[0]) => runVipProbe(i, never, events),
+      probeInput(api.url),
+    );
+    expect(early.stoppedBecause).toBe('stopped');
+    // No event (the workflow's task ran on another worker): the 2 s question ends it.
+    const byQuery = await activityEnv({ workflowExecution: run }).run(
+      (i: Parameters<typeof runVipProbe>[0]) => runVipProbe(i, async () => true, new ProbeStopEvents()),
+      probeInput(api.url),
+    );
+    expect(byQuery.stoppedBecause).toBe('stopped');
+    expect(byQuery.durationSeconds).toBeGreaterThanOrEqual(1.5);
   });
 
   it('ends at stopAfterMs', async () => {

@@ -4,9 +4,16 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, Worker, type WorkerDeploymentOptions } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  NativeConnection,
+  Worker,
+  type InjectedSinks,
+  type WorkerDeploymentOptions,
+} from '@temporalio/worker';
 import { createActivities } from '../activities';
-import { probeStopQuery, progressQuery } from '../common/messages';
+import { probeStopQuery, progressQuery, type ProbeStopSinks } from '../common/messages';
+import { ProbeStopEvents } from '../activities/http/probeStop';
 import { SshPool } from '../activities/ssh/pool';
 import { connectionOptions, resolveConnection, type ConnectionFlags } from '../client/connection';
 
@@ -129,6 +136,10 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
   const pool = new SshPool();
   const clientConnection = await Connection.connect(connectionOptions(conn));
   const workflowClient = new Client({ connection: clientConnection, namespace: conn.namespace });
+  const probeStopEvents = new ProbeStopEvents();
+  const sinks: InjectedSinks<ProbeStopSinks> = {
+    probeStop: { requested: { fn: (info) => probeStopEvents.request(info.workflowId, info.runId) } },
+  };
   const worker = await Worker.create({
     connection,
     namespace: conn.namespace,
@@ -139,8 +150,10 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
         ? { workflowBundle: { codePath: opts.workflowBundlePath } }
         : { workflowsPath: require.resolve('../workflows') }),
     ...(version ? { workerDeploymentOptions: versionedWorker(version) } : {}),
+    sinks,
     activities: createActivities({
       runner: pool,
+      probeStopEvents,
       // The probe asks its workflow's progress whether the window's steps are done.
       // The one-boolean query; a workflow on code from before it answers only the progress.
       probeStopRequested: async (workflowId) => {

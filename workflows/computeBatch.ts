@@ -128,6 +128,8 @@ async function parallelBatch(input: ComputeBatchInput, label: string): Promise<C
   }
 
   // Each node's chain, up to `parallel` at once; a failure stays with its node.
+  // A run started before it reads nova-compute's state, then installs, one after the other.
+  const readsAtOnce = patched('compute-read-and-install-at-once');
   const restarted: string[] = [];
   const spent: Record<string, number> = {};
   setCurrentDetails(`${label}: install and restart ${nodes.length} nodes, ${computeParallel(inv)} at once`);
@@ -141,11 +143,33 @@ async function parallelBatch(input: ComputeBatchInput, label: string): Promise<C
         at = `set [upgrade_levels] compute = auto on ${n.name}`;
         track(await setUpgradeLevels(ops, n));
       }
-      at = `read ${unit} state on ${n.name}`;
-      const now = await ops.services.readServiceState(n.name, unit);
+      const read = () => ops.services.readServiceState(n.name, unit);
+      const install = () => ops.nova.installCode(n.name, `${input.key}/install-${n.name}`);
+      let now: Awaited<ReturnType<typeof read>>;
+      if (readsAtOnce) {
+        // The read of the running process and the install touch different things (the unit's
+        // process, the code on disk): both before the stop, at once, one round trip fewer.
+        at = `read ${unit} state and install nova ${inv.release.to} on ${n.name}`;
+        const [r, i] = await Promise.allSettled([read(), install()]);
+        if (r.status === 'rejected') {
+          at = `read ${unit} state on ${n.name}`;
+          throw r.reason;
+        }
+        if (i.status === 'rejected') {
+          at = `install nova ${inv.release.to} on ${n.name}`;
+          throw i.reason;
+        }
+        now = r.value;
+        track(i.value);
+      } else {
+        at = `read ${unit} state on ${n.name}`;
+        now = await read();
+      }
       m.before ??= { mainPid: now.mainPid, startedMonotonic: now.startedMonotonic };
-      at = `install nova ${inv.release.to} on ${n.name}`;
-      track(await ops.nova.installCode(n.name, `${input.key}/install-${n.name}`));
+      if (!readsAtOnce) {
+        at = `install nova ${inv.release.to} on ${n.name}`;
+        track(await install());
+      }
       // The node's state decides: a nova-compute stopped by an earlier attempt of this batch and
       // running a process started since, on the code just verified installed, already runs the
       // new release. An operator's retry must not stop it again.

@@ -4,6 +4,7 @@
 import { activityContext } from '../common';
 import { randomBytes } from 'node:crypto';
 import { httpRequest, HttpRequestError, type HttpResponse } from './get';
+import type { ProbeStopEvents } from './probeStop';
 import {
   issueToken,
   readCloudCredentials,
@@ -460,10 +461,17 @@ export interface RunVipProbeInput extends Omit<VipProbeOptions, 'maxDurationMs'>
  * per-request series would outgrow Temporal's payload limit. Needs a heartbeat timeout for
  * the cancellation to arrive.
  */
-/** Asks the workflow whether the window is over; a cancellation would lose a probe between attempts. */
+/**
+ * Asks the workflow whether the window is over (every 2 s); a cancellation would lose a probe
+ * between attempts. `stopEvents` answers sooner where the workflow's task ran in this worker.
+ */
 export type StopRequested = (workflowId: string) => Promise<boolean>;
 
-export async function runVipProbe(input: RunVipProbeInput, stopRequested?: StopRequested): Promise<ProbeSnapshot> {
+export async function runVipProbe(
+  input: RunVipProbeInput,
+  stopRequested?: StopRequested,
+  stopEvents?: ProbeStopEvents,
+): Promise<ProbeSnapshot> {
   const ctx = activityContext();
   // A retry after the worker died carries on from the last heartbeat instead of starting over.
   const beaten = ctx?.info.heartbeatDetails as ProbeSnapshot | undefined;
@@ -476,6 +484,12 @@ export async function runVipProbe(input: RunVipProbeInput, stopRequested?: StopR
   probe.start();
   const beat = setInterval(() => ctx?.heartbeat(total(probe.snapshot())), input.heartbeatEveryMs ?? 1000);
   const workflowId = ctx?.info.workflowExecution?.workflowId;
+  const runId = ctx?.info.workflowExecution?.runId;
+  // By event when the workflow's task ran in this worker; the query below covers every other case.
+  const unsubscribe =
+    stopEvents && workflowId && runId
+      ? stopEvents.onStop(workflowId, runId, () => void probe.stop('stopped'))
+      : undefined;
   const ask =
     stopRequested && workflowId
       ? setInterval(() => {
@@ -502,10 +516,11 @@ export async function runVipProbe(input: RunVipProbeInput, stopRequested?: StopR
   } finally {
     clearInterval(beat);
     if (ask) clearInterval(ask);
+    unsubscribe?.();
     await probe.stop();
   }
 }
 
-export function createProbeActivities(deps: { stopRequested?: StopRequested } = {}) {
-  return { runVipProbe: (input: RunVipProbeInput) => runVipProbe(input, deps.stopRequested) };
+export function createProbeActivities(deps: { stopRequested?: StopRequested; stopEvents?: ProbeStopEvents } = {}) {
+  return { runVipProbe: (input: RunVipProbeInput) => runVipProbe(input, deps.stopRequested, deps.stopEvents) };
 }

@@ -91,16 +91,20 @@ true`;
 // stays open on the node until the run ends, or until \`boundMs\` passes so the caller can
 // heartbeat and show progress, and then prints the status. A run that ends mid-exchange is
 // seen within one pause, not at the next poll a second later: on the default lab, an install of
-// 0.16 s of commands took 1.5 s at a 1 s poll. The node-side pause starts at 20 ms and backs off
-// to 100 ms, so a long run costs the node a \`sleep\` ten times a second and the wire nothing.
+// 0.16 s of commands took 1.5 s at a 1 s poll. The node-side pause starts at 10 ms and backs off
+// to 50 ms, so a long run costs the node a \`sleep\` twenty times a second and the wire nothing;
+// at 100 ms (before issue 16's second round) a run's end was seen 50 ms late on average, and an
+// upgrade of the default lab waits on about 20 detached runs one after another.
+// The claim's own wait for the run's pid file (a few ms after the fork) polls every 10 ms: at
+// 100 ms, a run shorter than that (a SIGHUP, an already-installed check) took 100 ms whatever.
 // A dead pid also ends the wait (the status then says whether it recorded an exit first).
 function waitScript(boundMs: number): string {
   return `
-left=${Math.max(0, Math.round(boundMs))}; s=20
+left=${Math.max(0, Math.round(boundMs))}; s=10
 while [ "$left" -gt 0 ] && [ -d "$d" ] && [ ! -f "$d/exit" ] && [ ! -f "$d/cancelled" ]; do
   if [ -f "$d/pid" ] && ! kill -0 "$(cat "$d/pid")" 2>/dev/null; then break; fi
   if sleep "$(printf '0.%03d' "$s")" 2>/dev/null; then left=$((left - s)); else sleep 1; left=$((left - 1000)); fi
-  [ "$s" -lt 100 ] && s=$((s * 2)) && [ "$s" -gt 100 ] && s=100
+  [ "$s" -lt 50 ] && s=$((s * 2)) && [ "$s" -gt 50 ] && s=50
 done`;
 }
 
@@ -119,8 +123,10 @@ if mkdir "$d" 2>/dev/null; then
   date +%s > "$d/started_at"
   printf '%s\\n' ${shQuote(opts.command)} > "$d/command"
   (cd "$d" && exec setsid nohup sh -c ${shQuote(RUN_WRAPPER)} nova-upgrade-run ${shQuote(opts.command)} > /dev/null 2>&1 < /dev/null) &
-  i=0
-  while [ ! -f "$d/pid" ] && [ "$i" -lt 50 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i + 1)); done
+  t=0
+  while [ ! -f "$d/pid" ] && [ "$t" -lt 5000 ]; do
+    if sleep 0.01 2>/dev/null; then t=$((t + 10)); else sleep 1; t=$((t + 1000)); fi
+  done
 else
   echo nova-upgrade-claim=existing
 fi

@@ -1,6 +1,14 @@
 // nova-api over HTTP: a node's own version document, and the VIP probe that runs beside the
 // window's steps and reports what API clients saw.
-import { ActivityCancellationType, CancellationScope, patched, proxyActivities, sleep } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  CancellationScope,
+  patched,
+  proxyActivities,
+  proxySinks,
+  sleep,
+} from '@temporalio/workflow';
+import type { ProbeStopSinks } from '../../common/messages';
 import type { createVersionActivities } from '../../activities/http/versions';
 import type { createProbeActivities } from '../../activities/http/probe';
 import { nodeByName } from '../../common/topology';
@@ -86,6 +94,9 @@ export function httpOps(inv: Inventory) {
         stop: async () => {
           stopAsked = true;
           requestStop();
+          // The probe in this worker stops as this task completes, instead of at its next
+          // question (every 2 s). A sink issues no command: replay is unchanged.
+          proxySinks<ProbeStopSinks>().probeStop.requested();
           const grace = (inv.timeouts.heartbeatSeconds * 3 + 30) * 1000;
           const timedOut = await Promise.race([run.then(() => false), sleep(grace).then(() => true)]);
           if (timedOut) scope.cancel();
