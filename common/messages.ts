@@ -3,6 +3,7 @@
 // here may do I/O, and it imports nothing from workflows/ or activities/.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Inventory } from '../inventory/schema';
+import type { CompactInventory } from './nodeRuns';
 
 export const TASK_QUEUE = 'nova-upgrade';
 
@@ -148,7 +149,8 @@ export interface Progress {
 }
 
 export interface UpgradeInput {
-  inventory: Inventory;
+  /** A fleet's nodes as runs (nodeRuns.ts) since the compact input; expanded by the workflow. */
+  inventory: Inventory | CompactInventory;
   /** Phases whose gate opens without an operator; recorded as auto-approved. */
   autoApprove: Phase[];
   /** Who started it, for the audit trail. */

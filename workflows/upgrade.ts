@@ -11,6 +11,7 @@ import {
   type UpgradeInput,
   type UpgradeResult,
 } from '../common/messages';
+import { expandInventory } from '../common/nodeRuns';
 import { computeBatches } from '../common/topology';
 import { Exposure } from './exposure';
 import { AbortRequested, runKey } from './failures';
@@ -24,7 +25,8 @@ import { handleTemplateUpdates } from './templates';
 import { holdUnlessWindowAllows } from './window';
 
 export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
-  const inv = input.inventory;
+  // Pure expansion: the same commands whether the input came compact or in full.
+  const inv = expandInventory(input.inventory);
   // Asked first, before any command: a run started before it keeps one SIGHUP step per compute.
   const plan = planUpgrade(inv, { computeHupInBatches: patched('compute-hup-in-batches') });
   const batches = computeBatches(inv);
