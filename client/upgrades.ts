@@ -24,7 +24,7 @@ import {
   type UpgradeInput,
   type UpgradeResult,
 } from '../common/messages';
-import { COMPACT_FROM_NODES, compactInventory, expandInventory, type CompactInventory } from '../common/nodeRuns';
+import { inputInventory } from '../common/nodeRuns';
 import { computeBatches, drainedServices } from '../common/topology';
 import { NovaCloud } from '../common/searchAttributes';
 import { novaUpgrade } from '../workflows/upgrade';
@@ -50,13 +50,6 @@ export function staticSummary(inv: Inventory): string {
   return `nova ${inv.release.from} → ${inv.release.to} on ${inv.cloud}, ${apis} API node${apis === 1 ? '' : 's'}, ${batches.length} compute batch${batches.length === 1 ? '' : 'es'} of ${inv.compute.batchSize} (${computes} computes)`;
 }
 
-/** The compact inventory, proven to expand to this one (else the full one: never a different plan). */
-export function compactInventoryChecked(inv: Inventory): Inventory | CompactInventory {
-  const compact = compactInventory(inv);
-  const same = JSON.stringify(expandInventory(compact).nodes) === JSON.stringify(inv.nodes);
-  return same && compact.nodeRuns.length < inv.nodes.length ? compact : inv;
-}
-
 export async function startUpgrade(
   client: Client,
   taskQueue: string,
@@ -65,7 +58,7 @@ export async function startUpgrade(
 ): Promise<WorkflowHandle<typeof novaUpgrade>> {
   const workflowId = opts.workflowId ?? upgradeWorkflowId(inv.cloud);
   const input: UpgradeInput = {
-    inventory: inv.nodes.length >= COMPACT_FROM_NODES ? compactInventoryChecked(inv) : inv,
+    inventory: inputInventory(inv),
     autoApprove: opts.autoApprove,
     startedBy: operatorName(),
   };

@@ -150,3 +150,15 @@ export function expandInventory(inv: Inventory | CompactInventory): Inventory {
   const { nodeRuns, ...rest } = inv;
   return { ...rest, nodes: expandNodeRuns(nodeRuns) };
 }
+
+/**
+ * The inventory as the CLI puts it in the workflow input: compact from COMPACT_FROM_NODES nodes
+ * when that is smaller and proven to expand back to these very nodes; otherwise in full, so the
+ * plan can never differ. (Cells numbered round-robin leave no runs: every node is its own.)
+ */
+export function inputInventory(inv: Inventory): Inventory | CompactInventory {
+  if (inv.nodes.length < COMPACT_FROM_NODES) return inv;
+  const compact = compactInventory(inv);
+  if (compact.nodeRuns.length * 2 > inv.nodes.length) return inv;
+  return JSON.stringify(expandNodeRuns(compact.nodeRuns)) === JSON.stringify(inv.nodes) ? compact : inv;
+}

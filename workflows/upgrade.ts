@@ -12,6 +12,7 @@ import {
   type UpgradeResult,
 } from '../common/messages';
 import { expandInventory } from '../common/nodeRuns';
+import { progressAnswer } from '../common/progressAnswer';
 import { computeBatches } from '../common/topology';
 import { Exposure } from './exposure';
 import { AbortRequested, runKey } from './failures';
@@ -283,12 +284,16 @@ async function finished(notifier: WebhookNotifier, state: UpgradeState, message:
 
 function result(state: UpgradeState, status: 'completed' | 'aborted', done: string[]): UpgradeResult {
   const p = state.progress;
+  // The steps as the progress answer bounds them: a fleet's batch steps counted, not listed
+  // (each batch's detail is in its child), so the result stays far under 256 KiB at any size.
+  const bounded = progressAnswer(p);
   return {
     status,
     cloud: p.cloud,
     from: p.from,
     to: p.to,
-    steps: p.steps,
+    steps: bounded.steps,
+    ...(bounded.batchSteps ? { batchSteps: bounded.batchSteps } : {}),
     approvals: p.approvals,
     warnings: p.warnings,
     done,
