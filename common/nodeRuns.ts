@@ -65,11 +65,18 @@ function stepOf(a: string, b: string, k: number): number | undefined {
   return undefined;
 }
 
-/** Everything of a node but the stepped fields, as one comparable string. */
+/** Stands for the node's name inside its other fields; JSON text never holds a raw NUL. */
+const NAME = '\u0000';
+const escaped = (name: string) => JSON.stringify(name).slice(1, -1);
+
+/**
+ * Everything of a node but the stepped fields, as one comparable string, its own name in it
+ * replaced by NAME: a per-node path (`/srv/nodes/vc7/nova-cpu.conf`) is then the same in a run.
+ */
 function rest(n: Node): string {
   const copy: Partial<Node> = { ...n };
   for (const f of STEPPED) delete copy[f];
-  return JSON.stringify(copy);
+  return JSON.stringify(copy).split(escaped(n.name)).join(NAME);
 }
 
 /** Whether `next` is `first` stepped by `k`: each stepped field the same as first's or stepped by k. */
@@ -120,8 +127,15 @@ export function expandNodeRuns(runs: NodeRun[]): Node[] {
   for (const { first, count, steps } of runs) {
     out.push(first);
     if (count < 2) continue;
+    const template = rest(first);
+    const named = template.includes(NAME);
     for (let k = 1; k < count; k++) {
-      const node: Node = { ...first };
+      const name = stepBy(first.name, k, steps?.name);
+      if (name === undefined) throw new Error(`node run from ${first.name}: its name cannot step by ${k}`);
+      // The other fields, with this node's name where the first node's stood.
+      const node: Node = named
+        ? { ...first, ...(JSON.parse(template.split(NAME).join(escaped(name))) as Partial<Node>) }
+        : { ...first };
       for (const [f, at] of Object.entries(steps ?? {}) as [Stepped, number][]) {
         const v = first[f];
         const stepped = v === undefined ? undefined : stepBy(v, k, at);

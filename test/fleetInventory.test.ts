@@ -130,6 +130,24 @@ describe('a fleet kept compact in the workflow input', () => {
     expect(expandInventory(inv)).toBe(inv);
   });
 
+  it("keeps a run whose nodes name themselves in another field (the scale lab's per-node config path)", () => {
+    const raw = fleet(40, {});
+    for (const n of raw.nodes.slice(2)) n.configFiles = [`/srv/lab/nodes/${String(n.name)}/nova-cpu.conf`];
+    raw.nodes[20]!.configFiles = ['/etc/nova/nova-cpu.conf'];
+    const inv = validateInventory(raw);
+    const compact = compactInventory(inv);
+    expect(compact.nodeRuns.map((r) => [r.first.name, r.count])).toEqual([
+      ['controller', 1],
+      ['apicomp', 1],
+      ['c1', 18],
+      ['c19', 1], // its config path is not its own
+      ['c20', 1], // the last of cell1
+      ['c21', 20],
+    ]);
+    expect(JSON.stringify(expandInventory(compact).nodes)).toBe(JSON.stringify(inv.nodes));
+    expect(expandInventory(compact).nodes[30]!.configFiles).toEqual(['/srv/lab/nodes/c29/nova-cpu.conf']);
+  });
+
   it('keeps the workflow input of 10,000 computes in 100 cells under 256 KiB', () => {
     const raw = fleet(10_000, {}, (i) => `cell${Math.ceil(i / 100)}`);
     for (const [i, n] of raw.nodes.entries())
