@@ -198,12 +198,17 @@ describe('sudo at preflight', () => {
       ['2 node(s) of compute-ok … compute-ok', 'id -un', 0],
       ['1 node(s) of compute-ok … compute-ok', 'sudo -n true', 0],
     ]);
-    // A login that may work on a retry (nothing listens) fails the call, naming the node, for Temporal to retry.
+    // A login that may work on a retry (nothing listens) fails the call, naming the node, for Temporal to retry;
+    // the node that answered is not refused.
     const failure = await failureOf(
       activityEnv().run(acts.checkNodesAccessChunk, { nodes: [{ target: targetOf('ctl'), sudo: false }, nodes[0]!] }),
     );
     expect(failure).toMatchObject({ type: 'SshNodeAccessRefused', nonRetryable: false });
-    expect(failure.message).toMatch(/^1 of 2 node\(s\) could not be checked: .*\(ctl\)$/);
+    expect(failure.message).toMatch(/^1 of 2 node\(s\) cannot be used: cannot connect to ctl .*\[SshConnectFailed\]$/);
+    // Each node's refusal in the details, for the workflow to name once the retries are spent.
+    expect(failure.details).toEqual([
+      { refused: [{ node: 'ctl', error: expect.stringMatching(/^cannot connect to ctl /), type: 'SshConnectFailed' }] },
+    ]);
   });
 
   it('does not ask sudo on a node whose commands do not use it', async () => {
