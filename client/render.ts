@@ -1,5 +1,5 @@
 // Text views of an upgrade's progress for `status` and `watch`.
-import { PHASES, type Progress, type StepState } from '../common/messages';
+import { PHASES, type FailedNodeRecord, type Progress, type StepState } from '../common/messages';
 import type { LiveActivity } from './live';
 
 const MARK: Record<StepState['status'], string> = {
@@ -34,6 +34,9 @@ export function fit(line: string, width: number | undefined): string {
 
 const isBatchStep = (s: StepState) => /^(compute-batch|hup-computes):\d+$/.test(s.id);
 
+/** Failed nodes named per status in `watch` and `status`; `status --json` lists more (and says where all are). */
+const NAMED_PER_STATUS = 10;
+
 /** The compute batches as aggregates: done, running, held, failed nodes, and an ETA from measured batches. */
 export function batchSummary(p: Progress, nowMs = Date.now()): string[] {
   const c = p.compute;
@@ -46,8 +49,12 @@ export function batchSummary(p: Progress, nowMs = Date.now()): string[] {
   if (running.length) parts.push(`running: batch ${running.join(', ')}`);
   if (held.length) parts.push(`held: batch ${held.join(', ')}`);
   const failed = c.failedNodes ?? [];
-  const open = failed.filter((f) => f.status !== 'done');
-  if (open.length) parts.push(`${open.length} failed node${open.length === 1 ? '' : 's'}`);
+  // A bounded answer lists some failed nodes and counts all of them.
+  const counts = c.failedNodeCounts;
+  const count = (status: FailedNodeRecord['status']) =>
+    counts ? counts[status] : failed.filter((f) => f.status === status).length;
+  const open = count('held') + count('retrying') + count('skipped');
+  if (open) parts.push(`${open} failed node${open === 1 ? '' : 's'}`);
   if (ended.length && c.batchesDone < c.batchesTotal) {
     const mean = ended.reduce((n, a) => n + (Date.parse(a.endedAt!) - Date.parse(a.startedAt!)), 0) / ended.length;
     const current = aggs.find((a) => a.status === 'running' && a.startedAt);
@@ -57,10 +64,16 @@ export function batchSummary(p: Progress, nowMs = Date.now()): string[] {
   const lines = [`computes: ${parts.join(', ')}`];
   // Failed nodes by name, grouped by what became of them: the one thing at fleet size to read.
   for (const status of ['held', 'retrying', 'skipped'] as const) {
-    const list = failed.filter((f) => f.status === status);
-    if (list.length)
+    // The count first and at most NAMED_PER_STATUS names, so a line cut to the width keeps both.
+    const list = failed.filter((f) => f.status === status).slice(0, NAMED_PER_STATUS);
+    const all = count(status);
+    const more = all - list.length;
+    if (all)
       lines.push(
-        `  ${status}: ${list.map((f) => `${f.host} (batch ${f.batch}${status === 'skipped' ? `, ${f.stage}` : ''})`).join(', ')}`,
+        `  ${status}${more > 0 ? ` (${all})` : ''}: ${[
+          ...list.map((f) => `${f.host} (batch ${f.batch}${status === 'skipped' ? `, ${f.stage}` : ''})`),
+          ...(more > 0 ? [`and ${more} more (status --json)`] : []),
+        ].join(', ')}`,
       );
   }
   return lines;
@@ -108,36 +121,42 @@ export function progressTable(
   const lines = [headline(p), ''];
   const all = opts.onlyPhase && p.phase ? p.steps.filter((s) => s.phase === p.phase) : p.steps;
   const batchSteps = all.filter(isBatchStep);
-  const collapse = batchSteps.length > (opts.collapseAt ?? 12);
+  const collapse = !!p.batchSteps || batchSteps.length > (opts.collapseAt ?? 12);
   let phase = '';
-  let collapsed = '';
+  const collapsed = new Set<string>();
+  const header = (ph: string) => {
+    if (ph === phase) return;
+    phase = ph;
+    const approval = p.approvals.find((a) => a.phase === phase);
+    lines.push(
+      `${phase}${approval ? `  (approved by ${approval.approver}${approval.auto ? ', automatically' : ''}${approval.comment ? `: ${approval.comment}` : ''})` : ''}`,
+    );
+  };
   for (const s of all) {
-    if (collapse && isBatchStep(s) && !['running', 'held', 'failed'].includes(s.status)) {
+    if (collapse && isBatchStep(s)) {
+      // One aggregate line where a phase's batch steps of a kind begin; then only those running,
+      // held or failed, each on its own line.
       const kind = s.id.split(':')[0]!;
-      if (collapsed === `${s.phase}/${kind}`) continue;
-      collapsed = `${s.phase}/${kind}`;
-      const same = batchSteps.filter((x) => x.phase === s.phase && x.id.startsWith(`${kind}:`));
-      const count = (st: StepState['status']) => same.filter((x) => x.status === st).length;
-      const title = kind === 'compute-batch' ? 'upgrade nova-compute batches' : 'SIGHUP nova-compute batches';
-      if (s.phase !== phase) {
-        phase = s.phase;
-        lines.push(phase);
+      if (!collapsed.has(`${s.phase}/${kind}`)) {
+        collapsed.add(`${s.phase}/${kind}`);
+        const same = batchSteps.filter((x) => x.phase === s.phase && x.id.startsWith(`${kind}:`));
+        // A bounded answer lists a few batch steps and counts them all.
+        const group = p.batchSteps?.find((g) => g.phase === s.phase && g.kind === kind);
+        const total = group?.total ?? same.length;
+        const count = (st: StepState['status']) =>
+          group ? (group.byStatus[st] ?? 0) : same.filter((x) => x.status === st).length;
+        const title = kind === 'compute-batch' ? 'upgrade nova-compute batches' : 'SIGHUP nova-compute batches';
+        header(s.phase);
+        lines.push(
+          fit(
+            `  ${count('succeeded') === total ? MARK.succeeded : MARK.pending} ${pad(title, 58)} ${pad(`${count('succeeded')}/${total}`, 10)} ${[count('running') && `${count('running')} running`, count('held') && `${count('held')} held`, count('failed') && `${count('failed')} failed`, count('skipped') && `${count('skipped')} skipped`].filter(Boolean).join(', ')}`.trimEnd(),
+            opts.width,
+          ),
+        );
       }
-      lines.push(
-        fit(
-          `  ${count('succeeded') === same.length ? MARK.succeeded : MARK.pending} ${pad(title, 58)} ${pad(`${count('succeeded')}/${same.length}`, 10)} ${[count('running') && `${count('running')} running`, count('held') && `${count('held')} held`, count('skipped') && `${count('skipped')} skipped`].filter(Boolean).join(', ')}`.trimEnd(),
-          opts.width,
-        ),
-      );
-      continue;
+      if (!['running', 'held', 'failed'].includes(s.status)) continue;
     }
-    if (s.phase !== phase) {
-      phase = s.phase;
-      const approval = p.approvals.find((a) => a.phase === phase);
-      lines.push(
-        `${phase}${approval ? `  (approved by ${approval.approver}${approval.auto ? ', automatically' : ''}${approval.comment ? `: ${approval.comment}` : ''})` : ''}`,
-      );
-    }
+    header(s.phase);
     lines.push(
       fit(`  ${MARK[s.status]} ${pad(s.title, 58)} ${pad(s.status, 10)} ${stepNote(s)}`.trimEnd(), opts.width),
     );
@@ -160,6 +179,15 @@ export function changedLines(prev: Progress | undefined, cur: Progress): string[
     const b = before.get(s.id);
     if (b?.status !== s.status && !(b === undefined && s.status === 'pending'))
       out.push(`${MARK[s.status]} ${s.title}: ${s.status}${stepNote(s) ? ` — ${stepNote(s)}` : ''}`);
+  }
+  // A bounded answer counts the batch steps it does not list: a line when a count moves.
+  for (const g of cur.batchSteps ?? []) {
+    const was = prev?.batchSteps?.find((x) => x.phase === g.phase && x.kind === g.kind);
+    const done = g.byStatus.succeeded ?? 0;
+    if (was && (was.byStatus.succeeded ?? 0) !== done)
+      out.push(
+        `${done === g.total ? MARK.succeeded : MARK.running} ${g.kind === 'compute-batch' ? 'upgrade nova-compute batches' : 'SIGHUP nova-compute batches'}: ${done}/${g.total} succeeded`,
+      );
   }
   if (cur.pendingApproval && !prev?.pendingApproval) out.push(...nextAction(cur));
   if (cur.pendingDecision && !prev?.pendingDecision) out.push(...nextAction(cur));

@@ -24,6 +24,7 @@ import {
   type UpgradeInput,
   type UpgradeResult,
 } from '../common/messages';
+import { inputInventory } from '../common/nodeRuns';
 import { computeBatches, drainedServices } from '../common/topology';
 import { NovaCloud } from '../common/searchAttributes';
 import { novaUpgrade } from '../workflows/upgrade';
@@ -56,7 +57,11 @@ export async function startUpgrade(
   opts: { workflowId?: string; autoApprove: Phase[] },
 ): Promise<WorkflowHandle<typeof novaUpgrade>> {
   const workflowId = opts.workflowId ?? upgradeWorkflowId(inv.cloud);
-  const input: UpgradeInput = { inventory: inv, autoApprove: opts.autoApprove, startedBy: operatorName() };
+  const input: UpgradeInput = {
+    inventory: inputInventory(inv),
+    autoApprove: opts.autoApprove,
+    startedBy: operatorName(),
+  };
   try {
     return await client.workflow.start(novaUpgrade, {
       taskQueue,

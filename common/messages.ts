@@ -3,6 +3,7 @@
 // here may do I/O, and it imports nothing from workflows/ or activities/.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Inventory } from '../inventory/schema';
+import type { CompactInventory } from './nodeRuns';
 
 export const TASK_QUEUE = 'nova-upgrade';
 
@@ -122,6 +123,20 @@ export interface ComputeProgress {
   /** Since parallel-compute-batch. */
   batches?: BatchAggregate[];
   failedNodes?: FailedNodeRecord[];
+  /**
+   * In the progress answer (progressAnswer.ts): the failed nodes by status, all of them, where
+   * `failedNodes` lists at most FAILED_NODES_LISTED; and how many batch aggregates were left out.
+   */
+  failedNodeCounts?: Record<FailedNodeRecord['status'], number>;
+  batchesOmitted?: number;
+}
+
+/** The batch steps of one phase and kind (compute-batch, hup-computes), counted by status. */
+export interface BatchStepGroup {
+  phase: Phase;
+  kind: string;
+  total: number;
+  byStatus: Partial<Record<StepStatus, number>>;
 }
 
 export interface Progress {
@@ -145,10 +160,28 @@ export interface Progress {
   /** Read by the VIP probe activity: the window's steps are done, report and stop. */
   probeStopRequested?: boolean;
   abortRequested: boolean;
+  /**
+   * Set when the progress answer was bounded (progressAnswer.ts): what it left out and where
+   * the full detail is. Absent in the workflow's own state.
+   */
+  bounded?: ProgressBounds;
+  /** In a bounded answer with many batch steps: all of them, counted; `steps` lists a few. */
+  batchSteps?: BatchStepGroup[];
+}
+
+export interface ProgressBounds {
+  /** Step titles, summaries, errors and failed nodes' errors cut to this many characters. */
+  textChars: number;
+  stepsOmitted: number;
+  failedNodesOmitted: number;
+  warningsOmitted: number;
+  /** Where the per-node detail is: the batch children, `history`, the Web UI. */
+  detail: string;
 }
 
 export interface UpgradeInput {
-  inventory: Inventory;
+  /** A fleet's nodes as runs (nodeRuns.ts) since the compact input; expanded by the workflow. */
+  inventory: Inventory | CompactInventory;
   /** Phases whose gate opens without an operator; recorded as auto-approved. */
   autoApprove: Phase[];
   /** Who started it, for the audit trail. */
@@ -160,7 +193,10 @@ export interface UpgradeResult {
   cloud: string;
   from: string;
   to: string;
+  /** Bounded as the progress answer (progressAnswer.ts): past 24 batch steps, a few listed… */
   steps: StepState[];
+  /** …and all of them counted here. */
+  batchSteps?: BatchStepGroup[];
   approvals: ApprovalRecord[];
   warnings: string[];
   /** What an abort left done, in order, so the operator knows where the cloud stands. */

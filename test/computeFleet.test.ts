@@ -15,6 +15,8 @@ import { liveScript, newScript, scriptedActivities, useProbeClient, type Script 
 import { sharedTemporal, workflowBundle } from './temporalEnv';
 import { untilProgress } from './helpers/progress';
 import { novaUpgrade } from '../workflows/upgrade';
+import { compactInventory } from '../common/nodeRuns';
+import { sshTargetFor } from '../common/sshTarget';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 
@@ -40,8 +42,8 @@ function inventory(extra: number, compute: Record<string, unknown>): Inventory {
   });
 }
 
-async function start(inv: Inventory): Promise<WorkflowHandle> {
-  const input: UpgradeInput = { inventory: inv, autoApprove: ALL, startedBy: 'test' };
+async function start(inv: Inventory, compact = false, autoApprove = ALL): Promise<WorkflowHandle> {
+  const input: UpgradeInput = { inventory: compact ? compactInventory(inv) : inv, autoApprove, startedBy: 'test' };
   return client.workflow.start(novaUpgrade, { taskQueue, workflowId: `nova-upgrade-${inv.cloud}`, args: [input] });
 }
 
@@ -240,5 +242,69 @@ describe('compute batches at fleet shape', () => {
     expect(p.compute.batches).toEqual([
       expect.objectContaining({ index: 1, nodes: 2, done: 1, failed: 1, skipped: 1 }),
     ]);
+  });
+
+  it('a fleet sent compact checks every node, in chunks, as the full inventory names them; a refusal names its node', async () => {
+    // 205 compute-only nodes (c1 … c205 at 127.0.41.1 …), left out of the batches: only the
+    // preflight, which logs in to every node of the inventory, meets them.
+    const names = Array.from({ length: 205 }, (_, i) => `c${i + 1}`);
+    const inv = inventory(205, { batchSize: 2, exclude: names });
+    const compact = compactInventory(inv);
+    expect(compact.nodeRuns.map((r) => r.count)).toEqual([1, 1, 205]);
+    expect(JSON.stringify(compact).length).toBeLessThan(JSON.stringify(inv).length / 5);
+    const toGate = async (h: WorkflowHandle) =>
+      untilProgress(h, (p) => p.pendingApproval?.phase === 'before-window' || p.status === 'held', 'the next gate');
+    // The calls run at once: in the inventory's order by their first node.
+    const order = (t: { node: string }) => inv.nodes.findIndex((n) => n.name === t.node);
+    const chunks = () =>
+      calls('checkNodesAccessChunk')
+        .map((c) => (c.input.nodes as { target: { node: string } }[]).map((n) => n.target))
+        .sort((a, b) => order(a[0]!) - order(b[0]!));
+    script = newScript();
+    const full = await start(inv, false, ['before-upgrade']);
+    await toGate(full);
+    const fromFull = chunks();
+    await full.terminate('compared');
+    script = newScript();
+    const h = await start({ ...inv, cloud: `${inv.cloud}c` }, true, ['before-upgrade']);
+    const p = await toGate(h);
+    expect(p.steps.find((s) => s.id === 'check-node-access')).toMatchObject({
+      status: 'succeeded',
+      summary:
+        'logged in to all 207 node(s) as root in 2 calls of up to 200; sudo works without a password on the 207 that use it',
+    });
+    // Two calls: 200 nodes, then 7; every node once, with the target the full inventory gives it.
+    const fromCompact = chunks();
+    expect(fromCompact.map((c) => c.length)).toEqual([200, 7]);
+    expect(fromCompact).toEqual(fromFull);
+    expect(fromCompact.flat()).toEqual(inv.nodes.map((n) => sshTargetFor(inv, n)));
+    await h.terminate('compared');
+
+    // One node of the second chunk refused: the step holds naming it, and nothing changed.
+    script = newScript();
+    script.overrides = {
+      checkNodesAccessChunk: (input) => {
+        const nodes = input.nodes as { target: { node: string }; sudo: boolean }[];
+        const bad = nodes.some((n) => n.target.node === 'c203');
+        return {
+          summary: 'scripted',
+          checked: nodes.length - (bad ? 1 : 0),
+          sudo: nodes.length - (bad ? 1 : 0),
+          loginUsers: ['root'],
+          refused: bad
+            ? [{ node: 'c203', error: 'sudo on c203 asks root for a password', type: 'SshSudoNeedsPassword' }]
+            : [],
+          commands: [],
+        };
+      },
+    };
+    const refused = await start({ ...inv, cloud: `${inv.cloud}r` }, true, ['before-upgrade']);
+    const held = await toGate(refused);
+    expect(held.pendingDecision?.error).toBe(
+      '1 of 207 node(s) cannot be used: sudo on c203 asks root for a password [SshSudoNeedsPassword] [SshNodeAccessRefused]',
+    );
+    expect(calls('checkNodesAccessChunk')).toHaveLength(2);
+    expect(script.calls.filter((c) => c.name !== 'checkNodesAccessChunk' && c.name !== 'notifyWebhook')).toEqual([]);
+    await refused.terminate('done');
   });
 });

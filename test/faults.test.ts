@@ -341,7 +341,7 @@ describe('a wrong host key', () => {
       ),
     );
     expect(error).toMatch(/\[SshHostKeyChanged\] \[SshNodeAccessRefused\]$/);
-    expect(Math.max(...(await lastAttempts(h)).get('checkNodesAccess')!)).toBe(1);
+    expect(Math.max(...(await lastAttempts(h)).get('checkNodesAccessChunk')!)).toBe(1);
     expect((await lastAttempts(h)).get('setUpgradeLevelsCompute')).toBeUndefined();
     measured.push(`wrong host key: held after ${ms} ms: ${error}`);
     await h.terminate('next fault');
@@ -360,7 +360,7 @@ describe('a node that hangs with a connection open', () => {
       const h = await start(inv, ['before-upgrade', 'before-window', 'during-window']);
       // The preflight, the first line to reach apicomp, gives up on it after its command timeout.
       const hung = await heldAt(h, 'check-node-access');
-      expect((await lastAttempts(h)).get('checkNodesAccess')).toContain(2);
+      expect((await lastAttempts(h)).get('checkNodesAccessChunk')).toContain(2);
       expect(hung.error).toMatch(
         /^1 of 2 node\(s\) cannot be used: cannot connect to apicomp .*: no SSH handshake within \d+ ms .*\[SshConnectFailed\] \[SshNodeAccessRefused\]$/,
       );
@@ -402,7 +402,7 @@ describe('SSH nodes that refuse or hang, and nova-api that will not start on the
     );
     expect(refused.p.pendingDecision!.choices).toEqual(['retry', 'skip', 'abort']);
     // A refused connection is worth a retry: both attempts, then the hold.
-    expect((await lastAttempts(h)).get('checkNodesAccess')).toEqual([2]);
+    expect((await lastAttempts(h)).get('checkNodesAccessChunk')).toEqual([2]);
     measured.push(`refusing node: held after ${refused.ms} ms: ${refused.error}`);
     // Retry while it still refuses: held again, nothing skipped.
     expect(await decide(h, 'retry')).toBe('retry accepted for check-node-access');

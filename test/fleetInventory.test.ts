@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { InventoryError, validateInventory } from '../inventory/load';
 import { computeBatches, failureBudget } from '../common/topology';
+import { compactInventory, expandInventory, stepBy } from '../common/nodeRuns';
 
 type Raw = { nodes: Record<string, unknown>[]; compute?: Record<string, unknown> } & Record<string, unknown>;
 
@@ -12,7 +13,7 @@ type Raw = { nodes: Record<string, unknown>[]; compute?: Record<string, unknown>
 function fleet(
   n: number,
   compute: Record<string, unknown>,
-  cellOf = (i: number) => (i <= n / 2 ? 'cell1' : 'cell2'),
+  cellOf: (i: number) => string = (i) => (i <= n / 2 ? 'cell1' : 'cell2'),
 ): Raw {
   const raw = parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as Raw;
   for (let i = 1; i <= n; i++)
@@ -78,5 +79,86 @@ describe('batch policy', () => {
       'compute.groupBy: Invalid option: expected one of "cell"|"az"|"aggregate"',
     ]);
     expect(problemsOf(fleet(4, { canary: 0 }))).toEqual(['compute.canary: Too small: expected number to be >=1']);
+  });
+});
+
+describe('a fleet kept compact in the workflow input', () => {
+  it('steps names and addresses as they are numbered: zero padding, IPv4 carry, no number', () => {
+    expect(stepBy('cmp009', 1)).toBe('cmp010');
+    expect(stepBy('cmp9', 1)).toBe('cmp10');
+    expect(stepBy('cmp099.cell3.example', 2)).toBe('cmp101.cell3.example');
+    expect(stepBy('rack2-cmp099', 2, 1)).toBe('rack2-cmp101');
+    expect(stepBy('127.0.42.255', 1)).toBe('127.0.43.0');
+    expect(stepBy('127.0.42.1', 300)).toBe('127.0.43.45');
+    expect(stepBy('255.255.255.255', 1)).toBeUndefined();
+    expect(stepBy('controller', 1)).toBeUndefined();
+  });
+
+  it('sends runs of nodes that differ only by their number, and expands them to the same nodes', () => {
+    // 600 computes over three octets, three cells of 200 in runs, one with its own port, one
+    // whose novaHost does not follow its name, and an sshHost alias that steps too.
+    const raw = fleet(600, {}, (i) => `cell${Math.ceil(i / 200)}`);
+    for (const [i, n] of raw.nodes.entries()) {
+      if (i < 2) continue;
+      const k = i - 1;
+      n.name = `cmp${String(k).padStart(3, '0')}`;
+      n.address = `127.0.${42 + Math.floor((k - 1) / 250)}.${((k - 1) % 250) + 1}`;
+      n.sshHost = `cmp${String(k).padStart(3, '0')}.lab`;
+    }
+    raw.nodes[100]!.sshPort = 2200;
+    raw.nodes[300]!.novaHost = 'odd-one';
+    const inv = validateInventory(raw);
+    const compact = compactInventory(inv);
+    expect(expandInventory(compact)).toEqual(inv);
+    expect(JSON.stringify(expandInventory(compact).nodes)).toBe(JSON.stringify(inv.nodes));
+    const runs = compact.nodeRuns.map((r) => [r.first.name, r.count, r.steps]);
+    const S = { name: 0, address: 0, novaHost: 0, sshHost: 0 };
+    expect(runs).toEqual([
+      ['controller', 1, undefined],
+      ['apicomp', 1, undefined],
+      ['cmp001', 98, S],
+      ['cmp099', 1, undefined], // its own port
+      ['cmp100', 101, S], // to cell1's end
+      ['cmp201', 50, S], // 127.0.42.250 is the last of its address run
+      ['cmp251', 48, S],
+      ['cmp299', 1, undefined], // novaHost odd-one
+      ['cmp300', 101, S], // to cell2's end at cmp400
+      ['cmp401', 100, S],
+      ['cmp501', 100, S],
+    ]);
+    // An inventory as every run before this change sent it is used as it is.
+    expect(expandInventory(inv)).toBe(inv);
+  });
+
+  it("keeps a run whose nodes name themselves in another field (the scale lab's per-node config path)", () => {
+    const raw = fleet(40, {});
+    for (const n of raw.nodes.slice(2)) n.configFiles = [`/srv/lab/nodes/${String(n.name)}/nova-cpu.conf`];
+    raw.nodes[20]!.configFiles = ['/etc/nova/nova-cpu.conf'];
+    const inv = validateInventory(raw);
+    const compact = compactInventory(inv);
+    expect(compact.nodeRuns.map((r) => [r.first.name, r.count])).toEqual([
+      ['controller', 1],
+      ['apicomp', 1],
+      ['c1', 18],
+      ['c19', 1], // its config path is not its own
+      ['c20', 1], // the last of cell1
+      ['c21', 20],
+    ]);
+    expect(JSON.stringify(expandInventory(compact).nodes)).toBe(JSON.stringify(inv.nodes));
+    expect(expandInventory(compact).nodes[30]!.configFiles).toEqual(['/srv/lab/nodes/c29/nova-cpu.conf']);
+  });
+
+  it('keeps the workflow input of 10,000 computes in 100 cells under 256 KiB', () => {
+    const raw = fleet(10_000, {}, (i) => `cell${Math.ceil(i / 100)}`);
+    for (const [i, n] of raw.nodes.entries())
+      if (i >= 2) n.address = `127.3.${Math.floor((i - 2) / 250)}.${((i - 2) % 250) + 1}`;
+    const inv = validateInventory(raw);
+    const full = Buffer.byteLength(JSON.stringify({ inventory: inv, autoApprove: [], startedBy: 'x' }));
+    const input = Buffer.byteLength(
+      JSON.stringify({ inventory: compactInventory(inv), autoApprove: [], startedBy: 'x' }),
+    );
+    expect(full).toBeGreaterThan(2 * 1024 * 1024);
+    expect(input).toBeLessThan(256 * 1024);
+    expect(expandInventory(compactInventory(inv)).nodes).toEqual(inv.nodes);
   });
 });

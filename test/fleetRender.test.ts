@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Progress, StepState } from '../common/messages';
 import { progressTable, watchView } from '../client/render';
+import { isBatchStepId, progressAnswer } from '../common/progressAnswer';
 
 function fleetProgress(batches: number, done: number): Progress {
   const steps: StepState[] = [
@@ -84,5 +85,91 @@ describe('watch and status at fleet size', () => {
   it('keeps one line per batch for a small cloud', () => {
     const table = progressTable(fleetProgress(3, 1));
     expect(table.split('\n').filter((l) => l.includes('upgrade nova-compute batch ')).length).toBe(3);
+  });
+});
+
+describe('the progress answer at fleet size', () => {
+  /** 10,000 computes in 201 batches after the last one, 1% of the nodes failed and skipped (bench/fleet-plan.ts). */
+  function atTenThousand(): Progress {
+    const p = fleetProgress(201, 201);
+    p.steps.push(
+      ...Array.from({ length: 201 }, (_, i): StepState => ({
+        id: `hup-computes:${i + 1}`,
+        phase: 'after-window',
+        title: `SIGHUP nova-compute batch ${i + 1}/201 (${'cmp1234, '.repeat(50)})`,
+        status: 'succeeded',
+        attempts: 1,
+        operatorRetries: 0,
+        summary: 'x'.repeat(400),
+      })),
+    );
+    for (const s of p.steps) s.summary = 'x'.repeat(400);
+    p.compute.failedNodes = Array.from({ length: 100 }, (_, i) => ({
+      node: `cmp${i * 100}`,
+      host: `cmp${i * 100}`,
+      batch: 1 + Math.floor(i / 2),
+      stage: `install nova 31.0.0 on cmp${i * 100}`,
+      error: 'e'.repeat(2000),
+      status: i === 99 ? 'held' : 'skipped',
+      reason: 'broken disk',
+      by: 'alice',
+    }));
+    p.compute.batches!.pop(); // fleetProgress's next, running batch: there is none after the last
+    p.compute.batches![200]!.status = 'held';
+    p.steps.find((s) => s.id === 'compute-batch:201')!.status = 'held';
+    return p;
+  }
+
+  it('stays under 256 KiB with batch steps counted, failed nodes listed to a limit, and says where the rest is', () => {
+    const p = atTenThousand();
+    expect(Buffer.byteLength(JSON.stringify(p))).toBeGreaterThan(256 * 1024);
+    const a = progressAnswer(p);
+    const bytes = Buffer.byteLength(JSON.stringify(a));
+    console.log(
+      `progress answer at 10,000 computes: ${(bytes / 1024).toFixed(1)} KiB (whole state ${(Buffer.byteLength(JSON.stringify(p)) / 1024).toFixed(1)} KiB)`,
+    );
+    expect(bytes).toBeLessThan(64 * 1024);
+    // The first batch step of each kind (where its aggregate line goes) and the held one.
+    expect(a.steps.filter((s) => isBatchStepId(s.id)).map((s) => s.id)).toEqual([
+      'compute-batch:1',
+      'compute-batch:201',
+      'hup-computes:1',
+    ]);
+    expect(a.batchSteps).toEqual([
+      { phase: 'during-window', kind: 'compute-batch', total: 201, byStatus: { succeeded: 200, held: 1 } },
+      { phase: 'after-window', kind: 'hup-computes', total: 201, byStatus: { succeeded: 201 } },
+    ]);
+    // The held node first, then the skipped ones, to the limit; each error cut; all counted.
+    expect(a.compute.failedNodes).toHaveLength(50);
+    expect(a.compute.failedNodes![0]).toMatchObject({ node: 'cmp9900', status: 'held' });
+    expect(a.compute.failedNodes![0]!.error).toHaveLength(240);
+    expect(a.compute.failedNodeCounts).toEqual({ held: 1, retrying: 0, skipped: 99, done: 0 });
+    expect(a.compute.batches!.map((b) => b.index)).toEqual(Array.from({ length: 21 }, (_, i) => 181 + i));
+    expect(a.compute.batchesOmitted).toBe(180);
+    expect(a.steps.find((s) => s.id === 'backup')!.summary).toHaveLength(400);
+    expect(a.bounded).toMatchObject({ stepsOmitted: 399, failedNodesOmitted: 50, warningsOmitted: 0 });
+    expect(a.bounded!.detail).toContain('nova-upgrade-big/compute-batch-<n>/');
+    // The workflow's own state is untouched.
+    expect(p.steps).toHaveLength(403);
+    expect(p.compute.failedNodes![0]!.error).toHaveLength(2000);
+  });
+
+  it('renders the bounded answer as readably as the whole state', () => {
+    const a = progressAnswer(atTenThousand());
+    const table = progressTable(a, { width: 120 });
+    const lines = table.split('\n');
+    for (const l of lines) expect([...l].length, l).toBeLessThanOrEqual(120);
+    expect(lines.length).toBeLessThan(20);
+    expect(table).toMatch(/upgrade nova-compute batches +200\/201 +1 held/);
+    expect(table).toMatch(/SIGHUP nova-compute batches +201\/201/);
+    expect(table).toMatch(/! upgrade nova-compute batch 201\/201 .* held/);
+    expect(table).toMatch(/computes: 201\/201 batches done, .* 100 failed nodes/);
+    expect(table).toContain('  held: cmp9900 (batch 50)');
+    expect(lines).toContain(
+      '  skipped (99): cmp0 (batch 1, install nova 31.0.0 on cmp0), cmp100 (batch 1, install nova 31.0.0 on cmp100), cmp200 (b…',
+    );
+    expect(progressTable(a)).toMatch(
+      /^ {2}skipped \(99\): cmp0 .*cmp900 \(batch 5, [^)]*\), and 89 more \(status --json\)$/m,
+    );
   });
 });

@@ -76,4 +76,32 @@ describe('SshPool worker-wide caps', () => {
       await pool.close();
     }
   });
+
+  it('keeps at most maxIdleConnections idle, closing the least recently used one above it', async () => {
+    const pool = new SshPool({ maxIdleConnections: 3 });
+    try {
+      // One command on each of the 8 nodes, one after another: each leaves its connection idle.
+      for (const n of nodes) expect((await pool.run(n.target(), 'echo ok')).stdout).toBe('ok\n');
+      expect(pool.stats()).toMatchObject({
+        connectionsOpened: 8,
+        connectionsOpen: 3,
+        connectionsIdle: 3,
+        idleEvicted: 5,
+      });
+      // cap6..cap8 were used last and are still open: no new handshake for them.
+      await pool.run(nodes[5]!.target(), 'true');
+      await pool.run(nodes[7]!.target(), 'true');
+      expect(pool.stats().connectionsOpened).toBe(8);
+      // cap1 was evicted: it costs a handshake, and evicts cap7, now the least recently used.
+      await pool.run(nodes[0]!.target(), 'true');
+      expect(pool.stats()).toMatchObject({ connectionsOpened: 9, connectionsOpen: 3, idleEvicted: 6 });
+      await pool.run(nodes[6]!.target(), 'true');
+      expect(pool.stats().connectionsOpened).toBe(10);
+      // Busy connections are never evicted: 8 commands at once keep 8 open, then 3 stay.
+      await Promise.all(nodes.map((n) => pool.run(n.target(), 'sleep 0.3')));
+      expect(pool.stats()).toMatchObject({ connectionsOpen: 3, connectionsIdle: 3 });
+    } finally {
+      await pool.close();
+    }
+  });
 });

@@ -180,6 +180,37 @@ describe('sudo at preflight', () => {
     expect(ok.summary).toBe('logged in to all 2 node(s); sudo works without a password on the 1 that use it');
   });
 
+  it('checks a chunk of nodes: counts and each refusal by node, commands once per command, not per node', async () => {
+    const nodes = [
+      { target: targetOf('compute-ok'), sudo: true },
+      { target: targetOf('compute-pw'), sudo: true },
+      { target: targetOf('compute-ok'), sudo: false },
+    ];
+    const r = await activityEnv().run(acts.checkNodesAccessChunk, { nodes });
+    expect(r).toMatchObject({ checked: 2, sudo: 1, loginUsers: [USER_OK] });
+    expect(r.refused).toEqual([
+      { node: 'compute-pw', error: expect.stringMatching(/^sudo on compute-pw asks /), type: 'SshSudoNeedsPassword' },
+    ]);
+    expect(r.summary).toMatch(
+      new RegExp(`^logged in to 2 of 3 node\\(s\\) \\(compute-ok … compute-ok\\) as ${USER_OK}; .* 1 refused$`),
+    );
+    expect(r.commands.map((c) => [c.node, c.command, c.exitCode])).toEqual([
+      ['2 node(s) of compute-ok … compute-ok', 'id -un', 0],
+      ['1 node(s) of compute-ok … compute-ok', 'sudo -n true', 0],
+    ]);
+    // A login that may work on a retry (nothing listens) fails the call, naming the node, for Temporal to retry;
+    // the node that answered is not refused.
+    const failure = await failureOf(
+      activityEnv().run(acts.checkNodesAccessChunk, { nodes: [{ target: targetOf('ctl'), sudo: false }, nodes[0]!] }),
+    );
+    expect(failure).toMatchObject({ type: 'SshNodeAccessRefused', nonRetryable: false });
+    expect(failure.message).toMatch(/^1 of 2 node\(s\) cannot be used: cannot connect to ctl .*\[SshConnectFailed\]$/);
+    // Each node's refusal in the details, for the workflow to name once the retries are spent.
+    expect(failure.details).toEqual([
+      { refused: [{ node: 'ctl', error: expect.stringMatching(/^cannot connect to ctl /), type: 'SshConnectFailed' }] },
+    ]);
+  });
+
   it('does not ask sudo on a node whose commands do not use it', async () => {
     const r = await activityEnv().run(acts.checkNodeAccess, { target: targetOf('compute-pw'), sudo: false });
     expect(r).toMatchObject({ loginUser: USER_PW, sudo: 'not used' });

@@ -194,7 +194,7 @@ describe('novaUpgrade orchestration', () => {
     );
     expect(atSecond.steps.filter((s) => s.phase !== 'before-upgrade').every((s) => s.status === 'pending')).toBe(true);
     expect(calledNames()).toEqual([
-      'checkNodesAccess',
+      'checkNodesAccessChunk',
       'checkCells',
       'checkServiceVersions',
       'checkLoadBalancers',

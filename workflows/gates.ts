@@ -1,6 +1,7 @@
 // Approval gates and operator holds. They live in the workflow the CLI talks to: a child
 // workflow cannot receive a signal sent to its parent.
 import { condition, setHandler } from '@temporalio/workflow';
+import { progressAnswer } from '../common/progressAnswer';
 import {
   abortSignal,
   approveSignal,
@@ -30,7 +31,8 @@ export class Gates {
     private readonly notifier?: Notifier,
   ) {
     const p = state.progress;
-    setHandler(progressQuery, () => p);
+    // Bounded whatever the fleet (common/progressAnswer.ts); the whole state stays here.
+    setHandler(progressQuery, () => progressAnswer(p));
     setHandler(approveUpdate, (input) => this.approve(input), { validator: (input) => this.validateApproval(input) });
     setHandler(approveSignal, (input) => {
       // A signal cannot be refused, so an invalid one is only recorded as a warning.

@@ -11,6 +11,8 @@ import {
   type UpgradeInput,
   type UpgradeResult,
 } from '../common/messages';
+import { expandInventory } from '../common/nodeRuns';
+import { progressAnswer } from '../common/progressAnswer';
 import { computeBatches } from '../common/topology';
 import { Exposure } from './exposure';
 import { AbortRequested, runKey } from './failures';
@@ -24,7 +26,8 @@ import { handleTemplateUpdates } from './templates';
 import { holdUnlessWindowAllows } from './window';
 
 export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
-  const inv = input.inventory;
+  // Pure expansion: the same commands whether the input came compact or in full.
+  const inv = expandInventory(input.inventory);
   // Asked first, before any command: a run started before it keeps one SIGHUP step per compute.
   const plan = planUpgrade(inv, { computeHupInBatches: patched('compute-hup-in-batches') });
   const batches = computeBatches(inv);
@@ -281,12 +284,16 @@ async function finished(notifier: WebhookNotifier, state: UpgradeState, message:
 
 function result(state: UpgradeState, status: 'completed' | 'aborted', done: string[]): UpgradeResult {
   const p = state.progress;
+  // The steps as the progress answer bounds them: a fleet's batch steps counted, not listed
+  // (each batch's detail is in its child), so the result stays far under 256 KiB at any size.
+  const bounded = progressAnswer(p);
   return {
     status,
     cloud: p.cloud,
     from: p.from,
     to: p.to,
-    steps: p.steps,
+    steps: bounded.steps,
+    ...(bounded.batchSteps ? { batchSteps: bounded.batchSteps } : {}),
     approvals: p.approvals,
     warnings: p.warnings,
     done,

@@ -36,7 +36,24 @@ export interface SshPoolOptions {
    * serve many addresses (a jump host, the scale lab): 8 stays below it.
    */
   maxHandshakes?: number;
+  /**
+   * Idle connections kept over every node; above it the least recently used idle one is closed
+   * at once instead of at its idle timeout. Default IDLE_CONNECTIONS_CAP.
+   */
+  maxIdleConnections?: number;
 }
+
+/**
+ * Why 128: the 500-compute bench ended with 502 connections open, one per node touched within
+ * the 120 s idle timeout (the batches' SIGHUPs touch every node again), and at 1,000 computes
+ * that is ~1,000 sockets against Debian's default soft limit of 1,024 open files per process
+ * (EMFILE for everything else the worker opens), plus a keepalive every 15 s on each. A batch
+ * runs at most `compute.parallel` nodes (50 in the bench), and what it reuses soon is its own
+ * nodes (wait-up polls, a retry) and the controller and API nodes: 128 holds two batches of 50
+ * and the control plane, and a node evicted costs one handshake (~35 ms on the lab) when touched
+ * again.
+ */
+export const IDLE_CONNECTIONS_CAP = 128;
 
 export interface SshPoolStats {
   /** Connections that completed a handshake since the pool was made: reuse keeps this low. */
@@ -51,6 +68,9 @@ export interface SshPoolStats {
   /** The most commands that ran at once, and the most handshakes in flight at once. */
   peakSessions: number;
   peakHandshakes: number;
+  /** Connections open with no command running, and those closed by the idle cap. */
+  connectionsIdle: number;
+  idleEvicted: number;
 }
 
 /** A counting semaphore; waiters are served in arrival order. */
@@ -124,6 +144,9 @@ export class SshPool implements RemoteRunner {
   private closed = false;
   private readonly sessions: Limiter;
   private readonly handshakes: Limiter;
+  /** Idle connections, least recently used first (a Map keeps insertion order). */
+  private readonly idle = new Map<PooledConnection, HostSlot>();
+  private idleEvicted = 0;
 
   constructor(options: SshPoolOptions = {}) {
     this.settings = {
@@ -136,6 +159,7 @@ export class SshPool implements RemoteRunner {
       killGraceMs: options.killGraceMs ?? 5_000,
       maxSessions: options.maxSessions ?? 256,
       maxHandshakes: options.maxHandshakes ?? 8,
+      maxIdleConnections: options.maxIdleConnections ?? IDLE_CONNECTIONS_CAP,
     };
     this.sessions = new Limiter(this.settings.maxSessions);
     this.handshakes = new Limiter(this.settings.maxHandshakes);
@@ -204,6 +228,8 @@ export class SshPool implements RemoteRunner {
       sessionsQueued: this.sessions.queued,
       peakSessions: this.sessions.peak,
       peakHandshakes: this.handshakes.peak,
+      connectionsIdle: this.idle.size,
+      idleEvicted: this.idleEvicted,
     };
   }
 
@@ -216,6 +242,7 @@ export class SshPool implements RemoteRunner {
       for (const conn of slot.connections.splice(0)) {
         conn.dead = true;
         clearTimeout(conn.idleTimer);
+        this.idle.delete(conn);
         const client = conn.client;
         if (!client) continue;
         closing.push(
@@ -265,6 +292,7 @@ export class SshPool implements RemoteRunner {
       if (!conn && slot.connections.length < this.settings.maxConnectionsPerHost) conn = this.connect(slot, target);
       if (conn) {
         clearTimeout(conn.idleTimer);
+        this.idle.delete(conn);
         conn.active++;
       } else {
         // A connection handed over by release() comes with its channel already counted.
@@ -339,6 +367,7 @@ export class SshPool implements RemoteRunner {
     if (conn.dead) return;
     conn.dead = true;
     clearTimeout(conn.idleTimer);
+    this.idle.delete(conn);
     const index = slot.connections.indexOf(conn);
     if (index >= 0) slot.connections.splice(index, 1);
     conn.client?.end();
@@ -361,6 +390,13 @@ export class SshPool implements RemoteRunner {
     if (!conn.dead && conn.active === 0) {
       conn.idleTimer = setTimeout(() => this.drop(slot, conn), this.settings.idleTimeoutMs);
       conn.idleTimer.unref();
+      this.idle.set(conn, slot);
+      // Over the cap, the idle connection unused the longest goes now, not at its timeout.
+      for (const [oldest, itsSlot] of this.idle) {
+        if (this.idle.size <= this.settings.maxIdleConnections) break;
+        this.idleEvicted++;
+        this.drop(itsSlot, oldest);
+      }
     }
   }
 }

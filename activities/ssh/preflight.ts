@@ -8,6 +8,7 @@ import { describeRoute } from './connect';
 import { SshFailureType } from './errors';
 import { SshConfigError } from './sshConfig';
 import type { CommandRecord, RemoteRunner } from './types';
+import { refusalSentence, type NodeAccessRefusal } from '../../common/nodeAccess';
 import type { SshTarget } from '../../common/sshTarget';
 
 export interface NodeAccessInput {
@@ -25,6 +26,16 @@ export interface NodeAccessResult {
   loginUser: string;
   sudo: 'not used' | 'works without a password';
   summary: string;
+  commands: CommandRecord[];
+}
+
+export interface NodeAccessChunkResult {
+  summary: string;
+  /** Nodes logged in to (and sudo checked where used). */
+  checked: number;
+  sudo: number;
+  loginUsers: string[];
+  refused: NodeAccessRefusal[];
   commands: CommandRecord[];
 }
 
@@ -154,5 +165,80 @@ export function createSshPreflightActivities(deps: { runner: RemoteRunner }) {
     };
   }
 
-  return { checkNodeAccess, checkNodesAccess };
+  /**
+   * One chunk of a fleet's preflight (since `node-access-in-chunks`): the workflow sends at most
+   * NODE_ACCESS_CHUNK nodes a call, a few calls at once, so that no input or result grows with the
+   * fleet. The result carries counts and the refusals, each naming its node and what failed; the
+   * commands once per command and exit code (the audit log's record, nodes counted, not listed).
+   * A failure that may pass on a retry (a node still booting) fails the call, for Temporal to retry.
+   */
+  async function checkNodesAccessChunk(input: {
+    nodes: NodeAccessInput[];
+    concurrency?: number;
+  }): Promise<NodeAccessChunkResult> {
+    const queue = [...input.nodes];
+    const results: NodeAccessResult[] = [];
+    const refused: NodeAccessRefusal[] = [];
+    let retryable = false;
+    const done = () => results.length + refused.length;
+    const worker = async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        try {
+          results.push(await checkNodeAccess(next));
+        } catch (err) {
+          if (!(err instanceof ApplicationFailure && err.nonRetryable)) retryable = true;
+          const type = err instanceof ApplicationFailure && err.type ? err.type : undefined;
+          refused.push({
+            node: next.target.node,
+            error: err instanceof Error ? err.message : String(err),
+            ...(type ? { type } : {}),
+          });
+        }
+        heartbeat({ checked: done(), of: input.nodes.length });
+      }
+    };
+    const beat = setInterval(() => heartbeat({ checked: done(), of: input.nodes.length }), 2000);
+    try {
+      await Promise.all(
+        Array.from({ length: Math.max(1, Math.min(input.concurrency ?? 16, input.nodes.length)) }, worker),
+      );
+    } finally {
+      clearInterval(beat);
+    }
+    refused.sort((a, b) => a.node.localeCompare(b.node));
+    if (retryable)
+      // A login that may work on the next try (a node still booting): the call fails for Temporal
+      // to retry, every node's refusal in its details for the workflow to name.
+      throw ApplicationFailure.create({
+        type: SshFailureType.NodeAccessRefused,
+        nonRetryable: false,
+        message: refusalSentence(refused, input.nodes.length),
+        details: [{ refused }],
+      });
+    const commands = new Map<string, CommandRecord & { nodes: number }>();
+    for (const c of results.flatMap((r) => r.commands)) {
+      const key = `${c.command}\u0000${c.exitCode}`;
+      const seen = commands.get(key);
+      if (seen) {
+        seen.nodes += 1;
+        seen.durationMs = Math.max(seen.durationMs, c.durationMs);
+      } else commands.set(key, { ...c, nodes: 1 });
+    }
+    const names = input.nodes.map((n) => n.target.node);
+    const span = names.length > 1 ? `${names[0]} … ${names[names.length - 1]}` : (names[0] ?? 'none');
+    const sudo = results.filter((r) => r.sudo !== 'not used').length;
+    const users = [...new Set(results.map((r) => r.loginUser))].sort();
+    return {
+      summary: `logged in to ${results.length} of ${input.nodes.length} node(s) (${span}) as ${users.join(', ') || 'nobody'}; sudo works without a password on the ${sudo} that use it${refused.length ? `; ${refused.length} refused` : ''}`,
+      checked: results.length,
+      sudo,
+      loginUsers: users,
+      refused,
+      // The audit log's rows: one per command and exit code, its node the chunk's span, its
+      // duration the slowest node's.
+      commands: [...commands.values()].map(({ nodes, ...c }) => ({ ...c, node: `${nodes} node(s) of ${span}` })),
+    };
+  }
+
+  return { checkNodeAccess, checkNodesAccess, checkNodesAccessChunk };
 }

@@ -69,6 +69,17 @@ const SPECIFIC: Partial<Record<keyof Activities, (input: Record<string, unknown>
     },
   }),
   deleteServiceRecords: () => ({ ...GENERIC, deleted: [] }),
+  checkNodesAccessChunk: (input) => {
+    const nodes = input.nodes as { sudo: boolean }[];
+    return {
+      ...GENERIC,
+      summary: `logged in to ${nodes.length} of ${nodes.length} node(s) (scripted)`,
+      checked: nodes.length,
+      sudo: nodes.filter((n) => n.sudo).length,
+      loginUsers: ['root'],
+      refused: [],
+    };
+  },
   recordServerWeights: () => ({ ...GENERIC, weights: {} }),
   readServiceState: () => ({
     ...GENERIC,
@@ -141,6 +152,7 @@ export const ACTIVITY_NAMES: (keyof Activities)[] = [
   'runVipProbe',
   'notifyWebhook',
   'checkNodesAccess',
+  'checkNodesAccessChunk',
   'checkCells',
   'checkServiceVersions',
   'deleteServiceRecords',

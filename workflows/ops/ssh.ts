@@ -1,8 +1,10 @@
-// The node-access preflight, as the runbook calls it: one activity for every node.
+// The node-access preflight, as the runbook calls it: one activity for every node (runs started
+// before `node-access-in-chunks`), or one per chunk of nodes.
 import { proxyActivities } from '@temporalio/workflow';
 import type { createSshPreflightActivities } from '../../activities/ssh/preflight';
 import { targetOf } from '../../common/topology';
-import type { Inventory } from '../../inventory/schema';
+import { sshTargetFor } from '../../common/sshTarget';
+import type { Inventory, Node } from '../../inventory/schema';
 import { activityOptions, proxyDefaults } from './options';
 
 export function sshOps(inv: Inventory) {
@@ -17,6 +19,24 @@ export function sshOps(inv: Inventory) {
             nodes: inv.nodes.map((n) => ({
               target: targetOf(inv, n.name),
               sudo: sudoNodes.includes(n.name),
+              timeoutMs: inv.timeouts.readSeconds * 1000,
+            })),
+          },
+        ],
+      ),
+    /** Logs in to these nodes (a chunk of the fleet); `sudo -n true` on those in `sudo`. */
+    checkNodesAccessChunk: (nodes: Node[], sudo: ReadonlySet<string>, label: string) =>
+      acts.checkNodesAccessChunk.executeWithOptions(
+        activityOptions(
+          inv,
+          'long',
+          `log in to ${label}; sudo -n true on the ${nodes.filter((n) => sudo.has(n.name)).length} that use it`,
+        ),
+        [
+          {
+            nodes: nodes.map((n) => ({
+              target: sshTargetFor(inv, n),
+              sudo: sudo.has(n.name),
               timeoutMs: inv.timeouts.readSeconds * 1000,
             })),
           },
