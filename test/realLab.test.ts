@@ -4,16 +4,7 @@
 // probe sends requests through the VIP. Needs the venvs of scripts/openstack-venvs.sh (the
 // lab builds them if missing) and the apt packages of scripts/install.sh.
 import { execFile, execFileSync } from 'node:child_process';
-import {
-  appendFileSync,
-  chmodSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -29,17 +20,18 @@ import { labDown, labUp, runOnNode, type LabInfo } from '../lab/lab';
 import { realProbeAuth } from '../lab/labInventory';
 import { NOVA_UNITS, nodeLayout } from '../lab/node/layout';
 import { readUnitFile } from '../lab/node/units';
-import { backingPids, mariadbQuery } from '../lab/real/backing';
+import { backingPids } from '../lab/real/backing';
 import { realFiles } from '../lab/real/configs';
 import { REAL_TEMPEST_LIST, realTempestCommand, realTempestDir } from '../lab/real/tempest';
 import { parseStestrTotals } from '../activities/tempest/stestr';
-import { backingDirs, runNodeBin, venvRoot } from '../lab/real/realLab';
+import { runNodeBin } from '../lab/real/realLab';
 import type { Progress, UpgradeResult } from '../common/messages';
 import { startWorkerProcess, stopWorkerProcess } from '../worker/process';
 import { sharedTemporal } from './temporalEnv';
 import { runCli, type CliRun } from './helpers/cli';
 import { REAL_VENVS } from './helpers/realVenvs';
 import { labPeakRss } from '../lab/rss';
+import { computeServiceList, liveServiceRows, serviceVersion, venvsMappedBy } from './helpers/realLab';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'real-lab-'));
@@ -93,34 +85,6 @@ function drainedOnEveryLb(server: string): boolean {
 
 function cli(...args: string[]): Promise<CliRun> {
   return runCli([...args, '--address', address, '--task-queue', taskQueue], { NOVA_UPGRADE_OPERATOR: 'test-operator' });
-}
-
-async function serviceVersion(release: string): Promise<number> {
-  const py = join(venvRoot(), `nova-${release}`, 'bin', 'python3');
-  const { stdout } = await run(py, ['-c', 'from nova.objects.service import SERVICE_VERSION; print(SERVICE_VERSION)'], {
-    env: { ...process.env, PYTHONWARNINGS: 'ignore' },
-  });
-  return Number(stdout.trim().split('\n').at(-1));
-}
-
-/**
- * Which venv a running unit's Python imported its code from: the C extensions mapped by the
- * processes of its group. uwsgi's master (lazy-apps) imports no app code; its workers do.
- */
-function venvsMappedBy(pid: number): string[] {
-  const venvs = new Set<string>();
-  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
-      if (pgrp !== pid) continue;
-      const maps = readFileSync(`/proc/${p}/maps`, 'utf8');
-      for (const m of maps.matchAll(/\/venvs\/([a-z]+-\d+\.\d+\.\d+)\//g)) venvs.add(m[1]!);
-    } catch {
-      /* gone */
-    }
-  }
-  return [...venvs];
 }
 
 /** The lab's tempest list run once more on the controller, as the inventory's template runs it; its verdict. */
@@ -276,24 +240,11 @@ describe.runIf(REAL)('the real-nova lab', () => {
     }
     // nova's own records: every service row of every cell reports 34.0.0's service version.
     for (const db of ['nova_cell0', 'nova_cell1']) {
-      const rows = await mariadbQuery(
-        backingDirs(stateDir).mariadb,
-        `SELECT host, \`binary\`, version FROM ${db}.services WHERE deleted = 0`,
-      );
+      const rows = await liveServiceRows(stateDir, db);
       expect(rows.length, db).toBeGreaterThan(0);
-      for (const [host, binary, version] of rows)
-        expect({ db, host, binary, version: Number(version) }).toEqual({ db, host, binary, version: after });
+      for (const r of rows) expect({ db, ...r }).toEqual({ db, ...r, version: after });
     }
-    const list = JSON.parse(
-      // The node has no OS_CLOUD: name the cloud, as the inventory's osCloud does for the tool.
-      await runNodeBin(
-        controller,
-        'openstack',
-        ['--os-cloud', 'devstack-admin', 'compute', 'service', 'list', '-f', 'json'],
-        300_000,
-      ),
-    ) as Array<{ Binary: string; Host: string; State: string; Status: string }>;
-    expect(list.map((s) => `${s.Host}/${s.Binary} ${s.State} ${s.Status}`).sort()).toEqual(
+    expect(await computeServiceList(controller)).toEqual(
       [
         'apicomp/nova-compute',
         'controller/nova-compute',

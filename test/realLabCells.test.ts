@@ -7,12 +7,10 @@
 // 127.0.90. About 30 min on a 2-core machine, so only with NOVA_UPGRADE_REAL_CELL2=1. tempest is
 // off in this run (the inventory's tempest.enabled: false): test/realLab.test.ts runs it, and its
 // four runs cost ≈ 8 min here without telling anything about cells.
-import { execFile } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Progress, UpgradeResult } from '../common/messages';
@@ -25,13 +23,13 @@ import { cellConductorUnit, NOVA_UNITS, nodeLayout } from '../lab/node/layout';
 import { readUnitFile } from '../lab/node/units';
 import { backingPids, mariadbQuery } from '../lab/real/backing';
 import { realFiles } from '../lab/real/configs';
-import { backingDirs, runNodeBin, venvRoot } from '../lab/real/realLab';
+import { backingDirs, runNodeBin } from '../lab/real/realLab';
 import { planTopology } from '../lab/topology';
 import { startWorkerProcess, stopWorkerProcess } from '../worker/process';
 import { sharedTemporal } from './temporalEnv';
 import { runCli, type CliRun } from './helpers/cli';
+import { computeServiceList, liveServiceRows, runRecords, serviceVersion, venvsMappedBy } from './helpers/realLab';
 
-const run = promisify(execFile);
 const REAL = process.env.NOVA_UPGRADE_REAL_CELL2 === '1';
 const SUBNET = '127.0.90';
 const FROM = '33.0.2';
@@ -47,61 +45,6 @@ let labUpMs = 0;
 
 function cli(...args: string[]): Promise<CliRun> {
   return runCli([...args, '--address', address, '--task-queue', taskQueue], { NOVA_UPGRADE_OPERATOR: 'test-operator' });
-}
-
-async function serviceVersion(release: string): Promise<number> {
-  const py = join(venvRoot(), `nova-${release}`, 'bin', 'python3');
-  const { stdout } = await run(py, ['-c', 'from nova.objects.service import SERVICE_VERSION; print(SERVICE_VERSION)'], {
-    env: { ...process.env, PYTHONWARNINGS: 'ignore' },
-  });
-  return Number(stdout.trim().split('\n').at(-1));
-}
-
-/** The venvs a running unit's processes mapped (its code): see test/realLab.test.ts. */
-function venvsMappedBy(pid: number): string[] {
-  const venvs = new Set<string>();
-  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
-      if (pgrp !== pid) continue;
-      for (const m of readFileSync(`/proc/${p}/maps`, 'utf8').matchAll(/\/venvs\/([a-z]+-\d+\.\d+\.\d+)\//g))
-        venvs.add(m[1]!);
-    } catch {
-      /* gone */
-    }
-  }
-  return [...venvs];
-}
-
-interface RunRecord {
-  key: string;
-  command: string;
-  exit?: number;
-  finishedAt?: number;
-}
-
-/** The tool's detached runs on a node, as it left them in ~/.nova-upgrade/runs (HOME is the node root). */
-function runRecords(root: string): RunRecord[] {
-  const runs = join(root, '.nova-upgrade', 'runs');
-  if (!existsSync(runs)) return [];
-  const read = (d: string, f: string) => {
-    try {
-      return readFileSync(join(runs, d, f), 'utf8').trim();
-    } catch {
-      return undefined;
-    }
-  };
-  return readdirSync(runs).map((key) => {
-    const exit = read(key, 'exit');
-    const finished = read(key, 'finished_at');
-    return {
-      key,
-      command: read(key, 'command') ?? '',
-      ...(exit !== undefined ? { exit: Number(exit) } : {}),
-      ...(finished !== undefined ? { finishedAt: Number(finished) } : {}),
-    };
-  });
 }
 
 // Pure, always run: the inventory a two-cell real lab writes names cell2 for every default
@@ -268,26 +211,14 @@ describe.runIf(REAL)('the real-nova lab with cell2', () => {
     }
     // nova's own records: every live services row of every cell at 34.0.0's service version.
     for (const db of ['nova_cell0', 'nova_cell1', 'nova_cell2']) {
-      const rows = await mariadbQuery(
-        backingDirs(stateDir).mariadb,
-        `SELECT host, \`binary\`, version FROM ${db}.services WHERE deleted = 0`,
-      );
+      const rows = await liveServiceRows(stateDir, db);
       expect(rows.length, db).toBeGreaterThan(0);
-      for (const [host, binary, version] of rows)
-        expect({ db, host, binary, version: Number(version) }).toEqual({ db, host, binary, version: after });
+      for (const r of rows) expect({ db, ...r }).toEqual({ db, ...r, version: after });
     }
     // nova's API (a scatter-gather over the cells) lists the cell2 compute up and enabled, and
     // the cell2 conductor; the version itself is in the cell's services table above (the API
     // has no field for it).
-    const list = JSON.parse(
-      await runNodeBin(
-        controller,
-        'openstack',
-        ['--os-cloud', 'devstack-admin', 'compute', 'service', 'list', '-f', 'json'],
-        300_000,
-      ),
-    ) as Array<{ Binary: string; Host: string; State: string; Status: string }>;
-    expect(list.map((s) => `${s.Host}/${s.Binary} ${s.State} ${s.Status}`).sort()).toEqual(
+    expect(await computeServiceList(controller)).toEqual(
       [
         'apicomp/nova-compute',
         'cell2-compute1/nova-compute',

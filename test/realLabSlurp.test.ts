@@ -9,7 +9,7 @@
 // apt packages of scripts/install.sh; ≈ 25 min on a 2-core machine, so only with
 // NOVA_UPGRADE_REAL_SLURP=1 (test/realLab.test.ts, the 33 → 34 run, has its own gate: NOVA_UPGRADE_VENVS).
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -30,6 +30,7 @@ import { backingDirs, venvRoot } from '../lab/real/realLab';
 import { startWorkerProcess, stopWorkerProcess } from '../worker/process';
 import { sharedTemporal } from './temporalEnv';
 import { runCli, type CliRun } from './helpers/cli';
+import { venvsMappedBy } from './helpers/realLab';
 
 const run = promisify(execFile);
 const REAL = process.env.NOVA_UPGRADE_REAL_SLURP === '1';
@@ -67,23 +68,6 @@ const insertGoneCompute = (host: string, version: number) =>
     `INSERT INTO nova_cell1.services (created_at, updated_at, host, \`binary\`, topic, report_count, disabled, deleted, version, uuid, forced_down, last_seen_up) ` +
       `VALUES (UTC_TIMESTAMP() - INTERVAL 3 DAY, UTC_TIMESTAMP() - INTERVAL 3 DAY, '${host}', 'nova-compute', 'compute', 100, 0, 0, ${version}, UUID(), 0, UTC_TIMESTAMP() - INTERVAL 3 DAY)`,
   );
-
-/** The venvs a running unit's processes mapped (its code): see test/realLab.test.ts. */
-function venvsMappedBy(pid: number): string[] {
-  const venvs = new Set<string>();
-  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
-      if (pgrp !== pid) continue;
-      for (const m of readFileSync(`/proc/${p}/maps`, 'utf8').matchAll(/\/venvs\/([a-z]+-\d+\.\d+\.\d+)\//g))
-        venvs.add(m[1]!);
-    } catch {
-      /* gone */
-    }
-  }
-  return [...venvs];
-}
 
 beforeAll(async () => {
   if (!REAL) return;
