@@ -1,8 +1,8 @@
 // Two regions in a real keystone (issue 11): keystone 30.0.0 from the real-nova lab's venv, on
 // SQLite, and the real openstackclient 10.5.0 run over SSH on a node, as the upgrade's endpoint
 // step runs it. The stand-in openstack of test/cloud.test.ts behaves the same way; this is where
-// the real programs have the last word. Runs unless NOVA_UPGRADE_VENVS=skip
-// (test/helpers/realVenvs.ts). Loopback only: 127.0.36.0/24.
+// the real programs have the last word. Runs when NOVA_UPGRADE_VENVS
+// names a pair (test/helpers/realVenvs.ts). Loopback only: 127.0.36.0/24.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir, userInfo } from 'node:os';
