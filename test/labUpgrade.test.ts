@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { createHaproxyActivities } from '../activities/haproxy/activities';
 import { VipProbe, type ProbeSnapshot } from '../activities/http/probe';
@@ -16,8 +15,8 @@ import { loadInventory } from '../inventory/load';
 import { labDown, labEvents, labStatus, labUp, runOnNode, type LabInfo } from '../lab/lab';
 import { PHASES, type Progress, type UpgradeResult } from '../common/messages';
 import { startUpgrade } from '../client/upgrades';
-import { startWorkerProcess, stopWorkerProcess } from '../worker/process';
-import { sharedTemporal } from './temporalEnv';
+import { stopWorkerProcess } from '../worker/process';
+import { sharedTemporal, startSharedWorkerProcess } from './temporalEnv';
 import { runCli, type CliRun } from './helpers/cli';
 
 const dir = mkdtempSync(join(tmpdir(), 'lab-upgrade-'));
@@ -118,14 +117,7 @@ beforeAll(async () => {
   address = t.address;
   client = new Client({ connection: await Connection.connect({ address }), namespace: t.namespace });
   lab = await freshLab();
-  const bundle = inject('workflowBundlePath');
-  await startWorkerProcess({
-    dir,
-    address,
-    namespace: t.namespace,
-    taskQueue,
-    ...(bundle ? { workflowBundlePath: bundle } : {}),
-  });
+  await startSharedWorkerProcess(dir, taskQueue);
 }, 180_000);
 
 afterAll(async () => {

@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
 import { createHaproxyActivities } from '../activities/haproxy/activities';
 import { httpRequest } from '../activities/http/get';
 import { issueToken, readCloudCredentials } from '../activities/http/keystone';
@@ -26,8 +25,8 @@ import { REAL_TEMPEST_LIST, realTempestCommand, realTempestDir } from '../lab/re
 import { parseStestrTotals } from '../activities/tempest/stestr';
 import { runNodeBin } from '../lab/real/realLab';
 import type { Progress, UpgradeResult } from '../common/messages';
-import { startWorkerProcess, stopWorkerProcess } from '../worker/process';
-import { sharedTemporal } from './temporalEnv';
+import { stopWorkerProcess } from '../worker/process';
+import { sharedTemporal, startSharedWorkerProcess } from './temporalEnv';
 import { runCli, type CliRun } from './helpers/cli';
 import { REAL_VENVS } from './helpers/realVenvs';
 import { labPeakRss } from '../lab/rss';
@@ -115,14 +114,7 @@ beforeAll(async () => {
   const t0 = Date.now();
   lab = await labUp({ stateDir, subnet: '127.0.30', nova: 'real', apiMercySeconds: 10 });
   labUpMs = Date.now() - t0;
-  const bundle = inject('workflowBundlePath');
-  await startWorkerProcess({
-    dir,
-    address,
-    namespace: t.namespace,
-    taskQueue,
-    ...(bundle ? { workflowBundlePath: bundle } : {}),
-  });
+  await startSharedWorkerProcess(dir, taskQueue);
 }, 1_800_000);
 
 afterAll(async () => {

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { parse, stringify } from 'yaml';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Progress, UpgradeResult } from '../common/messages';
 import { validateInventory } from '../inventory/load';
 import type { InventoryInput } from '../inventory/schema';
@@ -25,8 +25,8 @@ import { backingPids, mariadbQuery } from '../lab/real/backing';
 import { realFiles } from '../lab/real/configs';
 import { backingDirs, runNodeBin } from '../lab/real/realLab';
 import { planTopology } from '../lab/topology';
-import { startWorkerProcess, stopWorkerProcess } from '../worker/process';
-import { sharedTemporal } from './temporalEnv';
+import { stopWorkerProcess } from '../worker/process';
+import { sharedTemporal, startSharedWorkerProcess } from './temporalEnv';
 import { runCli, type CliRun } from './helpers/cli';
 import { computeServiceList, liveServiceRows, runRecords, serviceVersion, venvsMappedBy } from './helpers/realLab';
 
@@ -118,14 +118,7 @@ beforeAll(async () => {
   const t0 = Date.now();
   lab = await labUp({ stateDir, subnet: SUBNET, nova: 'real', apiMercySeconds: 10, cells: 2 });
   labUpMs = Date.now() - t0;
-  const bundle = inject('workflowBundlePath');
-  await startWorkerProcess({
-    dir,
-    address,
-    namespace: t.namespace,
-    taskQueue,
-    ...(bundle ? { workflowBundlePath: bundle } : {}),
-  });
+  await startSharedWorkerProcess(dir, taskQueue);
 }, 1_800_000);
 
 afterAll(async () => {

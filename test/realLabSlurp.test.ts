@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpRequest } from '../activities/http/get';
 import { issueToken, readCloudCredentials } from '../activities/http/keystone';
 import { VipProbe } from '../activities/http/probe';
@@ -27,8 +27,8 @@ import { readUnitFile } from '../lab/node/units';
 import { backingPids, mariadbQuery } from '../lab/real/backing';
 import { realFiles } from '../lab/real/configs';
 import { backingDirs, venvRoot } from '../lab/real/realLab';
-import { startWorkerProcess, stopWorkerProcess } from '../worker/process';
-import { sharedTemporal } from './temporalEnv';
+import { stopWorkerProcess } from '../worker/process';
+import { sharedTemporal, startSharedWorkerProcess } from './temporalEnv';
 import { runCli, type CliRun } from './helpers/cli';
 import { venvsMappedBy } from './helpers/realLab';
 
@@ -84,14 +84,7 @@ beforeAll(async () => {
     toVersion: TO,
   });
   labUpMs = Date.now() - t0;
-  const bundle = inject('workflowBundlePath');
-  await startWorkerProcess({
-    dir,
-    address,
-    namespace: t.namespace,
-    taskQueue,
-    ...(bundle ? { workflowBundlePath: bundle } : {}),
-  });
+  await startSharedWorkerProcess(dir, taskQueue);
 }, 1_800_000);
 
 afterAll(async () => {

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { parse, stringify } from 'yaml';
 import type { Progress, UpgradeResult } from '../common/messages';
@@ -16,8 +16,8 @@ import { addOrphanService, labDown, labEvents, labUp, type LabInfo } from '../la
 import { readServices, updateServices } from '../lab/node/cloud';
 import { LAB_SERVICE_VERSION } from '../lab/node/python';
 import { NOVA_RELEASES } from '../inventory/releases';
-import { startWorkerProcess, stopWorkerProcess } from '../worker/process';
-import { sharedTemporal } from './temporalEnv';
+import { stopWorkerProcess } from '../worker/process';
+import { sharedTemporal, startSharedWorkerProcess } from './temporalEnv';
 import { runCli, type CliRun } from './helpers/cli';
 import { untilProgress } from './helpers/progress';
 
@@ -52,14 +52,7 @@ beforeAll(async () => {
   client = new Client({ connection, namespace: t.namespace });
   await labDown(stateDir);
   lab = await labUp({ stateDir, subnet: '127.0.80' });
-  const bundle = inject('workflowBundlePath');
-  await startWorkerProcess({
-    dir,
-    address,
-    namespace: t.namespace,
-    taskQueue,
-    ...(bundle ? { workflowBundlePath: bundle } : {}),
-  });
+  await startSharedWorkerProcess(dir, taskQueue);
 }, 300_000);
 
 afterAll(async () => {

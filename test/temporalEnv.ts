@@ -1,6 +1,7 @@
 // Tests reach the run's shared server and workflow bundle through here, so a missing bundle
 // fails with the bundler's own message instead of a null deep inside Worker.create.
 import { inject } from 'vitest';
+import { startWorkerProcess } from '../worker/process';
 
 export function sharedTemporal(): { address: string; namespace: string; uiUrl: string } {
   return { address: inject('temporalAddress'), namespace: inject('temporalNamespace'), uiUrl: inject('temporalUiUrl') };
@@ -12,4 +13,20 @@ export function workflowBundle(): { codePath: string } {
   if (!codePath)
     throw new Error(`no workflow bundle for this run: ${inject('workflowBundleError') ?? 'unknown reason'}`);
   return { codePath };
+}
+
+/**
+ * A worker process (worker/process.ts) on the run's shared server and workflow bundle, polling
+ * `taskQueue`, its pid file and log in `dir`; `stopWorkerProcess(dir)` stops it.
+ */
+export async function startSharedWorkerProcess(dir: string, taskQueue: string): Promise<void> {
+  const t = sharedTemporal();
+  const bundle = inject('workflowBundlePath');
+  await startWorkerProcess({
+    dir,
+    address: t.address,
+    namespace: t.namespace,
+    taskQueue,
+    ...(bundle ? { workflowBundlePath: bundle } : {}),
+  });
 }
