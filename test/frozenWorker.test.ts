@@ -8,14 +8,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { startUpgrade } from '../client/upgrades';
 import { loadInventory } from '../inventory/load';
 import { labDown, labEvents, labStatus, labUp, type LabInfo } from '../lab/lab';
 import { PHASES, progressQuery, type Progress, type UpgradeResult } from '../common/messages';
-import { startWorkerProcess, stopWorkerProcess, workerPid } from '../worker/process';
-import { sharedTemporal } from './temporalEnv';
+import { stopWorkerProcess, workerPid } from '../worker/process';
+import { sharedTemporal, startSharedWorkerProcess } from './temporalEnv';
 import { slowRequestsThrough } from './helpers/slowRequests';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -45,14 +45,7 @@ beforeAll(async () => {
   const t = sharedTemporal();
   client = new Client({ connection: await Connection.connect({ address: t.address }), namespace: t.namespace });
   lab = await labUp({ stateDir: labDir, subnet: '127.0.9' });
-  const bundle = inject('workflowBundlePath');
-  await startWorkerProcess({
-    dir,
-    address: t.address,
-    namespace: t.namespace,
-    taskQueue,
-    ...(bundle ? { workflowBundlePath: bundle } : {}),
-  });
+  await startSharedWorkerProcess(dir, taskQueue);
 }, 180_000);
 
 afterAll(async () => {

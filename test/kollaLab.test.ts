@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { VipProbe } from '../activities/http/probe';
 import { getIniOption } from '../activities/nova/ini';
@@ -18,8 +18,8 @@ import { labDown, labStatus, labUp, type LabInfo } from '../lab/lab';
 import { nodePodmanDir, podmanEnv } from '../lab/kolla';
 import { PHASES, type UpgradeResult } from '../common/messages';
 import { startUpgrade } from '../client/upgrades';
-import { startWorkerProcess, stopWorkerProcess } from '../worker/process';
-import { sharedTemporal } from './temporalEnv';
+import { stopWorkerProcess } from '../worker/process';
+import { sharedTemporal, startSharedWorkerProcess } from './temporalEnv';
 
 const dir = mkdtempSync(join(tmpdir(), 'kolla-lab-'));
 const taskQueue = `kolla-lab-${randomUUID()}`;
@@ -53,14 +53,7 @@ beforeAll(async () => {
   const t = sharedTemporal();
   client = new Client({ connection: await Connection.connect({ address: t.address }), namespace: t.namespace });
   lab = await labUp({ stateDir: join(dir, 'lab'), subnet: '127.0.35', nova: 'kolla', sshPort: 2235 });
-  const bundle = inject('workflowBundlePath');
-  await startWorkerProcess({
-    dir,
-    address: t.address,
-    namespace: t.namespace,
-    taskQueue,
-    ...(bundle ? { workflowBundlePath: bundle } : {}),
-  });
+  await startSharedWorkerProcess(dir, taskQueue);
 }, 300_000);
 
 afterAll(async () => {
