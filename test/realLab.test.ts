@@ -30,7 +30,7 @@ import { sharedTemporal, startSharedWorkerProcess } from './temporalEnv';
 import { runCli, type CliRun } from './helpers/cli';
 import { REAL_VENVS } from './helpers/realVenvs';
 import { labPeakRss } from '../lab/rss';
-import { computeServiceList, liveServiceRows, serviceVersion, venvsMappedBy } from './helpers/realLab';
+import { computeServiceList, expectLiveServiceRowsAt, serviceVersion, venvsMappedBy } from './helpers/realLab';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'real-lab-'));
@@ -231,11 +231,7 @@ describe.runIf(REAL)('the real-nova lab', () => {
       }
     }
     // nova's own records: every service row of every cell reports 34.0.0's service version.
-    for (const db of ['nova_cell0', 'nova_cell1']) {
-      const rows = await liveServiceRows(stateDir, db);
-      expect(rows.length, db).toBeGreaterThan(0);
-      for (const r of rows) expect({ db, ...r }).toEqual({ db, ...r, version: after });
-    }
+    await expectLiveServiceRowsAt(stateDir, ['nova_cell0', 'nova_cell1'], after);
     expect(await computeServiceList(controller)).toEqual(
       [
         'apicomp/nova-compute',

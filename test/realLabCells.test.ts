@@ -28,7 +28,13 @@ import { planTopology } from '../lab/topology';
 import { stopWorkerProcess } from '../worker/process';
 import { sharedTemporal, startSharedWorkerProcess } from './temporalEnv';
 import { runCli, type CliRun } from './helpers/cli';
-import { computeServiceList, liveServiceRows, runRecords, serviceVersion, venvsMappedBy } from './helpers/realLab';
+import {
+  computeServiceList,
+  expectLiveServiceRowsAt,
+  runRecords,
+  serviceVersion,
+  venvsMappedBy,
+} from './helpers/realLab';
 
 const REAL = process.env.NOVA_UPGRADE_REAL_CELL2 === '1';
 const SUBNET = '127.0.90';
@@ -203,11 +209,7 @@ describe.runIf(REAL)('the real-nova lab with cell2', () => {
       });
     }
     // nova's own records: every live services row of every cell at 34.0.0's service version.
-    for (const db of ['nova_cell0', 'nova_cell1', 'nova_cell2']) {
-      const rows = await liveServiceRows(stateDir, db);
-      expect(rows.length, db).toBeGreaterThan(0);
-      for (const r of rows) expect({ db, ...r }).toEqual({ db, ...r, version: after });
-    }
+    await expectLiveServiceRowsAt(stateDir, ['nova_cell0', 'nova_cell1', 'nova_cell2'], after);
     // nova's API (a scatter-gather over the cells) lists the cell2 compute up and enabled, and
     // the cell2 conductor; the version itself is in the cell's services table above (the API
     // has no field for it).

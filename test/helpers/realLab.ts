@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { expect } from 'vitest';
 import type { LabInfo } from '../../lab/lab';
 import { mariadbQuery } from '../../lab/real/backing';
 import { backingDirs, runNodeBin, venvRoot } from '../../lab/real/realLab';
@@ -41,7 +42,7 @@ export function venvsMappedBy(pid: number): string[] {
 }
 
 /** Every live (not deleted) services row of a cell database: host, binary and service version. */
-export async function liveServiceRows(
+async function liveServiceRows(
   stateDir: string,
   db: string,
 ): Promise<Array<{ host: string; binary: string; version: number }>> {
@@ -50,6 +51,15 @@ export async function liveServiceRows(
     `SELECT host, \`binary\`, version FROM ${db}.services WHERE deleted = 0`,
   );
   return rows.map(([host, binary, version]) => ({ host: host!, binary: binary!, version: Number(version) }));
+}
+
+/** Every cell database has live services rows, and each is at `version` (nova's own record of the upgrade). */
+export async function expectLiveServiceRowsAt(stateDir: string, dbs: string[], version: number): Promise<void> {
+  for (const db of dbs) {
+    const rows = await liveServiceRows(stateDir, db);
+    expect(rows.length, db).toBeGreaterThan(0);
+    for (const r of rows) expect({ db, ...r }).toEqual({ db, ...r, version });
+  }
 }
 
 /** `openstack compute service list` through nova's API (scatter-gather over the cells): "host/binary state status". */
