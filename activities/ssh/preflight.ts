@@ -113,6 +113,44 @@ export function createSshPreflightActivities(deps: { runner: RemoteRunner }) {
   }
 
   /**
+   * Checks every node, `concurrency` at a time, and lets each check settle: every refusal is
+   * named, not the first. A hung node costs its own command timeout, not the activity's heartbeat.
+   */
+  async function checkEachNode(
+    nodes: NodeAccessInput[],
+    concurrency = 16,
+  ): Promise<{ results: NodeAccessResult[]; refused: NodeAccessRefusal[]; retryable: boolean }> {
+    const queue = [...nodes];
+    const results: NodeAccessResult[] = [];
+    const refused: NodeAccessRefusal[] = [];
+    let retryable = false;
+    const progress = () => ({ checked: results.length + refused.length, of: nodes.length });
+    const worker = async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        try {
+          results.push(await checkNodeAccess(next));
+        } catch (err) {
+          if (!(err instanceof ApplicationFailure && err.nonRetryable)) retryable = true;
+          const type = err instanceof ApplicationFailure && err.type ? err.type : undefined;
+          refused.push({
+            node: next.target.node,
+            error: err instanceof Error ? err.message : String(err),
+            ...(type ? { type } : {}),
+          });
+        }
+        heartbeat(progress());
+      }
+    };
+    const beat = setInterval(() => heartbeat(progress()), 2000);
+    try {
+      await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, nodes.length)) }, worker));
+    } finally {
+      clearInterval(beat);
+    }
+    return { results, refused, retryable };
+  }
+
+  /**
    * Every node at once, a bounded number at a time, as one activity: a fleet's preflight costs
    * the parent's history one activity, not one per node. Every refusal is named, not the first.
    */
@@ -122,34 +160,8 @@ export function createSshPreflightActivities(deps: { runner: RemoteRunner }) {
     results: Omit<NodeAccessResult, 'commands'>[];
     commands: CommandRecord[];
   }> {
-    const queue = [...input.nodes];
-    const results: NodeAccessResult[] = [];
-    const refused: string[] = [];
-    let retryable = false;
-    const worker = async () => {
-      for (let next = queue.shift(); next; next = queue.shift()) {
-        try {
-          results.push(await checkNodeAccess(next));
-        } catch (err) {
-          if (!(err instanceof ApplicationFailure && err.nonRetryable)) retryable = true;
-          const type = err instanceof ApplicationFailure && err.type ? ` [${err.type}]` : '';
-          refused.push(`${err instanceof Error ? err.message : String(err)}${type}`);
-        }
-        heartbeat({ checked: results.length + refused.length, of: input.nodes.length });
-      }
-    };
-    // A hung node must cost its own command timeout, not the activity's heartbeat.
-    const beat = setInterval(
-      () => heartbeat({ checked: results.length + refused.length, of: input.nodes.length }),
-      2000,
-    );
-    try {
-      await Promise.all(
-        Array.from({ length: Math.max(1, Math.min(input.concurrency ?? 16, input.nodes.length)) }, worker),
-      );
-    } finally {
-      clearInterval(beat);
-    }
+    const { results, refused: refusals, retryable } = await checkEachNode(input.nodes, input.concurrency);
+    const refused = refusals.map((r) => `${r.error}${r.type ? ` [${r.type}]` : ''}`);
     if (refused.length) {
       const message = `${refused.length} of ${input.nodes.length} node(s) cannot be used: ${refused.sort().join('; ')}`;
       // A login that may work on the next try (a node still booting) is retried; a refusal is not.
@@ -176,35 +188,7 @@ export function createSshPreflightActivities(deps: { runner: RemoteRunner }) {
     nodes: NodeAccessInput[];
     concurrency?: number;
   }): Promise<NodeAccessChunkResult> {
-    const queue = [...input.nodes];
-    const results: NodeAccessResult[] = [];
-    const refused: NodeAccessRefusal[] = [];
-    let retryable = false;
-    const done = () => results.length + refused.length;
-    const worker = async () => {
-      for (let next = queue.shift(); next; next = queue.shift()) {
-        try {
-          results.push(await checkNodeAccess(next));
-        } catch (err) {
-          if (!(err instanceof ApplicationFailure && err.nonRetryable)) retryable = true;
-          const type = err instanceof ApplicationFailure && err.type ? err.type : undefined;
-          refused.push({
-            node: next.target.node,
-            error: err instanceof Error ? err.message : String(err),
-            ...(type ? { type } : {}),
-          });
-        }
-        heartbeat({ checked: done(), of: input.nodes.length });
-      }
-    };
-    const beat = setInterval(() => heartbeat({ checked: done(), of: input.nodes.length }), 2000);
-    try {
-      await Promise.all(
-        Array.from({ length: Math.max(1, Math.min(input.concurrency ?? 16, input.nodes.length)) }, worker),
-      );
-    } finally {
-      clearInterval(beat);
-    }
+    const { results, refused, retryable } = await checkEachNode(input.nodes, input.concurrency);
     refused.sort((a, b) => a.node.localeCompare(b.node));
     if (retryable)
       // A login that may work on the next try (a node still booting): the call fails for Temporal
