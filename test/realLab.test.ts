@@ -123,7 +123,8 @@ afterAll(async () => {
   await labDown(stateDir);
   // Nothing the lab started may outlive `lab down`: services, MariaDB, RabbitMQ, epmd.
   expect(backingPids(stateDir)).toEqual([]);
-  rmSync(dir, { recursive: true, force: true });
+  // NOVA_UPGRADE_KEEP_LAB=1 keeps the state directory (every unit's log) to look at afterwards.
+  if (process.env.NOVA_UPGRADE_KEEP_LAB !== '1') rmSync(dir, { recursive: true, force: true });
 }, 120_000);
 
 describe.runIf(REAL)('the real-nova lab', () => {
@@ -254,14 +255,16 @@ describe.runIf(REAL)('the real-nova lab', () => {
       timeoutMs: 60_000,
       headers: { 'X-Auth-Token': token.id, 'OpenStack-API-Version': 'compute 2.87' },
     });
-    const hvId = (JSON.parse(hv.body) as { hypervisors: Array<{ id: number | string }> }).hypervisors[0]!.id;
+    const first = (JSON.parse(hv.body) as { hypervisors: Array<{ id: number | string; hypervisor_hostname?: string }> })
+      .hypervisors[0]!;
+    const hvId = first.id;
     const up = await httpRequest('GET', `${lab.vipUrl}/v2.1/os-hypervisors/${hvId}/uptime`, {
       timeoutMs: 60_000,
       headers: { 'X-Auth-Token': token.id, 'OpenStack-API-Version': 'compute 2.87' },
     });
     // 501: the lab's fake driver has no get_host_uptime, and nova-compute's NotImplementedError
     // came back over the RPC call, which is the round trip this asks for.
-    expect([200, 501], up.body).toContain(up.status);
+    expect([200, 501], `uptime of hypervisor ${first.hypervisor_hostname ?? hvId}: ${up.body}`).toContain(up.status);
     const apiLogs = lab.nodes
       .filter((n) => n.units.includes(NOVA_UNITS.api))
       .map((n) => readFileSync(nodeLayout(n.root).unitLog(NOVA_UNITS.api), 'utf8'))
