@@ -106,11 +106,17 @@ describe('compute batches at fleet shape', () => {
     expect(p).toMatchObject({ compute: { nodesDone: 6, batchesDone: 1 } });
     expect(p.compute.failedNodes).toBeUndefined();
     // The computes' SIGHUP runs in their batch's child, not as one parent step per compute.
+    // One parent step SIGHUPs everything at once: the batch's child beside the nodes' exchanges.
     const hupSteps = result.steps.map((s) => s.id).filter((id) => id.startsWith('hup'));
-    expect(hupSteps).toContain('hup-computes:1');
+    expect(hupSteps).toEqual(['hup-all']);
+    const children = ((await h.fetchHistory()).events ?? []).flatMap((e) =>
+      e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId
+        ? [e.startChildWorkflowExecutionInitiatedEventAttributes.workflowId]
+        : [],
+    );
+    expect(children.filter((id) => id.includes('/hup-computes-'))).toEqual([`${h.workflowId}/hup-computes-1/r0`]);
     // The excluded controller and apicomp are HUPed with the other services, one exchange per
     // node; the batch's nodes are not.
-    expect(hupSteps.filter((id) => !id.startsWith('hup-computes:'))).toEqual(['hup-services']);
     const grouped = calls('hupServices').map((c) => [nodeOf(c.input), c.input.hups]);
     expect(grouped.map(([n]) => n).sort()).toEqual(['apicomp', 'controller']);
     for (const [, hups] of grouped) expect(JSON.stringify(hups)).toContain('devstack@n-cpu');
@@ -162,6 +168,25 @@ describe('compute batches at fleet shape', () => {
         ],
       },
     });
+  });
+
+  it('SIGHUPs every service in one step; a node whose HUP fails is named with its batch, and a retry HUPs only it', async () => {
+    script = newScript();
+    script.failures.set('hupService', 1);
+    script.failWhen = (c) => c.name === 'hupService' && nodeOf(c.input) === 'c5';
+    const h = await start(inventory(6, { batchSize: 4 }));
+    const held = await untilProgress(h, (p) => p.pendingDecision?.stepId === 'hup-all', 'the SIGHUP hold');
+    expect(held.pendingDecision?.error).toMatch(/^SIGHUP failed on c5 \(batch 2\): .*a retry HUPs only these$/);
+    const hups = () => calls('hupService').map((c) => nodeOf(c.input));
+    // Both batches' children ran, beside the controller's exchange: every other node was HUPed once.
+    expect(hups().sort()).toEqual(['apicomp', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'controller']);
+    expect(calls('hupServices').map((c) => nodeOf(c.input))).toEqual(['controller']);
+    await h.executeUpdate(decideUpdate, { args: [{ action: 'retry', by: 'alice' }] });
+    const result = (await h.result()) as UpgradeResult;
+    expect(result.status).toBe('completed');
+    expect(hups().slice(8)).toEqual(['c5']);
+    expect(calls('hupServices')).toHaveLength(1);
+    expect(result.steps.find((s) => s.id === 'hup-all')).toMatchObject({ status: 'succeeded', operatorRetries: 1 });
   });
 
   it('a retry of a node whose nova-compute already restarted since the batch began does not stop it again', async () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { InventoryError, loadInventory, validateInventory } from '../inventory/load';
 import { computeBatches } from '../common/topology';
-import { plannedSteps as planUpgrade } from '../workflows/runbook';
+import { planUpgrade as planWithOptions, plannedSteps as planUpgrade } from '../workflows/runbook';
 import { labInventory } from '../lab/labInventory';
 import { planTopology } from '../lab/topology';
 
@@ -126,9 +126,22 @@ describe('inventory', () => {
     const monotonic = planUpgrade(inv).map((s) => s.id);
     expect(monotonic).toContain('switch-over');
     expect(monotonic).not.toContain('drain:apicomp');
-    const restarts = ids.filter((i) => i.startsWith('restart:controller:') && !i.endsWith('n-api'));
+    // Every conductor at once, then the other control services at once; nova-api is not among them.
+    const units = (id: string) => steps.find((s) => s.id === id)!.commands.map((c) => c.command.split(' ').pop());
+    expect(ids.indexOf('restart-conductors')).toBeLessThan(ids.indexOf('restart-control-services'));
+    expect(ids.indexOf('upgrade-check')).toBeLessThan(ids.indexOf('restart-conductors'));
+    expect(units('restart-conductors')).toEqual(['devstack@n-super-cond', 'devstack@n-cond-cell1']);
+    expect(units('restart-control-services')).toEqual([
+      'devstack@n-sch',
+      'devstack@n-api-meta',
+      'devstack@n-novnc-cell1',
+    ]);
+    // A run started before restarts-at-once keeps one step per service, conductors first.
+    const before = planWithOptions(inv, { computeHupInBatches: true, restartsAtOnce: false }).map((s) => s.id);
+    const restarts = before.filter((i) => i.startsWith('restart:controller:') && !i.endsWith('n-api'));
     expect(restarts[0]).toBe('restart:controller:devstack@n-super-cond');
     expect(restarts[1]).toBe('restart:controller:devstack@n-cond-cell1');
+    expect(before).not.toContain('restart-conductors');
     expect(ids.indexOf('upgrade-placement')).toBeLessThan(ids.indexOf('upgrade-check'));
     expect(ids.indexOf('compute-batch:2')).toBeLessThan(ids.indexOf('drain:controller'));
     const drain = steps.find((s) => s.id === 'drain:apicomp')!;

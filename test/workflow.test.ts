@@ -238,6 +238,42 @@ describe('novaUpgrade orchestration', () => {
     await h.terminate('test done');
   });
 
+  it('restarts the control services at once; one that fails is held by name, and a retry restarts only it', async () => {
+    script = newScript();
+    script.failures.set('restartServiceChecked', 1);
+    script.failWhen = (c) => c.input.unit === 'devstack@n-sch';
+    const h = await start(['before-upgrade', 'before-window', 'during-window']);
+    const held = await untilProgress(h, (x) => x.status === 'held', 'the hold');
+    expect(held.pendingDecision?.stepId).toBe('restart-control-services');
+    const step = held.steps.find((s) => s.id === 'restart-control-services')!;
+    expect(step.error).toMatch(/restart failed for devstack@n-sch on controller: .*failed as scripted/);
+    expect(step.error).toContain('restarted devstack@n-api-meta on controller, devstack@n-novnc-cell1 on controller');
+    // The conductors' step ran before, both at once, and is done.
+    expect(held.steps.find((s) => s.id === 'restart-conductors')?.status).toBe('succeeded');
+    const restarts = () =>
+      script.calls.filter((c) => c.name === 'restartServiceChecked').map((c) => c.input.unit as string);
+    expect(restarts()).toEqual([
+      'devstack@n-super-cond',
+      'devstack@n-cond-cell1',
+      'devstack@n-sch',
+      'devstack@n-api-meta',
+      'devstack@n-novnc-cell1',
+    ]);
+    await h.executeUpdate(decideUpdate, { args: [{ action: 'retry', by: 'alice' }] });
+    await untilProgress(
+      h,
+      (x) => x.steps.find((s) => s.id === 'restart-control-services')?.status === 'succeeded',
+      'the retried restarts',
+    );
+    // Only the unit that failed is restarted again, under a new key (a new run on the node).
+    expect(restarts().slice(5)).toEqual(['devstack@n-sch']);
+    const keys = script.calls
+      .filter((c) => c.name === 'restartServiceChecked' && c.input.unit === 'devstack@n-sch')
+      .map((c) => c.input.key as string);
+    expect(new Set(keys).size).toBe(2);
+    await h.terminate('test done');
+  });
+
   it('records a skip with its reason and goes on', async () => {
     script = newScript();
     script.failures.set('runUpgradeCheck', Infinity);
@@ -246,7 +282,7 @@ describe('novaUpgrade orchestration', () => {
     await h.executeUpdate(decideUpdate, { args: [{ action: 'skip', reason: 'checked by hand', by: 'alice' }] });
     const p = await untilProgress(
       h,
-      (x) => x.steps.find((s) => s.id === 'restart:controller:devstack@n-super-cond')?.status === 'succeeded',
+      (x) => x.steps.find((s) => s.id === 'restart-conductors')?.status === 'succeeded',
       'the conductor restart',
     );
     expect(p.steps.find((s) => s.id === 'upgrade-check')).toMatchObject({

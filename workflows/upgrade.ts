@@ -28,8 +28,13 @@ import { holdUnlessWindowAllows } from './window';
 export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
   // Pure expansion: the same commands whether the input came compact or in full.
   const inv = expandInventory(input.inventory);
-  // Asked first, before any command: a run started before it keeps one SIGHUP step per compute.
-  const plan = planUpgrade(inv, { computeHupInBatches: patched('compute-hup-in-batches') });
+  // Asked first, before any command, so that a run started on an earlier release keeps its plan:
+  // one SIGHUP step per compute, one restart step per control service, SIGHUPs in sequence.
+  const plan = planUpgrade(inv, {
+    computeHupInBatches: patched('compute-hup-in-batches'),
+    restartsAtOnce: patched('restarts-at-once'),
+    hupsAtOnce: patched('hups-at-once'),
+  });
   const batches = computeBatches(inv);
   const state = new UpgradeState(
     input,

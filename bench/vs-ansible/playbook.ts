@@ -85,10 +85,14 @@ function tasksFor(inv: Inventory, step: ReturnType<typeof plannedSteps>[number])
     case 'upgrade-placement':
     case 'upgrade-check':
     case 'restart':
+    // One task per command, one after another: Ansible restarts a host's services in a loop.
+    case 'restart-conductors':
+    case 'restart-control-services':
     case 'compute-batch':
     case 'hup':
     case 'hup-services':
     case 'hup-computes':
+    case 'hup-all':
     case 'check-cells':
     case 'check-orphans':
       return lit();

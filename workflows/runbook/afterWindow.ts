@@ -2,21 +2,20 @@
 // [upgrade_levels] compute=auto and lifts the RPC pin), then the data migrations that the new
 // release may need before the next one.
 import { executeChild, isCancellation, workflowInfo } from '@temporalio/workflow';
-import { cmd, computeBatches, hupServices, inventoryForBatch, nodeByName } from '../../common/topology';
+import {
+  cmd,
+  computeBatches,
+  hupServices,
+  inventoryForBatch,
+  nodeByName,
+  type ComputeBatch,
+} from '../../common/topology';
 import type { Inventory } from '../../inventory/schema';
 import { describeFailure } from '../failures';
-import { hupComputeBatch } from '../computeBatch';
+import { hupComputeBatch, type HupComputeBatchResult } from '../computeBatch';
+import { forEachLimit } from '../limit';
 import { hostList } from '../ops/computes';
-import type { RunbookStep } from './types';
-
-export interface AfterWindowOptions {
-  /**
-   * Since `compute-hup-in-batches`: nova-compute's SIGHUP runs in one child per compute batch,
-   * its nodes at once, instead of one parent step per compute (9 parent events per compute,
-   * measured at 92 computes; the parent would pass Temporal's 51,200-event limit near 5,500).
-   */
-  computeHupInBatches?: boolean;
-}
+import type { PlanOptions, RunbookStep } from './types';
 
 /** The patch that replaced one SIGHUP step per service with one step for all, node by node at once. */
 export const HUP_PER_NODE = 'hup-per-node';
@@ -65,6 +64,27 @@ function hupPerNodeStep(inv: Inventory, services: { node: string; unit: string }
   };
 }
 
+/**
+ * One compute batch's SIGHUP child, for the nodes of `batch` not in `done` (HUPed by an earlier
+ * attempt); adds the nodes it HUPed to `done`. The child's id carries the attempt's key.
+ */
+async function hupBatchChild(
+  inv: Inventory,
+  batch: ComputeBatch,
+  batches: number,
+  done: Set<string>,
+  key: string,
+): Promise<HupComputeBatchResult> {
+  const left = batch.nodes.filter((n) => !done.has(n));
+  const res = await executeChild(hupComputeBatch, {
+    args: [{ inventory: inventoryForBatch(inv, left), batch: { index: batch.index, nodes: left }, batches }],
+    workflowId: `${workflowInfo().workflowId}/hup-computes-${batch.index}/${key.split('/').pop()}`,
+    staticSummary: `SIGHUP nova-compute on batch ${batch.index}/${batches}: ${hostList(left)}`,
+  });
+  for (const n of res.done) done.add(n);
+  return res;
+}
+
 /** One step per compute batch, each a child that SIGHUPs the batch's nova-computes at once. */
 function computeHupSteps(inv: Inventory): RunbookStep[] {
   const batches = computeBatches(inv);
@@ -82,19 +102,7 @@ function computeHupSteps(inv: Inventory): RunbookStep[] {
           .map((s) => ({ node: n.name, command: cmd(inv, 'serviceHup', { unit: s.unit, node: n.name }) })),
       ),
       run: async (_rt, key) => {
-        const left = batch.nodes.filter((n) => !done.has(n));
-        const res = await executeChild(hupComputeBatch, {
-          args: [
-            {
-              inventory: inventoryForBatch(inv, left),
-              batch: { index: batch.index, nodes: left },
-              batches: batches.length,
-            },
-          ],
-          workflowId: `${workflowInfo().workflowId}/hup-computes-${batch.index}/${key.split('/').pop()}`,
-          staticSummary: `SIGHUP nova-compute on batch ${batch.index}/${batches.length}: ${hostList(left)}`,
-        });
-        for (const n of res.done) done.add(n);
+        const res = await hupBatchChild(inv, batch, batches.length, done, key);
         if (res.failed.length)
           throw new Error(
             `SIGHUP failed on ${res.failed.map((f) => `${f.node}: ${f.error}`).join('; ')}; the other nodes of the batch were HUPed`,
@@ -105,7 +113,80 @@ function computeHupSteps(inv: Inventory): RunbookStep[] {
   });
 }
 
-export function afterWindowSteps(inv: Inventory, opts: AfterWindowOptions = {}): RunbookStep[] {
+/**
+ * How many compute batches' SIGHUP children run at once. Each HUPs its batch's nodes at once (up
+ * to the batch's parallelism), so 2 children of 50-node batches are 100 HUP activities: half the
+ * worker's activity slots (maxConcurrentActivityTaskExecutions 200, worker/main.ts), leaving room
+ * for the probe and other upgrades, paced by the SSH pool's 8 concurrent handshakes. One after
+ * another, the 20 batches of 1,000 computes were 20 child round trips in sequence (0.27 s each
+ * on the quiet default lab, bench/steps.ts, plus each batch's slowest HUP).
+ */
+const HUP_CHILDREN_AT_ONCE = 2;
+
+/**
+ * Every SIGHUP of the after-window in one runbook line, all at once: one exchange per node for
+ * the services outside the compute batches, one child per compute batch for nova-compute. A node
+ * that fails is named (with its batch); the others keep their HUP, and a retry HUPs only the rest.
+ */
+function hupAllStep(inv: Inventory, services: { node: string; unit: string }[]): RunbookStep {
+  const byNode = new Map<string, string[]>();
+  for (const { node, unit } of services) byNode.set(node, [...(byNode.get(node) ?? []), unit]);
+  const batches = computeBatches(inv);
+  const done = new Set<string>();
+  const computesDone = new Set<string>();
+  const computes = batches.reduce((n, b) => n + b.nodes.length, 0);
+  return {
+    id: 'hup-all',
+    phase: 'after-window',
+    title: `SIGHUP every nova service at once: one exchange per node (${[...byNode]
+      .map(([node, units]) => `${node}: ${units.length}`)
+      .join(', ')}), nova-compute on ${computes} node(s) in ${batches.length} batch(es)`,
+    commands: [
+      ...services.map(({ node, unit }) => ({ node, command: cmd(inv, 'serviceHup', { unit, node }) })),
+      ...batches.flatMap((b) =>
+        b.nodes.flatMap((name) => {
+          const n = nodeByName(inv, name);
+          return n.services
+            .filter((x) => x.kind === 'compute')
+            .map((x) => ({ node: n.name, command: cmd(inv, 'serviceHup', { unit: x.unit, node: n.name }) }));
+        }),
+      ),
+    ],
+    run: async (rt, key) => {
+      const failed: string[] = [];
+      const sent: string[] = [];
+      const nodes = [...byNode]
+        .map(([node, units]) => [node, units.filter((u) => !done.has(`${node}/${u}`))] as const)
+        .filter(([, units]) => units.length);
+      const batchesLeft = batches.filter((b) => b.nodes.some((n) => !computesDone.has(n)));
+      await Promise.all([
+        ...nodes.map(async ([node, units]) => {
+          try {
+            await rt.ops.services.hupServices(node, units);
+            for (const u of units) done.add(`${node}/${u}`);
+            sent.push(`${node} (${units.join(', ')})`);
+          } catch (err) {
+            if (isCancellation(err)) throw err;
+            failed.push(`${node}: ${describeFailure(err)}`);
+          }
+        }),
+        forEachLimit(batchesLeft, HUP_CHILDREN_AT_ONCE, async (b) => {
+          const before = computesDone.size;
+          const res = await hupBatchChild(inv, b, batches.length, computesDone, key);
+          if (computesDone.size > before) sent.push(`nova-compute on ${res.done.length} node(s) of batch ${b.index}`);
+          for (const f of res.failed) failed.push(`${f.node} (batch ${b.index}): ${f.error}`);
+        }),
+      ]);
+      if (failed.length)
+        throw new Error(
+          `SIGHUP failed on ${failed.join('; ')}; every other service was HUPed, and a retry HUPs only these`,
+        );
+      return { summary: sent.length ? `sent HUP on ${sent.join('; ')}` : 'every service was HUPed already' };
+    },
+  };
+}
+
+export function afterWindowSteps(inv: Inventory, opts: PlanOptions = {}): RunbookStep[] {
   const ctl = inv.controller;
   const phase = 'after-window';
   // Only the batches' computes move into children; an excluded compute keeps its own step.
@@ -129,8 +210,9 @@ export function afterWindowSteps(inv: Inventory, opts: AfterWindowOptions = {}):
       retiredBy: HUP_PER_NODE,
       run: (rt) => rt.ops.services.hupService(node, unit),
     })),
-    hupPerNodeStep(inv, perService),
-    ...(opts.computeHupInBatches ? computeHupSteps(inv) : []),
+    ...(opts.hupsAtOnce && opts.computeHupInBatches
+      ? [hupAllStep(inv, perService)]
+      : [hupPerNodeStep(inv, perService), ...(opts.computeHupInBatches ? computeHupSteps(inv) : [])]),
     // An orphaned record (a host renamed or gone) keeps the RPC version pinned: the operator removes it.
     {
       id: 'check-orphans',

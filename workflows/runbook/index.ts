@@ -10,27 +10,28 @@
 //                   batches, then each nova-api behind its drain while tempest runs;
 //   after-window    SIGHUP lifts the pin, orphans are found, online data migrations finish.
 import type { Inventory } from '../../inventory/schema';
-import { afterWindowSteps, type AfterWindowOptions } from './afterWindow';
+import { afterWindowSteps } from './afterWindow';
 import { beforeUpgradeSteps } from './beforeUpgrade';
 import { beforeWindowSteps } from './beforeWindow';
 import { duringWindowSteps } from './duringWindow';
-import type { PlannedStep, RunbookStep } from './types';
+import { CURRENT_PLAN, type PlanOptions, type PlannedStep, type RunbookStep } from './types';
 import { nodesUsingSudo } from '../../common/sudo';
 import { cellsStep, nodeAccessStep, serviceVersionsStep } from './beforeUpgrade';
 
-export type { PlannedStep, RunbookStep, RunContext, Mark } from './types';
+export type { PlannedStep, PlanOptions, RunbookStep, RunContext, Mark } from './types';
+export { CURRENT_PLAN } from './types';
 
 /**
  * `opts` are the plan's shapes that changed after a release: the workflow passes what its
  * `patched()` markers say, so a run started earlier keeps its plan; the dry run shows today's.
  */
-export function planUpgrade(inv: Inventory, opts: AfterWindowOptions = { computeHupInBatches: true }): RunbookStep[] {
+export function planUpgrade(inv: Inventory, opts: PlanOptions = CURRENT_PLAN): RunbookStep[] {
   // The controller's code is installed before the window; other nodes at their first restart.
   const installed = new Set([inv.controller]);
   const rest = [
     ...beforeUpgradeSteps(inv),
     ...beforeWindowSteps(inv),
-    ...duringWindowSteps(inv, installed),
+    ...duringWindowSteps(inv, installed, opts),
     ...afterWindowSteps(inv, opts),
   ];
   // First of all, before anything changes: every node takes the login, and sudo needs no

@@ -1,8 +1,9 @@
 // Installing the new code on a node: one runbook line per node, at the first step that needs it.
-import { patched } from '@temporalio/workflow';
+import { isCancellation, patched } from '@temporalio/workflow';
 import { cmd } from '../../common/topology';
 import type { Phase } from '../../common/messages';
 import type { Inventory } from '../../inventory/schema';
+import { describeFailure } from '../failures';
 import type { RunbookStep } from './types';
 
 export function installCodeStep(inv: Inventory, phase: Phase, node: string): RunbookStep {
@@ -46,6 +47,57 @@ export function restartStep(inv: Inventory, phase: Phase, node: string, unit: st
         },
         key,
       );
+    },
+  };
+}
+
+/**
+ * Several in-place restarts as one runbook line, all at once (each still one checked run on its
+ * node, keyed by the step's attempt and the unit, so an activity retry reattaches and never
+ * restarts twice). A unit that fails is named; the others keep their restart, and an operator's
+ * retry restarts only the rest. (A run started before `restarts-at-once` plans the one-per-service
+ * steps from its start, so it never meets this step half-way.)
+ */
+export function restartGroupStep(
+  inv: Inventory,
+  phase: Phase,
+  id: string,
+  title: string,
+  group: { node: string; unit: string }[],
+): RunbookStep {
+  const done = new Set<string>();
+  const name = (r: { node: string; unit: string }) => `${r.unit} on ${r.node}`;
+  return {
+    id,
+    phase,
+    title,
+    commands: group.map(({ node, unit }) => ({ node, command: cmd(inv, 'serviceRestart', { unit, node }) })),
+    exposes: { during: group.map(({ node, unit }) => ({ service: { node, unit } })) },
+    run: async (rt, key) => {
+      const left = group.filter((r) => !done.has(name(r)));
+      const summaries = new Map<string, string>();
+      const failed: string[] = [];
+      await Promise.all(
+        left.map(async (r) => {
+          try {
+            const out = await rt.ops.services.restartServiceChecked(r.node, r.unit, `${key}/${r.node}/${r.unit}`);
+            done.add(name(r));
+            summaries.set(name(r), out.summary);
+          } catch (err) {
+            if (isCancellation(err)) throw err;
+            failed.push(`${name(r)}: ${describeFailure(err)}`);
+          }
+        }),
+      );
+      if (failed.length) {
+        const ok = left.filter((r) => done.has(name(r)));
+        throw new Error(
+          `restart failed for ${failed.join('; ')}${ok.length ? `; restarted ${ok.map(name).join(', ')}` : ''}`,
+        );
+      }
+      // In the group's order, whatever order the restarts ended in.
+      const said = left.map((r) => summaries.get(name(r))!);
+      return { summary: said.length ? said.join('; ') : `every service of this step was restarted already` };
     },
   };
 }

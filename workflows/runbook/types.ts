@@ -73,5 +73,37 @@ export interface RunbookStep {
   run: (rt: RunContext, key: string) => Promise<Outcome>;
 }
 
+/**
+ * The plan's shapes that changed after a release. The workflow asks each one's `patched()` marker
+ * first of all, before any command, so a run started earlier keeps the plan it started with; the
+ * dry run and a new run get today's (every field true).
+ */
+export interface PlanOptions {
+  /**
+   * Since `compute-hup-in-batches`: nova-compute's SIGHUP runs in one child per compute batch,
+   * its nodes at once, instead of one parent step per compute (9 parent events per compute,
+   * measured at 92 computes; the parent would pass Temporal's 51,200-event limit near 5,500).
+   */
+  computeHupInBatches?: boolean;
+  /**
+   * Since `restarts-at-once`: the in-place restarts run as two steps, every conductor at once,
+   * then every other control service at once, instead of one step per service one after another.
+   */
+  restartsAtOnce?: boolean;
+  /**
+   * Since `hups-at-once` (with `computeHupInBatches`): one after-window step SIGHUPs every
+   * service at once, the nodes' exchanges beside the compute batches' children (up to 2 at
+   * once), instead of the nodes' step and then one step per batch, one after another.
+   */
+  hupsAtOnce?: boolean;
+}
+
+/** Today's plan: what `--dry-run` prints and what a new upgrade runs. */
+export const CURRENT_PLAN: Required<PlanOptions> = {
+  computeHupInBatches: true,
+  restartsAtOnce: true,
+  hupsAtOnce: true,
+};
+
 /** A step's fields that the dry run and the progress need, without the code. */
 export type PlannedStep = Pick<RunbookStep, 'id' | 'phase' | 'title' | 'node' | 'commands'>;
