@@ -150,10 +150,14 @@ export const SCENARIOS: Scenario[] = [
     script: (s) => {
       // New runs restart in one activity (restartServiceChecked, behind 'restart-one-exchange').
       s.failures.set('restartServiceChecked', 1);
-      s.failWhen = (c) => c.name !== 'restartServiceChecked' || String(c.input.unit).includes('n-api');
+      // nova-api's unit only: devstack@n-api-meta (the metadata API, restarted in place) is not it.
+      s.failWhen = (c) => c.name !== 'restartServiceChecked' || String(c.input.unit).endsWith('@n-api');
     },
     drive: async (h, until) => {
-      await until((p) => p.pendingDecision?.stepId?.startsWith('restart:') === true, 'the hold at an API restart');
+      await until(
+        (p) => /^restart:[^:]+:devstack@n-api$/.test(p.pendingDecision?.stepId ?? ''),
+        'the hold at an API restart',
+      );
       await decide(h, 'abort', 'recorded abort in the window');
     },
   },
