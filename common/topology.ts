@@ -2,7 +2,7 @@
 // which services are drained behind HAProxy, which restart in place, how computes are batched.
 // Pure, so the dry run, the workflow and the CLI derive the very same answers.
 import { DEFAULT_COMMANDS, renderCommand, type CommandName } from '../inventory/commands';
-import { releaseOf } from '../inventory/releases';
+import { compareNovaVersions, releaseOf } from '../inventory/releases';
 import type { Inventory, Node, Service } from '../inventory/schema';
 import type { LbTarget } from './haproxy';
 import { sshTargetFor, type SshTarget } from './sshTarget';
@@ -32,6 +32,22 @@ export interface DrainedService {
 
 /** A service is drained behind HAProxy if it is nova-api or the inventory gives it a server or backends. */
 const isDrained = (s: Service) => s.kind === 'api' || !!s.haproxyServer || !!s.haproxyBackends;
+
+/**
+ * After the window nova-compute must re-read `[upgrade_levels] compute = auto`. nova 34.0.0
+ * (2026.2 Hibiscus) runs nova-compute on native threads by default (doc/source/admin/
+ * concurrency.rst), in the main process (`no_fork`), where oslo.service 4.8.0's threading backend
+ * does not reload on SIGHUP: its handler raises SignalExit in the main thread
+ * (`ProcessLauncher._reload_service`, "TODO ... implement the restart() method for no_fork").
+ * Seen on the real lab: after the SIGHUP the process lived on and kept its heartbeat (the service
+ * list said "up"), but dropped every RPC call: the API's `os-hypervisors/<id>/uptime` to it timed
+ * out at 60 s. So from 34.0.0 the target's nova-compute is restarted instead, which re-reads the
+ * config as a SIGHUP would and is correct in eventlet mode too; the forking services (conductor,
+ * scheduler) reload by restarting their workers under cotyledon, and keep the SIGHUP.
+ */
+export function computeReloadsByRestart(inv: Inventory): boolean {
+  return compareNovaVersions(inv.release.to, '34.0.0') >= 0;
+}
 
 /** Conductors first: newer services must find conductors that already speak their RPC version. */
 export const RESTART_ORDER: Service['kind'][] = ['conductor', 'scheduler', 'metadata', 'console', 'other'];

@@ -29,8 +29,9 @@ const taskQueue = `fleet-test-${randomUUID()}`;
 const ALL: Phase[] = ['before-upgrade', 'before-window', 'during-window', 'after-window'];
 
 /** The seed's two nodes plus `extra` compute-only nodes (addresses in this file's subnet). */
-function inventory(extra: number, compute: Record<string, unknown>): Inventory {
+function inventory(extra: number, compute: Record<string, unknown>, release?: { from: string; to: string }): Inventory {
   const raw = parse(readFileSync('examples/seed-two-node.yaml', 'utf8')) as Record<string, unknown>;
+  if (release) raw.release = release;
   const nodes = [...(raw.nodes as unknown[])];
   for (let i = 1; i <= extra; i++) nodes.push({ name: `c${i}`, address: `127.0.41.${i}`, roles: ['compute'] });
   return validateInventory({
@@ -176,7 +177,7 @@ describe('compute batches at fleet shape', () => {
     script.failWhen = (c) => c.name === 'hupService' && nodeOf(c.input) === 'c5';
     const h = await start(inventory(6, { batchSize: 4 }));
     const held = await untilProgress(h, (p) => p.pendingDecision?.stepId === 'hup-all', 'the SIGHUP hold');
-    expect(held.pendingDecision?.error).toMatch(/^SIGHUP failed on c5 \(batch 2\): .*a retry HUPs only these$/);
+    expect(held.pendingDecision?.error).toMatch(/^SIGHUP failed on c5 \(batch 2\): .*a retry does only these$/);
     const hups = () => calls('hupService').map((c) => nodeOf(c.input));
     // Both batches' children ran, beside the controller's exchange: every other node was HUPed once.
     expect(hups().sort()).toEqual(['apicomp', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'controller']);
@@ -187,6 +188,27 @@ describe('compute batches at fleet shape', () => {
     expect(hups().slice(8)).toEqual(['c5']);
     expect(calls('hupServices')).toHaveLength(1);
     expect(result.steps.find((s) => s.id === 'hup-all')).toMatchObject({ status: 'succeeded', operatorRetries: 1 });
+  });
+
+  it('to nova 34, nova-compute is restarted after the window instead of SIGHUPed (34 does not reload it on SIGHUP)', async () => {
+    script = newScript();
+    script.overrides = {
+      readCodeVersion: () => ({ summary: 'ok', alreadyDone: false, commands: [], version: '34.0.0' }),
+    };
+    // apicomp excluded from the batches: its nova-compute is restarted by the parent's step.
+    const h = await start(inventory(3, { batchSize: 2, exclude: ['apicomp'] }, { from: '33.0.2', to: '34.0.0' }));
+    const result = (await h.result()) as UpgradeResult;
+    expect(result.status).toBe('completed');
+    // No nova-compute got a SIGHUP, by itself or in a node's exchange; the other services did.
+    expect(calls('hupService')).toEqual([]);
+    const hupped = calls('hupServices').flatMap((c) => (c.input.hups as { unit: string }[]).map((x) => x.unit));
+    expect(hupped).not.toContain('devstack@n-cpu');
+    expect(hupped).toContain('devstack@n-sch');
+    // Each compute's restart after the window: in its batch's child, or the parent's for apicomp.
+    const after = calls('restartServiceChecked').filter((c) => /hup-computes-|hup-all/.test(c.input.key as string));
+    expect(after.map((c) => nodeOf(c.input)).sort()).toEqual(['apicomp', 'c1', 'c2', 'c3', 'controller']);
+    for (const c of after) expect(c.input.unit).toBe('devstack@n-cpu');
+    expect(result.steps.find((s) => s.id === 'hup-all')?.summary).toMatch(/restarted nova-compute on/);
   });
 
   it('a retry of a node whose nova-compute already restarted since the batch began does not stop it again', async () => {

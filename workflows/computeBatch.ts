@@ -6,8 +6,15 @@
 // `compute.parallel`), and a node that fails no longer fails its batch: its batch-mates finish,
 // and the child returns the failed nodes for the parent to hold one by one (holds stay in the
 // parent: a child cannot receive the parent's signals).
-import { ApplicationFailure, isCancellation, patched, setCurrentDetails } from '@temporalio/workflow';
-import { computeParallel, computeUnit, isComputeOnly, nodeByName, type ComputeBatch } from '../common/topology';
+import { ApplicationFailure, isCancellation, patched, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
+import {
+  computeParallel,
+  computeReloadsByRestart,
+  computeUnit,
+  isComputeOnly,
+  nodeByName,
+  type ComputeBatch,
+} from '../common/topology';
 import type { Inventory } from '../inventory/schema';
 import { describeFailure } from './failures';
 import { forEachLimit } from './limit';
@@ -268,24 +275,31 @@ export async function hupComputeBatch(input: HupComputeBatchInput): Promise<HupC
   const nodes = input.batch.nodes.map((name) => nodeByName(inv, name));
   const done: string[] = [];
   const failed: FailedNode[] = [];
-  setCurrentDetails(`SIGHUP nova-compute on ${nodes.length} nodes of batch ${input.batch.index}/${input.batches}`);
+  // nova 34+ runs nova-compute where a SIGHUP stops its RPC server (computeReloadsByRestart):
+  // a checked restart instead, keyed by this child's id (one per parent attempt) and the node.
+  // Children of runs started before replay with the SIGHUP.
+  const restart = computeReloadsByRestart(inv) && patched('compute-restart-not-sighup-on-threads');
+  const verb = restart ? 'restart' : 'SIGHUP';
+  setCurrentDetails(`${verb} nova-compute on ${nodes.length} nodes of batch ${input.batch.index}/${input.batches}`);
   await forEachLimit(nodes, computeParallel(inv), async (n) => {
     const unit = computeUnit(n);
     try {
-      await ops.services.hupService(n.name, unit);
+      if (restart)
+        await ops.services.restartServiceChecked(n.name, unit, `${workflowInfo().workflowId}/restart-${n.name}`);
+      else await ops.services.hupService(n.name, unit);
       done.push(n.name);
     } catch (err) {
       if (isCancellation(err)) throw err;
       failed.push({
         node: n.name,
         host: n.novaHost,
-        stage: `SIGHUP ${unit} on ${n.name}`,
+        stage: `${verb} ${unit} on ${n.name}`,
         error: describeFailure(err),
       });
     }
   });
   return {
-    summary: `SIGHUP nova-compute on ${hostList(done.length ? done : ['no node'])}${failed.length ? `; failed on ${hostList(failed.map((f) => f.node))}` : ''}`,
+    summary: `${restart ? 'restarted' : 'SIGHUP'} nova-compute on ${hostList(done.length ? done : ['no node'])}${failed.length ? `; failed on ${hostList(failed.map((f) => f.node))}` : ''}`,
     done,
     failed,
   };

@@ -5,6 +5,7 @@ import { executeChild, isCancellation, workflowInfo } from '@temporalio/workflow
 import {
   cmd,
   computeBatches,
+  computeReloadsByRestart,
   hupServices,
   inventoryForBatch,
   nodeByName,
@@ -129,26 +130,38 @@ const HUP_CHILDREN_AT_ONCE = 2;
  * that fails is named (with its batch); the others keep their HUP, and a retry HUPs only the rest.
  */
 function hupAllStep(inv: Inventory, services: { node: string; unit: string }[]): RunbookStep {
+  // nova-compute outside the batches (an excluded compute) is restarted too where a SIGHUP
+  // would stop its RPC server (computeReloadsByRestart); the batches' children decide the same.
+  const byRestart = computeReloadsByRestart(inv);
+  const isCompute = ({ node, unit }: { node: string; unit: string }) =>
+    nodeByName(inv, node).services.some((x) => x.unit === unit && x.kind === 'compute');
+  const restarts = byRestart ? services.filter(isCompute) : [];
+  const hups = services.filter((x) => !restarts.includes(x));
   const byNode = new Map<string, string[]>();
-  for (const { node, unit } of services) byNode.set(node, [...(byNode.get(node) ?? []), unit]);
+  for (const { node, unit } of hups) byNode.set(node, [...(byNode.get(node) ?? []), unit]);
   const batches = computeBatches(inv);
   const done = new Set<string>();
   const computesDone = new Set<string>();
   const computes = batches.reduce((n, b) => n + b.nodes.length, 0);
+  const computeCommand = (node: string, unit: string) =>
+    cmd(inv, byRestart ? 'serviceRestart' : 'serviceHup', { unit, node });
   return {
     id: 'hup-all',
     phase: 'after-window',
     title: `SIGHUP every nova service at once: one exchange per node (${[...byNode]
       .map(([node, units]) => `${node}: ${units.length}`)
-      .join(', ')}), nova-compute on ${computes} node(s) in ${batches.length} batch(es)`,
+      .join(', ')}), nova-compute on ${computes} node(s) in ${batches.length} batch(es)${
+      byRestart ? `, nova-compute restarted instead (nova ${inv.release.to} does not reload it on SIGHUP)` : ''
+    }`,
     commands: [
-      ...services.map(({ node, unit }) => ({ node, command: cmd(inv, 'serviceHup', { unit, node }) })),
+      ...hups.map(({ node, unit }) => ({ node, command: cmd(inv, 'serviceHup', { unit, node }) })),
+      ...restarts.map(({ node, unit }) => ({ node, command: computeCommand(node, unit) })),
       ...batches.flatMap((b) =>
         b.nodes.flatMap((name) => {
           const n = nodeByName(inv, name);
           return n.services
             .filter((x) => x.kind === 'compute')
-            .map((x) => ({ node: n.name, command: cmd(inv, 'serviceHup', { unit: x.unit, node: n.name }) }));
+            .map((x) => ({ node: n.name, command: computeCommand(n.name, x.unit) }));
         }),
       ),
     ],
@@ -158,30 +171,40 @@ function hupAllStep(inv: Inventory, services: { node: string; unit: string }[]):
       const nodes = [...byNode]
         .map(([node, units]) => [node, units.filter((u) => !done.has(`${node}/${u}`))] as const)
         .filter(([, units]) => units.length);
+      const restartsLeft = restarts.filter(({ node, unit }) => !done.has(`${node}/${unit}`));
       const batchesLeft = batches.filter((b) => b.nodes.some((n) => !computesDone.has(n)));
       await Promise.all([
         ...nodes.map(async ([node, units]) => {
           try {
             await rt.ops.services.hupServices(node, units);
             for (const u of units) done.add(`${node}/${u}`);
-            sent.push(`${node} (${units.join(', ')})`);
+            sent.push(`HUP on ${node} (${units.join(', ')})`);
+          } catch (err) {
+            if (isCancellation(err)) throw err;
+            failed.push(`${node}: ${describeFailure(err)}`);
+          }
+        }),
+        ...restartsLeft.map(async ({ node, unit }) => {
+          try {
+            await rt.ops.services.restartServiceChecked(node, unit, `${key}/${node}/${unit}`);
+            done.add(`${node}/${unit}`);
+            sent.push(`restarted ${unit} on ${node}`);
           } catch (err) {
             if (isCancellation(err)) throw err;
             failed.push(`${node}: ${describeFailure(err)}`);
           }
         }),
         forEachLimit(batchesLeft, HUP_CHILDREN_AT_ONCE, async (b) => {
-          const before = computesDone.size;
           const res = await hupBatchChild(inv, b, batches.length, computesDone, key);
-          if (computesDone.size > before) sent.push(`nova-compute on ${res.done.length} node(s) of batch ${b.index}`);
+          if (res.done.length) sent.push(`${res.summary} (batch ${b.index})`);
           for (const f of res.failed) failed.push(`${f.node} (batch ${b.index}): ${f.error}`);
         }),
       ]);
       if (failed.length)
         throw new Error(
-          `SIGHUP failed on ${failed.join('; ')}; every other service was HUPed, and a retry HUPs only these`,
+          `${byRestart ? 'SIGHUP or restart' : 'SIGHUP'} failed on ${failed.join('; ')}; every other service was done, and a retry does only these`,
         );
-      return { summary: sent.length ? `sent HUP on ${sent.join('; ')}` : 'every service was HUPed already' };
+      return { summary: sent.length ? sent.join('; ') : 'every service was HUPed already' };
     },
   };
 }
