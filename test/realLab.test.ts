@@ -105,6 +105,12 @@ const REAL = REAL_VENVS;
 // The real fault in the one upgrade (issue 10 §4): it costs failed starts and a retry, so CI
 // leaves it out; NOVA_UPGRADE_REAL_FAULT=1 turns it on.
 const INJECT_API_FAULT = process.env.NOVA_UPGRADE_REAL_FAULT === '1';
+// The harness probe's requests a second over the upgrade's whole window: 8 by default. CI, which
+// runs this file beside the rest of the suite on 2 cores, asks for 6
+// (NOVA_UPGRADE_REAL_PROBE_RATE): the authenticated requests (keystone, nova-api, MariaDB) were
+// most of the real lab's 1.5 cores (docs/real-lab.md, "CI"), and 6 a second still gives the 2,000
+// requests asserted below in the quiet machine's window (394 s on 30 Nov: 2,364 at 6 a second).
+const PROBE_RATE = Number(process.env.NOVA_UPGRADE_REAL_PROBE_RATE ?? '8');
 
 beforeAll(async () => {
   if (!REAL) return;
@@ -142,7 +148,7 @@ describe.runIf(REAL)('the real-nova lab', () => {
       url: lab.vipUrl,
       paths: ['/', '/v2.1/'],
       auth: realProbeAuth(realFiles(controller.root).clouds),
-      ratePerSecond: 8,
+      ratePerSecond: PROBE_RATE,
       clients: 4,
       requestTimeoutMs: 10_000,
       maxDurationMs: 60 * 60_000,
