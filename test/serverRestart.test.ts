@@ -109,7 +109,9 @@ it(
     client = await connect();
     const inv = loadInventory(lab.inventoryPath);
     inv.cloud = 'server-restart';
-    inv.tempest.enabled = false;
+    // Tempest before the upgrade gives both watches its 2-3 s to start and render (a tsx CLI
+    // takes about that) before the window.
+    inv.tempest.enabled = true;
     // A worker that loses the server mid-activity has its heartbeats refused; keep the resulting waits short.
     inv.timeouts.heartbeatSeconds = 5;
     inv.timeouts.readSeconds = 10;
@@ -127,14 +129,23 @@ it(
     const h = await startUpgrade(client, taskQueue, inv, { autoApprove: [...PHASES] });
     const id = h.workflowId;
 
-    // The operator's watch dies mid-upgrade; a second one picks it up.
+    // The operator's watch dies mid-upgrade; a second one, started beside it, carries on. The
+    // second must be following before the server stops: a first connection that fails is not
+    // waited for (connectClient: exit 1 naming the address), and a watch started only after the
+    // kill lost that race once the restarts ran at once (compute-batch:1, where the server
+    // stops, now begins about 3 s into the window, sooner than a tsx CLI renders).
     const first = watch(id);
+    const second = watch(id);
+    const rendered = async (w: ReturnType<typeof watch>, text: string) => {
+      for (const t = Date.now(); !w.output().includes(text); await sleep(50))
+        if (Date.now() - t > 60_000) throw new Error(`the watch never printed "${text}": ${w.output()}`);
+    };
+    await rendered(second, '] phase ');
     const killedAt = await until(h, (p) => p.phase === 'during-window', 'the maintenance window');
-    await sleep(1000);
+    await rendered(first, '[running] phase during-window');
     first.child.kill('SIGKILL');
     await first.exited;
     expect(first.child.signalCode).toBe('SIGKILL');
-    const second = watch(id);
 
     // Stop the server while a compute batch runs (a child workflow with activities in flight).
     const at = await until(h, (p) => running(p, 'compute-batch:'), 'a compute batch');

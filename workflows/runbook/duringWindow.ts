@@ -81,7 +81,7 @@ export function duringWindowSteps(inv: Inventory, installed: Set<string>, opts: 
     // Every conductor at once, then every other control service at once, as kolla-ansible's
     // handlers restart a service's containers on all its hosts in parallel. The conductors
     // come first: services on the new code must find a conductor that speaks it. On the quiet
-    // default lab the five controller restarts took 3.3 s one after another (0.6-0.7 s each,
+    // default lab the five controller restarts took 3.2 s one after another (0.6-0.7 s each,
     // bench/steps.ts); at once they take about the slowest of each group.
     const restarts = inPlaceRestarts(inv);
     const groups = [
