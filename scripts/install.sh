@@ -64,7 +64,7 @@ npm run build >&2
 
 # NOVA_UPGRADE_VENVS=33-34 (or 31-33) builds the real-nova lab's venvs (15 min cold, measured
 # on a busy machine; 0.2 s warm). Asked for, npm test also runs one real-nova upgrade
-# (test/realLab.test.ts); CI leaves it out (.ci/run says why).
+# (test/realLab.test.ts) beside the rest (scripts/test.sh); CI asks for it (.ci/run).
 if [[ "${NOVA_UPGRADE_VENVS:-skip}" != skip ]]; then
   step "OpenStack venvs for the real-nova lab"
   bash scripts/openstack-venvs.sh --pair "${NOVA_UPGRADE_VENVS}"

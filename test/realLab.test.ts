@@ -99,8 +99,9 @@ async function runTempestNow(controller: LabInfo['nodes'][number]): Promise<stri
     : `tempest failed: ${v.reason}\n${r.stdout.slice(-3000)}`;
 }
 
-// Runs when NOVA_UPGRADE_VENVS names the pair (test/helpers/realVenvs.ts); CI leaves it out
-// (.ci/run says why).
+// Runs when NOVA_UPGRADE_VENVS names the pair (test/helpers/realVenvs.ts): CI runs the upgrade
+// test in a lane beside the rest of the suite (scripts/test.sh); the negative controls run when
+// the file is run by itself.
 const REAL = REAL_VENVS;
 // The real fault in the one upgrade (issue 10 §4): it costs failed starts and a retry, so CI
 // leaves it out; NOVA_UPGRADE_REAL_FAULT=1 turns it on.
