@@ -4,7 +4,7 @@
 // probe sends requests through the VIP. Needs the venvs of scripts/openstack-venvs.sh (the
 // lab builds them if missing) and the apt packages of scripts/install.sh.
 import { execFile, execFileSync } from 'node:child_process';
-import { appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -20,18 +20,22 @@ import { labDown, labUp, runOnNode, type LabInfo } from '../lab/lab';
 import { realProbeAuth } from '../lab/labInventory';
 import { NOVA_UNITS, nodeLayout } from '../lab/node/layout';
 import { readUnitFile } from '../lab/node/units';
-import { backingPids } from '../lab/real/backing';
 import { realFiles } from '../lab/real/configs';
 import { REAL_TEMPEST_LIST, realTempestCommand, realTempestDir } from '../lab/real/tempest';
 import { parseStestrTotals } from '../activities/tempest/stestr';
 import { runNodeBin } from '../lab/real/realLab';
 import type { Progress, UpgradeResult } from '../common/messages';
-import { stopWorkerProcess } from '../worker/process';
 import { sharedTemporal, startSharedWorkerProcess } from './temporalEnv';
 import { runCli, type CliRun } from './helpers/cli';
 import { REAL_VENVS } from './helpers/realVenvs';
 import { labPeakRss } from '../lab/rss';
-import { computeServiceList, expectLiveServiceRowsAt, serviceVersion, venvsMappedBy } from './helpers/realLab';
+import {
+  computeServiceList,
+  expectLiveServiceRowsAt,
+  serviceVersion,
+  tearDownRealLab,
+  venvsMappedBy,
+} from './helpers/realLab';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'real-lab-'));
@@ -141,12 +145,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (!REAL) return;
-  await stopWorkerProcess(dir);
-  await labDown(stateDir);
-  // Nothing the lab started may outlive `lab down`: services, MariaDB, RabbitMQ, epmd.
-  expect(backingPids(stateDir)).toEqual([]);
-  // NOVA_UPGRADE_KEEP_LAB=1 keeps the state directory (every unit's log) to look at afterwards.
-  if (process.env.NOVA_UPGRADE_KEEP_LAB !== '1') rmSync(dir, { recursive: true, force: true });
+  await tearDownRealLab(dir, stateDir);
 }, 120_000);
 
 describe.runIf(REAL)('the real-nova lab', () => {

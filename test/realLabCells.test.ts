@@ -7,7 +7,7 @@
 // 127.0.90. About 30 min on a 2-core machine, so only with NOVA_UPGRADE_REAL_CELL2=1. tempest is
 // off in this run (the inventory's tempest.enabled: false): test/realLab.test.ts runs it, and its
 // four runs cost ≈ 8 min here without telling anything about cells.
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -21,11 +21,10 @@ import { labInventory } from '../lab/labInventory';
 import { labPeakRss } from '../lab/rss';
 import { cellConductorUnit, NOVA_UNITS, nodeLayout } from '../lab/node/layout';
 import { readUnitFile } from '../lab/node/units';
-import { backingPids, mariadbQuery } from '../lab/real/backing';
+import { mariadbQuery } from '../lab/real/backing';
 import { realFiles } from '../lab/real/configs';
 import { backingDirs, runNodeBin } from '../lab/real/realLab';
 import { planTopology } from '../lab/topology';
-import { stopWorkerProcess } from '../worker/process';
 import { sharedTemporal, startSharedWorkerProcess } from './temporalEnv';
 import { runCli, type CliRun } from './helpers/cli';
 import {
@@ -33,6 +32,7 @@ import {
   expectLiveServiceRowsAt,
   runRecords,
   serviceVersion,
+  tearDownRealLab,
   venvsMappedBy,
 } from './helpers/realLab';
 
@@ -129,11 +129,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (!REAL) return;
-  await stopWorkerProcess(dir);
-  await labDown(stateDir);
-  expect(backingPids(stateDir)).toEqual([]);
-  // NOVA_UPGRADE_KEEP_LAB=1 keeps the lab's files (unit logs, run records) to read after a failure.
-  if (process.env.NOVA_UPGRADE_KEEP_LAB !== '1') rmSync(dir, { recursive: true, force: true });
+  await tearDownRealLab(dir, stateDir);
 }, 120_000);
 
 describe.runIf(REAL)('the real-nova lab with cell2', () => {

@@ -9,7 +9,7 @@
 // apt packages of scripts/install.sh; ≈ 25 min on a 2-core machine, so only with
 // NOVA_UPGRADE_REAL_SLURP=1 (test/realLab.test.ts, the 33 → 34 run, has its own gate: NOVA_UPGRADE_VENVS).
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -24,13 +24,12 @@ import { labDown, labUp, type LabInfo } from '../lab/lab';
 import { realProbeAuth } from '../lab/labInventory';
 import { NOVA_UNITS, nodeLayout } from '../lab/node/layout';
 import { readUnitFile } from '../lab/node/units';
-import { backingPids, mariadbQuery } from '../lab/real/backing';
+import { mariadbQuery } from '../lab/real/backing';
 import { realFiles } from '../lab/real/configs';
 import { backingDirs, venvRoot } from '../lab/real/realLab';
-import { stopWorkerProcess } from '../worker/process';
 import { sharedTemporal, startSharedWorkerProcess } from './temporalEnv';
 import { runCli, type CliRun } from './helpers/cli';
-import { venvsMappedBy } from './helpers/realLab';
+import { tearDownRealLab, venvsMappedBy } from './helpers/realLab';
 
 const run = promisify(execFile);
 const REAL = process.env.NOVA_UPGRADE_REAL_SLURP === '1';
@@ -89,11 +88,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (!REAL) return;
-  await stopWorkerProcess(dir);
-  await labDown(stateDir);
-  expect(backingPids(stateDir)).toEqual([]);
-  // NOVA_UPGRADE_KEEP_LAB=1 keeps the lab's files (unit logs) to read after a failure.
-  if (process.env.NOVA_UPGRADE_KEEP_LAB !== '1') rmSync(dir, { recursive: true, force: true });
+  await tearDownRealLab(dir, stateDir);
 }, 120_000);
 
 describe.runIf(REAL)('the real-nova lab, skip-level 31.3.1 → 33.0.2', () => {

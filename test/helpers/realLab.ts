@@ -2,12 +2,13 @@
 // service version of a release, the code a running unit imported, nova's services rows, the
 // compute service list through nova's API, and the tool's detached-run records on a node.
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'vitest';
-import type { LabInfo } from '../../lab/lab';
-import { mariadbQuery } from '../../lab/real/backing';
+import { labDown, type LabInfo } from '../../lab/lab';
+import { backingPids, mariadbQuery } from '../../lab/real/backing';
+import { stopWorkerProcess } from '../../worker/process';
 import { backingDirs, runNodeBin, venvRoot } from '../../lab/real/realLab';
 
 const run = promisify(execFile);
@@ -104,4 +105,16 @@ export function runRecords(root: string): RunRecord[] {
       ...(finished !== undefined ? { finishedAt: Number(finished) } : {}),
     };
   });
+}
+
+/**
+ * A real-lab file's afterAll: its worker and its lab stopped, and nothing the lab started left
+ * running (services, MariaDB, RabbitMQ, epmd), even after a failed test. NOVA_UPGRADE_KEEP_LAB=1
+ * keeps `dir` (every unit's log, the run records) to read afterwards.
+ */
+export async function tearDownRealLab(dir: string, stateDir: string): Promise<void> {
+  await stopWorkerProcess(dir);
+  await labDown(stateDir);
+  expect(backingPids(stateDir)).toEqual([]);
+  if (process.env.NOVA_UPGRADE_KEEP_LAB !== '1') rmSync(dir, { recursive: true, force: true });
 }
