@@ -16,16 +16,20 @@ export function workflowBundle(): { codePath: string } {
 }
 
 /**
- * A worker process (worker/process.ts) on the run's shared server and workflow bundle, polling
- * `taskQueue`, its pid file and log in `dir`; `stopWorkerProcess(dir)` stops it.
+ * A worker process (worker/process.ts) on the run's shared server (or a test's own server) with
+ * the run's workflow bundle, polling `taskQueue`, its pid file and log in `dir`;
+ * `stopWorkerProcess(dir)` stops it.
  */
-export async function startSharedWorkerProcess(dir: string, taskQueue: string): Promise<void> {
-  const t = sharedTemporal();
+export async function startSharedWorkerProcess(
+  dir: string,
+  taskQueue: string,
+  server: { address: string; namespace: string } = sharedTemporal(),
+): Promise<void> {
   const bundle = inject('workflowBundlePath');
   await startWorkerProcess({
     dir,
-    address: t.address,
-    namespace: t.namespace,
+    address: server.address,
+    namespace: server.namespace,
     taskQueue,
     ...(bundle ? { workflowBundlePath: bundle } : {}),
   });

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { Client, Connection } from '@temporalio/client';
 import { findFreePort, startDevServer, stopDevServer, type DevServerInfo } from '../client/devServer';
@@ -14,7 +14,8 @@ import { startUpgrade, staticSummary } from '../client/upgrades';
 import { loadInventory } from '../inventory/load';
 import { labDown, labUp, type LabInfo } from '../lab/lab';
 import { progressQuery, type Progress } from '../common/messages';
-import { startWorkerProcess, stopWorkerProcess } from '../worker/process';
+import { stopWorkerProcess } from '../worker/process';
+import { startSharedWorkerProcess } from './temporalEnv';
 import { CHROMIUM, launchChromium, openUntil, withUpgradeColumns } from './helpers/webui';
 
 const dir = mkdtempSync(join(tmpdir(), 'webui-'));
@@ -45,14 +46,7 @@ beforeAll(async () => {
   ]);
   server = s;
   lab = l;
-  const bundle = inject('workflowBundlePath');
-  await startWorkerProcess({
-    dir,
-    address: server.address,
-    namespace: server.namespace,
-    taskQueue,
-    ...(bundle ? { workflowBundlePath: bundle } : {}),
-  });
+  await startSharedWorkerProcess(dir, taskQueue, server);
   client = new Client({
     connection: await Connection.connect({ address: server.address }),
     namespace: server.namespace,
