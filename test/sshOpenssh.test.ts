@@ -39,11 +39,20 @@ function acceptedKeys(n: LabNode): string[] {
   ].map((m) => m[1]!);
 }
 
-/** Lines sshd logged about connections (any connection leaves one, even one closed before auth). */
+/**
+ * Connections sshd logged, counted by client port: any connection leaves a line naming its port,
+ * even one closed before auth. Lines are not counted, since an earlier connection's closing lines
+ * ("Received disconnect", "Disconnected from user") can land after the count is taken (CI saw 3
+ * lines become 5 with no new connection).
+ */
 function connectionsSeen(n: LabNode): number {
-  return readFileSync(join(n.sshd.dir, 'sshd.log'), 'utf8')
-    .split('\n')
-    .filter((l) => / port \d+/.test(l) && !l.startsWith('Server listening')).length;
+  const ports = new Set<string>();
+  for (const line of readFileSync(join(n.sshd.dir, 'sshd.log'), 'utf8').split('\n')) {
+    if (line.startsWith('Server listening')) continue;
+    const m = / from \S+ port (\d+)/.exec(line) ?? / by \S+ port (\d+)/.exec(line);
+    if (m) ports.add(m[1]!);
+  }
+  return ports.size;
 }
 
 /** A host key signed by the CA before sshd starts, so sshd serves the certificate. */
