@@ -1,5 +1,7 @@
 // installCode, the db syncs, nova-status and online data migrations over a real sshd, against
 // the nova-manage/nova-status doubles in test/fixtures/nova/fakebin.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_COMMANDS, renderCommand, type CommandName } from '../inventory/commands';
 import { createManageActivities } from '../activities/nova/manage';
@@ -299,6 +301,74 @@ describe('runOnlineDataMigrations', () => {
     );
     expect(err.type).toBe('NovaOnlineDataMigrationsIncomplete');
     expect(node.read('odm_remaining')).toBe('400');
+  });
+});
+
+describe('runOnlineDataMigrations in every cell', () => {
+  /** A cell's round that ends once `other` has started: one after another, the first cell would never end. */
+  const meetsOther = (self: string, other: string) =>
+    `touch "$FAKE_STATE/${self}-started"; for i in $(seq 200); do [ -e "$FAKE_STATE/${other}-started" ] && exit 0; sleep 0.05; done; echo "${other} never started" >&2; exit 3`;
+  const input = (keyPrefix: string, cells: { name: string; command: string }[]) => ({
+    target: node.target,
+    cells,
+    keyPrefix,
+    stateDir: node.stateDir,
+    pollMs: 50,
+    maxRounds: 3,
+  });
+
+  it('runs the cells at once, each to exit 0', async () => {
+    const r = await activityEnv().run(
+      acts.runOnlineDataMigrations,
+      input('cells1', [
+        { name: 'cell0', command: meetsOther('cells1-cell0', 'cells1-cell1') },
+        { name: 'cell1', command: meetsOther('cells1-cell1', 'cells1-cell0') },
+      ]),
+    );
+    expect(r.roundsByCell).toEqual({ cell0: 1, cell1: 1 });
+    expect(r.summary).toBe('online data migrations had nothing left to migrate in cell0, cell1 (controller)');
+  });
+
+  it("a cell that fails is reported once every other cell's round has ended, so a retry starts no second copy", async () => {
+    const err = await failureOf(
+      activityEnv().run(
+        acts.runOnlineDataMigrations,
+        input('cells2', [
+          { name: 'cell0', command: 'echo "Error attempting to run populate_dev_uuids" >&2; exit 2' },
+          { name: 'cell1', command: `sleep 1; touch "$FAKE_STATE/cells2-cell1-ended"; exit 0` },
+        ]),
+      ),
+    );
+    expect(err.type).toBe('NovaOnlineDataMigrationsFailed');
+    expect(err.message).toContain('online data migrations failed in round 1 in cell0 on controller');
+    expect(existsSync(join(node.state, 'cells2-cell1-ended'))).toBe(true);
+  });
+
+  it.each([
+    ['of cells at once', { round: 1, done: {}, running: { cell0: 2, cell1: 1 } }],
+    ['a worker before cells ran at once left', { round: 2, cell: 'cell0', done: {} }],
+  ])('resumes where the heartbeat %s says, reattaching to the round in flight', async (_, heartbeatDetails) => {
+    const prefix = `cells3-${'running' in heartbeatDetails ? 'new' : 'old'}`;
+    const ends = (cell: string) => `echo x >> "$FAKE_STATE/${prefix}-${cell}-rounds"; exit 0`;
+    // Attempt 1's worker died while cell0's round 2 ran: it ran to its end on the node.
+    await node.runner.runDetached(node.target, {
+      key: `${prefix}/cell0-round-2`,
+      command: ends('cell0'),
+      stateDir: node.stateDir,
+      pollMs: 50,
+    });
+    const r = await activityEnv({ attempt: 2, heartbeatDetails }).run(
+      acts.runOnlineDataMigrations,
+      input(prefix, [
+        { name: 'cell0', command: ends('cell0') },
+        { name: 'cell1', command: ends('cell1') },
+      ]),
+    );
+    expect(r.roundsByCell).toEqual({ cell0: 2, cell1: 1 });
+    expect(r.commands.find((c) => c.command === ends('cell0'))?.reattached).toBe(true);
+    // cell0's round ran once, on attempt 1; cell1's once, on attempt 2.
+    expect(node.count(`${prefix}-cell0-rounds`)).toBe(1);
+    expect(node.count(`${prefix}-cell1-rounds`)).toBe(1);
   });
 });
 
