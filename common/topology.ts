@@ -106,6 +106,15 @@ export function lbTargets(inv: Inventory): LbTarget[] {
   }));
 }
 
+/**
+ * Cells whose nova-manage commands (db sync, online data migrations) run at once on the
+ * controller. Each cell is its own database, so one cell's command does not wait on another's;
+ * one after another, the default lab's two cells took 4 migration rounds in a row ("cell0 2
+ * rounds, cell1 2 rounds", bench/steps.ts). A bound, since each is a nova-manage process of its
+ * own on the controller and a cloud may have dozens of cells (CERN reports 75).
+ */
+export const CELL_COMMANDS_AT_ONCE = 4;
+
 export function isComputeOnly(n: Node): boolean {
   return n.roles.every((r) => r === 'compute');
 }

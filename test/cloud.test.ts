@@ -292,8 +292,8 @@ describe('nova.conf edits by a non-root login whose nova.conf needs sudo', () =>
       `sudo cat ${path}`,
     ]);
     // The plan shows the write through sudo, so the preflight checks sudo on that node.
-    const pin = plannedSteps(inv).find((s) => s.id === 'pin-compute-rpc:controller')!;
-    expect(pin.commands.filter((c) => c.command.startsWith('sudo sh -c ')).length).toBe(
+    const pin = plannedSteps(inv).find((s) => s.id === 'pin-compute-rpc')!;
+    expect(pin.commands.filter((c) => c.node === 'controller' && c.command.startsWith('sudo sh -c ')).length).toBe(
       inv.nodes[0]!.configFiles.length,
     );
     const again = await activityEnv().run(config.setUpgradeLevelsCompute, {

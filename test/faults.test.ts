@@ -369,8 +369,8 @@ describe('a node that hangs with a connection open', () => {
       await decide(h, 'retry');
       await until(
         h,
-        (x) => x.steps.find((s) => s.id === 'pin-compute-rpc:apicomp')!.status === 'succeeded',
-        'pin-compute-rpc:apicomp after retry',
+        (x) => x.steps.find((s) => s.id === 'pin-compute-rpc')!.status === 'succeeded',
+        'pin-compute-rpc (apicomp among the nodes) after retry',
         60_000,
         true,
       );
@@ -415,8 +415,8 @@ describe('SSH nodes that refuse or hang, and nova-api that will not start on the
     await decide(h, 'retry');
     await until(
       h,
-      (x) => x.steps.find((s) => s.id === 'pin-compute-rpc:apicomp')!.status === 'succeeded',
-      'pin-compute-rpc:apicomp after retry',
+      (x) => x.steps.find((s) => s.id === 'pin-compute-rpc')!.status === 'succeeded',
+      'pin-compute-rpc (apicomp among the nodes) after retry',
       60_000,
       true,
     );

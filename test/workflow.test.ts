@@ -221,9 +221,9 @@ describe('novaUpgrade orchestration', () => {
     );
     expect(
       await refusal(
-        h.executeUpdate(decideUpdate, { args: [{ action: 'retry', stepId: 'db-sync:cell0', by: 'alice' }] }),
+        h.executeUpdate(decideUpdate, { args: [{ action: 'retry', stepId: 'db-sync-cells', by: 'alice' }] }),
       ),
-    ).toBe('the held step is api-db-sync, not db-sync:cell0');
+    ).toBe('the held step is api-db-sync, not db-sync-cells');
     await h.executeUpdate(decideUpdate, { args: [{ action: 'retry', by: 'alice' }] });
     const after = await untilProgress(h, (x) => x.pendingApproval?.phase === 'during-window', 'the window gate');
     expect(after.steps.find((s) => s.id === 'api-db-sync')).toMatchObject({
@@ -271,6 +271,32 @@ describe('novaUpgrade orchestration', () => {
       .filter((c) => c.name === 'restartServiceChecked' && c.input.unit === 'devstack@n-sch')
       .map((c) => c.input.key as string);
     expect(new Set(keys).size).toBe(2);
+    await h.terminate('test done');
+  });
+
+  it("syncs every cell's database at once; a cell that fails is held by name, and a retry syncs only it", async () => {
+    script = newScript();
+    script.failures.set('syncCellDb', 1);
+    script.failWhen = (c) => c.input.cell === 'cell0';
+    const h = await start(['before-upgrade', 'before-window']);
+    const held = await untilProgress(h, (x) => x.status === 'held', 'the hold');
+    expect(held.pendingDecision?.stepId).toBe('db-sync-cells');
+    const step = held.steps.find((s) => s.id === 'db-sync-cells')!;
+    expect(step.error).toMatch(/: nova-manage db sync failed in cell0: .*failed as scripted.*; synced cell1$/);
+    const syncs = () => script.calls.filter((c) => c.name === 'syncCellDb').map((c) => c.input.cell as string);
+    expect(syncs()).toEqual(['cell0', 'cell1']);
+    await h.executeUpdate(decideUpdate, { args: [{ action: 'retry', by: 'alice' }] });
+    const p = await untilProgress(
+      h,
+      (x) => x.steps.find((s) => s.id === 'db-sync-cells')?.status === 'succeeded',
+      'the retried sync',
+    );
+    // Only the cell that failed is synced again, under a new key (a new run on the node).
+    expect(syncs()).toEqual(['cell0', 'cell1', 'cell0']);
+    const keys = script.calls.filter((c) => c.name === 'syncCellDb').map((c) => c.input.key as string);
+    expect(new Set(keys).size).toBe(3);
+    // The retry's summary is the one cell's (two would read "ok; ok").
+    expect(p.steps.find((s) => s.id === 'db-sync-cells')?.summary).toBe('ok');
     await h.terminate('test done');
   });
 

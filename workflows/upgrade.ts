@@ -34,6 +34,7 @@ export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
     computeHupInBatches: patched('compute-hup-in-batches'),
     restartsAtOnce: patched('restarts-at-once'),
     hupsAtOnce: patched('hups-at-once'),
+    syncsAndPinsAtOnce: patched('syncs-and-pins-at-once'),
   });
   const batches = computeBatches(inv);
   const state = new UpgradeState(

@@ -2,6 +2,7 @@
 // pre-flight `nova-status upgrade check`, and the online data migrations after the upgrade.
 import type { CommandRecord } from '../ssh/types';
 import type { SshTarget } from '../../common/sshTarget';
+import { CELL_COMMANDS_AT_ONCE } from '../../common/topology';
 import {
   lastLines,
   outputOf,
@@ -89,15 +90,6 @@ export interface MigrationsProgress {
   /** Per cell running, the round in flight. */
   running?: Record<string, number>;
 }
-
-/**
- * Cells whose online data migrations run at once. Each cell is its own database, so their rounds
- * do not wait on each other; one after another, the default lab's two cells took 4 rounds in a
- * row (bench/steps.ts: "cell0 2 rounds, cell1 2 rounds"). A bound, since each round is a
- * nova-manage process of its own on the controller, and a cloud may have dozens of cells (CERN
- * reports 75).
- */
-export const CELL_MIGRATIONS_AT_ONCE = 4;
 
 const VERSION_LINE = /^\d+\.\d+\.\d+\S*$/;
 
@@ -388,7 +380,7 @@ export function createManageActivities(deps: NovaDeps) {
     // round beside one still running in another cell.
     const results = await mapLimit(
       input.cells.filter((c) => done[c.name] === undefined),
-      CELL_MIGRATIONS_AT_ONCE,
+      CELL_COMMANDS_AT_ONCE,
       async (cell) => {
         const r = await migrateUntilDone(
           input,

@@ -82,6 +82,7 @@ function tasksFor(inv: Inventory, step: ReturnType<typeof plannedSteps>[number])
     case 'install-code':
     case 'api-db-sync':
     case 'db-sync':
+    case 'db-sync-cells':
     case 'upgrade-placement':
     case 'upgrade-check':
     case 'restart':

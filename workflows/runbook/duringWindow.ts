@@ -15,6 +15,7 @@ import { batchEstimate } from '../window';
 import { apiServerSteps } from './apiServers';
 import { computeBatchSteps } from './batchSteps';
 import { computeBatchRun } from './computeBatchStep';
+import { runPartsAtOnce } from './atOnce';
 import { installCodeStep, restartGroupStep, restartStep } from './install';
 import { pinCommands, setUpgradeLevels } from './pin';
 import type { PlanOptions, RunbookStep } from './types';
@@ -51,15 +52,38 @@ export function duringWindowSteps(inv: Inventory, installed: Set<string>, opts: 
     },
   });
   // Before any service restarts on the new code, so none sends messages old computes can't read.
-  for (const n of inv.nodes.filter((x) => x.configFiles.length && !isComputeOnly(x))) {
+  const pinned = inv.nodes.filter((x) => x.configFiles.length && !isComputeOnly(x));
+  if (opts.syncsAndPinsAtOnce && pinned.length) {
+    // Every node at once: each pin is a read and an atomic write of that node's own files. The
+    // control nodes are few (compute-only nodes are pinned by their batch), so no bound.
+    const done = new Set<string>();
     steps.push({
-      id: `pin-compute-rpc:${n.name}`,
+      id: 'pin-compute-rpc',
       phase,
-      title: `set [upgrade_levels] compute = auto on ${n.name}`,
-      node: n.name,
-      commands: n.configFiles.flatMap((f) => pinCommands(inv, n.name, f)),
-      run: (rt) => setUpgradeLevels(rt.ops, n),
+      title: `set [upgrade_levels] compute = auto on every node at once (${pinned.map((n) => n.name).join(', ')})`,
+      commands: pinned.flatMap((n) => n.configFiles.flatMap((f) => pinCommands(inv, n.name, f))),
+      run: (rt) =>
+        runPartsAtOnce({
+          parts: pinned,
+          name: (n) => n.name,
+          run: (n) => setUpgradeLevels(rt.ops, n),
+          done,
+          failed: 'setting [upgrade_levels] compute = auto failed on',
+          succeeded: 'set on',
+          allDone: 'every node was pinned already',
+        }),
     });
+  } else {
+    for (const n of pinned) {
+      steps.push({
+        id: `pin-compute-rpc:${n.name}`,
+        phase,
+        title: `set [upgrade_levels] compute = auto on ${n.name}`,
+        node: n.name,
+        commands: n.configFiles.flatMap((f) => pinCommands(inv, n.name, f)),
+        run: (rt) => setUpgradeLevels(rt.ops, n),
+      });
+    }
   }
   // nova-status: 0 ok, 1 warning (carried to the next gate), 2 and 255 hold here.
   steps.push({

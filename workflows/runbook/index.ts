@@ -30,7 +30,7 @@ export function planUpgrade(inv: Inventory, opts: PlanOptions = CURRENT_PLAN): R
   const installed = new Set([inv.controller]);
   const rest = [
     ...beforeUpgradeSteps(inv),
-    ...beforeWindowSteps(inv),
+    ...beforeWindowSteps(inv, opts),
     ...duringWindowSteps(inv, installed, opts),
     ...afterWindowSteps(inv, opts),
   ];

@@ -1,9 +1,9 @@
 // Installing the new code on a node: one runbook line per node, at the first step that needs it.
-import { isCancellation, patched } from '@temporalio/workflow';
+import { patched } from '@temporalio/workflow';
 import { cmd } from '../../common/topology';
 import type { Phase } from '../../common/messages';
 import type { Inventory } from '../../inventory/schema';
-import { describeFailure } from '../failures';
+import { runPartsAtOnce } from './atOnce';
 import type { RunbookStep } from './types';
 
 export function installCodeStep(inv: Inventory, phase: Phase, node: string): RunbookStep {
@@ -73,31 +73,15 @@ export function restartGroupStep(
     title,
     commands: group.map(({ node, unit }) => ({ node, command: cmd(inv, 'serviceRestart', { unit, node }) })),
     exposes: { during: group.map(({ node, unit }) => ({ service: { node, unit } })) },
-    run: async (rt, key) => {
-      const left = group.filter((r) => !done.has(name(r)));
-      const summaries = new Map<string, string>();
-      const failed: string[] = [];
-      await Promise.all(
-        left.map(async (r) => {
-          try {
-            const out = await rt.ops.services.restartServiceChecked(r.node, r.unit, `${key}/${r.node}/${r.unit}`);
-            done.add(name(r));
-            summaries.set(name(r), out.summary);
-          } catch (err) {
-            if (isCancellation(err)) throw err;
-            failed.push(`${name(r)}: ${describeFailure(err)}`);
-          }
-        }),
-      );
-      if (failed.length) {
-        const ok = left.filter((r) => done.has(name(r)));
-        throw new Error(
-          `restart failed for ${failed.join('; ')}${ok.length ? `; restarted ${ok.map(name).join(', ')}` : ''}`,
-        );
-      }
-      // In the group's order, whatever order the restarts ended in.
-      const said = left.map((r) => summaries.get(name(r))!);
-      return { summary: said.length ? said.join('; ') : `every service of this step was restarted already` };
-    },
+    run: (rt, key) =>
+      runPartsAtOnce({
+        parts: group,
+        name,
+        run: (r) => rt.ops.services.restartServiceChecked(r.node, r.unit, `${key}/${r.node}/${r.unit}`),
+        done,
+        failed: 'restart failed for',
+        succeeded: 'restarted',
+        allDone: 'every service of this step was restarted already',
+      }),
   };
 }

@@ -96,6 +96,12 @@ export interface PlanOptions {
    * once), instead of the nodes' step and then one step per batch, one after another.
    */
   hupsAtOnce?: boolean;
+  /**
+   * Since `syncs-and-pins-at-once`: one step syncs every cell's database at once (`db-sync-cells`,
+   * at most CELL_COMMANDS_AT_ONCE), and one step pins every node at once (`pin-compute-rpc`),
+   * instead of a step per cell and a step per node, one after another.
+   */
+  syncsAndPinsAtOnce?: boolean;
 }
 
 /** Today's plan: what `--dry-run` prints and what a new upgrade runs. */
@@ -103,6 +109,7 @@ export const CURRENT_PLAN: Required<PlanOptions> = {
   computeHupInBatches: true,
   restartsAtOnce: true,
   hupsAtOnce: true,
+  syncsAndPinsAtOnce: true,
 };
 
 /** A step's fields that the dry run and the progress need, without the code. */
