@@ -5,7 +5,7 @@
 // names a pair (test/helpers/realVenvs.ts). Loopback only: 127.0.36.0/24.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir, userInfo } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeystoneActivities, type PointComputeEndpointInput } from '../activities/nova/keystone';
@@ -14,14 +14,15 @@ import type { SshTarget } from '../common/sshTarget';
 import { DEFAULT_COMMANDS } from '../inventory/commands';
 import { ADMIN_PASSWORD } from '../lab/real/configs';
 import { KeystoneAdmin } from '../lab/real/keystone';
+import { SHARED_VENVS, venvRoot } from '../lab/real/realLab';
 import { ensureKeyPair, startSshd, stopSshd } from '../lab/sshd';
 import { activityEnv, failureOf } from './helpers/activityEnv';
 import { REAL_VENVS } from './helpers/realVenvs';
 
 const REAL = REAL_VENVS;
-const VENVS = join(homedir(), '.cache', 'nova-upgrade', 'venvs');
-const KEYSTONE = join(VENVS, 'keystone-30.0.0');
-const OSC = join(VENVS, 'openstackclient-10.5.0');
+// Where scripts/openstack-venvs.sh built them (NOVA_UPGRADE_CACHE moves it, as for the real lab).
+const KEYSTONE = join(venvRoot(), SHARED_VENVS.keystone);
+const OSC = join(venvRoot(), SHARED_VENVS.openstackclient);
 const KEYSTONE_ADDR = '127.0.36.1';
 const KEYSTONE_PORT = 35736;
 const NODE_ADDR = '127.0.36.2';
