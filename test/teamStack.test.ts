@@ -204,9 +204,11 @@ describe('the team stack on PostgreSQL', () => {
         maxDurationMs: 15 * 60_000,
       });
       probe.start();
-      // 2.5 s requests in flight keep the drain wait open long enough to be hit: HAProxy's
-      // counters prove a drain with no session at its first reading (30 Nov CI: workerDone false).
-      const slow = slowRequestsThrough(lab.vipUrl);
+      // 6 s requests in flight keep the drain wait open long enough to be hit: HAProxy's
+      // counters prove a drain with no session at its first reading (30 Nov CI: workerDone
+      // false). 2.5 s ones were missed too, once (the cold CI of 30 Nov, 23:26, beside the real
+      // lab): this loop's describe and query take a second or more at that load.
+      const slow = slowRequestsThrough(lab.vipUrl, 6000);
       const h = await startUpgrade(client, taskQueue, inv, { autoApprove: [...PHASES] });
       const id = (upgradeId = h.workflowId);
       const log: string[] = [];

@@ -3,10 +3,10 @@
 // a test that must act while a drain wait runs needs sessions for the wait to wait for.
 import { VipProbe } from '../../activities/http/probe';
 
-export function slowRequestsThrough(vipUrl: string): VipProbe {
+export function slowRequestsThrough(vipUrl: string, delayMs = 2500): VipProbe {
   const probe = new VipProbe({
     url: vipUrl,
-    paths: ['/v2.1/servers?delay_ms=2500'],
+    paths: [`/v2.1/servers?delay_ms=${delayMs}`],
     ratePerSecond: 3,
     clients: 4,
     requestTimeoutMs: 10_000,
