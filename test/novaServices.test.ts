@@ -3,6 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_COMMANDS, renderCommand } from '../inventory/commands';
 import { createServiceActivities } from '../activities/nova/services';
+import { createServiceRecordActivities } from '../activities/nova/serviceRecords';
+import { SERVICE_ROWS_MARKER } from '../common/serviceRowsScript';
 import { startFakeNovaNode, type FakeNovaNode } from './helpers/novaNode';
 import { activityEnv, failureOf } from './helpers/activityEnv';
 
@@ -172,5 +174,33 @@ describe('hupServices', () => {
       /^sending HUP to devstack@n-gone on apicomp failed \(exit 1\) after devstack@n-sch had it: .*no unit n-gone/s,
     );
     expect(node.count('units/devstack@n-sch/hups') - before).toBe(1);
+  });
+});
+
+describe('checkServiceVersions at fleet size', () => {
+  it("reads every row of 2,000 computes (one line far past the pool's 64 KiB tail) and returns counts, not rows", async () => {
+    // What the read script prints on a cloud of 2,000 computes at nova 31.0.0's service version
+    // 68: one marker line of ~400 KB. The 1,000-compute scale lab failed here before.
+    const generator = [
+      'import json, datetime',
+      'now = datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%S")',
+      'rows = [dict(id=i, uuid="0b5c6f1e-0000-4000-8000-%012d" % i, host="cmp%d" % i, binary="nova-compute",',
+      '             version=68, last_seen_up=now, created_at=now, forced_down=False, deleted=0) for i in range(1, 2001)]',
+      `print("${SERVICE_ROWS_MARKER} " + json.dumps([dict(cell="cell1", rows=rows)]))`,
+    ].join('\n');
+    node.write('service-rows.py', generator);
+    const acts = createServiceRecordActivities({ runner: node.runner });
+    const r = await activityEnv().run(acts.checkServiceVersions, {
+      target: node.target,
+      command: `python3 "$FAKE_STATE/service-rows.py"`,
+      to: '31.0.0',
+      inventoryComputeHosts: Array.from({ length: 2000 }, (_, i) => `cmp${i + 1}`),
+      excludedHosts: [],
+      cells: ['cell1'],
+    });
+    expect(r.rowsPerCell).toEqual({ cell1: 2000 });
+    expect(r.summary).toMatch(/^read 2000 service records in cell1: /);
+    // The result does not grow with the fleet: no row is carried back to the workflow.
+    expect(JSON.stringify(r).length).toBeLessThan(16 * 1024);
   });
 });

@@ -6,6 +6,7 @@ import type { SshTarget } from '../../common/sshTarget';
 import { nonRetryable } from '../common';
 import type { CommandRecord } from '../ssh/types';
 import { runRead, type NovaDeps } from './common';
+import { SERVICE_LIST_OUTPUT_BYTES } from './computes';
 import { parseServiceList } from './serviceList';
 import {
   judgeServiceVersions,
@@ -33,7 +34,12 @@ export interface CheckServiceVersionsInput {
 export interface CheckServiceVersionsResult {
   summary: string;
   report: ServiceVersionReport;
-  cells: CellServices[];
+  /**
+   * Rows read per cell. The rows themselves stay here: ~250 bytes each, they would make the
+   * result grow with the fleet (1,002 services on the scale lab; Temporal refuses a payload
+   * over 2 MiB, near 8,000 rows). Results recorded before carry `cells` as well.
+   */
+  rowsPerCell: Record<string, number>;
   commands: CommandRecord[];
 }
 
@@ -69,7 +75,11 @@ export function createServiceRecordActivities(deps: NovaDeps) {
    */
   async function checkServiceVersions(input: CheckServiceVersionsInput): Promise<CheckServiceVersionsResult> {
     const commands: CommandRecord[] = [];
-    const out = (await runRead(runner, input.target, input.command, commands)).stdout;
+    // One JSON line for every row of every cell: past the pool's 64 KiB tail at a few hundred
+    // computes (the 1,000-compute scale lab failed here with "printed no NOVA_UPGRADE_SERVICE_ROWS
+    // line"). Parsed and dropped, never recorded.
+    const out = (await runRead(runner, input.target, input.command, commands, undefined, SERVICE_LIST_OUTPUT_BYTES))
+      .stdout;
     let cells: CellServices[];
     try {
       cells = parseServiceRowsOutput(out);
@@ -103,7 +113,7 @@ export function createServiceRecordActivities(deps: NovaDeps) {
     return {
       summary: `read ${rows} service records in ${cells.map((c) => c.cell).join(', ')}: ${report.summary}${report.notes.length ? `; ${report.notes.join('; ')}` : ''}`,
       report,
-      cells,
+      rowsPerCell: Object.fromEntries(cells.map((c) => [c.cell, c.rows.length])),
       commands,
     };
   }

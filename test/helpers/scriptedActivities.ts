@@ -55,7 +55,7 @@ const SPECIFIC: Partial<Record<keyof Activities, (input: Record<string, unknown>
   findOrphanedServices: () => ({ ...GENERIC, orphans: [] }),
   checkServiceVersions: () => ({
     ...GENERIC,
-    cells: [],
+    rowsPerCell: {},
     report: {
       to: '31.0.0',
       oldestSupportedServiceVersion: 66,
