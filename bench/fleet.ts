@@ -25,6 +25,7 @@ import { computeBatches, computeParallel } from '../common/topology';
 import { loadInventory } from '../inventory/load';
 import type { FleetTimes } from '../lab/fleet';
 import { labDown, labUp } from '../lab/lab';
+import { batchProfile, renderBatchProfile } from './batchProfile';
 import { startWorkerProcess, stopWorkerProcess, workerPid } from '../worker/process';
 
 const args = process.argv.slice(2);
@@ -142,6 +143,16 @@ async function bundle(): Promise<string> {
   return path;
 }
 
+/** Processes forked since boot, and the machine's busy CPU seconds, from /proc/stat. */
+function machineCounters(): { forks: number; busyS: number } {
+  const stat = readFileSync('/proc/stat', 'utf8');
+  const cpu = (/^cpu\s+(.*)$/m.exec(stat)?.[1] ?? '').split(/\s+/).map(Number);
+  // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+  const busy = cpu.reduce((n, v, i) => (i === 3 || i === 4 || i > 7 ? n : n + v), 0);
+  const ticks = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  return { forks: Number(/^processes\s+(\d+)/m.exec(stat)?.[1] ?? 0), busyS: busy / ticks };
+}
+
 const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 async function one(client: Client, address: string, namespace: string, bundlePath: string, n: number) {
@@ -166,6 +177,7 @@ async function one(client: Client, address: string, namespace: string, bundlePat
     peakConn = Math.max(peakConn, sshConnections(lab.options.sshPort));
   }, 500);
   const loadBefore = load();
+  const before = machineCounters();
   const t0 = Date.now();
   const h = await startUpgrade(client, taskQueue, inv, { autoApprove: [...PHASES] });
   const result = (await h.result()) as UpgradeResult;
@@ -174,6 +186,7 @@ async function one(client: Client, address: string, namespace: string, bundlePat
   clearInterval(sampler);
   last = procStats(pid) ?? last;
   const loadAfter = load();
+  const after = machineCounters();
   const connAtEnd = sshConnections(lab.options.sshPort);
 
   const batches = progress.compute.batches ?? [];
@@ -193,9 +206,14 @@ async function one(client: Client, address: string, namespace: string, bundlePat
     .map((e) => e.childWorkflowExecutionStartedEventAttributes?.workflowExecution?.workflowId)
     .filter((x): x is string => !!x);
   let largestChild = { id: '', events: 0 };
+  const batchEvents = async (id: string) => (await client.workflow.getHandle(id).fetchHistory()).events ?? [];
+  let largestChildEvents: Awaited<ReturnType<typeof batchEvents>> = [];
   for (const id of childIds) {
-    const ev = (await client.workflow.getHandle(id).fetchHistory()).events ?? [];
-    if (ev.length > largestChild.events) largestChild = { id, events: ev.length };
+    const ev = await batchEvents(id);
+    if (ev.length > largestChild.events) {
+      largestChild = { id, events: ev.length };
+      largestChildEvents = ev;
+    }
     for (const [k, v] of payloads(ev)) sizes.set(`child ${k}`, Math.max(sizes.get(`child ${k}`) ?? 0, v));
   }
   const progressBytes = Buffer.byteLength(JSON.stringify(progress));
@@ -226,8 +244,13 @@ async function one(client: Client, address: string, namespace: string, bundlePat
     sshPeak: peakConn,
     sshAtEnd: connAtEnd,
     load: `${loadBefore} → ${loadAfter}`,
+    // The lab's nodes share this machine: every process a remote command forks, and every CPU
+    // second anything spends, is the fleet's cost here (on real computes each node has its own).
+    forksPerS: (after.forks - before.forks) / (wallMs / 1000),
+    machineBusyCores: (after.busyS - before.busyS) / (wallMs / 1000),
   };
   console.log(JSON.stringify(row, null, 2));
+  console.log(`${largestChild.id}:\n${renderBatchProfile(batchProfile(largestChildEvents))}`);
   console.log(
     `| ${n} | ${batches.length} | ${row.wallS.toFixed(0)} | ${row.batchSumS.toFixed(0)} | ${row.idealS.toFixed(0)} | ${row.ratio.toFixed(2)} | ${row.parentEvents} | ${largestChild.events} | ${kib(input)} | ${kib(progressBytes)} | ${kib(ranked[0]?.bytes ?? 0)} (${ranked[0]?.where}) | ${row.workerPeakRssMiB.toFixed(0)} MiB | ${row.workerCpuS.toFixed(0)} | ${peakConn} | ${row.load} |`,
   );

@@ -3,7 +3,7 @@
 // worker that dies while waiting leaves the run to the retry, which completes it once.
 // Real sshd on 127.0.38.0/24; the dying worker is a real process killed with SIGKILL.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshPool } from '../activities/ssh/pool';
@@ -39,6 +39,45 @@ describe('runDetached by event', () => {
     expect(r).toMatchObject({ exitCode: 0, stdout: 'ok\n' });
     // With a 20 s poll, only the event can end this before 20 s (a generous bound, not a goal).
     expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it("waits on the run's lock: the end is seen at once, even when the command leaves a daemon behind", async () => {
+    // The background sleep keeps every descriptor the command had. Had it the run's lock, the
+    // wait would last the whole 20 s bound.
+    const key = 'evt/daemon';
+    const started = Date.now();
+    const r = await pool.runDetached(node.target(), {
+      key,
+      command: 'sleep 30 > /dev/null 2>&1 & sleep 1.2; echo ok',
+      stateDir,
+      pollMs: 20_000,
+    });
+    expect(r).toMatchObject({ exitCode: 0, stdout: 'ok\n' });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    // The lock path was the one taken: the run recorded that it holds its lock.
+    expect(existsSync(join(runDir(key), 'locked'))).toBe(true);
+  });
+
+  it('a run claimed before the lock existed (no "locked" marker) is still awaited to its end', async () => {
+    // As a worker of the release before claimed it: pid, then exit, and no lock.
+    const key = 'evt/old-claim';
+    const dir = runDir(key);
+    mkdirSync(dir, { recursive: true });
+    const old = spawn(
+      'sh',
+      [
+        '-c',
+        'echo $$ > pid; sleep 1.5; echo done > output; date +%s > finished_at; echo 0 > exit.tmp && mv exit.tmp exit',
+      ],
+      { cwd: dir, detached: true, stdio: 'ignore' },
+    );
+    old.unref();
+    expect(await waitFor(() => existsSync(join(dir, 'pid')), 5_000)).toBe(true);
+    const started = Date.now();
+    const r = await pool.runDetached(node.target(), { key, command: 'true', stateDir, pollMs: 20_000 });
+    expect(r).toMatchObject({ exitCode: 0, stdout: 'done\n', reattached: true });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(existsSync(join(dir, 'locked'))).toBe(false);
   });
 
   it('a worker that dies mid-wait: the retry reattaches and the run completes once, with no second copy', async () => {

@@ -32,6 +32,9 @@ export interface WorkerOptions extends ConnectionFlags {
   makeCurrent?: boolean;
 }
 
+/** Up to a batch of 50 computes' reads and installs; a slot is reserved only while free. */
+export const EAGER_ACTIVITIES_PER_WORKFLOW_TASK = 100;
+
 /** A refusal of the worker's own options, before it connects anywhere. */
 export class WorkerOptionsError extends Error {}
 
@@ -168,6 +171,13 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
     }),
     // SSH commands mostly wait on remote hosts, so many can run at once on two cores.
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 200,
+    // A compute batch's workflow task schedules a whole batch's activities at once (50 reads
+    // and 50 installs). With the SDK's defaults (3 eager, 10 pollers) the rest went through the
+    // task queue's backlog: on the scale lab 86 waited at once for a worker with 145 slots free,
+    // up to 6.4 s (bench/fleet.ts, 100 computes, its batch profile). Eager ones start in the
+    // workflow task's own answer; autoscaled pollers take a burst's remainder.
+    maxEagerActivityReservationsPerWorkflowTask: EAGER_ACTIVITIES_PER_WORKFLOW_TASK,
+    activityTaskPollerBehavior: { type: 'autoscaling', minimum: 1, initial: 5, maximum: 100 },
     shutdownGraceTime: '10s',
     // Cancellation reaches an activity only with a heartbeat the server sees; the default
     // throttle (0.8 × heartbeat timeout) would let the VIP probe run 24 s past its stop.

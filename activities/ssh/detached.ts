@@ -65,16 +65,21 @@ function runDirAssignment(opts: DetachedOptions): string {
 
 // Prints the run's state, its resolved directory, then the tail of its output. The exit
 // file is checked again after a dead pid: the run may have finished between the two checks.
+// Files are read with the shell's own \`read\`, not \`cat\`: every exchange of every waiting run
+// runs this, and on the scale lab (100 virtual computes on two cores, their nodes' commands
+// sharing the machine) forks were ~900 a second (bench/fleet.ts, forksPerS).
 function statusScript(tailBytes: number): string {
   return `
-exited() { echo "exited $(cat "$d/exit") $(cat "$d/started_at" 2>/dev/null || echo -) $(cat "$d/finished_at" 2>/dev/null || echo -)"; }
+rd() { v=-; [ -f "$1" ] && read -r v < "$1"; [ -n "$v" ] || v=-; printf '%s' "$v"; }
+exited() { echo "exited $(rd "$d/exit") $(rd "$d/started_at") $(rd "$d/finished_at")"; }
 if [ ! -d "$d" ]; then echo missing
 elif [ -f "$d/exit" ]; then exited
-elif [ -f "$d/cancelled" ]; then echo "cancelled $(head -n 1 "$d/cancelled")"
+elif [ -f "$d/cancelled" ]; then read -r why < "$d/cancelled"; echo "cancelled $why"
 elif [ -f "$d/pid" ]; then
-  pid=$(cat "$d/pid")
-  boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)
-  if [ -n "$boot" ] && [ -f "$d/boot_id" ] && [ "$(cat "$d/boot_id")" != "$boot" ]; then echo "lost rebooted $pid"
+  read -r pid < "$d/pid"
+  boot=; [ -r /proc/sys/kernel/random/boot_id ] && read -r boot < /proc/sys/kernel/random/boot_id
+  was=; [ -f "$d/boot_id" ] && read -r was < "$d/boot_id"
+  if [ -n "$boot" ] && [ -n "$was" ] && [ "$was" != "$boot" ]; then echo "lost rebooted $pid"
   elif kill -0 "$pid" 2>/dev/null; then echo "running $pid"
   elif [ -f "$d/exit" ]; then exited
   else echo "lost died $pid"
@@ -82,7 +87,7 @@ elif [ -f "$d/pid" ]; then
 else echo starting
 fi
 (cd "$d" 2>/dev/null && pwd) || echo "$d"
-printf '%s\n' ${shQuote(OUTPUT_MARK)}
+printf '%s\\n' ${shQuote(OUTPUT_MARK)}
 tail -c ${tailBytes} "$d/output" 2>/dev/null
 true`;
 }
@@ -90,29 +95,47 @@ true`;
 // Completion by event: the exchange that claims a run (or reattaches to it, or reports on it)
 // stays open on the node until the run ends, or until \`boundMs\` passes so the caller can
 // heartbeat and show progress, and then prints the status. A run that ends mid-exchange is
-// seen within one pause, not at the next poll a second later: on the default lab, an install of
-// 0.16 s of commands took 1.5 s at a 1 s poll. The node-side pause starts at 10 ms and backs off
-// to 50 ms, so a long run costs the node a \`sleep\` twenty times a second and the wire nothing;
-// at 100 ms (before issue 16's second round) a run's end was seen 50 ms late on average, and an
-// upgrade of the default lab waits on about 20 detached runs one after another.
-// The claim's own wait for the run's pid file (a few ms after the fork) polls every 10 ms: at
-// 100 ms, a run shorter than that (a SIGHUP, an already-installed check) took 100 ms whatever.
+// seen at once, not at the next poll a second later: on the default lab, an install of 0.16 s
+// of commands took 1.5 s at a 1 s poll.
+// The run holds an exclusive flock(2) on \`lock\` for as long as it lives (RUN_WRAPPER), and
+// the wait is \`flock -s -w <bound>\` on it: the kernel wakes it when the run's process exits,
+// whatever the command left behind (the lock is not passed to it), with no polling at all. The
+// pause loop it replaces forked a \`sleep\` and a \`cat\` 20 times a second per waiting run:
+// on the scale lab, 50 installs at once were ~3,000 forks a second on the machine their nodes
+// share (bench/fleet.ts, forksPerS, docs/fleet-bench.md).
+// Without flock on the node, or for a run claimed before the lock existed (no \`locked\`
+// marker), the pause loop stays: it starts at 10 ms and backs off to 50 ms, and reads the pid
+// with the shell's own \`read\`. A flock that returns while the pid lives and no exit is recorded
+// (a filesystem without working locks) drops back to that loop instead of spinning.
 // A dead pid also ends the wait (the status then says whether it recorded an exit first).
 function waitScript(boundMs: number): string {
   return `
-left=${Math.max(0, Math.round(boundMs))}; s=10
+left=${Math.max(0, Math.round(boundMs))}; s=10; p=; lk=
+command -v flock > /dev/null 2>&1 && lk=1
 while [ "$left" -gt 0 ] && [ -d "$d" ] && [ ! -f "$d/exit" ] && [ ! -f "$d/cancelled" ]; do
-  if [ -f "$d/pid" ] && ! kill -0 "$(cat "$d/pid")" 2>/dev/null; then break; fi
-  if sleep "$(printf '0.%03d' "$s")" 2>/dev/null; then left=$((left - s)); else sleep 1; left=$((left - 1000)); fi
+  if [ -z "$p" ] && [ -f "$d/pid" ]; then read -r p < "$d/pid" || p=; fi
+  if [ -n "$p" ] && ! kill -0 "$p" 2>/dev/null; then break; fi
+  if [ -n "$p" ] && [ -n "$lk" ] && [ -f "$d/locked" ]; then
+    flock -s -w "$((left / 1000)).$((left % 1000 / 100))$((left % 100 / 10))$((left % 10))" "$d/lock" true 2> /dev/null
+    case $? in
+      0) if [ -f "$d/exit" ] || ! kill -0 "$p" 2>/dev/null; then break; fi; lk= ;;
+      1) break ;;
+      *) lk= ;;
+    esac
+  fi
+  if sleep "0.0$s" 2>/dev/null; then left=$((left - s)); else sleep 1; left=$((left - 1000)); fi
   [ "$s" -lt 50 ] && s=$((s * 2)) && [ "$s" -gt 50 ] && s=50
 done`;
 }
 
-// The run itself: records its pid (= its process group, thanks to setsid), then its exit
-// status through a rename so a reader never sees a half-written file.
+// The run itself: takes its lock (released by the kernel when it exits), records its pid (=
+// its process group, thanks to setsid), then its exit status through a rename so a reader
+// never sees a half-written file. The command does not inherit the lock's descriptor (8>&-), so
+// a daemon it starts cannot hold the lock past the run's end.
 const RUN_WRAPPER =
+  '{ exec 8> lock && flock -x 8 && : > locked; } 2> /dev/null; ' +
   'echo $$ > pid.tmp && mv pid.tmp pid; [ -f cancelled ] && exit 0; ' +
-  'sh -c "$1" > output 2>&1 < /dev/null; rc=$?; date +%s > finished_at; echo "$rc" > exit.tmp && mv exit.tmp exit';
+  'sh -c "$1" > output 2>&1 < /dev/null 8>&-; rc=$?; date +%s > finished_at; echo "$rc" > exit.tmp && mv exit.tmp exit';
 
 function claimScript(opts: DetachedOptions, tailBytes: number, boundMs: number): string {
   return `${runDirAssignment(opts)}
