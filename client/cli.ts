@@ -260,14 +260,32 @@ export function buildProgram(): Command {
       'this build within the deployment (default: the version plus a hash of the workflow code)',
     )
     .option('--make-current', "make this build the deployment's current version once it polls")
-    .action(async (o: ConnectionFlags & { deployment?: string; buildId?: string; makeCurrent?: boolean }) => {
-      const { runWorker, versioningFromEnv, WorkerOptionsError } = await import('../worker/main');
-      try {
-        await runWorker({ ...versioningFromEnv(process.env), ...o });
-      } catch (err) {
-        throw err instanceof WorkerOptionsError ? new CliError(`${err.message}; nothing was started`, 2) : err;
-      }
-    });
+    .option(
+      '--max-handshakes <n>',
+      'SSH handshakes in flight at once over every node (default 32); lower it where one sshd answers for many nodes',
+    )
+    .action(
+      async (
+        o: ConnectionFlags & { deployment?: string; buildId?: string; makeCurrent?: boolean; maxHandshakes?: string },
+      ) => {
+        const { runWorker, versioningFromEnv, WorkerOptionsError } = await import('../worker/main');
+        const { maxHandshakes, ...rest } = o;
+        if (maxHandshakes !== undefined && !/^\d+$/.test(maxHandshakes))
+          throw new CliError(
+            `worker: --max-handshakes must be a whole number from 1 to 256, not "${maxHandshakes}"; nothing was started`,
+            2,
+          );
+        try {
+          await runWorker({
+            ...versioningFromEnv(process.env),
+            ...rest,
+            ...(maxHandshakes === undefined ? {} : { maxHandshakes: Number(maxHandshakes) }),
+          });
+        } catch (err) {
+          throw err instanceof WorkerOptionsError ? new CliError(`${err.message}; nothing was started`, 2) : err;
+        }
+      },
+    );
 
   return program;
 }

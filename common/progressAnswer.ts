@@ -39,6 +39,33 @@ function cutStep(s: StepState): StepState {
   return out;
 }
 
+/**
+ * An abort's record of the steps that took effect, one line each, bounded whatever the fleet:
+ * past BATCH_STEPS_LISTED succeeded batch steps, the newest are listed (where the cloud stands)
+ * and the earlier ones counted by kind in one line where they would have been. Listed in full,
+ * an abort late in a 10,000-compute run carried ~400 batch steps with their summaries.
+ */
+export function succeededSteps(steps: StepState[]): string[] {
+  const ok = steps.filter((s) => s.status === 'succeeded');
+  const batch = ok.filter((s) => isBatchStepId(s.id));
+  const listed = new Set(batch.slice(-BATCH_STEPS_LISTED));
+  const omitted = batch.filter((s) => !listed.has(s));
+  const counts = new Map<string, number>();
+  for (const s of omitted) counts.set(s.id.split(':')[0]!, (counts.get(s.id.split(':')[0]!) ?? 0) + 1);
+  const lines: string[] = [];
+  for (const s of ok) {
+    if (isBatchStepId(s.id) && !listed.has(s)) {
+      if (s === omitted[0])
+        lines.push(
+          `and ${omitted.length} earlier batch steps succeeded (${[...counts].map(([k, n]) => `${k} ${n}`).join(', ')}); each batch's detail is in its child workflow`,
+        );
+      continue;
+    }
+    lines.push(`${s.id}: ${cut(s.summary ?? 'done', isBatchStepId(s.id) ? TEXT_CHARS : STEP_TEXT_CHARS)}`);
+  }
+  return lines;
+}
+
 const OPEN_FIRST: Record<FailedNodeRecord['status'], number> = { held: 0, retrying: 1, skipped: 2, done: 3 };
 
 /** The progress as the query answers it: everything but the fleet-sized lists, which are cut and counted. */

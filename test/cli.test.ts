@@ -137,6 +137,11 @@ describe('worker versioning options', () => {
       ],
       [['worker', '--make-current'], 'worker: --make-current needs --deployment'],
       [['worker', '--deployment', 'nova upgrade'], 'worker: --deployment "nova upgrade" must be letters, digits'],
+      [
+        ['worker', '--max-handshakes', 'many'],
+        'worker: --max-handshakes must be a whole number from 1 to 256, not "many"',
+      ],
+      [['worker', '--max-handshakes', '0'], 'worker: --max-handshakes must be a whole number from 1 to 256, not "0"'],
     ] as const) {
       // An address nothing listens on: a refusal must come before any connection is tried.
       const r = await runCli([...args], { TEMPORAL_ADDRESS: '127.0.0.1:1' });

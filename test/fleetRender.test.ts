@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Progress, StepState } from '../common/messages';
 import { progressTable, watchView } from '../client/render';
-import { isBatchStepId, progressAnswer } from '../common/progressAnswer';
+import { isBatchStepId, progressAnswer, succeededSteps } from '../common/progressAnswer';
 
 function fleetProgress(batches: number, done: number): Progress {
   const steps: StepState[] = [
@@ -152,6 +152,28 @@ describe('the progress answer at fleet size', () => {
     // The workflow's own state is untouched.
     expect(p.steps).toHaveLength(403);
     expect(p.compute.failedNodes![0]!.error).toHaveLength(2000);
+  });
+
+  it("bounds an abort's record of what took effect: the newest batch steps listed, the earlier counted", () => {
+    const p = atTenThousand();
+    const lines = succeededSteps(p.steps);
+    // 200 compute batches and 201 SIGHUP batches succeeded: the last 24 listed, the rest one line.
+    expect(lines[0]).toMatch(/^backup: x{400}$/);
+    expect(lines[1]).toBe(
+      "and 377 earlier batch steps succeeded (compute-batch 200, hup-computes 177); each batch's detail is in its child workflow",
+    );
+    expect(lines.slice(2).map((l) => l.split(':')[0] + ':' + l.split(':')[1])).toEqual(
+      Array.from({ length: 24 }, (_, i) => `hup-computes:${178 + i}`),
+    );
+    expect(lines.slice(2).every((l) => l.length <= 'hup-computes:201: '.length + 240)).toBe(true);
+    expect(Buffer.byteLength(JSON.stringify(lines))).toBeLessThan(16 * 1024);
+    // A small cloud's record is every succeeded step, in order, as before.
+    const small = fleetProgress(3, 2);
+    expect(succeededSteps(small.steps)).toEqual([
+      'backup: ' + small.steps[0]!.summary,
+      'compute-batch:1: done',
+      'compute-batch:2: done',
+    ]);
   });
 
   it('renders the bounded answer as readably as the whole state', () => {

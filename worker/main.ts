@@ -21,6 +21,8 @@ export interface WorkerOptions extends ConnectionFlags {
   /** A prebuilt bundle (tests build one per run); otherwise the workflows are bundled at start. */
   workflowBundlePath?: string;
   maxConcurrentActivities?: number;
+  /** SSH handshakes in flight at once (the pool's cap over every node); see SshPoolOptions. */
+  maxHandshakes?: number;
   /**
    * Worker Versioning (docs/operator-guide.md, 8b): the Worker Deployment this worker belongs to.
    * Unset, the worker is unversioned, as 0.1.0's were.
@@ -123,6 +125,9 @@ export async function makeCurrent(
 
 export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
   checkVersioning(opts);
+  const h = opts.maxHandshakes;
+  if (h !== undefined && !(Number.isInteger(h) && h >= 1 && h <= 256))
+    throw new WorkerOptionsError(`worker: --max-handshakes must be a whole number from 1 to 256, not "${String(h)}"`);
   const conn = resolveConnection(opts);
   // Versioned, the build id is taken from the code this worker runs, so the code is bundled first.
   const workflowCode =
@@ -136,7 +141,7 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
       ? undefined
       : { deploymentName: opts.deployment, buildId: opts.buildId ?? defaultBuildId(workflowCode) };
   const connection = await NativeConnection.connect(connectionOptions(conn));
-  const pool = new SshPool();
+  const pool = new SshPool(h === undefined ? {} : { maxHandshakes: h });
   const clientConnection = await Connection.connect(connectionOptions(conn));
   const workflowClient = new Client({ connection: clientConnection, namespace: conn.namespace });
   const probeStopEvents = new ProbeStopEvents();

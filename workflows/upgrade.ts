@@ -12,7 +12,7 @@ import {
   type UpgradeResult,
 } from '../common/messages';
 import { expandInventory } from '../common/nodeRuns';
-import { progressAnswer } from '../common/progressAnswer';
+import { progressAnswer, succeededSteps } from '../common/progressAnswer';
 import { computeBatches } from '../common/topology';
 import { Exposure } from './exposure';
 import { AbortRequested, runKey } from './failures';
@@ -123,10 +123,8 @@ export async function novaUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
       state,
       `upgrade of ${inv.cloud} aborted by ${err.by}${err.reason ? `: ${err.reason}` : ''}`,
     );
-    const succeeded = state.progress.steps
-      .filter((s) => s.status === 'succeeded')
-      .map((s) => `${s.id}: ${s.summary ?? 'done'}`);
-    return result(state, 'aborted', [...succeeded, ...done]);
+    // The result's payload only, not a command: runs started before replay as they were.
+    return result(state, 'aborted', [...succeededSteps(state.progress.steps), ...done]);
   }
 }
 

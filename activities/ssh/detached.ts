@@ -87,7 +87,7 @@ elif [ -f "$d/pid" ]; then
 else echo starting
 fi
 (cd "$d" 2>/dev/null && pwd) || echo "$d"
-printf '%s\\n' ${shQuote(OUTPUT_MARK)}
+printf '%s\n' ${shQuote(OUTPUT_MARK)}
 tail -c ${tailBytes} "$d/output" 2>/dev/null
 true`;
 }

@@ -31,9 +31,9 @@ export interface SshPoolOptions {
    */
   maxSessions?: number;
   /**
-   * Handshakes in flight at once, over every node. sshd's MaxStartups (10:30:100 by default)
-   * starts dropping unauthenticated connections at random past 10 per sshd, and one sshd may
-   * serve many addresses (a jump host, the scale lab): 8 stays below it.
+   * Handshakes in flight at once, over every node. Default DEFAULT_MAX_HANDSHAKES; lower it
+   * (the worker's --max-handshakes) where one sshd answers for many node addresses, since its
+   * MaxStartups (10:30:100 by default) drops unauthenticated connections at random past 10.
    */
   maxHandshakes?: number;
   /**
@@ -54,6 +54,16 @@ export interface SshPoolOptions {
  * again.
  */
 export const IDLE_CONNECTIONS_CAP = 128;
+
+/**
+ * Past the idle cap, every batch of a fleet opens a connection to each of its nodes at once
+ * (1,000 computes in batches of 50 met 50 new nodes a batch). At 8 handshakes in flight, a
+ * batch's first reads took 4.1 s on average for 0.4 s of commands (bench/fleet.ts, 1,000
+ * computes, the batch profile, 7 Dec). Each node has its own sshd on a real fleet, so its
+ * MaxStartups sees at most maxConnectionsPerHost of them; through ProxyJump the handshake is
+ * with the node's sshd too, the jump host's seeing only a channel.
+ */
+export const DEFAULT_MAX_HANDSHAKES = 32;
 
 export interface SshPoolStats {
   /** Connections that completed a handshake since the pool was made: reuse keeps this low. */
@@ -158,7 +168,7 @@ export class SshPool implements RemoteRunner {
       keepaliveCountMax: options.keepaliveCountMax ?? 3,
       killGraceMs: options.killGraceMs ?? 5_000,
       maxSessions: options.maxSessions ?? 256,
-      maxHandshakes: options.maxHandshakes ?? 8,
+      maxHandshakes: options.maxHandshakes ?? DEFAULT_MAX_HANDSHAKES,
       maxIdleConnections: options.maxIdleConnections ?? IDLE_CONNECTIONS_CAP,
     };
     this.sessions = new Limiter(this.settings.maxSessions);
