@@ -262,7 +262,7 @@ export function buildProgram(): Command {
     .option('--make-current', "make this build the deployment's current version once it polls")
     .option(
       '--max-handshakes <n>',
-      'SSH handshakes in flight at once over every node (default 32); lower it where one sshd answers for many nodes',
+      "SSH handshakes in flight at once over every node (default 8, below sshd's MaxStartups); raise it where each node has its own sshd",
     )
     .action(
       async (
