@@ -99,6 +99,13 @@ it(
     // requests below are such sessions.)
     inv.timeouts.settleSeconds = 3;
     inv.timeouts.readSeconds = 10;
+    // A real install or db sync takes minutes; the lab's take milliseconds, and since a detached
+    // wait wakes on the run's own lock, an SSH step ended before the polling below could kill
+    // the worker inside it: the CI of b810f16 reached 19 of the 20 kill points, 3 of them in SSH
+    // steps (seed 284089). A second more on each gives the window a real cloud has, and it is
+    // the window the reattach exists for.
+    for (const k of ['installCode', 'apiDbSync', 'dbSync', 'upgradePlacement', 'onlineDataMigrations'] as const)
+      inv.commands[k] = `sleep 1; ${inv.commands[k]}`;
     // More than 20 in all: some situations pass too quickly to be caught every time.
     const quota = new Map<Category, number>([
       ['gate', 4],

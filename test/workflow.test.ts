@@ -2,7 +2,7 @@
 // the progress query. Activities are scripted here; their effects are tested on real programs.
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -84,6 +84,17 @@ beforeAll(async () => {
     activities: scriptedActivities(liveScript(() => script)),
   });
   workerRun = worker.run();
+});
+
+// A test that terminates its upgrade mid-step leaves that step's activities running in this
+// worker: on a loaded CI machine they started after the next test's newScript() and wrote their
+// calls into it (the restarts of "records a skip" showed up first in "runs the whole runbook").
+// The server drops a terminated run's tasks not yet handed out, so waiting for the worker's
+// in-flight activities is enough.
+afterEach(async () => {
+  const deadline = Date.now() + 15_000;
+  while (worker.getStatus().numInFlightActivities > 0 && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 50));
 });
 
 afterAll(async () => {
