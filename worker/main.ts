@@ -34,8 +34,14 @@ export interface WorkerOptions extends ConnectionFlags {
   makeCurrent?: boolean;
 }
 
-/** Up to a batch of 50 computes' reads and installs; a slot is reserved only while free. */
-export const EAGER_ACTIVITIES_PER_WORKFLOW_TASK = 100;
+/**
+ * A batch of 50 compute-only nodes starts three activities a node at once (the pin, the read and
+ * the install): at 100, 50 of them went through the queue, waiting up to 3.9 s; at 150 none
+ * waited, though the batch's wall did not move beyond one run's noise (33.3 and 34.6 s;
+ * bench/fleet.ts, 100 computes, 7 Dec). A slot is reserved only while free, so this never
+ * exceeds the worker's own limit.
+ */
+export const EAGER_ACTIVITIES_PER_WORKFLOW_TASK = 150;
 
 /** A refusal of the worker's own options, before it connects anywhere. */
 export class WorkerOptionsError extends Error {}
