@@ -135,6 +135,56 @@ describe('compute batches at fleet shape', () => {
     expect(upserts).toBeLessThan(result.steps.length * 1.5);
   });
 
+  it('takes a batch out of scheduling beside its installs, and stops no node before its instances’ tasks ended', async () => {
+    script = newScript();
+    const spans: { node: string; from: number; to: number }[] = [];
+    const stops: { node: string; at: number }[] = [];
+    let tasksEnded = 0;
+    script.overrides = {
+      installCode: timedInstall(spans),
+      // A live migration on one of the batch's hosts ends 1.5 s into the batch.
+      waitForNoTasksInProgress: async () => {
+        await new Promise((r) => setTimeout(r, 1500));
+        tasksEnded = Date.now();
+        return { summary: 'no server tasks in progress', polls: 4, commands: [] };
+      },
+      stopService: (input) => {
+        stops.push({ node: nodeOf(input), at: Date.now() });
+        return { summary: 'stopped', alreadyDone: false, commands: [] };
+      },
+    };
+    const h = await start(inventory(3, { batchSize: 3, exclude: ['controller', 'apicomp'] }));
+    expect(((await h.result()) as UpgradeResult).status).toBe('completed');
+    const installs = spans.filter((s) => /^c\d$/.test(s.node));
+    expect(installs).toHaveLength(3);
+    // The installs ran while the batch waited for the migration, not after it…
+    for (const i of installs) expect(i.to, i.node).toBeLessThan(tasksEnded);
+    // …and no nova-compute was stopped before it ended.
+    const batchStops = stops.filter((s) => /^c\d$/.test(s.node));
+    expect(batchStops.map((s) => s.node).sort()).toEqual(['c1', 'c2', 'c3']);
+    for (const s of batchStops) expect(s.at, s.node).toBeGreaterThanOrEqual(tasksEnded);
+  });
+
+  it('a batch whose disable fails is held whole, with no node of it stopped', async () => {
+    script = newScript();
+    script.failures.set('disableComputeServices', Infinity);
+    const h = await start(inventory(3, { batchSize: 3, exclude: ['controller', 'apicomp'] }));
+    const held = await untilProgress(h, (p) => p.pendingDecision?.stepId === 'compute-batch:1', 'the batch hold');
+    expect(held.pendingDecision?.error).toMatch(/failed at "disable c1, c2, c3 for scheduling"/);
+    // The installs beside it only put code on disk; nothing was stopped, started or enabled.
+    expect(
+      calls('installCode')
+        .map((c) => nodeOf(c.input))
+        .filter((n) => /^c\d$/.test(n))
+        .sort(),
+    ).toEqual(['c1', 'c2', 'c3']);
+    expect(calls('stopService')).toEqual([]);
+    expect(calls('startService')).toEqual([]);
+    expect(calls('waitForNoTasksInProgress')).toEqual([]);
+    await h.executeUpdate(decideUpdate, { args: [{ action: 'abort', by: 'alice' }] });
+    expect(((await h.result()) as UpgradeResult).status).toBe('aborted');
+  });
+
   it('holds a failed node by itself while its batch-mates finish; skip leaves it disabled and reported', async () => {
     script = newScript();
     script.failures.set('installCode', 1);

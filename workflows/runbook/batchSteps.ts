@@ -1,7 +1,9 @@
 // One compute batch, line by line: declared once, run by the upgradeComputeBatch child and
 // printed by `--dry-run` under the batch's step. Why this order: a compute is taken out of
-// scheduling before its code changes, and comes back only once a heartbeat from the new
-// process proves it runs (an old heartbeat stays "up" for service_down_time).
+// scheduling, and its instances' tasks have ended, before its nova-compute stops; it comes back
+// only once a heartbeat from the new process proves it runs (an old heartbeat stays "up" for
+// service_down_time). The child runs the disable and the task wait beside the nodes' installs
+// (new code on disk changes nothing the running process does), and no stop before both ended.
 import type { Outcome } from '../../common/messages';
 import {
   cmd,
