@@ -144,6 +144,21 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
+    name: 'batch-disable-retry',
+    path: "a compute batch's disable fails beside its installs; the batch is held whole, no node stopped, and a retry runs a new child",
+    autoApprove: ALL,
+    script: (s) => {
+      s.failures.set('disableComputeServices', 1);
+    },
+    drive: async (h, until) => {
+      await until(
+        (p) => p.pendingDecision?.stepId?.startsWith('compute-batch:') === true,
+        'the hold at a compute batch',
+      );
+      await decide(h, 'retry');
+    },
+  },
+  {
     name: 'abort-in-window',
     path: 'an API restart fails after its drain; abort restarts the service and enables the server',
     autoApprove: ALL,
