@@ -1,5 +1,7 @@
 // Service activities over a real sshd against the systemctl double: each run twice, and the
 // second must report alreadyDone without touching the unit.
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_COMMANDS, renderCommand } from '../inventory/commands';
 import { createServiceActivities } from '../activities/nova/services';
@@ -121,6 +123,94 @@ describe('stopService and startService', () => {
       summary: `${unit} on apicomp is already running (main pid 1001)`,
     });
     expect(node.count(`units/${unit}/starts`)).toBe(1);
+  });
+
+  it('a detached stop and start are one exchange each, and a retry of either acts no second time', async () => {
+    const unit = 'devstack@n-cond-cell1';
+    const stops = node.count(`units/${unit}/stops`);
+    const starts = node.count(`units/${unit}/starts`);
+    const stop = {
+      ...unitInput(unit),
+      stopCommand: cmd('serviceStop', unit),
+      key: 'wf2-cond/stop',
+      stateDir: node.stateDir,
+    };
+    const stopped = await activityEnv().run(acts.stopService, stop);
+    expect(stopped).toMatchObject({ alreadyDone: false, summary: `stopped ${unit} on apicomp` });
+    expect(stopped.state.activeState).toBe('inactive');
+    // The read before, the stop and the read after were three exchanges; now one run.
+    expect(stopped.commands).toHaveLength(1);
+    const start = {
+      ...unitInput(unit),
+      startCommand: cmd('serviceStart', unit),
+      key: 'wf2-cond/start',
+      stateDir: node.stateDir,
+    };
+    const started = await activityEnv().run(acts.startService, start);
+    expect(started).toMatchObject({
+      alreadyDone: false,
+      summary: expect.stringMatching(/^started devstack@n-cond-cell1 on apicomp \(main pid \d+\)$/),
+    });
+    expect(started.commands).toHaveLength(1);
+    // The activity's retry reattaches to its run on the node: done, nothing run again.
+    expect(await activityEnv().run(acts.stopService, stop)).toMatchObject({ alreadyDone: true });
+    expect(await activityEnv().run(acts.startService, start)).toMatchObject({ alreadyDone: true });
+    expect(node.count(`units/${unit}/stops`) - stops).toBe(1);
+    expect(node.count(`units/${unit}/starts`) - starts).toBe(1);
+    // A new key (an operator's retry) finds the unit running, and leaves it so.
+    expect(await activityEnv().run(acts.startService, { ...start, key: 'wf2-cond/start-r1' })).toMatchObject({
+      alreadyDone: true,
+      summary: `${unit} on apicomp is already running (main pid ${started.state.mainPid})`,
+    });
+    expect(node.count(`units/${unit}/starts`) - starts).toBe(1);
+  });
+
+  it('a detached start whose new process dies at once fails with the unit’s status', async () => {
+    const unit = 'devstack@n-novnc-cell1';
+    await activityEnv().run(acts.stopService, {
+      ...unitInput(unit),
+      stopCommand: cmd('serviceStop', unit),
+      key: 'wf3-novnc/stop',
+      stateDir: node.stateDir,
+    });
+    node.write(`units/${unit}/broken`, '');
+    try {
+      const err = await failureOf(
+        activityEnv().run(acts.startService, {
+          ...unitInput(unit),
+          startCommand: cmd('serviceStart', unit),
+          key: 'wf3-novnc/start',
+          stateDir: node.stateDir,
+        }),
+      );
+      expect(err.type).toBe('NovaServiceFailedToStart');
+      expect(err.message).toContain(`${unit} on apicomp did not become active`);
+    } finally {
+      rmSync(join(node.state, `units/${unit}/broken`), { force: true });
+    }
+  });
+
+  it('a stop run claimed by a worker before the one-exchange stop is judged by a fresh read', async () => {
+    const unit = 'devstack@n-sch';
+    const stops = node.count(`units/${unit}/stops`);
+    // What the earlier worker left on the node: the stop command alone, under the step's key.
+    const old = await node.runner.runDetached(node.target, {
+      key: 'wf4-sch/stop',
+      command: cmd('serviceStop', unit),
+      stateDir: node.stateDir,
+      timeoutMs: 10_000,
+    });
+    expect(old.exitCode).toBe(0);
+    const r = await activityEnv().run(acts.stopService, {
+      ...unitInput(unit),
+      stopCommand: cmd('serviceStop', unit),
+      key: 'wf4-sch/stop',
+      stateDir: node.stateDir,
+    });
+    expect(r).toMatchObject({ alreadyDone: true, summary: `${unit} on apicomp is already stopped` });
+    expect(r.state.activeState).toBe('inactive');
+    expect(node.count(`units/${unit}/stops`) - stops).toBe(1);
+    await activityEnv().run(acts.startService, { ...unitInput(unit), startCommand: cmd('serviceStart', unit) });
   });
 
   it('fails non-retryably when a unit will not start', async () => {
