@@ -61,9 +61,10 @@ function timedInstall(spans: { node: string; from: number; to: number }[]) {
   };
 }
 
+/** The most spans running at one instant (a span that meets several others in turn counts once). */
 function maxOverlap(spans: { from: number; to: number }[]): number {
   let peak = 0;
-  for (const s of spans) peak = Math.max(peak, spans.filter((o) => o.from < s.to && o.to > s.from).length);
+  for (const s of spans) peak = Math.max(peak, spans.filter((o) => o.from <= s.from && o.to > s.from).length);
   return peak;
 }
 
