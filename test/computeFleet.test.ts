@@ -186,6 +186,32 @@ describe('compute batches at fleet shape', () => {
     expect(((await h.result()) as UpgradeResult).status).toBe('aborted');
   });
 
+  it("logs in to the next batch's nodes while a batch installs; a warm-up that fails costs nothing", async () => {
+    script = newScript();
+    const warmed: { nodes: string[]; at: number }[] = [];
+    const firstOnNode = new Map<string, number>();
+    script.overrides = {
+      openConnections: (input) => {
+        warmed.push({ nodes: (input.targets as { node: string }[]).map((t) => t.node), at: Date.now() });
+        throw new Error('compute-ok: no route to host');
+      },
+      installCode: (input) => {
+        if (!firstOnNode.has(nodeOf(input))) firstOnNode.set(nodeOf(input), Date.now());
+        return { summary: 'installed', alreadyDone: false, commands: [] };
+      },
+    };
+    // Two batches, c1-c3 and c4-c6.
+    const h = await start(inventory(6, { batchSize: 3, exclude: ['controller', 'apicomp'] }));
+    expect(((await h.result()) as UpgradeResult).status).toBe('completed');
+    // The first batch logged in to the second's nodes before the second began; the last, to none.
+    expect(warmed.map((w) => w.nodes)).toEqual([['c4', 'c5', 'c6']]);
+    expect(warmed[0]!.at).toBeLessThan(firstOnNode.get('c4')!);
+    expect(warmed[0]!.at).toBeGreaterThanOrEqual(firstOnNode.get('c3')!);
+    const p = await h.query(progressQuery);
+    expect(p).toMatchObject({ compute: { nodesDone: 6 } });
+    expect(p.compute.failedNodes).toBeUndefined();
+  });
+
   it('holds a failed node by itself while its batch-mates finish; skip leaves it disabled and reported', async () => {
     script = newScript();
     script.failures.set('installCode', 1);

@@ -243,6 +243,24 @@ describe('sudo at preflight', () => {
   });
 });
 
+describe('openConnections', () => {
+  it("logs in to a batch's nodes ahead of it and keeps the connection; a node that does not answer is counted, never a failure", async () => {
+    const r = await activityEnv().run(acts.openConnections, {
+      targets: [targetOf('compute-ok'), targetOf('ctl')],
+      timeoutMs: 5000,
+    });
+    expect(r).toEqual({
+      summary: 'logged in to 1 of 2 node(s) ahead of their batch; 1 did not answer (their batch decides)',
+      opened: 1,
+      failed: 1,
+    });
+    // The batch's first command finds the connection open: no handshake of its own.
+    const opened = pool.stats().connectionsOpened;
+    expect((await pool.run(targetOf('compute-ok'), 'id -un')).stdout.trim()).toBe(USER_OK);
+    expect(pool.stats().connectionsOpened).toBe(opened);
+  });
+});
+
 describe('nova-upgrade inventory check-ssh', () => {
   it("checks every node from the operator's machine, says which are refused and why, and exits 1", async () => {
     const file = join(lab.root, 'inventory.yaml');

@@ -16,6 +16,7 @@ import {
   type ComputeBatch,
 } from '../common/topology';
 import type { Inventory } from '../inventory/schema';
+import type { SshTarget } from '../common/sshTarget';
 import { describeFailure } from './failures';
 import { forEachLimit } from './limit';
 import { createOps } from './ops';
@@ -48,6 +49,11 @@ export interface ComputeBatchInput {
   key: string;
   /** From earlier attempts at this batch (an operator's retry), per node name. */
   memo?: Record<string, NodeMemo>;
+  /**
+   * Since `compute-warm-next-batch`: the next batch's nodes, logged in to once this batch has
+   * reached its own, so that the next batch starts on open connections.
+   */
+  warmNext?: SshTarget[];
 }
 
 export interface ComputeBatchResult {
@@ -159,6 +165,18 @@ async function parallelBatch(input: ComputeBatchInput, label: string): Promise<C
   const pinAtOnce = readsAtOnce && patched('compute-pin-read-install-at-once');
   const restarted: string[] = [];
   const spent: Record<string, number> = {};
+  // The next batch's logins, once this batch's first reads have all answered (its own handshakes
+  // done): beside the installs, on the cores they leave idle. Never awaited, so nodes that do not
+  // answer cannot hold this batch; nor is its failure this batch's: the next batch's own steps
+  // decide about its nodes.
+  let warming: Promise<unknown> | undefined;
+  let reached = 0;
+  const warm = input.warmNext?.length && patched('compute-warm-next-batch') ? input.warmNext : undefined;
+  const nodeReached = () => {
+    reached += 1;
+    if (warm && !warming && reached === Math.min(nodes.length, computeParallel(inv)))
+      warming = ops.ssh.openConnections(warm, `batch ${input.batch.index + 1}/${input.batches}`).catch(() => undefined);
+  };
   setCurrentDetails(
     `${label}: ${gate ? `take ${hostList(hosts)} out of scheduling, and beside it ` : ''}install and restart ${nodes.length} nodes, ${computeParallel(inv)} at once`,
   );
@@ -182,7 +200,9 @@ async function parallelBatch(input: ComputeBatchInput, label: string): Promise<C
         // process, the code on disk): both before the stop, at once, one round trip fewer.
         at = `read ${unit} state and install nova ${inv.release.to} on ${n.name}`;
         const pin = pinning && pinAtOnce ? setUpgradeLevels(ops, n) : undefined;
-        const [r, i, p] = await Promise.allSettled([read(), install(), pin]);
+        const reading = read();
+        reading.then(nodeReached, nodeReached);
+        const [r, i, p] = await Promise.allSettled([reading, install(), pin]);
         if (p.status === 'rejected') {
           at = pinTitle;
           throw p.reason;

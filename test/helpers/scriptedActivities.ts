@@ -153,6 +153,7 @@ export const ACTIVITY_NAMES: (keyof Activities)[] = [
   'notifyWebhook',
   'checkNodesAccess',
   'checkNodesAccessChunk',
+  'openConnections',
   'checkCells',
   'checkServiceVersions',
   'deleteServiceRecords',

@@ -3,7 +3,7 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { createSshPreflightActivities } from '../../activities/ssh/preflight';
 import { targetOf } from '../../common/topology';
-import { sshTargetFor } from '../../common/sshTarget';
+import { sshTargetFor, type SshTarget } from '../../common/sshTarget';
 import type { Inventory, Node } from '../../inventory/schema';
 import { activityOptions, proxyDefaults } from './options';
 
@@ -42,6 +42,13 @@ export function sshOps(inv: Inventory) {
           },
         ],
       ),
+    /** Logs in to the next batch's nodes ahead of it; never fails, and is not retried. */
+    openConnections: (targets: SshTarget[], label: string) => {
+      const o = activityOptions(inv, 'short', `log in to ${label}'s ${targets.length} node(s) ahead of it`);
+      return acts.openConnections.executeWithOptions({ ...o, retry: { ...o.retry, maximumAttempts: 1 } }, [
+        { targets, timeoutMs: inv.timeouts.readSeconds * 1000 },
+      ]);
+    },
   };
 }
 

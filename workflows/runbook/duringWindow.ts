@@ -153,7 +153,7 @@ export function duringWindowSteps(inv: Inventory, installed: Set<string>, opts: 
         ],
       },
       window: { what: label, estimate: (rt) => batchEstimate(inv, rt.state, batch.nodes.length) },
-      run: computeBatchRun(inv, batch, batches.length),
+      run: computeBatchRun(inv, batch, batches.length, batches[batch.index]),
     });
   }
   // Every compute on the new code before any nova-api serves the new release's API.
