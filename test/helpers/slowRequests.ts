@@ -9,7 +9,7 @@ export function slowRequestsThrough(vipUrl: string, delayMs = 2500): VipProbe {
     paths: [`/v2.1/servers?delay_ms=${delayMs}`],
     ratePerSecond: 3,
     clients: 4,
-    requestTimeoutMs: 10_000,
+    requestTimeoutMs: Math.max(10_000, delayMs + 5_000),
     maxDurationMs: 20 * 60_000,
   });
   probe.start();
