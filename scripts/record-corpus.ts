@@ -159,6 +159,28 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
+    name: 'batch-nodes-fail-before-gate',
+    path: "every node of a compute batch fails its install before the batch's disable and task wait end; the child waits for them, and an abort at the node's hold",
+    autoApprove: ALL,
+    script: (s) => {
+      s.failures.set('installCode', Infinity);
+      s.failWhen = (c) => c.name === 'installCode' && String(c.input.key).includes('/install-');
+      s.overrides = {
+        waitForNoTasksInProgress: async () => {
+          await new Promise((r) => setTimeout(r, 1000));
+          return { summary: 'no server tasks in progress', polls: 3, commands: [] };
+        },
+      };
+    },
+    drive: async (h, until) => {
+      await until(
+        (p) => p.pendingDecision?.stepId?.startsWith('compute-batch:') === true,
+        'the hold at a compute batch',
+      );
+      await decide(h, 'abort', 'recorded abort at a failed node');
+    },
+  },
+  {
     name: 'abort-in-window',
     path: 'an API restart fails after its drain; abort restarts the service and enables the server',
     autoApprove: ALL,

@@ -186,6 +186,28 @@ describe('compute batches at fleet shape', () => {
     expect(((await h.result()) as UpgradeResult).status).toBe('aborted');
   });
 
+  it('a batch whose every node fails before its stop still waits for its own disable and task wait', async () => {
+    script = newScript();
+    let tasksEnded = 0;
+    script.failures.set('installCode', Infinity);
+    script.failWhen = (c) => c.name === 'installCode' && /^c\d$/.test(nodeOf(c.input));
+    script.overrides = {
+      waitForNoTasksInProgress: async () => {
+        await new Promise((r) => setTimeout(r, 1500));
+        tasksEnded = Date.now();
+        return { summary: 'no server tasks in progress', polls: 4, commands: [] };
+      },
+    };
+    const h = await start(inventory(2, { batchSize: 2, exclude: ['controller', 'apicomp'] }));
+    const held = await untilProgress(h, (p) => p.pendingDecision?.stepId === 'compute-batch:1', 'the node hold');
+    expect(held.pendingDecision?.error).toMatch(/^(c[12]) \(\1\) failed at "install nova 31\.0\.0 on \1"/);
+    // The child returned its failed nodes only once its gate had ended: no activity of it runs on.
+    expect(tasksEnded).toBeGreaterThan(0);
+    expect(calls('stopService')).toEqual([]);
+    await h.executeUpdate(decideUpdate, { args: [{ action: 'abort', by: 'alice' }] });
+    expect(((await h.result()) as UpgradeResult).status).toBe('aborted');
+  });
+
   it("logs in to the next batch's nodes while a batch installs; a warm-up that fails costs nothing", async () => {
     script = newScript();
     const warmed: { nodes: string[]; at: number }[] = [];

@@ -256,6 +256,9 @@ async function parallelBatch(input: ComputeBatchInput, label: string): Promise<C
     }
   });
 
+  // Every chain may have ended before the gate did (each node failed before its stop): the
+  // child still waits for its own disable and task wait, and returns nothing while they run.
+  await gate;
   if (gateError !== undefined) throw batchFailed(gateError);
 
   const up: string[] = [];
