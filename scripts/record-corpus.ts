@@ -164,7 +164,7 @@ export const SCENARIOS: Scenario[] = [
     autoApprove: ALL,
     script: (s) => {
       s.failures.set('installCode', Infinity);
-      s.failWhen = (c) => c.name === 'installCode' && String(c.input.key).includes('/install-');
+      s.failWhen = (c) => c.name === 'installCode' && String(c.input.key).includes('/compute-batch:');
       s.overrides = {
         waitForNoTasksInProgress: async () => {
           await new Promise((r) => setTimeout(r, 1000));
